@@ -1,0 +1,464 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configure a Badger store. Zero fields take the defaults, which
+// are sized for a small edge device (a few tens of MB of memory), not for a
+// server as Badger's own defaults are.
+type Options struct {
+	// Dir holds the database; it is created if missing.
+	Dir string
+	// Mode is the durability of Write; default Process.
+	Mode Mode
+	// MemTableBytes is the size of one memtable, default 8 MiB. A single
+	// transaction holds at most 15% of it, so it also bounds a batch.
+	MemTableBytes int64
+	// BlockCacheBytes is the read cache, default 4 MiB.
+	BlockCacheBytes int64
+	// ValueLogFileBytes is the size of one value-log file, default 64 MiB.
+	ValueLogFileBytes int64
+	// GCInterval is how often value-log garbage collection runs, default
+	// 5 minutes; negative disables it.
+	GCInterval time.Duration
+	// Logger receives Badger's warnings and errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+// metaPrefix holds the store's own keys; views made by Sub never reach it
+// because their prefixes are printable.
+var metaPrefix = []byte("\x00meta/")
+
+var epochKey = append(append([]byte{}, metaPrefix...), "epoch"...)
+
+// Badger is a Store over one Badger database.
+type Badger struct {
+	db     *badger.DB
+	mode   Mode
+	epoch  uint64
+	log    *slog.Logger
+	budget int // bytes one group commit may take
+	count  int // writes one group commit may take
+
+	reqs    chan *request
+	closing chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	closeMu sync.RWMutex // held for writing by Close: no Write starts after
+	closed  bool
+}
+
+type request struct {
+	b    *Batch
+	done chan error
+}
+
+var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// OpenBadger opens (or creates) the Badger store in o.Dir.
+//
+// Badger v4 is refused on 32-bit platforms: data written before a reopen
+// could not be read back there (reproduced on 386 and armv7; see
+// docs/ARCHITECTURE.md). A second backend behind Store will serve them.
+func OpenBadger(o Options) (*Badger, error) {
+	if strconv.IntSize == 32 {
+		return nil, fmt.Errorf("store: the Badger backend is not safe on 32-bit platforms (data written before a reopen cannot be read back); use a 64-bit build")
+	}
+	if o.Dir == "" {
+		return nil, fmt.Errorf("store: no directory given")
+	}
+	if o.Mode == "" {
+		o.Mode = Process
+	}
+	if _, err := ParseMode(string(o.Mode)); err != nil {
+		return nil, err
+	}
+	if o.MemTableBytes <= 0 {
+		o.MemTableBytes = 8 << 20
+	}
+	if o.BlockCacheBytes <= 0 {
+		o.BlockCacheBytes = 4 << 20
+	}
+	if o.ValueLogFileBytes <= 0 {
+		o.ValueLogFileBytes = 64 << 20
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	bo := badger.DefaultOptions(o.Dir).
+		WithLogger(badgerLogger{o.Logger}).
+		WithMemTableSize(o.MemTableBytes).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(6).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithNumCompactors(2).
+		WithBlockCacheSize(o.BlockCacheBytes).
+		WithIndexCacheSize(0).
+		WithValueLogFileSize(o.ValueLogFileBytes).
+		WithValueThreshold(1 << 10).
+		WithCompression(options.None).
+		WithDetectConflicts(false).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithSyncWrites(false) // Sync mode calls db.Sync once per group commit
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", o.Dir, mapErr(err))
+	}
+	// Badger refuses a transaction over 15% of a memtable; keep a margin
+	// for its per-entry overhead.
+	maxBatch := int(o.MemTableBytes * 15 / 100)
+	s := &Badger{
+		db: db, mode: o.Mode, log: o.Logger,
+		budget:  maxBatch * 3 / 4,
+		count:   maxBatch / 400,
+		reqs:    make(chan *request, 1024),
+		closing: make(chan struct{}),
+	}
+	if err := s.loadEpoch(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.commitLoop()
+	if o.GCInterval > 0 {
+		s.wg.Add(1)
+		go s.gcLoop(o.GCInterval)
+	}
+	return s, nil
+}
+
+func (s *Badger) loadEpoch() error {
+	v, err := s.Get(epochKey)
+	if err == nil && len(v) == 8 {
+		s.epoch = binary.BigEndian.Uint64(v)
+		return nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	var b [8]byte
+	for s.epoch == 0 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("store: epoch: %w", err)
+		}
+		s.epoch = binary.BigEndian.Uint64(b[:])
+	}
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(epochKey, b[:]) })
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("store: write epoch: %w", mapErr(err))
+	}
+	return nil
+}
+
+// MaxBatchBytes is the largest Batch.Size one Write accepts.
+func (s *Badger) MaxBatchBytes() int { return s.budget }
+
+// Mode is the durability of Write.
+func (s *Badger) Mode() Mode { return s.mode }
+
+// Epoch is the random number fixed when the store was created.
+func (s *Badger) Epoch() uint64 { return s.epoch }
+
+// Get returns a copy of the value under key.
+func (s *Badger) Get(key []byte) ([]byte, error) {
+	var out []byte
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return out, err
+}
+
+// Scan calls fn for keys with prefix, from start, in ascending order.
+func (s *Badger) Scan(prefix, start []byte, fn func(key, value []byte) error) error {
+	return s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		seek := prefix
+		if bytes.Compare(start, prefix) > 0 {
+			seek = start
+		}
+		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			if isMeta(item.Key(), prefix) {
+				continue
+			}
+			err := item.Value(func(v []byte) error { return fn(item.Key(), v) })
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Last returns the greatest key with prefix and a copy of its value.
+func (s *Badger) Last(prefix []byte) (key, value []byte, err error) {
+	err = s.view(func(txn *badger.Txn) error {
+		succ := successor(prefix)
+		opts := badger.IteratorOptions{Prefix: prefix, Reverse: true}
+		if succ == nil {
+			// Badger's reverse Rewind stops at the prefix itself; with no
+			// successor the greatest key of all is the candidate.
+			opts.Prefix = nil
+		}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		if succ != nil {
+			it.Seek(succ)
+		} else {
+			it.Rewind()
+		}
+		for ; it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			if isMeta(item.Key(), prefix) {
+				continue
+			}
+			key = item.KeyCopy(nil)
+			value, err = item.ValueCopy(nil)
+			return err
+		}
+		return ErrNotFound
+	})
+	return key, value, err
+}
+
+// isMeta reports whether key is one of the store's own keys that a scan of
+// prefix should not show.
+func isMeta(key, prefix []byte) bool {
+	return bytes.HasPrefix(key, metaPrefix) && !bytes.HasPrefix(prefix, metaPrefix)
+}
+
+// successor returns the smallest key greater than every key with prefix,
+// or nil if there is none (prefix empty or all 0xff).
+func successor(prefix []byte) []byte {
+	for i := len(prefix) - 1; i >= 0; i-- {
+		if prefix[i] != 0xff {
+			s := append([]byte{}, prefix[:i+1]...)
+			s[i]++
+			return s
+		}
+	}
+	return nil
+}
+
+func (s *Badger) view(fn func(*badger.Txn) error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return mapErr(s.db.View(fn))
+}
+
+// Write applies b atomically. Concurrent Writes are committed together in
+// one transaction and, in Sync mode, one fsync.
+func (s *Badger) Write(b *Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if b.Size() > s.budget {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, b.Size(), s.budget)
+	}
+	r := reqPool.Get().(*request)
+	r.b = b
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		reqPool.Put(r)
+		return ErrClosed
+	}
+	s.reqs <- r
+	s.closeMu.RUnlock()
+	err := <-r.done
+	r.b = nil
+	reqPool.Put(r)
+	return err
+}
+
+// commitLoop is the only writer of the database. It takes every request
+// waiting, commits them in one transaction and answers them all.
+func (s *Badger) commitLoop() {
+	defer s.wg.Done()
+	var group []*request
+	var carry *request
+	for {
+		if carry != nil {
+			group, carry = append(group[:0], carry), nil
+		} else {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					return
+				}
+				group = append(group[:0], r)
+			case <-s.closing:
+				// Close holds closeMu, so no Write is between its check and
+				// its send: drain what was queued, then stop.
+				for {
+					select {
+					case r := <-s.reqs:
+						r.done <- s.commit([]*request{r})
+					default:
+						return
+					}
+				}
+			}
+		}
+		size, count := group[0].b.Size(), group[0].b.Len()
+	more:
+		for size < s.budget && count < s.count {
+			select {
+			case r := <-s.reqs:
+				if size+r.b.Size() > s.budget || count+r.b.Len() > s.count {
+					carry = r
+					break more
+				}
+				group = append(group, r)
+				size += r.b.Size()
+				count += r.b.Len()
+			default:
+				break more
+			}
+		}
+		err := s.commit(group)
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+func (s *Badger) commit(group []*request) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, r := range group {
+		for _, op := range r.b.ops {
+			var err error
+			if op.Delete {
+				err = txn.Delete(op.Key)
+			} else {
+				err = txn.Set(op.Key, op.Value)
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return fmt.Errorf("%w: %v", ErrTooLarge, err)
+			}
+			if err != nil {
+				return fmt.Errorf("store: write: %w", mapErr(err))
+			}
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", mapErr(err))
+	}
+	if s.mode == Sync {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("store: sync: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
+func (s *Badger) gcLoop(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.RunGC()
+		}
+	}
+}
+
+// RunGC rewrites value-log files that are at least half garbage, until none
+// is left. It runs on its own every Options.GCInterval.
+func (s *Badger) RunGC() int {
+	n := 0
+	for {
+		select {
+		case <-s.closing:
+			return n
+		default:
+		}
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("store: value-log gc", "error", err)
+			}
+			return n
+		}
+		n++
+	}
+}
+
+// Size returns the bytes the database occupies on disk: LSM tree and value log.
+func (s *Badger) Size() (lsm, vlog int64) { return s.db.Size() }
+
+// Close stops the store, finishing writes already queued.
+func (s *Badger) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		close(s.closing)
+		s.closeMu.Unlock()
+		s.wg.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %v", ErrFull, err)
+	}
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}
+
+func trim(s string) string { return string(bytes.TrimRight([]byte(s), "\n")) }

@@ -1,0 +1,134 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/store/storetest"
+)
+
+func openBadger(mode store.Mode) storetest.Opener {
+	return func(t *testing.T, dir string) store.Store {
+		s, err := store.OpenBadger(store.Options{Dir: dir, Mode: mode, GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestBadgerConformanceProcess(t *testing.T) { storetest.Run(t, openBadger(store.Process)) }
+func TestBadgerConformanceSync(t *testing.T)    { storetest.Run(t, openBadger(store.Sync)) }
+
+func TestBadgerRefusesOversizedBatch(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var b store.Batch
+	b.Put([]byte("big"), make([]byte, s.MaxBatchBytes()+1))
+	if err := s.Write(&b); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("oversized batch: %v", err)
+	}
+	// Many small writes that together exceed one transaction still land,
+	// in several group commits.
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				var b store.Batch
+				b.Put([]byte(fmt.Sprintf("g/%d/%d", w, i)), bytes.Repeat([]byte{1}, s.MaxBatchBytes()/8))
+				if err := s.Write(&b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+func TestBadgerValueLogGC(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir(), ValueLogFileBytes: 1 << 20, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	val := bytes.Repeat([]byte{7}, 64<<10)
+	for round := 0; round < 6; round++ {
+		for i := 0; i < 32; i++ {
+			var b store.Batch
+			b.Put([]byte(fmt.Sprintf("v/%d", i)), val)
+			if err := s.Write(&b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, before := s.Size()
+	// Badger needs the overwritten versions to be discardable: GC can only
+	// reclaim files older than the active one.
+	s.RunGC()
+	_, after := s.Size()
+	t.Logf("value log %d -> %d bytes", before, after)
+	for i := 0; i < 32; i++ {
+		if v, err := s.Get([]byte(fmt.Sprintf("v/%d", i))); err != nil || !bytes.Equal(v, val) {
+			t.Fatalf("value %d after GC: %v", i, err)
+		}
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, m := range []string{"sync", "process"} {
+		if _, err := store.ParseMode(m); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := store.ParseMode("none"); err == nil {
+		t.Error("unknown mode accepted")
+	}
+	if _, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Mode: "fast"}); err == nil {
+		t.Error("OpenBadger accepted an unknown mode")
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, mode := range []store.Mode{store.Process, store.Sync} {
+		for _, writers := range []int{1, 4} {
+			b.Run(fmt.Sprintf("mode=%s/writers=%d", mode, writers), func(b *testing.B) {
+				s, err := store.OpenBadger(store.Options{Dir: b.TempDir(), Mode: mode, GCInterval: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				val := make([]byte, 256)
+				b.SetParallelism(writers)
+				var n uint64
+				var mu sync.Mutex
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						mu.Lock()
+						n++
+						k := []byte(fmt.Sprintf("k/%016d", n))
+						mu.Unlock()
+						var bt store.Batch
+						bt.Put(k, val)
+						if err := s.Write(&bt); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+			})
+		}
+	}
+}

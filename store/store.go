@@ -1,0 +1,173 @@
+// Package store is the one local store of a Sedna-Go process: a small
+// ordered key-value interface, implemented over Badger, shared by every
+// part of the process (queues, inboxes, dedup state, sessions, samples,
+// models) through key prefixes.
+//
+// A process opens one Store and hands each part a Sub view with its own
+// prefix. Writes are atomic batches; concurrent writers are group-committed
+// into one transaction (and, in Sync mode, one fsync). Large values go
+// through PutBlob, which splits them into chunks that fit a transaction.
+//
+// Write modes say what a returned Write promises:
+//
+//   - Sync: the batch is on disk (fsync) before Write returns; it survives
+//     a power cut.
+//   - Process: the batch is in the operating system's page cache before
+//     Write returns; it survives the process being killed (SIGKILL, panic,
+//     OOM kill) but not a power cut or kernel crash.
+//
+// The package owns no policy: how much a queue may hold, what to drop when
+// full, how long to keep things, belong to the parts that use it.
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of every Store.
+var (
+	// ErrNotFound: no value under the key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrFull: the disk is full; nothing of the batch was written.
+	ErrFull = errors.New("store: disk full")
+	// ErrTooLarge: one batch is larger than a transaction may be.
+	ErrTooLarge = errors.New("store: batch too large for one transaction")
+	// ErrStop may be returned by a Scan callback to end the scan early
+	// without an error.
+	ErrStop = errors.New("store: stop scan")
+)
+
+// Mode is the durability promise of Write.
+type Mode string
+
+// The write modes.
+const (
+	// Sync: fsync before Write returns; survives a power cut.
+	Sync Mode = "sync"
+	// Process: written to the OS before Write returns; survives a killed
+	// process, not a power cut.
+	Process Mode = "process"
+)
+
+// ParseMode returns the mode named s.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case Sync, Process:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("store: unknown write mode %q (want sync or process)", s)
+}
+
+// Store is an ordered key-value store. Keys and values are bytes; keys sort
+// bytewise. Slices passed to callbacks are valid only during the callback.
+// Every method is safe for concurrent use.
+type Store interface {
+	// Get returns a copy of the value under key, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+	// Scan calls fn for each key with prefix that is >= start (start may
+	// be nil), in ascending order, until fn returns an error. ErrStop ends
+	// the scan and Scan returns nil.
+	Scan(prefix, start []byte, fn func(key, value []byte) error) error
+	// Last returns the greatest key with prefix and its value, or
+	// ErrNotFound.
+	Last(prefix []byte) (key, value []byte, err error)
+	// Write applies the batch atomically with the store's Mode.
+	Write(b *Batch) error
+	// Mode is the durability of Write.
+	Mode() Mode
+	// Epoch is a random number fixed when the store was created; a wiped
+	// store gets a new one.
+	Epoch() uint64
+	// Close releases the store. Views made by Sub are closed with it.
+	Close() error
+}
+
+// Batch is a list of writes applied atomically by Store.Write.
+type Batch struct {
+	ops  []Op
+	size int
+}
+
+// Op is one write of a Batch: a put, or a delete if Delete is set.
+type Op struct {
+	Key, Value []byte
+	Delete     bool
+}
+
+// Put adds a put of value under key. The batch keeps the slices: do not
+// change them until Write returns.
+func (b *Batch) Put(key, value []byte) {
+	b.ops = append(b.ops, Op{Key: key, Value: value})
+	b.size += len(key) + len(value) + 16
+}
+
+// Delete adds a delete of key.
+func (b *Batch) Delete(key []byte) {
+	b.ops = append(b.ops, Op{Key: key, Delete: true})
+	b.size += len(key) + 16
+}
+
+// Len is the number of writes in the batch.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Size is the approximate number of bytes the batch writes.
+func (b *Batch) Size() int { return b.size }
+
+// Ops returns the writes of the batch, for backends.
+func (b *Batch) Ops() []Op { return b.ops }
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() { b.ops, b.size = b.ops[:0], 0 }
+
+// Sub returns a view of s in which every key is prefixed with prefix. Views
+// of views nest. Closing a view does nothing; close the parent.
+func Sub(s Store, prefix string) Store {
+	if v, ok := s.(*view); ok {
+		return &view{parent: v.parent, prefix: v.prefix + prefix}
+	}
+	return &view{parent: s, prefix: prefix}
+}
+
+type view struct {
+	parent Store
+	prefix string
+}
+
+func (v *view) key(k []byte) []byte {
+	out := make([]byte, 0, len(v.prefix)+len(k))
+	return append(append(out, v.prefix...), k...)
+}
+
+func (v *view) Get(key []byte) ([]byte, error) { return v.parent.Get(v.key(key)) }
+
+func (v *view) Scan(prefix, start []byte, fn func(key, value []byte) error) error {
+	var s []byte
+	if start != nil {
+		s = v.key(start)
+	}
+	n := len(v.prefix)
+	return v.parent.Scan(v.key(prefix), s, func(k, val []byte) error { return fn(k[n:], val) })
+}
+
+func (v *view) Last(prefix []byte) ([]byte, []byte, error) {
+	k, val, err := v.parent.Last(v.key(prefix))
+	if err != nil {
+		return nil, nil, err
+	}
+	return k[len(v.prefix):], val, nil
+}
+
+func (v *view) Write(b *Batch) error {
+	nb := &Batch{ops: make([]Op, len(b.ops)), size: b.size}
+	for i, op := range b.ops {
+		nb.ops[i] = Op{Key: v.key(op.Key), Value: op.Value, Delete: op.Delete}
+	}
+	return v.parent.Write(nb)
+}
+
+func (v *view) Mode() Mode    { return v.parent.Mode() }
+func (v *view) Epoch() uint64 { return v.parent.Epoch() }
+func (v *view) Close() error  { return nil }

@@ -1,0 +1,214 @@
+package topics
+
+import (
+	"fmt"
+	"time"
+)
+
+// FrameVersion is the frame schema this build writes.
+var FrameVersion = Version{Major: 1, Minor: 0}
+
+// Frame is what the bridge sends between an edge node and the cloud: a
+// batch of consecutive-or-not messages of one stream, each with its sequence
+// number, its destination topic and its payload carried unchanged. One
+// frame is one MQTT publish, so the far side persists a whole batch in one
+// write and acknowledges it with one PUBACK.
+type Frame struct {
+	Version  Version
+	Node     string
+	Stream   Stream
+	Epoch    uint64
+	Messages []FrameMessage
+}
+
+// FrameMessage is one message inside a Frame.
+type FrameMessage struct {
+	// Seq is the message's sequence number in (Node, Stream, Epoch); 0
+	// marks a best-effort (QoS 0) message that is never deduplicated.
+	Seq uint64
+	// Topic is the destination topic on the far side's broker.
+	Topic string
+	// Payload is carried unchanged, byte for byte.
+	Payload []byte
+	// Retain and QoS are how to publish it on the far side.
+	Retain bool
+	QoS    byte
+	// Time is when the near side took the message.
+	Time time.Time
+	// Expires, if not zero, is when the message must no longer be delivered.
+	Expires time.Time
+}
+
+// ID returns the message's identity in frame f.
+func (f *Frame) ID(m *FrameMessage) ID {
+	return ID{Node: f.Node, Stream: f.Stream, Epoch: f.Epoch, Seq: m.Seq}
+}
+
+// Size is the approximate encoded size of a message, used to fill frames
+// up to a byte budget.
+func (m *FrameMessage) Size() int { return len(m.Payload) + len(m.Topic) + 32 }
+
+const (
+	flagRetain = 1 << 0
+	qosShift   = 1
+)
+
+// Marshal encodes f. A zero Version is written as FrameVersion.
+func (f *Frame) Marshal() ([]byte, error) {
+	size := 64 + len(f.Node)
+	for i := range f.Messages {
+		size += f.Messages[i].Size()
+	}
+	buf, enc := encoder(size)
+	v := f.Version
+	if v == (Version{}) {
+		v = FrameVersion
+	}
+	err := firstErr(
+		enc.EncodeMapLen(5),
+		enc.EncodeString(keyVersion), writeVersion(enc, v),
+		enc.EncodeString("n"), enc.EncodeString(f.Node),
+		enc.EncodeString("s"), enc.EncodeString(string(f.Stream)),
+		enc.EncodeString("e"), enc.EncodeUint(f.Epoch),
+		enc.EncodeString("m"), enc.EncodeArrayLen(len(f.Messages)),
+	)
+	for i := range f.Messages {
+		if err != nil {
+			break
+		}
+		m := &f.Messages[i]
+		flags := uint64(m.QoS&3) << qosShift
+		if m.Retain {
+			flags |= flagRetain
+		}
+		err = firstErr(
+			enc.EncodeArrayLen(6),
+			enc.EncodeUint(m.Seq), enc.EncodeString(m.Topic), enc.EncodeBytes(m.Payload),
+			enc.EncodeUint(flags), enc.EncodeInt(unixNano(m.Time)), enc.EncodeInt(unixNano(m.Expires)),
+		)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("topics: encode frame: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalFrame decodes b, enforcing lim: each payload at most
+// lim.MaxBody bytes, at most lim.MaxMessages messages. It also checks that
+// the node and stream are valid names and every topic is a valid concrete
+// topic. Errors are *DecodeError.
+func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
+	lim = lim.orDefault()
+	r := newReader("frame", b)
+	n, err := r.mapLen("frame")
+	if err != nil {
+		return nil, err
+	}
+	f := &Frame{}
+	var seenVersion bool
+	for i := 0; i < n; i++ {
+		key, err := r.str("key", 64)
+		if err != nil {
+			return nil, err
+		}
+		switch key {
+		case keyVersion:
+			if f.Version, err = r.version(FrameVersion.Major); err != nil {
+				return nil, err
+			}
+			seenVersion = true
+		case "n":
+			if f.Node, err = r.str("node", MaxNameLen); err != nil {
+				return nil, err
+			}
+		case "s":
+			s, err := r.str("stream", 64)
+			if err != nil {
+				return nil, err
+			}
+			f.Stream = Stream(s)
+		case "e":
+			if f.Epoch, err = r.uint("epoch"); err != nil {
+				return nil, err
+			}
+		case "m":
+			if f.Messages, err = readFrameMessages(r, lim); err != nil {
+				return nil, err
+			}
+		default:
+			if err := r.skip("unknown field " + key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !seenVersion {
+		return nil, malformed("frame", "no schema version")
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	if err := ValidateName("node", f.Node); err != nil {
+		return nil, malformed("frame", "%v", err)
+	}
+	if !f.Stream.Valid() {
+		return nil, malformed("frame", "unknown stream %q", f.Stream)
+	}
+	return f, nil
+}
+
+func readFrameMessages(r *reader, lim Limits) ([]FrameMessage, error) {
+	n, err := r.arrayLen("messages")
+	if err != nil {
+		return nil, err
+	}
+	if n > lim.MaxMessages {
+		return nil, tooLarge("frame", "%d messages, over the limit of %d", n, lim.MaxMessages)
+	}
+	msgs := make([]FrameMessage, n)
+	for i := range msgs {
+		fields, err := r.arrayLen("message")
+		if err != nil {
+			return nil, err
+		}
+		if fields < 6 {
+			return nil, malformed("frame", "message %d: want 6 fields, got %d", i, fields)
+		}
+		m := &msgs[i]
+		if m.Seq, err = r.uint("seq"); err != nil {
+			return nil, err
+		}
+		if m.Topic, err = r.str("topic", maxString); err != nil {
+			return nil, err
+		}
+		if err := ValidateTopic(m.Topic); err != nil {
+			return nil, malformed("frame", "message %d: %v", i, err)
+		}
+		if m.Payload, err = r.bin("payload", lim.MaxBody); err != nil {
+			return nil, err
+		}
+		flags, err := r.uint("flags")
+		if err != nil {
+			return nil, err
+		}
+		m.Retain = flags&flagRetain != 0
+		m.QoS = byte(flags>>qosShift) & 3
+		if m.QoS > 2 {
+			return nil, malformed("frame", "message %d: QoS %d", i, m.QoS)
+		}
+		t, err := r.int("time")
+		if err != nil {
+			return nil, err
+		}
+		x, err := r.int("expires")
+		if err != nil {
+			return nil, err
+		}
+		m.Time, m.Expires = fromUnixNano(t), fromUnixNano(x)
+		for j := 6; j < fields; j++ {
+			if err := r.skip("message"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return msgs, nil
+}

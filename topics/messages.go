@@ -1,0 +1,160 @@
+package topics
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Kinds of envelope bodies. Every message type of the project is listed here.
+const (
+	// KindNodeStatus: NodeStatus on NodeStatusTopic(node), retained; also the will.
+	KindNodeStatus = "node.status"
+	// KindDownAck: DownAck on DownAckTopic(node).
+	KindDownAck = "bridge.downack"
+	// KindError: ErrorEvent on NodeEvents(node, "error") or the cloud's own.
+	KindError = "error"
+	// KindSpec: Spec, the desired state of a job for one node.
+	KindSpec = "spec"
+	// KindTensor: Tensor, raw little-endian numbers with a shape.
+	KindTensor = "tensor"
+	// KindBytes: the body is opaque bytes (a blob chunk, an image).
+	KindBytes = "bytes"
+	// KindTest: a body used by tests and benchmarks (TestBody).
+	KindTest = "test"
+)
+
+// Node states in NodeStatus.
+const (
+	NodeOnline  = "online"
+	NodeOffline = "offline"
+)
+
+// NodeStatus is the retained last-known state of a node. The bridge sets an
+// "offline" will when it connects and publishes "online" once connected.
+type NodeStatus struct {
+	Node    string `msgpack:"node"`
+	State   string `msgpack:"state"`         // NodeOnline or NodeOffline
+	Version string `msgpack:"ver,omitempty"` // software version of the node
+	Epoch   uint64 `msgpack:"epoch"`         // the node's store epoch
+	Since   int64  `msgpack:"since"`         // unix nanoseconds of the change (0 in a will)
+	Reason  string `msgpack:"reason,omitempty"`
+}
+
+// DownAck tells the cloud how far a node has durably received its downlink:
+// every message of Epoch up to and including Seq. With Replay set, it also
+// asks the cloud to resend everything after Seq (sent after a reconnect).
+type DownAck struct {
+	Epoch  uint64 `msgpack:"epoch"`
+	Seq    uint64 `msgpack:"seq"`
+	Replay bool   `msgpack:"replay,omitempty"`
+}
+
+// ErrorEvent reports a message that was refused or dead-lettered, or any
+// other error a component wants the operator to see.
+type ErrorEvent struct {
+	Component string `msgpack:"component"`        // e.g. "edge/capture", "cloud/ingress"
+	Reason    string `msgpack:"reason"`           // short machine word: "malformed", "too-large", ...
+	Detail    string `msgpack:"detail"`           // one line for a human
+	Topic     string `msgpack:"topic,omitempty"`  // where the message was published
+	Client    string `msgpack:"client,omitempty"` // the MQTT client that published it
+	Message   string `msgpack:"msg,omitempty"`    // its ID, if it had one
+	Size      int    `msgpack:"size,omitempty"`   // its size in bytes
+}
+
+// Spec is the desired state of one resource for one node. The node keeps
+// the highest Generation it has seen per Key and ignores older ones, so
+// specs can be resent or reordered safely; a delete is a Spec with Deleted
+// set (a tombstone) so it also reaches a node that was offline.
+type Spec struct {
+	Key        string `msgpack:"key"` // e.g. JobRef.String()
+	Generation uint64 `msgpack:"gen"`
+	Deleted    bool   `msgpack:"del,omitempty"`
+	Data       []byte `msgpack:"data,omitempty"`
+}
+
+// TestBody is the body of KindTest messages: a counter and padding.
+type TestBody struct {
+	Run     string `msgpack:"run"`
+	Counter uint64 `msgpack:"n"`
+	Sent    int64  `msgpack:"sent"` // unix nanoseconds when published
+	Pad     []byte `msgpack:"pad,omitempty"`
+}
+
+// DType names the element type of a Tensor.
+type DType string
+
+// Element types of tensors.
+const (
+	Float32 DType = "f32"
+	Float64 DType = "f64"
+	Uint8   DType = "u8"
+	Int64   DType = "i64"
+)
+
+// Size returns the bytes per element, or 0 for an unknown type.
+func (d DType) Size() int {
+	switch d {
+	case Float32:
+		return 4
+	case Float64, Int64:
+		return 8
+	case Uint8:
+		return 1
+	}
+	return 0
+}
+
+// Tensor is an n-dimensional array as raw little-endian bytes with a shape,
+// so images and weights never travel as lists of numbers.
+type Tensor struct {
+	DType DType  `msgpack:"dt"`
+	Shape []int  `msgpack:"shape"`
+	Data  []byte `msgpack:"data"`
+}
+
+// Validate checks that the data length matches the shape and type.
+func (t *Tensor) Validate() error {
+	es := t.DType.Size()
+	if es == 0 {
+		return fmt.Errorf("topics: tensor: unknown dtype %q", t.DType)
+	}
+	n := 1
+	for _, d := range t.Shape {
+		if d < 0 || (d > 0 && n > math.MaxInt/es/d) {
+			return fmt.Errorf("topics: tensor: bad shape %v", t.Shape)
+		}
+		n *= d
+	}
+	if len(t.Data) != n*es {
+		return fmt.Errorf("topics: tensor: shape %v of %s needs %d bytes, have %d", t.Shape, t.DType, n*es, len(t.Data))
+	}
+	return nil
+}
+
+// Float32Tensor makes a float32 tensor of the given shape from v.
+func Float32Tensor(v []float32, shape ...int) Tensor {
+	if shape == nil {
+		shape = []int{len(v)}
+	}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return Tensor{DType: Float32, Shape: shape, Data: b}
+}
+
+// Float32s returns the elements of a float32 tensor.
+func (t *Tensor) Float32s() ([]float32, error) {
+	if t.DType != Float32 {
+		return nil, fmt.Errorf("topics: tensor is %s, not f32", t.DType)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	v := make([]float32, len(t.Data)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	}
+	return v, nil
+}

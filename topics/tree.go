@@ -1,0 +1,383 @@
+package topics
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Root is the versioned root of every project topic. A future incompatible
+// tree lives beside it as "sedna/v2" so old and new nodes can share a broker.
+const Root = "sedna/v1"
+
+// The first levels below Root.
+const (
+	levelNode      = "node"      // written by one node: sedna/v1/node/{node}/...
+	levelTo        = "to"        // written by the cloud for one node: sedna/v1/to/{node}/...
+	levelDown      = "down"      // read by one node: sedna/v1/down/{node}/...
+	levelBroadcast = "broadcast" // read by every node
+	levelJob       = "job"       // desired and observed state of jobs
+)
+
+// Second levels inside a node's subtree.
+const (
+	nodeStatus   = "status"   // retained NodeStatus, also the MQTT will
+	nodeUp       = "up"       // bridge frames, one topic per stream
+	nodeDownAck  = "downack"  // downlink acknowledgement and replay request
+	nodeEvents   = "events"   // events a node reports (errors, dead letters, ...)
+	nodeKubeEdge = "kubeedge" // KubeEdge EventBus traffic carried from the node
+	nodeApp      = "app"      // default prefix for plain MQTT rules
+	nodeJob      = "job"      // per-node reports of a job
+)
+
+const (
+	downFrames = "frames" // downlink frames for one node
+)
+
+// MaxNameLen bounds node names, namespaces, job names and kinds. Kubernetes
+// names are at most 253 characters; one topic level should stay far below
+// an MQTT topic's 65,535 bytes.
+const MaxNameLen = 253
+
+// ValidateName checks that s can be one topic level naming a node, a
+// namespace, a job or a kind: not empty, at most MaxNameLen bytes, and made
+// of ASCII letters, digits, '-', '_' and '.', not starting with '.' (which
+// also excludes "." and "..").
+func ValidateName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("topics: %s name is empty", what)
+	}
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("topics: %s name is %d bytes, over %d", what, len(s), MaxNameLen)
+	}
+	if s[0] == '.' {
+		return fmt.Errorf("topics: %s name %q starts with '.'", what, s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return fmt.Errorf("topics: %s name %q has %q at byte %d (allowed: letters, digits, '-', '_', '.')", what, s, c, i)
+		}
+	}
+	return nil
+}
+
+// Stream is a traffic class of the bridge. Each stream has its own sequence
+// numbers, its own queue and a priority, so that bulk transfers never hold
+// up control messages.
+type Stream string
+
+// The traffic classes, highest priority first.
+const (
+	StreamControl   Stream = "control"   // commands, acks, status: small and urgent
+	StreamEvents    Stream = "events"    // job events, inference offloads, reports
+	StreamTelemetry Stream = "telemetry" // sensor readings and KubeEdge device traffic
+	StreamBulk      Stream = "bulk"      // models, datasets, hard examples in chunks
+	// StreamDown is the cloud-to-node stream of one node's downlink.
+	StreamDown Stream = "down"
+)
+
+// UplinkStreams lists the edge-to-cloud streams in priority order.
+var UplinkStreams = []Stream{StreamControl, StreamEvents, StreamTelemetry, StreamBulk}
+
+// Priority returns 0 for the most urgent stream; larger is less urgent.
+// Unknown streams rank last.
+func (s Stream) Priority() int {
+	for i, u := range UplinkStreams {
+		if u == s {
+			return i
+		}
+	}
+	return len(UplinkStreams)
+}
+
+// Valid reports whether s is a known stream.
+func (s Stream) Valid() bool {
+	return s == StreamDown || s.Priority() < len(UplinkStreams)
+}
+
+// ParseStream returns the stream named s, or an error naming the valid ones.
+func ParseStream(s string) (Stream, error) {
+	st := Stream(s)
+	if !st.Valid() {
+		return "", fmt.Errorf("topics: unknown stream %q (want control, events, telemetry or bulk)", s)
+	}
+	return st, nil
+}
+
+func join(levels ...string) string { return strings.Join(levels, "/") }
+
+// NodePrefix is the subtree node may write: "sedna/v1/node/{node}/".
+func NodePrefix(node string) string { return join(Root, levelNode, node) + "/" }
+
+// NodeFilter matches everything node may write.
+func NodeFilter(node string) string { return NodePrefix(node) + "#" }
+
+// NodeStatusTopic is the retained status topic of node, also its MQTT will.
+func NodeStatusTopic(node string) string { return NodePrefix(node) + nodeStatus }
+
+// NodeStatusFilter matches the status of every node.
+func NodeStatusFilter() string { return join(Root, levelNode, "+", nodeStatus) }
+
+// Uplink is the topic on which the bridge of node sends frames of stream.
+func Uplink(node string, stream Stream) string {
+	return NodePrefix(node) + join(nodeUp, string(stream))
+}
+
+// UplinkFilter matches the frames of every stream of every node.
+func UplinkFilter() string { return join(Root, levelNode, "+", nodeUp, "+") }
+
+// DownAckTopic is the topic on which node acknowledges downlink frames and asks
+// for a replay after it reconnects.
+func DownAckTopic(node string) string { return NodePrefix(node) + nodeDownAck }
+
+// DownAckFilter matches the downlink acknowledgements of every node.
+func DownAckFilter() string { return join(Root, levelNode, "+", nodeDownAck) }
+
+// NodeEvents is the topic of events of the given kind reported by node.
+func NodeEvents(node, kind string) string { return NodePrefix(node) + join(nodeEvents, kind) }
+
+// NodeEventsFilter matches every event of every node.
+func NodeEventsFilter() string { return join(Root, levelNode, "+", nodeEvents, "#") }
+
+// NodeKubeEdgePrefix is the prefix under which KubeEdge EventBus topics of
+// node arrive in the cloud: "$hw/events/upload/x" published on the edge
+// becomes NodeKubeEdgePrefix(node)+"$hw/events/upload/x".
+func NodeKubeEdgePrefix(node string) string { return NodePrefix(node) + nodeKubeEdge + "/" }
+
+// NodeAppPrefix is the suggested remote prefix of plain MQTT rules.
+func NodeAppPrefix(node string) string { return NodePrefix(node) + nodeApp + "/" }
+
+// ToNodePrefix is where cloud applications publish messages for node; the
+// cloud keeps them in the node's durable outbox until the node has them.
+func ToNodePrefix(node string) string { return join(Root, levelTo, node) + "/" }
+
+// ToNodeJob is where the cloud publishes what of job r for node (its spec,
+// for instance); the node's bridge delivers it on its broker as
+// JobPrefix(r)+what.
+func ToNodeJob(node string, r JobRef, what string) string {
+	return ToNodePrefix(node) + join(nodeJob, r.Kind, r.Namespace, r.Name, what)
+}
+
+// ToNodeFilter matches every message for every node.
+func ToNodeFilter() string { return join(Root, levelTo, "+", "#") }
+
+// ToNodeKubeEdgePrefix is where the cloud publishes KubeEdge topics for the
+// edge broker of node: ToNodeKubeEdgePrefix(node)+"$hw/events/device/ns/d/twin/update/delta"
+// appears on the edge broker as "$hw/events/device/ns/d/twin/update/delta".
+func ToNodeKubeEdgePrefix(node string) string { return ToNodePrefix(node) + nodeKubeEdge + "/" }
+
+// ToNodeAppPrefix is the suggested cloud-side prefix of plain downlink rules.
+func ToNodeAppPrefix(node string) string { return ToNodePrefix(node) + nodeApp + "/" }
+
+// DownPrefix is the subtree node reads: "sedna/v1/down/{node}/".
+func DownPrefix(node string) string { return join(Root, levelDown, node) + "/" }
+
+// DownFilter matches everything node may read below its downlink.
+func DownFilter(node string) string { return DownPrefix(node) + "#" }
+
+// Downlink is the topic on which the cloud sends frames to node.
+func Downlink(node string) string { return DownPrefix(node) + downFrames }
+
+// BroadcastPrefix is the subtree every node may read.
+func BroadcastPrefix() string { return join(Root, levelBroadcast) + "/" }
+
+// BroadcastFilter matches every broadcast.
+func BroadcastFilter() string { return BroadcastPrefix() + "#" }
+
+// Broadcast is a broadcast topic below BroadcastPrefix.
+func Broadcast(name string) string { return BroadcastPrefix() + name }
+
+// JobRef names one job (or other resource) of the control plane.
+type JobRef struct {
+	Kind      string // e.g. "FederatedLearningJob"
+	Namespace string
+	Name      string
+}
+
+// Validate checks every part of r is a valid topic level.
+func (r JobRef) Validate() error {
+	if err := ValidateName("kind", r.Kind); err != nil {
+		return err
+	}
+	if err := ValidateName("namespace", r.Namespace); err != nil {
+		return err
+	}
+	return ValidateName("job", r.Name)
+}
+
+// String returns "kind/namespace/name".
+func (r JobRef) String() string { return join(r.Kind, r.Namespace, r.Name) }
+
+// JobPrefix is the subtree of one job: "sedna/v1/job/{kind}/{ns}/{name}/".
+func JobPrefix(r JobRef) string { return join(Root, levelJob, r.Kind, r.Namespace, r.Name) + "/" }
+
+// JobSpec is the retained desired state of a job.
+func JobSpec(r JobRef) string { return JobPrefix(r) + "spec" }
+
+// JobStatus is the retained observed state of a job.
+func JobStatus(r JobRef) string { return JobPrefix(r) + "status" }
+
+// NodeJob is the topic on which node reports what of job r: the per-node
+// side of a job (worker status, round updates, offload results).
+func NodeJob(node string, r JobRef, what string) string {
+	return NodePrefix(node) + join(nodeJob, r.Kind, r.Namespace, r.Name, what)
+}
+
+// JobFilter matches every topic of every job.
+func JobFilter() string { return join(Root, levelJob, "#") }
+
+// Class says which part of the tree a topic belongs to.
+type Class int
+
+// The classes Parse recognises.
+const (
+	ClassForeign    Class = iota // not under Root: KubeEdge, plain MQTT apps, $SYS, ...
+	ClassNodeStatus              // sedna/v1/node/{node}/status
+	ClassUplink                  // sedna/v1/node/{node}/up/{stream}
+	ClassDownAck                 // sedna/v1/node/{node}/downack
+	ClassNodeEvent               // sedna/v1/node/{node}/events/{kind...}
+	ClassNodeJob                 // sedna/v1/node/{node}/job/{kind}/{ns}/{name}/{rest}
+	ClassNodeOther               // sedna/v1/node/{node}/{anything else}: raw relayed traffic
+	ClassToNode                  // sedna/v1/to/{node}/{rest}
+	ClassDownlink                // sedna/v1/down/{node}/frames
+	ClassDownOther               // sedna/v1/down/{node}/{anything else}
+	ClassBroadcast               // sedna/v1/broadcast/{rest}
+	ClassJob                     // sedna/v1/job/{kind}/{ns}/{name}/{rest}
+	ClassUnknown                 // under Root but not a known shape
+)
+
+var classNames = [...]string{"foreign", "node-status", "uplink", "downack", "node-event", "node-job", "node-other",
+	"to-node", "downlink", "down-other", "broadcast", "job", "unknown"}
+
+// String returns a short name of the class.
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// Parsed is a topic taken apart by Parse.
+type Parsed struct {
+	Class  Class
+	Node   string // for node, to-node and down classes
+	Stream Stream // for ClassUplink
+	Job    JobRef // for ClassJob
+	Rest   string // the levels after the recognised part, "" if none
+}
+
+// Parse takes a concrete topic (no wildcards) apart. Topics outside Root
+// are ClassForeign; topics under Root of an unknown shape are ClassUnknown
+// with an error saying what is wrong. Parse never panics.
+func Parse(topic string) (Parsed, error) {
+	if topic != Root && !strings.HasPrefix(topic, Root+"/") {
+		return Parsed{Class: ClassForeign, Rest: topic}, nil
+	}
+	unknown := func(why string) (Parsed, error) {
+		return Parsed{Class: ClassUnknown, Rest: topic}, fmt.Errorf("topics: %q: %s", topic, why)
+	}
+	if topic == Root {
+		return unknown("no level below the root")
+	}
+	levels := strings.Split(topic[len(Root)+1:], "/")
+	rest := func(from int) string {
+		if from >= len(levels) {
+			return ""
+		}
+		return strings.Join(levels[from:], "/")
+	}
+	switch levels[0] {
+	case levelNode, levelTo, levelDown:
+		if len(levels) < 3 {
+			return unknown("want " + levels[0] + "/{node}/...")
+		}
+		node := levels[1]
+		if err := ValidateName("node", node); err != nil {
+			return unknown(err.Error())
+		}
+		p := Parsed{Node: node, Rest: rest(2)}
+		switch levels[0] {
+		case levelTo:
+			p.Class = ClassToNode
+		case levelDown:
+			p.Class = ClassDownOther
+			if len(levels) == 3 && levels[2] == downFrames {
+				p.Class, p.Rest = ClassDownlink, ""
+			}
+		case levelNode:
+			p.Class = ClassNodeOther
+			switch {
+			case len(levels) == 3 && levels[2] == nodeStatus:
+				p.Class, p.Rest = ClassNodeStatus, ""
+			case len(levels) == 3 && levels[2] == nodeDownAck:
+				p.Class, p.Rest = ClassDownAck, ""
+			case levels[2] == nodeUp:
+				if len(levels) != 4 {
+					return unknown("want node/{node}/up/{stream}")
+				}
+				s, err := ParseStream(levels[3])
+				if err != nil || s == StreamDown {
+					return unknown(fmt.Sprintf("unknown uplink stream %q", levels[3]))
+				}
+				p.Class, p.Stream, p.Rest = ClassUplink, s, ""
+			case levels[2] == nodeEvents && len(levels) > 3:
+				p.Class, p.Rest = ClassNodeEvent, rest(3)
+			case levels[2] == nodeJob:
+				if len(levels) < 6 {
+					return unknown("want node/{node}/job/{kind}/{namespace}/{name}/...")
+				}
+				ref := JobRef{Kind: levels[3], Namespace: levels[4], Name: levels[5]}
+				if err := ref.Validate(); err != nil {
+					return unknown(err.Error())
+				}
+				p.Class, p.Job, p.Rest = ClassNodeJob, ref, rest(6)
+			}
+		}
+		return p, nil
+	case levelBroadcast:
+		if len(levels) < 2 || levels[1] == "" {
+			return unknown("want broadcast/{name}")
+		}
+		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
+	case levelJob:
+		if len(levels) < 4 {
+			return unknown("want job/{kind}/{namespace}/{name}/...")
+		}
+		ref := JobRef{Kind: levels[1], Namespace: levels[2], Name: levels[3]}
+		if err := ref.Validate(); err != nil {
+			return unknown(err.Error())
+		}
+		return Parsed{Class: ClassJob, Job: ref, Rest: rest(4)}, nil
+	}
+	return unknown(fmt.Sprintf("unknown level %q below the root", levels[0]))
+}
+
+// Payload says what a topic's payload must be.
+type Payload int
+
+// The payload kinds of the tree.
+const (
+	PayloadRaw      Payload = iota // any bytes, carried unchanged (KubeEdge JSON, plain MQTT apps)
+	PayloadEnvelope                // an Envelope
+	PayloadFrame                   // a Frame of the bridge
+	PayloadInvalid                 // under Root but not a known shape: refuse it
+)
+
+// PayloadOf says what the payload of a concrete topic must be. Everything a
+// node relays for KubeEdge apps or plain MQTT rules is raw; the project's
+// own topics carry envelopes, the bridge's topics carry frames.
+func PayloadOf(topic string) Payload {
+	p, err := Parse(topic)
+	if err != nil {
+		return PayloadInvalid
+	}
+	switch p.Class {
+	case ClassUplink, ClassDownlink:
+		return PayloadFrame
+	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast:
+		return PayloadEnvelope
+	}
+	return PayloadRaw
+}

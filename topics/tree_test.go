@@ -1,0 +1,131 @@
+package topics
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBuildersParseBack(t *testing.T) {
+	job := JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "surface-defect"}
+	cases := []struct {
+		topic string
+		want  Parsed
+		pay   Payload
+	}{
+		{NodeStatusTopic("edge-1"), Parsed{Class: ClassNodeStatus, Node: "edge-1"}, PayloadEnvelope},
+		{Uplink("edge-1", StreamBulk), Parsed{Class: ClassUplink, Node: "edge-1", Stream: StreamBulk}, PayloadFrame},
+		{DownAckTopic("n.2"), Parsed{Class: ClassDownAck, Node: "n.2"}, PayloadEnvelope},
+		{NodeEvents("a", "error"), Parsed{Class: ClassNodeEvent, Node: "a", Rest: "error"}, PayloadEnvelope},
+		{NodeKubeEdgePrefix("a") + "$hw/events/upload/x", Parsed{Class: ClassNodeOther, Node: "a", Rest: "kubeedge/$hw/events/upload/x"}, PayloadRaw},
+		{NodeAppPrefix("a") + "sensors/t", Parsed{Class: ClassNodeOther, Node: "a", Rest: "app/sensors/t"}, PayloadRaw},
+		{NodeJob("a", job, "status"), Parsed{Class: ClassNodeJob, Node: "a", Job: job, Rest: "status"}, PayloadEnvelope},
+		{ToNodeKubeEdgePrefix("a") + "$hw/events/device/ns/d/twin/update/delta", Parsed{Class: ClassToNode, Node: "a", Rest: "kubeedge/$hw/events/device/ns/d/twin/update/delta"}, PayloadRaw},
+		{ToNodeJob("a", job, "spec"), Parsed{Class: ClassToNode, Node: "a", Rest: "job/FederatedLearningJob/default/surface-defect/spec"}, PayloadRaw},
+		{Downlink("a"), Parsed{Class: ClassDownlink, Node: "a"}, PayloadFrame},
+		{DownPrefix("a") + "other", Parsed{Class: ClassDownOther, Node: "a", Rest: "other"}, PayloadRaw},
+		{Broadcast("models/x"), Parsed{Class: ClassBroadcast, Rest: "models/x"}, PayloadEnvelope},
+		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}, PayloadEnvelope},
+		{JobStatus(job), Parsed{Class: ClassJob, Job: job, Rest: "status"}, PayloadEnvelope},
+		{"$hw/events/upload/x", Parsed{Class: ClassForeign, Rest: "$hw/events/upload/x"}, PayloadRaw},
+		{"sedna/v10/x", Parsed{Class: ClassForeign, Rest: "sedna/v10/x"}, PayloadRaw},
+	}
+	for _, c := range cases {
+		got, err := Parse(c.topic)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.topic, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", c.topic, got, c.want)
+		}
+		if p := PayloadOf(c.topic); p != c.pay {
+			t.Errorf("PayloadOf(%q) = %d, want %d", c.topic, p, c.pay)
+		}
+	}
+}
+
+func TestParseRefusesBadShapes(t *testing.T) {
+	for _, topic := range []string{
+		"sedna/v1", "sedna/v1/", "sedna/v1/nope/x", "sedna/v1/node/a", "sedna/v1/node/+/status",
+		"sedna/v1/node/a/up/unknown", "sedna/v1/node/a/up/down", "sedna/v1/node/a/up/bulk/extra",
+		"sedna/v1/node/a/job/k/ns", "sedna/v1/job/k/ns", "sedna/v1/broadcast", "sedna/v1/node/../status",
+		"sedna/v1/node/" + strings.Repeat("x", MaxNameLen+1) + "/status",
+	} {
+		p, err := Parse(topic)
+		if err == nil || p.Class != ClassUnknown {
+			t.Errorf("Parse(%q) = %+v, %v; want ClassUnknown and an error", topic, p, err)
+		}
+		if PayloadOf(topic) != PayloadInvalid {
+			t.Errorf("PayloadOf(%q) should be invalid", topic)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"edge-1", "a", "node_2.local", "X9"} {
+		if err := ValidateName("node", ok); err != nil {
+			t.Errorf("ValidateName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", ".x", "a/b", "a+b", "a#", "$sys", "a b", "é"} {
+		if err := ValidateName("node", bad); err == nil {
+			t.Errorf("ValidateName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	cases := []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"#", "a/b", true},
+		{"#", "$hw/events/upload/x", false},
+		{"+/user/#", "$hw/user/x", false},
+		{"+/user/#", "dev/user/x", true},
+		{"+/user/#", "dev/user", true},
+		{"$hw/events/upload/#", "$hw/events/upload/a/b", true},
+		{"$hw/events/upload/#", "$hw/events/upload", true},
+		{"$hw/events/device/+/+/twin/+", "$hw/events/device/ns/d/twin/update", true},
+		{"$hw/events/device/+/+/twin/+", "$hw/events/device/ns/d/twin/update/delta", false},
+		{"a/+/c", "a/b/c", true},
+		{"a/+/c", "a/b/c/d", false},
+		{"a/+", "a/", true},
+		{"a/b", "a/b/", false},
+		{"a/b/", "a/b", false},
+		{"sedna/v1/to/+/#", "sedna/v1/to/n/kubeedge/$hw/x", true},
+		{"SYS/dis/upload_records", "SYS/dis/upload_records", true},
+	}
+	for _, c := range cases {
+		if got := Match(c.filter, c.topic); got != c.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", c.filter, c.topic, got, c.want)
+		}
+	}
+}
+
+func TestValidateFilterAndTopic(t *testing.T) {
+	for _, f := range append([]string{"#", "a/+/b", "+"}, KubeEdgeUplinkFilters...) {
+		if err := ValidateFilter(f); err != nil {
+			t.Errorf("ValidateFilter(%q): %v", f, err)
+		}
+	}
+	for _, f := range []string{"", "a/#/b", "a#", "a/b+", "a\x00"} {
+		if ValidateFilter(f) == nil {
+			t.Errorf("ValidateFilter(%q) accepted", f)
+		}
+	}
+	if ValidateTopic("a/+/b") == nil || ValidateTopic("") == nil || ValidateTopic("a/b") != nil {
+		t.Error("ValidateTopic misjudges")
+	}
+}
+
+func TestStreams(t *testing.T) {
+	for i, s := range UplinkStreams {
+		if s.Priority() != i || !s.Valid() {
+			t.Errorf("stream %s: priority %d valid %v", s, s.Priority(), s.Valid())
+		}
+	}
+	if _, err := ParseStream("x"); err == nil {
+		t.Error("ParseStream accepted an unknown stream")
+	}
+}
