@@ -131,6 +131,16 @@ func Sub(s Store, prefix string) Store {
 	return &view{parent: s, prefix: prefix}
 }
 
+// Split returns the store a view was made from and the view's whole key
+// prefix (s and "" if s is not a view), so a part can put its own keys and
+// another part's keys, made absolute, into one atomic batch.
+func Split(s Store) (root Store, prefix string) {
+	if v, ok := s.(*view); ok {
+		return v.parent, v.prefix
+	}
+	return s, ""
+}
+
 type view struct {
 	parent Store
 	prefix string

@@ -95,7 +95,7 @@ func TestUnknownFieldsAndMinorVersionsAreAccepted(t *testing.T) {
 
 func sampleFrame() *Frame {
 	return &Frame{
-		Version: FrameVersion, Node: "edge-1", Stream: StreamTelemetry, Epoch: 7,
+		Version: FrameVersion, Node: "edge-1", Stream: StreamTelemetry, Epoch: 7, Floor: 3,
 		Messages: []FrameMessage{
 			{Seq: 1, Topic: "sedna/v1/node/edge-1/kubeedge/$hw/events/upload/a", Payload: []byte(`{"x":1}`), QoS: 1, Time: time.Unix(5, 0)},
 			{Seq: 2, Topic: "sedna/v1/node/edge-1/app/s", Payload: []byte{}, Retain: true, QoS: 2, Time: time.Unix(6, 0), Expires: time.Unix(9, 0)},
@@ -113,6 +113,9 @@ func TestFrameRoundTrip(t *testing.T) {
 	out, err := UnmarshalFrame(b, Limits{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out.Floor != 3 || out.Epoch != 7 || out.Node != "edge-1" || out.Stream != StreamTelemetry {
+		t.Fatalf("header: %+v", out)
 	}
 	if len(out.Messages) != 3 {
 		t.Fatalf("got %d messages", len(out.Messages))

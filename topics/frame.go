@@ -18,6 +18,10 @@ type Frame struct {
 	Node     string
 	Stream   Stream
 	Epoch    uint64
+	// Floor tells the receiver that every seq <= Floor is done at the
+	// sender (acknowledged, expired or dropped) and will never be sent
+	// again, so the receiver's window of seen seqs can close gaps.
+	Floor    uint64
 	Messages []FrameMessage
 }
 
@@ -65,11 +69,12 @@ func (f *Frame) Marshal() ([]byte, error) {
 		v = FrameVersion
 	}
 	err := firstErr(
-		enc.EncodeMapLen(5),
+		enc.EncodeMapLen(6),
 		enc.EncodeString(keyVersion), writeVersion(enc, v),
 		enc.EncodeString("n"), enc.EncodeString(f.Node),
 		enc.EncodeString("s"), enc.EncodeString(string(f.Stream)),
 		enc.EncodeString("e"), enc.EncodeUint(f.Epoch),
+		enc.EncodeString("f"), enc.EncodeUint(f.Floor),
 		enc.EncodeString("m"), enc.EncodeArrayLen(len(f.Messages)),
 	)
 	for i := range f.Messages {
@@ -129,6 +134,10 @@ func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
 			f.Stream = Stream(s)
 		case "e":
 			if f.Epoch, err = r.uint("epoch"); err != nil {
+				return nil, err
+			}
+		case "f":
+			if f.Floor, err = r.uint("floor"); err != nil {
 				return nil, err
 			}
 		case "m":

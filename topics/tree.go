@@ -16,6 +16,7 @@ const (
 	levelDown      = "down"      // read by one node: sedna/v1/down/{node}/...
 	levelBroadcast = "broadcast" // read by every node
 	levelJob       = "job"       // desired and observed state of jobs
+	levelCloud     = "cloud"     // written by the cloud manager only
 )
 
 // Second levels inside a node's subtree.
@@ -189,6 +190,13 @@ func BroadcastFilter() string { return BroadcastPrefix() + "#" }
 // Broadcast is a broadcast topic below BroadcastPrefix.
 func Broadcast(name string) string { return BroadcastPrefix() + name }
 
+// CloudEvents is the topic of events of the given kind reported by the
+// cloud manager itself (for instance a frame it dead-lettered).
+func CloudEvents(kind string) string { return join(Root, levelCloud, "events", kind) }
+
+// CloudEventsFilter matches every event of the cloud manager.
+func CloudEventsFilter() string { return join(Root, levelCloud, "events", "#") }
+
 // JobRef names one job (or other resource) of the control plane.
 type JobRef struct {
 	Kind      string // e.g. "FederatedLearningJob"
@@ -245,11 +253,12 @@ const (
 	ClassDownOther               // sedna/v1/down/{node}/{anything else}
 	ClassBroadcast               // sedna/v1/broadcast/{rest}
 	ClassJob                     // sedna/v1/job/{kind}/{ns}/{name}/{rest}
+	ClassCloudEvent              // sedna/v1/cloud/events/{kind...}
 	ClassUnknown                 // under Root but not a known shape
 )
 
 var classNames = [...]string{"foreign", "node-status", "uplink", "downack", "node-event", "node-job", "node-other",
-	"to-node", "downlink", "down-other", "broadcast", "job", "unknown"}
+	"to-node", "downlink", "down-other", "broadcast", "job", "cloud-event", "unknown"}
 
 // String returns a short name of the class.
 func (c Class) String() string {
@@ -341,6 +350,11 @@ func Parse(topic string) (Parsed, error) {
 			return unknown("want broadcast/{name}")
 		}
 		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
+	case levelCloud:
+		if len(levels) < 3 || levels[1] != "events" || levels[2] == "" {
+			return unknown("want cloud/events/{kind}")
+		}
+		return Parsed{Class: ClassCloudEvent, Rest: rest(2)}, nil
 	case levelJob:
 		if len(levels) < 4 {
 			return unknown("want job/{kind}/{namespace}/{name}/...")
@@ -376,7 +390,7 @@ func PayloadOf(topic string) Payload {
 	switch p.Class {
 	case ClassUplink, ClassDownlink:
 		return PayloadFrame
-	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast:
+	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast, ClassCloudEvent:
 		return PayloadEnvelope
 	}
 	return PayloadRaw

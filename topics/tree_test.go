@@ -26,6 +26,7 @@ func TestBuildersParseBack(t *testing.T) {
 		{Broadcast("models/x"), Parsed{Class: ClassBroadcast, Rest: "models/x"}, PayloadEnvelope},
 		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}, PayloadEnvelope},
 		{JobStatus(job), Parsed{Class: ClassJob, Job: job, Rest: "status"}, PayloadEnvelope},
+		{CloudEvents("error"), Parsed{Class: ClassCloudEvent, Rest: "error"}, PayloadEnvelope},
 		{"$hw/events/upload/x", Parsed{Class: ClassForeign, Rest: "$hw/events/upload/x"}, PayloadRaw},
 		{"sedna/v10/x", Parsed{Class: ClassForeign, Rest: "sedna/v10/x"}, PayloadRaw},
 	}
@@ -48,7 +49,7 @@ func TestParseRefusesBadShapes(t *testing.T) {
 	for _, topic := range []string{
 		"sedna/v1", "sedna/v1/", "sedna/v1/nope/x", "sedna/v1/node/a", "sedna/v1/node/+/status",
 		"sedna/v1/node/a/up/unknown", "sedna/v1/node/a/up/down", "sedna/v1/node/a/up/bulk/extra",
-		"sedna/v1/node/a/job/k/ns", "sedna/v1/job/k/ns", "sedna/v1/broadcast", "sedna/v1/node/../status",
+		"sedna/v1/node/a/job/k/ns", "sedna/v1/job/k/ns", "sedna/v1/cloud/x", "sedna/v1/cloud/events", "sedna/v1/broadcast", "sedna/v1/node/../status",
 		"sedna/v1/node/" + strings.Repeat("x", MaxNameLen+1) + "/status",
 	} {
 		p, err := Parse(topic)

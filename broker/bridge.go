@@ -1,0 +1,638 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// BridgeConfig configures the bridge of an edge node.
+type BridgeConfig struct {
+	// Node is the node's name, one topic level.
+	Node string
+	// CloudURL is the cloud broker: tcp://, ssl://, ws:// or wss://.
+	CloudURL string
+	// Username and Password authenticate the node on the cloud broker.
+	Username, Password string
+	// TLS is used for ssl:// and wss:// URLs.
+	TLS *tls.Config
+	// Rules say what goes up and down; nil means DefaultRules().
+	Rules []Rule
+	// Store is the process's store; the bridge keeps its queue, inbox,
+	// dedup windows and dead letters in it.
+	Store store.Store
+	// Server is the node's broker; the bridge captures from it and
+	// republishes downlink messages on it.
+	Server *Server
+	// Queue bounds the uplink queue.
+	Queue QueueOptions
+	// Window is the number of frames in flight per stream; default 8.
+	Window int
+	// FrameMessages and FrameBytes bound one frame; defaults 512 messages
+	// and 256 KiB (a single larger message goes alone).
+	FrameMessages int
+	FrameBytes    int
+	// Limits bound envelopes and payloads; default topics.DefaultLimits.
+	Limits topics.Limits
+	// MaxRefusals is how often the cloud may drop the connection on the
+	// same lone message before it is dead-lettered; default 5.
+	MaxRefusals int
+	// KeepAlive of the cloud connection; default 15 s.
+	KeepAlive time.Duration
+	// Reconnect backoff bounds; defaults 100 ms and 10 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Version is reported in the node's status.
+	Version string
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Bridge carries an edge node's traffic to and from the cloud broker:
+// captured publishes go up from the durable Queue in frames, acknowledged
+// per frame; the downlink comes in frames, is deduplicated and kept in the
+// inbox, then republished on the edge broker. It also keeps the node's
+// status (online, or offline by MQTT will).
+type Bridge struct {
+	cfg     BridgeConfig
+	node    string
+	epoch   uint64
+	rules   Rules
+	up      *Queue
+	inbox   *Queue
+	dedup   *Dedup
+	dead    *DeadLetters
+	capture *CaptureHook
+	srv     *Server
+	log     *slog.Logger
+	metrics *Metrics
+	meta    store.Store
+	metaAbs string // prefix of meta in the root store, for queue extra batches
+
+	mu        sync.Mutex
+	client    paho.Client
+	connected bool
+	downEpoch uint64     // the cloud outbox epoch we last received from
+	downFIFO  []paho.Message
+	downKick  chan struct{}
+	sentHigh  map[string]uint64
+	refusals  map[string]refusal
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// metaPrefix holds the bridge's small state in the process store.
+const metaPrefix = "bridge/meta/"
+
+type refusal struct {
+	seq   uint64
+	count int
+}
+
+// NewBridge opens the bridge's durable parts and registers its capture
+// hook on cfg.Server, which must not be started yet. Call Start to connect.
+func NewBridge(cfg BridgeConfig) (*Bridge, error) {
+	if err := topics.ValidateName("node", cfg.Node); err != nil {
+		return nil, fmt.Errorf("broker: bridge: %w", err)
+	}
+	if cfg.Store == nil || cfg.Server == nil {
+		return nil, errors.New("broker: bridge needs a store and the edge server")
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = DefaultRules()
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 8
+	}
+	if cfg.FrameMessages <= 0 {
+		cfg.FrameMessages = 512
+	}
+	if cfg.FrameBytes <= 0 {
+		cfg.FrameBytes = 256 << 10
+	}
+	if cfg.Limits.MaxBody <= 0 {
+		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
+	}
+	if cfg.Limits.MaxMessages <= 0 {
+		cfg.Limits.MaxMessages = topics.DefaultLimits.MaxMessages
+	}
+	if cfg.MaxRefusals <= 0 {
+		cfg.MaxRefusals = 5
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rules, err := NewRules(cfg.Node, cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bridge{cfg: cfg, node: cfg.Node, epoch: cfg.Store.Epoch(), rules: rules, srv: cfg.Server,
+		log: cfg.Logger.With("node", cfg.Node), metrics: cfg.Metrics,
+		meta:     store.Sub(cfg.Store, metaPrefix),
+		downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
+		stop: make(chan struct{})}
+	b.dead, err = OpenDeadLetters(store.Sub(cfg.Store, "dl/"), 0, b.reportError, cfg.Metrics, b.log)
+	if err != nil {
+		return nil, err
+	}
+	qo := cfg.Queue
+	qo.Name, qo.Metrics, qo.Logger = "uplink", cfg.Metrics, b.log
+	if qo.OnDrop == nil {
+		qo.OnDrop = func(stream string, n int, reason string) {
+			b.reportError(topics.ErrorEvent{Component: "edge/queue", Reason: "dropped-" + reason,
+				Detail: fmt.Sprintf("%d messages of stream %s dropped: queue %s", n, stream, reason)})
+		}
+	}
+	if b.up, err = OpenQueue(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
+		return nil, err
+	}
+	if b.inbox, err = OpenQueue(store.Sub(cfg.Store, "bridge/in/"), QueueOptions{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log}); err != nil {
+		_ = b.up.Close()
+		return nil, err
+	}
+	root, pfx := store.Split(cfg.Store)
+	b.dedup = NewDedup(root, pfx+"bridge/dd/")
+	b.metaAbs = pfx + metaPrefix
+	if v, err := b.meta.Get([]byte("down-epoch")); err == nil && len(v) == 8 {
+		b.downEpoch = beUint64(v)
+	}
+	b.capture = &CaptureHook{rules: rules, queue: b.up, dead: b.dead, limits: cfg.Limits, direct: b.sendDirect,
+		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log}
+	if err := cfg.Server.AddHook(b.capture); err != nil {
+		_ = b.up.Close()
+		_ = b.inbox.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Start connects to the cloud in the background and keeps reconnecting.
+func (b *Bridge) Start() {
+	b.wg.Add(3)
+	go b.run()
+	go b.receive()
+	go b.republish()
+}
+
+// Queue returns the uplink queue (for statistics).
+func (b *Bridge) Queue() *Queue { return b.up }
+
+// DeadLetters returns the node's dead-letter store.
+func (b *Bridge) DeadLetters() *DeadLetters { return b.dead }
+
+// Connected reports whether the cloud link is up.
+func (b *Bridge) Connected() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.connected
+}
+
+// Close says goodbye to the cloud (status offline), stops every goroutine
+// and closes the queues. It does not close the store or the server.
+func (b *Bridge) Close() error {
+	b.once.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		_ = b.up.Close()
+		_ = b.inbox.Close()
+	})
+	return nil
+}
+
+func (b *Bridge) statusPayload(state, reason string) []byte {
+	st := topics.NodeStatus{Node: b.node, State: state, Version: b.cfg.Version, Epoch: b.epoch, Reason: reason}
+	if state == topics.NodeOnline {
+		st.Since = time.Now().UnixNano()
+	}
+	env, _ := topics.NewEnvelope(topics.KindNodeStatus, "edge/bridge", st)
+	raw, _ := env.Marshal()
+	return raw
+}
+
+func (b *Bridge) newClient(lost chan struct{}) paho.Client {
+	o := paho.NewClientOptions().
+		AddBroker(b.cfg.CloudURL).
+		SetClientID("sedna-bridge-" + b.node).
+		SetUsername(b.cfg.Username).
+		SetPassword(b.cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(true).
+		SetAutoAckDisabled(true).
+		SetKeepAlive(b.cfg.KeepAlive).
+		SetPingTimeout(b.cfg.KeepAlive).
+		SetConnectTimeout(10 * time.Second).
+		SetWriteTimeout(5 * time.Second).
+		SetMaxResumePubInFlight(0).
+		SetBinaryWill(topics.NodeStatusTopic(b.node), b.statusPayload(topics.NodeOffline, "connection lost"), 1, true).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			b.log.Warn("cloud link lost", "error", err)
+			close(lost)
+		})
+	if b.cfg.TLS != nil {
+		o.SetTLSConfig(b.cfg.TLS)
+	}
+	return paho.NewClient(o)
+}
+
+// run is the bridge's connection loop: connect, serve until the link is
+// lost, back off, again.
+func (b *Bridge) run() {
+	defer b.wg.Done()
+	backoff := b.cfg.MinBackoff
+	for {
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+		lost := make(chan struct{})
+		c := b.newClient(lost)
+		tok := c.Connect()
+		var err error
+		select {
+		case <-tok.Done():
+			err = tok.Error()
+		case <-b.stop:
+			c.Disconnect(0)
+			return
+		}
+		if err != nil {
+			b.log.Debug("cloud connect failed", "url", b.cfg.CloudURL, "error", err)
+			if !b.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, b.cfg.MaxBackoff)
+			continue
+		}
+		started := time.Now()
+		b.serve(c, lost)
+		if time.Since(started) > 10*time.Second {
+			backoff = b.cfg.MinBackoff
+		}
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+		if !b.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, b.cfg.MaxBackoff)
+	}
+}
+
+func (b *Bridge) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.stop:
+		return false
+	}
+}
+
+type inflightFrame struct {
+	stream string
+	seqs   []uint64
+	bytes  int
+	token  paho.Token
+}
+
+// serve runs one connection: downlink subscription, status, then the
+// uplink sender until the link is lost or the bridge stops.
+func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
+	if b.metrics != nil {
+		b.metrics.Reconnects.WithLabelValues("cloud").Inc()
+		b.metrics.LinkUp.WithLabelValues("cloud").Set(1)
+		defer b.metrics.LinkUp.WithLabelValues("cloud").Set(0)
+	}
+	b.mu.Lock()
+	b.client, b.connected = c, true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.client, b.connected = nil, false
+		b.mu.Unlock()
+	}()
+	b.log.Info("cloud link up", "url", b.cfg.CloudURL)
+
+	st := c.Subscribe(topics.Downlink(b.node), 1, b.onDownlink)
+	st.Wait()
+	if err := st.Error(); err != nil {
+		b.log.Warn("downlink subscribe failed", "error", err)
+		c.Disconnect(0)
+		return
+	}
+	c.Publish(topics.NodeStatusTopic(b.node), 1, true, b.statusPayload(topics.NodeOnline, ""))
+	b.sendDownAck(c, true)
+
+	// The acker waits for the tokens of frames in the order sent (the
+	// broker acknowledges one connection's publishes in order) and hands
+	// them back to the sender loop.
+	toAck := make(chan *inflightFrame, 8*len(topics.UplinkStreams)*b.cfg.Window)
+	acked := make(chan *inflightFrame, cap(toAck))
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		for f := range toAck {
+			<-f.token.Done()
+			acked <- f
+		}
+	}()
+	next := map[string]uint64{}
+	inflight := map[string]int{}
+	failed := map[string][]uint64{}
+	defer func() {
+		close(toAck)
+		<-ackerDone
+		b.settle(failed, acked)
+	}()
+	for _, s := range topics.UplinkStreams {
+		done, _ := b.up.Cursor(string(s))
+		next[string(s)] = done + 1
+	}
+	for {
+		changed := b.up.Changed()
+		for _, s := range topics.UplinkStreams {
+			name := string(s)
+			for inflight[name] < b.window(name) {
+				f, err := b.nextFrame(name, next)
+				if err != nil {
+					b.log.Error("uplink read failed", "stream", name, "error", err)
+					break
+				}
+				if f == nil {
+					break
+				}
+				fr := &inflightFrame{stream: name, seqs: f.seqs, bytes: f.bytes,
+					token: c.Publish(topics.Uplink(b.node, s), 1, false, f.payload)}
+				inflight[name]++
+				toAck <- fr
+			}
+		}
+		select {
+		case <-b.stop:
+			b.sayGoodbye(c)
+			return
+		case <-lost:
+			return
+		case <-changed:
+		case f := <-acked:
+			inflight[f.stream]--
+			if err := f.token.Error(); err != nil {
+				b.log.Debug("frame not acknowledged", "stream", f.stream, "error", err)
+				if _, ok := failed[f.stream]; !ok {
+					failed[f.stream] = f.seqs
+				}
+				// The link is going down; its loss is signalled on lost.
+				select {
+				case <-lost:
+					return
+				case <-b.stop:
+					return
+				}
+			}
+			n := b.up.Ack(f.stream, f.seqs...)
+			b.clearRefusal(f.stream)
+			if b.metrics != nil {
+				b.metrics.Acked.WithLabelValues(f.stream).Add(float64(n))
+			}
+		}
+	}
+}
+
+func (b *Bridge) sayGoodbye(c paho.Client) {
+	t := c.Publish(topics.NodeStatusTopic(b.node), 1, true, b.statusPayload(topics.NodeOffline, "stopped"))
+	t.WaitTimeout(2 * time.Second)
+	c.Disconnect(250)
+}
+
+type builtFrame struct {
+	payload []byte
+	seqs    []uint64
+	bytes   int
+}
+
+// window is the frames in flight for a stream: one while a message is
+// suspected of being refused by the cloud (to find it), else the config.
+func (b *Bridge) window(stream string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refusals[stream].count > 0 {
+		return 1
+	}
+	return b.cfg.Window
+}
+
+// nextFrame reads the next records of stream, drops expired ones and
+// encodes a frame, or returns nil if nothing is waiting.
+func (b *Bridge) nextFrame(stream string, next map[string]uint64) (*builtFrame, error) {
+	maxMsgs := b.cfg.FrameMessages
+	b.mu.Lock()
+	suspect := b.refusals[stream].count > 0
+	b.mu.Unlock()
+	if suspect {
+		maxMsgs = 1
+	}
+	for {
+		recs, after, err := b.up.Read(stream, next[stream], maxMsgs, b.cfg.FrameBytes)
+		if err != nil || len(recs) == 0 {
+			return nil, err
+		}
+		next[stream] = after
+		now := time.Now()
+		maxAge := b.up.opts.MaxAge
+		f := &topics.Frame{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch}
+		var expired []uint64
+		out := &builtFrame{}
+		for i := range recs {
+			r := &recs[i]
+			if (!r.Expires.IsZero() && now.After(r.Expires)) || (maxAge > 0 && now.Sub(r.Time) > maxAge) {
+				expired = append(expired, r.Seq)
+				continue
+			}
+			f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload,
+				Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
+			out.seqs = append(out.seqs, r.Seq)
+			out.bytes += len(r.Payload)
+		}
+		if len(expired) > 0 {
+			n := b.up.Ack(stream, expired...)
+			if b.metrics != nil {
+				b.metrics.Expired.WithLabelValues(stream).Add(float64(n))
+			}
+			b.log.Debug("dropped expired messages", "stream", stream, "messages", n)
+		}
+		if len(f.Messages) == 0 {
+			continue
+		}
+		f.Floor, _ = b.up.Cursor(stream)
+		payload, err := f.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		out.payload = payload
+		b.mu.Lock()
+		high := b.sentHigh[stream]
+		resent := 0
+		for _, s := range out.seqs {
+			if s <= high {
+				resent++
+			}
+		}
+		if last := out.seqs[len(out.seqs)-1]; last > high {
+			b.sentHigh[stream] = last
+		}
+		b.mu.Unlock()
+		if b.metrics != nil {
+			b.metrics.Frames.WithLabelValues(stream).Inc()
+			b.metrics.Sent.WithLabelValues(stream).Add(float64(len(out.seqs)))
+			b.metrics.SentBytes.WithLabelValues(stream).Add(float64(out.bytes))
+			if resent > 0 {
+				b.metrics.Resent.WithLabelValues(stream).Add(float64(resent))
+			}
+		}
+		return out, nil
+	}
+}
+
+// settle runs when a connection ends with frames unacknowledged. Frames
+// acknowledged before the loss are marked done; the rest are sent again on
+// the next connection, from the queue. If the oldest failed frame of a
+// stream is the same lone message as last time, the cloud may be refusing
+// it (a packet it will not take drops the connection in MQTT 3.1.1): after
+// MaxRefusals it is dead-lettered so it cannot block its stream. The first
+// failure makes the stream send one message at a time, so the message is
+// found; any acknowledgement ends the suspicion.
+func (b *Bridge) settle(failed map[string][]uint64, acked chan *inflightFrame) {
+	for drained := false; !drained; {
+		select {
+		case f := <-acked:
+			if f.token.Error() == nil {
+				n := b.up.Ack(f.stream, f.seqs...)
+				b.clearRefusal(f.stream)
+				if b.metrics != nil {
+					b.metrics.Acked.WithLabelValues(f.stream).Add(float64(n))
+				}
+			} else if _, ok := failed[f.stream]; !ok {
+				failed[f.stream] = f.seqs
+			}
+		default:
+			drained = true
+		}
+	}
+	type verdict struct {
+		stream string
+		seq    uint64
+		times  int
+	}
+	var dead []verdict
+	b.mu.Lock()
+	for stream, seqs := range failed {
+		head, lone := seqs[0], len(seqs) == 1
+		r, suspect := b.refusals[stream]
+		switch {
+		case suspect && r.seq == head && lone:
+			r.count++
+		case lone:
+			r = refusal{seq: head, count: 1}
+		default:
+			r = refusal{seq: head}
+		}
+		b.refusals[stream] = r
+		if r.count >= b.cfg.MaxRefusals {
+			delete(b.refusals, stream)
+			dead = append(dead, verdict{stream, head, r.count})
+		}
+	}
+	b.mu.Unlock()
+	for _, v := range dead {
+		b.deadLetterRefused(v.stream, v.seq, v.times)
+	}
+}
+
+func (b *Bridge) clearRefusal(stream string) {
+	b.mu.Lock()
+	delete(b.refusals, stream)
+	b.mu.Unlock()
+}
+
+func (b *Bridge) deadLetterRefused(stream string, seq uint64, times int) {
+	recs, _, err := b.up.Read(stream, seq, 1, 1<<30)
+	if err != nil || len(recs) == 0 || recs[0].Seq != seq {
+		return
+	}
+	r := recs[0]
+	b.dead.Add(DeadLetter{Component: "edge/uplink", Reason: "refused",
+		Detail:  fmt.Sprintf("the cloud dropped the connection %d times on this message; dead-lettered so stream %s can go on", times, stream),
+		Topic:   r.Topic,
+		Message: topics.ID{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch, Seq: seq}.String(),
+		Payload: r.Payload})
+	b.up.Ack(stream, seq)
+}
+
+// sendDirect sends a best-effort (QoS 0 rule) message now if the link is
+// up, and drops it otherwise.
+func (b *Bridge) sendDirect(stream topics.Stream, r Record) {
+	b.mu.Lock()
+	c := b.client
+	b.mu.Unlock()
+	if c == nil {
+		if b.metrics != nil {
+			b.metrics.Dropped.WithLabelValues("direct", "link-down").Inc()
+		}
+		return
+	}
+	f := topics.Frame{Node: b.node, Stream: stream, Epoch: b.epoch, Messages: []topics.FrameMessage{{
+		Topic: r.Topic, Payload: r.Payload, Retain: r.Retain, QoS: 0, Time: r.Time, Expires: r.Expires}}}
+	if raw, err := f.Marshal(); err == nil {
+		c.Publish(topics.Uplink(b.node, stream), 0, false, raw)
+	}
+}
+
+func (b *Bridge) reportError(ev topics.ErrorEvent) {
+	env, err := topics.NewEnvelope(topics.KindError, "edge/bridge", ev)
+	if err != nil {
+		return
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return
+	}
+	// Published on the edge broker as if by a local app, so the uplink
+	// rule for events carries it to the cloud (queued if the link is down).
+	rec := Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: time.Now()}
+	if _, err := b.up.Append(string(topics.StreamEvents), []Record{rec}, nil); err != nil {
+		b.log.Warn("error event not queued", "error", err)
+	}
+	_ = b.srv.Publish(topics.NodeEvents(b.node, "error"), raw, false, 0)
+}
+
+func beUint64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[:8] {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}

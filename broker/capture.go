@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// CaptureHook is the edge half of the uplink: a publish on the edge broker
+// whose topic matches an uplink Rule is appended to the durable Queue
+// before mochi sends its PUBACK (mochi calls OnPublish first), so a PUBACK
+// means the message is on disk with the store's write mode.
+//
+// Payloads on the project's envelope topics are checked; a malformed one,
+// one of an unknown schema version or one over the size limit is acked,
+// dead-lettered and reported, never queued. Messages published by the
+// process itself (the inline client: the bridge republishing downlink
+// messages) are never captured, so nothing loops.
+type CaptureHook struct {
+	mqtt.HookBase
+	rules   Rules
+	queue   *Queue
+	dead    *DeadLetters
+	limits  topics.Limits
+	direct  func(stream topics.Stream, r Record)
+	srv     *mqtt.Server
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// ID names the hook.
+func (h *CaptureHook) ID() string { return "sedna-capture" }
+
+// Provides says which events the hook handles.
+func (h *CaptureHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish captures matching publishes before their PUBACK.
+func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	rule, remote, ok := h.rules.Out(pk.TopicName)
+	if !ok {
+		return pk, nil
+	}
+	dead := func(reason, detail string) (packets.Packet, error) {
+		h.dead.Add(DeadLetter{Component: "edge/capture", Reason: reason, Detail: detail,
+			Topic: pk.TopicName, Client: cl.ID, Payload: pk.Payload})
+		// Acked (so the publisher does not resend it forever) and not
+		// delivered: it is in the dead-letter store instead.
+		return pk, packets.CodeSuccessIgnore
+	}
+	if len(pk.Payload) > h.limits.MaxBody {
+		return dead("too-large", "payload is over the bridge's limit of "+strconv.Itoa(h.limits.MaxBody)+" bytes")
+	}
+	switch topics.PayloadOf(remote) {
+	case topics.PayloadEnvelope:
+		if _, err := topics.UnmarshalEnvelope(pk.Payload, h.limits); err != nil {
+			return dead(topics.ReasonOf(err), err.Error())
+		}
+	case topics.PayloadFrame, topics.PayloadInvalid:
+		return dead("bad-topic", "a rule maps this topic to "+remote+", which the cloud refuses")
+	}
+	rec := Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: time.Now()}
+	if rule.TTL > 0 {
+		rec.Expires = rec.Time.Add(time.Duration(rule.TTL))
+	}
+	if !rule.Durable() {
+		h.direct(rule.Stream, rec)
+		return pk, nil
+	}
+	if _, err := h.queue.Append(string(rule.Stream), []Record{rec}, nil); err != nil {
+		return h.refuse(cl, pk, err)
+	}
+	return pk, nil
+}
+
+// refuse answers a publish that could not be queued: MQTT 5 clients get a
+// reason code; MQTT 3.1.1 has none, so the publish gets no PUBACK and the
+// client is disconnected, to send it again when it reconnects.
+func (h *CaptureHook) refuse(cl *mqtt.Client, pk packets.Packet, err error) (packets.Packet, error) {
+	reason, code := "store-error", packets.ErrUnspecifiedError
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		reason, code = "queue-full", packets.ErrQuotaExceeded
+	case errors.Is(err, store.ErrFull):
+		reason, code = "disk-full", packets.ErrQuotaExceeded
+	}
+	if h.metrics != nil {
+		h.metrics.Refused.WithLabelValues(reason).Inc()
+	}
+	h.log.Warn("publish refused: not taken into the bridge queue", "reason", reason, "error", err,
+		"topic", pk.TopicName, "client", cl.ID, "qos", pk.FixedHeader.Qos)
+	if pk.FixedHeader.Qos == 0 {
+		return pk, packets.ErrRejectPacket
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		return pk, code
+	}
+	if h.srv != nil {
+		_ = h.srv.DisconnectClient(cl, code)
+	}
+	return pk, packets.ErrRejectPacket
+}

@@ -1,0 +1,414 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// Bus is how a cloud component talks to the cloud broker: the embedded one
+// (InlineBus) or an external one (ClientBus).
+type Bus interface {
+	// Publish publishes; it returns once the broker has the message.
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+	// Subscribe calls handler for each message on filter. A handler error
+	// asks for redelivery where the bus can (ClientBus does not
+	// acknowledge the message).
+	Subscribe(filter string, handler func(topic string, payload []byte) error) error
+}
+
+// InlineBus is a Bus over the embedded broker's inline client.
+type InlineBus struct {
+	srv  *Server
+	mu   sync.Mutex
+	next int
+}
+
+// NewInlineBus makes a Bus over srv.
+func NewInlineBus(srv *Server) *InlineBus { return &InlineBus{srv: srv, next: 1} }
+
+// Publish publishes from inside the process.
+func (b *InlineBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Subscribe adds an inline subscription; handler runs on the publisher's
+// goroutine and must be quick.
+func (b *InlineBus) Subscribe(filter string, handler func(topic string, payload []byte) error) error {
+	b.mu.Lock()
+	id := b.next
+	b.next++
+	b.mu.Unlock()
+	return b.srv.Subscribe(filter, id, func(topic string, payload []byte, _ bool) { _ = handler(topic, payload) })
+}
+
+// DownlinkConfig configures the cloud's Downlink.
+type DownlinkConfig struct {
+	// Store is the cloud process's store.
+	Store store.Store
+	// Queue bounds the outbox (all nodes together).
+	Queue QueueOptions
+	// Window is how many messages may be sent to a node beyond what it
+	// acknowledged; default 4096.
+	Window int
+	// FrameMessages and FrameBytes bound one frame; defaults 512 and 256 KiB.
+	FrameMessages, FrameBytes int
+	// Limits bound payloads; default topics.DefaultLimits.
+	Limits  topics.Limits
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Downlink is the cloud's durable outbox per node. Messages for node N
+// (published by cloud applications on topics.ToNodePrefix(N), or given to
+// Send) are kept until N acknowledges them (topics.DownAck); they are sent
+// in frames on topics.Downlink(N) while N is online, and from N's last
+// acknowledged seq when it reconnects and asks for a replay. Desired state
+// goes as specs with a generation (PutSpec, DeleteSpec): N keeps the
+// highest generation per key, so a delete made while N was away is applied
+// when it returns.
+//
+// On the embedded broker the Downlink is also a hook: a publish on
+// topics.ToNodePrefix is written to the outbox before its PUBACK and not
+// delivered as such.
+type Downlink struct {
+	mqtt.HookBase
+	cfg   DownlinkConfig
+	q     *Queue
+	epoch uint64
+	bus   Bus
+	log   *slog.Logger
+	srv   *mqtt.Server
+
+	mu    sync.Mutex
+	nodes map[string]*nodeLink
+	kick  chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+type nodeLink struct {
+	online bool
+	next   uint64 // next seq to send
+	acked  uint64 // highest seq the node acknowledged in this epoch
+}
+
+// NewDownlink opens the outbox.
+func NewDownlink(cfg DownlinkConfig) (*Downlink, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("broker: downlink needs a store")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 4096
+	}
+	if cfg.FrameMessages <= 0 {
+		cfg.FrameMessages = 512
+	}
+	if cfg.FrameBytes <= 0 {
+		cfg.FrameBytes = 256 << 10
+	}
+	if cfg.Limits.MaxBody <= 0 {
+		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	qo := cfg.Queue
+	qo.Name, qo.Metrics, qo.Logger = "downlink", cfg.Metrics, cfg.Logger
+	q, err := OpenQueue(store.Sub(cfg.Store, "downlink/"), qo)
+	if err != nil {
+		return nil, err
+	}
+	return &Downlink{cfg: cfg, q: q, epoch: cfg.Store.Epoch(), log: cfg.Logger, nodes: map[string]*nodeLink{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}, nil
+}
+
+// ID names the hook.
+func (d *Downlink) ID() string { return "sedna-downlink" }
+
+// Provides says which events the hook handles.
+func (d *Downlink) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// Attach gives the hook its broker, to refuse publishes properly.
+func (d *Downlink) Attach(s *Server) { d.srv = s.Mochi() }
+
+// Queue returns the outbox (for statistics).
+func (d *Downlink) Queue() *Queue { return d.q }
+
+// Start listens to node status and acknowledgements on bus and sends.
+func (d *Downlink) Start(bus Bus) error {
+	d.bus = bus
+	if err := bus.Subscribe(topics.NodeStatusFilter(), d.onStatus); err != nil {
+		return fmt.Errorf("broker: downlink: %w", err)
+	}
+	if err := bus.Subscribe(topics.DownAckFilter(), d.onAck); err != nil {
+		return fmt.Errorf("broker: downlink: %w", err)
+	}
+	d.wg.Add(1)
+	go d.sender()
+	return nil
+}
+
+// Close stops the sender and closes the outbox.
+func (d *Downlink) Close() error {
+	d.once.Do(func() {
+		close(d.stop)
+		d.wg.Wait()
+		_ = d.q.Close()
+	})
+	return nil
+}
+
+// Send keeps a message for node until the node has it. topic must lie
+// under topics.ToNodePrefix(node); the node maps it with its downlink rules.
+func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byte, ttl time.Duration) (uint64, error) {
+	if err := topics.ValidateName("node", node); err != nil {
+		return 0, err
+	}
+	if !strings.HasPrefix(topic, topics.ToNodePrefix(node)) {
+		return 0, fmt.Errorf("broker: downlink: topic %q is not under %s", topic, topics.ToNodePrefix(node))
+	}
+	if len(payload) > d.cfg.Limits.MaxBody {
+		return 0, fmt.Errorf("broker: downlink: payload of %d bytes is over the limit of %d", len(payload), d.cfg.Limits.MaxBody)
+	}
+	r := Record{Topic: topic, Payload: payload, Retain: retain, QoS: qos}
+	if ttl > 0 {
+		r.Expires = time.Now().Add(ttl)
+	}
+	return d.q.Append(node, []Record{r}, nil)
+}
+
+// PutSpec sends the desired state of ref, generation gen, to node.
+func (d *Downlink) PutSpec(node string, ref topics.JobRef, gen uint64, data []byte) error {
+	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: gen, Data: data})
+}
+
+// DeleteSpec sends a tombstone for ref, generation gen, to node.
+func (d *Downlink) DeleteSpec(node string, ref topics.JobRef, gen uint64) error {
+	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: gen, Deleted: true})
+}
+
+func (d *Downlink) spec(node string, ref topics.JobRef, sp topics.Spec) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	env, err := topics.NewEnvelope(topics.KindSpec, "cloud/downlink", sp)
+	if err != nil {
+		return err
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = d.Send(node, topics.ToNodeJob(node, ref, "spec"), raw, true, 1, 0)
+	return err
+}
+
+// OnPublish takes a cloud application's message for a node into the
+// outbox before its PUBACK.
+func (d *Downlink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	p, err := topics.Parse(pk.TopicName)
+	if err != nil || p.Class != topics.ClassToNode {
+		return pk, nil
+	}
+	var ttl time.Duration
+	if pk.Properties.MessageExpiryInterval > 0 {
+		ttl = time.Duration(pk.Properties.MessageExpiryInterval) * time.Second
+	}
+	if _, err := d.Send(p.Node, pk.TopicName, append([]byte(nil), pk.Payload...), pk.FixedHeader.Retain, max(pk.FixedHeader.Qos, 1), ttl); err != nil {
+		d.log.Warn("downlink: publish refused", "topic", pk.TopicName, "client", cl.ID, "error", err)
+		if d.cfg.Metrics != nil {
+			d.cfg.Metrics.Refused.WithLabelValues("downlink").Inc()
+		}
+		if pk.FixedHeader.Qos == 0 {
+			return pk, packets.ErrRejectPacket
+		}
+		if cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrQuotaExceeded
+		}
+		if d.srv != nil {
+			_ = d.srv.DisconnectClient(cl, packets.ErrQuotaExceeded)
+		}
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+func (d *Downlink) link(node string) *nodeLink {
+	l, ok := d.nodes[node]
+	if !ok {
+		done, _ := d.q.Cursor(node)
+		l = &nodeLink{next: done + 1}
+		d.nodes[node] = l
+	}
+	return l
+}
+
+func (d *Downlink) poke() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Downlink) onStatus(topic string, payload []byte) error {
+	p, err := topics.Parse(topic)
+	if err != nil || p.Class != topics.ClassNodeStatus {
+		return nil
+	}
+	online := false
+	if len(payload) > 0 {
+		env, err := topics.UnmarshalEnvelope(payload, d.cfg.Limits)
+		if err != nil {
+			return nil
+		}
+		var st topics.NodeStatus
+		if env.DecodeBody(&st) == nil {
+			online = st.State == topics.NodeOnline
+		}
+	}
+	d.mu.Lock()
+	l := d.link(p.Node)
+	if online && !l.online {
+		done, _ := d.q.Cursor(p.Node)
+		l.next = done + 1
+	}
+	l.online = online
+	d.mu.Unlock()
+	d.poke()
+	return nil
+}
+
+func (d *Downlink) onAck(topic string, payload []byte) error {
+	p, err := topics.Parse(topic)
+	if err != nil || p.Class != topics.ClassDownAck {
+		return nil
+	}
+	env, err := topics.UnmarshalEnvelope(payload, d.cfg.Limits)
+	if err != nil {
+		return nil
+	}
+	var a topics.DownAck
+	if env.DecodeBody(&a) != nil {
+		return nil
+	}
+	if a.Epoch == d.epoch && a.Seq > 0 {
+		d.q.AckThrough(p.Node, a.Seq)
+	}
+	d.mu.Lock()
+	l := d.link(p.Node)
+	if a.Epoch == d.epoch && a.Seq > l.acked {
+		l.acked = a.Seq
+	}
+	if a.Replay {
+		done, _ := d.q.Cursor(p.Node)
+		from := done
+		if a.Epoch == d.epoch && a.Seq > from {
+			from = a.Seq
+		}
+		l.next, l.online = from+1, true
+	}
+	d.mu.Unlock()
+	d.poke()
+	return nil
+}
+
+// sender sends waiting messages to online nodes, a window at a time.
+func (d *Downlink) sender() {
+	defer d.wg.Done()
+	for {
+		changed := d.q.Changed()
+		busy := false
+		for _, node := range d.q.Streams() {
+			if d.sendSome(node) {
+				busy = true
+			}
+		}
+		if busy {
+			continue
+		}
+		select {
+		case <-d.stop:
+			return
+		case <-changed:
+		case <-d.kick:
+		}
+	}
+}
+
+// sendSome sends one frame to node if it is online and within its window,
+// and reports whether it sent anything.
+func (d *Downlink) sendSome(node string) bool {
+	d.mu.Lock()
+	l := d.link(node)
+	online, from := l.online, l.next
+	done, _ := d.q.Cursor(node)
+	if from <= done {
+		from = done + 1
+	}
+	room := int(int64(d.cfg.Window) - int64(from-1-max(l.acked, done)))
+	d.mu.Unlock()
+	if !online || room <= 0 {
+		return false
+	}
+	recs, after, err := d.q.Read(node, from, min(room, d.cfg.FrameMessages), d.cfg.FrameBytes)
+	if err != nil {
+		d.log.Error("downlink: read failed", "node", node, "error", err)
+		return false
+	}
+	if len(recs) == 0 {
+		return false
+	}
+	f := topics.Frame{Node: node, Stream: topics.StreamDown, Epoch: d.epoch, Floor: done}
+	now := time.Now()
+	var expired []uint64
+	for i := range recs {
+		r := &recs[i]
+		if !r.Expires.IsZero() && now.After(r.Expires) {
+			expired = append(expired, r.Seq)
+			continue
+		}
+		f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload,
+			Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
+	}
+	if len(expired) > 0 {
+		n := d.q.Ack(node, expired...)
+		if d.cfg.Metrics != nil {
+			d.cfg.Metrics.Expired.WithLabelValues(string(topics.StreamDown)).Add(float64(n))
+		}
+	}
+	if len(f.Messages) > 0 {
+		raw, err := f.Marshal()
+		if err != nil {
+			d.log.Error("downlink: encode failed", "node", node, "error", err)
+			return false
+		}
+		if err := d.bus.Publish(topics.Downlink(node), raw, false, 1); err != nil {
+			d.log.Warn("downlink: publish failed", "node", node, "error", err)
+			return false
+		}
+		if d.cfg.Metrics != nil {
+			d.cfg.Metrics.Frames.WithLabelValues(string(topics.StreamDown)).Inc()
+			d.cfg.Metrics.Sent.WithLabelValues(string(topics.StreamDown)).Add(float64(len(f.Messages)))
+		}
+	}
+	d.mu.Lock()
+	if l.next < after {
+		l.next = after
+	}
+	d.mu.Unlock()
+	return true
+}

@@ -1,0 +1,303 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// walStream is the one stream of the ingress write-ahead log.
+const walStream = "in"
+
+// IngressConfig configures the cloud's Ingress.
+type IngressConfig struct {
+	// Store is the cloud process's store.
+	Store store.Store
+	// Limits bound frames and envelopes; default topics.DefaultLimits.
+	Limits topics.Limits
+	// Dead receives refused frames and messages.
+	Dead    *DeadLetters
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Ingress is the cloud half of the uplink, a hook of the embedded cloud
+// broker. For each frame a node's bridge publishes on topics.Uplink:
+//
+//  1. it checks the frame (a bad one is acked and dead-lettered, so it is
+//     not resent forever) and each message: its destination must lie in
+//     the sending node's own subtree, and envelope payloads must decode;
+//  2. it drops message IDs already seen (a window per node, stream and
+//     epoch, kept in the store: deliveries may come out of order and a
+//     late lower seq is not a duplicate);
+//  3. it writes the new messages ahead, with the window, in one store
+//     write, before the bridge gets its PUBACK;
+//  4. it publishes each new message unwrapped on its destination topic,
+//     with envelopes stamped with their ID, and lets the frame, reduced to
+//     the new messages, through to frame subscribers;
+//  5. once mochi has handed both to every subscriber (and the session hook
+//     has stored them for persistent sessions), the write-ahead entries
+//     are done. After a crash, entries not done are published again at
+//     start: consumers that deduplicate by ID (frames, envelopes) still
+//     get each message once; plain subscribers of raw topics may see a
+//     message twice across a crash (docs/TOPICS.md).
+type Ingress struct {
+	mqtt.HookBase
+	cfg   IngressConfig
+	srv   *mqtt.Server
+	wal   *Queue
+	dedup *Dedup
+	log   *slog.Logger
+	ready chan struct{}
+
+	mu   sync.Mutex
+	done map[*mqtt.Client][]uint64
+}
+
+// NewIngress opens the ingress's write-ahead log and dedup windows.
+func NewIngress(cfg IngressConfig) (*Ingress, error) {
+	if cfg.Limits.MaxBody <= 0 {
+		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
+	}
+	if cfg.Limits.MaxMessages <= 0 {
+		cfg.Limits.MaxMessages = topics.DefaultLimits.MaxMessages
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Store == nil || cfg.Dead == nil {
+		return nil, errors.New("broker: ingress needs a store and a dead-letter store")
+	}
+	// The window records go into the log's own writes, which are made to
+	// the store the process's store may be a view of.
+	root, pfx := store.Split(cfg.Store)
+	wal, err := OpenQueue(store.Sub(cfg.Store, "ingress/wal/"), QueueOptions{Name: "ingress", Metrics: cfg.Metrics, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Ingress{cfg: cfg, wal: wal, dedup: NewDedup(root, pfx+"ingress/dd/"), log: cfg.Logger,
+		ready: make(chan struct{}), done: map[*mqtt.Client][]uint64{}}, nil
+}
+
+// ID names the hook.
+func (h *Ingress) ID() string { return "sedna-ingress" }
+
+// Provides says which events the hook handles.
+func (h *Ingress) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnPublished || b == mqtt.OnStarted || b == mqtt.OnDisconnect
+}
+
+// Attach gives the hook its broker; call before the broker starts.
+func (h *Ingress) Attach(s *Server) { h.srv = s.Mochi() }
+
+// OnStarted publishes what the write-ahead log holds from before a crash,
+// then lets frames in.
+func (h *Ingress) OnStarted() {
+	defer close(h.ready)
+	n, err := h.replay()
+	if err != nil {
+		h.log.Error("ingress: replay of the write-ahead log failed", "error", err)
+	}
+	if n > 0 {
+		h.log.Info("ingress: replayed messages written ahead before a restart", "messages", n)
+	}
+}
+
+// Stop closes the write-ahead log.
+func (h *Ingress) Stop() error { return h.wal.Close() }
+
+func (h *Ingress) replay() (int, error) {
+	total := 0
+	var from uint64
+	for {
+		recs, next, err := h.wal.Read(walStream, from, 512, 4<<20)
+		if err != nil {
+			return total, err
+		}
+		if len(recs) == 0 {
+			return total, nil
+		}
+		from = next
+		// Group consecutive records of one sender into frames.
+		for i := 0; i < len(recs); {
+			j := i
+			o := recs[i].Origin
+			for j < len(recs) && recs[j].Origin.Node == o.Node && recs[j].Origin.Stream == o.Stream && recs[j].Origin.Epoch == o.Epoch {
+				j++
+			}
+			f := topics.Frame{Node: o.Node, Stream: o.Stream, Epoch: o.Epoch}
+			seqs := make([]uint64, 0, j-i)
+			for k := i; k < j; k++ {
+				r := &recs[k]
+				_ = h.srv.Publish(r.Topic, r.Payload, r.Retain, r.QoS)
+				f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Origin.Seq, Topic: r.Topic, Payload: r.Payload,
+					Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
+				seqs = append(seqs, r.Seq)
+			}
+			if raw, err := f.Marshal(); err == nil && topics.ValidateName("node", o.Node) == nil {
+				_ = h.srv.Publish(topics.Uplink(o.Node, o.Stream), raw, false, 1)
+			}
+			h.wal.Ack(walStream, seqs...)
+			total += j - i
+			i = j
+		}
+	}
+}
+
+// OnPublish takes a frame in before its PUBACK.
+func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	p, perr := topics.Parse(pk.TopicName)
+	if perr != nil || p.Class != topics.ClassUplink {
+		return pk, nil
+	}
+	<-h.ready
+	dead := func(reason, detail string, payload []byte) {
+		h.cfg.Dead.Add(DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail,
+			Topic: pk.TopicName, Client: cl.ID, Payload: payload})
+	}
+	f, err := topics.UnmarshalFrame(pk.Payload, h.cfg.Limits)
+	if err != nil {
+		dead(topics.ReasonOf(err), err.Error(), pk.Payload)
+		return pk, packets.CodeSuccessIgnore
+	}
+	if f.Node != p.Node || f.Stream != p.Stream {
+		dead("mismatch", fmt.Sprintf("frame of %s/%s published on %s", f.Node, f.Stream, pk.TopicName), pk.Payload)
+		return pk, packets.CodeSuccessIgnore
+	}
+	txn, err := h.dedup.Lock(f.Node, f.Stream, f.Epoch)
+	if err != nil {
+		h.log.Error("ingress: dedup window unreadable; dropping the bridge's connection so it resends", "error", err)
+		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		return pk, packets.ErrRejectPacket
+	}
+	txn.Raise(f.Floor)
+	now := time.Now()
+	var recs []Record
+	var keep []topics.FrameMessage
+	dups, expired := 0, 0
+	for i := range f.Messages {
+		m := &f.Messages[i]
+		if m.Seq != 0 && !txn.Add(m.Seq) {
+			dups++
+			continue
+		}
+		id := f.ID(m)
+		if reason, detail := checkRelayed(f.Node, m, id, h.cfg.Limits); reason != "" {
+			h.cfg.Dead.Add(DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail, Topic: m.Topic,
+				Client: cl.ID, Message: id.String(), Payload: m.Payload})
+			continue
+		}
+		if !m.Expires.IsZero() && now.After(m.Expires) {
+			expired++
+			continue
+		}
+		recs = append(recs, Record{Topic: m.Topic, Payload: m.Payload, Retain: m.Retain, QoS: m.QoS,
+			Time: m.Time, Expires: m.Expires, Origin: id})
+		keep = append(keep, *m)
+	}
+	var extra store.Batch
+	txn.Put(&extra)
+	first, err := h.wal.Append(walStream, recs, &extra)
+	txn.Done(err)
+	if err != nil {
+		h.log.Error("ingress: write-ahead failed; dropping the bridge's connection so it resends", "error", err)
+		if h.cfg.Metrics != nil {
+			reason := "store-error"
+			if errors.Is(err, store.ErrFull) {
+				reason = "disk-full"
+			}
+			h.cfg.Metrics.Refused.WithLabelValues(reason).Inc()
+		}
+		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		return pk, packets.ErrRejectPacket
+	}
+	if h.cfg.Metrics != nil {
+		if dups > 0 {
+			h.cfg.Metrics.Duplicates.WithLabelValues("cloud-ingress").Add(float64(dups))
+		}
+		if expired > 0 {
+			h.cfg.Metrics.Expired.WithLabelValues(string(f.Stream)).Add(float64(expired))
+		}
+	}
+	if len(recs) == 0 {
+		return pk, packets.CodeSuccessIgnore
+	}
+	for i := range recs {
+		_ = h.srv.Publish(recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
+	}
+	if len(keep) != len(f.Messages) {
+		f.Messages = keep
+		if raw, err := f.Marshal(); err == nil {
+			pk.Payload = raw
+		}
+	}
+	seqs := make([]uint64, len(recs))
+	for i := range seqs {
+		seqs[i] = first + uint64(i)
+	}
+	h.mu.Lock()
+	h.done[cl] = seqs
+	h.mu.Unlock()
+	return pk, nil
+}
+
+// checkRelayed returns a reason if a message from node may not be
+// delivered: it must go to the node's own subtree, not to the bridge's own
+// topics, and an envelope must decode (it is then stamped with its ID).
+func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.Limits) (reason, detail string) {
+	if !strings.HasPrefix(m.Topic, topics.NodePrefix(node)) {
+		return "not-allowed", "node " + node + " may not publish to " + m.Topic
+	}
+	switch topics.PayloadOf(m.Topic) {
+	case topics.PayloadFrame, topics.PayloadInvalid:
+		return "not-allowed", "a relayed message may not go to " + m.Topic
+	case topics.PayloadEnvelope:
+		p, _ := topics.Parse(m.Topic)
+		if p.Class == topics.ClassDownAck || p.Class == topics.ClassNodeStatus {
+			return "not-allowed", "a relayed message may not go to the bridge's own topic " + m.Topic
+		}
+		env, err := topics.UnmarshalEnvelope(m.Payload, lim)
+		if err != nil {
+			return topics.ReasonOf(err), err.Error()
+		}
+		env.ID = id
+		raw, err := env.Marshal()
+		if err != nil {
+			return "malformed", err.Error()
+		}
+		m.Payload = raw
+	}
+	return "", ""
+}
+
+// OnPublished marks the frame's write-ahead entries done: mochi has given
+// the frame and its messages to every subscriber.
+func (h *Ingress) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	h.mu.Lock()
+	seqs, ok := h.done[cl]
+	delete(h.done, cl)
+	h.mu.Unlock()
+	if ok {
+		h.wal.Ack(walStream, seqs...)
+	}
+}
+
+// OnDisconnect forgets a client's pending entry (its frame was refused
+// after OnPublish); the entry is replayed at the next start.
+func (h *Ingress) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	delete(h.done, cl)
+	h.mu.Unlock()
+}

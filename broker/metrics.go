@@ -1,0 +1,145 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus series of a broker and its bridge. Make one
+// per process with NewMetrics and pass it to every part.
+type Metrics struct {
+	Sent                 *prometheus.CounterVec // messages sent over a bridge link, by stream
+	SentBytes            *prometheus.CounterVec // payload bytes sent, by stream
+	Frames               *prometheus.CounterVec // frames sent, by stream
+	Acked                *prometheus.CounterVec // messages the far side acknowledged, by stream
+	Resent               *prometheus.CounterVec // messages sent again after a reconnect, by stream
+	Expired              *prometheus.CounterVec // messages dropped unsent because their TTL passed, by stream
+	Dropped              *prometheus.CounterVec // messages dropped by a full queue's policy, by queue and reason
+	Refused              *prometheus.CounterVec // publishes refused (queue full, disk full), by reason
+	Duplicates           *prometheus.CounterVec // duplicates dropped, by where
+	DeadLetters          *prometheus.CounterVec // messages dead-lettered, by component and reason
+	ACLDenied            *prometheus.CounterVec // publishes and subscriptions denied, by action
+	BackpressureWaits    prometheus.Counter     // publishes held for a slow subscriber
+	BackpressureTimeouts prometheus.Counter     // holds that reached MaxWait
+	LinkUp               *prometheus.GaugeVec   // 1 while a bridge link is connected, by link
+	Reconnects           *prometheus.CounterVec // bridge connections made, by link
+	Clients              prometheus.Gauge       // connected MQTT clients
+	Received             prometheus.Counter     // publishes received by the broker
+
+	mu     sync.Mutex
+	queues map[string]*Queue
+}
+
+// NewMetrics makes the series and registers them with reg (for example a
+// fresh prometheus.NewRegistry(), served on /metrics).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sedna", Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		Sent:                 cv("bridge_sent_messages_total", "Messages sent over a bridge link.", "stream"),
+		SentBytes:            cv("bridge_sent_bytes_total", "Payload bytes sent over a bridge link.", "stream"),
+		Frames:               cv("bridge_frames_total", "Frames sent over a bridge link.", "stream"),
+		Acked:                cv("bridge_acked_messages_total", "Messages acknowledged by the far side.", "stream"),
+		Resent:               cv("bridge_resent_messages_total", "Messages sent again after a reconnect.", "stream"),
+		Expired:              cv("bridge_expired_messages_total", "Messages dropped unsent because their TTL passed.", "stream"),
+		Dropped:              cv("queue_dropped_messages_total", "Messages dropped by a full queue's policy.", "queue", "reason"),
+		Refused:              cv("broker_refused_publishes_total", "Publishes refused before their PUBACK.", "reason"),
+		Duplicates:           cv("dedup_duplicates_total", "Duplicate messages dropped.", "where"),
+		DeadLetters:          cv("dead_letters_total", "Messages moved to the dead-letter store.", "component", "reason"),
+		ACLDenied:            cv("acl_denied_total", "Publishes and subscriptions denied by the ACL.", "action"),
+		BackpressureWaits:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sedna", Name: "broker_backpressure_waits_total", Help: "Publishes held for a slow subscriber."}),
+		BackpressureTimeouts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sedna", Name: "broker_backpressure_timeouts_total", Help: "Held publishes that went on after the longest wait."}),
+		LinkUp:               prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sedna", Name: "bridge_link_up", Help: "1 while a bridge link is connected."}, []string{"link"}),
+		Reconnects:           cv("bridge_connects_total", "Bridge connections made.", "link"),
+		Clients:              prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sedna", Name: "broker_clients", Help: "Connected MQTT clients."}),
+		Received:             prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sedna", Name: "broker_received_publishes_total", Help: "Publishes received by the broker."}),
+		queues:               map[string]*Queue{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.Sent, m.SentBytes, m.Frames, m.Acked, m.Resent, m.Expired, m.Dropped, m.Refused,
+			m.Duplicates, m.DeadLetters, m.ACLDenied, m.BackpressureWaits, m.BackpressureTimeouts,
+			m.LinkUp, m.Reconnects, m.Clients, m.Received, queueCollector{m})
+	}
+	return m
+}
+
+// watchQueue adds q's backlog to the series under name.
+func (m *Metrics) watchQueue(name string, q *Queue) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.queues[name] = q
+	m.mu.Unlock()
+}
+
+var (
+	descBacklog = prometheus.NewDesc("sedna_queue_backlog_messages", "Messages waiting in a durable queue.", []string{"queue", "stream"}, nil)
+	descBytes   = prometheus.NewDesc("sedna_queue_backlog_bytes", "Bytes waiting in a durable queue.", []string{"queue", "stream"}, nil)
+	descOldest  = prometheus.NewDesc("sedna_queue_oldest_age_seconds", "Age of the oldest message waiting in a durable queue.", []string{"queue", "stream"}, nil)
+)
+
+// queueCollector reads queue statistics at scrape time.
+type queueCollector struct{ m *Metrics }
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descBacklog
+	ch <- descBytes
+	ch <- descOldest
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	qs := make(map[string]*Queue, len(c.m.queues))
+	for k, v := range c.m.queues {
+		qs[k] = v
+	}
+	c.m.mu.Unlock()
+	now := time.Now()
+	for name, q := range qs {
+		for _, st := range q.Stats() {
+			ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(st.Messages), name, st.Stream)
+			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes), name, st.Stream)
+			age := 0.0
+			if !st.Oldest.IsZero() {
+				age = now.Sub(st.Oldest).Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, name, st.Stream)
+		}
+	}
+}
+
+// metricsHook counts clients and publishes.
+type metricsHook struct {
+	mqtt.HookBase
+	m *Metrics
+}
+
+func newMetricsHook(m *Metrics) *metricsHook { return &metricsHook{m: m} }
+
+func (h *metricsHook) ID() string { return "sedna-metrics" }
+
+func (h *metricsHook) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect || b == mqtt.OnPublished
+}
+
+func (h *metricsHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Conn != nil {
+		h.m.Clients.Inc()
+	}
+}
+
+// OnDisconnect is also called for sessions restored from the store, which
+// have no connection and were never counted.
+func (h *metricsHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if cl.Net.Conn != nil {
+		h.m.Clients.Dec()
+	}
+}
+
+func (h *metricsHook) OnPublished(*mqtt.Client, packets.Packet) { h.m.Received.Inc() }

@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// Client is the relay's consumer connection to the external broker;
+	// its session must be persistent (the default).
+	Client ClientConfig
+	// Bus publishes the unwrapped messages: a second connection, since a
+	// consumer's handler may not publish on its own connection and wait.
+	Bus     Bus
+	Store   store.Store
+	Limits  topics.Limits
+	Dead    *DeadLetters
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Relay is the Ingress for an external cloud broker (mosquitto, EMQX),
+// where no hook can run before the PUBACK: the cloud manager consumes the
+// frames as a Consumer (persistent session, dedup by ID, acknowledged after
+// its window is stored) and publishes each new message unwrapped on its
+// destination topic. The frames themselves reach other consumers straight
+// from the broker. Plain subscribers of the unwrapped topics get each
+// message at least once (a crash of the manager between publishing and
+// storing its window repeats it); consumers of frames or envelopes get it
+// once by ID.
+type Relay struct {
+	c *Consumer
+}
+
+// NewRelay makes a relay; Start connects it.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	if cfg.Bus == nil || cfg.Dead == nil {
+		return nil, errors.New("broker: relay needs a bus and a dead-letter store")
+	}
+	if cfg.Limits.MaxBody <= 0 {
+		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
+	}
+	c, err := NewConsumer(ConsumerConfig{Client: cfg.Client, Store: cfg.Store, Limits: cfg.Limits, Metrics: cfg.Metrics,
+		Logger: cfg.Logger, Handler: func(d Delivery, _ *store.Batch) error {
+			m := topics.FrameMessage{Seq: d.ID.Seq, Topic: d.Topic, Payload: d.Payload, Retain: d.Retain, QoS: d.QoS}
+			if reason, detail := checkRelayed(d.ID.Node, &m, d.ID, cfg.Limits); reason != "" {
+				cfg.Dead.Add(DeadLetter{Component: "cloud/relay", Reason: reason, Detail: detail, Topic: d.Topic,
+					Message: d.ID.String(), Payload: d.Payload})
+				return nil
+			}
+			if !d.Expires.IsZero() && time.Now().After(d.Expires) {
+				return nil
+			}
+			return cfg.Bus.Publish(m.Topic, m.Payload, d.Retain, d.QoS)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{c: c}, nil
+}
+
+// Start connects the relay's consumer.
+func (r *Relay) Start() error { return r.c.Start() }
+
+// Close disconnects it; the broker keeps its session.
+func (r *Relay) Close() error { return r.c.Close() }

@@ -1,0 +1,321 @@
+// Package cloud is the cloud manager of Sedna-Go (Sedna's GlobalManager):
+// the embedded cloud broker, or a client of an external one, with the
+// cloud half of every edge node's bridge (ingress of frames, the per-node
+// downlink outbox) and, later, the job controllers and the dataset and
+// model registries.
+//
+// The manager imports broker, store and topics; it never imports edge: the
+// two meet only on topics.
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// Config configures the cloud manager; read from YAML (`sedna cloud
+// --config`), flags override it.
+type Config struct {
+	// DataDir holds the manager's store; default ./sedna-cloud.
+	DataDir string `json:"dataDir,omitempty"`
+	// WriteMode is the durability of the store: "process" (default) or "sync".
+	WriteMode store.Mode `json:"writeMode,omitempty"`
+	// Broker configures the embedded broker (ignored with External).
+	Broker BrokerConfig `json:"broker,omitempty"`
+	// External, if its URL is set, is a broker to use instead of the
+	// embedded one (mosquitto, EMQX, ...).
+	External ExternalBroker `json:"external,omitempty"`
+	// Downlink bounds the per-node outbox.
+	Downlink QueueConfig `json:"downlink,omitempty"`
+	// Metrics is the address of /metrics; default 127.0.0.1:9465, "off"
+	// disables it.
+	Metrics string `json:"metrics,omitempty"`
+}
+
+// BrokerConfig configures the embedded cloud broker.
+type BrokerConfig struct {
+	// Listen is the TCP address; default :1884.
+	Listen string `json:"listen,omitempty"`
+	// TLS adds a TLS listener.
+	TLS broker.TLSConfig `json:"tls,omitempty"`
+	// WebSocket is the address of a WebSocket listener, if any.
+	WebSocket string `json:"websocket,omitempty"`
+	// MaxPacketSize bounds one packet; default 8 MiB.
+	MaxPacketSize int `json:"maxPacketSize,omitempty"`
+	// CredentialsFile lists the users: nodes, cloud apps, admins. Required.
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+}
+
+// ExternalBroker is a broker the manager uses as a client.
+type ExternalBroker struct {
+	URL      string `json:"url,omitempty"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// ClientIDPrefix names the manager's sessions; default "sedna-cloud".
+	ClientIDPrefix string `json:"clientIDPrefix,omitempty"`
+}
+
+// QueueConfig bounds a durable queue.
+type QueueConfig struct {
+	MaxBytes int64             `json:"maxBytes,omitempty"`
+	MaxAge   broker.Duration   `json:"maxAge,omitempty"`
+	Policy   broker.FullPolicy `json:"policy,omitempty"`
+}
+
+// Options is what Config cannot say in YAML.
+type Options struct {
+	Logger *slog.Logger
+	// Credentials, if set, are used instead of Broker.CredentialsFile.
+	Credentials *broker.Credentials
+}
+
+// Manager is a running cloud manager.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Badger
+	metrics  *broker.Metrics
+	srv      *broker.Server
+	ingress  *broker.Ingress
+	downlink *broker.Downlink
+	dead     *broker.DeadLetters
+	bus      broker.Bus
+	client   *broker.ClientBus
+	relay    *broker.Relay
+	http     *http.Server
+	httpLn   net.Listener
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// Start opens the store, starts the embedded broker (or connects to the
+// external one) and the cloud half of every bridge.
+func Start(cfg Config, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "sedna-cloud"
+	}
+	if cfg.Downlink.MaxBytes == 0 {
+		cfg.Downlink.MaxBytes = 1 << 30
+	}
+	if cfg.Metrics == "" {
+		cfg.Metrics = "127.0.0.1:9465"
+	}
+	if cfg.External.ClientIDPrefix == "" {
+		cfg.External.ClientIDPrefix = "sedna-cloud"
+	}
+	m := &Manager{cfg: cfg, log: opts.Logger.With("component", "cloud")}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cloud: data dir: %w", err)
+	}
+	var err error
+	m.store, err = store.OpenBadger(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Manager, error) {
+		m.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.metrics = broker.NewMetrics(reg)
+	m.dead, err = broker.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
+	if err != nil {
+		return fail(err)
+	}
+	m.downlink, err = broker.NewDownlink(broker.DownlinkConfig{Store: m.store, Metrics: m.metrics, Logger: m.log,
+		Queue: broker.QueueOptions{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.External.URL != "" {
+		if err := m.startExternal(); err != nil {
+			return fail(err)
+		}
+	} else if err := m.startEmbedded(opts); err != nil {
+		return fail(err)
+	}
+	if err := m.downlink.Start(m.bus); err != nil {
+		return fail(err)
+	}
+	if cfg.Metrics != "off" {
+		if err := m.serveMetrics(reg); err != nil {
+			return fail(err)
+		}
+	}
+	m.log.Info("cloud manager started", "broker", m.BrokerURL(), "store", cfg.DataDir, "writeMode", m.store.Mode())
+	return m, nil
+}
+
+func (m *Manager) startEmbedded(opts Options) error {
+	creds := opts.Credentials
+	if creds == nil {
+		if m.cfg.Broker.CredentialsFile == "" {
+			return errors.New("cloud: the embedded broker needs a credentials file (broker.credentialsFile or --credentials); make entries with `sedna passwd`")
+		}
+		var err error
+		if creds, err = broker.LoadCredentials(m.cfg.Broker.CredentialsFile); err != nil {
+			return err
+		}
+	}
+	var err error
+	m.ingress, err = broker.NewIngress(broker.IngressConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	m.srv, err = broker.NewServer(broker.Config{
+		Role: broker.RoleCloud, Listen: m.cfg.Broker.Listen, TLS: m.cfg.Broker.TLS, WebSocket: m.cfg.Broker.WebSocket,
+		MaxPacketSize: m.cfg.Broker.MaxPacketSize, Credentials: creds, Store: m.store, Metrics: m.metrics, Logger: m.log,
+		Hooks: []mqtt.Hook{m.ingress, m.downlink},
+	})
+	if err != nil {
+		return err
+	}
+	m.ingress.Attach(m.srv)
+	m.downlink.Attach(m.srv)
+	if err := m.srv.Start(); err != nil {
+		return err
+	}
+	m.bus = broker.NewInlineBus(m.srv)
+	return nil
+}
+
+func (m *Manager) startExternal() error {
+	ext := m.cfg.External
+	client := func(suffix string) broker.ClientConfig {
+		return broker.ClientConfig{URL: ext.URL, ClientID: ext.ClientIDPrefix + "-" + suffix, Username: ext.Username, Password: ext.Password}
+	}
+	var err error
+	if m.client, err = broker.DialBus(client("bus")); err != nil {
+		return err
+	}
+	m.bus = m.client
+	// Messages for nodes: taken into the outbox, acknowledged once there.
+	if err := m.client.Subscribe(topics.ToNodeFilter(), func(topic string, payload []byte) error {
+		p, err := topics.Parse(topic)
+		if err != nil {
+			return nil
+		}
+		_, err = m.downlink.Send(p.Node, topic, payload, false, 1, 0)
+		return err
+	}); err != nil {
+		return err
+	}
+	m.relay, err = broker.NewRelay(broker.RelayConfig{Client: client("ingress"), Bus: m.client, Store: m.store,
+		Dead: m.dead, Metrics: m.metrics, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	return m.relay.Start()
+}
+
+func (m *Manager) reportError(ev topics.ErrorEvent) {
+	if m.bus == nil {
+		return
+	}
+	env, err := topics.NewEnvelope(topics.KindError, "cloud/manager", ev)
+	if err != nil {
+		return
+	}
+	if raw, err := env.Marshal(); err == nil {
+		_ = m.bus.Publish(topics.CloudEvents("error"), raw, false, 0)
+	}
+}
+
+func (m *Manager) serveMetrics(reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", m.cfg.Metrics)
+	if err != nil {
+		return fmt.Errorf("cloud: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.httpLn = ln
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// BrokerURL is where nodes and apps connect: the embedded broker's TCP
+// listener, or the external broker.
+func (m *Manager) BrokerURL() string {
+	if m.srv != nil {
+		return m.srv.URL()
+	}
+	return m.cfg.External.URL
+}
+
+// MetricsAddr is the address of /metrics, or "" if off.
+func (m *Manager) MetricsAddr() string {
+	if m.httpLn == nil {
+		return ""
+	}
+	return m.httpLn.Addr().String()
+}
+
+// Downlink returns the per-node outbox.
+func (m *Manager) Downlink() *broker.Downlink { return m.downlink }
+
+// DeadLetters returns the manager's dead-letter store.
+func (m *Manager) DeadLetters() *broker.DeadLetters { return m.dead }
+
+// Store returns the manager's store.
+func (m *Manager) Store() store.Store { return m.store }
+
+// Close stops everything: clients first, then the broker, the outbox, and
+// the store last.
+func (m *Manager) Close() {
+	m.once.Do(func() {
+		if m.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = m.http.Shutdown(ctx)
+			cancel()
+			m.wg.Wait()
+		}
+		if m.relay != nil {
+			_ = m.relay.Close()
+		}
+		if m.srv != nil {
+			_ = m.srv.Close()
+		}
+		if m.ingress != nil {
+			_ = m.ingress.Stop()
+		}
+		if m.downlink != nil {
+			_ = m.downlink.Close()
+		}
+		if m.client != nil {
+			_ = m.client.Close()
+		}
+		if m.store != nil {
+			if err := m.store.Close(); err != nil {
+				m.log.Error("store close", "error", err)
+			}
+		}
+	})
+}

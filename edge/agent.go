@@ -1,0 +1,278 @@
+// Package edge is the edge agent of Sedna-Go (Sedna's LocalController): one
+// process per edge node that runs the node's MQTT broker, its durable
+// bridge to the cloud and its one store. Later it runs the job workers
+// (inference, training, dataset ingestion) beside them.
+//
+// The agent imports broker, store and topics; it never imports cloud: the
+// two meet only on topics.
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/store"
+)
+
+// Config configures an edge agent. It is read from YAML (`sedna edge
+// --config`); flags override it. Every field has a working default but
+// Node and Cloud.URL.
+type Config struct {
+	// Node is this node's name, one topic level.
+	Node string `json:"node"`
+	// DataDir holds the node's store; default ./sedna-edge-{node}.
+	DataDir string `json:"dataDir,omitempty"`
+	// WriteMode is the durability of the store: "process" (default) or "sync".
+	WriteMode store.Mode `json:"writeMode,omitempty"`
+	// Broker is the node's MQTT broker.
+	Broker BrokerConfig `json:"broker,omitempty"`
+	// Cloud is the link to the cloud broker.
+	Cloud CloudLink `json:"cloud"`
+	// Rules replace the default bridge rules; ExtraRules are added to
+	// whichever rules apply.
+	Rules      []broker.Rule `json:"rules,omitempty"`
+	ExtraRules []broker.Rule `json:"extraRules,omitempty"`
+	// Queue bounds the uplink queue.
+	Queue QueueConfig `json:"queue,omitempty"`
+	// Metrics is the address of the Prometheus /metrics endpoint; default
+	// 127.0.0.1:9464, "off" disables it.
+	Metrics string `json:"metrics,omitempty"`
+}
+
+// BrokerConfig configures an embedded broker.
+type BrokerConfig struct {
+	// Listen is the TCP address; default 127.0.0.1:1883 on the edge,
+	// :1884 in the cloud; "off" disables it.
+	Listen string `json:"listen,omitempty"`
+	// TLS adds a TLS listener.
+	TLS broker.TLSConfig `json:"tls,omitempty"`
+	// WebSocket is the address of a WebSocket listener, if any.
+	WebSocket string `json:"websocket,omitempty"`
+	// MaxPacketSize bounds one packet; default 8 MiB.
+	MaxPacketSize int `json:"maxPacketSize,omitempty"`
+	// CredentialsFile lists users (see broker.LoadCredentials).
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+}
+
+// CloudLink says how the node reaches the cloud broker.
+type CloudLink struct {
+	// URL is tcp://, ssl://, ws:// or wss://.
+	URL      string `json:"url"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// PasswordFile, if set, holds the password (so it stays out of the
+	// config file).
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// CAFile verifies the cloud broker's certificate.
+	CAFile string `json:"caFile,omitempty"`
+}
+
+// QueueConfig bounds a durable queue.
+type QueueConfig struct {
+	// MaxBytes bounds what waits; default 256 MiB.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// MaxAge drops what waited longer; default none.
+	MaxAge broker.Duration `json:"maxAge,omitempty"`
+	// Policy when full: "refuse" (default) or "drop-oldest".
+	Policy broker.FullPolicy `json:"policy,omitempty"`
+}
+
+// Options is what Config cannot say in YAML.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+}
+
+// Agent is a running edge node.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Badger
+	srv     *broker.Server
+	bridge  *broker.Bridge
+	metrics *broker.Metrics
+	http    *http.Server
+	httpLn  net.Listener
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// Start opens the node's store, starts its broker and connects its bridge.
+func Start(cfg Config, opts Options) (*Agent, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if cfg.Cloud.URL == "" {
+		return nil, errors.New("edge: no cloud URL (cloud.url or --cloud)")
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "sedna-edge-" + cfg.Node
+	}
+	if cfg.Queue.MaxBytes == 0 {
+		cfg.Queue.MaxBytes = 256 << 20
+	}
+	if cfg.Metrics == "" {
+		cfg.Metrics = "127.0.0.1:9464"
+	}
+	if cfg.Cloud.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.Cloud.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("edge: cloud password: %w", err)
+		}
+		cfg.Cloud.Password = string(trimNewline(b))
+	}
+	a := &Agent{cfg: cfg, log: opts.Logger.With("node", cfg.Node)}
+	var creds *broker.Credentials
+	if cfg.Broker.CredentialsFile != "" {
+		var err error
+		if creds, err = broker.LoadCredentials(cfg.Broker.CredentialsFile); err != nil {
+			return nil, err
+		}
+	}
+	var tlsConf *tls.Config
+	if cfg.Cloud.CAFile != "" {
+		pem, err := os.ReadFile(cfg.Cloud.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("edge: cloud CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("edge: cloud CA %s: no certificate", cfg.Cloud.CAFile)
+		}
+		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("edge: data dir: %w", err)
+	}
+	var err error
+	a.store, err = store.OpenBadger(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = broker.NewMetrics(reg)
+	fail := func(err error) (*Agent, error) {
+		a.Close()
+		return nil, err
+	}
+	a.srv, err = broker.NewServer(broker.Config{
+		Role: broker.RoleEdge, Node: cfg.Node, Listen: cfg.Broker.Listen, TLS: cfg.Broker.TLS,
+		WebSocket: cfg.Broker.WebSocket, MaxPacketSize: cfg.Broker.MaxPacketSize, Credentials: creds,
+		Store: a.store, Metrics: a.metrics, Logger: a.log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	rules := cfg.Rules
+	if rules == nil {
+		rules = broker.DefaultRules()
+	}
+	rules = append(append([]broker.Rule{}, rules...), cfg.ExtraRules...)
+	a.bridge, err = broker.NewBridge(broker.BridgeConfig{
+		Node: cfg.Node, CloudURL: cfg.Cloud.URL, Username: cfg.Cloud.Username, Password: cfg.Cloud.Password,
+		TLS: tlsConf, Rules: rules, Store: a.store, Server: a.srv, Version: opts.Version,
+		Queue:   broker.QueueOptions{MaxBytes: cfg.Queue.MaxBytes, MaxAge: time.Duration(cfg.Queue.MaxAge), Policy: cfg.Queue.Policy},
+		Metrics: a.metrics, Logger: a.log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := a.srv.Start(); err != nil {
+		return fail(err)
+	}
+	a.bridge.Start()
+	if cfg.Metrics != "off" {
+		if err := a.serveMetrics(reg); err != nil {
+			return fail(err)
+		}
+	}
+	a.log.Info("edge agent started", "broker", a.srv.Addr("tcp"), "cloud", cfg.Cloud.URL, "store", cfg.DataDir,
+		"writeMode", a.store.Mode(), "epoch", fmt.Sprintf("%016x", a.store.Epoch()))
+	return a, nil
+}
+
+func (a *Agent) serveMetrics(reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", a.cfg.Metrics)
+	if err != nil {
+		return fmt.Errorf("edge: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.httpLn = ln
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// BrokerAddr is the address of the node's MQTT listener.
+func (a *Agent) BrokerAddr() string { return a.srv.Addr("tcp") }
+
+// MetricsAddr is the address of /metrics, or "" if off.
+func (a *Agent) MetricsAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Bridge returns the node's bridge.
+func (a *Agent) Bridge() *broker.Bridge { return a.bridge }
+
+// Server returns the node's broker.
+func (a *Agent) Server() *broker.Server { return a.srv }
+
+// Store returns the node's store.
+func (a *Agent) Store() store.Store { return a.store }
+
+// Close stops the broker (no new local publishes), the bridge (telling
+// the cloud the node goes offline) and the store, in that order.
+func (a *Agent) Close() {
+	a.once.Do(func() {
+		if a.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = a.http.Shutdown(ctx)
+			cancel()
+			a.wg.Wait()
+		}
+		if a.srv != nil {
+			_ = a.srv.Close()
+		}
+		if a.bridge != nil {
+			_ = a.bridge.Close()
+		}
+		if a.store != nil {
+			if err := a.store.Close(); err != nil {
+				a.log.Error("store close", "error", err)
+			}
+		}
+	})
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
