@@ -79,7 +79,7 @@ type Bridge struct {
 	mu        sync.Mutex
 	client    paho.Client
 	connected bool
-	downEpoch uint64     // the cloud outbox epoch we last received from
+	downEpoch uint64 // the cloud outbox epoch we last received from
 	downFIFO  []paho.Message
 	downKick  chan struct{}
 	sentHigh  map[string]uint64
@@ -230,7 +230,7 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 func (b *Bridge) newClient(lost chan struct{}) paho.Client {
 	o := paho.NewClientOptions().
 		AddBroker(b.cfg.CloudURL).
-		SetClientID("sedna-bridge-" + b.node).
+		SetClientID("sedna-bridge-"+b.node).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
 		SetCleanSession(true).
@@ -240,8 +240,8 @@ func (b *Bridge) newClient(lost chan struct{}) paho.Client {
 		SetAutoAckDisabled(true).
 		SetKeepAlive(b.cfg.KeepAlive).
 		SetPingTimeout(b.cfg.KeepAlive).
-		SetConnectTimeout(10 * time.Second).
-		SetWriteTimeout(5 * time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(5*time.Second).
 		SetMaxResumePubInFlight(0).
 		SetBinaryWill(topics.NodeStatusTopic(b.node), b.statusPayload(topics.NodeOffline, "connection lost"), 1, true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {

@@ -29,4 +29,6 @@ func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{f.h.WithAttrs(a), f.min}
 }
 
-func (f levelFilter) WithGroup(name string) slog.Handler { return levelFilter{f.h.WithGroup(name), f.min} }
+func (f levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{f.h.WithGroup(name), f.min}
+}

@@ -83,7 +83,7 @@ type Queue struct {
 	root   store.Store // the store the view is of, for writes
 	prefix string      // the view's prefix in root
 	opts   QueueOptions
-	log  *slog.Logger
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	streams map[string]*stream

@@ -14,10 +14,10 @@ var FrameVersion = Version{Major: 1, Minor: 0}
 // frame is one MQTT publish, so the far side persists a whole batch in one
 // write and acknowledges it with one PUBACK.
 type Frame struct {
-	Version  Version
-	Node     string
-	Stream   Stream
-	Epoch    uint64
+	Version Version
+	Node    string
+	Stream  Stream
+	Epoch   uint64
 	// Floor tells the receiver that every seq <= Floor is done at the
 	// sender (acknowledged, expired or dropped) and will never be sent
 	// again, so the receiver's window of seen seqs can close gaps.
