@@ -244,3 +244,5 @@ func (c *counter) check(t testing.TB, n uint64, ordered bool) {
 		}
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/store"
+)
+
+func newCloudCmd(g *globals) *cobra.Command {
+	var (
+		configFile string
+		cfg        cloud.Config
+		writeMode  string
+	)
+	cmd := &cobra.Command{
+		Use:   "cloud",
+		Short: "Run the cloud manager with its embedded broker (or an external one)",
+		Long: `Run the cloud manager: the embedded cloud MQTT broker (authenticated, with a
+per-node ACL) and the cloud half of every edge node's bridge: ingress of
+frames with dedup, and a durable outbox per node.
+
+With --broker URL the manager uses an external broker (mosquitto, EMQX)
+instead of the embedded one.`,
+		Example: `  sedna passwd > hash.txt   # then list users in credentials.yaml
+  sedna cloud --credentials credentials.yaml --listen :1884
+  sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var file cloud.Config
+			if err := loadConfig(configFile, &file); err != nil {
+				return err
+			}
+			merge(cmd, &file.DataDir, cfg.DataDir, "data")
+			merge(cmd, &file.Broker.Listen, cfg.Broker.Listen, "listen")
+			merge(cmd, &file.Broker.CredentialsFile, cfg.Broker.CredentialsFile, "credentials")
+			merge(cmd, &file.Broker.WebSocket, cfg.Broker.WebSocket, "websocket")
+			merge(cmd, &file.External.URL, cfg.External.URL, "broker")
+			merge(cmd, &file.External.Username, cfg.External.Username, "username")
+			merge(cmd, &file.External.Password, cfg.External.Password, "password")
+			merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+			if cmd.Flags().Changed("write-mode") {
+				m, err := store.ParseMode(writeMode)
+				if err != nil {
+					return err
+				}
+				file.WriteMode = m
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			m, err := cloud.Start(file, cloud.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cloud manager ready: broker %s\n", m.BrokerURL())
+			ctx, stop := untilSignal()
+			defer stop()
+			<-ctx.Done()
+			log.Info("stopping")
+			m.Close()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file (flags override it)")
+	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-cloud)")
+	f.StringVar(&cfg.Broker.Listen, "listen", "", "embedded broker TCP address (default :1884)")
+	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials file of the embedded broker")
+	f.StringVar(&cfg.Broker.WebSocket, "websocket", "", "address of an MQTT-over-WebSocket listener")
+	f.StringVar(&cfg.External.URL, "broker", "", "use this external broker instead of the embedded one")
+	f.StringVar(&cfg.External.Username, "username", "", "username on the external broker")
+	f.StringVar(&cfg.External.Password, "password", "", "password on the external broker")
+	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9465, "off" to disable)`)
+	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
+	return cmd
+}
+
+// merge sets *dst to flag's value when the flag was given on the command line.
+func merge(cmd *cobra.Command, dst *string, value, flag string) {
+	if cmd.Flags().Changed(flag) {
+		*dst = value
+	}
+}

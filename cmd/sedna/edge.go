@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/store"
+)
+
+func newEdgeCmd(g *globals) *cobra.Command {
+	var (
+		configFile string
+		cfg        edge.Config
+		writeMode  string
+	)
+	cmd := &cobra.Command{
+		Use:   "edge",
+		Short: "Run the edge agent of one node: its broker, durable bridge and store",
+		Long: `Run the edge agent of one node: the node's MQTT broker (on 127.0.0.1:1883 by
+default, where KubeEdge apps and mappers expect it), the durable bridge to the
+cloud broker and the node's store. Publishes that match a bridge rule are on
+disk before their PUBACK and reach the cloud once, even across link outages
+and restarts.`,
+		Example: `  sedna edge --node edge-1 --cloud tcp://cloud:1884 --username edge-1 --password-file pw.txt
+  sedna edge --config edge.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var file edge.Config
+			if err := loadConfig(configFile, &file); err != nil {
+				return err
+			}
+			merge(cmd, &file.Node, cfg.Node, "node")
+			merge(cmd, &file.DataDir, cfg.DataDir, "data")
+			merge(cmd, &file.Broker.Listen, cfg.Broker.Listen, "listen")
+			merge(cmd, &file.Broker.CredentialsFile, cfg.Broker.CredentialsFile, "credentials")
+			merge(cmd, &file.Cloud.URL, cfg.Cloud.URL, "cloud")
+			merge(cmd, &file.Cloud.Username, cfg.Cloud.Username, "username")
+			merge(cmd, &file.Cloud.Password, cfg.Cloud.Password, "password")
+			merge(cmd, &file.Cloud.PasswordFile, cfg.Cloud.PasswordFile, "password-file")
+			merge(cmd, &file.Cloud.CAFile, cfg.Cloud.CAFile, "cloud-ca")
+			merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+			if file.Cloud.Username == "" {
+				file.Cloud.Username = file.Node
+			}
+			if cmd.Flags().Changed("write-mode") {
+				m, err := store.ParseMode(writeMode)
+				if err != nil {
+					return err
+				}
+				file.WriteMode = m
+			}
+			if file.Node == "" {
+				return fmt.Errorf("no node name: give --node or node: in the config")
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			a, err := edge.Start(file, edge.Options{Logger: log, Version: version})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "edge agent %s ready: broker %s\n", file.Node, a.BrokerAddr())
+			ctx, stop := untilSignal()
+			defer stop()
+			<-ctx.Done()
+			log.Info("stopping")
+			a.Close()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file (flags override it)")
+	f.StringVar(&cfg.Node, "node", "", "this node's name")
+	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-edge-NODE)")
+	f.StringVar(&cfg.Broker.Listen, "listen", "", "node broker TCP address (default 127.0.0.1:1883)")
+	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials for clients not on loopback")
+	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. tcp://cloud:1884")
+	f.StringVar(&cfg.Cloud.Username, "username", "", "username on the cloud broker (default the node name)")
+	f.StringVar(&cfg.Cloud.Password, "password", "", "password on the cloud broker")
+	f.StringVar(&cfg.Cloud.PasswordFile, "password-file", "", "file holding the password on the cloud broker")
+	f.StringVar(&cfg.Cloud.CAFile, "cloud-ca", "", "CA certificate of the cloud broker (ssl:// URLs)")
+	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9464, "off" to disable)`)
+	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
+	return cmd
+}

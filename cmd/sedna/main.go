@@ -1,0 +1,89 @@
+// Command sedna is the one binary of Sedna-Go: the cloud manager, the edge
+// agent, and the tools around them. Run `sedna help` for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "sedna:", err)
+		os.Exit(1)
+	}
+}
+
+type globals struct {
+	logLevel string
+	logJSON  bool
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "sedna",
+		Short:         "Edge-cloud collaborative AI over an MQTT event backbone",
+		Long:          "Sedna-Go runs joint inference, incremental, federated and lifelong learning across edge nodes and a cloud,\nwith every message an event on an MQTT topic tree that survives slow and broken links.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "log as JSON lines")
+	root.AddCommand(newVersionCmd(), newCloudCmd(g), newEdgeCmd(g), newEventsCmd(g), newPasswdCmd(),
+		newDemoCmd(g), newBenchCmd(g))
+	return root
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if g.logJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+// loadConfig reads a YAML config file into v, refusing unknown fields.
+func loadConfig(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// untilSignal returns a context canceled by SIGINT or SIGTERM.
+func untilSignal() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "sedna", version)
+		},
+	}
+}
