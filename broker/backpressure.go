@@ -22,6 +22,10 @@ type SlowSubscriberOptions struct {
 	// clients that each publish to the other cannot wait forever. A
 	// publish that waited that long goes on (and is counted).
 	MaxWait time.Duration
+	// Disabled turns the hook off and leaves mochi's default client queue
+	// (8,192), which drops messages, QoS 1 included, when it is full. For
+	// measurements only.
+	Disabled bool
 }
 
 // SlowSubscriberHook keeps a slow subscriber from losing QoS 1 messages.
@@ -87,7 +91,7 @@ func (h *SlowSubscriberHook) shutdown() {
 
 // OnQosPublish marks a subscriber hot when its in-flight count is high.
 func (h *SlowSubscriberHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
-	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline || cl.Closed() {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline || cl.Closed() || h.opts.Disabled {
 		return
 	}
 	if cl.State.Inflight.Len() < h.opts.HighWater {
@@ -129,7 +133,7 @@ func (h *SlowSubscriberHook) maybeCool(cl *mqtt.Client, gone bool) {
 
 // OnPublish holds a QoS>0 publish while a subscriber it would reach is hot.
 func (h *SlowSubscriberHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Qos == 0 || h.hotCount.Load() == 0 || h.srv == nil {
+	if pk.FixedHeader.Qos == 0 || h.hotCount.Load() == 0 || h.srv == nil || h.opts.Disabled {
 		return pk, nil
 	}
 	var deadline *time.Timer

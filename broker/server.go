@@ -130,8 +130,10 @@ func NewServer(cfg Config) (*Server, error) {
 	bp := NewSlowSubscriberHook(cfg.SlowSubscribers, cfg.Metrics, cfg.Logger)
 	// Room for the back-pressure high-water mark with margin, so a QoS 1
 	// message is never dropped for a full client queue.
-	caps.MaximumClientWritesPending = int32(2 * bp.opts.HighWater)
-	caps.MaximumInflight = 65535
+	if !bp.opts.Disabled {
+		caps.MaximumClientWritesPending = int32(2 * bp.opts.HighWater)
+		caps.MaximumInflight = 65535
+	}
 	mlog := cfg.Logger.With("component", "mqtt")
 	m := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
