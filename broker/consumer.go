@@ -206,7 +206,9 @@ func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 		c.log.Error("consumer: dedup window unreadable", "error", err)
 		return
 	}
-	txn.Raise(f.Floor)
+	// Floor holds for one hop: a frame from the cloud broker carries the
+	// gaps the ingress closed in Skipped instead.
+	txn.Skip(f.Skipped)
 	var b store.Batch
 	dups := 0
 	for i := range f.Messages {

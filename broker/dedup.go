@@ -50,15 +50,39 @@ func (w *Window) Add(seq uint64) bool {
 	return true
 }
 
-// Raise records that every seq <= floor is settled (see topics.Frame.Floor).
-func (w *Window) Raise(floor uint64) {
+// Raise records that every seq <= floor is settled (see topics.Frame.Floor)
+// and returns the gaps it closed: seqs that were never seen and never will be.
+func (w *Window) Raise(floor uint64) []topics.SeqRange {
 	if floor <= w.Watermark {
-		return
+		return nil
+	}
+	var gaps []topics.SeqRange
+	next := w.Watermark + 1
+	i := 0
+	for ; i < len(w.Above) && w.Above[i] <= floor; i++ {
+		if w.Above[i] > next {
+			gaps = append(gaps, topics.SeqRange{From: next, To: w.Above[i] - 1})
+		}
+		next = w.Above[i] + 1
+	}
+	if next <= floor {
+		gaps = append(gaps, topics.SeqRange{From: next, To: floor})
 	}
 	w.Watermark = floor
-	i := sort.Search(len(w.Above), func(i int) bool { return w.Above[i] > floor })
 	w.Above = append(w.Above[:0], w.Above[i:]...)
 	w.compact()
+	return gaps
+}
+
+// AddRange records every seq of r.
+func (w *Window) AddRange(r topics.SeqRange) {
+	if r.From <= w.Watermark+1 {
+		w.Raise(r.To)
+		return
+	}
+	for s := r.From; s <= r.To; s++ {
+		w.Add(s)
+	}
 }
 
 func (w *Window) compact() {
@@ -199,10 +223,19 @@ func (t *DedupTxn) Add(seq uint64) bool {
 // Seen reports whether seq was seen, without recording it.
 func (t *DedupTxn) Seen(seq uint64) bool { return t.lw.w.Seen(seq) }
 
-// Raise settles every seq <= floor.
-func (t *DedupTxn) Raise(floor uint64) {
-	if floor > t.lw.w.Watermark {
-		t.lw.w.Raise(floor)
+// Raise settles every seq <= floor and returns the gaps it closed.
+func (t *DedupTxn) Raise(floor uint64) []topics.SeqRange {
+	if floor <= t.lw.w.Watermark {
+		return nil
+	}
+	t.changed = true
+	return t.lw.w.Raise(floor)
+}
+
+// Skip settles the seqs of skipped ranges (see topics.Frame.Skipped).
+func (t *DedupTxn) Skip(skipped []topics.SeqRange) {
+	for _, r := range skipped {
+		t.lw.w.AddRange(r)
 		t.changed = true
 	}
 }

@@ -43,9 +43,20 @@ func TestWindowRaiseAndCodec(t *testing.T) {
 	if err != nil || w2.Watermark != 2 || len(w2.Above) != 2 || w2.Above[1] != 9 {
 		t.Fatalf("codec: %+v %v", w2, err)
 	}
-	w.Raise(6) // seqs 3, 4, 6 will never come
+	gaps := w.Raise(6) // seqs 3, 4, 6 will never come
 	if w.Watermark != 6 || len(w.Above) != 1 || w.Above[0] != 9 {
 		t.Fatalf("raise: %+v", w)
+	}
+	if len(gaps) != 2 || gaps[0] != (topics.SeqRange{From: 3, To: 4}) || gaps[1] != (topics.SeqRange{From: 6, To: 6}) {
+		t.Fatalf("gaps closed: %v", gaps)
+	}
+	w.AddRange(topics.SeqRange{From: 11, To: 12})
+	if w.Watermark != 6 || !w.Seen(11) || !w.Seen(12) || w.Seen(10) {
+		t.Fatalf("add range above: %+v", w)
+	}
+	w.AddRange(topics.SeqRange{From: 7, To: 10})
+	if w.Watermark != 12 || len(w.Above) != 0 {
+		t.Fatalf("add range at the watermark: %+v", w)
 	}
 	if _, err := unmarshalWindow([]byte{1, 2}); err == nil {
 		t.Fatal("short record accepted")

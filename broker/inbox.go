@@ -82,6 +82,7 @@ func (b *Bridge) takeFrame(m paho.Message) bool {
 		return false
 	}
 	txn.Raise(f.Floor)
+	txn.Skip(f.Skipped)
 	var recs []Record
 	dups := 0
 	for i := range f.Messages {

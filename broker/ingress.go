@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -42,14 +41,15 @@ type IngressConfig struct {
 //  3. it writes the new messages ahead, with the window, in one store
 //     write, before the bridge gets its PUBACK;
 //  4. it publishes each new message unwrapped on its destination topic,
-//     with envelopes stamped with their ID, and lets the frame, reduced to
-//     the new messages, through to frame subscribers;
-//  5. once mochi has handed both to every subscriber (and the session hook
-//     has stored them for persistent sessions), the write-ahead entries
-//     are done. After a crash, entries not done are published again at
-//     start: consumers that deduplicate by ID (frames, envelopes) still
-//     get each message once; plain subscribers of raw topics may see a
-//     message twice across a crash (docs/TOPICS.md).
+//     with envelopes stamped with their ID, and the frame, reduced to the
+//     new messages, to frame subscribers, itself (inline) before the
+//     PUBACK;
+//  5. once both reached every subscriber (and the session hook stored
+//     them for persistent sessions), the write-ahead entries are done.
+//     After a crash, entries not done are published again at start:
+//     consumers that deduplicate by ID (frames, envelopes) still get each
+//     message once; plain subscribers of raw topics may see a message
+//     twice across a crash (docs/TOPICS.md).
 type Ingress struct {
 	mqtt.HookBase
 	cfg   IngressConfig
@@ -58,9 +58,6 @@ type Ingress struct {
 	dedup *Dedup
 	log   *slog.Logger
 	ready chan struct{}
-
-	mu   sync.Mutex
-	done map[*mqtt.Client][]uint64
 }
 
 // NewIngress opens the ingress's write-ahead log and dedup windows.
@@ -85,7 +82,7 @@ func NewIngress(cfg IngressConfig) (*Ingress, error) {
 		return nil, err
 	}
 	return &Ingress{cfg: cfg, wal: wal, dedup: NewDedup(root, pfx+"ingress/dd/"), log: cfg.Logger,
-		ready: make(chan struct{}), done: map[*mqtt.Client][]uint64{}}, nil
+		ready: make(chan struct{})}, nil
 }
 
 // ID names the hook.
@@ -93,7 +90,7 @@ func (h *Ingress) ID() string { return "sedna-ingress" }
 
 // Provides says which events the hook handles.
 func (h *Ingress) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnPublished || b == mqtt.OnStarted || b == mqtt.OnDisconnect
+	return b == mqtt.OnPublish || b == mqtt.OnStarted
 }
 
 // Attach gives the hook its broker; call before the broker starts.
@@ -182,7 +179,11 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
 	}
-	txn.Raise(f.Floor)
+	// The node's floor closes gaps here; frame subscribers get the gaps
+	// as Skipped ranges instead, since the floor would not hold for them
+	// (they may get a later frame before a message written ahead).
+	skipped := append(f.Skipped, txn.Raise(f.Floor)...)
+	txn.Skip(f.Skipped)
 	now := time.Now()
 	var recs []Record
 	var keep []topics.FrameMessage
@@ -231,26 +232,33 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			h.cfg.Metrics.Expired.WithLabelValues(string(f.Stream)).Add(float64(expired))
 		}
 	}
-	if len(recs) == 0 {
+	if len(recs) == 0 && len(skipped) == 0 {
 		return pk, packets.CodeSuccessIgnore
 	}
+	// Deliver here rather than let mochi pass the frame on: mochi sends
+	// the PUBACK first and delivers nothing if that write fails (the
+	// bridge died), while the frame is already written ahead and its IDs
+	// marked seen. Inline publishes reach every subscriber (and the
+	// session store) before they return.
 	for i := range recs {
 		_ = h.srv.Publish(recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
 	}
-	if len(keep) != len(f.Messages) {
-		f.Messages = keep
+	out := pk.Payload
+	if len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
+		f.Messages, f.Floor, f.Skipped = keep, 0, skipped
 		if raw, err := f.Marshal(); err == nil {
-			pk.Payload = raw
+			out = raw
 		}
 	}
-	seqs := make([]uint64, len(recs))
-	for i := range seqs {
-		seqs[i] = first + uint64(i)
+	_ = h.srv.Publish(pk.TopicName, out, false, 1)
+	if len(recs) > 0 {
+		seqs := make([]uint64, len(recs))
+		for i := range seqs {
+			seqs[i] = first + uint64(i)
+		}
+		h.wal.Ack(walStream, seqs...)
 	}
-	h.mu.Lock()
-	h.done[cl] = seqs
-	h.mu.Unlock()
-	return pk, nil
+	return pk, packets.CodeSuccessIgnore
 }
 
 // checkRelayed returns a reason if a message from node may not be
@@ -280,24 +288,4 @@ func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.
 		m.Payload = raw
 	}
 	return "", ""
-}
-
-// OnPublished marks the frame's write-ahead entries done: mochi has given
-// the frame and its messages to every subscriber.
-func (h *Ingress) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.mu.Lock()
-	seqs, ok := h.done[cl]
-	delete(h.done, cl)
-	h.mu.Unlock()
-	if ok {
-		h.wal.Ack(walStream, seqs...)
-	}
-}
-
-// OnDisconnect forgets a client's pending entry (its frame was refused
-// after OnPublish); the entry is replayed at the next start.
-func (h *Ingress) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.mu.Lock()
-	delete(h.done, cl)
-	h.mu.Unlock()
 }

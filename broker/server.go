@@ -159,11 +159,16 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := add(bp, nil); err != nil {
 		return nil, err
 	}
+	var persist func(*mqtt.Client, packets.Packet)
 	if cfg.Store != nil {
 		s.sessions = NewSessionHook(store.Sub(cfg.Store, "mqtt/"), cfg.Logger)
 		if err := add(s.sessions, nil); err != nil {
 			return nil, err
 		}
+		persist = func(cl *mqtt.Client, pk packets.Packet) { s.sessions.OnQosPublish(cl, pk, pk.Created, 0) }
+	}
+	if err := add(NewTakeoverHook(cfg.Logger, persist), nil); err != nil {
+		return nil, err
 	}
 	for _, h := range cfg.Hooks {
 		if err := add(h, nil); err != nil {

@@ -355,7 +355,9 @@ func (h *SessionHook) OnRetainedExpired(topic string) {
 // OnQosPublish stores a message queued for a persistent session before
 // mochi writes it to the client.
 func (h *SessionHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ int) {
-	if pk.FixedHeader.Type != packets.Publish || !persistent(cl) {
+	// A message for a taken-over client is the TakeoverHook's: it stores
+	// it for the session's new connection, under a new packet ID.
+	if pk.FixedHeader.Type != packets.Publish || !persistent(cl) || cl.IsTakenOver() {
 		return
 	}
 	m := message(pk, cl.ID, sent)
@@ -366,9 +368,11 @@ func (h *SessionHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int6
 	}
 }
 
-// OnQosComplete forgets an acknowledged message.
+// OnQosComplete forgets an acknowledged message. A taken-over client's
+// messages were copied to the new connection under the same packet IDs, so
+// mochi clearing the old client must not delete them.
 func (h *SessionHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if persistent(cl) {
+	if persistent(cl) && !cl.IsTakenOver() {
 		h.enqueue(false, sessionOp{key: inflightKey(cl.ID, pk.PacketID)})
 	}
 }

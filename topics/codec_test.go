@@ -96,6 +96,7 @@ func TestUnknownFieldsAndMinorVersionsAreAccepted(t *testing.T) {
 func sampleFrame() *Frame {
 	return &Frame{
 		Version: FrameVersion, Node: "edge-1", Stream: StreamTelemetry, Epoch: 7, Floor: 3,
+		Skipped: []SeqRange{{4, 9}, {12, 12}},
 		Messages: []FrameMessage{
 			{Seq: 1, Topic: "sedna/v1/node/edge-1/kubeedge/$hw/events/upload/a", Payload: []byte(`{"x":1}`), QoS: 1, Time: time.Unix(5, 0)},
 			{Seq: 2, Topic: "sedna/v1/node/edge-1/app/s", Payload: []byte{}, Retain: true, QoS: 2, Time: time.Unix(6, 0), Expires: time.Unix(9, 0)},
@@ -114,7 +115,8 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Floor != 3 || out.Epoch != 7 || out.Node != "edge-1" || out.Stream != StreamTelemetry {
+	if out.Floor != 3 || out.Epoch != 7 || out.Node != "edge-1" || out.Stream != StreamTelemetry ||
+		len(out.Skipped) != 2 || out.Skipped[0] != (SeqRange{4, 9}) || out.Skipped[1] != (SeqRange{12, 12}) {
 		t.Fatalf("header: %+v", out)
 	}
 	if len(out.Messages) != 3 {

@@ -19,11 +19,19 @@ type Frame struct {
 	Stream  Stream
 	Epoch   uint64
 	// Floor tells the receiver that every seq <= Floor is done at the
-	// sender (acknowledged, expired or dropped) and will never be sent
-	// again, so the receiver's window of seen seqs can close gaps.
-	Floor    uint64
+	// sender (acknowledged by this receiver, expired or dropped) and will
+	// never be sent again, so the receiver's window of seen seqs can close
+	// gaps. It holds for one hop only: a receiver that passes frames on
+	// clears it and lists the gaps it closed in Skipped instead.
+	Floor uint64
+	// Skipped lists seqs that will never be delivered (the sender dropped
+	// or expired them); a receiver marks them seen.
+	Skipped  []SeqRange
 	Messages []FrameMessage
 }
+
+// SeqRange is the seqs From..To, both included.
+type SeqRange struct{ From, To uint64 }
 
 // FrameMessage is one message inside a Frame.
 type FrameMessage struct {
@@ -68,15 +76,29 @@ func (f *Frame) Marshal() ([]byte, error) {
 	if v == (Version{}) {
 		v = FrameVersion
 	}
+	n := 6
+	if len(f.Skipped) > 0 {
+		n++
+	}
 	err := firstErr(
-		enc.EncodeMapLen(6),
+		enc.EncodeMapLen(n),
 		enc.EncodeString(keyVersion), writeVersion(enc, v),
 		enc.EncodeString("n"), enc.EncodeString(f.Node),
 		enc.EncodeString("s"), enc.EncodeString(string(f.Stream)),
 		enc.EncodeString("e"), enc.EncodeUint(f.Epoch),
 		enc.EncodeString("f"), enc.EncodeUint(f.Floor),
-		enc.EncodeString("m"), enc.EncodeArrayLen(len(f.Messages)),
 	)
+	if err == nil && len(f.Skipped) > 0 {
+		err = firstErr(enc.EncodeString("k"), enc.EncodeArrayLen(len(f.Skipped)))
+		for _, r := range f.Skipped {
+			if err == nil {
+				err = firstErr(enc.EncodeArrayLen(2), enc.EncodeUint(r.From), enc.EncodeUint(r.To))
+			}
+		}
+	}
+	if err == nil {
+		err = firstErr(enc.EncodeString("m"), enc.EncodeArrayLen(len(f.Messages)))
+	}
 	for i := range f.Messages {
 		if err != nil {
 			break
@@ -140,6 +162,10 @@ func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
 			if f.Floor, err = r.uint("floor"); err != nil {
 				return nil, err
 			}
+		case "k":
+			if f.Skipped, err = readRanges(r, lim); err != nil {
+				return nil, err
+			}
 		case "m":
 			if f.Messages, err = readFrameMessages(r, lim); err != nil {
 				return nil, err
@@ -163,6 +189,36 @@ func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
 		return nil, malformed("frame", "unknown stream %q", f.Stream)
 	}
 	return f, nil
+}
+
+func readRanges(r *reader, lim Limits) ([]SeqRange, error) {
+	n, err := r.arrayLen("skipped")
+	if err != nil {
+		return nil, err
+	}
+	if n > lim.MaxMessages {
+		return nil, tooLarge("frame", "%d skipped ranges, over the limit of %d", n, lim.MaxMessages)
+	}
+	out := make([]SeqRange, n)
+	for i := range out {
+		k, err := r.arrayLen("range")
+		if err != nil {
+			return nil, err
+		}
+		if k != 2 {
+			return nil, malformed("frame", "skipped range %d has %d bounds", i, k)
+		}
+		if out[i].From, err = r.uint("range from"); err != nil {
+			return nil, err
+		}
+		if out[i].To, err = r.uint("range to"); err != nil {
+			return nil, err
+		}
+		if out[i].From == 0 || out[i].To < out[i].From {
+			return nil, malformed("frame", "skipped range %d is [%d, %d]", i, out[i].From, out[i].To)
+		}
+	}
+	return out, nil
 }
 
 func readFrameMessages(r *reader, lim Limits) ([]FrameMessage, error) {

@@ -98,7 +98,12 @@ func startProc(t testing.TB, args ...string) *proc {
 		p.kill()
 		t.Fatalf("sedna %v not ready after 30s:\n%s", args, p.output())
 	}
-	t.Cleanup(p.kill)
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() || os.Getenv("SEDNA_TEST_LOG") != "" {
+			t.Logf("output of sedna %v:\n%s", args, p.output())
+		}
+	})
 	return p
 }
 

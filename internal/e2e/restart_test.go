@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +15,12 @@ import (
 )
 
 func edgeArgs(node, dir, cloudURL string) []string {
+	level := "warn"
+	if os.Getenv("SEDNA_TEST_LOG") != "" {
+		level = "debug"
+	}
 	return []string{"edge", "--node", node, "--data", dir, "--listen", "127.0.0.1:0", "--cloud", cloudURL,
-		"--password", password, "--metrics", "off", "--log-level", "warn"}
+		"--password", password, "--metrics", "off", "--log-level", level}
 }
 
 // The edge process needs the sensors rule too: give it a config file.
@@ -133,7 +139,16 @@ func TestEdgeKilledWhilePublishingKeepsEveryAckedMessage(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never arrived", missing, nAcked)
+			var miss []uint64
+			cnt.mu.Lock()
+			for i := range acked {
+				if cnt.seen[i] == 0 {
+					miss = append(miss, i)
+				}
+			}
+			cnt.mu.Unlock()
+			slices.Sort(miss)
+			t.Fatalf("%d of %d acknowledged messages never arrived: %v", missing, nAcked, miss)
 		}
 		select {
 		case <-cnt.changed:
