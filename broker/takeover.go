@@ -25,7 +25,7 @@ type TakeoverHook struct {
 	persist func(cl *mqtt.Client, pk packets.Packet) // the session store's, if any
 
 	mu    sync.Mutex
-	live  map[string]*mqtt.Client      // the established connection of each client ID
+	live  map[string]*mqtt.Client     // the established connection of each client ID
 	stash map[string][]packets.Packet // rescued messages waiting for it
 }
 
