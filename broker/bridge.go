@@ -79,7 +79,8 @@ type Bridge struct {
 	mu        sync.Mutex
 	client    paho.Client
 	connected bool
-	downEpoch uint64 // the cloud outbox epoch we last received from
+	linkCh    chan struct{} // closed and replaced when the link goes up or down
+	downEpoch uint64        // the cloud outbox epoch we last received from
 	downFIFO  []paho.Message
 	downKick  chan struct{}
 	sentHigh  map[string]uint64
@@ -146,8 +147,8 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	}
 	b := &Bridge{cfg: cfg, node: cfg.Node, epoch: cfg.Store.Epoch(), rules: rules, srv: cfg.Server,
 		log: cfg.Logger.With("node", cfg.Node), metrics: cfg.Metrics,
-		meta:     store.Sub(cfg.Store, metaPrefix),
-		downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
+		meta:   store.Sub(cfg.Store, metaPrefix),
+		linkCh: make(chan struct{}), downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
 		stop: make(chan struct{})}
 	b.dead, err = OpenDeadLetters(store.Sub(cfg.Store, "dl/"), 0, b.reportError, cfg.Metrics, b.log)
 	if err != nil {
@@ -198,11 +199,20 @@ func (b *Bridge) Queue() *Queue { return b.up }
 // DeadLetters returns the node's dead-letter store.
 func (b *Bridge) DeadLetters() *DeadLetters { return b.dead }
 
-// Connected reports whether the cloud link is up.
-func (b *Bridge) Connected() bool {
+// Connected reports whether the cloud link is up, and returns a channel
+// closed at the next change.
+func (b *Bridge) Connected() (bool, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.connected
+	return b.connected, b.linkCh
+}
+
+func (b *Bridge) setLink(c paho.Client, up bool) {
+	b.mu.Lock()
+	b.client, b.connected = c, up
+	close(b.linkCh)
+	b.linkCh = make(chan struct{})
+	b.mu.Unlock()
 }
 
 // Close says goodbye to the cloud (status offline), stops every goroutine
@@ -327,14 +337,8 @@ func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
 		b.metrics.LinkUp.WithLabelValues("cloud").Set(1)
 		defer b.metrics.LinkUp.WithLabelValues("cloud").Set(0)
 	}
-	b.mu.Lock()
-	b.client, b.connected = c, true
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.client, b.connected = nil, false
-		b.mu.Unlock()
-	}()
+	b.setLink(c, true)
+	defer b.setLink(nil, false)
 	b.log.Info("cloud link up", "url", b.cfg.CloudURL)
 
 	st := c.Subscribe(topics.Downlink(b.node), 1, b.onDownlink)

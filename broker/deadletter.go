@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,13 +27,20 @@ type DeadLetter struct {
 	Client    string    `json:"client,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	Payload   []byte    `json:"payload,omitempty"`
+	// Blob names where a payload too large for one record is kept.
+	Blob string `json:"blob,omitempty"`
 }
+
+// inlinePayload is the largest payload kept inside a dead-letter record;
+// larger ones go to a chunked blob beside it.
+const inlinePayload = 64 << 10
 
 // DeadLetters is the dead-letter store of a process. Adding a dead letter
 // also reports it (as a topics.ErrorEvent), logs it and counts it. The store
 // keeps the newest MaxEntries; older ones are deleted.
 type DeadLetters struct {
 	s       store.Store
+	blobs   store.Store
 	report  func(topics.ErrorEvent)
 	metrics *Metrics
 	log     *slog.Logger
@@ -53,8 +62,8 @@ func OpenDeadLetters(s store.Store, max int, report func(topics.ErrorEvent), m *
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &DeadLetters{s: s, report: report, metrics: m, log: log, max: max}
-	err := s.Scan(nil, nil, func(_, _ []byte) error { d.count++; return nil })
+	d := &DeadLetters{s: s, blobs: store.Sub(s, "b/"), report: report, metrics: m, log: log, max: max}
+	err := s.Scan([]byte(recPrefix), nil, func(_, _ []byte) error { d.count++; return nil })
 	if err != nil {
 		return nil, fmt.Errorf("broker: dead letters: %w", err)
 	}
@@ -72,25 +81,34 @@ func (d *DeadLetters) Add(dl DeadLetter) {
 	if d.metrics != nil {
 		d.metrics.DeadLetters.WithLabelValues(dl.Component, dl.Reason).Inc()
 	}
-	if d.report != nil {
-		d.report(topics.ErrorEvent{Component: dl.Component, Reason: dl.Reason, Detail: dl.Detail,
-			Topic: dl.Topic, Client: dl.Client, Message: dl.Message, Size: len(dl.Payload)})
-	}
-	v, err := json.Marshal(dl)
-	if err != nil {
-		return
-	}
 	key := binary.BigEndian.AppendUint64(nil, uint64(dl.Time.UnixNano()))
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	key = append(key, r[:]...)
+	size := len(dl.Payload)
+	rec := dl
+	if len(dl.Payload) > inlinePayload {
+		rec.Blob = fmt.Sprintf("%x", key)
+		if _, err := store.PutBlob(d.blobs, rec.Blob, bytes.NewReader(dl.Payload), 0); err != nil {
+			d.log.Error("dead letter payload not stored", "error", err)
+			rec.Blob = ""
+		}
+		rec.Payload = nil
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
 	var b store.Batch
-	b.Put(key, v)
+	b.Put(append([]byte(recPrefix), key...), v)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.count >= d.max {
-		_ = d.s.Scan(nil, nil, func(k, _ []byte) error {
+		_ = d.s.Scan([]byte(recPrefix), nil, func(k, v []byte) error {
 			b.Delete(append([]byte{}, k...))
+			var old DeadLetter
+			if json.Unmarshal(v, &old) == nil && old.Blob != "" {
+				_ = store.DeleteBlob(d.blobs, old.Blob)
+			}
 			if d.count--; d.count < d.max {
 				return store.ErrStop
 			}
@@ -99,15 +117,24 @@ func (d *DeadLetters) Add(dl DeadLetter) {
 	}
 	if err := d.s.Write(&b); err != nil {
 		d.log.Error("dead letter not stored", "error", err)
-		return
+	} else {
+		d.count++
 	}
-	d.count++
+	d.mu.Unlock()
+	// Reported once stored, so whoever reacts to the event finds it.
+	if d.report != nil {
+		d.report(topics.ErrorEvent{Component: dl.Component, Reason: dl.Reason, Detail: dl.Detail,
+			Topic: dl.Topic, Client: dl.Client, Message: dl.Message, Size: size})
+	}
 }
 
-// List returns up to limit dead letters, oldest first.
+// recPrefix holds the records; large payloads are blobs under "b/".
+const recPrefix = "r/"
+
+// List returns up to limit dead letters, oldest first, with their payloads.
 func (d *DeadLetters) List(limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := d.s.Scan(nil, nil, func(_, v []byte) error {
+	err := d.s.Scan([]byte(recPrefix), nil, func(_, v []byte) error {
 		var dl DeadLetter
 		if err := json.Unmarshal(v, &dl); err == nil {
 			out = append(out, dl)
@@ -117,6 +144,18 @@ func (d *DeadLetters) List(limit int) ([]DeadLetter, error) {
 		}
 		return nil
 	})
+	for i := range out {
+		if out[i].Blob == "" {
+			continue
+		}
+		r, berr := store.OpenBlob(d.blobs, out[i].Blob)
+		if berr == nil {
+			out[i].Payload, berr = io.ReadAll(r)
+		}
+		if berr != nil && err == nil {
+			err = fmt.Errorf("broker: dead letter payload %s: %w", out[i].Blob, berr)
+		}
+	}
 	return out, err
 }
 

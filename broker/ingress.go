@@ -188,6 +188,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	var recs []Record
 	var keep []topics.FrameMessage
 	dups, expired := 0, 0
+	changed := false // a payload was stamped with its ID
 	for i := range f.Messages {
 		m := &f.Messages[i]
 		if m.Seq != 0 && !txn.Add(m.Seq) {
@@ -195,11 +196,13 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			continue
 		}
 		id := f.ID(m)
+		before := len(m.Payload)
 		if reason, detail := checkRelayed(f.Node, m, id, h.cfg.Limits); reason != "" {
 			h.cfg.Dead.Add(DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail, Topic: m.Topic,
 				Client: cl.ID, Message: id.String(), Payload: m.Payload})
 			continue
 		}
+		changed = changed || len(m.Payload) != before || topics.PayloadOf(m.Topic) == topics.PayloadEnvelope
 		if !m.Expires.IsZero() && now.After(m.Expires) {
 			expired++
 			continue
@@ -244,7 +247,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		_ = h.srv.Publish(recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
 	}
 	out := pk.Payload
-	if len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
+	if changed || len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
 		f.Messages, f.Floor, f.Skipped = keep, 0, skipped
 		if raw, err := f.Marshal(); err == nil {
 			out = raw

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -456,9 +457,18 @@ func mapErr(err error) error {
 
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + trim(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + trim(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Infof(string, ...any)        {}
-func (b badgerLogger) Debugf(string, ...any)       {}
+func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error("badger: " + trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	msg := trim(fmt.Sprintf(f, a...))
+	// Badger's cache statistics are advice for servers, not warnings here:
+	// the small cache is chosen.
+	if strings.Contains(msg, "Block cache might be too small") || strings.Contains(msg, "Cache life expectancy") {
+		b.l.Debug("badger: " + msg)
+		return
+	}
+	b.l.Warn("badger: " + msg)
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}
 
 func trim(s string) string { return string(bytes.TrimRight([]byte(s), "\n")) }

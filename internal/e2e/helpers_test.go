@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -246,3 +247,5 @@ func (c *counter) check(t testing.TB, n uint64, ordered bool) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
