@@ -72,7 +72,7 @@ func TestCloudACL(t *testing.T) {
 	}
 	watcher := dial(t, url, "w", "admin")
 	got := make(chan string, 10)
-	watcher.Subscribe(topics.Root+"/node/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+	watcher.Subscribe(topics.Root+"/node/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() }).Wait()
 	own := topics.NodeEvents("node-a", "x")
 	if !publishOK(a, own) {
 		t.Fatal("node-a may publish under its own subtree")
