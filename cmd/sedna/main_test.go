@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/topics"
+)
+
+func TestDemoCountsEveryMessage(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	defer cancel()
+	n := 3000
+	if raceEnabled {
+		n = 500
+	}
+	if err := runDemo(ctx, &out, demoOptions{perPhase: n, log: discardLogger()}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "nothing lost, nothing duplicated") {
+		t.Fatalf("demo output:\n%s", out.String())
+	}
+	t.Log("\n" + out.String())
+}
+
+func TestVersionAndPasswd(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"version"})
+	if err := root.Execute(); err != nil || !strings.HasPrefix(out.String(), "sedna ") {
+		t.Fatalf("version: %q %v", out.String(), err)
+	}
+	root = newRoot()
+	out.Reset()
+	root.SetOut(&out)
+	root.SetIn(strings.NewReader("s3cret\n"))
+	root.SetArgs([]string{"passwd"})
+	if err := root.Execute(); err != nil || !strings.HasPrefix(out.String(), "$2a$") {
+		t.Fatalf("passwd: %q %v", out.String(), err)
+	}
+	root = newRoot()
+	root.SetIn(strings.NewReader(""))
+	root.SetArgs([]string{"passwd"})
+	if err := root.Execute(); err == nil {
+		t.Fatal("empty password accepted")
+	}
+}
+
+func TestConfigFileIsStrict(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(good, []byte("node: edge-1\ncloud:\n  url: tcp://c:1884\nqueue:\n  maxBytes: 1000\n  policy: drop-oldest\n"), 0o600)
+	var cfg edge.Config
+	if err := loadConfig(good, &cfg); err != nil || cfg.Node != "edge-1" || cfg.Queue.Policy != "drop-oldest" {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("node: edge-1\nnodee: typo\n"), 0o600)
+	if err := loadConfig(bad, &cfg); err == nil || !strings.Contains(err.Error(), "nodee") {
+		t.Fatalf("unknown field accepted: %v", err)
+	}
+}
+
+func TestEventsLines(t *testing.T) {
+	env, _ := topics.NewEnvelope(topics.KindNodeStatus, "edge/bridge", topics.NodeStatus{Node: "n", State: topics.NodeOnline})
+	env.ID = topics.ID{Node: "n", Stream: topics.StreamEvents, Epoch: 1, Seq: 2}
+	raw, _ := env.Marshal()
+	f := topics.Frame{Node: "n", Stream: topics.StreamBulk, Epoch: 3, Messages: []topics.FrameMessage{{Seq: 1, Topic: "t", Payload: []byte("abc")}}}
+	fraw, _ := f.Marshal()
+	var out bytes.Buffer
+	writeEvent(&out, topics.NodeStatusTopic("n"), raw, true)
+	writeEvent(&out, topics.Uplink("n", topics.StreamBulk), fraw, false)
+	writeEvent(&out, "sensors/x", []byte("21.5"), false)
+	writeEvent(&out, "sensors/bin", []byte{0xff, 0}, false)
+	writeEvent(&out, topics.NodeStatusTopic("n"), []byte{0xc1}, false)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines:\n%s", len(lines), out.String())
+	}
+	var m []map[string]any
+	for _, l := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		m = append(m, v)
+	}
+	if m[0]["kind"] != topics.KindNodeStatus || m[0]["id"] != env.ID.String() || m[0]["body"].(map[string]any)["state"] != "online" {
+		t.Errorf("envelope line: %s", lines[0])
+	}
+	if fr := m[1]["frame"].(map[string]any); fr["stream"] != "bulk" || len(fr["messages"].([]any)) != 1 {
+		t.Errorf("frame line: %s", lines[1])
+	}
+	if m[2]["payload"] != "21.5" || m[3]["payloadBase64"] != "/wA=" {
+		t.Errorf("raw lines: %s %s", lines[2], lines[3])
+	}
+	if !strings.Contains(m[4]["error"].(string), "malformed") {
+		t.Errorf("error line: %s", lines[4])
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
