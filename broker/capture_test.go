@@ -86,12 +86,11 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 	}
 	both := Rule{Filter: "loop/#", Direction: Both, RemotePrefix: topics.NodeAppPrefix("{node}")}
 	down := Rule{Filter: "loop/#", Direction: In, RemotePrefix: topics.ToNodeAppPrefix("{node}")}
-	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Rules: []Rule{both, down}, Logger: quietLogger()})
-	if err == nil {
+	if _, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+		Rules: []Rule{both, down}, Logger: quietLogger()}); err == nil {
 		t.Fatal("a both-way rule whose remote prefix is the node's uplink subtree must be refused for the downlink")
 	}
-	br, err = NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
 		Rules: []Rule{{Filter: "loop/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")}, down}, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

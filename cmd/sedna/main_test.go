@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -111,3 +113,25 @@ func TestEventsLines(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// The example configuration files parse into the configurations they are for.
+func TestExampleConfigs(t *testing.T) {
+	var e edge.Config
+	if err := loadConfig("../../examples/edge.yaml", &e); err != nil || e.Node != "edge-1" || len(e.ExtraRules) != 2 {
+		t.Fatalf("edge.yaml: %+v %v", e, err)
+	}
+	var c cloud.Config
+	if err := loadConfig("../../examples/cloud.yaml", &c); err != nil || c.Broker.Listen != ":1884" {
+		t.Fatalf("cloud.yaml: %+v %v", c, err)
+	}
+	creds, err := broker.LoadCredentials("../../examples/credentials.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := creds.Check([]byte("ops"), []byte("change-me")); !ok {
+		t.Fatal("the example password does not match its hash")
+	}
+	if _, err := broker.NewRules(e.Node, append(broker.DefaultRules(), e.ExtraRules...)); err != nil {
+		t.Fatalf("edge.yaml rules: %v", err)
+	}
+}
