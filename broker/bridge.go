@@ -216,9 +216,13 @@ func (b *Bridge) setLink(c paho.Client, up bool) {
 }
 
 // Close says goodbye to the cloud (status offline), stops every goroutine
-// and closes the queues. It does not close the store or the server.
+// and closes the queues. It does not close the store or the server. New
+// local publishes are refused from now on, and those already taken get
+// their PUBACK first (for up to 2 s), so a planned stop makes no app send
+// a message twice.
 func (b *Bridge) Close() error {
 	b.once.Do(func() {
+		b.capture.Drain(2 * time.Second)
 		close(b.stop)
 		b.wg.Wait()
 		_ = b.up.Close()

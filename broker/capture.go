@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -33,13 +34,28 @@ type CaptureHook struct {
 	srv     *mqtt.Server
 	metrics *Metrics
 	log     *slog.Logger
+
+	// Draining: a planned stop refuses new publishes and waits until the
+	// PUBACKs of those already taken are written, so no app resends a
+	// message the node already has.
+	mu       sync.Mutex
+	draining bool
+	pending  map[pendingAck]struct{}
+	drained  chan struct{} // closed when pending empties while draining
+}
+
+type pendingAck struct {
+	cl  *mqtt.Client
+	pid uint16
 }
 
 // ID names the hook.
 func (h *CaptureHook) ID() string { return "sedna-capture" }
 
 // Provides says which events the hook handles.
-func (h *CaptureHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *CaptureHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnPacketSent || b == mqtt.OnDisconnect
+}
 
 // OnPublish captures matching publishes before their PUBACK.
 func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -50,6 +66,81 @@ func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if !ok {
 		return pk, nil
 	}
+	if pk.FixedHeader.Qos > 0 {
+		h.mu.Lock()
+		if h.draining {
+			h.mu.Unlock()
+			return h.refuse(cl, pk, errDraining)
+		}
+		if h.pending == nil {
+			h.pending = map[pendingAck]struct{}{}
+		}
+		h.pending[pendingAck{cl, pk.PacketID}] = struct{}{}
+		h.mu.Unlock()
+	}
+	pkx, err := h.capture(cl, pk, rule, remote)
+	if err != nil && pk.FixedHeader.Qos > 0 && !errors.Is(err, packets.CodeSuccessIgnore) {
+		// Refused: no PUBACK will be written.
+		h.settle(pendingAck{cl, pk.PacketID})
+	}
+	return pkx, err
+}
+
+var errDraining = errors.New("broker: the node is stopping")
+
+// OnPacketSent notes that the PUBACK of a captured publish was written.
+func (h *CaptureHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
+		h.settle(pendingAck{cl, pk.PacketID})
+	}
+}
+
+// OnDisconnect forgets the PUBACKs a client will never get.
+func (h *CaptureHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k := range h.pending {
+		if k.cl == cl {
+			delete(h.pending, k)
+		}
+	}
+	h.checkDrainedLocked()
+}
+
+func (h *CaptureHook) settle(k pendingAck) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.pending, k)
+	h.checkDrainedLocked()
+}
+
+func (h *CaptureHook) checkDrainedLocked() {
+	if h.draining && len(h.pending) == 0 && h.drained != nil {
+		close(h.drained)
+		h.drained = nil
+	}
+}
+
+// Drain refuses new publishes and waits, at most timeout, until every
+// publish already taken has had its PUBACK written.
+func (h *CaptureHook) Drain(timeout time.Duration) {
+	h.mu.Lock()
+	h.draining = true
+	if len(h.pending) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	h.drained = done
+	h.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		h.log.Warn("stopping with PUBACKs not yet written; their publishers will resend")
+	}
+}
+
+func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, remote string) (packets.Packet, error) {
 	dead := func(reason, detail string) (packets.Packet, error) {
 		h.dead.Add(DeadLetter{Component: "edge/capture", Reason: reason, Detail: detail,
 			Topic: pk.TopicName, Client: cl.ID, Payload: pk.Payload})
@@ -92,6 +183,8 @@ func (h *CaptureHook) refuse(cl *mqtt.Client, pk packets.Packet, err error) (pac
 		reason, code = "queue-full", packets.ErrQuotaExceeded
 	case errors.Is(err, store.ErrFull):
 		reason, code = "disk-full", packets.ErrQuotaExceeded
+	case errors.Is(err, errDraining), errors.Is(err, store.ErrClosed):
+		reason, code = "stopping", packets.ErrServerShuttingDown
 	}
 	if h.metrics != nil {
 		h.metrics.Refused.WithLabelValues(reason).Inc()

@@ -173,15 +173,35 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	return c, nil
 }
 
-// Start connects and subscribes; it keeps reconnecting until Close.
+// Start connects and subscribes, and returns once the broker has
+// acknowledged the subscription (or after 10 s, if the broker cannot be
+// reached yet); it keeps reconnecting until Close.
 func (c *Consumer) Start() error {
+	subscribed := make(chan error, 1)
 	o := c.cfg.Client.options().SetOnConnectHandler(func(cl paho.Client) {
-		cl.Subscribe(c.cfg.Filter, 1, c.onFrame)
+		// Subscribe on every connection (the session may be gone), and
+		// tell Start about the first.
+		t := cl.Subscribe(c.cfg.Filter, 1, c.onFrame)
+		go func() {
+			t.Wait()
+			select {
+			case subscribed <- t.Error():
+			default:
+			}
+		}()
 	})
 	c.c = paho.NewClient(o)
 	tok := c.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
 		return fmt.Errorf("broker: consumer connect %s: %w", c.cfg.Client.URL, tok.Error())
+	}
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			return fmt.Errorf("broker: consumer subscribe %s: %w", c.cfg.Filter, err)
+		}
+	case <-time.After(10 * time.Second):
+		c.log.Warn("consumer: not subscribed yet; it keeps trying in the background", "url", c.cfg.Client.URL)
 	}
 	return nil
 }

@@ -75,9 +75,11 @@ type QueueOptions struct {
 // messages are deleted from the store in the background. A restarted queue
 // resumes with everything not yet acknowledged.
 //
-// Appends from concurrent callers are written together by one flusher
-// goroutine, so sequence numbers reach the store in order and each round
-// is one store write.
+// Each Append is written by its caller, so concurrent appends reach the
+// store together (the store group-commits them); readers see a stream only
+// up to the highest seq below which every append completed, so a record is
+// never read before every earlier one is on disk. A trimmer goroutine
+// deletes done records, in lazy batches.
 type Queue struct {
 	s      store.Store // the queue's view, for reads
 	root   store.Store // the store the view is of, for writes
@@ -87,8 +89,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	streams map[string]*stream
-	total   int64 // bytes waiting in all streams
-	pending []*appendReq
+	total   int64         // bytes waiting in all streams
 	changed chan struct{} // closed and replaced when records become readable or done
 	closed  bool
 
@@ -110,13 +111,13 @@ type stream struct {
 	cache     []Record            // contiguous records cacheFrom .. cacheFrom+len-1
 	cacheFrom uint64
 	cacheSize int
+	writing   []*pendingAppend // appends being written, in seq order
 }
 
-type appendReq struct {
-	stream *stream
-	recs   []Record
-	extra  *store.Batch
-	done   chan error
+// pendingAppend is the seqs first..last of an append being written.
+type pendingAppend struct {
+	first, last uint64
+	done        bool
 }
 
 // Keys in the queue's store view.
@@ -148,7 +149,7 @@ func OpenQueue(s store.Store, o QueueOptions) (*Queue, error) {
 		return nil, fmt.Errorf("broker: queue %s: load: %w", o.Name, err)
 	}
 	q.wg.Add(1)
-	go q.flusher()
+	go q.trimmer()
 	o.Metrics.watchQueue(o.Name, q)
 	return q, nil
 }
@@ -255,14 +256,121 @@ func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (ui
 			st.cacheSize += sz
 		}
 	}
-	req := &appendReq{stream: st, recs: recs, extra: extra, done: make(chan error, 1)}
-	q.pending = append(q.pending, req)
+	var pa *pendingAppend
+	if st != nil {
+		pa = &pendingAppend{first: first, last: st.next - 1}
+		st.writing = append(st.writing, pa)
+	}
 	q.mu.Unlock()
-	q.poke()
-	if err := <-req.done; err != nil {
+	err := q.write(st, recs, extra)
+	q.mu.Lock()
+	if pa != nil {
+		if err != nil {
+			q.failLocked(st, pa)
+		}
+		pa.done = true
+		q.advanceLocked(st)
+	}
+	q.mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	return first, nil
+}
+
+// write puts an append's records and extra ops in the store: one atomic
+// write if it fits a transaction, else several, the extra ops last (so a
+// crash in between repeats records rather than losing them).
+func (q *Queue) write(st *stream, recs []Record, extra *store.Batch) error {
+	limit := 512 << 10
+	if m, ok := q.root.(interface{ MaxBatchBytes() int }); ok {
+		limit = m.MaxBatchBytes() * 3 / 4
+	}
+	var b store.Batch
+	for i := range recs {
+		v := encodeRecord(&recs[i])
+		k := q.abs(msgKey(st.name, recs[i].Seq))
+		if b.Len() > 0 && b.Size()+len(k)+len(v)+16 > limit {
+			if err := q.root.Write(&b); err != nil {
+				return err
+			}
+			b = store.Batch{}
+		}
+		b.Put(k, v)
+	}
+	if extra != nil {
+		if b.Len() > 0 && b.Size()+extra.Size() > limit {
+			if err := q.root.Write(&b); err != nil {
+				return err
+			}
+			b = store.Batch{}
+		}
+		for _, op := range extra.Ops() {
+			if op.Delete {
+				b.Delete(op.Key)
+			} else {
+				b.Put(op.Key, op.Value)
+			}
+		}
+	}
+	return q.root.Write(&b)
+}
+
+// advanceLocked moves a stream's durable mark over the appends that
+// completed in order, and wakes readers.
+func (q *Queue) advanceLocked(st *stream) {
+	moved := false
+	for len(st.writing) > 0 && st.writing[0].done {
+		if st.writing[0].last > st.durable {
+			st.durable = st.writing[0].last
+		}
+		st.writing[0] = nil
+		st.writing = st.writing[1:]
+		moved = true
+	}
+	if len(st.writing) == 0 {
+		st.writing = nil
+	}
+	if moved {
+		// Seqs marked done while still being written can now count.
+		for {
+			if _, ok := st.done[st.cursor+1]; !ok || st.cursor+1 > st.durable {
+				break
+			}
+			delete(st.done, st.cursor+1)
+			st.cursor++
+			st.sizes = st.sizes[1:]
+		}
+		q.trimCacheLocked(st)
+		q.signalLocked()
+	}
+}
+
+// failLocked forgets the records of a failed append: they were never
+// written, so they count as done (holes the sender skips and the far side
+// learns about from the frame's floor).
+func (q *Queue) failLocked(st *stream, pa *pendingAppend) {
+	for seq := pa.first; seq <= pa.last; seq++ {
+		if _, ok := st.done[seq]; ok {
+			continue
+		}
+		sz := int64(st.sizes[seq-st.cursor-1])
+		st.bytes -= sz
+		st.count--
+		q.total -= sz
+		st.done[seq] = struct{}{}
+	}
+	for seq := pa.first; seq <= pa.last; seq++ {
+		if seq >= st.cacheFrom && seq < st.cacheFrom+uint64(len(st.cache)) {
+			// Cut the cache before the failed records.
+			n := int(seq - st.cacheFrom)
+			for _, r := range st.cache[n:] {
+				st.cacheSize -= r.size()
+			}
+			st.cache = st.cache[:n]
+			break
+		}
+	}
 }
 
 func (q *Queue) poke() {
@@ -346,16 +454,20 @@ func (q *Queue) markDoneLocked(s *stream, seq uint64) bool {
 		s.cursor++
 		s.sizes = s.sizes[1:]
 	}
+	q.trimCacheLocked(s)
+	return true
+}
+
+func (q *Queue) trimCacheLocked(s *stream) {
 	for len(s.cache) > 0 && s.cacheFrom <= s.cursor {
 		s.cacheSize -= s.cache[0].size()
 		s.cache[0] = Record{}
 		s.cache = s.cache[1:]
 		s.cacheFrom++
 	}
-	if len(s.cache) == 0 {
+	if len(s.cache) == 0 && len(s.writing) == 0 {
 		s.cache, s.cacheSize, s.cacheFrom = nil, 0, s.next
 	}
-	return true
 }
 
 // Ack marks seqs of stream done (sent and acknowledged, expired, or given
@@ -550,9 +662,9 @@ func (q *Queue) Stats() []StreamStats {
 	return out
 }
 
-// flusher is the only writer of the queue's store view: appends in order,
-// then deletes of done records and the new cursors.
-func (q *Queue) flusher() {
+// trimmer deletes done records and stores the cursors, lazily: at a tick,
+// when many records are done (Ack pokes it), and at Close.
+func (q *Queue) trimmer() {
 	defer q.wg.Done()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -561,148 +673,57 @@ func (q *Queue) flusher() {
 		case <-q.kick:
 		case <-tick.C:
 		case <-q.stop:
-			q.flushOnce(true)
+			q.trim()
 			return
 		}
-		q.flushOnce(false)
+		q.trim()
 	}
 }
 
-func (q *Queue) flushOnce(final bool) {
-	for {
-		q.mu.Lock()
-		reqs := q.pending
-		q.pending = nil
-		type trim struct {
-			name     string
-			from, to uint64
+func (q *Queue) trim() {
+	type span struct {
+		name     string
+		from, to uint64
+	}
+	q.mu.Lock()
+	var spans []span
+	for _, st := range q.streams {
+		if st.cursor > st.persisted {
+			spans = append(spans, span{st.name, st.persisted + 1, st.cursor})
 		}
-		var trims []trim
-		// Done records are deleted with the next append, at the next tick,
-		// or when 256 of them wait (Ack pokes the flusher).
-		for _, st := range q.streams {
-			if st.cursor > st.persisted {
-				trims = append(trims, trim{st.name, st.persisted + 1, st.cursor})
+	}
+	q.mu.Unlock()
+	for _, sp := range spans {
+		var b store.Batch
+		b.SetLazy()
+		for seq := sp.from; seq <= sp.to; seq++ {
+			b.Delete(q.abs(msgKey(sp.name, seq)))
+			if b.Len() >= 2048 {
+				if err := q.root.Write(&b); err != nil {
+					q.log.Warn("queue: trim failed", "queue", q.opts.Name, "error", err)
+					return
+				}
+				b = store.Batch{}
+				b.SetLazy()
 			}
+		}
+		b.Put(q.abs(cursorKey(sp.name)), binary.BigEndian.AppendUint64(nil, sp.to))
+		if err := q.root.Write(&b); err != nil {
+			q.log.Warn("queue: trim failed", "queue", q.opts.Name, "error", err)
+			return
+		}
+		q.mu.Lock()
+		if st := q.streams[sp.name]; st != nil && sp.to > st.persisted {
+			st.persisted = sp.to
 		}
 		q.mu.Unlock()
-		if len(reqs) == 0 && len(trims) == 0 {
-			return
-		}
-		limit := 512 << 10
-		if m, ok := q.root.(interface{ MaxBatchBytes() int }); ok {
-			limit = m.MaxBatchBytes() / 2
-		}
-		var b store.Batch
-		var waiting []*appendReq
-		write := func() error {
-			err := q.root.Write(&b)
-			b = store.Batch{}
-			return err
-		}
-		finish := func(err error) {
-			q.mu.Lock()
-			for _, r := range waiting {
-				if err == nil && len(r.recs) > 0 {
-					last := r.recs[len(r.recs)-1].Seq
-					if last > r.stream.durable {
-						r.stream.durable = last
-					}
-				}
-			}
-			if err != nil {
-				for _, r := range waiting {
-					q.rollbackLocked(r)
-				}
-			}
-			q.signalLocked()
-			q.mu.Unlock()
-			for _, r := range waiting {
-				r.done <- err
-			}
-			waiting = waiting[:0]
-		}
-		for _, r := range reqs {
-			size := 0
-			for i := range r.recs {
-				size += r.recs[i].size() + 16
-			}
-			if r.extra != nil {
-				size += r.extra.Size()
-			}
-			if b.Len() > 0 && b.Size()+size > limit {
-				finish(write())
-			}
-			for i := range r.recs {
-				b.Put(q.abs(msgKey(r.stream.name, r.recs[i].Seq)), encodeRecord(&r.recs[i]))
-			}
-			if r.extra != nil {
-				for _, op := range r.extra.Ops() {
-					if op.Delete {
-						b.Delete(op.Key)
-					} else {
-						b.Put(op.Key, op.Value)
-					}
-				}
-			}
-			waiting = append(waiting, r)
-		}
-		for _, t := range trims {
-			for seq := t.from; seq <= t.to; seq++ {
-				b.Delete(q.abs(msgKey(t.name, seq)))
-				if b.Size() > limit {
-					if err := write(); err != nil {
-						q.log.Error("queue: trim failed", "queue", q.opts.Name, "error", err)
-					}
-				}
-			}
-			b.Put(q.abs(cursorKey(t.name)), binary.BigEndian.AppendUint64(nil, t.to))
-		}
-		err := write()
-		if err == nil {
-			q.mu.Lock()
-			for _, t := range trims {
-				if st := q.streams[t.name]; st != nil && t.to > st.persisted {
-					st.persisted = t.to
-				}
-			}
-			q.mu.Unlock()
-		}
-		finish(err)
-		if final && err != nil {
-			return
-		}
 	}
 }
 
 func (q *Queue) abs(key []byte) []byte { return append([]byte(q.prefix), key...) }
 
-// rollbackLocked forgets the records of a failed append, which are the
-// last ones of their stream unless a later append also failed.
-func (q *Queue) rollbackLocked(r *appendReq) {
-	st := r.stream
-	for i := len(r.recs) - 1; i >= 0; i-- {
-		seq := r.recs[i].Seq
-		if seq != st.next-1 {
-			// A later append is still pending; mark this one done instead.
-			q.markDoneLocked(st, seq)
-			continue
-		}
-		sz := int64(st.sizes[len(st.sizes)-1])
-		st.sizes = st.sizes[:len(st.sizes)-1]
-		st.bytes -= sz
-		st.count--
-		q.total -= sz
-		st.next--
-		if n := len(st.cache); n > 0 && st.cacheFrom+uint64(n)-1 == seq {
-			st.cacheSize -= st.cache[n-1].size()
-			st.cache = st.cache[:n-1]
-		}
-	}
-}
-
-// Close writes what is pending and stops the flusher. It does not close
-// the store.
+// Close stores what is done and stops the trimmer. Appends in progress
+// finish; later ones fail with store.ErrClosed. It does not close the store.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"log/slog"
 	"sync"
 
@@ -93,6 +94,13 @@ func (h *TakeoverHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 func (h *TakeoverHook) deliver(cl *mqtt.Client, pk packets.Packet) {
+	// A message queued for the old client just before it was marked, but
+	// seen here just after, was also copied to the new one, under the same
+	// packet ID; the new client has not read any acknowledgement yet when
+	// its session is established, so the copy is still there.
+	if ex, ok := cl.State.Inflight.Get(pk.PacketID); ok && ex.TopicName == pk.TopicName && bytes.Equal(ex.Payload, pk.Payload) {
+		return
+	}
 	id, err := cl.NextPacketID()
 	if err != nil {
 		h.log.Warn("takeover: no packet ID left for a rescued message", "client", cl.ID, "topic", pk.TopicName)

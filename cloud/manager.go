@@ -278,6 +278,9 @@ func (m *Manager) MetricsAddr() string {
 	return m.httpLn.Addr().String()
 }
 
+// Broker returns the embedded broker, or nil with an external one.
+func (m *Manager) Broker() *broker.Server { return m.srv }
+
 // Downlink returns the per-node outbox.
 func (m *Manager) Downlink() *broker.Downlink { return m.downlink }
 

@@ -246,8 +246,11 @@ func (a *Agent) Server() *broker.Server { return a.srv }
 // Store returns the node's store.
 func (a *Agent) Store() store.Store { return a.store }
 
-// Close stops the broker (no new local publishes), the bridge (telling
-// the cloud the node goes offline) and the store, in that order.
+// Close stops the bridge (telling the cloud the node goes offline), the
+// broker and the store, in that order. The bridge goes first so that it
+// never delivers a downlink message into a broker that is stopping; a
+// local publish that arrives meanwhile is refused (no PUBACK), so its
+// sender keeps it.
 func (a *Agent) Close() {
 	a.once.Do(func() {
 		if a.http != nil {
@@ -256,11 +259,11 @@ func (a *Agent) Close() {
 			cancel()
 			a.wg.Wait()
 		}
-		if a.srv != nil {
-			_ = a.srv.Close()
-		}
 		if a.bridge != nil {
 			_ = a.bridge.Close()
+		}
+		if a.srv != nil {
+			_ = a.srv.Close()
 		}
 		if a.store != nil {
 			if err := a.store.Close(); err != nil {

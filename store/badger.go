@@ -284,14 +284,24 @@ func (s *Badger) view(fn func(*badger.Txn) error) error {
 	return mapErr(s.db.View(fn))
 }
 
-// Write applies b atomically. Concurrent Writes are committed together in
-// one transaction and, in Sync mode, one fsync.
+// Write applies b atomically. In Sync mode concurrent Writes are committed
+// together in one transaction and one fsync by the committer goroutine; in
+// Process mode (and for lazy batches) the caller commits its own
+// transaction, and Badger's writer batches concurrent ones.
 func (s *Badger) Write(b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
 	if b.Size() > s.budget {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, b.Size(), s.budget)
+	}
+	if s.mode == Process || b.lazy {
+		s.closeMu.RLock()
+		defer s.closeMu.RUnlock()
+		if s.closed {
+			return ErrClosed
+		}
+		return s.commitOne(b)
 	}
 	r := reqPool.Get().(*request)
 	r.b = b
@@ -361,23 +371,43 @@ func (s *Badger) commitLoop() {
 	}
 }
 
+// commitOne commits one batch in its own transaction, without fsync.
+func (s *Badger) commitOne(b *Batch) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := s.apply(txn, b); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Badger) apply(txn *badger.Txn, b *Batch) error {
+	for _, op := range b.ops {
+		var err error
+		if op.Delete {
+			err = txn.Delete(op.Key)
+		} else {
+			err = txn.Set(op.Key, op.Value)
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("%w: %v", ErrTooLarge, err)
+		}
+		if err != nil {
+			return fmt.Errorf("store: write: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
 func (s *Badger) commit(group []*request) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	for _, r := range group {
-		for _, op := range r.b.ops {
-			var err error
-			if op.Delete {
-				err = txn.Delete(op.Key)
-			} else {
-				err = txn.Set(op.Key, op.Value)
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				return fmt.Errorf("%w: %v", ErrTooLarge, err)
-			}
-			if err != nil {
-				return fmt.Errorf("store: write: %w", mapErr(err))
-			}
+		if err := s.apply(txn, r.b); err != nil {
+			return err
 		}
 	}
 	if err := txn.Commit(); err != nil {

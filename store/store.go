@@ -89,7 +89,16 @@ type Store interface {
 type Batch struct {
 	ops  []Op
 	size int
+	lazy bool
 }
+
+// SetLazy marks the batch as one whose loss in a power cut costs nothing
+// but repeated work (deleting what is done, say): in Sync mode it is
+// written without waiting for an fsync. It stays atomic.
+func (b *Batch) SetLazy() { b.lazy = true }
+
+// Lazy reports whether SetLazy was called.
+func (b *Batch) Lazy() bool { return b.lazy }
 
 // Op is one write of a Batch: a put, or a delete if Delete is set.
 type Op struct {
@@ -120,7 +129,7 @@ func (b *Batch) Size() int { return b.size }
 func (b *Batch) Ops() []Op { return b.ops }
 
 // Reset empties the batch for reuse.
-func (b *Batch) Reset() { b.ops, b.size = b.ops[:0], 0 }
+func (b *Batch) Reset() { b.ops, b.size, b.lazy = b.ops[:0], 0, false }
 
 // Sub returns a view of s in which every key is prefixed with prefix. Views
 // of views nest. Closing a view does nothing; close the parent.
@@ -171,7 +180,7 @@ func (v *view) Last(prefix []byte) ([]byte, []byte, error) {
 }
 
 func (v *view) Write(b *Batch) error {
-	nb := &Batch{ops: make([]Op, len(b.ops)), size: b.size}
+	nb := &Batch{ops: make([]Op, len(b.ops)), size: b.size, lazy: b.lazy}
 	for i, op := range b.ops {
 		nb.ops[i] = Op{Key: v.key(op.Key), Value: op.Value, Delete: op.Delete}
 	}

@@ -92,8 +92,9 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	}
 	expectSpec(topics.JobSpec(job) + " gen1-deleted-false")
 
-	// The node goes offline. (Quiesce, so the app's last PUBACKs go out.)
-	lc.Disconnect(500)
+	// The node goes offline.
+	flushAcks(t, lc)
+	lc.Disconnect(0)
 	ag.Close()
 	app := client(t, cl.BrokerURL(), "cloud-app", "app", true)
 	for i := 0; i < n; i++ {
@@ -151,8 +152,11 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 		t.Fatalf("also retained: %s", tp)
 	default:
 	}
-	// Restart once more: nothing is delivered twice.
-	lc.Disconnect(500)
+	// Restart once more: nothing is delivered twice. The app's PUBACKs
+	// must be out first, or its broker rightly delivers again what the app
+	// never acknowledged (QoS 1 between an app and its broker).
+	flushAcks(t, lc)
+	lc.Disconnect(0)
 	ag.Close()
 	ag = startEdge(t, "edge-1", edgeDir, cl.BrokerURL())
 	waitLink(t, ag)
@@ -180,6 +184,15 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 		if seen[i] != 1 {
 			t.Fatalf("message %d arrived %d times", i, seen[i])
 		}
+	}
+}
+
+// flushAcks makes sure an app's PUBACKs for what it received reached the
+// broker: a QoS 1 publish queued after them is acknowledged after them.
+func flushAcks(t testing.TB, c paho.Client) {
+	t.Helper()
+	if tok := c.Publish("probe/flush", 1, false, []byte{}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("flush: %v", tok.Error())
 	}
 }
 

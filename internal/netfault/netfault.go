@@ -416,8 +416,14 @@ func (p *Proxy) release(l *link, dst net.Conn, q <-chan chunk, d *direction) {
 			if !p.waitUnstalled(l.ctx) {
 				return
 			}
+			// Count before writing, so a peer that has read the bytes
+			// always finds them in Stats; a failed write takes back what
+			// it did not write.
+			d.bytes.Add(int64(n))
 			w, err := dst.Write(data[:n])
-			d.bytes.Add(int64(w))
+			if w < n {
+				d.bytes.Add(int64(w - n))
+			}
 			if err != nil {
 				l.kill(false)
 				return
