@@ -177,6 +177,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	}
 	b.capture = &CaptureHook{rules: rules, queue: b.up, dead: b.dead, limits: cfg.Limits, direct: b.sendDirect,
 		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log}
+	cfg.Server.observeAcks(b.capture.ackWritten)
 	if err := cfg.Server.AddHook(b.capture); err != nil {
 		_ = b.up.Close()
 		_ = b.inbox.Close()

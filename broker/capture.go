@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -45,8 +46,8 @@ type CaptureHook struct {
 }
 
 type pendingAck struct {
-	cl  *mqtt.Client
-	pid uint16
+	conn net.Conn
+	pid  uint16
 }
 
 // ID names the hook.
@@ -75,32 +76,40 @@ func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		if h.pending == nil {
 			h.pending = map[pendingAck]struct{}{}
 		}
-		h.pending[pendingAck{cl, pk.PacketID}] = struct{}{}
+		h.pending[pendingAck{cl.Net.Conn, pk.PacketID}] = struct{}{}
 		h.mu.Unlock()
 	}
 	pkx, err := h.capture(cl, pk, rule, remote)
 	if err != nil && pk.FixedHeader.Qos > 0 && !errors.Is(err, packets.CodeSuccessIgnore) {
 		// Refused: no PUBACK will be written.
-		h.settle(pendingAck{cl, pk.PacketID})
+		h.settle(pendingAck{cl.Net.Conn, pk.PacketID})
 	}
 	return pkx, err
 }
 
 var errDraining = errors.New("broker: the node is stopping")
 
-// OnPacketSent notes that the PUBACK of a captured publish was written.
+// OnPacketSent notes that the PUBACK of a captured publish was written,
+// on a connection without an ack gate (a gated one reports it itself,
+// when the bytes really leave).
 func (h *CaptureHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if _, gated := cl.Net.Conn.(*gatedConn); gated {
+		return
+	}
 	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
-		h.settle(pendingAck{cl, pk.PacketID})
+		h.settle(pendingAck{cl.Net.Conn, pk.PacketID})
 	}
 }
+
+// ackWritten is told by a gated connection that an acknowledgement left.
+func (h *CaptureHook) ackWritten(c *gatedConn, pid uint16) { h.settle(pendingAck{c, pid}) }
 
 // OnDisconnect forgets the PUBACKs a client will never get.
 func (h *CaptureHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for k := range h.pending {
-		if k.cl == cl {
+		if k.conn == cl.Net.Conn {
 			delete(h.pending, k)
 		}
 	}
@@ -165,6 +174,29 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 	}
 	if !rule.Durable() {
 		h.direct(rule.Stream, rec)
+		return pk, nil
+	}
+	if gc, ok := cl.Net.Conn.(*gatedConn); ok && pk.FixedHeader.Qos > 0 {
+		// Hold the PUBACK in the connection until the message is written,
+		// and let mochi read the client's next packet meanwhile.
+		pid := pk.PacketID
+		gc.Hold(pid)
+		_, err := h.queue.AppendAsync(string(rule.Stream), []Record{rec}, func(err error) {
+			if err != nil {
+				h.log.Warn("publish not written: dropping the connection so the client sends it again",
+					"error", err, "topic", pk.TopicName, "client", cl.ID)
+				if h.metrics != nil {
+					h.metrics.Refused.WithLabelValues("store-error").Inc()
+				}
+				gc.Fail(pid)
+				return
+			}
+			gc.Release(pid)
+		})
+		if err != nil {
+			gc.Release(pid) // no PUBACK will be written for it
+			return h.refuse(cl, pk, err)
+		}
 		return pk, nil
 	}
 	if _, err := h.queue.Append(string(rule.Stream), []Record{rec}, nil); err != nil {

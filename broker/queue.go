@@ -59,7 +59,7 @@ type QueueOptions struct {
 	// Policy is what a full queue does; default RefuseNew.
 	Policy FullPolicy
 	// CacheBytes bounds the in-memory copy of the newest waiting messages,
-	// which spares the sender a read from disk; default 4 MiB.
+	// which spares the sender a read from disk; default 1 MiB.
 	CacheBytes int
 	// OnDrop is told about messages dropped by the policy or by age.
 	OnDrop func(stream string, n int, reason string)
@@ -92,10 +92,12 @@ type Queue struct {
 	total   int64         // bytes waiting in all streams
 	changed chan struct{} // closed and replaced when records become readable or done
 	closed  bool
+	async   []*asyncAppend // waiting for the async writer
 
-	kick chan struct{}
-	stop chan struct{}
-	wg   sync.WaitGroup
+	kick      chan struct{} // the trimmer's
+	asyncKick chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 type stream struct {
@@ -137,19 +139,20 @@ func OpenQueue(s store.Store, o QueueOptions) (*Queue, error) {
 		return nil, fmt.Errorf("broker: queue %s: unknown full policy %q (want refuse or drop-oldest)", o.Name, o.Policy)
 	}
 	if o.CacheBytes <= 0 {
-		o.CacheBytes = 4 << 20
+		o.CacheBytes = 1 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	root, prefix := store.Split(s)
 	q := &Queue{s: s, root: root, prefix: prefix, opts: o, log: o.Logger, streams: map[string]*stream{},
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), asyncKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := q.load(); err != nil {
 		return nil, fmt.Errorf("broker: queue %s: load: %w", o.Name, err)
 	}
-	q.wg.Add(1)
+	q.wg.Add(2)
 	go q.trimmer()
+	go q.asyncWriter()
 	o.Metrics.watchQueue(o.Name, q)
 	return q, nil
 }
@@ -212,29 +215,66 @@ func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (ui
 	if len(recs) == 0 && extra == nil {
 		return 0, nil
 	}
+	st, first, pa, err := q.reserve(streamName, recs)
+	if err != nil {
+		return 0, err
+	}
+	err = q.write(st, recs, extra)
+	q.finish(st, pa, err)
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
+}
+
+// AppendAsync is Append for callers that must not wait: the limits are
+// checked and the seqs assigned now (ErrQueueFull is returned now), the
+// records are written by the queue's writer goroutine together with every
+// other asynchronous append waiting, and done is called with the result.
+func (q *Queue) AppendAsync(streamName string, recs []Record, done func(error)) (uint64, error) {
+	st, first, pa, err := q.reserve(streamName, recs)
+	if err != nil {
+		return 0, err
+	}
+	q.mu.Lock()
+	q.async = append(q.async, &asyncAppend{st: st, pa: pa, recs: recs, done: done})
+	q.mu.Unlock()
+	select {
+	case q.asyncKick <- struct{}{}:
+	default:
+	}
+	return first, nil
+}
+
+type asyncAppend struct {
+	st   *stream
+	pa   *pendingAppend
+	recs []Record
+	done func(error)
+}
+
+// reserve checks the limits, assigns seqs, caches the records and marks
+// them as being written.
+func (q *Queue) reserve(streamName string, recs []Record) (*stream, uint64, *pendingAppend, error) {
 	size := int64(0)
 	for i := range recs {
 		size += int64(recs[i].size())
 	}
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
-		return 0, store.ErrClosed
+		return nil, 0, nil, store.ErrClosed
 	}
-	var st *stream
-	if len(recs) > 0 {
-		st = q.streamLocked(streamName)
+	if len(recs) == 0 {
+		return nil, 0, nil, nil
 	}
-	if st != nil && q.opts.MaxBytes > 0 && q.total+size > q.opts.MaxBytes {
+	st := q.streamLocked(streamName)
+	if q.opts.MaxBytes > 0 && q.total+size > q.opts.MaxBytes {
 		if q.opts.Policy == RefuseNew || !q.dropOldestLocked(st, q.total+size-q.opts.MaxBytes) {
-			q.mu.Unlock()
-			return 0, fmt.Errorf("%w: %s holds %d bytes, limit %d", ErrQueueFull, q.opts.Name, q.total, q.opts.MaxBytes)
+			return nil, 0, nil, fmt.Errorf("%w: %s holds %d bytes, limit %d", ErrQueueFull, q.opts.Name, q.total, q.opts.MaxBytes)
 		}
 	}
-	var first uint64
-	if st != nil {
-		first = st.next
-	}
+	first := st.next
 	now := time.Now()
 	for i := range recs {
 		r := &recs[i]
@@ -256,36 +296,89 @@ func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (ui
 			st.cacheSize += sz
 		}
 	}
-	var pa *pendingAppend
-	if st != nil {
-		pa = &pendingAppend{first: first, last: st.next - 1}
-		st.writing = append(st.writing, pa)
+	pa := &pendingAppend{first: first, last: st.next - 1}
+	st.writing = append(st.writing, pa)
+	return st, first, pa, nil
+}
+
+// finish records the result of writing an append.
+func (q *Queue) finish(st *stream, pa *pendingAppend, err error) {
+	if pa == nil {
+		return
 	}
-	q.mu.Unlock()
-	err := q.write(st, recs, extra)
 	q.mu.Lock()
-	if pa != nil {
-		if err != nil {
-			q.failLocked(st, pa)
-		}
-		pa.done = true
-		q.advanceLocked(st)
-	}
-	q.mu.Unlock()
 	if err != nil {
-		return 0, err
+		q.failLocked(st, pa)
 	}
-	return first, nil
+	pa.done = true
+	q.advanceLocked(st)
+	q.mu.Unlock()
+}
+
+// asyncWriter writes the asynchronous appends waiting, many in one store
+// write, and calls their done functions.
+func (q *Queue) asyncWriter() {
+	defer q.wg.Done()
+	for {
+		select {
+		case <-q.asyncKick:
+		case <-q.stop:
+			q.writeAsync()
+			return
+		}
+		q.writeAsync()
+	}
+}
+
+func (q *Queue) writeAsync() {
+	limit := q.batchLimit()
+	for {
+		q.mu.Lock()
+		reqs := q.async
+		q.async = nil
+		q.mu.Unlock()
+		if len(reqs) == 0 {
+			return
+		}
+		for len(reqs) > 0 {
+			var b store.Batch
+			n := 0
+			for n < len(reqs) {
+				r := reqs[n]
+				size := 0
+				for i := range r.recs {
+					size += r.recs[i].size() + 16
+				}
+				if n > 0 && b.Size()+size > limit {
+					break
+				}
+				for i := range r.recs {
+					b.Put(q.abs(msgKey(r.st.name, r.recs[i].Seq)), encodeRecord(&r.recs[i]))
+				}
+				n++
+			}
+			err := q.root.Write(&b)
+			for _, r := range reqs[:n] {
+				q.finish(r.st, r.pa, err)
+				r.done(err)
+			}
+			reqs = reqs[n:]
+		}
+	}
+}
+
+func (q *Queue) batchLimit() int {
+	if m, ok := q.root.(interface{ MaxBatchBytes() int }); ok {
+		return m.MaxBatchBytes() * 3 / 4
+	}
+	return 512 << 10
 }
 
 // write puts an append's records and extra ops in the store: one atomic
 // write if it fits a transaction, else several, the extra ops last (so a
 // crash in between repeats records rather than losing them).
 func (q *Queue) write(st *stream, recs []Record, extra *store.Batch) error {
-	limit := 512 << 10
-	if m, ok := q.root.(interface{ MaxBatchBytes() int }); ok {
-		limit = m.MaxBatchBytes() * 3 / 4
-	}
+	limit := q.batchLimit()
 	var b store.Batch
 	for i := range recs {
 		v := encodeRecord(&recs[i])

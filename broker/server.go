@@ -93,6 +93,7 @@ type Server struct {
 	bp    *SlowSubscriberHook
 
 	mu       sync.Mutex
+	ackSeen  func(c *gatedConn, pid uint16)
 	started  bool
 	closed   bool
 	addrs    map[string]string
@@ -193,6 +194,14 @@ func (s *Server) AddHook(h mqtt.Hook) error {
 	return s.mochi.AddHook(h, nil)
 }
 
+// observeAcks sets who is told when a gated connection writes an
+// acknowledgement; call before Start.
+func (s *Server) observeAcks(f func(c *gatedConn, pid uint16)) {
+	s.mu.Lock()
+	s.ackSeen = f
+	s.mu.Unlock()
+}
+
 // Start opens the listeners and serves. Stored sessions are loaded first.
 func (s *Server) Start() error {
 	s.mu.Lock()
@@ -227,7 +236,12 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func (s *Server) listen(l listeners.Listener) error {
+func (s *Server) listen(inner listeners.Listener) error {
+	l := &gatedListener{Listener: inner, log: s.log, onAck: func(c *gatedConn, pid uint16) {
+		if s.ackSeen != nil {
+			s.ackSeen(c, pid)
+		}
+	}}
 	if err := s.mochi.AddListener(l); err != nil {
 		return fmt.Errorf("broker: listen %s on %s: %w", l.ID(), l.Address(), err)
 	}

@@ -16,8 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -52,6 +54,11 @@ type Config struct {
 	// Metrics is the address of the Prometheus /metrics endpoint; default
 	// 127.0.0.1:9464, "off" disables it.
 	Metrics string `json:"metrics,omitempty"`
+	// MemoryLimit is a soft limit of the Go heap in bytes (the garbage
+	// collector works harder near it, memory is never refused); default
+	// 32 MiB, negative leaves the runtime's default. It applies to the
+	// whole process.
+	MemoryLimit int64 `json:"memoryLimit,omitempty"`
 }
 
 // BrokerConfig configures an embedded broker.
@@ -96,6 +103,9 @@ type QueueConfig struct {
 type Options struct {
 	Logger  *slog.Logger
 	Version string
+	// KeepMemoryLimit leaves the process's memory limit alone (for an
+	// agent embedded in a larger program, or several in one test).
+	KeepMemoryLimit bool
 }
 
 // Agent is a running edge node.
@@ -128,6 +138,12 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	if cfg.Metrics == "" {
 		cfg.Metrics = "127.0.0.1:9464"
+	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = 32 << 20
+	}
+	if cfg.MemoryLimit > 0 && !opts.KeepMemoryLimit {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 	if cfg.Cloud.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.Cloud.PasswordFile)
@@ -214,6 +230,10 @@ func (a *Agent) serveMetrics(reg *prometheus.Registry) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles, on the same (by default loopback) address.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	a.httpLn = ln
 	a.wg.Add(1)

@@ -20,7 +20,7 @@ func Example() {
 		Broker:  edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:   edge.CloudLink{URL: "tcp://127.0.0.1:1", Username: "edge-1", Password: "secret"},
 		Metrics: "off",
-	}, edge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}, edge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepMemoryLimit: true})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -25,10 +25,10 @@ type Options struct {
 	Dir string
 	// Mode is the durability of Write; default Process.
 	Mode Mode
-	// MemTableBytes is the size of one memtable, default 8 MiB. A single
+	// MemTableBytes is the size of one memtable, default 4 MiB. A single
 	// transaction holds at most 15% of it, so it also bounds a batch.
 	MemTableBytes int64
-	// BlockCacheBytes is the read cache, default 4 MiB.
+	// BlockCacheBytes is the read cache, default 2 MiB.
 	BlockCacheBytes int64
 	// ValueLogFileBytes is the size of one value-log file, default 64 MiB.
 	ValueLogFileBytes int64
@@ -88,10 +88,10 @@ func OpenBadger(o Options) (*Badger, error) {
 		return nil, err
 	}
 	if o.MemTableBytes <= 0 {
-		o.MemTableBytes = 8 << 20
+		o.MemTableBytes = 4 << 20
 	}
 	if o.BlockCacheBytes <= 0 {
-		o.BlockCacheBytes = 4 << 20
+		o.BlockCacheBytes = 2 << 20
 	}
 	if o.ValueLogFileBytes <= 0 {
 		o.ValueLogFileBytes = 64 << 20

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,8 @@ type benchOptions struct {
 	window     int
 	mosquitto  string
 	only       string
+	edgeMetric string
+	cpuProfile string
 	log        *slog.Logger
 }
 
@@ -81,6 +84,17 @@ comes from Debian's package (make test installs it).`,
 			if !cmd.Flags().Changed("log-level") {
 				o.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelError}))
 			}
+			if o.cpuProfile != "" {
+				f, err := os.Create(o.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := untilSignal()
 			defer stop()
 			return runBench(ctx, cmd.OutOrStdout(), o)
@@ -94,6 +108,8 @@ comes from Debian's package (make test installs it).`,
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
 	f.StringVar(&o.only, "only", "", `run only "bridge" or "broker"`)
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
+	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
 	return cmd
 }
 
@@ -295,7 +311,7 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 		return nil, err
 	}
 	args := append([]string{"edge", "--node", "bench", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
-		"--cloud", cloudURL, "--write-mode", mode, "--metrics", "off", "--log-level", "error", "--config", conf}, extra...)
+		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.edgeMetric, "--log-level", "error", "--config", conf}, extra...)
 	cmd := exec.CommandContext(ctx, b.self, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

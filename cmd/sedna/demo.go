@@ -291,7 +291,7 @@ func (n *demoNode) start(pw string, log *slog.Logger) error {
 	a, err := edge.Start(edge.Config{Node: n.name, DataDir: n.dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: "tcp://" + n.link.Addr(), Username: n.name, Password: pw},
 		ExtraRules: []broker.Rule{{Filter: "sensors/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}")}},
-		Metrics:    "off"}, edge.Options{Logger: log, Version: version})
+		Metrics:    "off"}, edge.Options{Logger: log, Version: version, KeepMemoryLimit: true})
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func startEdge(t testing.TB, node, dir, cloudURL string, extra ...broker.Rule) *
 	a, err := edge.Start(edge.Config{Node: node, DataDir: dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: cloudURL, Username: node, Password: password},
 		ExtraRules: append([]broker.Rule{sensorsRule}, extra...), Metrics: "off"},
-		edge.Options{Logger: testLogger(t)})
+		edge.Options{Logger: testLogger(t), KeepMemoryLimit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
