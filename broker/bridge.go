@@ -448,7 +448,7 @@ type builtFrame struct {
 func (b *Bridge) window(stream string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.refusals[stream].count > 0 {
+	if _, suspect := b.refusals[stream]; suspect {
 		return 1
 	}
 	return b.cfg.Window
@@ -459,7 +459,7 @@ func (b *Bridge) window(stream string) int {
 func (b *Bridge) nextFrame(stream string, next map[string]uint64) (*builtFrame, error) {
 	maxMsgs := b.cfg.FrameMessages
 	b.mu.Lock()
-	suspect := b.refusals[stream].count > 0
+	_, suspect := b.refusals[stream]
 	b.mu.Unlock()
 	if suspect {
 		maxMsgs = 1

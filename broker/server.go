@@ -224,7 +224,7 @@ func (s *Server) Start() error {
 		}
 	}
 	if s.cfg.WebSocket != "" {
-		if err := s.listen(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: s.cfg.WebSocket})); err != nil {
+		if err := s.listen(newWSListener("ws", s.cfg.WebSocket)); err != nil {
 			return err
 		}
 	}

@@ -87,6 +87,10 @@ type CloudLink struct {
 	PasswordFile string `json:"passwordFile,omitempty"`
 	// CAFile verifies the cloud broker's certificate.
 	CAFile string `json:"caFile,omitempty"`
+	// ReconnectMin and ReconnectMax bound the wait between connection
+	// attempts, which doubles after each failure; defaults 100ms and 10s.
+	ReconnectMin broker.Duration `json:"reconnectMin,omitempty"`
+	ReconnectMax broker.Duration `json:"reconnectMax,omitempty"`
 }
 
 // QueueConfig bounds a durable queue.
@@ -203,6 +207,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	a.bridge, err = broker.NewBridge(broker.BridgeConfig{
 		Node: cfg.Node, CloudURL: cfg.Cloud.URL, Username: cfg.Cloud.Username, Password: cfg.Cloud.Password,
 		TLS: tlsConf, Rules: rules, Store: a.store, Server: a.srv, Version: opts.Version,
+		MinBackoff: time.Duration(cfg.Cloud.ReconnectMin), MaxBackoff: time.Duration(cfg.Cloud.ReconnectMax),
 		Queue:   broker.QueueOptions{MaxBytes: cfg.Queue.MaxBytes, MaxAge: time.Duration(cfg.Queue.MaxAge), Policy: cfg.Queue.Policy},
 		Metrics: a.metrics, Logger: a.log,
 	})
