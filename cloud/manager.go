@@ -9,13 +9,9 @@
 package cloud
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,9 +20,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -100,9 +96,7 @@ type Manager struct {
 	bus      broker.Bus
 	client   *broker.ClientBus
 	relay    *broker.Relay
-	http     *http.Server
-	httpLn   net.Listener
-	wg       sync.WaitGroup
+	http     *httpserve.Server
 	once     sync.Once
 }
 
@@ -160,7 +154,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		return fail(err)
 	}
 	if cfg.Metrics != "off" {
-		if err := m.serveMetrics(reg); err != nil {
+		if m.http, err = httpserve.Start(cfg.Metrics, reg, m.log); err != nil {
 			return fail(err)
 		}
 	}
@@ -243,29 +237,6 @@ func (m *Manager) reportError(ev topics.ErrorEvent) {
 	}
 }
 
-func (m *Manager) serveMetrics(reg *prometheus.Registry) error {
-	ln, err := net.Listen("tcp", m.cfg.Metrics)
-	if err != nil {
-		return fmt.Errorf("cloud: metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles, on the same (by default loopback) address.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	m.httpLn = ln
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("metrics server stopped", "error", err)
-		}
-	}()
-	return nil
-}
-
 // BrokerURL is where nodes and apps connect: the embedded broker's TCP
 // listener, or the external broker.
 func (m *Manager) BrokerURL() string {
@@ -277,10 +248,10 @@ func (m *Manager) BrokerURL() string {
 
 // MetricsAddr is the address of /metrics, or "" if off.
 func (m *Manager) MetricsAddr() string {
-	if m.httpLn == nil {
+	if m.http == nil {
 		return ""
 	}
-	return m.httpLn.Addr().String()
+	return m.http.Addr()
 }
 
 // Broker returns the embedded broker, or nil with an external one.
@@ -300,10 +271,7 @@ func (m *Manager) Store() store.Store { return m.store }
 func (m *Manager) Close() {
 	m.once.Do(func() {
 		if m.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = m.http.Shutdown(ctx)
-			cancel()
-			m.wg.Wait()
+			m.http.Close()
 		}
 		if m.relay != nil {
 			_ = m.relay.Close()

@@ -8,15 +8,11 @@
 package edge
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -25,9 +21,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/store"
 )
 
@@ -120,9 +116,7 @@ type Agent struct {
 	srv     *broker.Server
 	bridge  *broker.Bridge
 	metrics *broker.Metrics
-	http    *http.Server
-	httpLn  net.Listener
-	wg      sync.WaitGroup
+	http    *httpserve.Server
 	once    sync.Once
 }
 
@@ -219,7 +213,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	a.bridge.Start()
 	if cfg.Metrics != "off" {
-		if err := a.serveMetrics(reg); err != nil {
+		if a.http, err = httpserve.Start(cfg.Metrics, reg, a.log); err != nil {
 			return fail(err)
 		}
 	}
@@ -228,38 +222,15 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	return a, nil
 }
 
-func (a *Agent) serveMetrics(reg *prometheus.Registry) error {
-	ln, err := net.Listen("tcp", a.cfg.Metrics)
-	if err != nil {
-		return fmt.Errorf("edge: metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles, on the same (by default loopback) address.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	a.httpLn = ln
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("metrics server stopped", "error", err)
-		}
-	}()
-	return nil
-}
-
 // BrokerAddr is the address of the node's MQTT listener.
 func (a *Agent) BrokerAddr() string { return a.srv.Addr("tcp") }
 
 // MetricsAddr is the address of /metrics, or "" if off.
 func (a *Agent) MetricsAddr() string {
-	if a.httpLn == nil {
+	if a.http == nil {
 		return ""
 	}
-	return a.httpLn.Addr().String()
+	return a.http.Addr()
 }
 
 // Bridge returns the node's bridge.
@@ -279,10 +250,7 @@ func (a *Agent) Store() store.Store { return a.store }
 func (a *Agent) Close() {
 	a.once.Do(func() {
 		if a.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = a.http.Shutdown(ctx)
-			cancel()
-			a.wg.Wait()
+			a.http.Close()
 		}
 		if a.bridge != nil {
 			_ = a.bridge.Close()

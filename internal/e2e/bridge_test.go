@@ -13,7 +13,6 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
-	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -96,11 +95,7 @@ func TestStreamPriorityAndTTL(t *testing.T) {
 	dir := t.TempDir()
 	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
 	defer cl.Close()
-	link, err := netfault.New(cl.BrokerURL()[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close()
+	link := proxyTo(t, cl.BrokerURL())
 	got := consumeTopics(t, cl.BrokerURL(), "consumer-p", filepath.Join(dir, "consumer"))
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Metrics: "127.0.0.1:0",
@@ -171,11 +166,7 @@ func TestRefusedMessageIsDeadLettered(t *testing.T) {
 	}
 	defer cl.Close()
 	got := consumeTopics(t, cl.BrokerURL(), "consumer-r", filepath.Join(dir, "consumer"))
-	link, err := netfault.New(cl.BrokerURL()[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close()
+	link := proxyTo(t, cl.BrokerURL())
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"),
 		Cloud:      edge.CloudLink{URL: "tcp://" + link.Addr(), ReconnectMax: broker.Duration(200 * time.Millisecond)},
@@ -204,11 +195,7 @@ func TestFullQueueRefusesWithoutLoss(t *testing.T) {
 	dir := t.TempDir()
 	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
 	defer cl.Close()
-	link, err := netfault.New(cl.BrokerURL()[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close()
+	link := proxyTo(t, cl.BrokerURL())
 	got := consumeTopics(t, cl.BrokerURL(), "consumer-f", filepath.Join(dir, "consumer"))
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Cloud: edge.CloudLink{URL: "tcp://" + link.Addr()},

@@ -11,7 +11,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/cloud"
-	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -109,26 +108,6 @@ func TestMosquittoCloudExactlyOnce(t *testing.T) {
 
 // Must-show 5, test 2 with mosquitto as the cloud broker.
 func TestMosquittoCloudEdgeKilledWithLinkDown(t *testing.T) {
-	const n = 10000
 	dir := t.TempDir()
-	url := startMosquitto(t, dir)
-	link, err := netfault.New(url[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close()
-	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, url, "consumer-6", openStore(t, filepath.Join(dir, "consumer")), 6, topic)
-	link.SetDown(true)
-	args := append(edgeArgs("edge-1", filepath.Join(dir, "edge"), "tcp://"+link.Addr()), "--config", edgeConfig(t, dir))
-	p := startProc(t, args...)
-	pub := client(t, "tcp://"+p.addr, "pub", "", true)
-	publishAll(t, pub, "sensors/t", 6, 0, n, 256)
-	pub.Disconnect(0)
-	p.kill()
-	p = startProc(t, args...)
-	link.SetDown(false)
-	cnt.wait(t, n, 90*time.Second)
-	cnt.check(t, n, true)
-	p.stop(t)
+	edgeKilledWithLinkDown(t, dir, startMosquitto(t, dir), 6)
 }

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,23 +39,25 @@ func edgeConfig(t testing.TB, dir string) string {
 // at the edge and all PUBACKed; the `sedna edge` process is SIGKILLed and
 // restarted, the link comes back: all 10,000 arrive once.
 func TestEdgeKilledWithLinkDownLosesNothing(t *testing.T) {
-	const n = 10000
 	dir := t.TempDir()
 	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
 	defer cl.Close()
-	link, err := netfault.New(cl.BrokerURL()[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close()
-	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, cl.BrokerURL(), "consumer-2", openStore(t, filepath.Join(dir, "consumer")), 2, topic)
+	edgeKilledWithLinkDown(t, dir, cl.BrokerURL(), 2)
+}
 
+// edgeKilledWithLinkDown runs must-show 2 against the cloud broker at url:
+// link down, 10,000 messages PUBACKed at a `sedna edge` process, SIGKILL,
+// restart, link up; a consumer must get each once, in order.
+func edgeKilledWithLinkDown(t *testing.T, dir, url string, run uint32) {
+	const n = 10000
+	link := proxyTo(t, url)
+	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
+	_, cnt := startConsumer(t, url, fmt.Sprintf("consumer-%d", run), openStore(t, filepath.Join(dir, "consumer")), run, topic)
 	link.SetDown(true)
 	args := append(edgeArgs("edge-1", filepath.Join(dir, "edge"), "tcp://"+link.Addr()), "--config", edgeConfig(t, dir))
 	p := startProc(t, args...)
 	pub := client(t, "tcp://"+p.addr, "pub", "", true)
-	publishAll(t, pub, "sensors/t", 2, 0, n, 256)
+	publishAll(t, pub, "sensors/t", run, 0, n, 256)
 	pub.Disconnect(0)
 	p.kill()
 
@@ -62,6 +66,17 @@ func TestEdgeKilledWithLinkDownLosesNothing(t *testing.T) {
 	cnt.wait(t, n, 90*time.Second)
 	cnt.check(t, n, true)
 	p.stop(t)
+}
+
+// proxyTo puts a fault-injecting proxy in front of the broker at url.
+func proxyTo(t testing.TB, url string) *netfault.Proxy {
+	t.Helper()
+	link, err := netfault.New(strings.TrimPrefix(url, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = link.Close() })
+	return link
 }
 
 // Must-show 2, variant: the process is SIGKILLed while a client publishes;
