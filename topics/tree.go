@@ -290,54 +290,70 @@ func Parse(topic string) (Parsed, error) {
 	if topic == Root {
 		return unknown("no level below the root")
 	}
-	levels := strings.Split(topic[len(Root)+1:], "/")
+	// The first levels, without allocating: Parse runs for every publish
+	// on a project topic.
+	body := topic[len(Root)+1:]
+	total := strings.Count(body, "/") + 1
+	var lv [7]string
+	var start [7]int
+	for i, off := 0, 0; i < len(lv) && i < total; i++ {
+		start[i] = off
+		end := strings.IndexByte(body[off:], '/')
+		if end < 0 {
+			lv[i] = body[off:]
+			break
+		}
+		lv[i] = body[off : off+end]
+		off += end + 1
+	}
+	levels := lvView{lv: &lv, n: total}
 	rest := func(from int) string {
-		if from >= len(levels) {
+		if from >= total {
 			return ""
 		}
-		return strings.Join(levels[from:], "/")
+		return body[start[from]:]
 	}
-	switch levels[0] {
+	switch levels.lv[0] {
 	case levelNode, levelTo, levelDown:
-		if len(levels) < 3 {
-			return unknown("want " + levels[0] + "/{node}/...")
+		if levels.n < 3 {
+			return unknown("want " + levels.lv[0] + "/{node}/...")
 		}
-		node := levels[1]
+		node := levels.lv[1]
 		if err := ValidateName("node", node); err != nil {
 			return unknown(err.Error())
 		}
 		p := Parsed{Node: node, Rest: rest(2)}
-		switch levels[0] {
+		switch levels.lv[0] {
 		case levelTo:
 			p.Class = ClassToNode
 		case levelDown:
 			p.Class = ClassDownOther
-			if len(levels) == 3 && levels[2] == downFrames {
+			if levels.n == 3 && levels.lv[2] == downFrames {
 				p.Class, p.Rest = ClassDownlink, ""
 			}
 		case levelNode:
 			p.Class = ClassNodeOther
 			switch {
-			case len(levels) == 3 && levels[2] == nodeStatus:
+			case levels.n == 3 && levels.lv[2] == nodeStatus:
 				p.Class, p.Rest = ClassNodeStatus, ""
-			case len(levels) == 3 && levels[2] == nodeDownAck:
+			case levels.n == 3 && levels.lv[2] == nodeDownAck:
 				p.Class, p.Rest = ClassDownAck, ""
-			case levels[2] == nodeUp:
-				if len(levels) != 4 {
+			case levels.lv[2] == nodeUp:
+				if levels.n != 4 {
 					return unknown("want node/{node}/up/{stream}")
 				}
-				s, err := ParseStream(levels[3])
+				s, err := ParseStream(levels.lv[3])
 				if err != nil || s == StreamDown {
-					return unknown(fmt.Sprintf("unknown uplink stream %q", levels[3]))
+					return unknown(fmt.Sprintf("unknown uplink stream %q", levels.lv[3]))
 				}
 				p.Class, p.Stream, p.Rest = ClassUplink, s, ""
-			case levels[2] == nodeEvents && len(levels) > 3:
+			case levels.lv[2] == nodeEvents && levels.n > 3:
 				p.Class, p.Rest = ClassNodeEvent, rest(3)
-			case levels[2] == nodeJob:
-				if len(levels) < 6 {
+			case levels.lv[2] == nodeJob:
+				if levels.n < 6 {
 					return unknown("want node/{node}/job/{kind}/{namespace}/{name}/...")
 				}
-				ref := JobRef{Kind: levels[3], Namespace: levels[4], Name: levels[5]}
+				ref := JobRef{Kind: levels.lv[3], Namespace: levels.lv[4], Name: levels.lv[5]}
 				if err := ref.Validate(); err != nil {
 					return unknown(err.Error())
 				}
@@ -346,26 +362,32 @@ func Parse(topic string) (Parsed, error) {
 		}
 		return p, nil
 	case levelBroadcast:
-		if len(levels) < 2 || levels[1] == "" {
+		if levels.n < 2 || levels.lv[1] == "" {
 			return unknown("want broadcast/{name}")
 		}
 		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
 	case levelCloud:
-		if len(levels) < 3 || levels[1] != "events" || levels[2] == "" {
+		if levels.n < 3 || levels.lv[1] != "events" || levels.lv[2] == "" {
 			return unknown("want cloud/events/{kind}")
 		}
 		return Parsed{Class: ClassCloudEvent, Rest: rest(2)}, nil
 	case levelJob:
-		if len(levels) < 4 {
+		if levels.n < 4 {
 			return unknown("want job/{kind}/{namespace}/{name}/...")
 		}
-		ref := JobRef{Kind: levels[1], Namespace: levels[2], Name: levels[3]}
+		ref := JobRef{Kind: levels.lv[1], Namespace: levels.lv[2], Name: levels.lv[3]}
 		if err := ref.Validate(); err != nil {
 			return unknown(err.Error())
 		}
 		return Parsed{Class: ClassJob, Job: ref, Rest: rest(4)}, nil
 	}
-	return unknown(fmt.Sprintf("unknown level %q below the root", levels[0]))
+	return unknown(fmt.Sprintf("unknown level %q below the root", levels.lv[0]))
+}
+
+// lvView is the first levels of a topic and how many it has in all.
+type lvView struct {
+	lv *[7]string
+	n  int
 }
 
 // Payload says what a topic's payload must be.
