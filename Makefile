@@ -1,6 +1,7 @@
-# Sedna-Go: `make test` installs what the tests need (Debian's mosquitto and
-# mosquitto-clients) when missing, vets, cross-builds sedna for ARM boards and
-# runs every test with the race detector.
+# Sedna-Go: `make test` installs what the tests need (Debian packages, Go
+# modules) when missing, vets, cross-builds sedna for ARM boards, checks the
+# committed WASM modules against their sources and runs every test with the
+# race detector.
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -9,17 +10,20 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: test deps vet cross build bench demo fuzz clean
 
-test: deps vet cross
+test: deps vet cross wasm-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Debian packages the tests use: mosquitto (a real cloud broker and the
-# benchmark's reference) and mosquitto-clients (mosquitto_pub/_sub as KubeEdge
-# apps would use them).
+# benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge
+# apps would use them), clang, lld, wasi-libc and libclang-rt-14-dev-wasm32
+# (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist
 deps:
-	@if ! command -v mosquitto_pub >/dev/null 2>&1 || ! { [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1; }; then \
-		echo "installing mosquitto and mosquitto-clients"; \
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing; \
 		$(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	$(GO) mod download
 
@@ -47,3 +51,27 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# The WASM plugins written in C, built by `sedna plugin build` itself: the
+# built-ins (embedded in sedna), the C example and the hostile test plugins.
+# Needs Debian's clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (make deps
+# installs them). The .wasm files are committed so that a fresh clone needs
+# only Go; wasm-check fails when one differs from what its source gives.
+WASM_DIRS := examples/plugins/c-maxprob $(wildcard plugins/testdata/hostile/*/)
+WASM_DIRS := $(filter-out %/gobad/,$(WASM_DIRS))
+
+.PHONY: wasm wasm-check
+wasm:
+	$(GO) build -o bin/sedna-host ./cmd/sedna
+	bin/sedna-host plugin build plugins/builtin/src -o plugins/builtin/builtins.wasm
+	@for d in $(WASM_DIRS); do bin/sedna-host plugin build $$d || exit 1; done
+
+wasm-check:
+	@$(GO) build -o bin/sedna-host ./cmd/sedna
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	bin/sedna-host plugin build plugins/builtin/src -o $$tmp/builtins.wasm >/dev/null || exit 1; \
+	cmp -s $$tmp/builtins.wasm plugins/builtin/builtins.wasm || { echo "plugins/builtin/builtins.wasm differs from its source: run make wasm and commit"; exit 1; }; \
+	for d in $(WASM_DIRS); do d=$${d%/}; n=$$(basename $$d); \
+		bin/sedna-host plugin build $$d -o $$tmp/$$n.wasm >/dev/null || exit 1; \
+		cmp -s $$tmp/$$n.wasm $$d/$$n.wasm || { echo "$$d/$$n.wasm differs from its source: run make wasm and commit"; exit 1; }; \
+	done; echo "wasm: every committed module matches its source"

@@ -1,0 +1,7 @@
+/* A hostile test plugin: speaks ABI version 2. */
+#include <stdint.h>
+__attribute__((export_name("abi_version"))) uint32_t abi_version(void) { return 2; }
+__attribute__((export_name("alloc"))) uint32_t alloc(uint32_t n) { return 0; }
+__attribute__((export_name("free"))) void release(uint32_t p, uint32_t n) {}
+__attribute__((export_name("manifest"))) uint64_t manifest(void) { return 0; }
+__attribute__((export_name("mine"))) uint64_t mine(uint32_t p, uint32_t n) { return 0; }
