@@ -64,18 +64,18 @@ func (a *Aggregator) Aggregate(ctx context.Context, r Round) (Result, error) {
 	}
 	n := len(r.Updates[0].Weights)
 	counts := make([]float64, len(r.Updates))
-	stacked := make([]byte, 0, 4*n*len(r.Updates))
+	stacked := make([][]byte, 0, len(r.Updates))
 	for i, u := range r.Updates {
 		if len(u.Weights) != n {
 			return Result{}, fmt.Errorf("plugins: %s: update %d has %d weights, update 0 has %d", a.info.Name, i, len(u.Weights), n)
 		}
 		counts[i] = u.Samples
-		stacked = append(stacked, f32Bytes(u.Weights)...)
+		stacked = append(stacked, f32Bytes(u.Weights))
 	}
 	frame := abi.Frame{
 		Meta: abi.AppendRequest(nil, abi.Request{Plugin: a.info.Name, Params: a.params, Round: r.Number}),
 		Tensors: []abi.Tensor{
-			{Name: "weights", DType: abi.F32, Shape: []int{len(r.Updates), n}, Data: stacked},
+			{Name: "weights", DType: abi.F32, Shape: []int{len(r.Updates), n}, Parts: stacked},
 			abi.F64Tensor("counts", counts),
 		},
 	}

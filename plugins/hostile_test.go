@@ -25,7 +25,7 @@ func stillServes(t *testing.T, h *plugins.Host) {
 	}
 }
 
-func loadFile(t *testing.T, h *plugins.Host, path string) error {
+func loadFile(t testing.TB, h *plugins.Host, path string) error {
 	t.Helper()
 	_, err := h.LoadFile(context.Background(), path)
 	return err

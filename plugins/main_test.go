@@ -71,7 +71,7 @@ var goPlugins = struct {
 	err         error
 }{}
 
-func buildGoPlugins(t *testing.T) (margin, bad string) {
+func buildGoPlugins(t testing.TB) (margin, bad string) {
 	t.Helper()
 	goPlugins.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -68,6 +68,21 @@ type Tensor struct {
 	DType DType
 	Shape []int
 	Data  []byte
+	// Parts, when Data is nil, are encoded one after another as the data:
+	// a host stacks client updates into one tensor without concatenating
+	// them first. Decoding never sets Parts.
+	Parts [][]byte
+}
+
+func (t *Tensor) dataLen() int {
+	if t.Data != nil {
+		return len(t.Data)
+	}
+	n := 0
+	for _, p := range t.Parts {
+		n += len(p)
+	}
+	return n
 }
 
 // Elems is the product of the shape.
@@ -105,7 +120,7 @@ func (f *Frame) Size() int {
 	n := pad8(12 + len(f.Meta))
 	for _, t := range f.Tensors {
 		n = pad8(n + 4 + 4*len(t.Shape) + len(t.Name))
-		n = pad8(n + len(t.Data))
+		n = pad8(n + t.dataLen())
 	}
 	return n
 }
@@ -127,7 +142,13 @@ func (f *Frame) AppendTo(dst []byte) []byte {
 		}
 		dst = append(dst, t.Name...)
 		dst = zeroPad(dst, start)
-		dst = append(dst, t.Data...)
+		if t.Data != nil {
+			dst = append(dst, t.Data...)
+		} else {
+			for _, p := range t.Parts {
+				dst = append(dst, p...)
+			}
+		}
 		dst = zeroPad(dst, start)
 	}
 	return dst

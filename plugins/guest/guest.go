@@ -48,17 +48,35 @@ type Sample struct {
 	Boxes []Box
 }
 
-// Params are a call's parameters, the host having filled in defaults.
-type Params struct{ kv []abi.KV }
+// Params are a call's parameters: the host fills in the manifest's
+// defaults, and so does the SDK for a caller that did not.
+type Params struct {
+	kv       []abi.KV
+	defaults []abi.Param
+}
 
-// String returns the value of key, or "".
+// String returns the value of key, its default, or "".
 func (p Params) String(key string) string {
 	for _, kv := range p.kv {
 		if kv.Key == key {
 			return kv.Value
 		}
 	}
+	for _, d := range p.defaults {
+		if d.Key == key {
+			return d.Default
+		}
+	}
 	return ""
+}
+
+func paramsOf(name string, kv []abi.KV) Params {
+	for _, in := range infos {
+		if in.Name == name {
+			return Params{kv: kv, defaults: in.Parameters}
+		}
+	}
+	return Params{kv: kv}
 }
 
 // Float parses the value of key as a number.
@@ -192,7 +210,7 @@ func HandleMine(in []byte) (out []byte) {
 	hard := make([]byte, batch)
 	score := make([]float32, batch)
 	var reasons []abi.Reason
-	p := Params{req.Params}
+	p := paramsOf(req.Plugin, req.Params)
 	off := 0
 	for i := range batch {
 		var s Sample
@@ -258,7 +276,7 @@ func HandleAggregate(in []byte) (out []byte) {
 			return fail("%v", err)
 		}
 	}
-	weights, state, meta, err := fn(r, Params{req.Params})
+	weights, state, meta, err := fn(r, paramsOf(req.Plugin, req.Params))
 	if err != nil {
 		return fail("%v", err)
 	}
