@@ -68,8 +68,8 @@ func BenchmarkMiner(b *testing.B) {
 	}
 }
 
-// FedAvg of 10 clients × 100k float32, sandboxed against native.
-func BenchmarkFedAvg(b *testing.B) {
+// Aggregation of 10 clients × 100k float32, sandboxed against native.
+func BenchmarkAggregate(b *testing.B) {
 	h, _ := newHost(b, plugins.Config{})
 	r := rand.New(rand.NewPCG(2, 2))
 	us := make([]plugins.Update, 10)
@@ -81,12 +81,17 @@ func BenchmarkFedAvg(b *testing.B) {
 		us[i] = plugins.Update{Weights: w, Samples: float64(100 + i)}
 	}
 	ref := refUpdates(us)
-	b.Run("native", func(b *testing.B) {
-		for b.Loop() {
-			reference.FedAvg(ref)
-		}
-	})
+	native := map[string]func(){
+		"FedAvg":      func() { reference.FedAvg(ref) },
+		"Median":      func() { reference.Median(ref) },
+		"TrimmedMean": func() { reference.TrimmedMean(ref, nil) },
+	}
 	for _, name := range []string{"FedAvg", "Median", "TrimmedMean"} {
+		b.Run(name+"/native", func(b *testing.B) {
+			for b.Loop() {
+				native[name]()
+			}
+		})
 		b.Run(name+"/wasm", func(b *testing.B) {
 			a, _ := h.Aggregator(name, nil)
 			for b.Loop() {

@@ -15,6 +15,8 @@
 #include <math.h>
 #include <wasm_simd128.h>
 
+#define BLOCK 64
+
 /*
  * Loops are few and wide on purpose. The host stops runaway plugins
  * (wazero's WithCloseOnContextDone), which costs a call at every loop
@@ -84,6 +86,7 @@ static int mine_inputs(sp_call *c, mine_io *io) {
     if (p && n->shape[0] != io->batch) return sp_fail(c, "probs and box_counts disagree on the batch size");
     uint64_t total = 0;
     io->counts = n->data;
+#pragma clang loop unroll_count(16)
     for (uint32_t i = 0; i < n->shape[0]; i++) total += io->counts[i];
     if (total != b->shape[0]) return sp_fail(c, "box_counts do not add up to the number of boxes");
     io->boxes = b->data;
@@ -120,9 +123,10 @@ static int mine_threshold(sp_call *c, mine_io *io) {
     if (k == 0) { sp_reason(c, i, "no boxes"); continue; }
     double sum = 0;
     int bad = 0;
+#pragma clang loop unroll_count(8)
     for (uint32_t j = 0; j < k; j++) {
       float s = row[(uint64_t)j * io->cols + 4];
-      if (s != s) bad = 1;
+      bad |= s != s;
       sum += s;
     }
     if (bad) { sp_reason(c, i, "box score is NaN"); continue; }
@@ -146,10 +150,11 @@ static int mine_ibt(sp_call *c, mine_io *io) {
     if (k == 0) { sp_reason(c, i, "no boxes"); continue; }
     uint32_t low = 0;
     int bad = 0;
+#pragma clang loop unroll_count(8)
     for (uint32_t j = 0; j < k; j++) {
       float s = row[(uint64_t)j * io->cols + 4];
-      if (s != s) bad = 1;
-      if ((double)s <= tb) low++;
+      bad |= s != s;
+      low += (double)s <= tb;
     }
     if (bad) { sp_reason(c, i, "box score is NaN"); continue; }
     double share = (double)low / k;
@@ -169,10 +174,11 @@ static int mine_cross_entropy(sp_call *c, mine_io *io) {
     const float *p = io->probs + (uint64_t)i * n;
     double sum = 0;
     int bad = 0;
+#pragma clang loop unroll_count(4)
     for (uint32_t j = 0; j < n; j++) {
       double q = p[j];
-      if (!(q >= 0 && q <= 1)) { bad = 1; break; }
-      if (q > 0) sum += q * log(q);
+      bad |= !(q >= 0 && q <= 1);
+      if (q > 0 && q <= 1) sum += q * log(q);
     }
     if (bad) { sp_reason(c, i, "probability outside [0, 1] or NaN"); continue; }
     double conf = 1 + sum / log((double)n);
@@ -313,6 +319,16 @@ static float *fedavg(sp_call *c, agg_io *io) {
   return out;
 }
 
+/* cmpx orders rows a and b of a block, lane by lane: 64 coordinates at once. */
+static inline void cmpx(float *a, float *b) {
+#pragma clang loop unroll(full)
+  for (int q = 0; q < BLOCK; q += 4) {
+    v128_t x = wasm_v128_load(a + q), y = wasm_v128_load(b + q);
+    wasm_v128_store(a + q, wasm_f32x4_min(x, y));
+    wasm_v128_store(b + q, wasm_f32x4_max(x, y));
+  }
+}
+
 static void sort_floats(float *v, uint32_t n) {
   for (uint32_t i = 1; i < n; i++) {
     float x = v[i];
@@ -322,21 +338,60 @@ static void sort_floats(float *v, uint32_t n) {
   }
 }
 
+static float column_value(const float *col, uint32_t m, uint32_t trim, int median) {
+  if (median) return m % 2 ? col[m / 2] : (col[m / 2 - 1] + col[m / 2]) / 2;
+  float s = 0;
+  for (uint32_t u = trim; u < m - trim; u++) s += col[u];
+  return s / (float)(m - 2 * trim);
+}
+
+/*
+ * column_rule sorts every coordinate's values across the updates and takes
+ * the median or the trimmed mean. Whole blocks of 64 coordinates go through
+ * a sorting network (insertion order of compare-exchanges, m(m-1)/2 of them)
+ * with SIMD min/max; the tail goes one coordinate at a time. Both give the
+ * sorted values, so both give the same result.
+ */
 static float *column_rule(sp_call *c, agg_io *io, uint32_t trim, int median) {
-  float *out = sp_alloc_call(c, (size_t)io->n * sizeof(float));
-  float *col = sp_alloc_call(c, (size_t)io->nuse * sizeof(float));
-  if (!out || !col) return 0;
-  uint32_t m = io->nuse;
-  for (uint32_t j = 0; j < io->n; j++) {
-    for (uint32_t u = 0; u < m; u++) col[u] = io->w[(uint64_t)io->use[u] * io->n + j];
-    sort_floats(col, m);
-    if (median) {
-      out[j] = m % 2 ? col[m / 2] : (col[m / 2 - 1] + col[m / 2]) / 2;
-    } else {
-      float s = 0;
-      for (uint32_t u = trim; u < m - trim; u++) s += col[u];
-      out[j] = s / (float)(m - 2 * trim);
+  uint32_t m = io->nuse, n = io->n;
+  float *out = sp_alloc_call(c, (size_t)n * sizeof(float));
+  float *blk = sp_alloc_call(c, (size_t)m * BLOCK * sizeof(float));
+  float *col = sp_alloc_call(c, (size_t)m * sizeof(float));
+  if (!out || !blk || !col) return 0;
+  uint32_t j0 = 0;
+  for (; j0 + BLOCK <= n; j0 += BLOCK) {
+    for (uint32_t u = 0; u < m; u++) {
+      const float *src = io->w + (uint64_t)io->use[u] * n + j0;
+#pragma clang loop unroll(full)
+      for (int q = 0; q < BLOCK; q += 4) wasm_v128_store(blk + u * BLOCK + q, wasm_v128_load(src + q));
     }
+    for (uint32_t i = 1; i < m; i++)
+      for (uint32_t k = i; k > 0; k--) cmpx(blk + (k - 1) * BLOCK, blk + k * BLOCK);
+    if (median) {
+      const float *lo = blk + (m % 2 ? m / 2 : m / 2 - 1) * BLOCK, *hi = blk + (m / 2) * BLOCK;
+      v128_t two = wasm_f32x4_splat(2);
+#pragma clang loop unroll(full)
+      for (int q = 0; q < BLOCK; q += 4) {
+        v128_t v = m % 2 ? wasm_v128_load(hi + q) : wasm_f32x4_div(wasm_f32x4_add(wasm_v128_load(lo + q), wasm_v128_load(hi + q)), two);
+        wasm_v128_store(out + j0 + q, v);
+      }
+    } else {
+      v128_t sum[BLOCK / 4];
+#pragma clang loop unroll(full)
+      for (int q = 0; q < BLOCK / 4; q++) sum[q] = wasm_f32x4_splat(0);
+      for (uint32_t u = trim; u < m - trim; u++) {
+#pragma clang loop unroll(full)
+        for (int q = 0; q < BLOCK / 4; q++) sum[q] = wasm_f32x4_add(sum[q], wasm_v128_load(blk + u * BLOCK + 4 * q));
+      }
+      v128_t d = wasm_f32x4_splat((float)(m - 2 * trim));
+#pragma clang loop unroll(full)
+      for (int q = 0; q < BLOCK / 4; q++) wasm_v128_store(out + j0 + 4 * q, wasm_f32x4_div(sum[q], d));
+    }
+  }
+  for (uint32_t j = j0; j < n; j++) {
+    for (uint32_t u = 0; u < m; u++) col[u] = io->w[(uint64_t)io->use[u] * n + j];
+    sort_floats(col, m);
+    out[j] = column_value(col, m, trim, median);
   }
   return out;
 }
