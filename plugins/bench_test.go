@@ -5,7 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,7 +171,7 @@ func BenchmarkRSS(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				runtime.GC()
+				debug.FreeOSMemory()
 				base := rssMB()
 				h, err := plugins.New(context.Background(), plugins.Config{CacheDir: cacheDir, NoBuiltins: true, MaxInstances: 8})
 				if err != nil {
@@ -180,6 +180,7 @@ func BenchmarkRSS(b *testing.B) {
 				if _, err := h.LoadFile(context.Background(), c.file); err != nil {
 					b.Fatal(err)
 				}
+				debug.FreeOSMemory()
 				loaded := rssMB()
 				m, _ := h.Miner(c.miner, nil)
 				var wg sync.WaitGroup
@@ -196,6 +197,7 @@ func BenchmarkRSS(b *testing.B) {
 				}
 				close(start)
 				wg.Wait()
+				debug.FreeOSMemory()
 				eight := rssMB()
 				b.ReportMetric(loaded-base, "MB-module")
 				b.ReportMetric((eight-loaded)/7, "MB/instance")
