@@ -92,7 +92,7 @@ func (a *Aggregator) Aggregate(ctx context.Context, r Round) (Result, error) {
 		frame.Tensors = append(frame.Tensors, abi.Tensor{Name: opt.name, DType: abi.F32, Shape: []int{n}, Data: f32Bytes(opt.v)})
 	}
 	var res Result
-	err := a.mod.call(ctx, "aggregate", &frame, func(f abi.Frame, meta response) error {
+	err := a.mod.call(ctx, a.info.Name, "aggregate", &frame, func(f abi.Frame, meta response) error {
 		w, ok := f.Tensor("weights")
 		if !ok || w.DType != abi.F32 || w.Elems() != n {
 			return fmt.Errorf("result lacks weights f32[%d]", n)

@@ -131,7 +131,7 @@ func TestGoGuestPanicLoopMemoryAndStderr(t *testing.T) {
 	if _, err := call("stderr"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "hello from the guest") || !strings.Contains(logs.String(), "gobad.wasm") {
+	if !strings.Contains(logs.String(), "hello from the guest") || !strings.Contains(logs.String(), "plugin=GoBad") || !strings.Contains(logs.String(), "gobad.wasm") {
 		t.Fatalf("guest stderr not logged with the plugin's module:\n%s", logs)
 	}
 	if v, err := call("ok"); err != nil || !v[0].Hard {

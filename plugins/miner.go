@@ -101,7 +101,7 @@ func (m *Miner) Mine(ctx context.Context, b Batch) ([]Verdict, error) {
 			abi.U32Tensor("box_counts", counts))
 	}
 	out := make([]Verdict, n)
-	err := m.mod.call(ctx, "mine", &frame, func(f abi.Frame, meta response) error {
+	err := m.mod.call(ctx, m.info.Name, "mine", &frame, func(f abi.Frame, meta response) error {
 		hard, ok1 := f.Tensor("hard")
 		score, ok2 := f.Tensor("score")
 		if !ok1 || !ok2 || hard.DType != abi.U8 || score.DType != abi.F32 || len(hard.Data) != n || len(score.Data) != 4*n {

@@ -46,6 +46,7 @@ type instance struct {
 	mine, aggregate api.Function
 	inPtr, inCap    uint32
 	stack           []uint64
+	stderr, stdout  *guestLog
 }
 
 func (h *Host) open(ctx context.Context, source string, wasm []byte) (*module, error) {
@@ -145,12 +146,13 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 	if len(m.manifest.Plugins) > 0 {
 		name = m.manifest.Plugins[0].Name
 	}
-	out := &guestLog{log: m.h.log, source: m.source, stream: "stderr"}
+	stderr := &guestLog{log: m.h.log, source: m.source, stream: "stderr"}
+	stdout := &guestLog{log: m.h.log, source: m.source, stream: "stdout"}
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module
 		WithStartFunctions().
-		WithStderr(out).
-		WithStdout(&guestLog{log: m.h.log, source: m.source, stream: "stdout"}).
+		WithStderr(stderr).
+		WithStdout(stdout).
 		WithArgs(name)
 	for _, c := range m.caps {
 		switch c {
@@ -186,7 +188,8 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 		mod: mod, mem: mod.Memory(),
 		alloc: mod.ExportedFunction("alloc"), free: mod.ExportedFunction("free"),
 		mine: mod.ExportedFunction("mine"), aggregate: mod.ExportedFunction("aggregate"),
-		stack: make([]uint64, 2),
+		stack:  make([]uint64, 2),
+		stderr: stderr, stdout: stdout,
 	}
 	return inst, nil
 }
@@ -254,7 +257,7 @@ func (m *module) close(ctx context.Context) {
 // call runs one export of the module on a request frame and hands the
 // decoded response to read, which must copy what it keeps: the frame aliases
 // guest memory.
-func (m *module) call(ctx context.Context, export string, in *abi.Frame, read func(abi.Frame, response) error) error {
+func (m *module) call(ctx context.Context, plugin, export string, in *abi.Frame, read func(abi.Frame, response) error) error {
 	m.calls.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
 	defer cancel()
@@ -263,6 +266,8 @@ func (m *module) call(ctx context.Context, export string, in *abi.Frame, read fu
 		m.failures.Add(1)
 		return err
 	}
+	inst.stderr.setPlugin(plugin)
+	inst.stdout.setPlugin(plugin)
 	err = inst.run(ctx, export, in, read)
 	if err == nil {
 		m.release(ctx, inst)
@@ -391,13 +396,21 @@ func (inst *instance) run(ctx context.Context, export string, in *abi.Frame, rea
 	return readErr
 }
 
-// guestLog sends a guest's output lines to the log with the module's name.
+// guestLog sends a guest's output lines to the log with the plugin's and
+// the module's names.
 type guestLog struct {
 	log    *slog.Logger
 	source string
 	stream string
 	mu     sync.Mutex
+	plugin string
 	buf    []byte
+}
+
+func (g *guestLog) setPlugin(name string) {
+	g.mu.Lock()
+	g.plugin = name
+	g.mu.Unlock()
 }
 
 func (g *guestLog) Write(p []byte) (int, error) {
@@ -409,11 +422,11 @@ func (g *guestLog) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		g.log.Info("plugin output", "module", g.source, "stream", g.stream, "line", string(g.buf[:i]))
+		g.log.Info("plugin output", "plugin", g.plugin, "module", g.source, "stream", g.stream, "line", string(g.buf[:i]))
 		g.buf = g.buf[i+1:]
 	}
 	if len(g.buf) > 4096 { // a guest that never ends a line
-		g.log.Info("plugin output", "module", g.source, "stream", g.stream, "line", string(g.buf))
+		g.log.Info("plugin output", "plugin", g.plugin, "module", g.source, "stream", g.stream, "line", string(g.buf))
 		g.buf = g.buf[:0]
 	}
 	return len(p), nil
