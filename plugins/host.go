@@ -39,6 +39,10 @@ type Config struct {
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages.
 	// Default 1024 (64 MiB).
 	MemoryLimitPages uint32
+	// RecycleBytes: an instance whose linear memory grew beyond this is
+	// closed after its call, since WASM memory never shrinks; the next call
+	// gets a fresh one. Default 32 MiB.
+	RecycleBytes uint32
 	// CallTimeout bounds every call unless its context has an earlier
 	// deadline. Default 2s.
 	CallTimeout time.Duration
@@ -91,6 +95,9 @@ type entry struct {
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.MemoryLimitPages == 0 {
 		cfg.MemoryLimitPages = 1024
+	}
+	if cfg.RecycleBytes == 0 {
+		cfg.RecycleBytes = 32 << 20
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 2 * time.Second
@@ -296,4 +303,31 @@ func randomSeed() uint64 {
 		s = s<<8 | uint64(c)
 	}
 	return s
+}
+
+// ModuleStats counts one module's calls since it was loaded.
+type ModuleStats struct {
+	Source    string   `json:"source"`
+	Plugins   []string `json:"plugins"`
+	Calls     uint64   `json:"calls"`
+	Failures  uint64   `json:"failures"`  // refused, failed or timed out
+	Discarded uint64   `json:"discarded"` // instances closed after a failure
+	Recycled  uint64   `json:"recycled"`  // instances closed for their memory
+	Instances int      `json:"instances"` // alive now
+}
+
+// Stats reports every loaded module, in load order.
+func (h *Host) Stats() []ModuleStats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]ModuleStats, 0, len(h.modules))
+	for _, m := range h.modules {
+		st := ModuleStats{Source: m.source, Calls: m.calls.Load(), Failures: m.failures.Load(),
+			Discarded: m.discards.Load(), Recycled: m.recycled.Load(), Instances: len(m.slots)}
+		for _, p := range m.manifest.Plugins {
+			st.Plugins = append(st.Plugins, p.Name)
+		}
+		out = append(out, st)
+	}
+	return out
 }

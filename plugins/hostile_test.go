@@ -250,3 +250,22 @@ func TestThirdPartyPluginsLoadAndRunByName(t *testing.T) {
 		t.Fatalf("listing: %v", h.Plugins())
 	}
 }
+
+// Linear memory never shrinks: an instance that grew past RecycleBytes for
+// one big call is replaced, and the next call still works.
+func TestBigInstancesAreRecycled(t *testing.T) {
+	h, _ := newHost(t, plugins.Config{RecycleBytes: 2 << 20, MaxInstances: 1})
+	a, _ := h.Aggregator("FedAvg", nil)
+	big := make([]float32, 1<<20) // 4 MiB a client
+	for i := 0; i < 3; i++ {
+		res, err := a.Aggregate(context.Background(), plugins.Round{Updates: []plugins.Update{{Weights: big, Samples: 1}, {Weights: big, Samples: 1}}})
+		if err != nil || len(res.Weights) != len(big) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	st := h.Stats()
+	if st[0].Recycled != 3 || st[0].Discarded != 0 {
+		t.Fatalf("stats %+v: want 3 recycled instances", st)
+	}
+	stillServes(t, h)
+}

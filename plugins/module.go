@@ -35,7 +35,7 @@ type module struct {
 	slots   chan struct{}  // one token per instance that may exist
 	closing atomic.Bool
 
-	calls, failures, discards atomic.Uint64
+	calls, failures, discards, recycled atomic.Uint64
 }
 
 // instance is one instantiated module: one call at a time.
@@ -222,8 +222,14 @@ func (m *module) acquire(ctx context.Context) (*instance, error) {
 	}
 }
 
-// release returns a healthy instance to the pool.
+// release returns a healthy instance to the pool, unless its memory grew
+// past the recycling size.
 func (m *module) release(ctx context.Context, inst *instance) {
+	if inst.mem.Size() > m.h.cfg.RecycleBytes {
+		m.recycled.Add(1)
+		m.discard(ctx, inst, nil)
+		return
+	}
 	if m.closing.Load() {
 		m.discard(ctx, inst, nil)
 		return
