@@ -1,0 +1,196 @@
+package api_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sedna-go/sedna/api"
+)
+
+// miners stands in for the plugin host: the built-in miners and their keys.
+var adm = api.Admission{MinerParams: func(name string) ([]string, bool) {
+	m := map[string][]string{
+		"IBT":          {"threshold_img", "threshold_box"},
+		"CrossEntropy": {"threshold_cross_entropy"},
+		"EdgeOnly":     {},
+	}
+	k, ok := m[name]
+	return k, ok
+}}
+
+func TestSednaExamplesApplyUnchanged(t *testing.T) {
+	rs, err := api.ParseFiles("../examples/sedna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, r := range rs {
+		if err := api.Validate(r, adm); err != nil {
+			t.Errorf("%s: %v", r.Origin, err)
+		}
+		kinds[r.Kind]++
+	}
+	for _, k := range api.Kinds {
+		if kinds[k] == 0 {
+			t.Errorf("no example of %s", k)
+		}
+	}
+	t.Logf("%d resources: %v", len(rs), kinds)
+}
+
+func find(t *testing.T, rs []*api.Resource, kind, name string) *api.Resource {
+	t.Helper()
+	for _, r := range rs {
+		if r.Kind == kind && r.Metadata.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no %s %s", kind, name)
+	return nil
+}
+
+func TestFieldsAreReadAndTheRestIsKeptAsIgnored(t *testing.T) {
+	rs, err := api.ParseFiles("../examples/sedna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ji := find(t, rs, api.KindJointInferenceService, "helmet-detection-inference-example")
+	spec := ji.Spec.(*api.JointInferenceServiceSpec)
+	if spec.EdgeWorker.HardExampleMining.Name != "IBT" || spec.EdgeWorker.HardExampleMining.Parameters[1] != (api.KV{Key: "threshold_box", Value: "0.9"}) {
+		t.Fatalf("mining: %+v", spec.EdgeWorker.HardExampleMining)
+	}
+	for _, want := range []string{
+		"spec.edgeWorker.template.spec.containers[0].resources",
+		"spec.edgeWorker.template.spec.containers[0].imagePullPolicy",
+		"spec.edgeWorker.template.spec.containers[0].volumeMounts",
+		"spec.edgeWorker.template.spec.volumes",
+	} {
+		if !slices.Contains(ji.Ignored, want) {
+			t.Errorf("%s not listed as ignored: %v", want, ji.Ignored)
+		}
+	}
+	if slices.Contains(ji.Ignored, "spec.edgeWorker.template.spec.containers[0].env") {
+		t.Error("env is used, not ignored")
+	}
+	ws := ji.Workers()
+	if len(ws) != 2 || ws[0].Node != "edge1" || ws[1].Node != "cloud" || ws[0].Params["input_shape"] != "416,736" || ws[0].External() {
+		t.Fatalf("workers: %+v", ws)
+	}
+
+	il := find(t, rs, api.KindIncrementalLearningJob, "helmet-detection-demo").Spec.(*api.IncrementalLearningJobSpec)
+	tr := il.TrainSpec.Trigger
+	if tr.Timer.Start != "02:00" || tr.Timer.End != "20:00" || tr.Condition.Operator != ">" || tr.Condition.Threshold != 500 || il.Dataset.TrainProb != 0.8 || !il.DeploySpec.Model.HotUpdateEnabled {
+		t.Fatalf("incremental: %+v", il)
+	}
+	fl := find(t, rs, api.KindFederatedLearningJob, "surface-defect-detection")
+	if got := fl.Nodes(); !slices.Equal(got, []string{"cloud", "edge1", "edge2"}) {
+		t.Fatalf("nodes %v", got)
+	}
+	refs := fl.References()
+	if len(refs) != 3 || refs[1] != (api.Reference{Kind: api.KindDataset, Name: "edge1-surface-defect-detection-dataset", Field: "spec.trainingWorkers[0].dataset.name"}) {
+		t.Fatalf("references %+v", refs)
+	}
+	if ds := find(t, rs, api.KindDataset, "lifelong-dataset"); ds.Metadata.Namespace != "default" {
+		t.Fatalf("namespace %q", ds.Metadata.Namespace)
+	}
+}
+
+const base = `apiVersion: sedna.io/v1alpha1
+kind: JointInferenceService
+metadata:
+  name: ji
+spec:
+  edgeWorker:
+    model: {name: little}
+    hardExampleMining:
+      name: IBT
+      parameters: [{key: threshold_img, value: "0.9"}]
+    template: {spec: {nodeName: edge1}}
+  cloudWorker:
+    model: {name: big}
+    template: {spec: {nodeName: cloud}}
+`
+
+const ilBase = `apiVersion: sedna.io/v1alpha1
+kind: IncrementalLearningJob
+metadata: {name: il}
+spec:
+  initialModel: {name: m0}
+  dataset: {name: d, trainProb: 0.8}
+  trainSpec:
+    template: {spec: {nodeName: edge1}}
+    trigger:
+      checkPeriodSeconds: 60
+      timer: {start: "02:00", end: "20:00"}
+      condition: {operator: ">", threshold: 500, metric: num_of_samples}
+  evalSpec: {template: {spec: {nodeName: edge1}}}
+  deploySpec:
+    model: {name: m1, hotUpdateEnabled: true, pollPeriodSeconds: 60}
+    template: {spec: {nodeName: edge1}}
+`
+
+func TestInvalidResourcesNameTheField(t *testing.T) {
+	if _, err := api.Parse([]byte(base), "t"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ doc, field string }{
+		{strings.Replace(base, "sedna.io/v1alpha1", "sedna.io/v2", 1), "apiVersion"},
+		{strings.Replace(base, "kind: JointInferenceService", "kind: JointInference", 1), "kind"},
+		{strings.Replace(base, "name: IBT", "name: NoSuchMiner", 1), "spec.edgeWorker.hardExampleMining.name"},
+		{strings.Replace(base, "key: threshold_img", "key: threshold_image", 1), "spec.edgeWorker.hardExampleMining.parameters[0].key"},
+		{strings.Replace(base, "name: ji", "name: \"bad name!\"", 1), "metadata.name"},
+		{strings.Replace(base, "nodeName: edge1", "nodeName: $EDGE_NODE", 1), "spec.edgeWorker.template.spec.nodeName"},
+		{strings.Replace(base, "model: {name: big}", "model: {}", 1), "spec.cloudWorker.model.name"},
+		{strings.Replace(ilBase, `operator: ">"`, `operator: "=>"`, 1), "spec.trainSpec.trigger.condition.operator"},
+		{strings.Replace(ilBase, `start: "02:00"`, `start: "25:00"`, 1), "spec.trainSpec.trigger.timer.start"},
+		{strings.Replace(ilBase, `end: "20:00"`, `end: "8pm"`, 1), "spec.trainSpec.trigger.timer.end"},
+		{strings.Replace(ilBase, "trainProb: 0.8", "trainProb: 1.5", 1), "spec.dataset.trainProb"},
+		{strings.Replace(ilBase, "trainProb: 0.8", "trainProb: lots", 1), "spec.dataset.trainProb"},
+		{strings.Replace(ilBase, "checkPeriodSeconds: 60", "checkPeriodSeconds: -1", 1), "spec.trainSpec.trigger.checkPeriodSeconds"},
+		{"apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec: {url: /a, format: parquet, nodeName: e}\n", "spec.format"},
+		{"apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec: {format: txt, nodeName: e}\n", "spec.url"},
+		{"apiVersion: sedna.io/v1alpha1\nkind: FederatedLearningJob\nmetadata: {name: f}\nspec:\n  aggregationWorker: {template: {spec: {nodeName: cloud}}}\n", "spec.trainingWorkers"},
+	}
+	for _, c := range cases {
+		rs, err := api.Parse([]byte(c.doc), "case.yaml")
+		if err == nil {
+			err = api.Validate(rs[0], adm)
+		}
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), c.field+":") {
+			t.Errorf("want an error naming %s, got %v", c.field, err)
+			continue
+		}
+		t.Logf("%s", err)
+	}
+}
+
+func TestMultiDocumentAndMalformedInput(t *testing.T) {
+	rs, err := api.Parse([]byte("---\n# just a comment\n---\n"+base+"---\n"+ilBase), "multi.yaml")
+	if err != nil || len(rs) != 2 || rs[1].Origin != "multi.yaml#4" {
+		t.Fatalf("%v %d", err, len(rs))
+	}
+	for _, bad := range []string{"a: [1, 2\n", "- just\n- a list\n", "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: m}\nspec: [1]\n"} {
+		if _, err := api.Parse([]byte(bad), "bad.yaml"); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte(ilBase))
+	f.Add([]byte("---\n---\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, err := api.Parse(b, "fuzz")
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			_ = api.Validate(r, adm)
+			_ = r.Workers()
+			_ = r.References()
+		}
+	})
+}

@@ -1,0 +1,83 @@
+package api
+
+import "time"
+
+// Condition types and statuses, as Sedna's.
+const (
+	ConditionPending   = "Pending"
+	ConditionAccepted  = "Accepted"
+	ConditionRunning   = "Running"
+	ConditionCompleted = "Completed"
+	ConditionFailed    = "Failed"
+
+	StatusTrue  = "True"
+	StatusFalse = "False"
+)
+
+// Condition is one observation of a resource's state, Sedna-style.
+type Condition struct {
+	Type               string    `json:"type" msgpack:"type"`
+	Status             string    `json:"status" msgpack:"status"`
+	LastHeartbeatTime  time.Time `json:"lastHeartbeatTime" msgpack:"hb"`
+	LastTransitionTime time.Time `json:"lastTransitionTime" msgpack:"tr"`
+	Reason             string    `json:"reason,omitempty" msgpack:"reason,omitempty"`
+	Message            string    `json:"message,omitempty" msgpack:"msg,omitempty"`
+}
+
+// WorkerStatus is what the control plane knows of one worker.
+type WorkerStatus struct {
+	Role     string    `json:"role" msgpack:"role"`
+	Node     string    `json:"node" msgpack:"node"`
+	Phase    string    `json:"phase" msgpack:"phase"` // Pending, Running, Restarting, Succeeded, Failed
+	Restarts int       `json:"restarts" msgpack:"restarts"`
+	ExitCode *int      `json:"exitCode,omitempty" msgpack:"exit,omitempty"`
+	Message  string    `json:"message,omitempty" msgpack:"msg,omitempty"`
+	Updated  time.Time `json:"updated" msgpack:"t"`
+}
+
+// Status is a resource's observed state: conditions, workers, and numbers
+// that depend on the kind (numberOfSamples for a Dataset, the version and
+// digest of a Model, a job's round or stage).
+type Status struct {
+	Phase          string             `json:"phase" msgpack:"phase"`
+	Generation     uint64             `json:"generation" msgpack:"gen"`
+	Conditions     []Condition        `json:"conditions" msgpack:"conds"`
+	Workers        []WorkerStatus     `json:"workers,omitempty" msgpack:"workers,omitempty"`
+	StartTime      *time.Time         `json:"startTime,omitempty" msgpack:"start,omitempty"`
+	CompletionTime *time.Time         `json:"completionTime,omitempty" msgpack:"done,omitempty"`
+	Metrics        map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
+	Progress       *Progress          `json:"progress,omitempty" msgpack:"progress,omitempty"`
+}
+
+// Progress counts a job's rounds or stages.
+type Progress struct {
+	Done  int    `json:"done" msgpack:"done"`
+	Total int    `json:"total" msgpack:"total"`
+	Unit  string `json:"unit" msgpack:"unit"` // "rounds", "stages"
+}
+
+// SetCondition records a condition, moving its transition time only when
+// its status changes.
+func (s *Status) SetCondition(typ, status, reason, message string, now time.Time) {
+	for i := range s.Conditions {
+		c := &s.Conditions[i]
+		if c.Type == typ {
+			if c.Status != status {
+				c.LastTransitionTime = now
+			}
+			c.Status, c.Reason, c.Message, c.LastHeartbeatTime = status, reason, message, now
+			return
+		}
+	}
+	s.Conditions = append(s.Conditions, Condition{Type: typ, Status: status, Reason: reason, Message: message, LastHeartbeatTime: now, LastTransitionTime: now})
+}
+
+// Condition returns the condition of a type.
+func (s *Status) Condition(typ string) (Condition, bool) {
+	for _, c := range s.Conditions {
+		if c.Type == typ {
+			return c, true
+		}
+	}
+	return Condition{}, false
+}
