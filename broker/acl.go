@@ -123,7 +123,9 @@ func CloudAppMay(topic string, write bool) bool {
 	switch p.Class {
 	case topics.ClassNodeStatus, topics.ClassUplink, topics.ClassDownAck, topics.ClassNodeEvent,
 		topics.ClassNodeJob, topics.ClassNodeOther, topics.ClassDownlink, topics.ClassDownOther, topics.ClassCloudEvent,
-		topics.ClassUnknown:
+		topics.ClassJob, topics.ClassAPIReply, topics.ClassUnknown:
+		// Desired and observed state belong to the control plane: apps
+		// change them through its API (ClassAPIRequest), which admits.
 		return false
 	}
 	// A filter such as "sedna/v1/node/+/x" is not a concrete topic; Parse

@@ -174,3 +174,30 @@ func TestCredentialsFileChecks(t *testing.T) {
 		t.Error("cloud broker without credentials accepted")
 	}
 }
+
+// Desired and observed state belong to the control plane: a cloud app goes
+// through its API.
+func TestCloudAppsChangeStateOnlyThroughTheAPI(t *testing.T) {
+	job := topics.JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "fl"}
+	for _, c := range []struct {
+		topic string
+		ok    bool
+	}{
+		{topics.APIRequestTopic(), true},
+		{topics.JobSpec(job), false},
+		{topics.JobStatus(job), false},
+		{topics.JobEvents(job), false},
+		{topics.APIReplyTopic("someone-else"), false},
+		{topics.ToNodePrefix("edge1") + "app/x", true},
+	} {
+		if got := CloudAppMay(c.topic, true); got != c.ok {
+			t.Errorf("cloud app publish to %s: allowed %v, want %v", c.topic, got, c.ok)
+		}
+		if !CloudAppMay(c.topic, false) {
+			t.Errorf("cloud app may not read %s", c.topic)
+		}
+	}
+	if NodeMay("edge1", topics.APIRequestTopic(), true) {
+		t.Error("a node may send control-plane requests")
+	}
+}

@@ -22,7 +22,79 @@ const (
 	KindBytes = "bytes"
 	// KindTest: a body used by tests and benchmarks (TestBody).
 	KindTest = "test"
+	// KindAPIRequest: APIRequest on APIRequestTopic().
+	KindAPIRequest = "api.request"
+	// KindAPIReply: APIReply on APIReplyTopic(client).
+	KindAPIReply = "api.reply"
+	// KindStatus: a resource's status (api.Status) on JobStatus(ref),
+	// retained.
+	KindStatus = "status"
+	// KindJobEvent: JobEvent on JobEvents(ref).
+	KindJobEvent = "job.event"
+	// KindWorkerStatus: a worker's state (api.WorkerStatus) on
+	// NodeJob(node, ref, "workers/"+role), from the agent that runs it.
+	KindWorkerStatus = "worker.status"
+	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
+	KindDatasetStatus = "dataset.status"
 )
+
+// APIRequest asks the control plane to act. Apply carries documents as JSON
+// (the cloud manager parses and validates them itself); the reply goes to
+// APIReplyTopic(Client) with the same ID.
+type APIRequest struct {
+	ID        string   `msgpack:"id"`
+	Client    string   `msgpack:"client"`
+	Op        string   `msgpack:"op"` // apply, delete, get, describe
+	Kind      string   `msgpack:"kind,omitempty"`
+	Namespace string   `msgpack:"ns,omitempty"`
+	Name      string   `msgpack:"name,omitempty"`
+	Documents [][]byte `msgpack:"docs,omitempty"`
+	Origins   []string `msgpack:"origins,omitempty"` // file#doc of each document, for messages
+}
+
+// APIReply answers an APIRequest.
+type APIReply struct {
+	ID      string      `msgpack:"id"`
+	Error   string      `msgpack:"error,omitempty"` // the request as a whole failed
+	Results []APIResult `msgpack:"results,omitempty"`
+	Objects []APIObject `msgpack:"objects,omitempty"`
+}
+
+// APIResult is what became of one document of an apply or of a delete.
+type APIResult struct {
+	Key     string `msgpack:"key"`    // kind/namespace/name
+	Action  string `msgpack:"action"` // created, configured, unchanged, deleted, rejected
+	Message string `msgpack:"msg,omitempty"`
+	Pending string `msgpack:"pending,omitempty"` // what an accepted resource waits for
+}
+
+// APIObject is one resource as stored: its document, status and what the
+// control plane made of it.
+type APIObject struct {
+	Key        string   `msgpack:"key"`
+	Generation uint64   `msgpack:"gen"`
+	Created    int64    `msgpack:"created"` // unix nanoseconds
+	Updated    int64    `msgpack:"updated"`
+	Source     []byte   `msgpack:"source"` // the document as JSON
+	Status     []byte   `msgpack:"status"` // api.Status as JSON
+	Ignored    []string `msgpack:"ignored,omitempty"`
+}
+
+// JobEvent is one thing that happened to a resource, for `sedna watch`.
+type JobEvent struct {
+	Key     string `msgpack:"key"`
+	Time    int64  `msgpack:"t"`
+	Type    string `msgpack:"type"` // Normal, Warning
+	Reason  string `msgpack:"reason"`
+	Message string `msgpack:"msg"`
+}
+
+// DatasetStatus is what a node reports of a dataset it holds.
+type DatasetStatus struct {
+	Key             string `msgpack:"key"`
+	NumberOfSamples int64  `msgpack:"samples"`
+	Updated         int64  `msgpack:"t"`
+}
 
 // Node states in NodeStatus.
 const (

@@ -17,6 +17,7 @@ const (
 	levelBroadcast = "broadcast" // read by every node
 	levelJob       = "job"       // desired and observed state of jobs
 	levelCloud     = "cloud"     // written by the cloud manager only
+	levelAPI       = "api"       // requests to the control plane
 )
 
 // Second levels inside a node's subtree.
@@ -197,6 +198,21 @@ func CloudEvents(kind string) string { return join(Root, levelCloud, "events", k
 // CloudEventsFilter matches every event of the cloud manager.
 func CloudEventsFilter() string { return join(Root, levelCloud, "events", "#") }
 
+// APIRequestTopic is where clients (the CLI) send requests to the control
+// plane.
+func APIRequestTopic() string { return join(Root, levelAPI, "request") }
+
+// APIReplyTopic is where the control plane answers the client named client.
+// Only the cloud manager writes under sedna/v1/cloud/.
+func APIReplyTopic(client string) string { return join(Root, levelCloud, levelAPI, client) }
+
+// JobEvents is where the control plane reports what happens to a job (not
+// retained); JobStatus holds the last state.
+func JobEvents(r JobRef) string { return JobPrefix(r) + "events" }
+
+// NodeJobFilter matches every per-node report of every job.
+func NodeJobFilter() string { return join(Root, levelNode, "+", nodeJob, "#") }
+
 // JobRef names one job (or other resource) of the control plane.
 type JobRef struct {
 	Kind      string // e.g. "FederatedLearningJob"
@@ -254,11 +270,13 @@ const (
 	ClassBroadcast               // sedna/v1/broadcast/{rest}
 	ClassJob                     // sedna/v1/job/{kind}/{ns}/{name}/{rest}
 	ClassCloudEvent              // sedna/v1/cloud/events/{kind...}
+	ClassAPIRequest              // sedna/v1/api/request
+	ClassAPIReply                // sedna/v1/cloud/api/{client}
 	ClassUnknown                 // under Root but not a known shape
 )
 
 var classNames = [...]string{"foreign", "node-status", "uplink", "downack", "node-event", "node-job", "node-other",
-	"to-node", "downlink", "down-other", "broadcast", "job", "cloud-event", "unknown"}
+	"to-node", "downlink", "down-other", "broadcast", "job", "cloud-event", "api-request", "api-reply", "unknown"}
 
 // String returns a short name of the class.
 func (c Class) String() string {
@@ -367,10 +385,21 @@ func Parse(topic string) (Parsed, error) {
 		}
 		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
 	case levelCloud:
+		if levels.n == 3 && levels.lv[1] == levelAPI {
+			if err := ValidateName("client", levels.lv[2]); err != nil {
+				return unknown(err.Error())
+			}
+			return Parsed{Class: ClassAPIReply, Rest: levels.lv[2]}, nil
+		}
 		if levels.n < 3 || levels.lv[1] != "events" || levels.lv[2] == "" {
-			return unknown("want cloud/events/{kind}")
+			return unknown("want cloud/events/{kind} or cloud/api/{client}")
 		}
 		return Parsed{Class: ClassCloudEvent, Rest: rest(2)}, nil
+	case levelAPI:
+		if levels.n != 2 || levels.lv[1] != "request" {
+			return unknown("want api/request")
+		}
+		return Parsed{Class: ClassAPIRequest}, nil
 	case levelJob:
 		if levels.n < 4 {
 			return unknown("want job/{kind}/{namespace}/{name}/...")
@@ -412,7 +441,8 @@ func PayloadOf(topic string) Payload {
 	switch p.Class {
 	case ClassUplink, ClassDownlink:
 		return PayloadFrame
-	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast, ClassCloudEvent:
+	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast, ClassCloudEvent,
+		ClassAPIRequest, ClassAPIReply:
 		return PayloadEnvelope
 	}
 	return PayloadRaw

@@ -27,6 +27,9 @@ func TestBuildersParseBack(t *testing.T) {
 		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}, PayloadEnvelope},
 		{JobStatus(job), Parsed{Class: ClassJob, Job: job, Rest: "status"}, PayloadEnvelope},
 		{CloudEvents("error"), Parsed{Class: ClassCloudEvent, Rest: "error"}, PayloadEnvelope},
+		{APIRequestTopic(), Parsed{Class: ClassAPIRequest}, PayloadEnvelope},
+		{APIReplyTopic("cli-1"), Parsed{Class: ClassAPIReply, Rest: "cli-1"}, PayloadEnvelope},
+		{JobEvents(job), Parsed{Class: ClassJob, Job: job, Rest: "events"}, PayloadEnvelope},
 		{"$hw/events/upload/x", Parsed{Class: ClassForeign, Rest: "$hw/events/upload/x"}, PayloadRaw},
 		{"sedna/v10/x", Parsed{Class: ClassForeign, Rest: "sedna/v10/x"}, PayloadRaw},
 	}
