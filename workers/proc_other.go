@@ -1,0 +1,17 @@
+//go:build !unix
+
+package workers
+
+import (
+	"os/exec"
+	"time"
+)
+
+func setProcessGroup(*exec.Cmd) {}
+
+func stopProcess(cmd *exec.Cmd, grace time.Duration, waited <-chan error) {
+	_ = cmd.Process.Kill()
+	<-waited
+}
+
+func exitCode(cmd *exec.Cmd) int { return cmd.ProcessState.ExitCode() }

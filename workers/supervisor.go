@@ -1,0 +1,361 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// Phases of a worker, as reported in api.WorkerStatus.
+const (
+	PhasePending    = "Pending"
+	PhaseRunning    = "Running"
+	PhaseRestarting = "Restarting"
+	PhaseSucceeded  = "Succeeded"
+	PhaseFailed     = "Failed"
+	PhaseStopped    = "Stopped"
+)
+
+// Spec is one worker to run.
+type Spec struct {
+	Job        topics.JobRef
+	Generation uint64
+	api.Worker
+	// BrokerURL is the node's broker, for the worker to connect to.
+	BrokerURL string
+	// Document is the job's resource as JSON, for built-in workers.
+	Document []byte
+}
+
+// ID names the worker: kind/namespace/name/role.
+func (s Spec) ID() string { return s.Job.String() + "/" + s.Role }
+
+// Builtin is an in-process worker. It runs until ctx ends or its work is
+// done; an error counts as a crash (restarted with backoff).
+type Builtin func(ctx context.Context, spec Spec, log *slog.Logger) error
+
+// Config sets a Supervisor up.
+type Config struct {
+	// Node is the name of the node the supervisor runs on.
+	Node string
+	// LogDir receives one log file per worker (its stdout and stderr).
+	LogDir string
+	// Report receives every change of a worker's state. It is called from
+	// the worker's goroutine and must not block for long.
+	Report func(spec Spec, st api.WorkerStatus)
+	// Builtins maps "Kind/role" (the role without an index: "train" for
+	// "train-3") to a built-in worker.
+	Builtins map[string]Builtin
+	// BackoffMin and BackoffMax bound the delay before a restart; it
+	// doubles with each crash and resets after a run of StableAfter.
+	BackoffMin, BackoffMax, StableAfter time.Duration
+	// StopGrace is how long a process has between SIGTERM and SIGKILL.
+	StopGrace time.Duration
+	Log       *slog.Logger
+}
+
+// Supervisor runs workers. Each worker has one goroutine, owned by the
+// Supervisor and stopped by Stop or Close.
+type Supervisor struct {
+	cfg     Config
+	mu      sync.Mutex
+	running map[string]*worker
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type worker struct {
+	spec   Spec
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	status api.WorkerStatus
+}
+
+// New makes a Supervisor.
+func New(cfg Config) *Supervisor {
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = time.Minute
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 30 * time.Second
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Report == nil {
+		cfg.Report = func(Spec, api.WorkerStatus) {}
+	}
+	return &Supervisor{cfg: cfg, running: map[string]*worker{}}
+}
+
+// BuiltinKey is the key of Config.Builtins for a job kind and worker role.
+func BuiltinKey(kind, role string) string {
+	if i := strings.LastIndexByte(role, '-'); i > 0 && strings.Trim(role[i+1:], "0123456789") == "" {
+		role = role[:i]
+	}
+	return kind + "/" + role
+}
+
+// Ensure runs the worker of spec: it starts it if it is not running, and
+// restarts it if it runs an older generation. It returns at once.
+func (s *Supervisor) Ensure(spec Spec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	id := spec.ID()
+	if w, ok := s.running[id]; ok {
+		if w.spec.Generation >= spec.Generation {
+			return
+		}
+		s.stopLocked(id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{spec: spec, cancel: cancel, done: make(chan struct{}),
+		status: api.WorkerStatus{Role: spec.Role, Node: spec.Node, Phase: PhasePending}}
+	s.running[id] = w
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(w.done)
+		s.run(ctx, w)
+	}()
+}
+
+// Stop stops every worker of job (and waits for them).
+func (s *Supervisor) Stop(job topics.JobRef) {
+	s.mu.Lock()
+	var done []chan struct{}
+	for id, w := range s.running {
+		if w.spec.Job == job {
+			done = append(done, w.done)
+			s.stopLocked(id)
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range done {
+		<-d
+	}
+}
+
+// Keep stops every worker whose ID is not in keep (and waits for them).
+func (s *Supervisor) Keep(keep map[string]bool) {
+	s.mu.Lock()
+	var done []chan struct{}
+	for id, w := range s.running {
+		if !keep[id] {
+			done = append(done, w.done)
+			s.stopLocked(id)
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range done {
+		<-d
+	}
+}
+
+func (s *Supervisor) stopLocked(id string) {
+	if w, ok := s.running[id]; ok {
+		w.cancel()
+		delete(s.running, id)
+	}
+}
+
+// Close stops every worker and waits for them.
+func (s *Supervisor) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for id := range s.running {
+		s.stopLocked(id)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Statuses reports every worker the supervisor runs, sorted by ID.
+func (s *Supervisor) Statuses() map[string]api.WorkerStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]api.WorkerStatus, len(s.running))
+	for id, w := range s.running {
+		w.mu.Lock()
+		out[id] = w.status
+		w.mu.Unlock()
+	}
+	return out
+}
+
+func (s *Supervisor) report(w *worker, phase, msg string, exit *int) {
+	w.mu.Lock()
+	w.status.Phase, w.status.Message, w.status.ExitCode, w.status.Updated = phase, msg, exit, time.Now()
+	st := w.status
+	w.mu.Unlock()
+	s.cfg.Report(w.spec, st)
+}
+
+func (s *Supervisor) run(ctx context.Context, w *worker) {
+	log := s.cfg.Log.With("worker", w.spec.ID(), "node", s.cfg.Node)
+	var builtin Builtin
+	if !w.spec.External() {
+		builtin = s.cfg.Builtins[BuiltinKey(w.spec.Job.Kind, w.spec.Role)]
+		if builtin == nil {
+			s.report(w, PhasePending, fmt.Sprintf("no built-in worker for %s role %s yet: give the template a command", w.spec.Job.Kind, w.spec.Role), nil)
+			<-ctx.Done()
+			s.report(w, PhaseStopped, "", nil)
+			return
+		}
+	}
+	backoff := s.cfg.BackoffMin
+	for {
+		started := time.Now()
+		s.report(w, PhaseRunning, "", nil)
+		var err error
+		var code *int
+		if builtin != nil {
+			err = runBuiltin(ctx, builtin, w.spec, log)
+		} else {
+			code, err = s.runProcess(ctx, w.spec, log)
+		}
+		if ctx.Err() != nil {
+			s.report(w, PhaseStopped, "", code)
+			return
+		}
+		if err == nil {
+			s.report(w, PhaseSucceeded, "", code)
+			return
+		}
+		if time.Since(started) >= s.cfg.StableAfter {
+			backoff = s.cfg.BackoffMin
+		}
+		w.mu.Lock()
+		w.status.Restarts++
+		w.mu.Unlock()
+		log.Warn("worker failed; restarting", "error", err, "after", backoff)
+		s.report(w, PhaseRestarting, fmt.Sprintf("%v; restart in %v", err, backoff), code)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.report(w, PhaseStopped, "", code)
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, s.cfg.BackoffMax)
+	}
+}
+
+func runBuiltin(ctx context.Context, b Builtin, spec Spec, log *slog.Logger) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("built-in worker panicked: %v", r)
+		}
+	}()
+	return b(ctx, spec, log)
+}
+
+// Environment is what an external worker gets beside its template's env.
+func Environment(spec Spec) []string {
+	env := []string{
+		"SEDNA_BROKER_URL=" + spec.BrokerURL,
+		"SEDNA_NODE=" + spec.Node,
+		"SEDNA_JOB_KIND=" + spec.Job.Kind,
+		"SEDNA_JOB_NAMESPACE=" + spec.Job.Namespace,
+		"SEDNA_JOB_NAME=" + spec.Job.Name,
+		"SEDNA_WORKER_ROLE=" + spec.Role,
+		"SEDNA_SPEC_TOPIC=" + topics.JobSpec(spec.Job),
+		"SEDNA_REPORT_PREFIX=" + topics.NodeJob(spec.Node, spec.Job, ""),
+		fmt.Sprintf("SEDNA_GENERATION=%d", spec.Generation),
+	}
+	for _, k := range slices.Sorted(maps.Keys(spec.Params)) {
+		env = append(env, k+"="+spec.Params[k])
+	}
+	return env
+}
+
+// runProcess runs the worker's command once and returns its exit code.
+func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger) (*int, error) {
+	c := spec.Container
+	cmd := exec.Command(c.Command[0], append(append([]string{}, c.Command[1:]...), c.Args...)...)
+	cmd.Dir = c.WorkingDir
+	cmd.Env = append(os.Environ(), Environment(spec)...)
+	setProcessGroup(cmd)
+	var out io.Writer = io.Discard
+	tail := &tailBuffer{max: 2048}
+	if s.cfg.LogDir != "" {
+		if err := os.MkdirAll(s.cfg.LogDir, 0o755); err == nil {
+			name := strings.NewReplacer("/", "_").Replace(spec.ID()) + ".log"
+			f, err := os.OpenFile(filepath.Join(s.cfg.LogDir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err == nil {
+				defer f.Close()
+				out = f
+			}
+		}
+	}
+	w := io.MultiWriter(out, tail)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
+	}
+	log.Info("worker started", "pid", cmd.Process.Pid, "command", c.Command[0])
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		stopProcess(cmd, s.cfg.StopGrace, waited)
+		err = ctx.Err()
+	}
+	code := exitCode(cmd)
+	if err != nil && ctx.Err() == nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("exited with %s; last output: %s", ee.ProcessState, tail.String())
+		}
+	}
+	return &code, err
+}
+
+// tailBuffer keeps the last bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}

@@ -1,0 +1,175 @@
+package workers_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+var crashy string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "workers-test-")
+	if err != nil {
+		panic(err)
+	}
+	crashy = filepath.Join(dir, "crashy")
+	if out, err := exec.Command("go", "build", "-o", crashy, "./testdata/crashy").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// reports collects worker states and lets a test wait for one.
+type reports struct {
+	mu   sync.Mutex
+	all  []api.WorkerStatus
+	wake chan struct{}
+}
+
+func newReports() *reports { return &reports{wake: make(chan struct{}, 1)} }
+
+func (r *reports) add(_ workers.Spec, st api.WorkerStatus) {
+	r.mu.Lock()
+	r.all = append(r.all, st)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reports) waitFor(t *testing.T, what string, ok func(api.WorkerStatus) bool) api.WorkerStatus {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		for _, st := range r.all {
+			if ok(st) {
+				r.mu.Unlock()
+				return st
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.wake:
+		case <-deadline:
+			t.Fatalf("no report of %s; got %+v", what, r.all)
+		}
+	}
+}
+
+func phases(r *reports) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var p []string
+	for _, st := range r.all {
+		p = append(p, st.Phase)
+	}
+	return strings.Join(p, ",")
+}
+
+func TestExternalWorkerIsRestartedAfterACrashAndReportsItsExit(t *testing.T) {
+	out := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(out, "ready"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := newReports()
+	s := workers.New(workers.Config{Node: "edge1", LogDir: t.TempDir(), Report: rep.add, BackoffMin: 50 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	spec := workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "train-0", Node: "edge1",
+		Container: api.Container{Command: []string{crashy}, Args: []string{"--epochs", "1"}},
+		Params:    map[string]string{"batch_size": "32", "OUT_DIR": out}}}
+	s.Ensure(spec)
+	crash := rep.waitFor(t, "the crash", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseRestarting })
+	if crash.ExitCode == nil || *crash.ExitCode != 3 || !strings.Contains(crash.Message, "crashing on purpose") {
+		t.Fatalf("crash report %+v", crash)
+	}
+	rep.waitFor(t, "the restart", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseRunning && st.Restarts == 1 })
+	ready, err := os.ReadFile(filepath.Join(out, "ready")) // blocks until the second run is up
+	if err != nil || string(ready) != "ready\n" {
+		t.Fatalf("ready: %q %v", ready, err)
+	}
+	env, _ := os.ReadFile(filepath.Join(out, "env-0"))
+	if want := "node=edge1 role=train-0 job=FederatedLearningJob/default/fl batch_size=32 args=[--epochs 1]"; strings.TrimSpace(string(env)) != want {
+		t.Fatalf("worker saw %q, want %q", env, want)
+	}
+	s.Ensure(spec) // same generation: nothing happens
+	s.Stop(job)
+	st := rep.waitFor(t, "the stop", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseStopped })
+	if st.ExitCode == nil || *st.ExitCode != 0 {
+		t.Fatalf("stopped with %+v (SIGTERM handled: want exit 0)", st)
+	}
+	t.Logf("phases: %s", phases(rep))
+	if got := phases(rep); got != "Running,Restarting,Running,Stopped" {
+		t.Fatalf("phases %s", got)
+	}
+}
+
+func TestFinishedWorkerSucceedsAndIsNotRestarted(t *testing.T) {
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "crashed"), nil, 0o644)
+	rep := newReports()
+	s := workers.New(workers.Config{Node: "edge1", Report: rep.add, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+	s.Ensure(workers.Spec{Job: topics.JobRef{Kind: "K", Namespace: "default", Name: "j"}, Generation: 1,
+		Worker: api.Worker{Role: "train", Container: api.Container{Command: []string{crashy}}, Params: map[string]string{"OUT_DIR": out, "MODE": "finish"}}})
+	st := rep.waitFor(t, "success", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseSucceeded })
+	if st.ExitCode == nil || *st.ExitCode != 0 || st.Restarts != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestBuiltinWorkers(t *testing.T) {
+	rep := newReports()
+	runs := 0
+	var mu sync.Mutex
+	s := workers.New(workers.Config{Node: "cloud", Report: rep.add, BackoffMin: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Builtins: map[string]workers.Builtin{
+			"FederatedLearningJob/train": func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+				mu.Lock()
+				runs++
+				n := runs
+				mu.Unlock()
+				if n == 1 {
+					panic("first run panics")
+				}
+				if n == 2 {
+					return errors.New("second run fails")
+				}
+				return nil
+			},
+		}})
+	defer s.Close()
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "train-3"}})
+	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "aggregation"}})
+	st := rep.waitFor(t, "success", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseSucceeded })
+	if st.Restarts != 2 {
+		t.Fatalf("%+v", st)
+	}
+	p := rep.waitFor(t, "no built-in", func(st api.WorkerStatus) bool { return st.Role == "aggregation" && st.Phase == workers.PhasePending })
+	if !strings.Contains(p.Message, "no built-in worker for FederatedLearningJob role aggregation") {
+		t.Fatalf("%+v", p)
+	}
+	if !strings.Contains(phases(rep), "Restarting") {
+		t.Fatal(phases(rep))
+	}
+}
