@@ -1,0 +1,6 @@
+//go:build race
+
+package ml
+
+// raceEnabled selects the kernel that loads least per multiply-add.
+const raceEnabled = true
