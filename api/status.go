@@ -46,7 +46,11 @@ type Status struct {
 	StartTime      *time.Time         `json:"startTime,omitempty" msgpack:"start,omitempty"`
 	CompletionTime *time.Time         `json:"completionTime,omitempty" msgpack:"done,omitempty"`
 	Metrics        map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
-	Progress       *Progress          `json:"progress,omitempty" msgpack:"progress,omitempty"`
+	// NumberOfSamples is a Dataset's size as its node reports it.
+	NumberOfSamples *int64 `json:"numberOfSamples,omitempty" msgpack:"samples,omitempty"`
+	// Pending names what an accepted resource still waits for.
+	Pending  []string  `json:"pending,omitempty" msgpack:"pending,omitempty"`
+	Progress *Progress `json:"progress,omitempty" msgpack:"progress,omitempty"`
 }
 
 // Progress counts a job's rounds or stages.

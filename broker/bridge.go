@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -644,4 +645,16 @@ func beUint64(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
+}
+
+// Send queues a message of the node's own (an agent's report) for the cloud,
+// durably, as a captured publish would be. The topic must be under the
+// node's subtree.
+func (b *Bridge) Send(stream topics.Stream, topic string, payload []byte, retain bool) error {
+	if !strings.HasPrefix(topic, topics.NodePrefix(b.node)) {
+		return fmt.Errorf("bridge: %s is not under the node's subtree %s", topic, topics.NodePrefix(b.node))
+	}
+	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: time.Now()}
+	_, err := b.up.Append(string(stream), []Record{rec}, nil)
+	return err
 }

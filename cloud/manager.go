@@ -1,14 +1,16 @@
 // Package cloud is the cloud manager of Sedna-Go (Sedna's GlobalManager):
 // the embedded cloud broker, or a client of an external one, with the
 // cloud half of every edge node's bridge (ingress of frames, the per-node
-// downlink outbox) and, later, the job controllers and the dataset and
-// model registries.
+// downlink outbox), the control plane (admission of Sedna resources, their
+// specs and statuses, kept in the store), the cloud's workers, and the
+// Client the CLI uses.
 //
-// The manager imports broker, store and topics; it never imports edge: the
-// two meet only on topics.
+// The manager imports api, broker, plugins, store, topics and workers; it
+// never imports edge: the two meet only on topics.
 package cloud
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,10 +23,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/plugins/abi"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // Config configures the cloud manager; read from YAML (`sedna cloud
@@ -44,6 +50,21 @@ type Config struct {
 	// Metrics is the address of /metrics; default 127.0.0.1:9465, "off"
 	// disables it.
 	Metrics string `json:"metrics,omitempty"`
+	// Name is the cloud's node name in job templates: workers whose
+	// template says nodeName: <Name> run here. Default "cloud".
+	Name string `json:"name,omitempty"`
+	// Plugins configures the plugin host (miners for admission,
+	// aggregators for the cloud's workers).
+	Plugins PluginConfig `json:"plugins,omitempty"`
+}
+
+// PluginConfig configures a plugin host.
+type PluginConfig struct {
+	// Dirs hold installed plugins (*.wasm), loaded beside the built-ins.
+	Dirs []string `json:"dirs,omitempty"`
+	// Allow lists the capabilities plugins may be granted: clock, random,
+	// env, fs.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // BrokerConfig configures the embedded cloud broker.
@@ -97,6 +118,9 @@ type Manager struct {
 	client   *broker.ClientBus
 	relay    *broker.Relay
 	http     *httpserve.Server
+	plugins  *plugins.Host
+	workers  *workers.Supervisor
+	control  *ControlPlane
 	once     sync.Once
 }
 
@@ -151,6 +175,9 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		return fail(err)
 	}
 	if err := m.downlink.Start(m.bus); err != nil {
+		return fail(err)
+	}
+	if err := m.startControl(); err != nil {
 		return fail(err)
 	}
 	if cfg.Metrics != "off" {
@@ -266,12 +293,64 @@ func (m *Manager) DeadLetters() *broker.DeadLetters { return m.dead }
 // Store returns the manager's store.
 func (m *Manager) Store() store.Store { return m.store }
 
+// Control returns the control plane.
+func (m *Manager) Control() *ControlPlane { return m.control }
+
+// Plugins returns the manager's plugin host.
+func (m *Manager) Plugins() *plugins.Host { return m.plugins }
+
+func (m *Manager) startControl() error {
+	if m.cfg.Name == "" {
+		m.cfg.Name = "cloud"
+	}
+	var err error
+	m.plugins, err = plugins.New(context.Background(), plugins.Config{CacheDir: filepath.Join(m.cfg.DataDir, "wasm-cache"),
+		Dirs: m.cfg.Plugins.Dirs, Allow: m.cfg.Plugins.Allow, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	m.workers = workers.New(workers.Config{Node: m.cfg.Name, LogDir: filepath.Join(m.cfg.DataDir, "workers"), Log: m.log,
+		Report: func(spec workers.Spec, st api.WorkerStatus) {
+			if m.control != nil {
+				m.control.ReportWorker(spec, st)
+			}
+		}})
+	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
+		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), Supervisor: m.workers, BrokerURL: m.BrokerURL(), Logger: m.log})
+	return err
+}
+
+// MinerAdmission checks hard-example miners against a plugin host.
+func MinerAdmission(h *plugins.Host) api.Admission {
+	return api.Admission{MinerParams: func(name string) ([]string, bool) {
+		for _, p := range h.Plugins() {
+			if p.Name == name && p.Kind == abi.KindMiner {
+				keys := make([]string, 0, len(p.Parameters))
+				for _, q := range p.Parameters {
+					keys = append(keys, q.Key)
+				}
+				return keys, true
+			}
+		}
+		return nil, false
+	}}
+}
+
 // Close stops everything: clients first, then the broker, the outbox, and
 // the store last.
 func (m *Manager) Close() {
 	m.once.Do(func() {
 		if m.http != nil {
 			m.http.Close()
+		}
+		if m.control != nil {
+			m.control.Close()
+		}
+		if m.workers != nil {
+			m.workers.Close()
+		}
+		if m.plugins != nil {
+			_ = m.plugins.Close(context.Background())
 		}
 		if m.relay != nil {
 			_ = m.relay.Close()

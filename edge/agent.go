@@ -22,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // Config configures an edge agent. It is read from YAML (`sedna edge
@@ -117,6 +119,8 @@ type Agent struct {
 	bridge  *broker.Bridge
 	metrics *broker.Metrics
 	http    *httpserve.Server
+	workers *workers.Supervisor
+	jobs    *jobs
 	once    sync.Once
 }
 
@@ -211,6 +215,12 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	if err := a.srv.Start(); err != nil {
 		return fail(err)
 	}
+	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
+		Report: func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) }})
+	a.jobs = newJobs(cfg.Node, store.Sub(a.store, "jobs/"), a.srv, a.bridge, a.workers, a.log)
+	if err := a.jobs.start(); err != nil {
+		return fail(err)
+	}
 	a.bridge.Start()
 	if cfg.Metrics != "off" {
 		if a.http, err = httpserve.Start(cfg.Metrics, reg, a.log); err != nil {
@@ -251,6 +261,12 @@ func (a *Agent) Close() {
 	a.once.Do(func() {
 		if a.http != nil {
 			a.http.Close()
+		}
+		if a.jobs != nil {
+			a.jobs.close()
+		}
+		if a.workers != nil {
+			a.workers.Close() // their last reports still reach the queue
 		}
 		if a.bridge != nil {
 			_ = a.bridge.Close()

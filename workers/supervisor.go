@@ -159,12 +159,13 @@ func (s *Supervisor) Stop(job topics.JobRef) {
 	}
 }
 
-// Keep stops every worker whose ID is not in keep (and waits for them).
-func (s *Supervisor) Keep(keep map[string]bool) {
+// StopExcept stops the workers of job whose ID is not in keep (and waits
+// for them): the roles a new generation of the job no longer places here.
+func (s *Supervisor) StopExcept(job topics.JobRef, keep map[string]bool) {
 	s.mu.Lock()
 	var done []chan struct{}
 	for id, w := range s.running {
-		if !keep[id] {
+		if w.spec.Job == job && !keep[id] {
 			done = append(done, w.done)
 			s.stopLocked(id)
 		}

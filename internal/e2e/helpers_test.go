@@ -43,7 +43,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// credentials: nodes edge-0..edge-31, a cloud app "app" and "admin", all
+// credentials: nodes edge-0..edge-31 and edge1..edge3, a cloud app "app" and "admin", all
 // with the same password (cheap bcrypt cost, for tests).
 func credentials(t testing.TB) *broker.Credentials {
 	hashOnce.Do(func() {
@@ -53,6 +53,9 @@ func credentials(t testing.TB) *broker.Credentials {
 	var users []broker.User
 	for i := 0; i < 32; i++ {
 		users = append(users, broker.User{Username: fmt.Sprintf("edge-%d", i), PasswordHash: hash, Role: broker.UserNode})
+	}
+	for i := 1; i <= 3; i++ { // the node names of examples/sedna
+		users = append(users, broker.User{Username: fmt.Sprintf("edge%d", i), PasswordHash: hash, Role: broker.UserNode})
 	}
 	users = append(users, broker.User{Username: "app", PasswordHash: hash, Role: broker.UserCloud},
 		broker.User{Username: "admin", PasswordHash: hash, Role: broker.UserAdmin})

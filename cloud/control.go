@@ -1,0 +1,679 @@
+package cloud
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// ControlPlane admits Sedna resources, keeps them and their status in the
+// store, publishes desired state (retained specs, and specs in each node's
+// outbox) and observed state (retained status, events), and runs the
+// workers placed on the cloud. One goroutine owns its state: bus handlers
+// only queue work for it.
+type ControlPlane struct {
+	cfg   ControlConfig
+	log   *slog.Logger
+	st    store.Store
+	ops   chan func()
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	res   map[string]*entry // by api.Resource.Key
+	nodes map[string]string // node -> last state seen
+}
+
+// ControlConfig wires a ControlPlane.
+type ControlConfig struct {
+	// Name is the cloud's node name: workers placed on it run here.
+	Name      string
+	Store     store.Store
+	Bus       broker.Bus
+	Downlink  *broker.Downlink
+	Admission api.Admission
+	// Supervisor runs the cloud's workers; nil runs none.
+	Supervisor *workers.Supervisor
+	// BrokerURL is given to the cloud's external workers.
+	BrokerURL string
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+type entry struct {
+	rec    record
+	res    *api.Resource
+	status api.Status
+	// dispatched is the generation last sent to the nodes.
+	dispatched uint64
+	sentTo     []string
+}
+
+// record is what the store keeps of a resource.
+type record struct {
+	Generation uint64   `msgpack:"gen"`
+	Created    int64    `msgpack:"created"`
+	Updated    int64    `msgpack:"updated"`
+	Source     []byte   `msgpack:"source"`
+	Dispatched uint64   `msgpack:"dispatched"`
+	SentTo     []string `msgpack:"sentTo"`
+}
+
+func recordKey(k string) []byte { return []byte("r/" + k) }
+func statusKey(k string) []byte { return []byte("s/" + k) }
+
+func refOf(r *api.Resource) topics.JobRef {
+	return topics.JobRef{Kind: r.Kind, Namespace: r.Metadata.Namespace, Name: r.Metadata.Name}
+}
+
+// NewControlPlane loads what the store holds and starts serving requests.
+func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
+	if cfg.Name == "" {
+		cfg.Name = "cloud"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store,
+		ops: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		res: map[string]*entry{}, nodes: map[string]string{}}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	go c.loop()
+	// Republish what the broker may have lost (an embedded broker keeps
+	// retained messages in memory), and run the cloud's workers again.
+	c.do(func() {
+		for _, e := range c.sorted() {
+			c.publishSpec(e)
+			c.publishStatus(e)
+			c.dispatch(e)
+		}
+	})
+	subs := []struct {
+		filter string
+		h      func(string, []byte)
+	}{
+		{topics.APIRequestTopic(), c.onRequest},
+		{topics.NodeJobFilter(), c.onNodeJob},
+		{topics.NodeStatusFilter(), c.onNodeStatus},
+	}
+	for _, s := range subs {
+		h := s.h
+		if err := cfg.Bus.Subscribe(s.filter, func(t string, p []byte) error { h(t, p); return nil }); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("control: subscribe %s: %w", s.filter, err)
+		}
+	}
+	return c, nil
+}
+
+// do queues f for the owner goroutine.
+func (c *ControlPlane) do(f func()) {
+	select {
+	case c.ops <- f:
+	case <-c.stop:
+	}
+}
+
+func (c *ControlPlane) loop() {
+	defer close(c.done)
+	for {
+		select {
+		case f := <-c.ops:
+			f()
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// Close stops serving; the cloud's workers stop with the supervisor.
+func (c *ControlPlane) Close() {
+	c.once.Do(func() { close(c.stop) })
+	<-c.done
+}
+
+func (c *ControlPlane) load() error {
+	err := c.st.Scan([]byte("r/"), nil, func(k, v []byte) error {
+		var rec record
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("control: record %s: %w", k, err)
+		}
+		r, err := api.ParseDocument(rec.Source)
+		if err != nil || r == nil {
+			c.log.Error("stored resource no longer parses; kept, not served", "key", string(k), "error", err)
+			return nil
+		}
+		e := &entry{rec: rec, res: r, dispatched: rec.Dispatched, sentTo: rec.SentTo}
+		if sv, err := c.st.Get(statusKey(r.Key())); err == nil {
+			_ = msgpack.Unmarshal(sv, &e.status)
+		}
+		c.res[r.Key()] = e
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Nodes that ever joined: a restart must not make their jobs wait again.
+	err = c.st.Scan([]byte("n/"), nil, func(k, v []byte) error {
+		c.nodes[strings.TrimPrefix(string(k), "n/")] = string(v)
+		return nil
+	})
+	c.log.Info("control plane loaded", "resources", len(c.res), "nodes", len(c.nodes))
+	return err
+}
+
+func (c *ControlPlane) sorted() []*entry {
+	keys := make([]string, 0, len(c.res))
+	for k := range c.res {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*entry, len(keys))
+	for i, k := range keys {
+		out[i] = c.res[k]
+	}
+	return out
+}
+
+func (c *ControlPlane) save(e *entry) error {
+	e.rec.Dispatched, e.rec.SentTo = e.dispatched, e.sentTo
+	rv, err := msgpack.Marshal(&e.rec)
+	if err != nil {
+		return err
+	}
+	sv, err := msgpack.Marshal(&e.status)
+	if err != nil {
+		return err
+	}
+	var b store.Batch
+	b.Put(recordKey(e.res.Key()), rv)
+	b.Put(statusKey(e.res.Key()), sv)
+	return c.st.Write(&b)
+}
+
+// ---- requests ----
+
+func (c *ControlPlane) onRequest(_ string, payload []byte) {
+	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{MaxBody: 64 << 20})
+	if err != nil {
+		c.log.Warn("api request refused", "error", err)
+		return
+	}
+	var req topics.APIRequest
+	if err := env.DecodeBody(&req); err != nil || req.Client == "" || req.ID == "" {
+		c.log.Warn("api request refused: no client or id", "error", err)
+		return
+	}
+	if topics.ValidateName("client", req.Client) != nil {
+		c.log.Warn("api request refused: bad client name", "client", req.Client)
+		return
+	}
+	c.do(func() { c.reply(req, c.handle(req)) })
+}
+
+func (c *ControlPlane) reply(req topics.APIRequest, rep topics.APIReply) {
+	rep.ID = req.ID
+	env, err := topics.NewEnvelope(topics.KindAPIReply, "cloud/control", rep)
+	if err == nil {
+		var raw []byte
+		if raw, err = env.Marshal(); err == nil {
+			err = c.cfg.Bus.Publish(topics.APIReplyTopic(req.Client), raw, false, 1)
+		}
+	}
+	if err != nil {
+		c.log.Error("api reply not sent", "client", req.Client, "error", err)
+	}
+}
+
+func (c *ControlPlane) handle(req topics.APIRequest) topics.APIReply {
+	switch req.Op {
+	case "apply":
+		return c.apply(req)
+	case "delete":
+		return c.delete(req)
+	case "get", "describe":
+		return c.get(req)
+	}
+	return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (apply, delete, get, describe)", req.Op)}
+}
+
+// Resolve maps what a user types (dataset, datasets, ds, fl, ...) to a kind.
+func Resolve(kind string) (string, bool) {
+	k := strings.ToLower(kind)
+	for _, full := range api.Kinds {
+		if k == strings.ToLower(full) || k == strings.ToLower(full)+"s" {
+			return full, true
+		}
+	}
+	short := map[string]string{"ds": api.KindDataset, "jis": api.KindJointInferenceService, "ji": api.KindJointInferenceService,
+		"il": api.KindIncrementalLearningJob, "fl": api.KindFederatedLearningJob, "ll": api.KindLifelongLearningJob}
+	full, ok := short[k]
+	return full, ok
+}
+
+func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
+	var rep topics.APIReply
+	now := c.cfg.Now()
+	for i, doc := range req.Documents {
+		origin := fmt.Sprintf("document %d", i+1)
+		if i < len(req.Origins) {
+			origin = req.Origins[i]
+		}
+		r, err := api.ParseDocument(doc)
+		if err == nil && r == nil {
+			continue
+		}
+		if err == nil {
+			err = api.Validate(r, c.cfg.Admission)
+		}
+		if err != nil {
+			key := origin
+			if r != nil {
+				key = r.Key()
+			}
+			rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: origin + ": " + err.Error()})
+			continue
+		}
+		key := r.Key()
+		e, exists := c.res[key]
+		action := "created"
+		if exists {
+			if string(e.rec.Source) == string(r.Source) {
+				rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "unchanged"})
+				continue
+			}
+			action = "configured"
+			e.rec.Generation++
+			e.rec.Updated, e.rec.Source, e.res = now.UnixNano(), r.Source, r
+		} else {
+			e = &entry{res: r, rec: record{Generation: 1, Created: now.UnixNano(), Updated: now.UnixNano(), Source: r.Source}}
+			e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Admitted", "", now)
+			e.status.StartTime = &now
+			c.res[key] = e
+		}
+		e.status.Generation = e.rec.Generation
+		c.evaluate(e, now)
+		if err := c.save(e); err != nil {
+			rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: "not stored: " + err.Error()})
+			if !exists {
+				delete(c.res, key)
+			}
+			continue
+		}
+		c.publishSpec(e)
+		c.publishStatus(e)
+		c.event(e, "Normal", strings.ToUpper(action[:1])+action[1:], fmt.Sprintf("generation %d", e.rec.Generation))
+		c.dispatch(e)
+		rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: action})
+	}
+	// What this apply added may be what others waited for, in any order.
+	c.reevaluate(now)
+	for i, r := range rep.Results {
+		if e, ok := c.res[r.Key]; ok && r.Action != "rejected" {
+			rep.Results[i].Pending = strings.Join(e.status.Pending, "; ")
+		}
+	}
+	return rep
+}
+
+func (c *ControlPlane) lookup(req topics.APIRequest) (*entry, string) {
+	kind, ok := Resolve(req.Kind)
+	if !ok {
+		return nil, fmt.Sprintf("unknown kind %q (known: %s)", req.Kind, strings.Join(api.Kinds, ", "))
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	key := kind + "/" + ns + "/" + req.Name
+	e, ok := c.res[key]
+	if !ok {
+		return nil, fmt.Sprintf("%s %q not found in namespace %s", kind, req.Name, ns)
+	}
+	return e, ""
+}
+
+func (c *ControlPlane) delete(req topics.APIRequest) topics.APIReply {
+	e, msg := c.lookup(req)
+	if e == nil {
+		return topics.APIReply{Error: msg}
+	}
+	key := e.res.Key()
+	ref := refOf(e.res)
+	var b store.Batch
+	b.Delete(recordKey(key))
+	b.Delete(statusKey(key))
+	if err := c.st.Write(&b); err != nil {
+		return topics.APIReply{Error: "not deleted: " + err.Error()}
+	}
+	delete(c.res, key)
+	for _, n := range e.sentTo {
+		if err := c.cfg.Downlink.DeleteSpec(n, ref, e.rec.Generation+1); err != nil {
+			c.log.Error("tombstone not queued", "node", n, "key", key, "error", err)
+		}
+	}
+	if c.cfg.Supervisor != nil {
+		c.cfg.Supervisor.Stop(ref)
+	}
+	_ = c.cfg.Bus.Publish(topics.JobSpec(ref), nil, true, 1)
+	_ = c.cfg.Bus.Publish(topics.JobStatus(ref), nil, true, 1)
+	c.event(e, "Normal", "Deleted", "")
+	c.reevaluate(c.cfg.Now())
+	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: "deleted"}}}
+}
+
+func (c *ControlPlane) get(req topics.APIRequest) topics.APIReply {
+	var rep topics.APIReply
+	if req.Name != "" {
+		e, msg := c.lookup(req)
+		if e == nil {
+			return topics.APIReply{Error: msg}
+		}
+		rep.Objects = append(rep.Objects, c.object(e))
+		return rep
+	}
+	kind := ""
+	if req.Kind != "" && req.Kind != "all" {
+		var ok bool
+		if kind, ok = Resolve(req.Kind); !ok {
+			return topics.APIReply{Error: fmt.Sprintf("unknown kind %q (known: %s)", req.Kind, strings.Join(api.Kinds, ", "))}
+		}
+	}
+	for _, e := range c.sorted() {
+		if (kind == "" || e.res.Kind == kind) && (req.Namespace == "" || e.res.Metadata.Namespace == req.Namespace) {
+			rep.Objects = append(rep.Objects, c.object(e))
+		}
+	}
+	return rep
+}
+
+func (c *ControlPlane) object(e *entry) topics.APIObject {
+	st, _ := json.Marshal(e.status)
+	return topics.APIObject{Key: e.res.Key(), Generation: e.rec.Generation, Created: e.rec.Created, Updated: e.rec.Updated,
+		Source: e.rec.Source, Status: st, Ignored: e.res.Ignored}
+}
+
+// ---- references, dispatch, status ----
+
+// evaluate sets the Pending condition: references not applied yet and
+// nodes that have not joined.
+func (c *ControlPlane) evaluate(e *entry, now time.Time) {
+	var waits []string
+	ns := e.res.Metadata.Namespace
+	for _, ref := range e.res.References() {
+		if _, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]; !ok {
+			waits = append(waits, fmt.Sprintf("%s %q (%s)", ref.Kind, ref.Name, ref.Field))
+		}
+	}
+	for _, n := range e.res.Nodes() {
+		if n != c.cfg.Name && c.nodes[n] == "" {
+			waits = append(waits, fmt.Sprintf("node %q to join", n))
+		}
+	}
+	e.status.Pending = waits
+	if len(waits) > 0 {
+		e.status.SetCondition(api.ConditionPending, api.StatusTrue, "Waiting", "waiting for "+strings.Join(waits, ", "), now)
+		if e.status.Phase == "" || e.status.Phase == api.ConditionPending {
+			e.status.Phase = api.ConditionPending
+		}
+	} else {
+		if _, had := e.status.Condition(api.ConditionPending); had {
+			e.status.SetCondition(api.ConditionPending, api.StatusFalse, "Resolved", "", now)
+		}
+		if e.status.Phase == "" || e.status.Phase == api.ConditionPending {
+			e.status.Phase = api.ConditionAccepted
+		}
+	}
+}
+
+// reevaluate revisits every resource after something appeared or went.
+func (c *ControlPlane) reevaluate(now time.Time) {
+	for _, e := range c.sorted() {
+		before := strings.Join(e.status.Pending, "; ")
+		c.evaluate(e, now)
+		if strings.Join(e.status.Pending, "; ") != before {
+			if err := c.save(e); err != nil {
+				c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+			}
+			c.publishStatus(e)
+			c.dispatch(e)
+		}
+	}
+}
+
+// waitsForResources reports whether a reference to another resource is
+// missing (a missing node does not hold dispatch: its outbox keeps the
+// spec until it joins).
+func (c *ControlPlane) waitsForResources(e *entry) bool {
+	ns := e.res.Metadata.Namespace
+	for _, ref := range e.res.References() {
+		if _, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch sends the spec to the nodes that run part of it and runs the
+// cloud's workers.
+func (c *ControlPlane) dispatch(e *entry) {
+	if c.waitsForResources(e) {
+		return
+	}
+	ref := refOf(e.res)
+	var nodes []string
+	for _, n := range e.res.Nodes() {
+		if n != c.cfg.Name {
+			nodes = append(nodes, n)
+		}
+	}
+	if e.dispatched < e.rec.Generation {
+		for _, n := range nodes {
+			if err := c.cfg.Downlink.PutSpec(n, ref, e.rec.Generation, e.rec.Source); err != nil {
+				c.log.Error("spec not queued", "node", n, "key", e.res.Key(), "error", err)
+				return
+			}
+		}
+		for _, n := range e.sentTo { // nodes the job left
+			if !slices.Contains(nodes, n) {
+				_ = c.cfg.Downlink.DeleteSpec(n, ref, e.rec.Generation)
+			}
+		}
+		e.dispatched, e.sentTo = e.rec.Generation, nodes
+		if err := c.save(e); err != nil {
+			c.log.Error("dispatch not stored", "key", e.res.Key(), "error", err)
+		}
+	}
+	if c.cfg.Supervisor != nil {
+		for _, w := range e.res.Workers() {
+			if w.Node == c.cfg.Name {
+				c.cfg.Supervisor.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Worker: w,
+					BrokerURL: c.cfg.BrokerURL, Document: e.rec.Source})
+			}
+		}
+	}
+}
+
+func (c *ControlPlane) publish(topic, kind string, body any, retain bool) {
+	env, err := topics.NewEnvelope(kind, "cloud/control", body)
+	if err == nil {
+		var raw []byte
+		if raw, err = env.Marshal(); err == nil {
+			err = c.cfg.Bus.Publish(topic, raw, retain, 1)
+		}
+	}
+	if err != nil {
+		c.log.Error("publish failed", "topic", topic, "error", err)
+	}
+}
+
+func (c *ControlPlane) publishSpec(e *entry) {
+	ref := refOf(e.res)
+	c.publish(topics.JobSpec(ref), topics.KindSpec, topics.Spec{Key: ref.String(), Generation: e.rec.Generation, Data: e.rec.Source}, true)
+}
+
+func (c *ControlPlane) publishStatus(e *entry) {
+	c.publish(topics.JobStatus(refOf(e.res)), topics.KindStatus, e.status, true)
+}
+
+func (c *ControlPlane) event(e *entry, typ, reason, msg string) {
+	c.publish(topics.JobEvents(refOf(e.res)), topics.KindJobEvent, topics.JobEvent{Key: e.res.Key(), Time: c.cfg.Now().UnixNano(),
+		Type: typ, Reason: reason, Message: msg}, false)
+}
+
+// ---- reports from nodes and the cloud's own workers ----
+
+func (c *ControlPlane) onNodeStatus(topic string, payload []byte) {
+	p, err := topics.Parse(topic)
+	if err != nil || len(payload) == 0 {
+		return
+	}
+	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{})
+	if err != nil {
+		return
+	}
+	var ns topics.NodeStatus
+	if env.DecodeBody(&ns) != nil {
+		return
+	}
+	c.do(func() {
+		first := c.nodes[p.Node] == ""
+		c.nodes[p.Node] = ns.State
+		if first {
+			var b store.Batch
+			b.Put([]byte("n/"+p.Node), []byte(ns.State))
+			if err := c.st.Write(&b); err != nil {
+				c.log.Error("node not stored", "node", p.Node, "error", err)
+			}
+			c.reevaluate(c.cfg.Now())
+		}
+	})
+}
+
+func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
+	p, err := topics.Parse(topic)
+	if err != nil {
+		return
+	}
+	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{})
+	if err != nil {
+		return
+	}
+	switch env.Kind {
+	case topics.KindWorkerStatus:
+		var ws api.WorkerStatus
+		if env.DecodeBody(&ws) == nil {
+			ws.Node = p.Node
+			c.do(func() { c.workerStatus(p.Job, ws) })
+		}
+	case topics.KindDatasetStatus:
+		var ds topics.DatasetStatus
+		if env.DecodeBody(&ds) == nil {
+			c.do(func() { c.datasetStatus(p.Job, p.Node, ds) })
+		}
+	}
+}
+
+// ReportWorker takes a report of one of the cloud's own workers.
+func (c *ControlPlane) ReportWorker(spec workers.Spec, ws api.WorkerStatus) {
+	ws.Node = c.cfg.Name
+	c.do(func() { c.workerStatus(spec.Job, ws) })
+}
+
+func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
+	e, ok := c.res[ref.String()]
+	if !ok {
+		return
+	}
+	now := c.cfg.Now()
+	i := slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == ws.Role })
+	if i < 0 {
+		e.status.Workers = append(e.status.Workers, ws)
+		sort.Slice(e.status.Workers, func(a, b int) bool { return e.status.Workers[a].Role < e.status.Workers[b].Role })
+	} else {
+		e.status.Workers[i] = ws
+	}
+	msg := fmt.Sprintf("worker %s on %s: %s", ws.Role, ws.Node, ws.Phase)
+	if ws.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit %d)", *ws.ExitCode)
+	}
+	if ws.Message != "" {
+		msg += ": " + ws.Message
+	}
+	typ := "Normal"
+	if ws.Phase == workers.PhaseRestarting || ws.Phase == workers.PhaseFailed {
+		typ = "Warning"
+	}
+	c.event(e, typ, "Worker"+ws.Phase, msg)
+	c.phase(e, now)
+	if err := c.save(e); err != nil {
+		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+	}
+	c.publishStatus(e)
+}
+
+// phase derives the job's phase from its workers.
+func (c *ControlPlane) phase(e *entry, now time.Time) {
+	want := len(e.res.Workers())
+	running, done, failed := 0, 0, 0
+	for _, w := range e.status.Workers {
+		switch w.Phase {
+		case workers.PhaseRunning:
+			running++
+		case workers.PhaseSucceeded:
+			done++
+		case workers.PhaseFailed:
+			failed++
+		}
+	}
+	switch {
+	case failed > 0:
+		e.status.Phase = api.ConditionFailed
+		e.status.SetCondition(api.ConditionFailed, api.StatusTrue, "WorkerFailed", "", now)
+	case want > 0 && done == want:
+		e.status.Phase = api.ConditionCompleted
+		e.status.CompletionTime = &now
+		e.status.SetCondition(api.ConditionCompleted, api.StatusTrue, "WorkersSucceeded", "", now)
+	case running > 0:
+		e.status.Phase = api.ConditionRunning
+		e.status.SetCondition(api.ConditionRunning, api.StatusTrue, "WorkersRunning", fmt.Sprintf("%d of %d workers running", running, want), now)
+	}
+}
+
+func (c *ControlPlane) datasetStatus(ref topics.JobRef, node string, ds topics.DatasetStatus) {
+	e, ok := c.res[ref.String()]
+	if !ok || e.res.Kind != api.KindDataset {
+		return
+	}
+	if spec, _ := e.res.Spec.(*api.DatasetSpec); spec == nil || spec.NodeName != node {
+		return // only the dataset's own node speaks for it
+	}
+	n := ds.NumberOfSamples
+	e.status.NumberOfSamples = &n
+	e.status.Phase = api.ConditionRunning
+	if err := c.save(e); err != nil {
+		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+	}
+	c.publishStatus(e)
+}
+
+// ErrNotFound is returned by the client for a resource that does not exist.
+var ErrNotFound = errors.New("not found")

@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/topics"
+)
+
+func apiClient(t testing.TB, url string) *cloud.Client {
+	t.Helper()
+	c, err := cloud.Dial(broker.ClientConfig{URL: url, Username: "app", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func objects(t testing.TB, c *cloud.Client, kind string) map[string]topics.APIObject {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := c.Do(ctx, topics.APIRequest{Op: "get", Kind: kind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]topics.APIObject{}
+	for _, o := range rep.Objects {
+		out[o.Key] = o
+	}
+	return out
+}
+
+// Sedna-format YAML for every kind is accepted unchanged; invalid documents
+// are refused naming the field; a restarted cloud manager has everything.
+func TestControlPlaneAdmitsPersistsAndSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	listen := m.Broker().Addr("tcp")
+	for _, n := range []string{"edge1", "edge2"} {
+		a := startEdge(t, n, filepath.Join(dir, n), m.BrokerURL())
+		defer a.Close()
+		waitLink(t, a)
+	}
+	c := apiClient(t, m.BrokerURL())
+	rs, err := api.ParseFiles("../../examples/sedna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := c.Apply(ctx, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != len(rs) {
+		t.Fatalf("%d results for %d documents", len(rep.Results), len(rs))
+	}
+	for _, r := range rep.Results {
+		if r.Action != "created" || r.Pending != "" {
+			t.Errorf("%s: %s %s %s", r.Key, r.Action, r.Message, r.Pending)
+		}
+	}
+	// Applying the same files again changes nothing.
+	rep, err = c.Apply(ctx, rs)
+	if err != nil || rep.Results[0].Action != "unchanged" {
+		t.Fatalf("re-apply: %v %+v", err, rep.Results)
+	}
+	// A job naming a miner that does not exist is refused, naming the field.
+	ji, _ := api.Parse([]byte(`apiVersion: sedna.io/v1alpha1
+kind: JointInferenceService
+metadata: {name: ji-bad}
+spec:
+  edgeWorker:
+    model: {name: helmet-detection-inference-little-model}
+    hardExampleMining: {name: IBTT}
+    template: {spec: {nodeName: edge1}}
+  cloudWorker:
+    model: {name: helmet-detection-inference-big-model}
+    template: {spec: {nodeName: cloud}}
+`), "bad.yaml")
+	rep, err = c.Apply(ctx, ji)
+	if err != nil || rep.Results[0].Action != "rejected" || !strings.Contains(rep.Results[0].Message, "spec.edgeWorker.hardExampleMining.name") {
+		t.Fatalf("bad miner: %v %+v", err, rep.Results)
+	}
+	// A job waiting for a model applied later, and a node not joined yet.
+	later, _ := api.Parse([]byte(`apiVersion: sedna.io/v1alpha1
+kind: FederatedLearningJob
+metadata: {name: fl-later}
+spec:
+  aggregationWorker: {model: {name: model-later}, template: {spec: {nodeName: cloud}}}
+  trainingWorkers:
+    - dataset: {name: edge1-surface-defect-detection-dataset}
+      template: {spec: {nodeName: edge3}}
+`), "later.yaml")
+	rep, err = c.Apply(ctx, later)
+	if err != nil || rep.Results[0].Action != "created" || !strings.Contains(rep.Results[0].Pending, `Model "model-later"`) || !strings.Contains(rep.Results[0].Pending, `node "edge3" to join`) {
+		t.Fatalf("pending: %v %+v", err, rep.Results)
+	}
+
+	before := objects(t, c, "all")
+	if len(before) != len(rs)+1 {
+		t.Fatalf("%d objects, want %d", len(before), len(rs)+1)
+	}
+	c.Close()
+	m.Close()
+
+	m = startCloud(t, filepath.Join(dir, "cloud"), listen)
+	defer m.Close()
+	c = apiClient(t, m.BrokerURL())
+	after := objects(t, c, "all")
+	if len(after) != len(before) {
+		t.Fatalf("after the restart %d objects, before %d", len(after), len(before))
+	}
+	for k, o := range before {
+		a := after[k]
+		var sb, sa api.Status
+		json.Unmarshal(o.Status, &sb)
+		json.Unmarshal(a.Status, &sa)
+		if a.Generation != o.Generation || string(a.Source) != string(o.Source) || sa.Phase != sb.Phase || len(sa.Conditions) != len(sb.Conditions) {
+			t.Errorf("%s changed across the restart:\n%s\n%s", k, o.Status, a.Status)
+		}
+	}
+	var st api.Status
+	json.Unmarshal(after["FederatedLearningJob/default/fl-later"].Status, &st)
+	if st.Phase != api.ConditionPending || len(st.Pending) != 2 {
+		t.Fatalf("pending job after restart: %+v", st)
+	}
+	// The model it waited for arrives: one thing less to wait for.
+	model, _ := api.Parse([]byte("apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: model-later}\nspec: {url: /m, format: pb}\n"), "m.yaml")
+	if _, err := c.Apply(ctx, model); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(objects(t, c, "fl")["FederatedLearningJob/default/fl-later"].Status, &st)
+	if len(st.Pending) != 1 || !strings.Contains(st.Pending[0], "edge3") {
+		t.Fatalf("after the model: %+v", st.Pending)
+	}
+	// Delete.
+	rep, err = c.Do(ctx, topics.APIRequest{Op: "delete", Kind: "fl", Name: "fl-later"})
+	if err != nil || rep.Results[0].Action != "deleted" {
+		t.Fatalf("delete: %v %+v", err, rep)
+	}
+	if _, err := c.Do(ctx, topics.APIRequest{Op: "describe", Kind: "fl", Name: "fl-later"}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("describe after delete: %v", err)
+	}
+}
+
+// A job whose worker is an external process starts it on the right node from
+// the template's command and env, restarts it after a crash, and shows its
+// exit in the job's status.
+func TestExternalWorkerRunsOnItsNode(t *testing.T) {
+	dir := t.TempDir()
+	crashy := filepath.Join(dir, "crashy")
+	if out, err := exec.Command("go", "build", "-o", crashy, "../../workers/testdata/crashy").CombinedOutput(); err != nil {
+		t.Fatal(string(out))
+	}
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(out, 0o755)
+	if err := syscall.Mkfifo(filepath.Join(out, "ready"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	for _, n := range []string{"edge1", "edge2"} {
+		a := startEdge(t, n, filepath.Join(dir, n), m.BrokerURL())
+		defer a.Close()
+		waitLink(t, a)
+	}
+	c := apiClient(t, m.BrokerURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var events []string
+	statuses := make(chan api.Status, 64)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ref := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "ext"}
+	go c.Watch(watchCtx, ref, func(s api.Status) { statuses <- s }, func(ev topics.JobEvent) {
+		mu.Lock()
+		events = append(events, ev.Reason+": "+ev.Message)
+		mu.Unlock()
+	})
+
+	docs, _ := api.Parse([]byte(`apiVersion: sedna.io/v1alpha1
+kind: Dataset
+metadata: {name: d2}
+spec: {url: /data/d2.txt, format: txt, nodeName: edge2}
+---
+apiVersion: sedna.io/v1alpha1
+kind: FederatedLearningJob
+metadata: {name: ext}
+spec:
+  aggregationWorker: {template: {spec: {nodeName: cloud}}}
+  trainingWorkers:
+    - dataset: {name: d2}
+      template:
+        spec:
+          nodeName: edge2
+          containers:
+            - name: train
+              image: ignored:latest
+              command: ["`+crashy+`"]
+              args: ["--epochs", "2"]
+              env:
+                - {name: batch_size, value: "64"}
+                - {name: OUT_DIR, value: "`+out+`"}
+`), "ext.yaml")
+	if rep, err := c.Apply(ctx, docs); err != nil || rep.Results[1].Action != "created" {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	// The second run says it is ready once it handles SIGTERM.
+	if b, err := os.ReadFile(filepath.Join(out, "ready")); err != nil || string(b) != "ready\n" {
+		t.Fatalf("ready: %q %v", b, err)
+	}
+	env, _ := os.ReadFile(filepath.Join(out, "env-0"))
+	if want := "node=edge2 role=train-0 job=FederatedLearningJob/default/ext batch_size=64 args=[--epochs 2]"; strings.TrimSpace(string(env)) != want {
+		t.Fatalf("the worker saw %q, want %q", env, want)
+	}
+	// The status shows the restart and the exit code of the crash.
+	deadline := time.After(30 * time.Second)
+	for {
+		var st api.Status
+		select {
+		case st = <-statuses:
+		case <-deadline:
+			mu.Lock()
+			t.Fatalf("no status with the restart; events: %v", events)
+		}
+		var w *api.WorkerStatus
+		for i := range st.Workers {
+			if st.Workers[i].Role == "train-0" {
+				w = &st.Workers[i]
+			}
+		}
+		if w != nil && w.Node == "edge2" && w.Phase == "Running" && w.Restarts == 1 {
+			break
+		}
+	}
+	mu.Lock()
+	joined := strings.Join(events, "\n")
+	mu.Unlock()
+	if !strings.Contains(joined, "WorkerRestarting: worker train-0 on edge2: Restarting (exit 3)") || !strings.Contains(joined, "crashing on purpose") {
+		t.Fatalf("events:\n%s", joined)
+	}
+	if !strings.Contains(joined, "no built-in worker for FederatedLearningJob role aggregation") {
+		t.Fatalf("the cloud's aggregation worker should report that it has no built-in yet:\n%s", joined)
+	}
+	t.Logf("events:\n%s", joined)
+	// Deleting the job stops the worker on its node.
+	if _, err := c.Do(ctx, topics.APIRequest{Op: "delete", Kind: "fl", Name: "ext"}); err != nil {
+		t.Fatal(err)
+	}
+}
