@@ -27,6 +27,10 @@ type ClientConfig struct {
 	// (persistent: the broker keeps subscriptions and queues QoS 1
 	// messages while the client is away).
 	CleanSession bool
+	// FailFast makes the first connection attempt's failure (refused
+	// credentials, no broker) an error of DialBus instead of a retry in
+	// the background: for a command a person waits on.
+	FailFast bool
 }
 
 func (c ClientConfig) options() *paho.ClientOptions {
@@ -42,6 +46,9 @@ func (c ClientConfig) options() *paho.ClientOptions {
 		SetAutoAckDisabled(true)
 	if c.TLS != nil {
 		o.SetTLSConfig(c.TLS)
+	}
+	if c.FailFast {
+		o.SetConnectRetry(false).SetConnectTimeout(10 * time.Second)
 	}
 	return o
 }
@@ -73,6 +80,10 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 	tok := b.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
 		return nil, fmt.Errorf("broker: connect %s: %w", cfg.URL, tok.Error())
+	}
+	if cfg.FailFast && !b.c.IsConnected() {
+		b.c.Disconnect(0)
+		return nil, fmt.Errorf("broker: connect %s: no answer in 10s", cfg.URL)
 	}
 	return b, nil
 }

@@ -36,6 +36,7 @@ func Dial(cfg broker.ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	cfg.CleanSession = true
+	cfg.FailFast = true
 	bus, err := broker.DialBus(cfg)
 	if err != nil {
 		return nil, err

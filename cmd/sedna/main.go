@@ -41,7 +41,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "log as JSON lines")
 	root.AddCommand(newVersionCmd(), newCloudCmd(g), newEdgeCmd(g), newEventsCmd(g), newPasswdCmd(),
-		newDemoCmd(g), newBenchCmd(g), newPluginCmd(g))
+		newDemoCmd(g), newBenchCmd(g), newPluginCmd(g),
+		newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newWatchCmd())
 	return root
 }
 

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/cloud"
+)
+
+func TestApplyGetDescribeDelete(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserCloud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+		cloud.Options{Logger: discardLogger(), Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	conn := []string{"--cloud", m.BrokerURL(), "--username", "ops", "--password", "pw"}
+	run := func(args ...string) (string, error) { return runSedna(t, "", append(args, conn...)...) }
+
+	out, err := run("apply", "-f", "../../examples/sedna")
+	if err != nil || strings.Count(out, " created") != 13 || !strings.Contains(out, `(pending: waiting for node "edge1" to join`) {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	out, err = run("get", "all")
+	if err != nil || !strings.Contains(out, "FederatedLearningJob") || !strings.Contains(out, "Pending") || strings.Count(out, "\n") != 14 {
+		t.Fatalf("get all: %v\n%s", err, out)
+	}
+	out, err = run("describe", "jis", "helmet-detection-inference-example")
+	if err != nil || !strings.Contains(out, "Ignored (kept as written, not used by Sedna-Go):") ||
+		!strings.Contains(out, "spec.edgeWorker.template.spec.containers[0].resources") || !strings.Contains(out, "threshold_img") {
+		t.Fatalf("describe: %v\n%s", err, out)
+	}
+	out, err = run("get", "fl", "surface-defect-detection", "-o", "yaml")
+	if err != nil || !strings.Contains(out, "kind: FederatedLearningJob") || !strings.Contains(out, "status:") {
+		t.Fatalf("get -o yaml: %v\n%s", err, out)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(`apiVersion: sedna.io/v1alpha1
+kind: IncrementalLearningJob
+metadata: {name: il-bad}
+spec:
+  initialModel: {name: initial-model}
+  dataset: {name: incremental-dataset, trainProb: 0.8}
+  trainSpec:
+    template: {spec: {nodeName: edge1}}
+    trigger: {condition: {operator: "=>", threshold: 500, metric: num_of_samples}}
+  evalSpec: {template: {spec: {nodeName: edge1}}}
+  deploySpec: {model: {name: deploy-model}, template: {spec: {nodeName: edge1}}}
+`), 0o644)
+	if _, err = run("apply", "-f", bad); err == nil || !strings.Contains(err.Error(), "1 of 1 resources rejected") {
+		t.Fatalf("a bad operator was accepted: %v", err)
+	}
+	out, err = run("delete", "fl", "surface-defect-detection")
+	if err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %v %s", err, out)
+	}
+	if _, err = run("describe", "fl", "surface-defect-detection"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("describe after delete: %v", err)
+	}
+	if _, err = run("get", "widgets"); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	// Wrong credentials are refused by the broker.
+	if _, err = runSedna(t, "", "get", "all", "--cloud", m.BrokerURL(), "--username", "ops", "--password", "nope", "--timeout", "2s"); err == nil {
+		t.Fatal("bad password accepted")
+	}
+}
