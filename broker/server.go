@@ -293,6 +293,9 @@ func (s *Server) Subscribe(filter string, id int, handler func(topic string, pay
 	})
 }
 
+// Unsubscribe removes an in-process subscription.
+func (s *Server) Unsubscribe(filter string, id int) error { return s.mochi.Unsubscribe(filter, id) }
+
 // Mochi returns the underlying broker, for hooks that need its indexes.
 func (s *Server) Mochi() *mqtt.Server { return s.mochi }
 

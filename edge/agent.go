@@ -57,6 +57,9 @@ type Config struct {
 	// 32 MiB, negative leaves the runtime's default. It applies to the
 	// whole process.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
+	// DatasetPoll is how often the files of the node's Datasets are checked
+	// for appended lines; default 1s.
+	DatasetPoll broker.Duration `json:"datasetPoll,omitempty"`
 }
 
 // BrokerConfig configures an embedded broker.
@@ -112,16 +115,17 @@ type Options struct {
 
 // Agent is a running edge node.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Badger
-	srv     *broker.Server
-	bridge  *broker.Bridge
-	metrics *broker.Metrics
-	http    *httpserve.Server
-	workers *workers.Supervisor
-	jobs    *jobs
-	once    sync.Once
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Badger
+	srv      *broker.Server
+	bridge   *broker.Bridge
+	metrics  *broker.Metrics
+	http     *httpserve.Server
+	workers  *workers.Supervisor
+	jobs     *jobs
+	datasets *datasets
+	once     sync.Once
 }
 
 // Start opens the node's store, starts its broker and connects its bridge.
@@ -218,6 +222,8 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
 		Report: func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) }})
 	a.jobs = newJobs(cfg.Node, store.Sub(a.store, "jobs/"), a.srv, a.bridge, a.workers, a.log)
+	a.datasets = newDatasets(cfg.Node, store.Sub(a.store, "ds/"), a.srv, a.bridge, time.Duration(cfg.DatasetPoll), a.log)
+	a.jobs.onSpec = append(a.jobs.onSpec, a.datasets.onSpec)
 	if err := a.jobs.start(); err != nil {
 		return fail(err)
 	}
@@ -264,6 +270,9 @@ func (a *Agent) Close() {
 		}
 		if a.jobs != nil {
 			a.jobs.close()
+		}
+		if a.datasets != nil {
+			a.datasets.close()
 		}
 		if a.workers != nil {
 			a.workers.Close() // their last reports still reach the queue

@@ -29,6 +29,7 @@ const (
 	nodeKubeEdge = "kubeedge" // KubeEdge EventBus traffic carried from the node
 	nodeApp      = "app"      // default prefix for plain MQTT rules
 	nodeJob      = "job"      // per-node reports of a job
+	nodeDataset  = "dataset"  // samples for a dataset held on the node: local, never bridged by default
 )
 
 const (
@@ -247,6 +248,13 @@ func JobStatus(r JobRef) string { return JobPrefix(r) + "status" }
 // side of a job (worker status, round updates, offload results).
 func NodeJob(node string, r JobRef, what string) string {
 	return NodePrefix(node) + join(nodeJob, r.Kind, r.Namespace, r.Name, what)
+}
+
+// NodeDataset is where local apps publish samples for a Dataset held on
+// node. It is the node's own: no default bridge rule carries it up, since
+// raw samples stay on the node unless a job uploads them.
+func NodeDataset(node, namespace, name string) string {
+	return NodePrefix(node) + join(nodeDataset, namespace, name)
 }
 
 // JobFilter matches every topic of every job.

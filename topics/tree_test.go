@@ -30,6 +30,7 @@ func TestBuildersParseBack(t *testing.T) {
 		{APIRequestTopic(), Parsed{Class: ClassAPIRequest}, PayloadEnvelope},
 		{APIReplyTopic("cli-1"), Parsed{Class: ClassAPIReply, Rest: "cli-1"}, PayloadEnvelope},
 		{JobEvents(job), Parsed{Class: ClassJob, Job: job, Rest: "events"}, PayloadEnvelope},
+		{NodeDataset("edge-1", "default", "d"), Parsed{Class: ClassNodeOther, Node: "edge-1", Rest: "dataset/default/d"}, PayloadRaw},
 		{"$hw/events/upload/x", Parsed{Class: ClassForeign, Rest: "$hw/events/upload/x"}, PayloadRaw},
 		{"sedna/v10/x", Parsed{Class: ClassForeign, Rest: "sedna/v10/x"}, PayloadRaw},
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
@@ -262,5 +264,84 @@ spec:
 	// Deleting the job stops the worker on its node.
 	if _, err := c.Do(ctx, topics.APIRequest{Op: "delete", Kind: "fl", Name: "ext"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Lines appended to a dataset file on its node, and samples published on the
+// dataset's topic there, show up in the Dataset's numberOfSamples.
+func TestDatasetSamplesAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
+	defer a.Close()
+	waitLink(t, a)
+	c := apiClient(t, m.BrokerURL())
+	file := filepath.Join(dir, "train.txt")
+	os.WriteFile(file, []byte("img/1.jpg 0\nimg/2.jpg 1\nimg/3.jpg 0\n"), 0o644)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Everything the node sends up, to check that raw samples stay home.
+	var upMu sync.Mutex
+	var up []string
+	spy := client(t, m.BrokerURL(), "spy", "app", true)
+	if tok := spy.Subscribe(topics.NodeFilter("edge1"), 1, func(_ paho.Client, msg paho.Message) {
+		upMu.Lock()
+		up = append(up, msg.Topic()+" "+string(msg.Payload()))
+		upMu.Unlock()
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	samples := make(chan int64, 64)
+	go c.Watch(ctx, topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "train"}, func(s api.Status) {
+		if s.NumberOfSamples != nil {
+			samples <- *s.NumberOfSamples
+		}
+	}, nil)
+	docs, _ := api.Parse([]byte("apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: train}\nspec: {url: \"file://"+file+"\", format: txt, nodeName: edge1}\n"), "ds.yaml")
+	if _, err := c.Apply(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	waitSamples := func(want int64) {
+		t.Helper()
+		for {
+			select {
+			case n := <-samples:
+				if n == want {
+					return
+				}
+				if n > want {
+					t.Fatalf("numberOfSamples %d, want %d", n, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("numberOfSamples never reached %d", want)
+			}
+		}
+	}
+	waitSamples(3)
+	f, _ := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("img/4.jpg 1\nimg/5.jpg 1\nimg/6.jpg") // the last line is not complete yet
+	f.Close()
+	waitSamples(5)
+	// A local app publishes a sample on the dataset's topic.
+	local := client(t, "tcp://"+a.BrokerAddr(), "camera", "", true)
+	if tok := local.Publish(topics.NodeDataset("edge1", "default", "train"), 1, false, []byte("img/7.jpg 0")); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitSamples(6)
+	f, _ = os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(" 0\n") // completes img/6.jpg
+	f.Close()
+	waitSamples(7)
+	upMu.Lock()
+	defer upMu.Unlock()
+	if len(up) == 0 {
+		t.Fatal("the spy saw nothing: it cannot tell")
+	}
+	for _, m := range up {
+		if strings.Contains(m, "img/") {
+			t.Fatalf("a raw sample left the node: %s", m)
+		}
 	}
 }

@@ -1,0 +1,259 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// datasets ingests the Datasets held on this node: the lines of each one's
+// file (a txt index or a csv), followed as they are appended, and the
+// samples local apps publish on its topic (topics.NodeDataset). Samples go
+// into the store and stay on the node; the count goes to the cloud as the
+// Dataset's numberOfSamples.
+type datasets struct {
+	node   string
+	st     store.Store
+	srv    *broker.Server
+	bridge *broker.Bridge
+	poll   time.Duration
+	log    *slog.Logger
+	mu     sync.Mutex
+	active map[string]*dataset
+	wg     sync.WaitGroup
+	subID  int
+}
+
+// dataset is one Dataset being ingested; its goroutine owns the file offset
+// and the count.
+type dataset struct {
+	key     string
+	ref     topics.JobRef
+	spec    api.DatasetSpec
+	topic   string
+	samples chan []byte
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newDatasets(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, poll time.Duration, log *slog.Logger) *datasets {
+	if poll <= 0 {
+		poll = time.Second
+	}
+	return &datasets{node: node, st: st, srv: srv, bridge: bridge, poll: poll, log: log.With("component", "datasets"),
+		active: map[string]*dataset{}, subID: 2 << 20}
+}
+
+// onSpec follows the node's job specs: Datasets placed here start, deleted
+// or moved ones stop.
+func (d *datasets) onSpec(key string, r *api.Resource, deleted bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.active[key]
+	var spec *api.DatasetSpec
+	if r != nil {
+		spec, _ = r.Spec.(*api.DatasetSpec)
+	}
+	if old != nil && (deleted || spec == nil || spec.NodeName != d.node || *spec != old.spec) {
+		d.stopLocked(key)
+		old = nil
+	}
+	if deleted || spec == nil || spec.NodeName != d.node || old != nil {
+		return
+	}
+	ref, err := parseKey(key)
+	if err != nil {
+		return
+	}
+	ds := &dataset{key: key, ref: ref, spec: *spec, topic: topics.NodeDataset(d.node, ref.Namespace, ref.Name),
+		samples: make(chan []byte, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	d.active[key] = ds
+	d.subID++
+	id := d.subID
+	if err := d.srv.Subscribe(ds.topic, id, func(_ string, payload []byte, _ bool) {
+		select {
+		case ds.samples <- append([]byte(nil), payload...):
+		case <-ds.stop:
+		}
+	}); err != nil {
+		d.log.Error("dataset topic not subscribed", "topic", ds.topic, "error", err)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(ds.done)
+		defer func() { _ = d.srv.Unsubscribe(ds.topic, id) }()
+		d.run(ds)
+	}()
+}
+
+func (d *datasets) stopLocked(key string) {
+	if ds, ok := d.active[key]; ok {
+		close(ds.stop)
+		delete(d.active, key)
+	}
+}
+
+func (d *datasets) close() {
+	d.mu.Lock()
+	for k := range d.active {
+		d.stopLocked(k)
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+func counterKey(key string) []byte { return []byte("c/" + key) }
+func offsetKey(key string) []byte  { return []byte("o/" + key) }
+func sampleKey(key string, n uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("s/"+key+"/"), n)
+}
+
+func (d *datasets) load(key []byte) uint64 {
+	v, err := d.st.Get(key)
+	if err != nil || len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (d *datasets) run(ds *dataset) {
+	count := d.load(counterKey(ds.key))
+	offset := int64(d.load(offsetKey(ds.key)))
+	log := d.log.With("dataset", ds.key)
+	reported := int64(-1)
+	report := func() {
+		if int64(count) == reported {
+			return
+		}
+		reported = int64(count)
+		d.report(ds, count)
+	}
+	report()
+	tick := time.NewTicker(d.poll)
+	defer tick.Stop()
+	for {
+		var lines [][]byte
+		select {
+		case <-ds.stop:
+			return
+		case s := <-ds.samples:
+			lines = append(lines, s)
+			for more := true; more && len(lines) < 512; {
+				select {
+				case s := <-ds.samples:
+					lines = append(lines, s)
+				default:
+					more = false
+				}
+			}
+			next, err := d.keep(ds, count, lines, offset)
+			if err != nil {
+				log.Error("samples not stored", "error", err)
+				continue
+			}
+			count = next
+		case <-tick.C:
+			got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv")
+			if err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					log.Warn("dataset file not read", "error", err)
+				}
+				continue
+			}
+			if newOffset == offset {
+				continue
+			}
+			next, err := d.keep(ds, count, got, newOffset)
+			if err != nil {
+				log.Error("samples not stored", "error", err)
+				continue
+			}
+			count, offset = next, newOffset
+		}
+		report()
+	}
+}
+
+// keep stores samples and the new count and offset in one batch.
+func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64) (uint64, error) {
+	var b store.Batch
+	for _, l := range lines {
+		count++
+		b.Put(sampleKey(ds.key, count), l)
+	}
+	b.Put(counterKey(ds.key), binary.BigEndian.AppendUint64(nil, count))
+	b.Put(offsetKey(ds.key), binary.BigEndian.AppendUint64(nil, uint64(offset)))
+	return count, d.st.Write(&b)
+}
+
+func (d *datasets) report(ds *dataset, count uint64) {
+	env, err := topics.NewEnvelope(topics.KindDatasetStatus, "edge/datasets",
+		topics.DatasetStatus{Key: ds.key, NumberOfSamples: int64(count), Updated: time.Now().UnixNano()})
+	if err != nil {
+		return
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return
+	}
+	topic := topics.NodeJob(d.node, ds.ref, "status")
+	_ = d.srv.Publish(topic, raw, true, 1)
+	if err := d.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
+		d.log.Warn("dataset status not queued", "dataset", ds.key, "error", err)
+	}
+}
+
+func fileOf(url string) string { return strings.TrimPrefix(url, "file://") }
+
+// readLines reads the complete lines after offset (a last line without its
+// newline waits for it). A csv's header (its first line) is not a sample.
+// A file shorter than offset was replaced: it is read from the start.
+func readLines(path string, offset int64, csv bool) ([][]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, offset, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, offset, err
+	}
+	if st.Size() < offset {
+		offset = 0
+	}
+	if st.Size() == offset {
+		return nil, offset, nil
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, offset, err
+	}
+	r := bufio.NewReaderSize(f, 64<<10)
+	var lines [][]byte
+	for len(lines) < 100_000 {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			break // EOF, or a partial last line: it waits for its newline
+		}
+		start := offset
+		offset += int64(len(line))
+		line = bytes.TrimRight(line, "\r\n")
+		if len(bytes.TrimSpace(line)) == 0 || csv && start == 0 {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines, offset, nil
+}
