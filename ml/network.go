@@ -221,8 +221,9 @@ func (n *Network) forwardRows(x, out []float32) {
 	for _, s := range n.sizes[1:] {
 		widest = max(widest, s)
 	}
-	bufA := make([]float32, predictChunk*widest)
-	bufB := make([]float32, predictChunk*widest)
+	chunk := min(rows, predictChunk)
+	bufA := make([]float32, chunk*widest)
+	bufB := make([]float32, chunk*widest)
 	for r := 0; r < rows; r += predictChunk {
 		m := min(predictChunk, rows-r)
 		src := x[r*in : (r+m)*in]

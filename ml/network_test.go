@@ -122,8 +122,8 @@ func TestWeightsRoundTripBitForBit(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := a.Weights()
-	w[0] = math.SmallestNonzeroFloat32 // a subnormal survives too
-	w[1] = -0.0
+	w[0] = math.SmallestNonzeroFloat32   // a subnormal survives too
+	w[1] = float32(math.Copysign(0, -1)) // and a negative zero
 	b, _ := ml.NewMLP(5, []int{7, 4}, 3, 7)
 	if err := b.SetWeights(w); err != nil {
 		t.Fatal(err)

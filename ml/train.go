@@ -101,12 +101,11 @@ type trainer struct {
 	opts     FitOptions
 	shards   [2]*shard
 	wt       [][]float32 // transposed weights of layers 2.. (in×out), per step
-	grad     []float32
-	vel      []float32 // SGD momentum, or Adam's first moment
-	sq       []float32 // Adam's second moment
-	steps    int       // updates done
-	total    int       // updates planned, for Anneal
-	segments []segment // the parameters, layer by layer: weights, then biases
+	vel      []float32   // SGD momentum, or Adam's first moment
+	sq       []float32   // Adam's second moment
+	steps    int         // updates done
+	total    int         // updates planned, for Anneal
+	segments []segment   // the parameters, layer by layer: weights, then biases
 }
 
 // segment is a run of parameters; decay is set for weights (L2 applies)
