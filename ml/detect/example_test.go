@@ -27,8 +27,9 @@ func Example() {
 		return
 	}
 	fmt.Println("objects:", len(scene[0].Objects), "- found some:", len(boxes) > 0)
-	fmt.Println("a box has", len(boxes[0].Array()), "numbers")
+	a := boxes[0].Array() // [xmin ymin xmax ymax score label]
+	fmt.Println("8×8 box:", a[2]-a[0] == 8 && a[3]-a[1] == 8, "- scored:", a[4] >= 0.5)
 	// Output:
 	// objects: 2 - found some: true
-	// a box has 6 numbers
+	// 8×8 box: true - scored: true
 }
