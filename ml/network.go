@@ -110,11 +110,22 @@ func layerOf(sizes []int, params []float32, l int) (w, b []float32) {
 // Kind returns KindSoftmax or KindMLP.
 func (n *Network) Kind() Kind { return n.kind }
 
-// Inputs returns the number of features of one sample.
-func (n *Network) Inputs() int { return n.sizes[0] }
+// Inputs returns the number of features of one sample (0 for the zero
+// Network, which has no layers until UnmarshalBinary gives it some).
+func (n *Network) Inputs() int {
+	if len(n.sizes) == 0 {
+		return 0
+	}
+	return n.sizes[0]
+}
 
-// Classes returns the number of classes.
-func (n *Network) Classes() int { return n.sizes[len(n.sizes)-1] }
+// Classes returns the number of classes (0 for the zero Network).
+func (n *Network) Classes() int {
+	if len(n.sizes) == 0 {
+		return 0
+	}
+	return n.sizes[len(n.sizes)-1]
+}
 
 // Sizes returns the widths of all layers, from the inputs to the classes.
 func (n *Network) Sizes() []int { return append([]int(nil), n.sizes...) }
@@ -165,6 +176,9 @@ func firstNonFinite(x []float32) int {
 
 // checkRows validates a feature matrix and returns its number of rows.
 func (n *Network) checkRows(op string, x []float32) (int, error) {
+	if len(n.sizes) < 2 {
+		return 0, invalid(op, "the network has no layers: make it with NewSoftmax, NewMLP or Unmarshal")
+	}
 	in := n.sizes[0]
 	if len(x) == 0 {
 		return 0, invalid(op, "no samples")

@@ -116,6 +116,22 @@ func TestInvalidInputIsAnErrorNotAPanic(t *testing.T) {
 	}
 }
 
+func TestZeroNetworkRefusesWork(t *testing.T) {
+	var n ml.Network
+	if n.Inputs() != 0 || n.Classes() != 0 || n.NumWeights() != 0 {
+		t.Fatalf("zero network: %d inputs, %d classes", n.Inputs(), n.Classes())
+	}
+	if _, err := n.PredictProba([]float32{1}); !errors.Is(err, ml.ErrInvalidInput) {
+		t.Fatalf("predict: %v", err)
+	}
+	if err := n.Fit(context.Background(), []float32{1}, []int{0}, ml.FitOptions{}); !errors.Is(err, ml.ErrInvalidInput) {
+		t.Fatalf("fit: %v", err)
+	}
+	if err := n.SetWeights([]float32{1}); !errors.Is(err, ml.ErrInvalidInput) {
+		t.Fatalf("set weights: %v", err)
+	}
+}
+
 func TestWeightsRoundTripBitForBit(t *testing.T) {
 	a, err := ml.NewMLP(5, []int{7, 4}, 3, 42)
 	if err != nil {
