@@ -95,6 +95,8 @@ func Scenes(src *datasets.Dataset, n int, opts SceneOptions, seed uint64) ([]Sce
 		return nil, fmt.Errorf("detect: scenes: %w: the source must hold images", ErrInvalid)
 	case n < 1 || o.MinObjects < 1 || o.MaxObjects < o.MinObjects || o.Noise < 0 || o.Gap < 0:
 		return nil, fmt.Errorf("detect: scenes: %w: %d scenes, %+v", ErrInvalid, n, o)
+	case src.Validate() != nil:
+		return nil, fmt.Errorf("detect: scenes: %w: %v", ErrInvalid, src.Validate())
 	case o.Width < src.Width || o.Height < src.Height:
 		return nil, fmt.Errorf("detect: scenes: %w: %d×%d canvas for %d×%d objects", ErrInvalid, o.Width, o.Height, src.Width, src.Height)
 	}

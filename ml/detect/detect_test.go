@@ -147,6 +147,8 @@ func TestScenes(t *testing.T) {
 	}{
 		{"no source", nil, 1, detect.SceneOptions{}},
 		{"no scenes", digits, 0, detect.SceneOptions{}},
+		{"a broken source", &datasets.Dataset{Rows: 1, Cols: 64, Width: 8, Height: 8, X: make([]float32, 10), Y: []int{0},
+			Classes: []string{"a", "b"}}, 1, detect.SceneOptions{}},
 		{"canvas smaller than a digit", digits, 1, detect.SceneOptions{Width: 4, Height: 4}},
 		{"more minimum than maximum", digits, 1, detect.SceneOptions{MinObjects: 3, MaxObjects: 2}},
 	} {
