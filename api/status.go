@@ -48,6 +48,8 @@ type Status struct {
 	Metrics        map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
 	// NumberOfSamples is a Dataset's size as its node reports it.
 	NumberOfSamples *int64 `json:"numberOfSamples,omitempty" msgpack:"samples,omitempty"`
+	// Model is a Model's registered version, and which nodes hold it.
+	Model *ModelStatus `json:"model,omitempty" msgpack:"model,omitempty"`
 	// Pending names what an accepted resource still waits for.
 	Pending  []string  `json:"pending,omitempty" msgpack:"pending,omitempty"`
 	Progress *Progress `json:"progress,omitempty" msgpack:"progress,omitempty"`
@@ -84,4 +86,16 @@ func (s *Status) Condition(typ string) (Condition, bool) {
 		}
 	}
 	return Condition{}, false
+}
+
+// ModelStatus is what the registry holds of a Model.
+type ModelStatus struct {
+	Version uint64            `json:"version" msgpack:"version"`
+	Digest  string            `json:"digest" msgpack:"digest"` // sha256:hex
+	Size    int64             `json:"size" msgpack:"size"`
+	Format  string            `json:"format" msgpack:"format"`
+	Source  string            `json:"source" msgpack:"source"` // the file it came from, or "push"
+	Metrics map[string]string `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
+	// Nodes maps each node that needs the model to the version it holds.
+	Nodes map[string]uint64 `json:"nodes,omitempty" msgpack:"nodes,omitempty"`
 }

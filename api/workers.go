@@ -1,6 +1,9 @@
 package api
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Worker is one process a job needs: its role, the node that runs it, and
 // what to run.
@@ -114,6 +117,31 @@ func (r *Resource) Nodes() []string {
 	}
 	for _, w := range r.Workers() {
 		add(w.Node)
+	}
+	return out
+}
+
+// NodeModels lists, for each node, the Models the resource's workers there
+// use (to be distributed to it).
+func (r *Resource) NodeModels() map[string][]string {
+	out := map[string][]string{}
+	add := func(node, model string) {
+		if node != "" && model != "" && !slices.Contains(out[node], model) {
+			out[node] = append(out[node], model)
+		}
+	}
+	switch s := r.Spec.(type) {
+	case *JointInferenceServiceSpec:
+		add(s.EdgeWorker.Template.Spec.NodeName, s.EdgeWorker.Model.Name)
+		add(s.CloudWorker.Template.Spec.NodeName, s.CloudWorker.Model.Name)
+	case *IncrementalLearningJobSpec:
+		add(s.TrainSpec.Template.Spec.NodeName, s.InitialModel.Name)
+		add(s.DeploySpec.Template.Spec.NodeName, s.DeploySpec.Model.Name)
+	case *FederatedLearningJobSpec:
+		add(s.AggregationWorker.Template.Spec.NodeName, s.AggregationWorker.Model.Name)
+		for _, w := range s.TrainingWorkers {
+			add(w.Template.Spec.NodeName, s.PretrainedModel.Name)
+		}
 	}
 	return out
 }

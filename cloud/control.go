@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -35,7 +36,12 @@ type ControlPlane struct {
 	once  sync.Once
 	res   map[string]*entry // by api.Resource.Key
 	nodes map[string]string // node -> last state seen
+
+	chunksSent atomic.Uint64
 }
+
+// ModelChunksSent counts the model chunks queued for nodes since start.
+func (c *ControlPlane) ModelChunksSent() uint64 { return c.chunksSent.Load() }
 
 // ControlConfig wires a ControlPlane.
 type ControlConfig struct {
@@ -105,6 +111,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 			c.publishStatus(e)
 			c.dispatch(e)
 		}
+		c.offerModels()
 	})
 	subs := []struct {
 		filter string
@@ -251,6 +258,8 @@ func (c *ControlPlane) handle(req topics.APIRequest) topics.APIReply {
 		return c.delete(req)
 	case "get", "describe":
 		return c.get(req)
+	case "model.push":
+		return c.push(req)
 	}
 	return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (apply, delete, get, describe)", req.Op)}
 }
@@ -310,6 +319,7 @@ func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
 			c.res[key] = e
 		}
 		e.status.Generation = e.rec.Generation
+		c.importModel(e)
 		c.evaluate(e, now)
 		if err := c.save(e); err != nil {
 			rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: "not stored: " + err.Error()})
@@ -326,6 +336,7 @@ func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
 	}
 	// What this apply added may be what others waited for, in any order.
 	c.reevaluate(now)
+	c.offerModels()
 	for i, r := range rep.Results {
 		if e, ok := c.res[r.Key]; ok && r.Action != "rejected" {
 			rep.Results[i].Pending = strings.Join(e.status.Pending, "; ")
@@ -427,6 +438,9 @@ func (c *ControlPlane) evaluate(e *entry, now time.Time) {
 		if n != c.cfg.Name && c.nodes[n] == "" {
 			waits = append(waits, fmt.Sprintf("node %q to join", n))
 		}
+	}
+	if w := c.modelWaits(e); w != "" {
+		waits = append(waits, w)
 	}
 	e.status.Pending = waits
 	if len(waits) > 0 {
@@ -564,6 +578,7 @@ func (c *ControlPlane) onNodeStatus(topic string, payload []byte) {
 				c.log.Error("node not stored", "node", p.Node, "error", err)
 			}
 			c.reevaluate(c.cfg.Now())
+			c.offerModels()
 		}
 	})
 }
@@ -588,6 +603,16 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 		var ds topics.DatasetStatus
 		if env.DecodeBody(&ds) == nil {
 			c.do(func() { c.datasetStatus(p.Job, p.Node, ds) })
+		}
+	case topics.KindModelFetch:
+		var f topics.ModelFetch
+		if env.DecodeBody(&f) == nil && f.Key == p.Job.String() {
+			c.do(func() { c.fetch(p.Node, p.Job, f) })
+		}
+	case topics.KindModelHeld:
+		var h topics.ModelHeld
+		if env.DecodeBody(&h) == nil && h.Key == p.Job.String() {
+			c.do(func() { c.held(p.Node, p.Job, h) })
 		}
 	}
 }

@@ -125,6 +125,7 @@ type Agent struct {
 	workers  *workers.Supervisor
 	jobs     *jobs
 	datasets *datasets
+	models   *Models
 	once     sync.Once
 }
 
@@ -216,17 +217,27 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := a.srv.Start(); err != nil {
-		return fail(err)
-	}
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
 		Report: func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) }})
 	a.jobs = newJobs(cfg.Node, store.Sub(a.store, "jobs/"), a.srv, a.bridge, a.workers, a.log)
 	a.datasets = newDatasets(cfg.Node, store.Sub(a.store, "ds/"), a.srv, a.bridge, time.Duration(cfg.DatasetPoll), a.log)
 	a.jobs.onSpec = append(a.jobs.onSpec, a.datasets.onSpec)
-	if err := a.jobs.start(); err != nil {
+	a.models = newModels(cfg.Node, store.Sub(a.store, "models/"), a.srv, a.bridge, a.log)
+	a.jobs.onModel = a.models.onOffer
+	// In-process subscriptions before the broker serves: see jobs.subscribe.
+	if err := a.models.start(); err != nil {
 		return fail(err)
 	}
+	if err := a.datasets.subscribe(); err != nil {
+		return fail(err)
+	}
+	if err := a.jobs.subscribe(); err != nil {
+		return fail(err)
+	}
+	if err := a.srv.Start(); err != nil {
+		return fail(err)
+	}
+	a.jobs.run()
 	a.bridge.Start()
 	if cfg.Metrics != "off" {
 		if a.http, err = httpserve.Start(cfg.Metrics, reg, a.log); err != nil {
@@ -237,6 +248,9 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		"writeMode", a.store.Mode(), "epoch", fmt.Sprintf("%016x", a.store.Epoch()))
 	return a, nil
 }
+
+// Models returns the node's model cache.
+func (a *Agent) Models() *Models { return a.models }
 
 // BrokerAddr is the address of the node's MQTT listener.
 func (a *Agent) BrokerAddr() string { return a.srv.Addr("tcp") }
@@ -273,6 +287,9 @@ func (a *Agent) Close() {
 		}
 		if a.datasets != nil {
 			a.datasets.close()
+		}
+		if a.models != nil {
+			a.models.close()
 		}
 		if a.workers != nil {
 			a.workers.Close() // their last reports still reach the queue

@@ -24,16 +24,17 @@ import (
 // into the store and stay on the node; the count goes to the cloud as the
 // Dataset's numberOfSamples.
 type datasets struct {
-	node   string
-	st     store.Store
-	srv    *broker.Server
-	bridge *broker.Bridge
-	poll   time.Duration
-	log    *slog.Logger
-	mu     sync.Mutex
-	active map[string]*dataset
-	wg     sync.WaitGroup
-	subID  int
+	node    string
+	st      store.Store
+	srv     *broker.Server
+	bridge  *broker.Bridge
+	poll    time.Duration
+	log     *slog.Logger
+	mu      sync.Mutex
+	active  map[string]*dataset
+	byTopic map[string]*dataset
+	wg      sync.WaitGroup
+	subID   int
 }
 
 // dataset is one Dataset being ingested; its goroutine owns the file offset
@@ -53,7 +54,7 @@ func newDatasets(node string, st store.Store, srv *broker.Server, bridge *broker
 		poll = time.Second
 	}
 	return &datasets{node: node, st: st, srv: srv, bridge: bridge, poll: poll, log: log.With("component", "datasets"),
-		active: map[string]*dataset{}, subID: 2 << 20}
+		active: map[string]*dataset{}, byTopic: map[string]*dataset{}, subID: 2 << 20}
 }
 
 // onSpec follows the node's job specs: Datasets placed here start, deleted
@@ -80,21 +81,11 @@ func (d *datasets) onSpec(key string, r *api.Resource, deleted bool) {
 	ds := &dataset{key: key, ref: ref, spec: *spec, topic: topics.NodeDataset(d.node, ref.Namespace, ref.Name),
 		samples: make(chan []byte, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	d.active[key] = ds
-	d.subID++
-	id := d.subID
-	if err := d.srv.Subscribe(ds.topic, id, func(_ string, payload []byte, _ bool) {
-		select {
-		case ds.samples <- append([]byte(nil), payload...):
-		case <-ds.stop:
-		}
-	}); err != nil {
-		d.log.Error("dataset topic not subscribed", "topic", ds.topic, "error", err)
-	}
+	d.byTopic[ds.topic] = ds
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer close(ds.done)
-		defer func() { _ = d.srv.Unsubscribe(ds.topic, id) }()
 		d.run(ds)
 	}()
 }
@@ -103,7 +94,26 @@ func (d *datasets) stopLocked(key string) {
 	if ds, ok := d.active[key]; ok {
 		close(ds.stop)
 		delete(d.active, key)
+		delete(d.byTopic, ds.topic)
 	}
+}
+
+// subscribe takes the samples local apps publish for any of the node's
+// datasets; one subscription made before the broker serves.
+func (d *datasets) subscribe() error {
+	return d.srv.Subscribe(topics.NodeDataset(d.node, "+", "+"), d.subID, func(topic string, payload []byte, _ bool) {
+		d.mu.Lock()
+		ds := d.byTopic[topic]
+		d.mu.Unlock()
+		if ds == nil {
+			d.log.Warn("sample for a dataset this node does not hold", "topic", topic)
+			return
+		}
+		select {
+		case ds.samples <- append([]byte(nil), payload...):
+		case <-ds.stop:
+		}
+	})
 }
 
 func (d *datasets) close() {

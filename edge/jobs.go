@@ -33,6 +33,7 @@ type jobs struct {
 	once    sync.Once
 	specs   map[string]storedSpec
 	started bool
+	onModel func(key string, data []byte, deleted bool)
 	onSpec  []func(key string, r *api.Resource, deleted bool)
 }
 
@@ -47,8 +48,10 @@ func newJobs(node string, st store.Store, srv *broker.Server, bridge *broker.Bri
 		ops: make(chan func(), 256), stop: make(chan struct{}), done: make(chan struct{}), specs: map[string]storedSpec{}}
 }
 
-// start loads the kept specs, runs them, and listens for new ones.
-func (j *jobs) start() error {
+// subscribe loads the kept specs and listens for new ones. It runs before
+// the broker serves (an inline subscription racing a retained publish is a
+// data race in mochi's topic index).
+func (j *jobs) subscribe() error {
 	if err := j.st.Scan(nil, nil, func(k, v []byte) error {
 		var s storedSpec
 		if err := msgpack.Unmarshal(v, &s); err != nil {
@@ -59,16 +62,6 @@ func (j *jobs) start() error {
 	}); err != nil {
 		return err
 	}
-	j.started = true
-	go j.loop()
-	j.do(func() {
-		for key, s := range j.specs {
-			if !s.Deleted {
-				j.republish(key, s)
-			}
-			j.apply(key, s)
-		}
-	})
 	return j.srv.Subscribe(topics.JobFilter(), 1<<20, func(topic string, payload []byte, _ bool) {
 		p, err := topics.Parse(topic)
 		if err != nil || p.Rest != "spec" || len(payload) == 0 {
@@ -83,6 +76,21 @@ func (j *jobs) start() error {
 			return
 		}
 		j.do(func() { j.receive(sp) })
+	})
+}
+
+// run starts the owner goroutine: the kept specs go back on the broker and
+// their workers start, then new specs are taken as they come.
+func (j *jobs) run() {
+	j.started = true
+	go j.loop()
+	j.do(func() {
+		for key, s := range j.specs {
+			if !s.Deleted && !strings.HasPrefix(key, api.KindModel+"/") {
+				j.republish(key, s)
+			}
+			j.apply(key, s)
+		}
 	})
 }
 
@@ -142,6 +150,12 @@ func (j *jobs) apply(key string, s storedSpec) {
 	ref, err := parseKey(key)
 	if err != nil {
 		j.log.Error("spec refused", "error", err)
+		return
+	}
+	if ref.Kind == api.KindModel {
+		if j.onModel != nil {
+			j.onModel(key, s.Data, s.Deleted)
+		}
 		return
 	}
 	if s.Deleted {

@@ -36,7 +36,63 @@ const (
 	KindWorkerStatus = "worker.status"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
+	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").
+	KindModelChunk = "model.chunk"
+	// KindModelFetch: ModelFetch on NodeJob(node, modelRef, "fetch").
+	KindModelFetch = "model.fetch"
+	// KindModelHeld: ModelHeld on NodeJob(node, modelRef, "model").
+	KindModelHeld = "model.held"
 )
+
+// ModelOffer is the desired state of a Model on a node (the Data of its
+// Spec): which version to hold, its size and digests, so the node fetches
+// what it lacks and checks every chunk.
+type ModelOffer struct {
+	Key          string   `msgpack:"key"`
+	Version      uint64   `msgpack:"version"`
+	Format       string   `msgpack:"format"`
+	Size         int64    `msgpack:"size"`
+	ChunkSize    int      `msgpack:"chunkSize"`
+	SHA256       []byte   `msgpack:"sha256"`
+	ChunkSHA256s [][]byte `msgpack:"chunks"`
+}
+
+// ModelFetch asks the cloud for chunks of a model version. Chunks already
+// on their way are not sent again; Refetch ones are (a corrupt chunk, or a
+// transfer that stalled).
+type ModelFetch struct {
+	Key     string `msgpack:"key"`
+	Version uint64 `msgpack:"version"`
+	Chunks  []int  `msgpack:"chunks,omitempty"`
+	Refetch []int  `msgpack:"refetch,omitempty"`
+}
+
+// ModelChunk carries one chunk of a model version to a node.
+type ModelChunk struct {
+	Key     string `msgpack:"key"`
+	Version uint64 `msgpack:"version"`
+	Index   int    `msgpack:"i"`
+	Data    []byte `msgpack:"data"`
+}
+
+// ModelHeld tells the cloud which version of a model a node holds, whole
+// and checked.
+type ModelHeld struct {
+	Key     string `msgpack:"key"`
+	Version uint64 `msgpack:"version"`
+	SHA256  []byte `msgpack:"sha256"`
+}
+
+// ModelUpload is one piece of a `sedna model push`: pieces go in order, one
+// request each; the last one makes the new version.
+type ModelUpload struct {
+	ID      string            `msgpack:"id"`
+	Index   int               `msgpack:"i"`
+	Data    []byte            `msgpack:"data"`
+	Last    bool              `msgpack:"last,omitempty"`
+	Format  string            `msgpack:"format,omitempty"`
+	Metrics map[string]string `msgpack:"metrics,omitempty"`
+}
 
 // APIRequest asks the control plane to act. Apply carries documents as JSON
 // (the cloud manager parses and validates them itself); the reply goes to
@@ -50,6 +106,8 @@ type APIRequest struct {
 	Name      string   `msgpack:"name,omitempty"`
 	Documents [][]byte `msgpack:"docs,omitempty"`
 	Origins   []string `msgpack:"origins,omitempty"` // file#doc of each document, for messages
+	// Upload is a piece of a model push (Op "model.push").
+	Upload *ModelUpload `msgpack:"upload,omitempty"`
 }
 
 // APIReply answers an APIRequest.

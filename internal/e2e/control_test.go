@@ -71,7 +71,10 @@ func TestControlPlaneAdmitsPersistsAndSurvivesARestart(t *testing.T) {
 		t.Fatalf("%d results for %d documents", len(rep.Results), len(rs))
 	}
 	for _, r := range rep.Results {
-		if r.Action != "created" || r.Pending != "" {
+		// The Models' files are Sedna's example paths, not on this
+		// machine: they wait for a push; everything else is ready.
+		isModel := strings.HasPrefix(r.Key, "Model/")
+		if r.Action != "created" || !isModel && r.Pending != "" || isModel && !strings.Contains(r.Pending, "is not on the cloud manager (push one: sedna model push") {
 			t.Errorf("%s: %s %s %s", r.Key, r.Action, r.Message, r.Pending)
 		}
 	}

@@ -1,0 +1,428 @@
+package cloud
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// The model registry: every version of a Model is a blob in the store,
+// chunked, with a digest per chunk and for the whole. Nodes that run a
+// worker using a Model get an offer (a spec: version, size, digests) in
+// their outbox; they pull the chunks they lack, in a window, and say which
+// version they hold. A chunk already on its way to a node is not sent again
+// unless the node asks for it as a refetch (it was corrupt, or the
+// transfer stalled), so a link drop or a restart costs no chunk twice.
+
+// ModelChunkSize is the size of model chunks on the wire and in the store.
+const ModelChunkSize = 256 << 10
+
+type modelVersion struct {
+	Version   uint64            `msgpack:"v"`
+	SHA256    []byte            `msgpack:"sha"`
+	Size      int64             `msgpack:"size"`
+	ChunkSize int               `msgpack:"cs"`
+	Chunks    [][]byte          `msgpack:"chunks"` // sha256 of each chunk
+	Format    string            `msgpack:"format"`
+	Source    string            `msgpack:"source"`
+	Metrics   map[string]string `msgpack:"metrics,omitempty"`
+	Created   int64             `msgpack:"created"`
+}
+
+func modelKey(ns, name string) string { return ns + "/" + name }
+
+func registryKey(ns, name string) []byte { return []byte("mv/" + modelKey(ns, name)) }
+
+func blobKey(ns, name string, v uint64) string { return fmt.Sprintf("mb/%s/%s/%d", ns, name, v) }
+
+func offeredKey(node, ns, name string) []byte { return []byte("mo/" + node + "/" + modelKey(ns, name)) }
+
+func queuedKey(node, ns, name string, v uint64) []byte {
+	return []byte(fmt.Sprintf("mq/%s/%s/%d", node, modelKey(ns, name), v))
+}
+
+// versions returns the registry of a model, oldest first.
+func (c *ControlPlane) versions(ns, name string) []modelVersion {
+	v, err := c.st.Get(registryKey(ns, name))
+	if err != nil {
+		return nil
+	}
+	var vs []modelVersion
+	_ = msgpack.Unmarshal(v, &vs)
+	return vs
+}
+
+func (c *ControlPlane) latest(ns, name string) (modelVersion, bool) {
+	vs := c.versions(ns, name)
+	if len(vs) == 0 {
+		return modelVersion{}, false
+	}
+	return vs[len(vs)-1], true
+}
+
+// chunkHasher hashes each chunk of what is read through it, in step with
+// store.PutBlob, which reads whole chunks.
+type chunkHasher struct {
+	r      io.Reader
+	size   int
+	n      int
+	h      hash.Hash
+	chunks [][]byte
+}
+
+func (ch *chunkHasher) Read(p []byte) (int, error) {
+	if rest := ch.size - ch.n; len(p) > rest {
+		p = p[:rest]
+	}
+	n, err := ch.r.Read(p)
+	ch.h.Write(p[:n])
+	ch.n += n
+	if ch.n == ch.size {
+		ch.flush()
+	}
+	if errors.Is(err, io.EOF) {
+		ch.flush()
+	}
+	return n, err
+}
+
+func (ch *chunkHasher) flush() {
+	if ch.n > 0 {
+		ch.chunks = append(ch.chunks, ch.h.Sum(nil))
+	}
+	ch.h.Reset()
+	ch.n = 0
+}
+
+// register stores r as the next version of a model unless it is the same
+// as the latest one.
+func (c *ControlPlane) register(ns, name, format, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, error) {
+	vs := c.versions(ns, name)
+	next := uint64(1)
+	if len(vs) > 0 {
+		next = vs[len(vs)-1].Version + 1
+	}
+	ch := &chunkHasher{r: r, size: ModelChunkSize, h: sha256.New()}
+	info, err := store.PutBlob(c.st, blobKey(ns, name, next), ch, ModelChunkSize)
+	if err != nil {
+		return modelVersion{}, false, err
+	}
+	ch.flush()
+	if len(ch.chunks) != info.Chunks {
+		_ = store.DeleteBlob(c.st, blobKey(ns, name, next))
+		return modelVersion{}, false, fmt.Errorf("model %s: %d chunk digests for %d chunks", name, len(ch.chunks), info.Chunks)
+	}
+	if len(vs) > 0 && bytes.Equal(vs[len(vs)-1].SHA256, info.SHA256[:]) {
+		_ = store.DeleteBlob(c.st, blobKey(ns, name, next))
+		return vs[len(vs)-1], false, nil
+	}
+	mv := modelVersion{Version: next, SHA256: info.SHA256[:], Size: info.Size, ChunkSize: ModelChunkSize, Chunks: ch.chunks,
+		Format: format, Source: source, Metrics: metrics, Created: c.cfg.Now().UnixNano()}
+	vs = append(vs, mv)
+	raw, err := msgpack.Marshal(vs)
+	if err != nil {
+		return modelVersion{}, false, err
+	}
+	var b store.Batch
+	b.Put(registryKey(ns, name), raw)
+	if err := c.st.Write(&b); err != nil {
+		return modelVersion{}, false, err
+	}
+	return mv, true, nil
+}
+
+func modelFile(url string) (string, bool) {
+	switch {
+	case strings.HasPrefix(url, "file://"):
+		return strings.TrimPrefix(url, "file://"), true
+	case strings.HasPrefix(url, "/"):
+		return url, true
+	}
+	return "", false
+}
+
+// importModel registers the file a Model's url names on this machine, when
+// there is one, and sets the Model's status from the registry.
+func (c *ControlPlane) importModel(e *entry) {
+	spec, ok := e.res.Spec.(*api.ModelSpec)
+	if !ok {
+		return
+	}
+	ns, name := e.res.Metadata.Namespace, e.res.Metadata.Name
+	metrics := map[string]string{}
+	for _, m := range spec.Metrics {
+		metrics[m.Key] = m.Value
+	}
+	if path, ok := modelFile(spec.URL); ok {
+		f, err := os.Open(path)
+		switch {
+		case err == nil:
+			mv, added, err := c.register(ns, name, spec.Format, path, metrics, f)
+			f.Close()
+			if err != nil {
+				c.log.Error("model not registered", "model", e.res.Key(), "error", err)
+				break
+			}
+			if added {
+				c.event(e, "Normal", "VersionRegistered", fmt.Sprintf("version %d from %s (%d bytes, sha256:%x)", mv.Version, path, mv.Size, mv.SHA256))
+			}
+		case errors.Is(err, os.ErrNotExist):
+			// A push may register it instead.
+		default:
+			c.log.Warn("model file not read", "model", e.res.Key(), "error", err)
+		}
+	}
+	c.modelStatus(e)
+}
+
+// modelStatus copies the registry's latest version into the Model's status.
+func (c *ControlPlane) modelStatus(e *entry) {
+	ns, name := e.res.Metadata.Namespace, e.res.Metadata.Name
+	mv, ok := c.latest(ns, name)
+	if !ok {
+		return
+	}
+	nodes := map[string]uint64{}
+	if e.status.Model != nil {
+		nodes = e.status.Model.Nodes
+	}
+	e.status.Model = &api.ModelStatus{Version: mv.Version, Digest: "sha256:" + hex.EncodeToString(mv.SHA256), Size: mv.Size,
+		Format: mv.Format, Source: mv.Source, Metrics: mv.Metrics, Nodes: nodes}
+}
+
+// modelWaits says what a Model waits for: a version to exist.
+func (c *ControlPlane) modelWaits(e *entry) string {
+	if e.res.Kind != api.KindModel {
+		return ""
+	}
+	if _, ok := c.latest(e.res.Metadata.Namespace, e.res.Metadata.Name); ok {
+		return ""
+	}
+	spec := e.res.Spec.(*api.ModelSpec)
+	return fmt.Sprintf("a model file: %s is not on the cloud manager (push one: sedna model push %s FILE)", spec.URL, e.res.Metadata.Name)
+}
+
+// offerModels sends every node the latest version of each Model its
+// workers use, unless it was offered already.
+func (c *ControlPlane) offerModels() {
+	for _, e := range c.sorted() {
+		if e.res.Kind == api.KindModel || e.res.Kind == api.KindDataset || c.waitsForResources(e) {
+			continue
+		}
+		ns := e.res.Metadata.Namespace
+		for node, models := range e.res.NodeModels() {
+			if node == c.cfg.Name {
+				continue
+			}
+			for _, name := range models {
+				c.offer(node, ns, name)
+			}
+		}
+	}
+}
+
+func (c *ControlPlane) offer(node, ns, name string) {
+	mv, ok := c.latest(ns, name)
+	if !ok {
+		return
+	}
+	if v, err := c.st.Get(offeredKey(node, ns, name)); err == nil && len(v) == 8 && binary.BigEndian.Uint64(v) >= mv.Version {
+		return
+	}
+	ref := topics.JobRef{Kind: api.KindModel, Namespace: ns, Name: name}
+	offer := topics.ModelOffer{Key: ref.String(), Version: mv.Version, Format: mv.Format, Size: mv.Size, ChunkSize: mv.ChunkSize,
+		SHA256: mv.SHA256, ChunkSHA256s: mv.Chunks}
+	data, err := msgpack.Marshal(&offer)
+	if err != nil {
+		return
+	}
+	if err := c.cfg.Downlink.PutSpec(node, ref, mv.Version, data); err != nil {
+		c.log.Error("model offer not queued", "node", node, "model", ref.String(), "error", err)
+		return
+	}
+	var b store.Batch
+	b.Put(offeredKey(node, ns, name), binary.BigEndian.AppendUint64(nil, mv.Version))
+	if err := c.st.Write(&b); err != nil {
+		c.log.Error("model offer not recorded", "error", err)
+	}
+	if e, ok := c.res[ref.String()]; ok && e.status.Model != nil {
+		if _, known := e.status.Model.Nodes[node]; !known {
+			e.status.Model.Nodes[node] = 0
+			c.publishStatus(e)
+		}
+	}
+}
+
+// fetch sends a node the chunks it asks for, skipping those already on
+// their way unless they are refetches.
+func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch) {
+	var mv *modelVersion
+	for _, v := range c.versions(ref.Namespace, ref.Name) {
+		if v.Version == f.Version {
+			mv = &v
+		}
+	}
+	if mv == nil {
+		c.log.Warn("fetch of an unknown model version", "node", node, "model", ref.String(), "version", f.Version)
+		return
+	}
+	info, err := store.StatBlob(c.st, blobKey(ref.Namespace, ref.Name, mv.Version))
+	if err != nil {
+		c.log.Error("model blob missing", "model", ref.String(), "version", mv.Version, "error", err)
+		return
+	}
+	qk := queuedKey(node, ref.Namespace, ref.Name, mv.Version)
+	queued, _ := c.st.Get(qk)
+	queued = append([]byte(nil), queued...)
+	if need := (info.Chunks + 7) / 8; len(queued) < need {
+		queued = append(queued, make([]byte, need-len(queued))...)
+	}
+	send := func(i int, again bool) {
+		if i < 0 || i >= info.Chunks || !again && queued[i/8]&(1<<(i%8)) != 0 {
+			return
+		}
+		data, err := store.ReadChunk(c.st, info, i)
+		if err != nil {
+			c.log.Error("model chunk not read", "model", ref.String(), "chunk", i, "error", err)
+			return
+		}
+		env, err := topics.NewEnvelope(topics.KindModelChunk, "cloud/models", topics.ModelChunk{Key: ref.String(), Version: mv.Version, Index: i, Data: data})
+		if err != nil {
+			return
+		}
+		raw, err := env.Marshal()
+		if err != nil {
+			return
+		}
+		if _, err := c.cfg.Downlink.Send(node, topics.ToNodeJob(node, ref, "chunk"), raw, false, 1, 0); err != nil {
+			c.log.Error("model chunk not queued", "node", node, "chunk", i, "error", err)
+			return
+		}
+		queued[i/8] |= 1 << (i % 8)
+		c.chunksSent.Add(1)
+	}
+	for _, i := range f.Chunks {
+		send(i, false)
+	}
+	for _, i := range f.Refetch {
+		send(i, true)
+	}
+	var b store.Batch
+	b.Put(qk, queued)
+	if err := c.st.Write(&b); err != nil {
+		c.log.Error("model queue state not stored", "error", err)
+	}
+}
+
+// held records the version a node holds.
+func (c *ControlPlane) held(node string, ref topics.JobRef, h topics.ModelHeld) {
+	e, ok := c.res[ref.String()]
+	if !ok || e.status.Model == nil {
+		return
+	}
+	if e.status.Model.Nodes == nil {
+		e.status.Model.Nodes = map[string]uint64{}
+	}
+	e.status.Model.Nodes[node] = h.Version
+	c.event(e, "Normal", "ModelHeld", fmt.Sprintf("node %s holds version %d (sha256:%x)", node, h.Version, h.SHA256))
+	if err := c.save(e); err != nil {
+		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+	}
+	c.publishStatus(e)
+}
+
+// push takes one piece of a `sedna model push`.
+func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
+	u := req.Upload
+	if u == nil || u.ID == "" || topics.ValidateName("upload", u.ID) != nil {
+		return topics.APIReply{Error: "model push: no valid upload id"}
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	if err := topics.ValidateName("model", req.Name); err != nil {
+		return topics.APIReply{Error: "model push: " + err.Error()}
+	}
+	stage := fmt.Sprintf("up/%s/", u.ID)
+	var b store.Batch
+	b.Put([]byte(fmt.Sprintf("%s%08d", stage, u.Index)), u.Data)
+	if err := c.st.Write(&b); err != nil {
+		return topics.APIReply{Error: "model push: " + err.Error()}
+	}
+	if !u.Last {
+		return topics.APIReply{}
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(c.st.Scan([]byte(stage), nil, func(_, v []byte) error {
+			_, err := pw.Write(v)
+			return err
+		}))
+	}()
+	key := api.KindModel + "/" + ns + "/" + req.Name
+	e, exists := c.res[key]
+	format := u.Format
+	if format == "" && exists {
+		format = e.res.Spec.(*api.ModelSpec).Format
+	}
+	mv, added, err := c.register(ns, req.Name, format, "push", u.Metrics, pr)
+	pr.Close()
+	deletePrefix(c.st, []byte(stage))
+	if err != nil {
+		return topics.APIReply{Error: "model push: " + err.Error()}
+	}
+	now := c.cfg.Now()
+	if !exists {
+		doc, _ := json.Marshal(map[string]any{"apiVersion": api.APIVersion, "kind": api.KindModel,
+			"metadata": map[string]any{"name": req.Name, "namespace": ns},
+			"spec":     map[string]any{"url": "push://" + ns + "/" + req.Name, "format": format}})
+		r, err := api.ParseDocument(doc)
+		if err != nil {
+			return topics.APIReply{Error: "model push: " + err.Error()}
+		}
+		e = &entry{res: r, rec: record{Generation: 1, Created: now.UnixNano(), Updated: now.UnixNano(), Source: r.Source}}
+		e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Pushed", "", now)
+		c.res[key] = e
+	}
+	c.modelStatus(e)
+	c.evaluate(e, now)
+	action := "unchanged"
+	if added {
+		action = "pushed"
+		c.event(e, "Normal", "VersionRegistered", fmt.Sprintf("version %d pushed (%d bytes, sha256:%x)", mv.Version, mv.Size, mv.SHA256))
+	}
+	if err := c.save(e); err != nil {
+		return topics.APIReply{Error: "model push: " + err.Error()}
+	}
+	c.publishSpec(e)
+	c.publishStatus(e)
+	c.reevaluate(now)
+	c.offerModels()
+	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: action,
+		Message: fmt.Sprintf("version %d, %d bytes, sha256:%x", mv.Version, mv.Size, mv.SHA256)}}}
+}
+
+// deletePrefix removes every key with prefix.
+func deletePrefix(s store.Store, prefix []byte) {
+	var b store.Batch
+	_ = s.Scan(prefix, nil, func(k, _ []byte) error {
+		b.Delete(append(append([]byte(nil), prefix...), k[len(prefix):]...))
+		return nil
+	})
+	_ = s.Write(&b)
+}
