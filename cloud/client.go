@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -146,4 +148,42 @@ func (c *Client) Watch(ctx context.Context, ref topics.JobRef, onStatus func(api
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// PushModel uploads a new version of a model in pieces (one request each,
+// so a slow link paces it) and returns the registry's answer.
+func (c *Client) PushModel(ctx context.Context, namespace, name, format string, metrics map[string]string, r io.Reader) (topics.APIResult, error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := "push-" + hex.EncodeToString(b[:])
+	buf := make([]byte, ModelChunkSize)
+	next := make([]byte, ModelChunkSize)
+	n, err := io.ReadFull(r, buf)
+	for i := 0; ; i++ {
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return topics.APIResult{}, err
+		}
+		// Read ahead to know whether this piece is the last.
+		m, nerr := 0, err
+		if err == nil {
+			m, nerr = io.ReadFull(r, next)
+		}
+		last := err != nil || m == 0 && nerr != nil
+		up := &topics.ModelUpload{ID: id, Index: i, Data: buf[:n], Last: last}
+		if last {
+			up.Format, up.Metrics = format, metrics
+		}
+		rep, derr := c.Do(ctx, topics.APIRequest{Op: "model.push", Namespace: namespace, Name: name, Upload: up})
+		if derr != nil {
+			return topics.APIResult{}, derr
+		}
+		if last {
+			if len(rep.Results) == 0 {
+				return topics.APIResult{}, errors.New("model push: no result")
+			}
+			return rep.Results[0], nil
+		}
+		buf, next = next, buf
+		n, err = m, nerr
+	}
 }

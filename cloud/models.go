@@ -358,6 +358,9 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 	if err := topics.ValidateName("model", req.Name); err != nil {
 		return topics.APIReply{Error: "model push: " + err.Error()}
 	}
+	if u.Last && u.Index == 0 && len(u.Data) == 0 {
+		return topics.APIReply{Error: "model push: the file is empty"}
+	}
 	stage := fmt.Sprintf("up/%s/", u.ID)
 	var b store.Batch
 	b.Put([]byte(fmt.Sprintf("%s%08d", stage, u.Index)), u.Data)

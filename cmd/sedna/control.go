@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -254,6 +255,17 @@ func describe(w io.Writer, o topics.APIObject) error {
 	if st.Progress != nil {
 		fmt.Fprintf(w, "Progress:    %d/%d %s\n", st.Progress.Done, st.Progress.Total, st.Progress.Unit)
 	}
+	if md := st.Model; md != nil {
+		fmt.Fprintf(w, "Version:     %d (%s, %d bytes, %s, from %s)\n", md.Version, md.Format, md.Size, md.Digest, md.Source)
+		if len(md.Nodes) > 0 {
+			var held []string
+			for n, v := range md.Nodes {
+				held = append(held, fmt.Sprintf("%s=v%d", n, v))
+			}
+			sort.Strings(held)
+			fmt.Fprintf(w, "On nodes:    %s\n", strings.Join(held, " "))
+		}
+	}
 	if len(st.Pending) > 0 {
 		fmt.Fprintf(w, "Waiting for: %s\n", strings.Join(st.Pending, "\n             "))
 	}
@@ -422,4 +434,60 @@ func (w *watcher) status(st api.Status) (bool, error) {
 
 func (w *watcher) event(ev topics.JobEvent) {
 	fmt.Fprintf(w.out, "%s %-7s %s %s\n", time.Unix(0, ev.Time).Format("15:04:05"), ev.Type, ev.Reason, ev.Message)
+}
+
+func newModelCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Manage the model registry",
+	}
+	var (
+		f       controlFlags
+		format  string
+		metrics []string
+	)
+	push := &cobra.Command{
+		Use:   "push NAME FILE",
+		Short: "Upload a new version of a model to the registry; nodes that use it fetch it",
+		Long: `Upload FILE as the next version of the Model NAME (created if it does not
+exist). The registry keeps every version with its digest; the edge nodes whose
+workers use the model fetch the new version in checked chunks and swap it in
+whole.`,
+		Example: "  sedna model push helmet-detection-inference-little-model little.bin --format pb --metric precision=0.84",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m := map[string]string{}
+			for _, kv := range metrics {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--metric %q: want key=value", kv)
+				}
+				m[k] = v
+			}
+			file, err := os.Open(args[1])
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, _ := file.Stat()
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+time.Duration(st.Size()/(64<<10))*time.Second)
+			defer cancel()
+			res, err := c.PushModel(ctx, f.namespace, args[0], format, m, file)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", res.Key, res.Action, res.Message)
+			return nil
+		},
+	}
+	f.add(push)
+	push.Flags().StringVar(&format, "format", "", "the model's format (pb, onnx, sedna-ml, ...)")
+	push.Flags().StringArrayVar(&metrics, "metric", nil, "a metric key=value; repeatable")
+	cmd.AddCommand(push)
+	return cmd
 }

@@ -71,6 +71,25 @@ spec:
 	if _, err = run("get", "widgets"); err == nil || !strings.Contains(err.Error(), "unknown kind") {
 		t.Fatalf("unknown kind: %v", err)
 	}
+	// A pushed model becomes a version in the registry.
+	mf := filepath.Join(t.TempDir(), "m.bin")
+	os.WriteFile(mf, make([]byte, 600<<10), 0o644)
+	out, err = run("model", "push", "initial-model", mf, "--metric", "precision=0.9")
+	if err != nil || !strings.Contains(out, "Model/default/initial-model pushed: version 1, 614400 bytes, sha256:") {
+		t.Fatalf("model push: %v\n%s", err, out)
+	}
+	out, err = run("model", "push", "initial-model", mf)
+	if err != nil || !strings.Contains(out, "unchanged: version 1") {
+		t.Fatalf("same bytes again: %v\n%s", err, out)
+	}
+	out, err = run("describe", "model", "initial-model")
+	if err != nil || strings.Contains(out, "Waiting for") {
+		t.Fatalf("the model still waits: %v\n%s", err, out)
+	}
+	os.WriteFile(mf, nil, 0o644)
+	if _, err = run("model", "push", "initial-model", mf); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty model: %v", err)
+	}
 	// Wrong credentials are refused by the broker.
 	if _, err = runSedna(t, "", "get", "all", "--cloud", m.BrokerURL(), "--username", "ops", "--password", "nope", "--timeout", "2s"); err == nil {
 		t.Fatal("bad password accepted")

@@ -160,3 +160,80 @@ func TestModelReachesEveryNodeThroughDropsAndRestarts(t *testing.T) {
 		}
 	}
 }
+
+// Inference in a tight loop while a new version arrives never fails and
+// never sees a mix of versions: each inference takes one whole Model.
+func TestInferenceNeverSeesHalfAModel(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
+	defer a.Close()
+	waitLink(t, a)
+	c := apiClient(t, m.BrokerURL())
+	progress, stop := a.Models().Watch()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	v1, v2 := bytes.Repeat([]byte{1}, 1<<20), bytes.Repeat([]byte{2}, 1<<20)
+	if _, err := c.PushModel(ctx, "default", "m", "bin", nil, bytes.NewReader(v1)); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := api.Parse([]byte(jointInference("ji", "edge1", "m")), "ji.yaml")
+	if _, err := c.Apply(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitProgress(t, progress, "v1 held", func(p edge.ModelProgress) bool { return p.Done && p.Version == 1 })
+
+	// "Inference": the sum of the model's bytes, which is 1<<20 times the
+	// version's byte; half of one and half of the other would give neither.
+	sum := func(b []byte) int {
+		s := 0
+		for _, x := range b {
+			s += int(x)
+		}
+		return s
+	}
+	type result struct {
+		n, v1, v2, bad int
+		errs           []error
+		backwards      bool
+	}
+	done := make(chan result)
+	go func() {
+		var r result
+		seen2 := false
+		for r.v2 < 50 && ctx.Err() == nil { // until the new version served 50 inferences
+
+			mdl, err := a.Models().Current("default", "m")
+			r.n++
+			if err != nil {
+				r.errs = append(r.errs, err)
+				continue
+			}
+			switch s := sum(mdl.Data); {
+			case s == 1<<20 && mdl.Version == 1:
+				r.v1++
+				if seen2 {
+					r.backwards = true
+				}
+			case s == 2<<20 && mdl.Version == 2:
+				r.v2++
+				seen2 = true
+			default:
+				r.bad++
+			}
+		}
+		done <- r
+	}()
+	if _, err := c.PushModel(ctx, "default", "m", "bin", nil, bytes.NewReader(v2)); err != nil {
+		t.Fatal(err)
+	}
+	waitProgress(t, progress, "v2 held", func(p edge.ModelProgress) bool { return p.Done && p.Version == 2 })
+	r := <-done
+	t.Logf("%d inferences: %d on v1, %d on v2, %d mixed, %d errors", r.n, r.v1, r.v2, r.bad, len(r.errs))
+	if len(r.errs) > 0 || r.bad > 0 || r.backwards || r.v1 == 0 || r.v2 == 0 {
+		t.Fatalf("inference during the update: %+v", r)
+	}
+}
