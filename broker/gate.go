@@ -32,13 +32,52 @@ type gatedListener struct {
 	listeners.Listener
 	onAck func(c *gatedConn, pid uint16)
 	log   *slog.Logger
+
+	mu      sync.Mutex
+	closing bool
+	live    map[net.Conn]struct{}
 }
 
-// Serve wraps each accepted connection.
+// Serve wraps each accepted connection, and keeps it in live while mochi
+// serves it.
 func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			_ = c.Close()
+			return net.ErrClosed
+		}
+		if l.live == nil {
+			l.live = map[net.Conn]struct{}{}
+		}
+		l.live[c] = struct{}{}
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			delete(l.live, c)
+			l.mu.Unlock()
+		}()
 		return establish(id, newGatedConn(c, l.onAck, l.log))
 	})
+}
+
+// refuse makes the listener close connections it accepts from now on.
+func (l *gatedListener) refuse() {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+}
+
+// closeLive closes every connection still being served: one that mochi
+// accepted while it was closing is not among the clients it disconnects,
+// and its Close would wait for it forever.
+func (l *gatedListener) closeLive() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.live {
+		_ = c.Close()
+	}
 }
 
 // gatedConn is a net.Conn whose writes go out in order through a writer

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -97,6 +98,7 @@ type Server struct {
 	started  bool
 	closed   bool
 	addrs    map[string]string
+	gated    []*gatedListener
 	sessions *SessionHook
 }
 
@@ -246,6 +248,7 @@ func (s *Server) listen(inner listeners.Listener) error {
 		return fmt.Errorf("broker: listen %s on %s: %w", l.ID(), l.Address(), err)
 	}
 	s.addrs[l.ID()] = l.Address()
+	s.gated = append(s.gated, l)
 	return nil
 }
 
@@ -315,7 +318,31 @@ func (s *Server) Close() error {
 		return nil
 	}
 	// mochi's Close waits for every client goroutine, then stops the hooks
-	// (the session hook flushes its queue), so no hook runs after.
-	_ = s.mochi.Close()
+	// (the session hook flushes its queue), so no hook runs after. A client
+	// accepted while it closes is missed by its disconnect of every client
+	// (a race in mochi), and its Close would wait for it for ever: new
+	// connections are refused first, and stragglers closed if it is not done
+	// after a grace period.
+	for _, l := range s.gated {
+		l.refuse()
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = s.mochi.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Warn("broker: connections left after close; closing them")
+		for _, l := range s.gated {
+			l.closeLive()
+		}
+		<-done
+	}
 	return nil
 }
+
+// closeGrace is how long Close waits for mochi to disconnect its clients
+// before it closes the connections itself.
+const closeGrace = 3 * time.Second

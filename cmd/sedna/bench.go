@@ -60,6 +60,9 @@ func newBenchCmd(g *globals) *cobra.Command {
           bridged the same way (mosquitto keeps its bridge queue in memory);
   broker  publishers to one subscriber through one broker, QoS 1: the edge
           broker of 'sedna edge' against mosquitto;
+  models  model distribution from the cloud registry to a 'sedna edge'
+          process against the bridge's raw downlink for the same bytes, 1 MB
+          and 64 MB, with the edge's memory, and apply latency;
 
 with 1 and 4 publishers, throughput and latency percentiles, and the
 resident memory of the 'sedna edge' process idle and under load. mosquitto
@@ -107,7 +110,7 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge" or "broker"`)
+	f.StringVar(&o.only, "only", "", `run only "bridge", "broker" or "models"`)
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
 	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
 	return cmd
@@ -177,6 +180,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.only == "" || o.only == "broker" {
 		if err := b.broker(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only == "" || o.only == "models" {
+		if err := b.models(ctx); err != nil {
 			return err
 		}
 	}
