@@ -370,21 +370,16 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 	if !u.Last {
 		return topics.APIReply{}
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(c.st.Scan([]byte(stage), nil, func(_, v []byte) error {
-			_, err := pw.Write(v)
-			return err
-		}))
-	}()
+	// Read the pieces back one short read each: a scan held open across
+	// the blob's writes would pin Badger's memtables and stall the writes.
+	pieces := &stagedReader{st: c.st, stage: stage, n: u.Index + 1}
 	key := api.KindModel + "/" + ns + "/" + req.Name
 	e, exists := c.res[key]
 	format := u.Format
 	if format == "" && exists {
 		format = e.res.Spec.(*api.ModelSpec).Format
 	}
-	mv, added, err := c.register(ns, req.Name, format, "push", u.Metrics, pr)
-	pr.Close()
+	mv, added, err := c.register(ns, req.Name, format, "push", u.Metrics, pieces)
 	deletePrefix(c.st, []byte(stage))
 	if err != nil {
 		return topics.APIReply{Error: "model push: " + err.Error()}
@@ -418,6 +413,31 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 	c.offerModels()
 	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: action,
 		Message: fmt.Sprintf("version %d, %d bytes, sha256:%x", mv.Version, mv.Size, mv.SHA256)}}}
+}
+
+// stagedReader reads the pieces of an upload in order.
+type stagedReader struct {
+	st    store.Store
+	stage string
+	n, i  int
+	cur   []byte
+}
+
+func (r *stagedReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.i == r.n {
+			return 0, io.EOF
+		}
+		v, err := r.st.Get([]byte(fmt.Sprintf("%s%08d", r.stage, r.i)))
+		if err != nil {
+			return 0, fmt.Errorf("upload piece %d: %w", r.i, err)
+		}
+		r.cur = v
+		r.i++
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
 }
 
 // deletePrefix removes every key with prefix.

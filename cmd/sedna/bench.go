@@ -43,6 +43,7 @@ type benchOptions struct {
 	mosquitto  string
 	only       string
 	edgeMetric string
+	edgeLog    string
 	cpuProfile string
 	log        *slog.Logger
 }
@@ -113,6 +114,7 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&o.only, "only", "", `run only "bridge", "broker" or "models"`)
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
 	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
+	f.StringVar(&o.edgeLog, "edge-log-level", "error", "log level of the sedna edge process")
 	return cmd
 }
 
@@ -319,7 +321,7 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 		return nil, err
 	}
 	args := append([]string{"edge", "--node", "bench", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
-		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.edgeMetric, "--log-level", "error", "--config", conf}, extra...)
+		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.edgeMetric, "--log-level", b.o.edgeLog, "--config", conf}, extra...)
 	cmd := exec.CommandContext(ctx, b.self, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -498,13 +500,19 @@ func benchClient(url, id, user, pass string) (paho.Client, error) {
 }
 
 // rss returns the resident memory of a process in KiB.
-func rss(pid int) int64 {
+func rss(pid int) int64 { return procStatus(pid, "VmRSS:") }
+
+// rssAnon is the anonymous part of a process's resident memory in KiB: the
+// rest are pages of mapped files (Badger's), which the kernel can reclaim.
+func rssAnon(pid int) int64 { return procStatus(pid, "RssAnon:") }
+
+func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			n, _ := strconv.ParseInt(f[1], 10, 64)
 			return n
 		}

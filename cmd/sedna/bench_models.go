@@ -63,19 +63,19 @@ func (b *bencher) models(ctx context.Context) error {
 	fmt.Fprintf(b.out, "A `sedna edge` process (write mode process) and the embedded cloud broker; raw: the same bytes as\n")
 	fmt.Fprintf(b.out, "%d KB messages published by a cloud app for the node, received by a subscriber on the edge broker.\n\n", cloud.ModelChunkSize>>10)
 	tw := tabwriter.NewWriter(b.out, 0, 4, 1, ' ', 0)
-	fmt.Fprintln(tw, "| model\t raw downlink MB/s\t model distribution MB/s\t vs raw\t edge RSS idle / peak (raw)\t edge RSS peak (model)\t")
+	fmt.Fprintln(tw, "| model\t raw downlink MB/s\t model distribution MB/s\t vs raw\t edge RSS idle / peak (raw)\t edge RSS peak (model): all / anonymous\t")
 	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t")
 	for i, size := range []int{1 << 20, 64 << 20} {
 		rawRate, rawIdle, rawPeak, err := b.rawDownlink(ctx, app, local, size, e)
 		if err != nil {
 			return err
 		}
-		modelRate, modelPeak, err := b.distribute(ctx, c, size, fmt.Sprintf("bench-model-%d", i), e)
+		modelRate, modelPeak, modelAnon, err := b.distribute(ctx, c, size, fmt.Sprintf("bench-model-%d", i), e)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "| %d MB\t %.1f\t %.1f\t %.2fx\t %.1f / %.1f MB\t %.1f MB\t\n", size>>20, rawRate, modelRate, modelRate/rawRate,
-			float64(rawIdle)/1024, float64(rawPeak)/1024, float64(modelPeak)/1024)
+		fmt.Fprintf(tw, "| %d MB\t %.1f\t %.1f\t %.2fx\t %.1f / %.1f MB\t %.1f / %.1f MB\t\n", size>>20, rawRate, modelRate, modelRate/rawRate,
+			float64(rawIdle)/1024, float64(rawPeak)/1024, float64(modelPeak)/1024, float64(modelAnon)/1024)
 	}
 	tw.Flush()
 
@@ -102,9 +102,10 @@ func (b *bencher) models(ctx context.Context) error {
 	return nil
 }
 
-// sampleRSS tracks the peak resident memory of the edge until stop.
-func sampleRSS(e *edgeProc) (peak *atomic.Int64, stop func()) {
-	peak = &atomic.Int64{}
+// sampleRSS tracks the peak resident memory of the edge, in all and its
+// anonymous part, until stop.
+func sampleRSS(e *edgeProc) (peak, anon *atomic.Int64, stop func()) {
+	peak, anon = &atomic.Int64{}, &atomic.Int64{}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -115,6 +116,9 @@ func sampleRSS(e *edgeProc) (peak *atomic.Int64, stop func()) {
 			if v := rss(e.cmd.Process.Pid); v > peak.Load() {
 				peak.Store(v)
 			}
+			if v := rssAnon(e.cmd.Process.Pid); v > anon.Load() {
+				anon.Store(v)
+			}
 			select {
 			case <-t.C:
 			case <-done:
@@ -122,7 +126,7 @@ func sampleRSS(e *edgeProc) (peak *atomic.Int64, stop func()) {
 			}
 		}
 	}()
-	return peak, func() { close(done); <-finished }
+	return peak, anon, func() { close(done); <-finished }
 }
 
 func (b *bencher) rawDownlink(ctx context.Context, app, local paho.Client, size int, e *edgeProc) (float64, int64, int64, error) {
@@ -140,7 +144,7 @@ func (b *bencher) rawDownlink(ctx context.Context, app, local paho.Client, size 
 	}
 	defer local.Unsubscribe(topic)
 	idle := rss(e.cmd.Process.Pid)
-	peak, stop := sampleRSS(e)
+	peak, _, stop := sampleRSS(e)
 	payload := make([]byte, chunk)
 	start := time.Now()
 	for range n {
@@ -166,13 +170,13 @@ func (b *bencher) rawDownlink(ctx context.Context, app, local paho.Client, size 
 	return float64(size) / (1 << 20) / elapsed.Seconds(), idle, peak.Load(), nil
 }
 
-func (b *bencher) distribute(ctx context.Context, c *cloud.Client, size int, name string, e *edgeProc) (float64, int64, error) {
+func (b *bencher) distribute(ctx context.Context, c *cloud.Client, size int, name string, e *edgeProc) (float64, int64, int64, error) {
 	data := make([]byte, size)
 	_, _ = rand.Read(data)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if _, err := c.PushModel(pctx, "default", name, "bin", nil, bytes.NewReader(data)); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	held := make(chan struct{}, 1)
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -197,21 +201,21 @@ spec:
 `, name, name, name)
 	rs, err := api.Parse([]byte(doc), "bench")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	peak, stop := sampleRSS(e)
+	peak, anon, stop := sampleRSS(e)
 	start := time.Now()
 	if _, err := c.Apply(pctx, rs); err != nil {
 		stop()
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	select {
 	case <-held:
 	case <-pctx.Done():
 		stop()
-		return 0, 0, fmt.Errorf("model %s never reached the node", name)
+		return 0, 0, 0, fmt.Errorf("model %s never reached the node", name)
 	}
 	elapsed := time.Since(start)
 	stop()
-	return float64(size) / (1 << 20) / elapsed.Seconds(), peak.Load(), nil
+	return float64(size) / (1 << 20) / elapsed.Seconds(), peak.Load(), anon.Load(), nil
 }
