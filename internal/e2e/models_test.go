@@ -237,3 +237,20 @@ func TestInferenceNeverSeesHalfAModel(t *testing.T) {
 		t.Fatalf("inference during the update: %+v", r)
 	}
 }
+
+// A push larger than the store's memtables registers (reading the upload
+// back through an open iterator once deadlocked the writes at this size).
+func TestLargeModelPush(t *testing.T) {
+	m := startCloud(t, filepath.Join(t.TempDir(), "cloud"), "")
+	defer m.Close()
+	c := apiClient(t, m.BrokerURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	data := make([]byte, 24<<20)
+	rand.Read(data)
+	res, err := c.PushModel(ctx, "default", "large", "bin", nil, bytes.NewReader(data))
+	sum := sha256.Sum256(data)
+	if err != nil || res.Action != "pushed" || !strings.Contains(res.Message, fmt.Sprintf("sha256:%x", sum)) {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
