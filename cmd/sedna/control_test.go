@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sedna-go/sedna/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,13 @@ func TestApplyGetDescribeDelete(t *testing.T) {
 		t.Fatalf("get -o yaml: %v\n%s", err, out)
 	}
 
+	out, err = run("watch", "ds", "lifelong-dataset", "--for", "500ms")
+	if err != nil || !strings.Contains(out, "phase Pending: waiting for node \"edge1\" to join") {
+		t.Fatalf("watch: %v\n%s", err, out)
+	}
+	if _, err = run("watch", "ds", "no-such-dataset", "--for", "500ms"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("watch of nothing: %v", err)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte(`apiVersion: sedna.io/v1alpha1
 kind: IncrementalLearningJob
@@ -93,5 +101,26 @@ spec:
 	// Wrong credentials are refused by the broker.
 	if _, err = runSedna(t, "", "get", "all", "--cloud", m.BrokerURL(), "--username", "ops", "--password", "nope", "--timeout", "2s"); err == nil {
 		t.Fatal("bad password accepted")
+	}
+}
+
+// A job that reports rounds gets a progress bar, and the watch ends with the
+// job: exit 0 when it completes, an error when it fails.
+func TestWatcherFollowsProgress(t *testing.T) {
+	var out strings.Builder
+	w := &watcher{out: &out}
+	for i := 0; i <= 3; i++ {
+		if done, _ := w.status(api.Status{Phase: api.ConditionRunning, Progress: &api.Progress{Done: i, Total: 5, Unit: "rounds"}}); done {
+			t.Fatal("ended while running")
+		}
+	}
+	if done, err := w.status(api.Status{Phase: api.ConditionCompleted, Progress: &api.Progress{Done: 5, Total: 5, Unit: "rounds"}}); !done || err != nil {
+		t.Fatalf("completed: %v %v", done, err)
+	}
+	if !strings.Contains(out.String(), "rounds") || !strings.Contains(out.String(), "phase Running") || !strings.Contains(out.String(), "phase Completed") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if done, err := (&watcher{out: &out}).status(api.Status{Phase: api.ConditionFailed}); !done || err == nil {
+		t.Fatalf("failed: %v %v", done, err)
 	}
 }
