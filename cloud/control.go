@@ -36,6 +36,7 @@ type ControlPlane struct {
 	once  sync.Once
 	res   map[string]*entry // by api.Resource.Key
 	nodes map[string]string // node -> last state seen
+	sup   *workers.Supervisor
 
 	chunksSent atomic.Uint64
 }
@@ -51,8 +52,9 @@ type ControlConfig struct {
 	Bus       broker.Bus
 	Downlink  *broker.Downlink
 	Admission api.Admission
-	// Supervisor runs the cloud's workers; nil runs none.
-	Supervisor *workers.Supervisor
+	// WorkerLogDir, when set, makes the control plane run the workers placed
+	// on the cloud, their output kept there.
+	WorkerLogDir string
 	// BrokerURL is given to the cloud's external workers.
 	BrokerURL string
 	Logger    *slog.Logger
@@ -101,6 +103,9 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		res: map[string]*entry{}, nodes: map[string]string{}}
 	if err := c.load(); err != nil {
 		return nil, err
+	}
+	if cfg.WorkerLogDir != "" {
+		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker})
 	}
 	go c.loop()
 	// Republish what the broker may have lost (an embedded broker keeps
@@ -151,10 +156,13 @@ func (c *ControlPlane) loop() {
 	}
 }
 
-// Close stops serving; the cloud's workers stop with the supervisor.
+// Close stops serving and stops the cloud's workers.
 func (c *ControlPlane) Close() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
+	if c.sup != nil {
+		c.sup.Close()
+	}
 }
 
 func (c *ControlPlane) load() error {
@@ -381,8 +389,8 @@ func (c *ControlPlane) delete(req topics.APIRequest) topics.APIReply {
 			c.log.Error("tombstone not queued", "node", n, "key", key, "error", err)
 		}
 	}
-	if c.cfg.Supervisor != nil {
-		c.cfg.Supervisor.Stop(ref)
+	if c.sup != nil {
+		c.sup.Stop(ref)
 	}
 	_ = c.cfg.Bus.Publish(topics.JobSpec(ref), nil, true, 1)
 	_ = c.cfg.Bus.Publish(topics.JobStatus(ref), nil, true, 1)
@@ -516,10 +524,10 @@ func (c *ControlPlane) dispatch(e *entry) {
 			c.log.Error("dispatch not stored", "key", e.res.Key(), "error", err)
 		}
 	}
-	if c.cfg.Supervisor != nil {
+	if c.sup != nil {
 		for _, w := range e.res.Workers() {
 			if w.Node == c.cfg.Name {
-				c.cfg.Supervisor.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Worker: w,
+				c.sup.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Worker: w,
 					BrokerURL: c.cfg.BrokerURL, Document: e.rec.Source})
 			}
 		}

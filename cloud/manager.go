@@ -30,7 +30,6 @@ import (
 	"github.com/sedna-go/sedna/plugins/abi"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
-	"github.com/sedna-go/sedna/workers"
 )
 
 // Config configures the cloud manager; read from YAML (`sedna cloud
@@ -119,7 +118,6 @@ type Manager struct {
 	relay    *broker.Relay
 	http     *httpserve.Server
 	plugins  *plugins.Host
-	workers  *workers.Supervisor
 	control  *ControlPlane
 	once     sync.Once
 }
@@ -309,14 +307,9 @@ func (m *Manager) startControl() error {
 	if err != nil {
 		return err
 	}
-	m.workers = workers.New(workers.Config{Node: m.cfg.Name, LogDir: filepath.Join(m.cfg.DataDir, "workers"), Log: m.log,
-		Report: func(spec workers.Spec, st api.WorkerStatus) {
-			if m.control != nil {
-				m.control.ReportWorker(spec, st)
-			}
-		}})
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
-		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), Supervisor: m.workers, BrokerURL: m.BrokerURL(), Logger: m.log})
+		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
+		BrokerURL: m.BrokerURL(), Logger: m.log})
 	return err
 }
 
@@ -345,9 +338,6 @@ func (m *Manager) Close() {
 		}
 		if m.control != nil {
 			m.control.Close()
-		}
-		if m.workers != nil {
-			m.workers.Close()
 		}
 		if m.plugins != nil {
 			_ = m.plugins.Close(context.Background())
