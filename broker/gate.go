@@ -33,9 +33,11 @@ type gatedListener struct {
 	onAck func(c *gatedConn, pid uint16)
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	closing bool
-	live    map[net.Conn]struct{}
+	mu       sync.Mutex
+	closing  bool
+	live     map[net.Conn]struct{}
+	entering int        // connections between the check and mochi's first read
+	settled  *sync.Cond // signalled when entering drops
 }
 
 // Serve wraps each accepted connection, and keeps it in live while mochi
@@ -52,21 +54,47 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 			l.live = map[net.Conn]struct{}{}
 		}
 		l.live[c] = struct{}{}
+		l.entering++
 		l.mu.Unlock()
+		var once sync.Once
+		entered := func() {
+			once.Do(func() {
+				l.mu.Lock()
+				l.entering--
+				l.cond().Broadcast()
+				l.mu.Unlock()
+			})
+		}
 		defer func() {
+			entered()
 			l.mu.Lock()
 			delete(l.live, c)
 			l.mu.Unlock()
 		}()
-		return establish(id, newGatedConn(c, l.onAck, l.log))
+		g := newGatedConn(c, l.onAck, l.log)
+		g.firstRead = entered
+		return establish(id, g)
 	})
 }
 
-// refuse makes the listener close connections it accepts from now on.
+func (l *gatedListener) cond() *sync.Cond {
+	if l.settled == nil {
+		l.settled = sync.NewCond(&l.mu)
+	}
+	return l.settled
+}
+
+// refuse makes the listener close connections it accepts from now on, and
+// waits until those it let in have reached mochi's first read of them:
+// mochi's Close racing its setup of a new client is a data race in mochi
+// (and its wait group), so Close comes after.
 func (l *gatedListener) refuse() {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.closing = true
-	l.mu.Unlock()
+	for l.entering > 0 {
+		l.cond().Wait()
+	}
 }
 
 // closeLive closes every connection still being served: one that mochi
@@ -87,6 +115,9 @@ type gatedConn struct {
 	net.Conn
 	onAck func(c *gatedConn, pid uint16)
 	log   *slog.Logger
+	// firstRead, if set, is called when mochi first reads the connection.
+	firstRead func()
+	readOnce  sync.Once
 
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when the buffer shrinks or the conn closes
@@ -135,6 +166,14 @@ func (g *gatedConn) poke() {
 	case g.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Read reads from the connection, telling the listener the first time.
+func (g *gatedConn) Read(p []byte) (int, error) {
+	if g.firstRead != nil {
+		g.readOnce.Do(g.firstRead)
+	}
+	return g.Conn.Read(p)
 }
 
 // Write queues p for the writer and returns at once.
