@@ -93,6 +93,8 @@ type Queue struct {
 	changed chan struct{} // closed and replaced when records become readable or done
 	closed  bool
 	async   []*asyncAppend // waiting for the async writer
+	// dropNotes wait to be reported once the lock is released.
+	dropNotes []dropNote
 
 	kick      chan struct{} // the trimmer's
 	asyncKick chan struct{}
@@ -254,8 +256,29 @@ type asyncAppend struct {
 }
 
 // reserve checks the limits, assigns seqs, caches the records and marks
-// them as being written.
+// them as being written. Drops it made to keep the limit are reported after
+// the lock is released: the report may append to this very queue (the
+// bridge sends an error event), which would otherwise deadlock.
 func (q *Queue) reserve(streamName string, recs []Record) (*stream, uint64, *pendingAppend, error) {
+	st, first, pa, err := q.reserveLocked(streamName, recs)
+	q.mu.Lock()
+	notes := q.dropNotes
+	q.dropNotes = nil
+	q.mu.Unlock()
+	if q.opts.OnDrop != nil {
+		for _, n := range notes {
+			q.opts.OnDrop(n.stream, n.n, n.reason)
+		}
+	}
+	return st, first, pa, err
+}
+
+type dropNote struct {
+	stream, reason string
+	n              int
+}
+
+func (q *Queue) reserveLocked(streamName string, recs []Record) (*stream, uint64, *pendingAppend, error) {
 	size := int64(0)
 	for i := range recs {
 		size += int64(recs[i].size())
@@ -498,9 +521,7 @@ func (q *Queue) dropOldestLocked(st *stream, need int64) bool {
 		if q.opts.Metrics != nil {
 			q.opts.Metrics.Dropped.WithLabelValues(q.opts.Name, "full").Add(float64(n))
 		}
-		if q.opts.OnDrop != nil {
-			q.opts.OnDrop(name, n, "full")
-		}
+		q.dropNotes = append(q.dropNotes, dropNote{stream: name, n: n, reason: "full"})
 		q.log.Warn("queue full: dropped the oldest messages", "queue", q.opts.Name, "stream", name, "messages", n)
 	}
 	if len(dropped) > 0 {

@@ -163,6 +163,30 @@ func TestQueueFullPolicies(t *testing.T) {
 	if _, err := OpenQueue(store.Sub(s, "x/"), QueueOptions{Policy: "bogus"}); err == nil {
 		t.Fatal("unknown policy accepted")
 	}
+
+	// A drop report that appends to the same queue (the bridge sends an
+	// error event) once deadlocked: the report now comes after the lock.
+	var self *Queue
+	reports := 0
+	self, err = OpenQueue(store.Sub(s, "r/"), QueueOptions{Name: "r", MaxBytes: 10 * size, Policy: DropOldest,
+		OnDrop: func(stream string, n int, reason string) {
+			reports++
+			// It may find the queue full again; what matters is that it
+			// returns.
+			_, _ = self.Append(string(topics.StreamEvents), recs(1, 100), nil)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	for range 30 {
+		if _, err := self.Append(string(topics.StreamTelemetry), recs(1, 100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reports == 0 {
+		t.Fatal("no drop reported")
+	}
 }
 
 func TestQueueConcurrentAppendsKeepSeqsContiguous(t *testing.T) {
