@@ -1,0 +1,650 @@
+package simulator
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/internal/netfault"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// Options are what a scenario file does not say.
+type Options struct {
+	// Dir holds the stores of the run; default a temporary directory,
+	// removed after.
+	Dir string
+	// SednaBin runs subprocess nodes; default this executable.
+	SednaBin string
+	Log      *slog.Logger
+}
+
+// Run runs a scenario and reports.
+func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "sedna-sim-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	if s.Nodes.Subprocess > 0 && o.SednaBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		o.SednaBin = exe
+	}
+	r := &realRun{s: s, o: o, nodes: make([]*simNode, s.Nodes.Count), progress: make(chan struct{}, 1)}
+	defer r.close()
+	if err := r.start(ctx); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+const simPassword = "sim-password"
+
+// realRun is one run of real mode.
+type realRun struct {
+	s       *Scenario
+	o       Options
+	cloud   *cloud.Manager
+	counter paho.Client
+	nodes   []*simNode
+	start0  time.Time
+
+	mu     sync.Mutex
+	faults []string
+	timers []*time.Timer
+	// progress is poked when a message arrives or is acknowledged.
+	progress chan struct{}
+}
+
+func (r *realRun) poke() {
+	select {
+	case r.progress <- struct{}{}:
+	default:
+	}
+}
+
+// simNode is one node and its devices' counts.
+type simNode struct {
+	i       int
+	name    string
+	dir     string
+	addr    string // the node broker's address, the same across restarts
+	link    *netfault.Proxy
+	agent   *edge.Agent // in-process
+	proc    *exec.Cmd   // subprocess
+	procEnd chan struct{}
+	mu      sync.Mutex
+
+	// counts, by device
+	devices []*simDevice
+}
+
+type simDevice struct {
+	name  string
+	qos   byte
+	acked []atomic.Bool // by seq
+	sent  []atomic.Bool
+	seen  []atomic.Int32
+	lat   []int64 // nanos, by seq (written once, by the counter)
+	next  atomic.Int64
+}
+
+func (r *realRun) logFault(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.faults = append(r.faults, fmt.Sprintf("%6.2fs ", time.Since(r.start0).Seconds())+fmt.Sprintf(format, a...))
+}
+
+func (r *realRun) start(ctx context.Context) error {
+	s := r.s
+	h, err := bcrypt.GenerateFromPassword([]byte(simPassword), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserCloud}}
+	for i := range s.Nodes.Count {
+		users = append(users, broker.User{Username: s.NodeName(i), PasswordHash: string(h), Role: broker.UserNode})
+	}
+	creds, err := broker.NewCredentials(users...)
+	if err != nil {
+		return err
+	}
+	r.cloud, err = cloud.Start(cloud.Config{DataDir: filepath.Join(r.o.Dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"},
+		Metrics: "off"}, cloud.Options{Logger: r.o.Log, Credentials: creds})
+	if err != nil {
+		return err
+	}
+	if err := r.startCounter(); err != nil {
+		return err
+	}
+	max := int(time.Duration(s.Duration).Seconds()*maxRate(s)) + 16
+	for i := range s.Nodes.Count {
+		n := &simNode{i: i, name: s.NodeName(i), dir: filepath.Join(r.o.Dir, s.NodeName(i))}
+		for _, d := range s.Devices {
+			for k := range d.PerNode {
+				n.devices = append(n.devices, &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), qos: byte(*d.QoS),
+					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]int64, max)})
+			}
+		}
+		n.link, err = netfault.New(strings.TrimPrefix(r.cloud.BrokerURL(), "tcp://"))
+		if err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		n.addr = l.Addr().String()
+		l.Close()
+		r.nodes[i] = n
+		if err := r.startNode(ctx, n); err != nil {
+			return fmt.Errorf("node %s: %w", n.name, err)
+		}
+	}
+	return nil
+}
+
+func maxRate(s *Scenario) float64 {
+	m := 0.0
+	for _, d := range s.Devices {
+		m = max(m, d.Rate)
+	}
+	return m
+}
+
+// The payload: sequence number, send time, padding.
+func payload(seq int64, size int) []byte {
+	b := make([]byte, size)
+	binary.BigEndian.PutUint64(b, uint64(seq))
+	binary.BigEndian.PutUint64(b[8:], uint64(time.Now().UnixNano()))
+	return b
+}
+
+// The counter: a plain MQTT subscriber of its own on the cloud broker,
+// independent of the code under test.
+func (r *realRun) startCounter() error {
+	byNode := map[string]*simNode{}
+	filters := map[string]byte{topics.NodeAppPrefix("+") + "sim/#": 1, topics.NodeAppPrefix("+") + "sim0/#": 1}
+	handler := func(_ paho.Client, m paho.Message) {
+		p, err := topics.Parse(m.Topic())
+		if err != nil || len(m.Payload()) < 16 {
+			return
+		}
+		now := time.Now().UnixNano()
+		r.mu.Lock()
+		if len(byNode) == 0 {
+			for _, n := range r.nodes {
+				if n != nil {
+					byNode[n.name] = n
+				}
+			}
+		}
+		n := byNode[p.Node]
+		r.mu.Unlock()
+		if n == nil {
+			return
+		}
+		dev := strings.TrimPrefix(strings.TrimPrefix(p.Rest, "app/sim/"), "app/sim0/")
+		for _, d := range n.devices {
+			if d.name != dev {
+				continue
+			}
+			seq := int64(binary.BigEndian.Uint64(m.Payload()))
+			if seq < 0 || seq >= int64(len(d.seen)) {
+				return
+			}
+			if d.seen[seq].Add(1) == 1 {
+				d.lat[seq] = now - int64(binary.BigEndian.Uint64(m.Payload()[8:]))
+			}
+			r.poke()
+		}
+	}
+	o := paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-counter").SetUsername("sim-counter").
+		SetPassword(simPassword).SetCleanSession(false).SetAutoReconnect(true).SetOrderMatters(false).
+		SetOnConnectHandler(func(c paho.Client) { c.SubscribeMultiple(filters, handler) })
+	r.counter = paho.NewClient(o)
+	t := r.counter.Connect()
+	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return fmt.Errorf("counter: connect: %v", t.Error())
+	}
+	st := r.counter.SubscribeMultiple(filters, handler)
+	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
+		return fmt.Errorf("counter: subscribe: %v", st.Error())
+	}
+	return nil
+}
+
+// simRules carry the devices' messages up under the node's app prefix:
+// sim/# through the durable queue (QoS 1 devices), sim0/# only while the
+// link is up (QoS 0 devices: nothing is promised, as with mosquitto's
+// bridge at QoS 0).
+var simRules = []broker.Rule{
+	{Filter: "sim/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry},
+	{Filter: "sim0/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry, QoS: new(int)},
+}
+
+func (r *realRun) startNode(ctx context.Context, n *simNode) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cloudURL := "tcp://" + n.link.Addr()
+	if n.i < r.s.Nodes.Subprocess {
+		return r.startProc(ctx, n, cloudURL)
+	}
+	a, err := edge.Start(edge.Config{Node: n.name, DataDir: n.dir, WriteMode: store.Mode(r.s.Nodes.WriteMode),
+		Broker: edge.BrokerConfig{Listen: n.addr}, Cloud: edge.CloudLink{URL: cloudURL, Username: n.name, Password: simPassword,
+			ReconnectMin: broker.Duration(50 * time.Millisecond), ReconnectMax: broker.Duration(time.Second)},
+		ExtraRules: simRules, Metrics: "off",
+		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: broker.FullPolicy(r.s.Nodes.Queue.Policy)}}, edge.Options{Logger: r.o.Log, KeepMemoryLimit: true})
+	if err != nil {
+		return err
+	}
+	n.agent = a
+	return nil
+}
+
+var readyLine = regexp.MustCompile(`ready: broker (\S+)`)
+
+func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) error {
+	conf := filepath.Join(r.o.Dir, n.name+".yaml")
+	prefix := topics.NodeAppPrefix("{node}")
+	rule := "extraRules:\n  - filter: 'sim/#'\n    direction: out\n    stream: telemetry\n    remotePrefix: '" + prefix + "'\n" +
+		"  - filter: 'sim0/#'\n    direction: out\n    stream: telemetry\n    qos: 0\n    remotePrefix: '" + prefix + "'\n" +
+		"cloud:\n  reconnectMin: 50ms\n  reconnectMax: 1s\n"
+	if q := r.s.Nodes.Queue; q.MaxBytes > 0 || q.Policy != "" {
+		rule += fmt.Sprintf("queue:\n  maxBytes: %d\n  policy: %q\n", q.MaxBytes, q.Policy)
+	}
+	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(r.o.SednaBin, "edge", "--node", n.name, "--data", n.dir, "--listen", n.addr, "--cloud", cloudURL,
+		"--password", simPassword, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	ready := make(chan struct{}, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if readyLine.MatchString(sc.Text()) {
+				select {
+				case ready <- struct{}{}:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-ready:
+	case <-done:
+		return errors.New("sedna edge exited at start")
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return errors.New("sedna edge not ready in 30 s")
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		return ctx.Err()
+	}
+	n.proc, n.procEnd = cmd, done
+	return nil
+}
+
+// stopNode stops a node: SIGKILL for a subprocess when kill is set, a
+// graceful stop otherwise.
+func (r *realRun) stopNode(n *simNode, kill bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.agent != nil {
+		n.agent.Close()
+		n.agent = nil
+	}
+	if n.proc != nil {
+		sig := syscall.SIGTERM
+		if kill {
+			sig = syscall.SIGKILL
+		}
+		_ = n.proc.Process.Signal(sig)
+		<-n.procEnd
+		n.proc = nil
+	}
+}
+
+func (r *realRun) close() {
+	r.mu.Lock()
+	for _, t := range r.timers {
+		t.Stop()
+	}
+	r.mu.Unlock()
+	for _, n := range r.nodes {
+		if n != nil {
+			r.stopNode(n, false)
+			_ = n.link.Close()
+		}
+	}
+	if r.counter != nil {
+		r.counter.Disconnect(100)
+	}
+	if r.cloud != nil {
+		r.cloud.Close()
+	}
+}
+
+// schedule arms the fault timeline.
+func (r *realRun) schedule(ctx context.Context) {
+	for _, f := range r.s.Faults {
+		idx, _ := r.s.NodesOf(f.Nodes)
+		f := f
+		at := time.Duration(f.At)
+		if f.Every > 0 {
+			until := time.Duration(f.Until)
+			if until == 0 {
+				until = time.Duration(r.s.Duration)
+			}
+			on := true
+			for t := at; t < until; t += time.Duration(f.Every) {
+				state := on
+				r.after(t, func() { r.apply(ctx, f, idx, state) })
+				on = !on
+			}
+			r.after(until, func() { r.apply(ctx, f, idx, false) }) // back to normal
+			continue
+		}
+		r.after(at, func() { r.apply(ctx, f, idx, true) })
+	}
+}
+
+func (r *realRun) after(d time.Duration, f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timers = append(r.timers, time.AfterFunc(d, f))
+}
+
+// apply injects a fault; on=false undoes a flapping one.
+func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
+	names := make([]string, len(idx))
+	for i, k := range idx {
+		names[i] = r.nodes[k].name
+	}
+	what := f.Action
+	if !on {
+		what += " off"
+	}
+	r.logFault("%s on %s", what, strings.Join(names, ","))
+	for _, k := range idx {
+		n := r.nodes[k]
+		switch f.Action {
+		case "linkDown":
+			n.link.SetDown(on)
+		case "linkUp":
+			n.link.SetDown(false)
+		case "latency":
+			d, _ := time.ParseDuration(f.Value)
+			n.link.SetLatency(d)
+		case "bandwidth":
+			v, _ := strconv.Atoi(f.Value)
+			n.link.SetBandwidth(v)
+		case "reset":
+			n.link.ResetAll()
+		case "stall":
+			n.link.SetStall(on)
+		case "unstall":
+			n.link.SetStall(false)
+		case "kill":
+			r.stopNode(n, true)
+		case "restart":
+			r.stopNode(n, false)
+			if err := r.startNode(ctx, n); err != nil {
+				r.logFault("restart of %s failed: %v", n.name, err)
+			}
+		}
+	}
+}
+
+// run drives the devices, then waits for the fleet to drain and reports.
+func (r *realRun) run(ctx context.Context) (*Report, error) {
+	r.start0 = time.Now()
+	r.schedule(ctx)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var devErr atomic.Value
+	for _, n := range r.nodes {
+		for _, d := range n.devices {
+			spec := r.deviceSpec(d)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.device(ctx, n, d, spec, stop); err != nil {
+					devErr.Store(err)
+				}
+			}()
+		}
+	}
+	backlog := make([]int64, len(r.nodes))
+	sampleDone := make(chan struct{})
+	sampling := make(chan struct{})
+	go func() { // backlog peaks
+		defer close(sampleDone)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for i, n := range r.nodes {
+				var b int64
+				for _, d := range n.devices {
+					b += d.pending()
+				}
+				backlog[i] = max(backlog[i], b)
+			}
+			select {
+			case <-t.C:
+			case <-sampling:
+				return
+			}
+		}
+	}()
+	select {
+	case <-time.After(time.Duration(r.s.Duration)):
+	case <-ctx.Done():
+	}
+	close(stop)
+	wg.Wait()
+	// Every fault that was meant to end does; then what is queued drains.
+	r.mu.Lock()
+	for _, t := range r.timers {
+		t.Stop()
+	}
+	r.mu.Unlock()
+	for _, n := range r.nodes {
+		n.link.SetDown(false)
+		n.link.SetStall(false)
+		n.mu.Lock()
+		dead := n.agent == nil && n.proc == nil
+		n.mu.Unlock()
+		if dead { // a node killed and not restarted comes back to drain
+			if err := r.startNode(ctx, n); err != nil {
+				return nil, err
+			}
+			r.logFault("%s started again to drain", n.name)
+		}
+	}
+	drain := time.After(time.Duration(r.s.Drain))
+waiting:
+	for !r.drained() {
+		select {
+		case <-r.progress:
+		case <-drain:
+			break waiting
+		case <-ctx.Done():
+			break waiting
+		}
+	}
+	close(sampling)
+	<-sampleDone
+	if err, _ := devErr.Load().(error); err != nil {
+		return nil, err
+	}
+	rep := &Report{Scenario: r.s.Name, Mode: r.s.Mode, Seed: r.s.Seed, Elapsed: time.Since(r.start0)}
+	var lat []time.Duration
+	for i, n := range r.nodes {
+		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i]}
+		for _, d := range n.devices {
+			sent := d.next.Load()
+			for seq := int64(0); seq < sent; seq++ {
+				seen := d.seen[seq].Load()
+				promised := d.sent[seq].Load() && d.qos == 0 || d.acked[seq].Load()
+				if d.sent[seq].Load() {
+					nr.Published++
+				}
+				if d.acked[seq].Load() {
+					nr.Acked++
+				}
+				if seen > 0 {
+					nr.Delivered++
+					lat = append(lat, time.Duration(d.lat[seq]))
+				}
+				if seen > 1 {
+					nr.Duplicated += int64(seen - 1)
+				}
+				if promised && seen == 0 {
+					nr.Lost++
+				}
+			}
+		}
+		rep.Nodes = append(rep.Nodes, nr)
+	}
+	rep.total()
+	rep.latencies(lat)
+	r.mu.Lock()
+	rep.Faults = append(rep.Faults, r.faults...)
+	r.mu.Unlock()
+	rep.check(r.s.Expect)
+	return rep, nil
+}
+
+type deviceSpec struct {
+	rate float64
+	size int
+}
+
+func (r *realRun) deviceSpec(d *simDevice) deviceSpec {
+	for _, spec := range r.s.Devices {
+		if strings.HasPrefix(d.name, spec.Kind+"-") {
+			return deviceSpec{rate: spec.Rate, size: spec.Size}
+		}
+	}
+	return deviceSpec{rate: 1, size: 64}
+}
+
+// pending is how many acknowledged (or, QoS 0, sent) messages have not
+// arrived.
+func (d *simDevice) pending() int64 {
+	var p int64
+	for seq := int64(0); seq < d.next.Load(); seq++ {
+		if (d.acked[seq].Load() || d.qos == 0 && d.sent[seq].Load()) && d.seen[seq].Load() == 0 {
+			p++
+		}
+	}
+	return p
+}
+
+// drained reports whether every promised message has arrived.
+func (r *realRun) drained() bool {
+	for _, n := range r.nodes {
+		for _, d := range n.devices {
+			if d.pending() > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// device publishes at its rate to its node's broker. A publish that gets no
+// PUBACK (the node was killed) is not repeated: only acknowledged messages
+// are promised.
+func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec deviceSpec, stop <-chan struct{}) error {
+	o := paho.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(n.name + "-" + d.name).SetCleanSession(true).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
+		SetMaxReconnectInterval(500 * time.Millisecond).SetWriteTimeout(5 * time.Second)
+	c := paho.NewClient(o)
+	c.Connect()
+	var acks sync.WaitGroup // the acknowledgements this device waits for
+	defer func() {
+		acks.Wait()
+		c.Disconnect(100)
+	}()
+	period := time.Duration(float64(time.Second) / spec.rate)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	topic := "sim/" + d.name
+	if d.qos == 0 {
+		topic = "sim0/" + d.name
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		seq := d.next.Load()
+		if seq >= int64(len(d.seen)) {
+			return nil
+		}
+		if !c.IsConnectionOpen() {
+			continue // the node is down: the device waits, as a real one would
+		}
+		d.next.Add(1)
+		d.sent[seq].Store(true)
+		tok := c.Publish(topic, d.qos, false, payload(seq, spec.size))
+		if d.qos == 0 {
+			continue
+		}
+		acks.Add(1)
+		go func() {
+			defer acks.Done()
+			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				d.acked[seq].Store(true)
+				r.poke()
+			}
+		}()
+	}
+}

@@ -1,0 +1,112 @@
+package simulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// NodeReport counts one node's messages.
+type NodeReport struct {
+	Node        string `json:"node"`
+	Published   int64  `json:"published"`   // sent by the node's devices
+	Acked       int64  `json:"acked"`       // of those, acknowledged by the node (QoS 1)
+	Delivered   int64  `json:"delivered"`   // distinct messages the counter received
+	Lost        int64  `json:"lost"`        // acknowledged (QoS 1) or sent (QoS 0) and never received
+	Duplicated  int64  `json:"duplicated"`  // received more than once
+	BacklogPeak int64  `json:"backlogPeak"` // most acknowledged messages not yet received at once
+}
+
+// Report is what a run measured, and whether its expectations held.
+type Report struct {
+	Scenario string        `json:"scenario"`
+	Mode     string        `json:"mode"`
+	Seed     uint64        `json:"seed"`
+	Elapsed  time.Duration `json:"elapsedNanos"`
+	Nodes    []NodeReport  `json:"nodes"`
+	Total    NodeReport    `json:"total"`
+	P50      time.Duration `json:"p50Nanos"`
+	P99      time.Duration `json:"p99Nanos"`
+	Max      time.Duration `json:"maxNanos"`
+	Faults   []string      `json:"faults"`   // what was injected, when
+	Failures []string      `json:"failures"` // expectations that did not hold
+}
+
+// OK reports whether every expectation held.
+func (r *Report) OK() bool { return len(r.Failures) == 0 }
+
+func (r *Report) total() {
+	var t NodeReport
+	t.Node = "total"
+	for _, n := range r.Nodes {
+		t.Published += n.Published
+		t.Acked += n.Acked
+		t.Delivered += n.Delivered
+		t.Lost += n.Lost
+		t.Duplicated += n.Duplicated
+		t.BacklogPeak += n.BacklogPeak
+	}
+	r.Total = t
+}
+
+func (r *Report) check(e Expect) {
+	if e.Lost != nil && r.Total.Lost != *e.Lost {
+		r.Failures = append(r.Failures, fmt.Sprintf("expected %d lost, counted %d", *e.Lost, r.Total.Lost))
+	}
+	if e.Duplicated != nil && r.Total.Duplicated != *e.Duplicated {
+		r.Failures = append(r.Failures, fmt.Sprintf("expected %d duplicated, counted %d", *e.Duplicated, r.Total.Duplicated))
+	}
+	if e.MinLost != nil && r.Total.Lost < *e.MinLost {
+		r.Failures = append(r.Failures, fmt.Sprintf("expected at least %d lost (a negative control), counted %d: the counter did not see the loss", *e.MinLost, r.Total.Lost))
+	}
+	if e.MaxP99 > 0 && r.P99 > time.Duration(e.MaxP99) {
+		r.Failures = append(r.Failures, fmt.Sprintf("expected p99 latency at most %v, measured %v", time.Duration(e.MaxP99), r.P99))
+	}
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func (r *Report) latencies(l []time.Duration) {
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	r.P50, r.P99 = percentile(l, 0.5), percentile(l, 0.99)
+	if len(l) > 0 {
+		r.Max = l[len(l)-1]
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteSummary writes the report for a person.
+func (r *Report) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "scenario %s (%s mode, seed %d), %v\n", r.Scenario, r.Mode, r.Seed, r.Elapsed.Round(time.Millisecond))
+	for _, f := range r.Faults {
+		fmt.Fprintf(w, "  fault: %s\n", f)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tpublished\tacked\tdelivered\tlost\tduplicated\tbacklog peak\t")
+	for _, n := range append(append([]NodeReport{}, r.Nodes...), r.Total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "latency p50 %v, p99 %v, max %v\n", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+	if r.OK() {
+		fmt.Fprintln(w, "every expectation held")
+		return
+	}
+	fmt.Fprintf(w, "FAILED: %s\n", strings.Join(r.Failures, "; "))
+}

@@ -1,0 +1,285 @@
+package simulator
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Duration is a time.Duration written as "1.5s", "200ms".
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		*d = Duration(f * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// Scenario is a simulation, as written in a scenario file.
+type Scenario struct {
+	Name string `json:"name"`
+	// Mode is "real" (the default); "deterministic" is not available yet.
+	Mode string `json:"mode"`
+	Seed uint64 `json:"seed"`
+	// Duration is how long devices publish; the run then waits up to
+	// Drain for what is queued to arrive.
+	Duration Duration `json:"duration"`
+	Drain    Duration `json:"drain"`
+	Nodes    Nodes    `json:"nodes"`
+	Devices  []Device `json:"devices"`
+	Faults   []Fault  `json:"faults"`
+	Expect   Expect   `json:"expect"`
+}
+
+// Nodes says how many nodes the fleet has and how they run.
+type Nodes struct {
+	Count int `json:"count"`
+	// Prefix names them: prefix-0, prefix-1, ... (default "node").
+	Prefix string `json:"prefix"`
+	// Subprocess is how many of them (the first ones) run as `sedna edge`
+	// processes, so that a kill is a real SIGKILL.
+	Subprocess int `json:"subprocess"`
+	// WriteMode of their stores: process (default) or sync.
+	WriteMode string `json:"writeMode"`
+	// Queue bounds each node's uplink queue (a small disk); default the
+	// agent's (256 MiB, refuse when full).
+	Queue QueueLimits `json:"queue"`
+}
+
+// QueueLimits bound a node's uplink queue.
+type QueueLimits struct {
+	MaxBytes int64  `json:"maxBytes"`
+	Policy   string `json:"policy"` // refuse (default), drop-oldest
+}
+
+// Device is a kind of virtual device, PerNode of them on every node.
+type Device struct {
+	Kind    string  `json:"kind"` // sensor
+	PerNode int     `json:"perNode"`
+	Rate    float64 `json:"rate"` // messages per second per device
+	QoS     *int    `json:"qos"`  // 1 (default) or 0
+	Size    int     `json:"size"` // payload bytes, at least 24 (default 64)
+}
+
+// Fault is one event of the timeline.
+type Fault struct {
+	At Duration `json:"at"`
+	// Nodes names the nodes ("node-3"), ranges ("node-0..node-4") or "all".
+	Nodes []string `json:"nodes"`
+	// Action: linkDown, linkUp, latency, bandwidth, reset, stall, unstall,
+	// kill (SIGKILL, subprocess nodes), restart.
+	Action string   `json:"action"`
+	Value  string   `json:"value,omitempty"` // latency "50ms"; bandwidth bytes/s
+	Every  Duration `json:"every,omitempty"` // repeat (flapping): the action toggles each period until Until
+	Until  Duration `json:"until,omitempty"`
+}
+
+// Expect is what the run must show; a nil field is not checked.
+type Expect struct {
+	Lost       *int64   `json:"lost"`
+	Duplicated *int64   `json:"duplicated"`
+	MinLost    *int64   `json:"minLost"` // a negative control: loss must be seen
+	MaxP99     Duration `json:"maxP99Latency"`
+}
+
+var actions = map[string]bool{"linkDown": true, "linkUp": true, "latency": true, "bandwidth": true, "reset": true,
+	"stall": true, "unstall": true, "kill": true, "restart": true}
+
+// Load reads a scenario file.
+func Load(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// Parse reads a scenario, fills defaults and checks it.
+func Parse(b []byte) (*Scenario, error) {
+	var s Scenario
+	if err := yaml.UnmarshalStrict(b, &s); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if s.Mode == "" {
+		s.Mode = "real"
+	}
+	if s.Nodes.Prefix == "" {
+		s.Nodes.Prefix = "node"
+	}
+	if s.Nodes.WriteMode == "" {
+		s.Nodes.WriteMode = "process"
+	}
+	if s.Drain == 0 {
+		s.Drain = Duration(60 * time.Second)
+	}
+	for i := range s.Devices {
+		d := &s.Devices[i]
+		if d.Kind == "" {
+			d.Kind = "sensor"
+		}
+		if d.PerNode == 0 {
+			d.PerNode = 1
+		}
+		if d.Size == 0 {
+			d.Size = 64
+		}
+		if d.QoS == nil {
+			one := 1
+			d.QoS = &one
+		}
+	}
+	return &s, s.check()
+}
+
+func (s *Scenario) check() error {
+	var errs []error
+	fail := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if s.Mode != "real" {
+		fail("mode %q: only \"real\" is available (deterministic mode is not built yet)", s.Mode)
+	}
+	if s.Nodes.Count < 1 || s.Nodes.Count > 1000 {
+		fail("nodes.count %d: want 1 to 1000", s.Nodes.Count)
+	}
+	if s.Nodes.Subprocess < 0 || s.Nodes.Subprocess > s.Nodes.Count {
+		fail("nodes.subprocess %d: want 0 to nodes.count", s.Nodes.Subprocess)
+	}
+	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(s.Nodes.Prefix) {
+		fail("nodes.prefix %q: letters, digits, '-', '_'", s.Nodes.Prefix)
+	}
+	if s.Duration <= 0 {
+		fail("duration: required")
+	}
+	if p := s.Nodes.Queue.Policy; p != "" && p != "refuse" && p != "drop-oldest" {
+		fail("nodes.queue.policy %q: want refuse or drop-oldest", p)
+	}
+	if s.Nodes.Queue.MaxBytes < 0 {
+		fail("nodes.queue.maxBytes: negative")
+	}
+	for i, d := range s.Devices {
+		if d.Kind != "sensor" {
+			fail("devices[%d].kind %q: want sensor", i, d.Kind)
+		}
+		if d.Rate <= 0 || d.Rate > 10000 {
+			fail("devices[%d].rate %v: want (0, 10000] messages/s", i, d.Rate)
+		}
+		if *d.QoS != 0 && *d.QoS != 1 {
+			fail("devices[%d].qos %d: want 0 or 1", i, *d.QoS)
+		}
+		if d.Size < 24 {
+			fail("devices[%d].size %d: at least 24 bytes (the payload carries a sequence and a time)", i, d.Size)
+		}
+	}
+	for i, f := range s.Faults {
+		if !actions[f.Action] {
+			fail("faults[%d].action %q: want one of %s", i, f.Action, strings.Join(sortedKeys(actions), ", "))
+		}
+		if _, err := s.NodesOf(f.Nodes); err != nil {
+			fail("faults[%d].nodes: %v", i, err)
+		}
+		if (f.Action == "kill" || f.Action == "restart") && f.Every > 0 {
+			fail("faults[%d]: kill and restart do not repeat", i)
+		}
+		if f.Action == "latency" {
+			if _, err := time.ParseDuration(f.Value); err != nil {
+				fail("faults[%d].value %q: a duration", i, f.Value)
+			}
+		}
+		if f.Action == "bandwidth" {
+			if _, err := strconv.Atoi(f.Value); err != nil {
+				fail("faults[%d].value %q: bytes per second", i, f.Value)
+			}
+		}
+		if f.Every > 0 && f.Action != "linkDown" && f.Action != "stall" {
+			fail("faults[%d].every: only linkDown and stall flap", i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NodeName is the name of node i.
+func (s *Scenario) NodeName(i int) string { return fmt.Sprintf("%s-%d", s.Nodes.Prefix, i) }
+
+// NodesOf resolves a fault's node list to node indexes.
+func (s *Scenario) NodesOf(list []string) ([]int, error) {
+	var out []int
+	seen := map[int]bool{}
+	add := func(i int) {
+		if !seen[i] {
+			seen[i] = true
+			out = append(out, i)
+		}
+	}
+	index := func(name string) (int, error) {
+		p := s.Nodes.Prefix + "-"
+		if !strings.HasPrefix(name, p) {
+			return 0, fmt.Errorf("%q is not a node of this fleet", name)
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(name, p))
+		if err != nil || i < 0 || i >= s.Nodes.Count {
+			return 0, fmt.Errorf("%q is not a node of this fleet", name)
+		}
+		return i, nil
+	}
+	for _, n := range list {
+		switch {
+		case n == "all":
+			for i := range s.Nodes.Count {
+				add(i)
+			}
+		case strings.Contains(n, ".."):
+			a, b, _ := strings.Cut(n, "..")
+			i, err := index(a)
+			if err != nil {
+				return nil, err
+			}
+			j, err := index(b)
+			if err != nil {
+				return nil, err
+			}
+			for k := i; k <= j; k++ {
+				add(k)
+			}
+		default:
+			i, err := index(n)
+			if err != nil {
+				return nil, err
+			}
+			add(i)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no node named")
+	}
+	sort.Ints(out)
+	return out, nil
+}
