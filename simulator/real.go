@@ -43,6 +43,9 @@ type Options struct {
 
 // Run runs a scenario and reports.
 func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
+	if s.Mode == "deterministic" {
+		return runDeterministic(s), nil
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

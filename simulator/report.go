@@ -26,7 +26,7 @@ type Report struct {
 	Scenario string        `json:"scenario"`
 	Mode     string        `json:"mode"`
 	Seed     uint64        `json:"seed"`
-	Elapsed  time.Duration `json:"elapsedNanos"`
+	Elapsed  time.Duration `json:"elapsedNanos"` // on the fake clock in deterministic mode
 	Nodes    []NodeReport  `json:"nodes"`
 	Total    NodeReport    `json:"total"`
 	P50      time.Duration `json:"p50Nanos"`

@@ -39,7 +39,8 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // Scenario is a simulation, as written in a scenario file.
 type Scenario struct {
 	Name string `json:"name"`
-	// Mode is "real" (the default); "deterministic" is not available yet.
+	// Mode is "real" (the default: the system itself) or "deterministic"
+	// (a model of its promises on a fake clock; same seed, same report).
 	Mode string `json:"mode"`
 	Seed uint64 `json:"seed"`
 	// Duration is how long devices publish; the run then waits up to
@@ -155,11 +156,11 @@ func Parse(b []byte) (*Scenario, error) {
 func (s *Scenario) check() error {
 	var errs []error
 	fail := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
-	if s.Mode != "real" {
-		fail("mode %q: only \"real\" is available (deterministic mode is not built yet)", s.Mode)
+	if s.Mode != "real" && s.Mode != "deterministic" {
+		fail("mode %q: want real or deterministic", s.Mode)
 	}
-	if s.Nodes.Count < 1 || s.Nodes.Count > 1000 {
-		fail("nodes.count %d: want 1 to 1000", s.Nodes.Count)
+	if s.Nodes.Count < 1 || s.Nodes.Count > 100000 {
+		fail("nodes.count %d: want 1 to 100000", s.Nodes.Count)
 	}
 	if s.Nodes.Subprocess < 0 || s.Nodes.Subprocess > s.Nodes.Count {
 		fail("nodes.subprocess %d: want 0 to nodes.count", s.Nodes.Subprocess)

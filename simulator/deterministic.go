@@ -1,0 +1,383 @@
+package simulator
+
+import (
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Deterministic mode: a discrete-event model of the fleet with a fake
+// clock, one event queue and one seeded random source, so that a scenario of
+// hundreds of nodes runs as fast as the machine allows and the same seed
+// gives a byte-identical report. It models the backbone's promises, not its
+// code: a node keeps acknowledged messages in a bounded queue on disk (which
+// a kill does not lose), sends them over its link while it is up, and
+// forgets them once the cloud acknowledged them; the cloud drops message IDs
+// it has seen; a link that drops loses what was in flight, which is sent
+// again after the reconnection backoff. Real mode runs the code itself.
+
+type event struct {
+	at  time.Duration
+	seq uint64
+	fn  func()
+}
+
+type events []*event
+
+func (e events) Len() int { return len(e) }
+func (e events) Less(i, j int) bool {
+	if e[i].at != e[j].at {
+		return e[i].at < e[j].at
+	}
+	return e[i].seq < e[j].seq
+}
+func (e events) Swap(i, j int) { e[i], e[j] = e[j], e[i] }
+func (e *events) Push(x any)   { *e = append(*e, x.(*event)) }
+func (e *events) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	*e = old[:len(old)-1]
+	return x
+}
+
+type desMsg struct {
+	dev  *desDevice
+	seq  int64
+	size int
+	sent time.Duration // when the device published it
+}
+
+type desDevice struct {
+	name   string
+	qos    int
+	rate   float64
+	size   int
+	next   int64
+	sent   []bool
+	acked  []bool
+	seen   []int32
+	lat    []time.Duration
+	offset time.Duration
+}
+
+type desNode struct {
+	i         int
+	name      string
+	up        bool // the agent runs
+	linkDown  bool
+	stalled   bool
+	connected bool
+	latency   time.Duration
+	bandwidth int // bytes/s, 0: unlimited
+	queue     []*desMsg
+	bytes     int64
+	inflight  int // messages sent, not yet acknowledged
+	epoch     int // bumps on every disconnection: stale deliveries are lost
+	busyUntil time.Duration
+	devices   []*desDevice
+	backlog   int64
+}
+
+type desRun struct {
+	s      *Scenario
+	now    time.Duration
+	q      events
+	seq    uint64
+	rng    *rand.Rand
+	nodes  []*desNode
+	seen   map[string]bool // cloud dedup: node/device/seq
+	faults []string
+}
+
+const desWindow = 64
+
+func (r *desRun) at(t time.Duration, fn func()) {
+	r.seq++
+	heap.Push(&r.q, &event{at: t, seq: r.seq, fn: fn})
+}
+
+func runDeterministic(s *Scenario) *Report {
+	r := &desRun{s: s, rng: rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed)), seen: map[string]bool{}}
+	limit := int(time.Duration(s.Duration).Seconds()*maxRate(s)) + 16
+	for i := range s.Nodes.Count {
+		n := &desNode{i: i, name: s.NodeName(i), up: true}
+		for _, d := range s.Devices {
+			for k := range d.PerNode {
+				dev := &desDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), qos: *d.QoS, rate: d.Rate, size: d.Size,
+					sent: make([]bool, limit), acked: make([]bool, limit), seen: make([]int32, limit), lat: make([]time.Duration, limit)}
+				dev.offset = time.Duration(r.rng.Int64N(int64(time.Second / time.Duration(max(1, int(d.Rate))))))
+				n.devices = append(n.devices, dev)
+			}
+		}
+		r.nodes = append(r.nodes, n)
+		r.at(time.Duration(r.rng.Int64N(int64(10*time.Millisecond))), func() { r.connect(n) })
+		for _, d := range n.devices {
+			r.at(d.offset, func() { r.publish(n, d) })
+		}
+	}
+	r.schedule()
+	end := time.Duration(s.Duration)
+	drainEnd := end + time.Duration(s.Drain)
+	r.at(end, func() {
+		for _, n := range r.nodes { // every fault that was meant to end does
+			if !n.up {
+				r.fault("%s started again to drain", n.name)
+				r.restart(n)
+			}
+			n.linkDown, n.stalled = false, false
+			r.connect(n)
+		}
+	})
+	for r.q.Len() > 0 {
+		e := heap.Pop(&r.q).(*event)
+		if e.at > drainEnd {
+			break
+		}
+		r.now = e.at
+		e.fn()
+		if r.now >= end && r.drained() {
+			break
+		}
+	}
+	rep := &Report{Scenario: s.Name, Mode: s.Mode, Seed: s.Seed, Elapsed: r.now}
+	var lat []time.Duration
+	for _, n := range r.nodes {
+		nr := NodeReport{Node: n.name, BacklogPeak: n.backlog}
+		for _, d := range n.devices {
+			for seq := int64(0); seq < d.next; seq++ {
+				if d.sent[seq] {
+					nr.Published++
+				}
+				if d.acked[seq] {
+					nr.Acked++
+				}
+				if d.seen[seq] > 0 {
+					nr.Delivered++
+					lat = append(lat, d.lat[seq])
+				}
+				if d.seen[seq] > 1 {
+					nr.Duplicated += int64(d.seen[seq] - 1)
+				}
+				if (d.acked[seq] || d.qos == 0 && d.sent[seq]) && d.seen[seq] == 0 {
+					nr.Lost++
+				}
+			}
+		}
+		rep.Nodes = append(rep.Nodes, nr)
+	}
+	rep.total()
+	rep.latencies(lat)
+	rep.Faults = r.faults
+	rep.check(s.Expect)
+	return rep
+}
+
+func (r *desRun) fault(format string, a ...any) {
+	r.faults = append(r.faults, fmt.Sprintf("%6.2fs ", r.now.Seconds())+fmt.Sprintf(format, a...))
+}
+
+func (r *desRun) drained() bool {
+	for _, n := range r.nodes {
+		if len(n.queue) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// publish is a device's next message, and schedules the one after.
+func (r *desRun) publish(n *desNode, d *desDevice) {
+	if r.now >= time.Duration(r.s.Duration) {
+		return
+	}
+	r.at(r.now+time.Duration(float64(time.Second)/d.rate), func() { r.publish(n, d) })
+	if !n.up || d.next >= int64(len(d.sent)) {
+		return // the node is down: the device waits
+	}
+	seq := d.next
+	d.next++
+	d.sent[seq] = true
+	m := &desMsg{dev: d, seq: seq, size: d.size, sent: r.now}
+	if d.qos == 0 {
+		if n.connected {
+			r.transmit(n, m, false)
+		}
+		return
+	}
+	q := r.s.Nodes.Queue
+	if q.MaxBytes > 0 && n.bytes+int64(m.size) > q.MaxBytes {
+		if q.Policy != "drop-oldest" {
+			return // refused: no PUBACK
+		}
+		for len(n.queue) > 0 && n.bytes+int64(m.size) > q.MaxBytes {
+			n.bytes -= int64(n.queue[0].size)
+			n.queue = n.queue[1:]
+			if n.inflight > 0 {
+				n.inflight--
+			}
+		}
+	}
+	n.queue = append(n.queue, m)
+	n.bytes += int64(m.size)
+	d.acked[seq] = true
+	n.backlog = max(n.backlog, int64(len(n.queue)))
+	r.pump(n)
+}
+
+// connect brings a node's bridge up when its link allows, after a backoff.
+func (r *desRun) connect(n *desNode) {
+	if n.connected || !n.up || n.linkDown {
+		return
+	}
+	backoff := 50*time.Millisecond + time.Duration(r.rng.Int64N(int64(50*time.Millisecond)))
+	epoch := n.epoch
+	r.at(r.now+backoff+2*n.latency, func() {
+		if n.epoch != epoch || !n.up || n.linkDown || n.connected {
+			return
+		}
+		n.connected = true
+		n.inflight = 0 // what was in flight is sent again
+		r.pump(n)
+	})
+}
+
+func (r *desRun) disconnect(n *desNode) {
+	if n.connected {
+		n.connected = false
+		n.epoch++
+		n.inflight = 0
+	}
+}
+
+// pump sends queued messages up to the window.
+func (r *desRun) pump(n *desNode) {
+	for n.connected && !n.stalled && n.inflight < desWindow && n.inflight < len(n.queue) {
+		m := n.queue[n.inflight]
+		n.inflight++
+		r.transmit(n, m, true)
+	}
+}
+
+// transmit carries a message over the link; a durable one is acknowledged
+// back and leaves the queue.
+func (r *desRun) transmit(n *desNode, m *desMsg, durable bool) {
+	ser := time.Duration(0)
+	if n.bandwidth > 0 {
+		ser = time.Duration(float64(m.size) / float64(n.bandwidth) * float64(time.Second))
+	}
+	start := max(r.now, n.busyUntil)
+	n.busyUntil = start + ser
+	arrive := n.busyUntil + n.latency + 100*time.Microsecond
+	epoch := n.epoch
+	r.at(arrive, func() {
+		if n.epoch != epoch {
+			return // the connection dropped: lost in flight
+		}
+		key := n.name + "/" + m.dev.name + "/" + strconv.FormatInt(m.seq, 10)
+		if !r.seen[key] {
+			r.seen[key] = true
+			m.dev.seen[m.seq]++
+			m.dev.lat[m.seq] = r.now - m.sent
+		}
+		if !durable {
+			return
+		}
+		r.at(r.now+n.latency, func() {
+			if n.epoch != epoch {
+				return // the ack was lost: the message goes again
+			}
+			for i, q := range n.queue {
+				if q == m {
+					n.queue = append(n.queue[:i], n.queue[i+1:]...)
+					n.bytes -= int64(m.size)
+					if i < n.inflight {
+						n.inflight--
+					}
+					break
+				}
+			}
+			r.pump(n)
+		})
+	})
+}
+
+func (r *desRun) restart(n *desNode) {
+	n.up = true
+	r.connect(n)
+}
+
+// schedule arms the fault timeline on the fake clock.
+func (r *desRun) schedule() {
+	for _, f := range r.s.Faults {
+		idx, _ := r.s.NodesOf(f.Nodes)
+		f := f
+		at := time.Duration(f.At)
+		if f.Every > 0 {
+			until := time.Duration(f.Until)
+			if until == 0 {
+				until = time.Duration(r.s.Duration)
+			}
+			on := true
+			for t := at; t < until; t += time.Duration(f.Every) {
+				state := on
+				r.at(t, func() { r.apply(f, idx, state) })
+				on = !on
+			}
+			r.at(until, func() { r.apply(f, idx, false) })
+			continue
+		}
+		r.at(at, func() { r.apply(f, idx, true) })
+	}
+}
+
+func (r *desRun) apply(f Fault, idx []int, on bool) {
+	names := make([]string, len(idx))
+	for i, k := range idx {
+		names[i] = r.nodes[k].name
+	}
+	what := f.Action
+	if !on {
+		what += " off"
+	}
+	r.fault("%s on %s", what, strings.Join(names, ","))
+	for _, k := range idx {
+		n := r.nodes[k]
+		switch f.Action {
+		case "linkDown":
+			n.linkDown = on
+			if on {
+				r.disconnect(n)
+			} else {
+				r.connect(n)
+			}
+		case "linkUp":
+			n.linkDown = false
+			r.connect(n)
+		case "latency":
+			n.latency, _ = time.ParseDuration(f.Value)
+		case "bandwidth":
+			n.bandwidth, _ = strconv.Atoi(f.Value)
+		case "reset":
+			r.disconnect(n)
+			r.connect(n)
+		case "stall":
+			n.stalled = on
+			if !on {
+				r.pump(n)
+			}
+		case "unstall":
+			n.stalled = false
+			r.pump(n)
+		case "kill":
+			n.up = false
+			r.disconnect(n) // the queue is on disk: it survives
+		case "restart":
+			n.up = false
+			r.disconnect(n)
+			r.restart(n)
+		}
+	}
+}
