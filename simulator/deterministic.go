@@ -52,6 +52,7 @@ type desMsg struct {
 
 type desDevice struct {
 	name   string
+	kind   string
 	qos    int
 	rate   float64
 	size   int
@@ -106,7 +107,7 @@ func runDeterministic(s *Scenario) *Report {
 		n := &desNode{i: i, name: s.NodeName(i), up: true}
 		for _, d := range s.Devices {
 			for k := range d.PerNode {
-				dev := &desDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), qos: *d.QoS, rate: d.Rate, size: d.Size,
+				dev := &desDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: *d.QoS, rate: d.Rate, size: d.Size,
 					sent: make([]bool, limit), acked: make([]bool, limit), seen: make([]int32, limit), lat: make([]time.Duration, limit)}
 				dev.offset = time.Duration(r.rng.Int64N(int64(time.Second / time.Duration(max(1, int(d.Rate))))))
 				n.devices = append(n.devices, dev)
@@ -147,24 +148,31 @@ func runDeterministic(s *Scenario) *Report {
 	for _, n := range r.nodes {
 		nr := NodeReport{Node: n.name, BacklogPeak: n.backlog}
 		for _, d := range n.devices {
+			var pub, ack, del, lost, dup int64
 			for seq := int64(0); seq < d.next; seq++ {
 				if d.sent[seq] {
-					nr.Published++
+					pub++
 				}
 				if d.acked[seq] {
-					nr.Acked++
+					ack++
 				}
 				if d.seen[seq] > 0 {
-					nr.Delivered++
+					del++
 					lat = append(lat, d.lat[seq])
 				}
 				if d.seen[seq] > 1 {
-					nr.Duplicated += int64(d.seen[seq] - 1)
+					dup += int64(d.seen[seq] - 1)
 				}
 				if (d.acked[seq] || d.qos == 0 && d.sent[seq]) && d.seen[seq] == 0 {
-					nr.Lost++
+					lost++
 				}
 			}
+			nr.Published += pub
+			nr.Acked += ack
+			nr.Delivered += del
+			nr.Lost += lost
+			nr.Duplicated += dup
+			rep.addKind(d.kind, pub, ack, del, lost, dup)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
 	}

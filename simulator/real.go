@@ -3,7 +3,6 @@ package simulator
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +87,7 @@ type realRun struct {
 	timers []*time.Timer
 	// progress is poked when a message arrives or is acknowledged.
 	progress chan struct{}
+	data     *fleetData
 }
 
 func (r *realRun) poke() {
@@ -115,6 +115,7 @@ type simNode struct {
 
 type simDevice struct {
 	name  string
+	kind  string
 	qos   byte
 	acked []atomic.Bool // by seq
 	sent  []atomic.Bool
@@ -131,6 +132,10 @@ func (r *realRun) logFault(format string, a ...any) {
 
 func (r *realRun) start(ctx context.Context) error {
 	s := r.s
+	var err error
+	if r.data, err = loadData(s); err != nil {
+		return err
+	}
 	h, err := bcrypt.GenerateFromPassword([]byte(simPassword), bcrypt.MinCost)
 	if err != nil {
 		return err
@@ -156,7 +161,7 @@ func (r *realRun) start(ctx context.Context) error {
 		n := &simNode{i: i, name: s.NodeName(i), dir: filepath.Join(r.o.Dir, s.NodeName(i))}
 		for _, d := range s.Devices {
 			for k := range d.PerNode {
-				n.devices = append(n.devices, &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), qos: byte(*d.QoS),
+				n.devices = append(n.devices, &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: byte(*d.QoS),
 					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]int64, max)})
 			}
 		}
@@ -186,25 +191,18 @@ func maxRate(s *Scenario) float64 {
 	return m
 }
 
-// The payload: sequence number, send time, padding.
-func payload(seq int64, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint64(b, uint64(seq))
-	binary.BigEndian.PutUint64(b[8:], uint64(time.Now().UnixNano()))
-	return b
-}
-
 // The counter: a plain MQTT subscriber of its own on the cloud broker,
 // independent of the code under test.
 func (r *realRun) startCounter() error {
 	byNode := map[string]*simNode{}
-	filters := map[string]byte{topics.NodeAppPrefix("+") + "sim/#": 1, topics.NodeAppPrefix("+") + "sim0/#": 1}
+	filters := map[string]byte{topics.NodeAppPrefix("+") + "sim/#": 1, topics.NodeAppPrefix("+") + "sim0/#": 1,
+		topics.NodeKubeEdgePrefix("+") + "$ke/events/device/#": 1}
 	handler := func(_ paho.Client, m paho.Message) {
-		p, err := topics.Parse(m.Topic())
-		if err != nil || len(m.Payload()) < 16 {
+		node, dev, seq, sent, ok := parseCounted(m.Topic(), m.Payload())
+		if !ok {
 			return
 		}
-		now := time.Now().UnixNano()
+		now := time.Now()
 		r.mu.Lock()
 		if len(byNode) == 0 {
 			for _, n := range r.nodes {
@@ -213,22 +211,20 @@ func (r *realRun) startCounter() error {
 				}
 			}
 		}
-		n := byNode[p.Node]
+		n := byNode[node]
 		r.mu.Unlock()
 		if n == nil {
 			return
 		}
-		dev := strings.TrimPrefix(strings.TrimPrefix(p.Rest, "app/sim/"), "app/sim0/")
 		for _, d := range n.devices {
 			if d.name != dev {
 				continue
 			}
-			seq := int64(binary.BigEndian.Uint64(m.Payload()))
 			if seq < 0 || seq >= int64(len(d.seen)) {
 				return
 			}
 			if d.seen[seq].Add(1) == 1 {
-				d.lat[seq] = now - int64(binary.BigEndian.Uint64(m.Payload()[8:]))
+				d.lat[seq] = now.Sub(sent).Nanoseconds()
 			}
 			r.poke()
 		}
@@ -529,26 +525,33 @@ waiting:
 		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i]}
 		for _, d := range n.devices {
 			sent := d.next.Load()
+			var pub, ack, del, lost, dup int64
 			for seq := int64(0); seq < sent; seq++ {
 				seen := d.seen[seq].Load()
 				promised := d.sent[seq].Load() && d.qos == 0 || d.acked[seq].Load()
 				if d.sent[seq].Load() {
-					nr.Published++
+					pub++
 				}
 				if d.acked[seq].Load() {
-					nr.Acked++
+					ack++
 				}
 				if seen > 0 {
-					nr.Delivered++
+					del++
 					lat = append(lat, time.Duration(d.lat[seq]))
 				}
 				if seen > 1 {
-					nr.Duplicated += int64(seen - 1)
+					dup += int64(seen - 1)
 				}
 				if promised && seen == 0 {
-					nr.Lost++
+					lost++
 				}
 			}
+			nr.Published += pub
+			nr.Acked += ack
+			nr.Delivered += del
+			nr.Lost += lost
+			nr.Duplicated += dup
+			rep.addKind(d.kind, pub, ack, del, lost, dup)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
 	}
@@ -616,10 +619,6 @@ func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec dev
 	period := time.Duration(float64(time.Second) / spec.rate)
 	t := time.NewTicker(period)
 	defer t.Stop()
-	topic := "sim/" + d.name
-	if d.qos == 0 {
-		topic = "sim0/" + d.name
-	}
 	for {
 		select {
 		case <-stop:
@@ -637,7 +636,8 @@ func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec dev
 		}
 		d.next.Add(1)
 		d.sent[seq].Store(true)
-		tok := c.Publish(topic, d.qos, false, payload(seq, spec.size))
+		topic, body := r.data.message(n.name, n.i, d.kind, d.name, int(d.qos), seq, spec.size)
+		tok := c.Publish(topic, d.qos, false, body)
 		if d.qos == 0 {
 			continue
 		}

@@ -29,11 +29,13 @@ type Report struct {
 	Elapsed  time.Duration `json:"elapsedNanos"` // on the fake clock in deterministic mode
 	Nodes    []NodeReport  `json:"nodes"`
 	Total    NodeReport    `json:"total"`
-	P50      time.Duration `json:"p50Nanos"`
-	P99      time.Duration `json:"p99Nanos"`
-	Max      time.Duration `json:"maxNanos"`
-	Faults   []string      `json:"faults"`   // what was injected, when
-	Failures []string      `json:"failures"` // expectations that did not hold
+	// ByKind counts per device kind (its Node field names the kind).
+	ByKind   map[string]NodeReport `json:"byKind"`
+	P50      time.Duration         `json:"p50Nanos"`
+	P99      time.Duration         `json:"p99Nanos"`
+	Max      time.Duration         `json:"maxNanos"`
+	Faults   []string              `json:"faults"`   // what was injected, when
+	Failures []string              `json:"failures"` // expectations that did not hold
 }
 
 // OK reports whether every expectation held.
@@ -51,6 +53,21 @@ func (r *Report) total() {
 		t.BacklogPeak += n.BacklogPeak
 	}
 	r.Total = t
+}
+
+// addKind counts one device's messages under its kind.
+func (r *Report) addKind(kind string, published, acked, delivered, lost, dup int64) {
+	if r.ByKind == nil {
+		r.ByKind = map[string]NodeReport{}
+	}
+	k := r.ByKind[kind]
+	k.Node = kind
+	k.Published += published
+	k.Acked += acked
+	k.Delivered += delivered
+	k.Lost += lost
+	k.Duplicated += dup
+	r.ByKind[kind] = k
 }
 
 func (r *Report) check(e Expect) {
@@ -103,10 +120,27 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak)
 	}
 	tw.Flush()
+	if len(r.ByKind) > 1 {
+		var parts []string
+		for _, k := range sortedKinds(r.ByKind) {
+			c := r.ByKind[k]
+			parts = append(parts, fmt.Sprintf("%s %d/%d (lost %d)", k, c.Delivered, c.Acked, c.Lost))
+		}
+		fmt.Fprintf(w, "delivered/acknowledged by kind: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w, "latency p50 %v, p99 %v, max %v\n", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
 	if r.OK() {
 		fmt.Fprintln(w, "every expectation held")
 		return
 	}
 	fmt.Fprintf(w, "FAILED: %s\n", strings.Join(r.Failures, "; "))
+}
+
+func sortedKinds(m map[string]NodeReport) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -49,6 +49,7 @@ type Scenario struct {
 	Drain    Duration `json:"drain"`
 	Nodes    Nodes    `json:"nodes"`
 	Devices  []Device `json:"devices"`
+	Data     Data     `json:"data"`
 	Faults   []Fault  `json:"faults"`
 	Expect   Expect   `json:"expect"`
 }
@@ -76,7 +77,7 @@ type QueueLimits struct {
 
 // Device is a kind of virtual device, PerNode of them on every node.
 type Device struct {
-	Kind    string  `json:"kind"` // sensor
+	Kind    string  `json:"kind"` // sensor, camera, comfort, kubeedge (see devices.go)
 	PerNode int     `json:"perNode"`
 	Rate    float64 `json:"rate"` // messages per second per device
 	QoS     *int    `json:"qos"`  // 1 (default) or 0
@@ -178,8 +179,11 @@ func (s *Scenario) check() error {
 		fail("nodes.queue.maxBytes: negative")
 	}
 	for i, d := range s.Devices {
-		if d.Kind != "sensor" {
-			fail("devices[%d].kind %q: want sensor", i, d.Kind)
+		if !kinds[d.Kind] {
+			fail("devices[%d].kind %q: want one of %s", i, d.Kind, strings.Join(sortedKeys(kinds), ", "))
+		}
+		if d.Kind == "kubeedge" && *d.QoS == 0 {
+			fail("devices[%d]: kubeedge devices publish at QoS 1", i)
 		}
 		if d.Rate <= 0 || d.Rate > 10000 {
 			fail("devices[%d].rate %v: want (0, 10000] messages/s", i, d.Rate)

@@ -179,3 +179,17 @@ func TestDeterministicModeSeesLoss(t *testing.T) {
 		}
 	}
 }
+
+// Cameras (images of a Dirichlet share of digits), comfort readings,
+// KubeEdge devices (their own topics and JSON) and sensors are all counted.
+func TestEveryDeviceKindIsCounted(t *testing.T) {
+	rep := run(t, "mixed-devices.yaml", nil)
+	if !rep.OK() {
+		t.Fatalf("failures: %v", rep.Failures)
+	}
+	for _, k := range []string{"camera", "comfort", "kubeedge", "sensor"} {
+		if c := rep.ByKind[k]; c.Delivered == 0 || c.Delivered != c.Acked || c.Lost != 0 {
+			t.Errorf("%s: %+v", k, c)
+		}
+	}
+}
