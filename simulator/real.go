@@ -3,6 +3,7 @@ package simulator
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -140,7 +142,8 @@ func (r *realRun) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserCloud}}
+	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserCloud},
+		{Username: "sim-ops", PasswordHash: string(h), Role: broker.UserCloud}}
 	for i := range s.Nodes.Count {
 		users = append(users, broker.User{Username: s.NodeName(i), PasswordHash: string(h), Role: broker.UserNode})
 	}
@@ -437,8 +440,70 @@ func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
 	}
 }
 
+// applyJobs applies the scenario's job files as `sedna apply` would.
+func (r *realRun) applyJobs(ctx context.Context) ([]JobReport, *cloud.Client, error) {
+	if len(r.s.Jobs) == 0 {
+		return nil, nil, nil
+	}
+	rs, err := api.ParseFiles(r.s.JobFiles()...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cloud.Dial(broker.ClientConfig{URL: r.cloud.BrokerURL(), Username: "sim-ops", Password: simPassword})
+	if err != nil {
+		return nil, nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep, err := c.Apply(actx, rs)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	var jobs []JobReport
+	for _, res := range rep.Results {
+		applied := res.Action
+		if res.Action == "rejected" {
+			applied += ": " + res.Message
+		}
+		jobs = append(jobs, JobReport{Key: res.Key, Applied: applied})
+	}
+	return jobs, c, nil
+}
+
+// jobStates reads each job's state at the end of the run.
+func (r *realRun) jobStates(ctx context.Context, c *cloud.Client, jobs []JobReport) {
+	for i, j := range jobs {
+		parts := strings.SplitN(j.Key, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rep, err := c.Do(qctx, topics.APIRequest{Op: "describe", Kind: parts[0], Namespace: parts[1], Name: parts[2]})
+		cancel()
+		if err != nil || len(rep.Objects) == 0 {
+			continue
+		}
+		var st api.Status
+		if json.Unmarshal(rep.Objects[0].Status, &st) != nil {
+			continue
+		}
+		jobs[i].Phase, jobs[i].Pending = st.Phase, st.Pending
+		for _, w := range st.Workers {
+			jobs[i].Workers = append(jobs[i].Workers, fmt.Sprintf("%s@%s:%s", w.Role, w.Node, w.Phase))
+		}
+	}
+}
+
 // run drives the devices, then waits for the fleet to drain and reports.
 func (r *realRun) run(ctx context.Context) (*Report, error) {
+	jobs, client, err := r.applyJobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	if client != nil {
+		defer client.Close()
+	}
 	r.start0 = time.Now()
 	r.schedule(ctx)
 	var wg sync.WaitGroup
@@ -560,6 +625,10 @@ waiting:
 	r.mu.Lock()
 	rep.Faults = append(rep.Faults, r.faults...)
 	r.mu.Unlock()
+	if client != nil {
+		r.jobStates(ctx, client, jobs)
+		rep.Jobs = jobs
+	}
 	rep.check(r.s.Expect)
 	return rep, nil
 }

@@ -21,6 +21,16 @@ type NodeReport struct {
 	BacklogPeak int64  `json:"backlogPeak"` // most acknowledged messages not yet received at once
 }
 
+// JobReport is a resource applied by the scenario, as the control plane
+// saw it at the end.
+type JobReport struct {
+	Key     string   `json:"key"`
+	Applied string   `json:"applied"` // created, or rejected: why
+	Phase   string   `json:"phase"`
+	Pending []string `json:"pending,omitempty"`
+	Workers []string `json:"workers,omitempty"` // role@node: phase
+}
+
 // Report is what a run measured, and whether its expectations held.
 type Report struct {
 	Scenario string        `json:"scenario"`
@@ -34,7 +44,8 @@ type Report struct {
 	P50      time.Duration         `json:"p50Nanos"`
 	P99      time.Duration         `json:"p99Nanos"`
 	Max      time.Duration         `json:"maxNanos"`
-	Faults   []string              `json:"faults"`   // what was injected, when
+	Faults   []string              `json:"faults"` // what was injected, when
+	Jobs     []JobReport           `json:"jobs,omitempty"`
 	Failures []string              `json:"failures"` // expectations that did not hold
 }
 
@@ -120,6 +131,16 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak)
 	}
 	tw.Flush()
+	for _, j := range r.Jobs {
+		fmt.Fprintf(w, "  job %s: %s, phase %s", j.Key, j.Applied, j.Phase)
+		if len(j.Workers) > 0 {
+			fmt.Fprintf(w, ", workers %s", strings.Join(j.Workers, " "))
+		}
+		if len(j.Pending) > 0 {
+			fmt.Fprintf(w, ", waiting for %s", strings.Join(j.Pending, "; "))
+		}
+		fmt.Fprintln(w)
+	}
 	if len(r.ByKind) > 1 {
 		var parts []string
 		for _, k := range sortedKinds(r.ByKind) {

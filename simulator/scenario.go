@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -52,6 +53,11 @@ type Scenario struct {
 	Data     Data     `json:"data"`
 	Faults   []Fault  `json:"faults"`
 	Expect   Expect   `json:"expect"`
+	// Jobs are files of Sedna YAML (paths relative to the scenario file),
+	// applied once the fleet is up, as `sedna apply` would; the report
+	// gives each resource's state at the end (real mode).
+	Jobs []string `json:"jobs"`
+	dir  string
 }
 
 // Nodes says how many nodes the fleet has and how they run.
@@ -114,7 +120,24 @@ func Load(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(b)
+	s, err := Parse(b)
+	if s != nil {
+		s.dir = filepath.Dir(path)
+	}
+	return s, err
+}
+
+// JobFiles are the scenario's job files, resolved against its directory.
+func (s *Scenario) JobFiles() []string {
+	out := make([]string, len(s.Jobs))
+	for i, j := range s.Jobs {
+		if filepath.IsAbs(j) || s.dir == "" {
+			out[i] = j
+		} else {
+			out[i] = filepath.Join(s.dir, j)
+		}
+	}
+	return out
 }
 
 // Parse reads a scenario, fills defaults and checks it.

@@ -193,3 +193,17 @@ func TestEveryDeviceKindIsCounted(t *testing.T) {
 		}
 	}
 }
+
+// A scenario applies Sedna YAML to its fleet and reports each resource's
+// state at the end.
+func TestScenarioJobsAreAppliedAndReported(t *testing.T) {
+	rep := run(t, "with-jobs.yaml", nil)
+	if !rep.OK() || len(rep.Jobs) != 2 {
+		t.Fatalf("%v %+v", rep.Failures, rep.Jobs)
+	}
+	fl := rep.Jobs[1]
+	if fl.Key != "FederatedLearningJob/default/sim-fl" || fl.Applied != "created" || len(fl.Workers) != 2 ||
+		!strings.Contains(strings.Join(fl.Workers, " "), "train-0@edge-0:Pending") {
+		t.Fatalf("job report %+v", fl)
+	}
+}
