@@ -122,7 +122,7 @@ type simDevice struct {
 	acked []atomic.Bool // by seq
 	sent  []atomic.Bool
 	seen  []atomic.Int32
-	lat   []int64 // nanos, by seq (written once, by the counter)
+	lat   []atomic.Int64 // nanos, by seq (written once, by the counter)
 	next  atomic.Int64
 }
 
@@ -165,7 +165,7 @@ func (r *realRun) start(ctx context.Context) error {
 		for _, d := range s.Devices {
 			for k := range d.PerNode {
 				n.devices = append(n.devices, &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: byte(*d.QoS),
-					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]int64, max)})
+					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]atomic.Int64, max)})
 			}
 		}
 		n.link, err = netfault.New(strings.TrimPrefix(r.cloud.BrokerURL(), "tcp://"))
@@ -226,9 +226,8 @@ func (r *realRun) startCounter() error {
 			if seq < 0 || seq >= int64(len(d.seen)) {
 				return
 			}
-			if d.seen[seq].Add(1) == 1 {
-				d.lat[seq] = now.Sub(sent).Nanoseconds()
-			}
+			d.lat[seq].CompareAndSwap(0, max(1, now.Sub(sent).Nanoseconds())) // the first arrival's
+			d.seen[seq].Add(1)
 			r.poke()
 		}
 	}
@@ -602,7 +601,7 @@ waiting:
 				}
 				if seen > 0 {
 					del++
-					lat = append(lat, time.Duration(d.lat[seq]))
+					lat = append(lat, time.Duration(d.lat[seq].Load()))
 				}
 				if seen > 1 {
 					dup += int64(seen - 1)
