@@ -148,31 +148,9 @@ func runDeterministic(s *Scenario) *Report {
 	for _, n := range r.nodes {
 		nr := NodeReport{Node: n.name, BacklogPeak: n.backlog}
 		for _, d := range n.devices {
-			var pub, ack, del, lost, dup int64
-			for seq := int64(0); seq < d.next; seq++ {
-				if d.sent[seq] {
-					pub++
-				}
-				if d.acked[seq] {
-					ack++
-				}
-				if d.seen[seq] > 0 {
-					del++
-					lat = append(lat, d.lat[seq])
-				}
-				if d.seen[seq] > 1 {
-					dup += int64(d.seen[seq] - 1)
-				}
-				if (d.acked[seq] || d.qos == 0 && d.sent[seq]) && d.seen[seq] == 0 {
-					lost++
-				}
-			}
-			nr.Published += pub
-			nr.Acked += ack
-			nr.Delivered += del
-			nr.Lost += lost
-			nr.Duplicated += dup
-			rep.addKind(d.kind, pub, ack, del, lost, dup)
+			rep.tally(&nr, d.kind, d.qos, d.next, func(seq int64) outcome {
+				return outcome{sent: d.sent[seq], acked: d.acked[seq], seen: d.seen[seq], lat: d.lat[seq]}
+			}, &lat)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
 	}
@@ -319,25 +297,8 @@ func (r *desRun) restart(n *desNode) {
 
 // schedule arms the fault timeline on the fake clock.
 func (r *desRun) schedule() {
-	for _, f := range r.s.Faults {
-		idx, _ := r.s.NodesOf(f.Nodes)
-		f := f
-		at := time.Duration(f.At)
-		if f.Every > 0 {
-			until := time.Duration(f.Until)
-			if until == 0 {
-				until = time.Duration(r.s.Duration)
-			}
-			on := true
-			for t := at; t < until; t += time.Duration(f.Every) {
-				state := on
-				r.at(t, func() { r.apply(f, idx, state) })
-				on = !on
-			}
-			r.at(until, func() { r.apply(f, idx, false) })
-			continue
-		}
-		r.at(at, func() { r.apply(f, idx, true) })
+	for _, st := range r.s.Timeline() {
+		r.at(st.At, func() { r.apply(st.Fault, st.Nodes, st.On) })
 	}
 }
 

@@ -370,25 +370,8 @@ func (r *realRun) close() {
 
 // schedule arms the fault timeline.
 func (r *realRun) schedule(ctx context.Context) {
-	for _, f := range r.s.Faults {
-		idx, _ := r.s.NodesOf(f.Nodes)
-		f := f
-		at := time.Duration(f.At)
-		if f.Every > 0 {
-			until := time.Duration(f.Until)
-			if until == 0 {
-				until = time.Duration(r.s.Duration)
-			}
-			on := true
-			for t := at; t < until; t += time.Duration(f.Every) {
-				state := on
-				r.after(t, func() { r.apply(ctx, f, idx, state) })
-				on = !on
-			}
-			r.after(until, func() { r.apply(ctx, f, idx, false) }) // back to normal
-			continue
-		}
-		r.after(at, func() { r.apply(ctx, f, idx, true) })
+	for _, st := range r.s.Timeline() {
+		r.after(st.At, func() { r.apply(ctx, st.Fault, st.Nodes, st.On) })
 	}
 }
 
@@ -588,34 +571,9 @@ waiting:
 	for i, n := range r.nodes {
 		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i]}
 		for _, d := range n.devices {
-			sent := d.next.Load()
-			var pub, ack, del, lost, dup int64
-			for seq := int64(0); seq < sent; seq++ {
-				seen := d.seen[seq].Load()
-				promised := d.sent[seq].Load() && d.qos == 0 || d.acked[seq].Load()
-				if d.sent[seq].Load() {
-					pub++
-				}
-				if d.acked[seq].Load() {
-					ack++
-				}
-				if seen > 0 {
-					del++
-					lat = append(lat, time.Duration(d.lat[seq].Load()))
-				}
-				if seen > 1 {
-					dup += int64(seen - 1)
-				}
-				if promised && seen == 0 {
-					lost++
-				}
-			}
-			nr.Published += pub
-			nr.Acked += ack
-			nr.Delivered += del
-			nr.Lost += lost
-			nr.Duplicated += dup
-			rep.addKind(d.kind, pub, ack, del, lost, dup)
+			rep.tally(&nr, d.kind, int(d.qos), d.next.Load(), func(seq int64) outcome {
+				return outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}
+			}, &lat)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
 	}

@@ -66,6 +66,45 @@ func (r *Report) total() {
 	r.Total = t
 }
 
+// outcome is what became of one message of a device.
+type outcome struct {
+	sent, acked bool
+	seen        int32
+	lat         time.Duration
+}
+
+// tally counts n messages of a device of kind into its node's report and
+// the report's by-kind counts, and collects their latencies. A message is
+// promised when it was acknowledged (QoS 1) or sent (QoS 0).
+func (r *Report) tally(nr *NodeReport, kind string, qos int, n int64, at func(seq int64) outcome, lats *[]time.Duration) {
+	var pub, ack, del, lost, dup int64
+	for seq := int64(0); seq < n; seq++ {
+		o := at(seq)
+		if o.sent {
+			pub++
+		}
+		if o.acked {
+			ack++
+		}
+		if o.seen > 0 {
+			del++
+			*lats = append(*lats, o.lat)
+		}
+		if o.seen > 1 {
+			dup += int64(o.seen - 1)
+		}
+		if (o.acked || qos == 0 && o.sent) && o.seen == 0 {
+			lost++
+		}
+	}
+	nr.Published += pub
+	nr.Acked += ack
+	nr.Delivered += del
+	nr.Lost += lost
+	nr.Duplicated += dup
+	r.addKind(kind, pub, ack, del, lost, dup)
+}
+
 // addKind counts one device's messages under its kind.
 func (r *Report) addKind(kind string, published, acked, delivered, lost, dup int64) {
 	if r.ByKind == nil {

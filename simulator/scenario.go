@@ -311,3 +311,37 @@ func (s *Scenario) NodesOf(list []string) ([]int, error) {
 	sort.Ints(out)
 	return out, nil
 }
+
+// Step is one injection of the timeline: a fault on nodes, on or (for the
+// end of a flapping one) off.
+type Step struct {
+	At    time.Duration
+	Fault Fault
+	Nodes []int
+	On    bool
+}
+
+// Timeline expands the faults into steps: a flapping fault toggles every
+// period until its end, then is turned off.
+func (s *Scenario) Timeline() []Step {
+	var out []Step
+	for _, f := range s.Faults {
+		idx, _ := s.NodesOf(f.Nodes)
+		at := time.Duration(f.At)
+		if f.Every <= 0 {
+			out = append(out, Step{at, f, idx, true})
+			continue
+		}
+		until := time.Duration(f.Until)
+		if until == 0 {
+			until = time.Duration(s.Duration)
+		}
+		on := true
+		for t := at; t < until; t += time.Duration(f.Every) {
+			out = append(out, Step{t, f, idx, on})
+			on = !on
+		}
+		out = append(out, Step{until, f, idx, false})
+	}
+	return out
+}
