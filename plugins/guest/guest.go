@@ -149,14 +149,20 @@ func recovered(out *[]byte) {
 	}
 }
 
+// decodeCall reads a call's frame and request metadata.
+func decodeCall(in []byte) (abi.Frame, abi.Request, error) {
+	f, err := abi.Decode(in)
+	if err != nil {
+		return f, abi.Request{}, err
+	}
+	req, err := abi.ParseRequest(f.Meta)
+	return f, req, err
+}
+
 // HandleMine runs a mine call on an input frame and returns the result frame.
 func HandleMine(in []byte) (out []byte) {
 	defer recovered(&out)
-	f, err := abi.Decode(in)
-	if err != nil {
-		return fail("%v", err)
-	}
-	req, err := abi.ParseRequest(f.Meta)
+	f, req, err := decodeCall(in)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -237,11 +243,7 @@ func HandleMine(in []byte) (out []byte) {
 // HandleAggregate runs an aggregate call on an input frame.
 func HandleAggregate(in []byte) (out []byte) {
 	defer recovered(&out)
-	f, err := abi.Decode(in)
-	if err != nil {
-		return fail("%v", err)
-	}
-	req, err := abi.ParseRequest(f.Meta)
+	f, req, err := decodeCall(in)
 	if err != nil {
 		return fail("%v", err)
 	}
