@@ -630,10 +630,11 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	if err != nil {
 		return
 	}
-	// Published on the edge broker as if by a local app, so the uplink
-	// rule for events carries it to the cloud (queued if the link is down).
+	// Queued for the cloud (kept while the link is down) when there is room:
+	// a report must not evict the messages it reports on (a full queue that
+	// drops the oldest would otherwise fill with reports of its drops).
 	rec := Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: time.Now()}
-	if _, err := b.up.Append(string(topics.StreamEvents), []Record{rec}, nil); err != nil {
+	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
 	_ = b.srv.Publish(topics.NodeEvents(b.node, "error"), raw, false, 0)

@@ -229,6 +229,25 @@ func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (ui
 	return first, nil
 }
 
+// AppendIfRoom is Append that never evicts: when the queue is full it
+// returns ErrQueueFull whatever the policy. For the queue's own reports (a
+// report of dropped messages must not drop more of them).
+func (q *Queue) AppendIfRoom(streamName string, recs []Record) (uint64, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	st, first, pa, err := q.reserveEvicting(streamName, recs, false)
+	if err != nil {
+		return 0, err
+	}
+	err = q.write(st, recs, nil)
+	q.finish(st, pa, err)
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
+}
+
 // AppendAsync is Append for callers that must not wait: the limits are
 // checked and the seqs assigned now (ErrQueueFull is returned now), the
 // records are written by the queue's writer goroutine together with every
@@ -248,6 +267,29 @@ func (q *Queue) AppendAsync(streamName string, recs []Record, done func(error)) 
 	return first, nil
 }
 
+// SetMaxBytes changes the byte limit (0: none) from now on: a disk that
+// filled up, or was freed. What is queued stays; new messages meet the
+// queue's full policy.
+func (q *Queue) SetMaxBytes(n int64) {
+	q.mu.Lock()
+	q.opts.MaxBytes = n
+	q.mu.Unlock()
+}
+
+// Bytes is what the queue holds, in bytes.
+func (q *Queue) Bytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total
+}
+
+// MaxBytes is the byte limit in force (0: none).
+func (q *Queue) MaxBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.opts.MaxBytes
+}
+
 type asyncAppend struct {
 	st   *stream
 	pa   *pendingAppend
@@ -260,7 +302,11 @@ type asyncAppend struct {
 // the lock is released: the report may append to this very queue (the
 // bridge sends an error event), which would otherwise deadlock.
 func (q *Queue) reserve(streamName string, recs []Record) (*stream, uint64, *pendingAppend, error) {
-	st, first, pa, err := q.reserveLocked(streamName, recs)
+	return q.reserveEvicting(streamName, recs, true)
+}
+
+func (q *Queue) reserveEvicting(streamName string, recs []Record, evict bool) (*stream, uint64, *pendingAppend, error) {
+	st, first, pa, err := q.reserveLocked(streamName, recs, evict)
 	q.mu.Lock()
 	notes := q.dropNotes
 	q.dropNotes = nil
@@ -278,7 +324,7 @@ type dropNote struct {
 	n              int
 }
 
-func (q *Queue) reserveLocked(streamName string, recs []Record) (*stream, uint64, *pendingAppend, error) {
+func (q *Queue) reserveLocked(streamName string, recs []Record, evict bool) (*stream, uint64, *pendingAppend, error) {
 	size := int64(0)
 	for i := range recs {
 		size += int64(recs[i].size())
@@ -293,7 +339,7 @@ func (q *Queue) reserveLocked(streamName string, recs []Record) (*stream, uint64
 	}
 	st := q.streamLocked(streamName)
 	if q.opts.MaxBytes > 0 && q.total+size > q.opts.MaxBytes {
-		if q.opts.Policy == RefuseNew || !q.dropOldestLocked(st, q.total+size-q.opts.MaxBytes) {
+		if q.opts.Policy == RefuseNew || !evict || !q.dropOldestLocked(st, q.total+size-q.opts.MaxBytes) {
 			return nil, 0, nil, fmt.Errorf("%w: %s holds %d bytes, limit %d", ErrQueueFull, q.opts.Name, q.total, q.opts.MaxBytes)
 		}
 	}

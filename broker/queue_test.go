@@ -187,6 +187,26 @@ func TestQueueFullPolicies(t *testing.T) {
 	if reports == 0 {
 		t.Fatal("no drop reported")
 	}
+
+	// Reports queued with AppendIfRoom (as the bridge does) never evict
+	// data: the newest messages that fit stay.
+	var keep *Queue
+	keep, err = OpenQueue(store.Sub(s, "k/"), QueueOptions{Name: "k", MaxBytes: 10 * size, Policy: DropOldest,
+		OnDrop: func(stream string, n int, reason string) {
+			_, _ = keep.AppendIfRoom(string(topics.StreamEvents), recs(1, 100))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	for range 30 {
+		if _, err := keep.Append(string(topics.StreamTelemetry), recs(1, 100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, _ := keep.Cursor(string(topics.StreamTelemetry)); done != 20 {
+		t.Fatalf("%d of 30 telemetry messages dropped, want 20 (the 10 newest fit)", done)
+	}
 }
 
 func TestQueueConcurrentAppendsKeepSeqsContiguous(t *testing.T) {
