@@ -80,6 +80,7 @@ type desNode struct {
 	busyUntil time.Duration
 	devices   []*desDevice
 	backlog   int64
+	diskFull  bool // the queue holds what it holds; nothing new fits
 }
 
 type desRun struct {
@@ -194,6 +195,9 @@ func (r *desRun) publish(n *desNode, d *desDevice) {
 		return
 	}
 	q := r.s.Nodes.Queue
+	if n.diskFull {
+		q.MaxBytes = max(1, n.bytes)
+	}
 	if q.MaxBytes > 0 && n.bytes+int64(m.size) > q.MaxBytes {
 		if q.Policy != "drop-oldest" {
 			return // refused: no PUBACK
@@ -347,6 +351,10 @@ func (r *desRun) apply(f Fault, idx []int, on bool) {
 			n.up = false
 			r.disconnect(n)
 			r.restart(n)
+		case "diskFull":
+			n.diskFull = true
+		case "diskFree":
+			n.diskFull = false
 		}
 	}
 }

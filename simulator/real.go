@@ -109,6 +109,7 @@ type simNode struct {
 	agent   *edge.Agent // in-process
 	proc    *exec.Cmd   // subprocess
 	procEnd chan struct{}
+	limit   int64 // the queue's limit before a diskFull
 	mu      sync.Mutex
 
 	// counts, by device
@@ -418,6 +419,18 @@ func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
 			if err := r.startNode(ctx, n); err != nil {
 				r.logFault("restart of %s failed: %v", n.name, err)
 			}
+		case "diskFull", "diskFree":
+			n.mu.Lock()
+			if a := n.agent; a != nil {
+				q := a.Bridge().Queue()
+				if f.Action == "diskFull" {
+					n.limit = q.MaxBytes()
+					q.SetMaxBytes(max(1, q.Bytes()))
+				} else {
+					q.SetMaxBytes(n.limit)
+				}
+			}
+			n.mu.Unlock()
 		}
 	}
 }

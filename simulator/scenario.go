@@ -96,7 +96,9 @@ type Fault struct {
 	// Nodes names the nodes ("node-3"), ranges ("node-0..node-4") or "all".
 	Nodes []string `json:"nodes"`
 	// Action: linkDown, linkUp, latency, bandwidth, reset, stall, unstall,
-	// kill (SIGKILL, subprocess nodes), restart.
+	// kill (SIGKILL, subprocess nodes), restart, diskFull and diskFree (the
+	// node's queue may hold no more than it holds now, then its limit comes
+	// back; in-process nodes).
 	Action string   `json:"action"`
 	Value  string   `json:"value,omitempty"` // latency "50ms"; bandwidth bytes/s
 	Every  Duration `json:"every,omitempty"` // repeat (flapping): the action toggles each period until Until
@@ -112,7 +114,7 @@ type Expect struct {
 }
 
 var actions = map[string]bool{"linkDown": true, "linkUp": true, "latency": true, "bandwidth": true, "reset": true,
-	"stall": true, "unstall": true, "kill": true, "restart": true}
+	"stall": true, "unstall": true, "kill": true, "restart": true, "diskFull": true, "diskFree": true}
 
 // Load reads a scenario file.
 func Load(path string) (*Scenario, error) {
@@ -224,6 +226,15 @@ func (s *Scenario) check() error {
 		}
 		if _, err := s.NodesOf(f.Nodes); err != nil {
 			fail("faults[%d].nodes: %v", i, err)
+		}
+		if f.Action == "diskFull" || f.Action == "diskFree" {
+			idx, _ := s.NodesOf(f.Nodes)
+			for _, k := range idx {
+				if k < s.Nodes.Subprocess {
+					fail("faults[%d]: %s acts on in-process nodes; %s is a subprocess", i, f.Action, s.NodeName(k))
+					break
+				}
+			}
 		}
 		if (f.Action == "kill" || f.Action == "restart") && f.Every > 0 {
 			fail("faults[%d]: kill and restart do not repeat", i)

@@ -115,6 +115,7 @@ func TestScenarioErrorsNameTheField(t *testing.T) {
 		{"name: x\nduration: 1s\nnodes: {count: 2}\nfaults: [{at: 1s, nodes: [all], action: explode}]\n", `faults[0].action "explode"`},
 		{"name: x\nmode: simulated\nduration: 1s\nnodes: {count: 2}\n", "want real or deterministic"},
 		{"name: x\nduration: 1s\nnodes: {count: 2}\nnodez: 3\n", "nodez"},
+		{"name: x\nduration: 1s\nnodes: {count: 2, subprocess: 1}\nfaults: [{at: 1s, nodes: [all], action: diskFull}]\n", "node-0 is a subprocess"},
 	} {
 		if _, err := simulator.Parse([]byte(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error naming %s", c.doc, err, c.want)
