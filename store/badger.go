@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +71,35 @@ type request struct {
 
 var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
+// removeEmptyMemtables deletes memtable files of zero bytes: a process
+// killed just after creating one leaves it so, and Badger (v4.9.6) then
+// refuses to open the store ("while opening fid: N err: Create a new
+// file"). An empty memtable file holds no write, so nothing is lost.
+func removeEmptyMemtables(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".mem" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() != 0 {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("store: remove empty memtable %s: %w", p, err)
+		}
+		log.Warn("store: removed an empty memtable file left by a killed process", "file", p)
+	}
+	return nil
+}
+
 // OpenBadger opens (or creates) the Badger store in o.Dir.
 //
 // Badger v4 is refused on 32-bit platforms: data written before a reopen
@@ -101,6 +132,9 @@ func OpenBadger(o Options) (*Badger, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if err := removeEmptyMemtables(o.Dir, o.Logger); err != nil {
+		return nil, err
 	}
 	bo := badger.DefaultOptions(o.Dir).
 		WithLogger(badgerLogger{o.Logger}).

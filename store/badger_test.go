@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +132,32 @@ func BenchmarkWrite(b *testing.B) {
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
 			})
 		}
+	}
+}
+
+// A process killed right after Badger created a memtable file leaves it
+// empty; the store opens anyway (Badger alone refuses it).
+func TestOpenAfterAnEmptyMemtableFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.OpenBadger(store.Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b store.Batch
+	b.Put([]byte("k"), []byte("v"))
+	if err := s.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.OpenBadger(store.Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatalf("reopen with an empty memtable file: %v", err)
+	}
+	defer s.Close()
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after reopen: %q %v", v, err)
 	}
 }
