@@ -478,7 +478,7 @@ func (b *Bridge) nextFrame(stream string, next map[string]uint64) (*builtFrame, 
 		out := &builtFrame{}
 		for i := range recs {
 			r := &recs[i]
-			if (!r.Expires.IsZero() && now.After(r.Expires)) || (maxAge > 0 && now.Sub(r.Time) > maxAge) {
+			if topics.Expired(r.Time, r.Expires, now, maxAge) {
 				expired = append(expired, r.Seq)
 				continue
 			}

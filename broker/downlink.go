@@ -377,7 +377,7 @@ func (d *Downlink) sendSome(node string) bool {
 	var expired []uint64
 	for i := range recs {
 		r := &recs[i]
-		if !r.Expires.IsZero() && now.After(r.Expires) {
+		if topics.Expired(r.Time, r.Expires, now, 0) {
 			expired = append(expired, r.Seq)
 			continue
 		}

@@ -171,7 +171,7 @@ func (b *Bridge) republish() {
 // local topic. Specs are reconciled by generation: an older or equal
 // generation than the node holds is ignored; a tombstone deletes.
 func (b *Bridge) deliver(r *Record) {
-	if !r.Expires.IsZero() && time.Now().After(r.Expires) {
+	if topics.Expired(r.Time, r.Expires, time.Now(), 0) {
 		if b.metrics != nil {
 			b.metrics.Expired.WithLabelValues(downStream).Inc()
 		}

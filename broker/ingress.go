@@ -203,7 +203,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			continue
 		}
 		changed = changed || len(m.Payload) != before || topics.PayloadOf(m.Topic) == topics.PayloadEnvelope
-		if !m.Expires.IsZero() && now.After(m.Expires) {
+		if topics.Expired(m.Time, m.Expires, now, 0) {
 			expired++
 			continue
 		}

@@ -53,7 +53,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 					Message: d.ID.String(), Payload: d.Payload})
 				return nil
 			}
-			if !d.Expires.IsZero() && time.Now().After(d.Expires) {
+			if topics.Expired(d.Time, d.Expires, time.Now(), 0) {
 				return nil
 			}
 			return cfg.Bus.Publish(m.Topic, m.Payload, d.Retain, d.QoS)

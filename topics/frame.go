@@ -277,3 +277,20 @@ func readFrameMessages(r *reader, lim Limits) ([]FrameMessage, error) {
 	}
 	return msgs, nil
 }
+
+// ClockFloor is a time before which no sane wall clock of a running node can
+// be: a message stamped earlier was stamped by a board that booted without
+// a real-time clock (at the Unix epoch) and had not set its clock yet.
+var ClockFloor = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Expired says whether a message stamped at stamped, with an expiry (zero:
+// none) and, when maxAge > 0, a maximum age, is too old to deliver at now.
+// A message stamped before ClockFloor has no known age and never expires:
+// judged by a clock set later it would look fifty years old, and a board
+// that booted without a clock would lose its whole queue.
+func Expired(stamped, expires, now time.Time, maxAge time.Duration) bool {
+	if !stamped.IsZero() && stamped.Before(ClockFloor) {
+		return false
+	}
+	return (!expires.IsZero() && now.After(expires)) || (maxAge > 0 && !stamped.IsZero() && now.Sub(stamped) > maxAge)
+}

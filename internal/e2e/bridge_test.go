@@ -222,3 +222,33 @@ func TestFullQueueRefusesWithoutLoss(t *testing.T) {
 	}
 	t.Logf("%d acknowledged before the queue was full; all arrived", acked)
 }
+
+// A board without a real-time clock queued messages stamped in 1970, with a
+// TTL and under a maximum age; its clock is set before its link comes up.
+// The messages still reach the cloud.
+func TestMessagesStampedIn1970AreNotExpired(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	a, err := edge.Start(edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
+		Cloud: edge.CloudLink{URL: m.BrokerURL(), Username: "edge-1", Password: password},
+		Queue: edge.QueueConfig{MaxAge: broker.Duration(time.Hour)}, Metrics: "off"},
+		edge.Options{Logger: testLogger(t), KeepMemoryLimit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	topic := topics.NodeAppPrefix("edge-1") + "boot/1970"
+	got := consumeTopics(t, m.BrokerURL(), "boot-consumer", filepath.Join(dir, "consumer"))
+	boot := time.Unix(60, 0)
+	recs := []broker.Record{
+		{Topic: topic, Payload: []byte("a"), QoS: 1, Time: boot},
+		{Topic: topic, Payload: []byte("b"), QoS: 1, Time: boot, Expires: boot.Add(time.Minute)},
+	}
+	if _, err := a.Bridge().Queue().Append(string(topics.StreamTelemetry), recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if arrived := got.waitFor(t, 2); len(arrived) != 2 {
+		t.Fatalf("arrived %v", arrived)
+	}
+}
