@@ -170,6 +170,9 @@ func TestEdgeKilledWhilePublishingKeepsEveryAckedMessage(t *testing.T) {
 		case <-time.After(time.Until(deadline)):
 		}
 	}
-	t.Logf("%d acknowledged before SIGKILL, all arrived once (%d arrived in all)", nAcked, len(cnt.seen))
+	cnt.mu.Lock()
+	arrived := len(cnt.seen)
+	cnt.mu.Unlock()
+	t.Logf("%d acknowledged before SIGKILL, all arrived once (%d arrived in all)", nAcked, arrived)
 	p.stop(t)
 }
