@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -30,10 +30,7 @@ type ControlPlane struct {
 	cfg   ControlConfig
 	log   *slog.Logger
 	st    store.Store
-	ops   chan func()
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	owner *serial.Loop
 	res   map[string]*entry // by api.Resource.Key
 	nodes map[string]string // node -> last state seen
 	sup   *workers.Supervisor
@@ -99,15 +96,15 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store,
-		ops: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		res: map[string]*entry{}, nodes: map[string]string{}}
+		owner: serial.New(1024),
+		res:   map[string]*entry{}, nodes: map[string]string{}}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
 	if cfg.WorkerLogDir != "" {
 		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker})
 	}
-	go c.loop()
+	c.owner.Start()
 	// Republish what the broker may have lost (an embedded broker keeps
 	// retained messages in memory), and run the cloud's workers again.
 	c.do(func() {
@@ -137,29 +134,11 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 }
 
 // do queues f for the owner goroutine.
-func (c *ControlPlane) do(f func()) {
-	select {
-	case c.ops <- f:
-	case <-c.stop:
-	}
-}
-
-func (c *ControlPlane) loop() {
-	defer close(c.done)
-	for {
-		select {
-		case f := <-c.ops:
-			f()
-		case <-c.stop:
-			return
-		}
-	}
-}
+func (c *ControlPlane) do(f func()) { c.owner.Do(f) }
 
 // Close stops serving and stops the cloud's workers.
 func (c *ControlPlane) Close() {
-	c.once.Do(func() { close(c.stop) })
-	<-c.done
+	c.owner.Close()
 	if c.sup != nil {
 		c.sup.Close()
 	}

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -27,12 +27,8 @@ type jobs struct {
 	sup     *workers.Supervisor
 	url     string
 	log     *slog.Logger
-	ops     chan func()
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	owner   *serial.Loop
 	specs   map[string]storedSpec
-	started bool
 	onModel func(key string, data []byte, deleted bool)
 	onSpec  []func(key string, r *api.Resource, deleted bool)
 }
@@ -45,7 +41,7 @@ type storedSpec struct {
 
 func newJobs(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, sup *workers.Supervisor, log *slog.Logger) *jobs {
 	return &jobs{node: node, st: st, srv: srv, bridge: bridge, sup: sup, url: srv.URL(), log: log.With("component", "jobs"),
-		ops: make(chan func(), 256), stop: make(chan struct{}), done: make(chan struct{}), specs: map[string]storedSpec{}}
+		owner: serial.New(256), specs: map[string]storedSpec{}}
 }
 
 // subscribe loads the kept specs and listens for new ones. It runs before
@@ -82,8 +78,7 @@ func (j *jobs) subscribe() error {
 // run starts the owner goroutine: the kept specs go back on the broker and
 // their workers start, then new specs are taken as they come.
 func (j *jobs) run() {
-	j.started = true
-	go j.loop()
+	j.owner.Start()
 	j.do(func() {
 		for key, s := range j.specs {
 			if !s.Deleted && !strings.HasPrefix(key, api.KindModel+"/") {
@@ -94,31 +89,9 @@ func (j *jobs) run() {
 	})
 }
 
-func (j *jobs) do(f func()) {
-	select {
-	case j.ops <- f:
-	case <-j.stop:
-	}
-}
+func (j *jobs) do(f func()) { j.owner.Do(f) }
 
-func (j *jobs) loop() {
-	defer close(j.done)
-	for {
-		select {
-		case f := <-j.ops:
-			f()
-		case <-j.stop:
-			return
-		}
-	}
-}
-
-func (j *jobs) close() {
-	j.once.Do(func() { close(j.stop) })
-	if j.started {
-		<-j.done
-	}
-}
+func (j *jobs) close() { j.owner.Close() }
 
 func (j *jobs) receive(sp topics.Spec) {
 	old, ok := j.specs[sp.Key]
