@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -307,15 +306,7 @@ func (r *desRun) schedule() {
 }
 
 func (r *desRun) apply(f Fault, idx []int, on bool) {
-	names := make([]string, len(idx))
-	for i, k := range idx {
-		names[i] = r.nodes[k].name
-	}
-	what := f.Action
-	if !on {
-		what += " off"
-	}
-	r.fault("%s on %s", what, strings.Join(names, ","))
+	r.fault("%s", r.s.Describe(f, idx, on))
 	for _, k := range idx {
 		n := r.nodes[k]
 		switch f.Action {

@@ -384,15 +384,7 @@ func (r *realRun) after(d time.Duration, f func()) {
 
 // apply injects a fault; on=false undoes a flapping one.
 func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
-	names := make([]string, len(idx))
-	for i, k := range idx {
-		names[i] = r.nodes[k].name
-	}
-	what := f.Action
-	if !on {
-		what += " off"
-	}
-	r.logFault("%s on %s", what, strings.Join(names, ","))
+	r.logFault("%s", r.s.Describe(f, idx, on))
 	for _, k := range idx {
 		n := r.nodes[k]
 		switch f.Action {

@@ -356,3 +356,16 @@ func (s *Scenario) Timeline() []Step {
 	}
 	return out
 }
+
+// Describe says what a step of the timeline does, for the report.
+func (s *Scenario) Describe(f Fault, idx []int, on bool) string {
+	names := make([]string, len(idx))
+	for i, k := range idx {
+		names[i] = s.NodeName(k)
+	}
+	what := f.Action
+	if !on {
+		what += " off"
+	}
+	return what + " on " + strings.Join(names, ",")
+}
