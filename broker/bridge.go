@@ -156,7 +156,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		return nil, err
 	}
 	qo := cfg.Queue
-	qo.Name, qo.Metrics, qo.Logger = "uplink", cfg.Metrics, b.log
+	qo.Name, qo.Metrics, qo.Logger, qo.Clock = "uplink", cfg.Metrics, b.log, cfg.Server.cfg.Clock
 	if qo.OnDrop == nil {
 		qo.OnDrop = func(stream string, n int, reason string) {
 			b.reportError(topics.ErrorEvent{Component: "edge/queue", Reason: "dropped-" + reason,
@@ -166,7 +166,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if b.up, err = OpenQueue(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
 		return nil, err
 	}
-	if b.inbox, err = OpenQueue(store.Sub(cfg.Store, "bridge/in/"), QueueOptions{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log}); err != nil {
+	if b.inbox, err = OpenQueue(store.Sub(cfg.Store, "bridge/in/"), QueueOptions{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.cfg.Clock}); err != nil {
 		_ = b.up.Close()
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		b.downEpoch = beUint64(v)
 	}
 	b.capture = &CaptureHook{rules: rules, queue: b.up, dead: b.dead, limits: cfg.Limits, direct: b.sendDirect,
-		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log}
+		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log, clock: cfg.Server.cfg.Clock}
 	cfg.Server.observeAcks(b.capture.ackWritten)
 	if err := cfg.Server.AddHook(b.capture); err != nil {
 		_ = b.up.Close()
@@ -471,9 +471,9 @@ func (b *Bridge) nextFrame(stream string, next map[string]uint64) (*builtFrame, 
 			return nil, err
 		}
 		next[stream] = after
-		now := time.Now()
+		now := b.srv.Now()
 		maxAge := b.up.opts.MaxAge
-		f := &topics.Frame{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch}
+		f := &topics.Frame{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch, Sent: now}
 		var expired []uint64
 		out := &builtFrame{}
 		for i := range recs {
@@ -633,7 +633,7 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	// Queued for the cloud (kept while the link is down) when there is room:
 	// a report must not evict the messages it reports on (a full queue that
 	// drops the oldest would otherwise fill with reports of its drops).
-	rec := Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: time.Now()}
+	rec := Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: b.srv.Now()}
 	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
@@ -655,7 +655,7 @@ func (b *Bridge) Send(stream topics.Stream, topic string, payload []byte, retain
 	if !strings.HasPrefix(topic, topics.NodePrefix(b.node)) {
 		return fmt.Errorf("bridge: %s is not under the node's subtree %s", topic, topics.NodePrefix(b.node))
 	}
-	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: time.Now()}
+	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now()}
 	_, err := b.up.Append(string(stream), []Record{rec}, nil)
 	return err
 }

@@ -35,6 +35,7 @@ type CaptureHook struct {
 	srv     *mqtt.Server
 	metrics *Metrics
 	log     *slog.Logger
+	clock   Clock
 
 	// Draining: a planned stop refuses new publishes and waits until the
 	// PUBACKs of those already taken are written, so no app resends a
@@ -168,7 +169,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 	case topics.PayloadFrame, topics.PayloadInvalid:
 		return dead("bad-topic", "a rule maps this topic to "+remote+", which the cloud refuses")
 	}
-	rec := Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: time.Now()}
+	rec := Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}
 	if rule.TTL > 0 {
 		rec.Expires = rec.Time.Add(time.Duration(rule.TTL))
 	}

@@ -227,6 +227,9 @@ func (c *Consumer) Close() error {
 
 func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 	f, err := topics.UnmarshalFrame(m.Payload(), c.cfg.Limits)
+	if err == nil {
+		f.Rebase(time.Now())
+	}
 	if err != nil {
 		c.log.Warn("consumer: bad frame skipped", "topic", m.Topic(), "error", err)
 		m.Ack()

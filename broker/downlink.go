@@ -88,6 +88,7 @@ type Downlink struct {
 	bus   Bus
 	log   *slog.Logger
 	srv   *mqtt.Server
+	clock Clock
 
 	mu    sync.Mutex
 	nodes map[string]*nodeLink
@@ -140,7 +141,7 @@ func (d *Downlink) ID() string { return "sedna-downlink" }
 func (d *Downlink) Provides(b byte) bool { return b == mqtt.OnPublish }
 
 // Attach gives the hook its broker, to refuse publishes properly.
-func (d *Downlink) Attach(s *Server) { d.srv = s.Mochi() }
+func (d *Downlink) Attach(s *Server) { d.srv, d.clock = s.Mochi(), s.cfg.Clock }
 
 // Queue returns the outbox (for statistics).
 func (d *Downlink) Queue() *Queue { return d.q }
@@ -183,7 +184,7 @@ func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byt
 	}
 	r := Record{Topic: topic, Payload: payload, Retain: retain, QoS: qos}
 	if ttl > 0 {
-		r.Expires = time.Now().Add(ttl)
+		r.Expires = d.clock.Now().Add(ttl)
 	}
 	return d.q.Append(node, []Record{r}, nil)
 }
@@ -372,8 +373,8 @@ func (d *Downlink) sendSome(node string) bool {
 	if len(recs) == 0 {
 		return false
 	}
-	f := topics.Frame{Node: node, Stream: topics.StreamDown, Epoch: d.epoch, Floor: done}
-	now := time.Now()
+	now := d.clock.Now()
+	f := topics.Frame{Node: node, Stream: topics.StreamDown, Epoch: d.epoch, Floor: done, Sent: now}
 	var expired []uint64
 	for i := range recs {
 		r := &recs[i]

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -68,6 +67,9 @@ func (b *Bridge) receive() {
 // the cloud will send it again).
 func (b *Bridge) takeFrame(m paho.Message) bool {
 	f, err := topics.UnmarshalFrame(m.Payload(), b.cfg.Limits)
+	if err == nil {
+		f.Rebase(b.srv.Now())
+	}
 	if err == nil && (f.Node != b.node || f.Stream != topics.StreamDown) {
 		err = fmt.Errorf("frame for node %q stream %q arrived at node %q", f.Node, f.Stream, b.node)
 	}
@@ -171,7 +173,7 @@ func (b *Bridge) republish() {
 // local topic. Specs are reconciled by generation: an older or equal
 // generation than the node holds is ignored; a tombstone deletes.
 func (b *Bridge) deliver(r *Record) {
-	if topics.Expired(r.Time, r.Expires, time.Now(), 0) {
+	if topics.Expired(r.Time, r.Expires, b.srv.Now(), 0) {
 		if b.metrics != nil {
 			b.metrics.Expired.WithLabelValues(downStream).Inc()
 		}

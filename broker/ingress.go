@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -54,6 +53,7 @@ type Ingress struct {
 	mqtt.HookBase
 	cfg   IngressConfig
 	srv   *mqtt.Server
+	clock Clock
 	wal   *Queue
 	dedup *Dedup
 	log   *slog.Logger
@@ -94,7 +94,7 @@ func (h *Ingress) Provides(b byte) bool {
 }
 
 // Attach gives the hook its broker; call before the broker starts.
-func (h *Ingress) Attach(s *Server) { h.srv = s.Mochi() }
+func (h *Ingress) Attach(s *Server) { h.srv, h.clock = s.Mochi(), s.cfg.Clock }
 
 // OnStarted publishes what the write-ahead log holds from before a crash,
 // then lets frames in.
@@ -131,7 +131,7 @@ func (h *Ingress) replay() (int, error) {
 			for j < len(recs) && recs[j].Origin.Node == o.Node && recs[j].Origin.Stream == o.Stream && recs[j].Origin.Epoch == o.Epoch {
 				j++
 			}
-			f := topics.Frame{Node: o.Node, Stream: o.Stream, Epoch: o.Epoch}
+			f := topics.Frame{Node: o.Node, Stream: o.Stream, Epoch: o.Epoch, Sent: h.clock.Now()}
 			seqs := make([]uint64, 0, j-i)
 			for k := i; k < j; k++ {
 				r := &recs[k]
@@ -165,6 +165,9 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			Topic: pk.TopicName, Client: cl.ID, Payload: payload})
 	}
 	f, err := topics.UnmarshalFrame(pk.Payload, h.cfg.Limits)
+	if err == nil {
+		f.Rebase(h.clock.Now())
+	}
 	if err != nil {
 		dead(topics.ReasonOf(err), err.Error(), pk.Payload)
 		return pk, packets.CodeSuccessIgnore
@@ -184,7 +187,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	// (they may get a later frame before a message written ahead).
 	skipped := append(f.Skipped, txn.Raise(f.Floor)...)
 	txn.Skip(f.Skipped)
-	now := time.Now()
+	now := h.clock.Now()
 	var recs []Record
 	var keep []topics.FrameMessage
 	dups, expired := 0, 0
@@ -248,7 +251,8 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	out := pk.Payload
 	if changed || len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
-		f.Messages, f.Floor, f.Skipped = keep, 0, skipped
+		// The kept messages' times are on this clock now (Rebase).
+		f.Messages, f.Floor, f.Skipped, f.Sent = keep, 0, skipped, now
 		if raw, err := f.Marshal(); err == nil {
 			out = raw
 		}

@@ -67,6 +67,8 @@ type QueueOptions struct {
 	Metrics *Metrics
 	Name    string
 	Logger  *slog.Logger
+	// Clock stamps appended records that have no time; nil: the system's.
+	Clock Clock
 }
 
 // Queue is a durable, bounded log of messages in streams, kept in a store.
@@ -344,7 +346,7 @@ func (q *Queue) reserveLocked(streamName string, recs []Record, evict bool) (*st
 		}
 	}
 	first := st.next
-	now := time.Now()
+	now := q.opts.Clock.Now()
 	for i := range recs {
 		r := &recs[i]
 		r.Seq = st.next

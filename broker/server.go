@@ -84,6 +84,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks are added after the built-in ones (bridge capture, ingress, ...).
 	Hooks []mqtt.Hook
+	// Clock stamps and expires messages; nil means the system clock.
+	Clock Clock
 }
 
 // Server is an embedded MQTT broker with the project's hooks.
@@ -301,6 +303,9 @@ func (s *Server) Unsubscribe(filter string, id int) error { return s.mochi.Unsub
 
 // Mochi returns the underlying broker, for hooks that need its indexes.
 func (s *Server) Mochi() *mqtt.Server { return s.mochi }
+
+// Now is the time by the server's clock (Config.Clock).
+func (s *Server) Now() time.Time { return s.cfg.Clock.Now() }
 
 // Close disconnects every client, waits for their goroutines and stops
 // the hooks. It does not close Config.Store.

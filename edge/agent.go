@@ -111,6 +111,9 @@ type Options struct {
 	// KeepMemoryLimit leaves the process's memory limit alone (for an
 	// agent embedded in a larger program, or several in one test).
 	KeepMemoryLimit bool
+	// Clock stamps and expires the node's messages; nil means the system
+	// clock. The simulator skews it and makes it jump.
+	Clock broker.Clock
 }
 
 // Agent is a running edge node.
@@ -197,7 +200,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	a.srv, err = broker.NewServer(broker.Config{
 		Role: broker.RoleEdge, Node: cfg.Node, Listen: cfg.Broker.Listen, TLS: cfg.Broker.TLS,
 		WebSocket: cfg.Broker.WebSocket, MaxPacketSize: cfg.Broker.MaxPacketSize, Credentials: creds,
-		Store: a.store, Metrics: a.metrics, Logger: a.log,
+		Store: a.store, Metrics: a.metrics, Logger: a.log, Clock: opts.Clock,
 	})
 	if err != nil {
 		return fail(err)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/sedna-go/sedna/topics"
 )
 
 // Deterministic mode: a discrete-event model of the fleet with a fake
@@ -47,6 +49,9 @@ type desMsg struct {
 	seq  int64
 	size int
 	sent time.Duration // when the device published it
+	// stamp is the node's clock when it took the message: the queue's
+	// maxAge is judged by it, as the agent does.
+	stamp time.Time
 }
 
 type desDevice struct {
@@ -79,7 +84,8 @@ type desNode struct {
 	busyUntil time.Duration
 	devices   []*desDevice
 	backlog   int64
-	diskFull  bool // the queue holds what it holds; nothing new fits
+	diskFull  bool          // the queue holds what it holds; nothing new fits
+	clock     time.Duration // the node's clock, off real (fake) time
 }
 
 type desRun struct {
@@ -186,7 +192,7 @@ func (r *desRun) publish(n *desNode, d *desDevice) {
 	seq := d.next
 	d.next++
 	d.sent[seq] = true
-	m := &desMsg{dev: d, seq: seq, size: d.size, sent: r.now}
+	m := &desMsg{dev: d, seq: seq, size: d.size, sent: r.now, stamp: r.clockOf(n)}
 	if d.qos == 0 {
 		if n.connected {
 			r.transmit(n, m, false)
@@ -241,10 +247,24 @@ func (r *desRun) disconnect(n *desNode) {
 	}
 }
 
-// pump sends queued messages up to the window.
+// desEpoch is the fake clock's real time at the start of a run.
+var desEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// clockOf is node n's wall clock.
+func (r *desRun) clockOf(n *desNode) time.Time { return desEpoch.Add(r.now + n.clock) }
+
+// pump sends queued messages up to the window; one older than the queue's
+// maxAge by the node's clock is dropped instead (topics.Expired's rule: a
+// stamp before the clock floor never expires).
 func (r *desRun) pump(n *desNode) {
+	maxAge := time.Duration(r.s.Nodes.Queue.MaxAge)
 	for n.connected && !n.stalled && n.inflight < desWindow && n.inflight < len(n.queue) {
 		m := n.queue[n.inflight]
+		if topics.Expired(m.stamp, time.Time{}, r.clockOf(n), maxAge) {
+			n.queue = append(n.queue[:n.inflight], n.queue[n.inflight+1:]...)
+			n.bytes -= int64(m.size)
+			continue
+		}
 		n.inflight++
 		r.transmit(n, m, true)
 	}
@@ -342,6 +362,8 @@ func (r *desRun) apply(f Fault, idx []int, on bool) {
 			n.up = false
 			r.disconnect(n)
 			r.restart(n)
+		case "clockSet", "clockSkew", "clockJump":
+			n.clock = f.ClockOffset(n.clock, r.clockOf(n).Add(-n.clock))
 		case "diskFull":
 			n.diskFull = true
 		case "diskFree":

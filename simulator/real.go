@@ -109,7 +109,8 @@ type simNode struct {
 	agent   *edge.Agent // in-process
 	proc    *exec.Cmd   // subprocess
 	procEnd chan struct{}
-	limit   int64 // the queue's limit before a diskFull
+	limit   int64        // the queue's limit before a diskFull
+	clock   atomic.Int64 // the node's clock: nanoseconds off real time
 	mu      sync.Mutex
 
 	// counts, by device
@@ -126,6 +127,9 @@ type simDevice struct {
 	lat   []atomic.Int64 // nanos, by seq (written once, by the counter)
 	next  atomic.Int64
 }
+
+// now is the node's clock.
+func (n *simNode) now() time.Time { return time.Now().Add(time.Duration(n.clock.Load())) }
 
 func (r *realRun) logFault(format string, a ...any) {
 	r.mu.Lock()
@@ -267,7 +271,9 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 		Broker: edge.BrokerConfig{Listen: n.addr}, Cloud: edge.CloudLink{URL: cloudURL, Username: n.name, Password: simPassword,
 			ReconnectMin: broker.Duration(50 * time.Millisecond), ReconnectMax: broker.Duration(time.Second)},
 		ExtraRules: simRules, Metrics: "off",
-		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: broker.FullPolicy(r.s.Nodes.Queue.Policy)}}, edge.Options{Logger: r.o.Log, KeepMemoryLimit: true})
+		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: broker.FullPolicy(r.s.Nodes.Queue.Policy),
+			MaxAge: broker.Duration(r.s.Nodes.Queue.MaxAge)}},
+		edge.Options{Logger: r.o.Log, KeepMemoryLimit: true, Clock: n.now})
 	if err != nil {
 		return err
 	}
@@ -283,8 +289,8 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 	rule := "extraRules:\n  - filter: 'sim/#'\n    direction: out\n    stream: telemetry\n    remotePrefix: '" + prefix + "'\n" +
 		"  - filter: 'sim0/#'\n    direction: out\n    stream: telemetry\n    qos: 0\n    remotePrefix: '" + prefix + "'\n" +
 		"cloud:\n  reconnectMin: 50ms\n  reconnectMax: 1s\n"
-	if q := r.s.Nodes.Queue; q.MaxBytes > 0 || q.Policy != "" {
-		rule += fmt.Sprintf("queue:\n  maxBytes: %d\n  policy: %q\n", q.MaxBytes, q.Policy)
+	if q := r.s.Nodes.Queue; q.MaxBytes > 0 || q.Policy != "" || q.MaxAge > 0 {
+		rule += fmt.Sprintf("queue:\n  maxBytes: %d\n  policy: %q\n  maxAge: %s\n", q.MaxBytes, q.Policy, time.Duration(q.MaxAge))
 	}
 	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
 		return err
@@ -411,6 +417,8 @@ func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
 			if err := r.startNode(ctx, n); err != nil {
 				r.logFault("restart of %s failed: %v", n.name, err)
 			}
+		case "clockSet", "clockSkew", "clockJump":
+			n.clock.Store(int64(f.ClockOffset(time.Duration(n.clock.Load()), time.Now())))
 		case "diskFull", "diskFree":
 			n.mu.Lock()
 			if a := n.agent; a != nil {

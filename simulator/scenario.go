@@ -79,6 +79,9 @@ type Nodes struct {
 type QueueLimits struct {
 	MaxBytes int64  `json:"maxBytes"`
 	Policy   string `json:"policy"` // refuse (default), drop-oldest
+	// MaxAge drops what waited longer, by the node's own clock (which the
+	// clock faults move); default none.
+	MaxAge Duration `json:"maxAge"`
 }
 
 // Device is a kind of virtual device, PerNode of them on every node.
@@ -98,11 +101,16 @@ type Fault struct {
 	// Action: linkDown, linkUp, latency, bandwidth, reset, stall, unstall,
 	// kill (SIGKILL, subprocess nodes), restart, diskFull and diskFree (the
 	// node's queue may hold no more than it holds now, then its limit comes
-	// back; in-process nodes).
-	Action string   `json:"action"`
-	Value  string   `json:"value,omitempty"` // latency "50ms"; bandwidth bytes/s
-	Every  Duration `json:"every,omitempty"` // repeat (flapping): the action toggles each period until Until
-	Until  Duration `json:"until,omitempty"`
+	// back; in-process nodes), and the node's clock (in-process nodes):
+	// clockSet (Value an RFC 3339 time the clock reads from then on, such as
+	// 1970-01-01T00:00:00Z for a board without a real-time clock, or "real"),
+	// clockSkew (Value how far the clock is off real time, "-2h") and
+	// clockJump (Value how far it jumps, "+90m").
+	Action string `json:"action"`
+	// Value: latency "50ms"; bandwidth bytes/s; the clock's as above.
+	Value string   `json:"value,omitempty"`
+	Every Duration `json:"every,omitempty"` // repeat (flapping): the action toggles each period until Until
+	Until Duration `json:"until,omitempty"`
 }
 
 // Expect is what the run must show; a nil field is not checked.
@@ -114,7 +122,31 @@ type Expect struct {
 }
 
 var actions = map[string]bool{"linkDown": true, "linkUp": true, "latency": true, "bandwidth": true, "reset": true,
-	"stall": true, "unstall": true, "kill": true, "restart": true, "diskFull": true, "diskFree": true}
+	"stall": true, "unstall": true, "kill": true, "restart": true, "diskFull": true, "diskFree": true,
+	"clockSet": true, "clockSkew": true, "clockJump": true}
+
+// inProcessOnly are the actions that reach into a node's process.
+var inProcessOnly = map[string]bool{"diskFull": true, "diskFree": true, "clockSet": true, "clockSkew": true, "clockJump": true}
+
+// ClockOffset is where a clock fault puts a node's clock, as an offset from
+// real time: given the offset before and real time now.
+func (f Fault) ClockOffset(before time.Duration, now time.Time) time.Duration {
+	switch f.Action {
+	case "clockSet":
+		if f.Value == "real" {
+			return 0
+		}
+		t, _ := time.Parse(time.RFC3339, f.Value)
+		return t.Sub(now)
+	case "clockSkew":
+		d, _ := time.ParseDuration(f.Value)
+		return d
+	case "clockJump":
+		d, _ := time.ParseDuration(f.Value)
+		return before + d
+	}
+	return before
+}
 
 // Load reads a scenario file.
 func Load(path string) (*Scenario, error) {
@@ -203,6 +235,9 @@ func (s *Scenario) check() error {
 	if s.Nodes.Queue.MaxBytes < 0 {
 		fail("nodes.queue.maxBytes: negative")
 	}
+	if s.Nodes.Queue.MaxAge < 0 {
+		fail("nodes.queue.maxAge: negative")
+	}
 	for i, d := range s.Devices {
 		if !kinds[d.Kind] {
 			fail("devices[%d].kind %q: want one of %s", i, d.Kind, strings.Join(sortedKeys(kinds), ", "))
@@ -227,7 +262,7 @@ func (s *Scenario) check() error {
 		if _, err := s.NodesOf(f.Nodes); err != nil {
 			fail("faults[%d].nodes: %v", i, err)
 		}
-		if f.Action == "diskFull" || f.Action == "diskFree" {
+		if inProcessOnly[f.Action] {
 			idx, _ := s.NodesOf(f.Nodes)
 			for _, k := range idx {
 				if k < s.Nodes.Subprocess {
@@ -238,6 +273,16 @@ func (s *Scenario) check() error {
 		}
 		if (f.Action == "kill" || f.Action == "restart") && f.Every > 0 {
 			fail("faults[%d]: kill and restart do not repeat", i)
+		}
+		switch f.Action {
+		case "clockSet":
+			if _, err := time.Parse(time.RFC3339, f.Value); err != nil && f.Value != "real" {
+				fail("faults[%d].value %q: an RFC 3339 time (1970-01-01T00:00:00Z) or real", i, f.Value)
+			}
+		case "clockSkew", "clockJump":
+			if _, err := time.ParseDuration(f.Value); err != nil {
+				fail("faults[%d].value %q: a duration (-2h, +90m)", i, f.Value)
+			}
 		}
 		if f.Action == "latency" {
 			if _, err := time.ParseDuration(f.Value); err != nil {
@@ -364,6 +409,9 @@ func (s *Scenario) Describe(f Fault, idx []int, on bool) string {
 		names[i] = s.NodeName(k)
 	}
 	what := f.Action
+	if f.Value != "" {
+		what += " " + f.Value
+	}
 	if !on {
 		what += " off"
 	}

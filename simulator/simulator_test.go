@@ -208,3 +208,44 @@ func TestScenarioJobsAreAppliedAndReported(t *testing.T) {
 		t.Fatalf("job report %+v", fl)
 	}
 }
+
+// Clock faults, in both modes: a board booting in 1970 that sets its clock
+// while its messages wait, clocks two hours off, a clock jumping back:
+// nothing lost. The control: edge-0's clock jumps two hours forward
+// instead, so what waited is over the queue's maximum age and dropped; the
+// run must see it, or the clock faults did nothing.
+func TestClockFaultsLoseNothing(t *testing.T) {
+	for _, mode := range []string{"real", "deterministic"} {
+		t.Run(mode, func(t *testing.T) {
+			rep := run(t, "clock-faults.yaml", func(s *simulator.Scenario) { s.Mode = mode })
+			if !rep.OK() || rep.Total.Lost != 0 || rep.Total.Duplicated != 0 {
+				t.Fatalf("failures: %v", rep.Failures)
+			}
+			for _, n := range rep.Nodes {
+				if n.BacklogPeak < 20 {
+					t.Errorf("%s: backlog peak %d: its messages did not wait while its clock moved", n.Node, n.BacklogPeak)
+				}
+			}
+			ctl := run(t, "clock-faults.yaml", func(s *simulator.Scenario) {
+				s.Mode = mode
+				for i, f := range s.Faults {
+					if f.Action == "clockSet" && f.Value == "real" {
+						s.Faults[i] = simulator.Fault{At: f.At, Nodes: f.Nodes, Action: "clockJump", Value: "2h"}
+					}
+					if f.Action == "clockSet" && f.Value != "real" {
+						s.Faults[i].Value = time.Now().UTC().Format(time.RFC3339)
+					}
+				}
+			})
+			n0 := ctl.Nodes[0]
+			if n0.Lost < 20 || ctl.OK() {
+				t.Fatalf("control: edge-0 lost %d messages after a jump past the queue's maximum age; want them dropped and the run failed", n0.Lost)
+			}
+			for _, n := range ctl.Nodes[1:] {
+				if n.Lost != 0 {
+					t.Errorf("control: %s lost %d", n.Node, n.Lost)
+				}
+			}
+		})
+	}
+}

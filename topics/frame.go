@@ -6,7 +6,7 @@ import (
 )
 
 // FrameVersion is the frame schema this build writes.
-var FrameVersion = Version{Major: 1, Minor: 0}
+var FrameVersion = Version{Major: 1, Minor: 1}
 
 // Frame is what the bridge sends between an edge node and the cloud: a
 // batch of consecutive-or-not messages of one stream, each with its sequence
@@ -26,7 +26,13 @@ type Frame struct {
 	Floor uint64
 	// Skipped lists seqs that will never be delivered (the sender dropped
 	// or expired them); a receiver marks them seen.
-	Skipped  []SeqRange
+	Skipped []SeqRange
+	// Sent is the sender's clock when it built the frame (minor version
+	// 1.1; zero from older senders). A receiver with Rebase moves the
+	// messages' times onto its own clock, so a node whose clock is off by
+	// hours neither expires what the cloud sends nor has its own messages
+	// expire at the cloud.
+	Sent     time.Time
 	Messages []FrameMessage
 }
 
@@ -80,6 +86,9 @@ func (f *Frame) Marshal() ([]byte, error) {
 	if len(f.Skipped) > 0 {
 		n++
 	}
+	if !f.Sent.IsZero() {
+		n++
+	}
 	err := firstErr(
 		enc.EncodeMapLen(n),
 		enc.EncodeString(keyVersion), writeVersion(enc, v),
@@ -95,6 +104,9 @@ func (f *Frame) Marshal() ([]byte, error) {
 				err = firstErr(enc.EncodeArrayLen(2), enc.EncodeUint(r.From), enc.EncodeUint(r.To))
 			}
 		}
+	}
+	if err == nil && !f.Sent.IsZero() {
+		err = firstErr(enc.EncodeString("t"), enc.EncodeInt(unixNano(f.Sent)))
 	}
 	if err == nil {
 		err = firstErr(enc.EncodeString("m"), enc.EncodeArrayLen(len(f.Messages)))
@@ -166,6 +178,12 @@ func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
 			if f.Skipped, err = readRanges(r, lim); err != nil {
 				return nil, err
 			}
+		case "t":
+			t, err := r.int("sent")
+			if err != nil {
+				return nil, err
+			}
+			f.Sent = fromUnixNano(t)
 		case "m":
 			if f.Messages, err = readFrameMessages(r, lim); err != nil {
 				return nil, err
@@ -293,4 +311,35 @@ func Expired(stamped, expires, now time.Time, maxAge time.Duration) bool {
 		return false
 	}
 	return (!expires.IsZero() && now.After(expires)) || (maxAge > 0 && !stamped.IsZero() && now.Sub(stamped) > maxAge)
+}
+
+// Rebase moves the times of f's messages from the sender's clock onto the
+// receiver's, whose time is now: each stamp and expiry is shifted by the
+// difference between now and f.Sent, as MQTT 5 carries a message's
+// remaining lifetime rather than a deadline. Time in flight is not counted
+// (no clock measures it); a frame is built afresh for every send, so a
+// frame held up by a stalled link carries its own, later Sent time.
+//
+// It does nothing when either clock is below ClockFloor (a board that
+// booted without a real-time clock): a stamp moved below the floor would
+// never expire, and one moved above it from 1970 would look fifty years
+// old. Stamps below the floor stay as they are and never expire.
+func (f *Frame) Rebase(now time.Time) {
+	if f.Sent.IsZero() || f.Sent.Before(ClockFloor) || now.Before(ClockFloor) {
+		return
+	}
+	d := now.Sub(f.Sent)
+	if d == 0 {
+		return
+	}
+	for i := range f.Messages {
+		m := &f.Messages[i]
+		if m.Time.IsZero() || m.Time.Before(ClockFloor) {
+			continue
+		}
+		m.Time = m.Time.Add(d)
+		if !m.Expires.IsZero() {
+			m.Expires = m.Expires.Add(d)
+		}
+	}
 }
