@@ -124,6 +124,7 @@ type gatedConn struct {
 	buf    []byte
 	held   map[uint16]bool
 	closed bool
+	resets int // bumped by Fail, which empties buf under the writer
 	kick   chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -156,7 +157,9 @@ func (g *gatedConn) Release(pid uint16) {
 // send it again.
 func (g *gatedConn) Fail(pid uint16) {
 	g.mu.Lock()
-	g.buf = nil
+	g.buf, g.closed = nil, true
+	g.resets++
+	g.space.Broadcast()
 	g.mu.Unlock()
 	_ = g.Close()
 }
@@ -232,7 +235,7 @@ func (g *gatedConn) writer() {
 			n += size
 		}
 		chunk := g.buf[:n:n]
-		closed := g.closed
+		closed, resets := g.closed, g.resets
 		g.mu.Unlock()
 		if n > 0 {
 			if closed {
@@ -247,7 +250,9 @@ func (g *gatedConn) writer() {
 				return
 			}
 			g.mu.Lock()
-			g.buf = append(g.buf[:0], g.buf[n:]...)
+			if g.resets == resets { // else Fail emptied the buffer meanwhile
+				g.buf = append(g.buf[:0], g.buf[n:]...)
+			}
 			g.space.Broadcast()
 			g.mu.Unlock()
 			for _, pid := range acked {

@@ -86,6 +86,7 @@ type desNode struct {
 	backlog   int64
 	diskFull  bool          // the queue holds what it holds; nothing new fits
 	clock     time.Duration // the node's clock, off real (fake) time
+	dropped   int64         // device connections dropped to refuse a publish
 }
 
 type desRun struct {
@@ -205,7 +206,8 @@ func (r *desRun) publish(n *desNode, d *desDevice) {
 	}
 	if q.MaxBytes > 0 && n.bytes+int64(m.size) > q.MaxBytes {
 		if q.Policy != "drop-oldest" {
-			return // refused: no PUBACK
+			n.dropped++ // refused: no PUBACK, and the connection dropped
+			return
 		}
 		for len(n.queue) > 0 && n.bytes+int64(m.size) > q.MaxBytes {
 			n.bytes -= int64(n.queue[0].size)

@@ -28,6 +28,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
+	"github.com/sedna-go/sedna/internal/smalldisk"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -58,6 +59,11 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
 	if s.Nodes.Subprocess > 0 && o.SednaBin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -111,6 +117,12 @@ type simNode struct {
 	procEnd chan struct{}
 	limit   int64        // the queue's limit before a diskFull
 	clock   atomic.Int64 // the node's clock: nanoseconds off real time
+	// stopping is set when the simulator stops the node's process; died
+	// says how it ended if it ended on its own (a failure of the run).
+	stopping atomic.Bool
+	died     atomic.Value
+	// dropped counts device connections lost while the node ran.
+	dropped atomic.Int64
 	mu      sync.Mutex
 
 	// counts, by device
@@ -127,6 +139,9 @@ type simDevice struct {
 	lat   []atomic.Int64 // nanos, by seq (written once, by the counter)
 	next  atomic.Int64
 }
+
+// running says whether the node runs and is not being stopped.
+func (n *simNode) running() bool { return !n.stopping.Load() }
 
 // now is the node's clock.
 func (n *simNode) now() time.Time { return time.Now().Add(time.Duration(n.clock.Load())) }
@@ -278,6 +293,7 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 		return err
 	}
 	n.agent = a
+	n.stopping.Store(false)
 	return nil
 }
 
@@ -295,8 +311,15 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(r.o.SednaBin, "edge", "--node", n.name, "--data", n.dir, "--listen", n.addr, "--cloud", cloudURL,
-		"--password", simPassword, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf)
+	args := []string{"edge", "--node", n.name, "--data", n.dir, "--listen", n.addr, "--cloud", cloudURL,
+		"--password", simPassword, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf}
+	cmd := exec.Command(r.o.SednaBin, args...)
+	if mib := r.s.Nodes.DiskMiB; mib > 0 {
+		var err error
+		if cmd, err = smalldisk.Command(n.dir, mib<<20, r.o.SednaBin, args...); err != nil {
+			return err
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -317,13 +340,20 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 				}
 			}
 		}
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		if !n.stopping.Load() {
+			if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == smalldisk.ExitMountFailed {
+				n.died.Store("could not mount its small file system (needs root or user namespaces)")
+			} else {
+				n.died.Store(fmt.Sprintf("%v", cmd.ProcessState))
+			}
+		}
 		close(done)
 	}()
 	select {
 	case <-ready:
 	case <-done:
-		return errors.New("sedna edge exited at start")
+		return fmt.Errorf("sedna edge exited at start: %v", n.died.Load())
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		return errors.New("sedna edge not ready in 30 s")
@@ -332,6 +362,7 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 		return ctx.Err()
 	}
 	n.proc, n.procEnd = cmd, done
+	n.stopping.Store(false)
 	return nil
 }
 
@@ -340,6 +371,7 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 func (r *realRun) stopNode(n *simNode, kill bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.stopping.Store(true)
 	if n.agent != nil {
 		n.agent.Close()
 		n.agent = nil
@@ -421,6 +453,19 @@ func (r *realRun) apply(ctx context.Context, f Fault, idx []int, on bool) {
 			n.clock.Store(int64(f.ClockOffset(time.Duration(n.clock.Load()), time.Now())))
 		case "diskFull", "diskFree":
 			n.mu.Lock()
+			if p := n.proc; p != nil && r.s.Nodes.DiskMiB > 0 {
+				var err error
+				if f.Action == "diskFull" {
+					// Half the store's reserve: writes are refused, and
+					// deletions still pass.
+					err = smalldisk.Fill(p.Process.Pid, n.dir, 16<<20)
+				} else {
+					err = smalldisk.Free(p.Process.Pid, n.dir)
+				}
+				if err != nil {
+					r.logFault("%s on %s failed: %v", f.Action, n.name, err)
+				}
+			}
 			if a := n.agent; a != nil {
 				q := a.Bridge().Queue()
 				if f.Action == "diskFull" {
@@ -582,7 +627,7 @@ waiting:
 	rep := &Report{Scenario: r.s.Name, Mode: r.s.Mode, Seed: r.s.Seed, Elapsed: time.Since(r.start0)}
 	var lat []time.Duration
 	for i, n := range r.nodes {
-		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i]}
+		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i], Dropped: n.dropped.Load()}
 		for _, d := range n.devices {
 			rep.tally(&nr, d.kind, int(d.qos), d.next.Load(), func(seq int64) outcome {
 				return outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}
@@ -600,6 +645,11 @@ waiting:
 		rep.Jobs = jobs
 	}
 	rep.check(r.s.Expect)
+	for _, n := range r.nodes {
+		if how, _ := n.died.Load().(string); how != "" {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s ended on its own: %s", n.name, how))
+		}
+	}
 	return rep, nil
 }
 
@@ -647,7 +697,12 @@ func (r *realRun) drained() bool {
 func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec deviceSpec, stop <-chan struct{}) error {
 	o := paho.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(n.name + "-" + d.name).SetCleanSession(true).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
-		SetMaxReconnectInterval(500 * time.Millisecond).SetWriteTimeout(5 * time.Second)
+		SetMaxReconnectInterval(500 * time.Millisecond).SetWriteTimeout(5 * time.Second).
+		SetConnectionLostHandler(func(paho.Client, error) {
+			if n.running() {
+				n.dropped.Add(1)
+			}
+		})
 	c := paho.NewClient(o)
 	c.Connect()
 	var acks sync.WaitGroup // the acknowledgements this device waits for

@@ -19,6 +19,10 @@ type NodeReport struct {
 	Lost        int64  `json:"lost"`        // acknowledged (QoS 1) or sent (QoS 0) and never received
 	Duplicated  int64  `json:"duplicated"`  // received more than once
 	BacklogPeak int64  `json:"backlogPeak"` // most acknowledged messages not yet received at once
+	// Dropped counts device connections the node dropped while it ran: an
+	// MQTT 3.1.1 broker's only way to refuse a publish (a full disk or
+	// queue); the device sends it again when it reconnects.
+	Dropped int64 `json:"droppedConnections"`
 }
 
 // JobReport is a resource applied by the scenario, as the control plane
@@ -62,6 +66,7 @@ func (r *Report) total() {
 		t.Lost += n.Lost
 		t.Duplicated += n.Duplicated
 		t.BacklogPeak += n.BacklogPeak
+		t.Dropped += n.Dropped
 	}
 	r.Total = t
 }
@@ -165,9 +170,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  fault: %s\n", f)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tpublished\tacked\tdelivered\tlost\tduplicated\tbacklog peak\t")
+	fmt.Fprintln(tw, "node\tpublished\tacked\tdelivered\tlost\tduplicated\tbacklog peak\tdropped conns\t")
 	for _, n := range append(append([]NodeReport{}, r.Nodes...), r.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak, n.Dropped)
 	}
 	tw.Flush()
 	for _, j := range r.Jobs {

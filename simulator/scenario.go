@@ -73,6 +73,12 @@ type Nodes struct {
 	// Queue bounds each node's uplink queue (a small disk); default the
 	// agent's (256 MiB, refuse when full).
 	Queue QueueLimits `json:"queue"`
+	// DiskMiB, if set, gives each subprocess node a file system of its own
+	// of that size (a tmpfs in a private mount namespace: Linux, as root or
+	// with user namespaces), which diskFull fills for real and diskFree
+	// empties. Its file system ends with its process, so such a node is
+	// not killed and restarted.
+	DiskMiB int64 `json:"diskMiB"`
 }
 
 // QueueLimits bound a node's uplink queue.
@@ -235,6 +241,9 @@ func (s *Scenario) check() error {
 	if s.Nodes.Queue.MaxBytes < 0 {
 		fail("nodes.queue.maxBytes: negative")
 	}
+	if d := s.Nodes.DiskMiB; d != 0 && (d < 64 || s.Nodes.Subprocess == 0) {
+		fail("nodes.diskMiB %d: at least 64 (a store keeps 32 MiB free), for subprocess nodes", d)
+	}
 	if s.Nodes.Queue.MaxAge < 0 {
 		fail("nodes.queue.maxAge: negative")
 	}
@@ -265,10 +274,19 @@ func (s *Scenario) check() error {
 		if inProcessOnly[f.Action] {
 			idx, _ := s.NodesOf(f.Nodes)
 			for _, k := range idx {
+				if k < s.Nodes.Subprocess && (s.Nodes.DiskMiB > 0 && (f.Action == "diskFull" || f.Action == "diskFree")) {
+					continue // a real disk to fill
+				}
 				if k < s.Nodes.Subprocess {
 					fail("faults[%d]: %s acts on in-process nodes; %s is a subprocess", i, f.Action, s.NodeName(k))
 					break
 				}
+			}
+		}
+		if (f.Action == "kill" || f.Action == "restart") && s.Nodes.DiskMiB > 0 {
+			idx, _ := s.NodesOf(f.Nodes)
+			if len(idx) > 0 && idx[0] < s.Nodes.Subprocess {
+				fail("faults[%d]: %s on %s, whose file system (nodes.diskMiB) ends with its process", i, f.Action, s.NodeName(idx[0]))
 			}
 		}
 		if (f.Action == "kill" || f.Action == "restart") && f.Every > 0 {

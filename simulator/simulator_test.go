@@ -249,3 +249,22 @@ func TestClockFaultsLoseNothing(t *testing.T) {
 		})
 	}
 }
+
+// A disk filled for real on two subprocess nodes (a file system of their
+// own): publishes are refused while it is full, none acknowledged is lost,
+// no node dies, and publishing resumes once the space is back.
+func TestFullDiskRefusesAndLosesNothing(t *testing.T) {
+	rep := run(t, "full-disk.yaml", nil)
+	if !rep.OK() || rep.Total.Lost != 0 || rep.Total.Duplicated != 0 {
+		t.Fatalf("failures: %v", rep.Failures)
+	}
+	for _, n := range rep.Nodes[:2] {
+		if n.Dropped == 0 {
+			t.Errorf("%s dropped no device connection: the full disk refused nothing", n.Node)
+		}
+		// 50 messages/s: at most 50 were taken before the disk filled.
+		if n.Acked <= 100 {
+			t.Errorf("%s: only %d acknowledged of %d: publishing did not resume after the disk was freed", n.Node, n.Acked, n.Published)
+		}
+	}
+}

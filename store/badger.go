@@ -35,8 +35,16 @@ type Options struct {
 	// ValueLogFileBytes is the size of one value-log file, default 64 MiB.
 	ValueLogFileBytes int64
 	// GCInterval is how often value-log garbage collection runs, default
-	// 5 minutes; negative disables it.
+	// 5 minutes; negative disables it. It is skipped while less than
+	// MinFreeBytes plus a value-log file is free.
 	GCInterval time.Duration
+	// MinFreeBytes is the free space the store leaves on its file system:
+	// writes that would go under it fail with ErrFull (deletions only under
+	// a quarter of it). Badger writes through memory maps, so on a disk that
+	// is really full it faults and the process dies; the reserve keeps room
+	// for the memtable flushes and compactions it does on its own. Default
+	// 32 MiB; negative disables the guard.
+	MinFreeBytes int64
 	// Logger receives Badger's warnings and errors; default slog.Default().
 	Logger *slog.Logger
 }
@@ -53,8 +61,10 @@ type Badger struct {
 	mode   Mode
 	epoch  uint64
 	log    *slog.Logger
-	budget int // bytes one group commit may take
-	count  int // writes one group commit may take
+	guard  *diskGuard
+	vlog   int64 // bytes of one value-log file
+	budget int   // bytes one group commit may take
+	count  int   // writes one group commit may take
 
 	reqs    chan *request
 	closing chan struct{}
@@ -130,6 +140,9 @@ func OpenBadger(o Options) (*Badger, error) {
 	if o.GCInterval == 0 {
 		o.GCInterval = 5 * time.Minute
 	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 32 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -162,7 +175,8 @@ func OpenBadger(o Options) (*Badger, error) {
 	// for its per-entry overhead.
 	maxBatch := int(o.MemTableBytes * 15 / 100)
 	s := &Badger{
-		db: db, mode: o.Mode, log: o.Logger,
+		db: db, mode: o.Mode, log: o.Logger, vlog: o.ValueLogFileBytes,
+		guard:   newDiskGuard(o.Dir, o.MinFreeBytes, freeBytes, o.Logger),
 		budget:  maxBatch * 3 / 4,
 		count:   maxBatch / 400,
 		reqs:    make(chan *request, 1024),
@@ -329,6 +343,9 @@ func (s *Badger) Write(b *Batch) error {
 	if b.Size() > s.budget {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, b.Size(), s.budget)
 	}
+	if err := s.guard.check(b.Size(), b.puts()); err != nil {
+		return err
+	}
 	if s.mode == Process || b.lazy {
 		s.closeMu.RLock()
 		defer s.closeMu.RUnlock()
@@ -478,6 +495,10 @@ func (s *Badger) RunGC() int {
 		case <-s.closing:
 			return n
 		default:
+		}
+		if !s.guard.room(s.vlog) {
+			s.log.Warn("store: value-log gc skipped: too little free space to rewrite a file", "needs", s.vlog)
+			return n
 		}
 		if err := s.db.RunValueLogGC(0.5); err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {

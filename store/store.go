@@ -122,6 +122,16 @@ func (b *Batch) Delete(key []byte) {
 // Len is the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
+// puts says whether b writes a value (rather than only deleting).
+func (b *Batch) puts() bool {
+	for _, op := range b.ops {
+		if !op.Delete {
+			return true
+		}
+	}
+	return false
+}
+
 // Size is the approximate number of bytes the batch writes.
 func (b *Batch) Size() int { return b.size }
 
