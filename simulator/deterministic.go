@@ -66,6 +66,17 @@ type desDevice struct {
 	seen   []int32
 	lat    []time.Duration
 	offset time.Duration
+	// twin devices: the answer to report seq was sent, received, after.
+	deltaSent []bool
+	deltaSeen []int32
+	rtt       []time.Duration
+}
+
+// desDelta is a twin delta in the cloud's outbox for a node: kept until
+// it arrived, sent again after each reconnection.
+type desDelta struct {
+	msg   *desMsg
+	epoch int // of the connection it was last sent on; -1: not sent
 }
 
 type desNode struct {
@@ -87,6 +98,7 @@ type desNode struct {
 	diskFull  bool          // the queue holds what it holds; nothing new fits
 	clock     time.Duration // the node's clock, off real (fake) time
 	dropped   int64         // device connections dropped to refuse a publish
+	outbox    []*desDelta   // twin deltas the cloud keeps for the node
 }
 
 type desRun struct {
@@ -116,6 +128,9 @@ func runDeterministic(s *Scenario) *Report {
 			for k := range d.PerNode {
 				dev := &desDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: *d.QoS, rate: d.Rate, size: d.Size,
 					sent: make([]bool, limit), acked: make([]bool, limit), seen: make([]int32, limit), lat: make([]time.Duration, limit)}
+				if d.Kind == "twin" {
+					dev.deltaSent, dev.deltaSeen, dev.rtt = make([]bool, limit), make([]int32, limit), make([]time.Duration, limit)
+				}
 				dev.offset = time.Duration(r.rng.Int64N(int64(time.Second / time.Duration(max(1, int(d.Rate))))))
 				n.devices = append(n.devices, dev)
 			}
@@ -153,10 +168,14 @@ func runDeterministic(s *Scenario) *Report {
 	rep := &Report{Scenario: s.Name, Mode: s.Mode, Seed: s.Seed, Elapsed: r.now}
 	var lat []time.Duration
 	for _, n := range r.nodes {
-		nr := NodeReport{Node: n.name, BacklogPeak: n.backlog}
+		nr := NodeReport{Node: n.name, BacklogPeak: n.backlog, Dropped: n.dropped}
 		for _, d := range n.devices {
 			rep.tally(&nr, d.kind, d.qos, d.next, func(seq int64) outcome {
-				return outcome{sent: d.sent[seq], acked: d.acked[seq], seen: d.seen[seq], lat: d.lat[seq]}
+				o := outcome{sent: d.sent[seq], acked: d.acked[seq], seen: d.seen[seq], lat: d.lat[seq]}
+				if d.deltaSeen != nil {
+					o.deltaSent, o.deltaSeen, o.rtt = d.deltaSent[seq], d.deltaSeen[seq], d.rtt[seq]
+				}
+				return o
 			}, &lat)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
@@ -259,6 +278,9 @@ func (r *desRun) clockOf(n *desNode) time.Time { return desEpoch.Add(r.now + n.c
 // maxAge by the node's clock is dropped instead (topics.Expired's rule: a
 // stamp before the clock floor never expires).
 func (r *desRun) pump(n *desNode) {
+	if len(n.outbox) > 0 {
+		r.sendDown(n)
+	}
 	maxAge := time.Duration(r.s.Nodes.Queue.MaxAge)
 	for n.connected && !n.stalled && n.inflight < desWindow && n.inflight < len(n.queue) {
 		m := n.queue[n.inflight]
@@ -269,6 +291,36 @@ func (r *desRun) pump(n *desNode) {
 		}
 		n.inflight++
 		r.transmit(n, m, true)
+	}
+}
+
+// sendDown sends the node's outbox over its link while it is connected:
+// a delta arrives after the link's latency unless the connection drops
+// first, when it waits for the next one.
+func (r *desRun) sendDown(n *desNode) {
+	if !n.connected || n.stalled {
+		return
+	}
+	for _, d := range n.outbox {
+		if d.epoch == n.epoch {
+			continue // in flight on this connection
+		}
+		d.epoch = n.epoch
+		epoch := n.epoch
+		r.at(r.now+n.latency+100*time.Microsecond, func() {
+			if n.epoch != epoch || !n.up {
+				return // lost with its connection: sent again on the next
+			}
+			dev, seq := d.msg.dev, d.msg.seq
+			dev.deltaSeen[seq]++
+			dev.rtt[seq] = r.now - d.msg.sent
+			for i, x := range n.outbox {
+				if x == d {
+					n.outbox = append(n.outbox[:i], n.outbox[i+1:]...)
+					break
+				}
+			}
+		})
 	}
 }
 
@@ -292,6 +344,11 @@ func (r *desRun) transmit(n *desNode, m *desMsg, durable bool) {
 			r.seen[key] = true
 			m.dev.seen[m.seq]++
 			m.dev.lat[m.seq] = r.now - m.sent
+			if m.dev.deltaSeen != nil { // the cloud answers a twin report
+				m.dev.deltaSent[m.seq] = true
+				n.outbox = append(n.outbox, &desDelta{msg: m, epoch: -1})
+				r.sendDown(n)
+			}
 		}
 		if !durable {
 			return

@@ -21,7 +21,14 @@ import (
 //   comfort   a thermal-comfort reading (conditions, vote, preference) of the
 //             node's task (tasks are shared out by attribute);
 //   kubeedge  a KubeEdge device's data update, $ke/events/device/{id}/data/update
-//             with KubeEdge's JSON, carried by the default bridge rules.
+//             with KubeEdge's JSON, carried by the default bridge rules;
+//   twin      a KubeEdge device twin, round trip: the device reports its
+//             actual state on $hw/events/device/default/{id}/twin/update;
+//             the cloud (the counter, as a cloud app would) answers each
+//             report with a desired state on the node's
+//             $hw/events/device/default/{id}/twin/update/delta, through the
+//             downlink; the device, with a persistent session on its
+//             node's broker, takes it. A delta that never arrives is lost.
 // Every message carries its device's sequence number and send time, so the
 // counter tells lost from duplicated whatever the kind.
 
@@ -33,7 +40,48 @@ type Data struct {
 	Shards  int     `json:"shards"`  // label shards per node; default 2
 }
 
-var kinds = map[string]bool{"sensor": true, "camera": true, "comfort": true, "kubeedge": true}
+var kinds = map[string]bool{"sensor": true, "camera": true, "comfort": true, "kubeedge": true, "twin": true}
+
+// twinID is a twin device's KubeEdge device ID (namespace default).
+func twinID(node, dev string) string { return "default/" + node + "-" + dev }
+
+// twinTopic is where twin device dev of node reports (suffix "") or gets
+// its deltas (suffix "/delta"), on the node's broker.
+func twinTopic(node, dev, suffix string) string {
+	return "$hw/events/device/" + twinID(node, dev) + "/twin/update" + suffix
+}
+
+// twinDelta is the desired state the cloud sends in answer to report seq
+// (its event ID is the report's, so the device can match them).
+func twinDelta(eventID string, seq int64) []byte {
+	v := strconv.FormatInt(seq, 10)
+	js, _ := json.Marshal(map[string]any{
+		"event_id":  eventID,
+		"timestamp": time.Now().UnixMilli(),
+		"twin": map[string]any{"setpoint": map[string]any{
+			"expected": map[string]any{"value": v}, "metadata": map[string]any{"type": "Updated"}}},
+		"delta": map[string]any{"setpoint": v},
+	})
+	return js
+}
+
+// eventSeq reads the sequence number and send time from a KubeEdge
+// event ID of the simulator's ("seq-nanos").
+func eventSeq(payload []byte) (string, int64, time.Time, bool) {
+	var m struct {
+		EventID string `json:"event_id"`
+	}
+	if json.Unmarshal(payload, &m) != nil {
+		return "", 0, time.Time{}, false
+	}
+	a, b, found := strings.Cut(m.EventID, "-")
+	s, err1 := strconv.ParseInt(a, 10, 64)
+	ns, err2 := strconv.ParseInt(b, 10, 64)
+	if !found || err1 != nil || err2 != nil || s < 0 {
+		return "", 0, time.Time{}, false
+	}
+	return m.EventID, s, time.Unix(0, ns), true
+}
 
 // fleetData is what the devices of each node draw from.
 type fleetData struct {
@@ -124,6 +172,14 @@ func (fd *fleetData) message(node string, i int, kind, dev string, qos int, seq 
 				"metadata": map[string]any{"type": "float", "timestamp": now.UnixMilli()}}},
 		})
 		return "$ke/events/device/" + node + "-" + dev + "/data/update", js
+	case "twin":
+		js, _ := json.Marshal(map[string]any{
+			"event_id":  fmt.Sprintf("%d-%d", seq, now.UnixNano()),
+			"timestamp": now.UnixMilli(),
+			"twin": map[string]any{"setpoint": map[string]any{
+				"actual": map[string]any{"value": strconv.FormatInt(seq-1, 10)}, "metadata": map[string]any{"type": "Updated"}}},
+		})
+		return twinTopic(node, dev, ""), js
 	}
 	b := header(seq, now, size)
 	return topic, b[:size]
@@ -154,19 +210,13 @@ func parseCounted(topic string, payload []byte) (node, dev string, seq int64, se
 	case strings.HasPrefix(p.Rest, "kubeedge/$ke/events/device/"):
 		id := strings.TrimSuffix(strings.TrimPrefix(p.Rest, "kubeedge/$ke/events/device/"), "/data/update")
 		dev = strings.TrimPrefix(id, node+"-")
-		var m struct {
-			EventID string `json:"event_id"`
-		}
-		if json.Unmarshal(payload, &m) != nil {
-			return
-		}
-		a, b, found := strings.Cut(m.EventID, "-")
-		s, err1 := strconv.ParseInt(a, 10, 64)
-		ns, err2 := strconv.ParseInt(b, 10, 64)
-		if !found || err1 != nil || err2 != nil {
-			return
-		}
-		return node, dev, s, time.Unix(0, ns), true
+		_, seq, sent, ok = eventSeq(payload)
+		return node, dev, seq, sent, ok
+	case strings.HasPrefix(p.Rest, "kubeedge/$hw/events/device/default/") && strings.HasSuffix(p.Rest, "/twin/update"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p.Rest, "kubeedge/$hw/events/device/default/"), "/twin/update")
+		dev = strings.TrimPrefix(id, node+"-")
+		_, seq, sent, ok = eventSeq(payload)
+		return node, dev, seq, sent, ok
 	}
 	return
 }

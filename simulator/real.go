@@ -95,7 +95,12 @@ type realRun struct {
 	timers []*time.Timer
 	// progress is poked when a message arrives or is acknowledged.
 	progress chan struct{}
-	data     *fleetData
+	// answers are the twin deltas waiting for the cloud broker's PUBACK.
+	answers sync.WaitGroup
+	// twins are the twin devices' clients, kept connected while the run
+	// drains (under mu).
+	twins []paho.Client
+	data  *fleetData
 }
 
 func (r *realRun) poke() {
@@ -138,6 +143,14 @@ type simDevice struct {
 	seen  []atomic.Int32
 	lat   []atomic.Int64 // nanos, by seq (written once, by the counter)
 	next  atomic.Int64
+	// twin devices: the delta answering report seq was sent by the cloud,
+	// received so many times, after so long.
+	deltaSent []atomic.Bool
+	deltaSeen []atomic.Int32
+	rtt       []atomic.Int64
+	// deltaFailed: the cloud broker did not take the answer (so none is
+	// promised).
+	deltaFailed []atomic.Bool
 }
 
 // running says whether the node runs and is not being stopped.
@@ -184,8 +197,13 @@ func (r *realRun) start(ctx context.Context) error {
 		n := &simNode{i: i, name: s.NodeName(i), dir: filepath.Join(r.o.Dir, s.NodeName(i))}
 		for _, d := range s.Devices {
 			for k := range d.PerNode {
-				n.devices = append(n.devices, &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: byte(*d.QoS),
-					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]atomic.Int64, max)})
+				dev := &simDevice{name: fmt.Sprintf("%s-%d", d.Kind, k), kind: d.Kind, qos: byte(*d.QoS),
+					acked: make([]atomic.Bool, max), sent: make([]atomic.Bool, max), seen: make([]atomic.Int32, max), lat: make([]atomic.Int64, max)}
+				if d.Kind == "twin" {
+					dev.deltaSent, dev.deltaSeen, dev.rtt = make([]atomic.Bool, max), make([]atomic.Int32, max), make([]atomic.Int64, max)
+					dev.deltaFailed = make([]atomic.Bool, max)
+				}
+				n.devices = append(n.devices, dev)
 			}
 		}
 		n.link, err = netfault.New(strings.TrimPrefix(r.cloud.BrokerURL(), "tcp://"))
@@ -219,7 +237,8 @@ func maxRate(s *Scenario) float64 {
 func (r *realRun) startCounter() error {
 	byNode := map[string]*simNode{}
 	filters := map[string]byte{topics.NodeAppPrefix("+") + "sim/#": 1, topics.NodeAppPrefix("+") + "sim0/#": 1,
-		topics.NodeKubeEdgePrefix("+") + "$ke/events/device/#": 1}
+		topics.NodeKubeEdgePrefix("+") + "$ke/events/device/#":               1,
+		topics.NodeKubeEdgePrefix("+") + "$hw/events/device/+/+/twin/update": 1}
 	handler := func(_ paho.Client, m paho.Message) {
 		node, dev, seq, sent, ok := parseCounted(m.Topic(), m.Payload())
 		if !ok {
@@ -247,7 +266,9 @@ func (r *realRun) startCounter() error {
 				return
 			}
 			d.lat[seq].CompareAndSwap(0, max(1, now.Sub(sent).Nanoseconds())) // the first arrival's
-			d.seen[seq].Add(1)
+			if d.seen[seq].Add(1) == 1 && d.kind == "twin" {
+				r.answerTwin(n, d, seq, m.Payload())
+			}
 			r.poke()
 		}
 	}
@@ -264,6 +285,26 @@ func (r *realRun) startCounter() error {
 		return fmt.Errorf("counter: subscribe: %v", st.Error())
 	}
 	return nil
+}
+
+// answerTwin sends the desired state answering twin report seq of device d,
+// as a cloud app would: on the node's downlink, QoS 1.
+func (r *realRun) answerTwin(n *simNode, d *simDevice, seq int64, report []byte) {
+	id, _, _, ok := eventSeq(report)
+	if !ok {
+		return
+	}
+	tok := r.counter.Publish(topics.ToNodeKubeEdgePrefix(n.name)+twinTopic(n.name, d.name, "/delta"), 1, false, twinDelta(id, seq))
+	r.answers.Add(1)
+	go func() {
+		defer r.answers.Done()
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			d.deltaSent[seq].Store(true)
+		} else {
+			d.deltaFailed[seq].Store(true)
+		}
+		r.poke()
+	}()
 }
 
 // simRules carry the devices' messages up under the node's app prefix:
@@ -387,7 +428,18 @@ func (r *realRun) stopNode(n *simNode, kill bool) {
 	}
 }
 
+func (r *realRun) disconnectTwins() {
+	r.mu.Lock()
+	twins := r.twins
+	r.twins = nil
+	r.mu.Unlock()
+	for _, c := range twins {
+		c.Disconnect(100)
+	}
+}
+
 func (r *realRun) close() {
+	r.disconnectTwins()
 	r.mu.Lock()
 	for _, t := range r.timers {
 		t.Stop()
@@ -400,6 +452,7 @@ func (r *realRun) close() {
 		}
 	}
 	if r.counter != nil {
+		r.answers.Wait()
 		r.counter.Disconnect(100)
 	}
 	if r.cloud != nil {
@@ -528,7 +581,7 @@ func (r *realRun) jobStates(ctx context.Context, c *cloud.Client, jobs []JobRepo
 		if json.Unmarshal(rep.Objects[0].Status, &st) != nil {
 			continue
 		}
-		jobs[i].Phase, jobs[i].Pending = st.Phase, st.Pending
+		jobs[i].Phase, jobs[i].Pending, jobs[i].Metrics = st.Phase, st.Pending, st.Metrics
 		for _, w := range st.Workers {
 			jobs[i].Workers = append(jobs[i].Workers, fmt.Sprintf("%s@%s:%s", w.Role, w.Node, w.Phase))
 		}
@@ -621,6 +674,7 @@ waiting:
 	}
 	close(sampling)
 	<-sampleDone
+	r.disconnectTwins()
 	if err, _ := devErr.Load().(error); err != nil {
 		return nil, err
 	}
@@ -630,7 +684,11 @@ waiting:
 		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i], Dropped: n.dropped.Load()}
 		for _, d := range n.devices {
 			rep.tally(&nr, d.kind, int(d.qos), d.next.Load(), func(seq int64) outcome {
-				return outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}
+				o := outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}
+				if d.deltaSent != nil {
+					o.deltaSent, o.deltaSeen, o.rtt = d.deltaSent[seq].Load(), d.deltaSeen[seq].Load(), time.Duration(d.rtt[seq].Load())
+				}
+				return o
 			}, &lat)
 		}
 		rep.Nodes = append(rep.Nodes, nr)
@@ -675,6 +733,11 @@ func (d *simDevice) pending() int64 {
 		if (d.acked[seq].Load() || d.qos == 0 && d.sent[seq].Load()) && d.seen[seq].Load() == 0 {
 			p++
 		}
+		// A twin report that arrived waits for its answer, from before
+		// the cloud broker took it.
+		if d.deltaSent != nil && d.seen[seq].Load() > 0 && d.deltaSeen[seq].Load() == 0 && !d.deltaFailed[seq].Load() {
+			p++
+		}
 	}
 	return p
 }
@@ -695,7 +758,7 @@ func (r *realRun) drained() bool {
 // PUBACK (the node was killed) is not repeated: only acknowledged messages
 // are promised.
 func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec deviceSpec, stop <-chan struct{}) error {
-	o := paho.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(n.name + "-" + d.name).SetCleanSession(true).
+	o := paho.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(n.name + "-" + d.name).SetCleanSession(d.kind != "twin").
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
 		SetMaxReconnectInterval(500 * time.Millisecond).SetWriteTimeout(5 * time.Second).
 		SetConnectionLostHandler(func(paho.Client, error) {
@@ -703,11 +766,32 @@ func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec dev
 				n.dropped.Add(1)
 			}
 		})
+	if d.kind == "twin" {
+		// A persistent session: the node's broker keeps the subscription
+		// and the deltas that come while the device is away.
+		o.SetOnConnectHandler(func(c paho.Client) {
+			c.Subscribe(twinTopic(n.name, d.name, "/delta"), 1, func(_ paho.Client, m paho.Message) {
+				_, seq, sent, ok := eventSeq(m.Payload())
+				if !ok || seq >= int64(len(d.deltaSeen)) {
+					return
+				}
+				d.rtt[seq].CompareAndSwap(0, max(1, time.Since(sent).Nanoseconds()))
+				d.deltaSeen[seq].Add(1)
+				r.poke()
+			})
+		})
+	}
 	c := paho.NewClient(o)
 	c.Connect()
 	var acks sync.WaitGroup // the acknowledgements this device waits for
 	defer func() {
 		acks.Wait()
+		if d.kind == "twin" { // it waits for its deltas until the run drained
+			r.mu.Lock()
+			r.twins = append(r.twins, c)
+			r.mu.Unlock()
+			return
+		}
 		c.Disconnect(100)
 	}()
 	period := time.Duration(float64(time.Second) / spec.rate)

@@ -23,6 +23,10 @@ type NodeReport struct {
 	// MQTT 3.1.1 broker's only way to refuse a publish (a full disk or
 	// queue); the device sends it again when it reconnects.
 	Dropped int64 `json:"droppedConnections"`
+	// RoundTrips counts twin reports whose desired state came back to
+	// their device; a delta the cloud sent that never arrived is counted
+	// lost, one that arrived twice duplicated.
+	RoundTrips int64 `json:"twinRoundTrips,omitempty"`
 }
 
 // JobReport is a resource applied by the scenario, as the control plane
@@ -33,6 +37,8 @@ type JobReport struct {
 	Phase   string   `json:"phase"`
 	Pending []string `json:"pending,omitempty"`
 	Workers []string `json:"workers,omitempty"` // role@node: phase
+	// Metrics are what the job's status reports (accuracy, counts, ...).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // Report is what a run measured, and whether its expectations held.
@@ -51,6 +57,11 @@ type Report struct {
 	Faults   []string              `json:"faults"` // what was injected, when
 	Jobs     []JobReport           `json:"jobs,omitempty"`
 	Failures []string              `json:"failures"` // expectations that did not hold
+	// RoundTripP50 and RoundTripP99 are twin round trips' times, from the
+	// device's report to its delta's arrival.
+	RoundTripP50 time.Duration `json:"twinRoundTripP50Nanos,omitempty"`
+	RoundTripP99 time.Duration `json:"twinRoundTripP99Nanos,omitempty"`
+	rtts         []time.Duration
 }
 
 // OK reports whether every expectation held.
@@ -67,8 +78,11 @@ func (r *Report) total() {
 		t.Duplicated += n.Duplicated
 		t.BacklogPeak += n.BacklogPeak
 		t.Dropped += n.Dropped
+		t.RoundTrips += n.RoundTrips
 	}
 	r.Total = t
+	sort.Slice(r.rtts, func(i, j int) bool { return r.rtts[i] < r.rtts[j] })
+	r.RoundTripP50, r.RoundTripP99 = percentile(r.rtts, 0.5), percentile(r.rtts, 0.99)
 }
 
 // outcome is what became of one message of a device.
@@ -76,6 +90,12 @@ type outcome struct {
 	sent, acked bool
 	seen        int32
 	lat         time.Duration
+	// A twin device's round trip: the cloud sent the delta (acknowledged
+	// by the cloud broker), the device received it so many times, after
+	// rtt.
+	deltaSent bool
+	deltaSeen int32
+	rtt       time.Duration
 }
 
 // tally counts n messages of a device of kind into its node's report and
@@ -100,6 +120,16 @@ func (r *Report) tally(nr *NodeReport, kind string, qos int, n int64, at func(se
 		}
 		if (o.acked || qos == 0 && o.sent) && o.seen == 0 {
 			lost++
+		}
+		if o.deltaSent && o.deltaSeen == 0 {
+			lost++
+		}
+		if o.deltaSeen > 0 {
+			nr.RoundTrips++
+			r.rtts = append(r.rtts, o.rtt)
+		}
+		if o.deltaSeen > 1 {
+			dup += int64(o.deltaSeen - 1)
 		}
 	}
 	nr.Published += pub
@@ -134,6 +164,9 @@ func (r *Report) check(e Expect) {
 	}
 	if e.MinLost != nil && r.Total.Lost < *e.MinLost {
 		r.Failures = append(r.Failures, fmt.Sprintf("expected at least %d lost (a negative control), counted %d: the counter did not see the loss", *e.MinLost, r.Total.Lost))
+	}
+	for _, je := range e.Jobs {
+		r.checkJob(je)
 	}
 	if e.MaxP99 > 0 && r.P99 > time.Duration(e.MaxP99) {
 		r.Failures = append(r.Failures, fmt.Sprintf("expected p99 latency at most %v, measured %v", time.Duration(e.MaxP99), r.P99))
@@ -183,6 +216,17 @@ func (r *Report) WriteSummary(w io.Writer) {
 		if len(j.Pending) > 0 {
 			fmt.Fprintf(w, ", waiting for %s", strings.Join(j.Pending, "; "))
 		}
+		if len(j.Metrics) > 0 {
+			names := make([]string, 0, len(j.Metrics))
+			for k := range j.Metrics {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for i, k := range names {
+				names[i] = fmt.Sprintf("%s=%g", k, j.Metrics[k])
+			}
+			fmt.Fprintf(w, ", metrics %s", strings.Join(names, " "))
+		}
 		fmt.Fprintln(w)
 	}
 	if len(r.ByKind) > 1 {
@@ -194,6 +238,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "delivered/acknowledged by kind: %s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(w, "latency p50 %v, p99 %v, max %v\n", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+	if r.Total.RoundTrips > 0 {
+		fmt.Fprintf(w, "twin round trips %d: p50 %v, p99 %v\n", r.Total.RoundTrips, r.RoundTripP50.Round(time.Microsecond), r.RoundTripP99.Round(time.Microsecond))
+	}
 	if r.OK() {
 		fmt.Fprintln(w, "every expectation held")
 		return
@@ -208,4 +255,38 @@ func sortedKinds(m map[string]NodeReport) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkJob checks what a scenario expects of one job.
+func (r *Report) checkJob(e JobExpect) {
+	var j *JobReport
+	for i := range r.Jobs {
+		if r.Jobs[i].Key == e.Key {
+			j = &r.Jobs[i]
+		}
+	}
+	if j == nil {
+		r.Failures = append(r.Failures, fmt.Sprintf("job %s: not in the report", e.Key))
+		return
+	}
+	if e.Phase != "" && j.Phase != e.Phase {
+		r.Failures = append(r.Failures, fmt.Sprintf("job %s: expected phase %s, found %q", e.Key, e.Phase, j.Phase))
+	}
+	names := make([]string, 0, len(e.Metrics))
+	for k := range e.Metrics {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b := e.Metrics[k]
+		v, ok := j.Metrics[k]
+		switch {
+		case !ok:
+			r.Failures = append(r.Failures, fmt.Sprintf("job %s: metric %s not reported", e.Key, k))
+		case b.Min != nil && v < *b.Min:
+			r.Failures = append(r.Failures, fmt.Sprintf("job %s: %s = %g, expected at least %g", e.Key, k, v, *b.Min))
+		case b.Max != nil && v > *b.Max:
+			r.Failures = append(r.Failures, fmt.Sprintf("job %s: %s = %g, expected at most %g", e.Key, k, v, *b.Max))
+		}
+	}
 }

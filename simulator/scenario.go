@@ -92,7 +92,7 @@ type QueueLimits struct {
 
 // Device is a kind of virtual device, PerNode of them on every node.
 type Device struct {
-	Kind    string  `json:"kind"` // sensor, camera, comfort, kubeedge (see devices.go)
+	Kind    string  `json:"kind"` // sensor, camera, comfort, kubeedge, twin (see devices.go)
 	PerNode int     `json:"perNode"`
 	Rate    float64 `json:"rate"` // messages per second per device
 	QoS     *int    `json:"qos"`  // 1 (default) or 0
@@ -125,6 +125,22 @@ type Expect struct {
 	Duplicated *int64   `json:"duplicated"`
 	MinLost    *int64   `json:"minLost"` // a negative control: loss must be seen
 	MaxP99     Duration `json:"maxP99Latency"`
+	// Jobs are what the scenario's jobs must show at the end (real mode).
+	Jobs []JobExpect `json:"jobs"`
+}
+
+// JobExpect is what one job must show: its phase and bounds on the
+// metrics its status reports.
+type JobExpect struct {
+	Key     string           `json:"key"` // Kind/namespace/name
+	Phase   string           `json:"phase"`
+	Metrics map[string]Bound `json:"metrics"`
+}
+
+// Bound bounds a metric; a nil end is open.
+type Bound struct {
+	Min *float64 `json:"min"`
+	Max *float64 `json:"max"`
 }
 
 var actions = map[string]bool{"linkDown": true, "linkUp": true, "latency": true, "bandwidth": true, "reset": true,
@@ -244,6 +260,14 @@ func (s *Scenario) check() error {
 	if d := s.Nodes.DiskMiB; d != 0 && (d < 64 || s.Nodes.Subprocess == 0) {
 		fail("nodes.diskMiB %d: at least 64 (a store keeps 32 MiB free), for subprocess nodes", d)
 	}
+	for i, je := range s.Expect.Jobs {
+		if s.Mode != "real" || len(s.Jobs) == 0 {
+			fail("expect.jobs[%d]: jobs are run in real mode, from the scenario's jobs files", i)
+		}
+		if strings.Count(je.Key, "/") != 2 {
+			fail("expect.jobs[%d].key %q: Kind/namespace/name", i, je.Key)
+		}
+	}
 	if s.Nodes.Queue.MaxAge < 0 {
 		fail("nodes.queue.maxAge: negative")
 	}
@@ -251,8 +275,8 @@ func (s *Scenario) check() error {
 		if !kinds[d.Kind] {
 			fail("devices[%d].kind %q: want one of %s", i, d.Kind, strings.Join(sortedKeys(kinds), ", "))
 		}
-		if d.Kind == "kubeedge" && *d.QoS == 0 {
-			fail("devices[%d]: kubeedge devices publish at QoS 1", i)
+		if (d.Kind == "kubeedge" || d.Kind == "twin") && *d.QoS == 0 {
+			fail("devices[%d]: %s devices publish at QoS 1", i, d.Kind)
 		}
 		if d.Rate <= 0 || d.Rate > 10000 {
 			fail("devices[%d].rate %v: want (0, 10000] messages/s", i, d.Rate)
