@@ -33,6 +33,8 @@ type WorkerStatus struct {
 	ExitCode *int      `json:"exitCode,omitempty" msgpack:"exit,omitempty"`
 	Message  string    `json:"message,omitempty" msgpack:"msg,omitempty"`
 	Updated  time.Time `json:"updated" msgpack:"t"`
+	// Metrics are the worker's own numbers, as it last reported them.
+	Metrics map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
 }
 
 // Status is a resource's observed state: conditions, workers, and numbers

@@ -652,10 +652,17 @@ func beUint64(b []byte) uint64 {
 // durably, as a captured publish would be. The topic must be under the
 // node's subtree.
 func (b *Bridge) Send(stream topics.Stream, topic string, payload []byte, retain bool) error {
+	return b.SendUntil(stream, topic, payload, retain, time.Time{})
+}
+
+// SendUntil is Send for a message worth sending only until expires (zero:
+// always): one still queued then is dropped, not sent late, and the cloud
+// drops one that arrives after it.
+func (b *Bridge) SendUntil(stream topics.Stream, topic string, payload []byte, retain bool, expires time.Time) error {
 	if !strings.HasPrefix(topic, topics.NodePrefix(b.node)) {
 		return fmt.Errorf("bridge: %s is not under the node's subtree %s", topic, topics.NodePrefix(b.node))
 	}
-	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now()}
+	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now(), Expires: expires}
 	_, err := b.up.Append(string(stream), []Record{rec}, nil)
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -56,6 +57,9 @@ type ControlConfig struct {
 	BrokerURL string
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Builtins, if set, gives the built-in workers of the cloud, by
+	// "Kind/role"; it is called once with the control plane.
+	Builtins func(*ControlPlane) map[string]workers.Builtin
 }
 
 type entry struct {
@@ -102,7 +106,12 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		return nil, err
 	}
 	if cfg.WorkerLogDir != "" {
-		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker})
+		var builtins map[string]workers.Builtin
+		if cfg.Builtins != nil {
+			builtins = cfg.Builtins(c)
+		}
+		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker,
+			ReportMetrics: c.ReportWorkerMetrics, Builtins: builtins})
 	}
 	c.owner.Start()
 	// Republish what the broker may have lost (an embedded broker keeps
@@ -586,6 +595,11 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 			ws.Node = p.Node
 			c.do(func() { c.workerStatus(p.Job, ws) })
 		}
+	case topics.KindWorkerMetrics:
+		var wm topics.WorkerMetrics
+		if env.DecodeBody(&wm) == nil {
+			c.do(func() { c.workerMetrics(p.Job, p.Node, wm) })
+		}
 	case topics.KindDatasetStatus:
 		var ds topics.DatasetStatus
 		if env.DecodeBody(&ds) == nil {
@@ -608,6 +622,36 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 func (c *ControlPlane) ReportWorker(spec workers.Spec, ws api.WorkerStatus) {
 	ws.Node = c.cfg.Name
 	c.do(func() { c.workerStatus(spec.Job, ws) })
+}
+
+// ReportWorkerMetrics takes the numbers of one of the cloud's own workers.
+func (c *ControlPlane) ReportWorkerMetrics(spec workers.Spec, m topics.WorkerMetrics) {
+	c.do(func() { c.workerMetrics(spec.Job, c.cfg.Name, m) })
+}
+
+// workerMetrics keeps a worker's numbers and merges every worker's into
+// the job's status metrics; no event, since they change all the time.
+func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.WorkerMetrics) {
+	e, ok := c.res[ref.String()]
+	if !ok {
+		return
+	}
+	i := slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == m.Role })
+	if i < 0 {
+		e.status.Workers = append(e.status.Workers, api.WorkerStatus{Role: m.Role, Node: node})
+		sort.Slice(e.status.Workers, func(a, b int) bool { return e.status.Workers[a].Role < e.status.Workers[b].Role })
+		i = slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == m.Role })
+	}
+	e.status.Workers[i].Metrics = m.Metrics
+	merged := map[string]float64{}
+	for _, w := range e.status.Workers {
+		maps.Copy(merged, w.Metrics)
+	}
+	e.status.Metrics = merged
+	if err := c.save(e); err != nil {
+		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+	}
+	c.publishStatus(e)
 }
 
 func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {

@@ -26,10 +26,12 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/plugins/abi"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // Config configures the cloud manager; read from YAML (`sedna cloud
@@ -309,8 +311,23 @@ func (m *Manager) startControl() error {
 	}
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
-		BrokerURL: m.BrokerURL(), Logger: m.log})
+		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.builtins})
 	return err
+}
+
+// builtins are the cloud's built-in workers, by "Kind/role".
+func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
+	ji, err := jointinference.NewCloud(jointinference.CloudEnv{Bus: m.bus,
+		Reply: func(node, topic string, payload []byte, ttl time.Duration) error {
+			_, err := m.downlink.Send(node, topic, payload, false, 1, ttl)
+			return err
+		},
+		Model: c.LatestModel, Log: m.log})
+	if err != nil {
+		m.log.Error("joint inference: cloud side not started", "error", err)
+		return nil
+	}
+	return map[string]workers.Builtin{workers.BuiltinKey(api.KindJointInferenceService, "cloud"): ji.Worker()}
 }
 
 // MinerAdmission checks hard-example miners against a plugin host.

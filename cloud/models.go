@@ -449,3 +449,21 @@ func deletePrefix(s store.Store, prefix []byte) {
 	})
 	_ = s.Write(&b)
 }
+
+// LatestModel returns the newest registered version of a model and its
+// bytes, for the cloud's built-in workers.
+func (c *ControlPlane) LatestModel(ns, name string) (uint64, []byte, error) {
+	mv, ok := c.latest(ns, name)
+	if !ok {
+		return 0, nil, fmt.Errorf("cloud: model %s/%s has no version yet", ns, name)
+	}
+	r, err := store.OpenBlob(c.st, blobKey(ns, name, mv.Version))
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return mv.Version, data, nil
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
@@ -60,6 +61,18 @@ type Config struct {
 	// DatasetPoll is how often the files of the node's Datasets are checked
 	// for appended lines; default 1s.
 	DatasetPoll broker.Duration `json:"datasetPoll,omitempty"`
+	// Plugins configures the node's plugin host (hard-example miners of
+	// its built-in workers).
+	Plugins PluginConfig `json:"plugins,omitempty"`
+}
+
+// PluginConfig configures a node's plugin host.
+type PluginConfig struct {
+	// Dirs hold installed plugins (*.wasm), loaded beside the built-ins.
+	Dirs []string `json:"dirs,omitempty"`
+	// Allow lists the capabilities plugins may be granted: clock, random,
+	// env, fs.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // BrokerConfig configures an embedded broker.
@@ -129,6 +142,7 @@ type Agent struct {
 	jobs     *jobs
 	datasets *datasets
 	models   *Models
+	plugins  lazyHost
 	once     sync.Once
 }
 
@@ -221,7 +235,9 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
-		Report: func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) }})
+		Report:        func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) },
+		ReportMetrics: func(spec workers.Spec, m topics.WorkerMetrics) { a.jobs.reportMetrics(spec, m) },
+		Builtins:      a.builtins()})
 	a.jobs = newJobs(cfg.Node, store.Sub(a.store, "jobs/"), a.srv, a.bridge, a.workers, a.log)
 	a.datasets = newDatasets(cfg.Node, store.Sub(a.store, "ds/"), a.srv, a.bridge, time.Duration(cfg.DatasetPoll), a.log)
 	a.jobs.onSpec = append(a.jobs.onSpec, a.datasets.onSpec)
@@ -297,6 +313,7 @@ func (a *Agent) Close() {
 		if a.workers != nil {
 			a.workers.Close() // their last reports still reach the queue
 		}
+		a.closePlugins()
 		if a.bridge != nil {
 			_ = a.bridge.Close()
 		}

@@ -178,6 +178,22 @@ func (j *jobs) republish(key string, s storedSpec) {
 }
 
 // report sends a worker's state to the cloud (and to local listeners).
+// reportMetrics sends a worker's numbers up (stream events).
+func (j *jobs) reportMetrics(spec workers.Spec, m topics.WorkerMetrics) {
+	env, err := topics.NewEnvelope(topics.KindWorkerMetrics, "edge/jobs", m)
+	if err != nil {
+		return
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return
+	}
+	topic := topics.NodeJob(j.node, spec.Job, "metrics/"+spec.Role)
+	if err := j.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
+		j.log.Warn("worker metrics not queued", "worker", spec.ID(), "error", err)
+	}
+}
+
 func (j *jobs) report(spec workers.Spec, st api.WorkerStatus) {
 	env, err := topics.NewEnvelope(topics.KindWorkerStatus, "edge/jobs", st)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/sedna-go/sedna/plugins"
@@ -453,5 +454,43 @@ func TestRobustAggregatorsResistAPoisonedClient(t *testing.T) {
 	t.Logf("RMS distance from the clean weights with 1 of 10 poisoned: %v", errs)
 	if errs["FedAvg"] < 1 || errs["Median"] > 0.1 || errs["TrimmedMean"] > 0.1 {
 		t.Fatalf("robustness: %v", errs)
+	}
+}
+
+// Mining-then-inference gives miners the raw samples only: the miners that
+// need no inference result judge them, the others say what they need.
+func TestMinersOfRawInputs(t *testing.T) {
+	h, _ := newHost(t, plugins.Config{})
+	ctx := context.Background()
+	inputs := make([]float32, 5*3)
+	for name, want := range map[string]int{"CloudOnly": 5, "EdgeOnly": 0} {
+		m, err := h.Miner(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := m.Mine(ctx, plugins.Batch{Inputs: inputs, InputCols: 3})
+		if err != nil || len(v) != 5 {
+			t.Fatalf("%s on inputs: %v, %d verdicts", name, err, len(v))
+		}
+		hard := 0
+		for _, x := range v {
+			if x.Hard {
+				hard++
+			}
+		}
+		if hard != want {
+			t.Errorf("%s: %d of 5 hard, want %d", name, hard, want)
+		}
+	}
+	r, _ := h.Miner("Random", map[string]string{"random_ratio": "0.5"})
+	if v, err := r.Mine(ctx, plugins.Batch{Inputs: make([]float32, 400), InputCols: 4, Seed: 7}); err != nil || len(v) != 100 {
+		t.Fatalf("Random on inputs: %v", err)
+	}
+	ce, _ := h.Miner("CrossEntropy", nil)
+	if _, err := ce.Mine(ctx, plugins.Batch{Inputs: inputs, InputCols: 3}); err == nil || !strings.Contains(err.Error(), "needs class probabilities") {
+		t.Fatalf("CrossEntropy on raw inputs: %v", err)
+	}
+	if _, err := ce.Mine(ctx, plugins.Batch{Inputs: inputs[:4], InputCols: 3}); err == nil {
+		t.Fatal("4 input values in rows of 3 accepted")
 	}
 }

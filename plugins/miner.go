@@ -19,6 +19,10 @@ type Batch struct {
 	Probs   []float32
 	Classes int
 	Boxes   [][]Box
+	// Inputs are the raw samples (Size rows of InputCols), for miners that
+	// judge a sample before any inference (mining-then-inference).
+	Inputs    []float32
+	InputCols int
 	// Seed, when not zero, fixes the randomness of this call (Random draws
 	// from it); else the Miner supplies a fresh seed per call.
 	Seed uint64
@@ -31,6 +35,9 @@ func (b *Batch) Size() int {
 	}
 	if b.Classes > 0 {
 		return len(b.Probs) / b.Classes
+	}
+	if b.InputCols > 0 {
+		return len(b.Inputs) / b.InputCols
 	}
 	return 0
 }
@@ -76,6 +83,9 @@ func (m *Miner) Mine(ctx context.Context, b Batch) ([]Verdict, error) {
 	if b.Classes > 0 && len(b.Probs) != n*b.Classes {
 		return nil, fmt.Errorf("plugins: %s: %d probabilities are not %d samples of %d classes", m.info.Name, len(b.Probs), n, b.Classes)
 	}
+	if b.Inputs != nil && (b.InputCols < 1 || len(b.Inputs) != n*b.InputCols) {
+		return nil, fmt.Errorf("plugins: %s: %d input values are not %d samples of %d", m.info.Name, len(b.Inputs), n, b.InputCols)
+	}
 	if b.Probs != nil && b.Boxes != nil && len(b.Probs) != len(b.Boxes)*b.Classes {
 		return nil, fmt.Errorf("plugins: %s: probabilities for %d samples, boxes for %d", m.info.Name, len(b.Probs)/max(b.Classes, 1), len(b.Boxes))
 	}
@@ -86,6 +96,9 @@ func (m *Miner) Mine(ctx context.Context, b Batch) ([]Verdict, error) {
 	frame := abi.Frame{Meta: abi.AppendRequest(nil, abi.Request{Plugin: m.info.Name, Params: m.params, Seed: seed})}
 	if b.Classes > 0 || b.Probs != nil {
 		frame.Tensors = append(frame.Tensors, abi.F32Tensor("probs", b.Probs, n, b.Classes))
+	}
+	if b.Inputs != nil {
+		frame.Tensors = append(frame.Tensors, abi.F32Tensor("inputs", b.Inputs, n, b.InputCols))
 	}
 	if b.Boxes != nil {
 		counts := make([]uint32, len(b.Boxes))

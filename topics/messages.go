@@ -34,6 +34,10 @@ const (
 	// KindWorkerStatus: a worker's state (api.WorkerStatus) on
 	// NodeJob(node, ref, "workers/"+role), from the agent that runs it.
 	KindWorkerStatus = "worker.status"
+	// KindWorkerMetrics: WorkerMetrics on NodeJob(node, ref,
+	// "metrics/"+role): a worker's own numbers, merged into the job's
+	// status without an event.
+	KindWorkerMetrics = "worker.metrics"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
 	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").
@@ -145,6 +149,14 @@ type JobEvent struct {
 	Type    string `msgpack:"type"` // Normal, Warning
 	Reason  string `msgpack:"reason"`
 	Message string `msgpack:"msg"`
+}
+
+// WorkerMetrics are a worker's numbers at a time: counts, ratios,
+// latencies, accuracy. Each report replaces the worker's previous one.
+type WorkerMetrics struct {
+	Role    string             `msgpack:"role"`
+	Metrics map[string]float64 `msgpack:"metrics"`
+	Updated int64              `msgpack:"t"`
 }
 
 // DatasetStatus is what a node reports of a dataset it holds.

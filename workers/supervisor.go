@@ -38,6 +38,9 @@ type Spec struct {
 	BrokerURL string
 	// Document is the job's resource as JSON, for built-in workers.
 	Document []byte
+	// ReportMetrics, set by the Supervisor for built-in workers, reports
+	// the worker's numbers (Config.ReportMetrics receives them).
+	ReportMetrics func(map[string]float64) `json:"-"`
 }
 
 // ID names the worker: kind/namespace/name/role.
@@ -56,6 +59,8 @@ type Config struct {
 	// Report receives every change of a worker's state. It is called from
 	// the worker's goroutine and must not block for long.
 	Report func(spec Spec, st api.WorkerStatus)
+	// ReportMetrics receives a built-in worker's numbers; nil drops them.
+	ReportMetrics func(spec Spec, m topics.WorkerMetrics)
 	// Builtins maps "Kind/role" (the role without an index: "train" for
 	// "train-3") to a built-in worker.
 	Builtins map[string]Builtin
@@ -234,7 +239,16 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 		var err error
 		var code *int
 		if builtin != nil {
-			err = runBuiltin(ctx, builtin, w.spec, log)
+			spec := w.spec
+			spec.ReportMetrics = func(m map[string]float64) {
+				w.mu.Lock()
+				w.status.Metrics = m
+				w.mu.Unlock()
+				if s.cfg.ReportMetrics != nil {
+					s.cfg.ReportMetrics(spec, topics.WorkerMetrics{Role: spec.Role, Metrics: m, Updated: time.Now().UnixNano()})
+				}
+			}
+			err = runBuiltin(ctx, builtin, spec, log)
 		} else {
 			code, err = s.runProcess(ctx, w.spec, log)
 		}

@@ -46,6 +46,9 @@ type Box = [6]float32
 type Sample struct {
 	Probs []float32
 	Boxes []Box
+	// Inputs is the raw sample, when the host sends it (a miner that runs
+	// before inference: mining-then-inference).
+	Inputs []float32
 }
 
 // Params are a call's parameters: the host fills in the manifest's
@@ -210,8 +213,22 @@ func HandleMine(in []byte) (out []byte) {
 			return fail("box_counts do not add up to the number of boxes")
 		}
 	}
+	var inputs []float32
+	cols := 0
+	if t, ok := f.Tensor("inputs"); ok {
+		if t.DType != abi.F32 || len(t.Shape) != 2 {
+			return fail("inputs must be f32 [batch, features]")
+		}
+		if inputs, err = t.ViewF32(); err != nil {
+			return fail("%v", err)
+		}
+		if batch >= 0 && t.Shape[0] != batch {
+			return fail("inputs and inference results disagree on the batch size")
+		}
+		batch, cols = t.Shape[0], t.Shape[1]
+	}
 	if batch < 0 {
-		return fail("no inference results: send probs and/or boxes with box_counts")
+		return fail("no inference results: send probs and/or boxes with box_counts, or inputs")
 	}
 	hard := make([]byte, batch)
 	score := make([]float32, batch)
@@ -226,6 +243,9 @@ func HandleMine(in []byte) (out []byte) {
 		if counts != nil {
 			s.Boxes = boxes[off : off+int(counts[i])]
 			off += int(counts[i])
+		}
+		if inputs != nil {
+			s.Inputs = inputs[i*cols : (i+1)*cols]
 		}
 		h, sc, err := fn(s, p)
 		if err != nil {

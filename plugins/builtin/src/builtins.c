@@ -71,6 +71,7 @@ typedef struct {
 
 static int mine_inputs(sp_call *c, mine_io *io) {
   const sp_tensor *p = sp_input(c, "probs"), *b = sp_input(c, "boxes"), *n = sp_input(c, "box_counts");
+  const sp_tensor *in = sp_input(c, "inputs");
   io->batch = 0;
   if (p) {
     if (p->dtype != SP_F32 || p->ndim != 2) return sp_fail(c, "probs must be f32 [batch, classes]");
@@ -93,7 +94,13 @@ static int mine_inputs(sp_call *c, mine_io *io) {
     io->cols = b->shape[1];
     io->batch = n->shape[0];
   }
-  if (!p && !b) return sp_fail(c, "no inference results: send probs and/or boxes with box_counts");
+  if (!p && !b) {
+    /* mining-then-inference: only the raw samples, for the miners that
+       need no inference result (Random, EdgeOnly, CloudOnly) */
+    if (!in) return sp_fail(c, "no inference results: send probs and/or boxes with box_counts, or inputs");
+    if (in->ndim != 2) return sp_fail(c, "inputs must be [batch, features]");
+    io->batch = in->shape[0];
+  }
   io->hard = sp_alloc_call(c, io->batch);
   io->score = sp_alloc_call(c, (size_t)io->batch * sizeof(float));
   if (!io->hard || !io->score) return sp_fail(c, "out of memory");

@@ -1,0 +1,367 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/datasets"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// The classification example's models, trained once per test binary.
+var jiModels struct {
+	once          sync.Once
+	little, big   []byte
+	test          *datasets.Dataset
+	littleM, bigM *ml.Network
+	err           error
+}
+
+func trainedModels(t testing.TB) (little, big []byte, test *datasets.Dataset) {
+	jiModels.once.Do(func() {
+		train, test, err := classify.Data()
+		if err != nil {
+			jiModels.err = err
+			return
+		}
+		l, b, err := classify.Train(context.Background(), train)
+		if err != nil {
+			jiModels.err = err
+			return
+		}
+		jiModels.test, jiModels.littleM, jiModels.bigM = test, l, b
+		if jiModels.little, jiModels.err = l.MarshalBinary(); jiModels.err == nil {
+			jiModels.big, jiModels.err = b.MarshalBinary()
+		}
+	})
+	if jiModels.err != nil {
+		t.Fatal(jiModels.err)
+	}
+	return jiModels.little, jiModels.big, jiModels.test
+}
+
+const jiName = "fashion-classification"
+
+// exampleYAML is the example's YAML with the miner replaced.
+func exampleYAML(t testing.TB, miner string, params map[string]string) []*api.Resource {
+	b, err := os.ReadFile("../../examples/jointinference/classification.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if miner != "" {
+		var kv strings.Builder
+		for k, v := range params {
+			fmt.Fprintf(&kv, "\n        - key: %s\n          value: %q", k, v)
+		}
+		old := "      name: CrossEntropy\n      parameters:\n        - key: threshold_cross_entropy\n          value: \"0.62\""
+		if !strings.Contains(s, old) {
+			t.Fatal("the example's miner section changed; update the test")
+		}
+		repl := "      name: " + miner + "\n      parameters: []"
+		if len(params) > 0 {
+			repl = "      name: " + miner + "\n      parameters:" + kv.String()
+		}
+		s = strings.Replace(s, old, repl, 1)
+	}
+	rs, err := api.Parse([]byte(s), "classification.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// jiFleet is a cloud, edge-1 and the example applied.
+type jiFleet struct {
+	dir, listen string
+	cloud       *cloud.Manager
+	edge        *edge.Agent
+	api         *cloud.Client
+	ctx         context.Context
+}
+
+func startJI(t *testing.T) *jiFleet {
+	little, big, _ := trainedModels(t)
+	f := &jiFleet{dir: t.TempDir()}
+	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), "")
+	f.listen = strings.TrimPrefix(f.cloud.BrokerURL(), "tcp://")
+	f.edge = startEdge(t, "edge-1", filepath.Join(f.dir, "edge-1"), f.cloud.BrokerURL())
+	waitLink(t, f.edge)
+	f.api = apiClient(t, f.cloud.BrokerURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	f.ctx = ctx
+	for name, data := range map[string][]byte{classify.LittleModel: little, classify.BigModel: big} {
+		if _, err := f.api.PushModel(ctx, "default", name, "sedna-ml", nil, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.apply(t, "", nil)
+	return f
+}
+
+func (f *jiFleet) apply(t *testing.T, miner string, params map[string]string) {
+	t.Helper()
+	if rep, err := f.api.Apply(f.ctx, exampleYAML(t, miner, params)); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+}
+
+func (f *jiFleet) close() {
+	f.edge.Close()
+	f.cloud.Close()
+}
+
+// camera is a device on edge-1's broker: it sends frames and collects the
+// answers on its own reply topic.
+type camera struct {
+	c       paho.Client
+	reply   string
+	mu      sync.Mutex
+	results map[string][]jointinference.Result
+	got     chan struct{}
+}
+
+func newCamera(t *testing.T, ag *edge.Agent, name string) *camera {
+	cam := &camera{reply: "devices/" + name + "/results", results: map[string][]jointinference.Result{}, got: make(chan struct{}, 1)}
+	cam.c = client(t, "tcp://"+ag.BrokerAddr(), name, "", true)
+	tok := cam.c.Subscribe(cam.reply, 1, func(_ paho.Client, m paho.Message) {
+		r, _, err := jointinference.DecodeResult(m.Payload())
+		if err != nil {
+			return
+		}
+		cam.mu.Lock()
+		cam.results[r.ID] = append(cam.results[r.ID], r)
+		cam.mu.Unlock()
+		select {
+		case cam.got <- struct{}{}:
+		default:
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	return cam
+}
+
+func (cam *camera) send(t testing.TB, id string, img []byte, label int) {
+	raw, err := jointinference.EncodeRequest(jointinference.Request{ID: id, Shape: []int{14, 14}, Data: img, Label: &label}, cam.reply, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := cam.c.Publish(jointinference.InputTopic("default", jiName), 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", id, tok.Error())
+	}
+}
+
+func (cam *camera) answered() int {
+	cam.mu.Lock()
+	defer cam.mu.Unlock()
+	return len(cam.results)
+}
+
+func (cam *camera) result(id string) (jointinference.Result, int) {
+	cam.mu.Lock()
+	defer cam.mu.Unlock()
+	rs := cam.results[id]
+	if len(rs) == 0 {
+		return jointinference.Result{}, 0
+	}
+	return rs[0], len(rs)
+}
+
+// ask sends the test images from..to and waits for their answers.
+func (cam *camera) ask(t *testing.T, prefix string, test *datasets.Dataset, from, to int) []jointinference.Result {
+	t.Helper()
+	for i := from; i < to; i++ {
+		cam.send(t, fmt.Sprintf("%s-%d", prefix, i), classify.Bytes(test, i), test.Y[i])
+	}
+	cam.waitFor(t, prefix, from, to, 2*time.Minute)
+	out := make([]jointinference.Result, 0, to-from)
+	for i := from; i < to; i++ {
+		r, n := cam.result(fmt.Sprintf("%s-%d", prefix, i))
+		if n != 1 {
+			t.Fatalf("%s-%d answered %d times", prefix, i, n)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// waitFor waits until requests prefix-from..prefix-to are all answered.
+func (cam *camera) waitFor(t testing.TB, prefix string, from, to int, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	next := from
+	for {
+		for next < to {
+			if _, n := cam.result(fmt.Sprintf("%s-%d", prefix, next)); n == 0 {
+				break
+			}
+			next++
+		}
+		if next == to {
+			return
+		}
+		select {
+		case <-cam.got:
+		case <-deadline:
+			t.Fatalf("%s-%d not answered after %v", prefix, next, d)
+		}
+	}
+}
+
+// waitServing sends probes until one is answered by source ("edge" or
+// "cloud") without a fallback: the worker listens (a frame sent before it
+// subscribed reaches no one), the models are in place and, for the cloud,
+// the offload path works.
+func (cam *camera) waitServing(t *testing.T, test *datasets.Dataset, source string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; time.Now().Before(deadline); i++ {
+		prefix := fmt.Sprintf("probe-%d-%d", time.Now().UnixNano(), i)
+		for k := range 20 {
+			cam.send(t, fmt.Sprintf("%s-%d", prefix, k), classify.Bytes(test, k), test.Y[k])
+		}
+		wait := time.After(3 * time.Second)
+	probe:
+		for {
+			for k := range 20 {
+				if r, n := cam.result(fmt.Sprintf("%s-%d", prefix, k)); n > 0 && r.Error == "" && r.Source == source && r.Fallback == "" {
+					return
+				}
+			}
+			select {
+			case <-cam.got:
+			case <-wait:
+				break probe
+			}
+		}
+	}
+	t.Fatalf("no answer from the %s in 2 minutes", source)
+}
+
+// Must-show 1: the joint accuracy and offload share across thresholds, and
+// at the example's threshold through the whole system: joint accuracy at
+// least cloud-only minus 2 points with at most 35% offloaded; the cloud
+// model reaches 85% alone.
+func TestJointInferenceClassification(t *testing.T) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	defer f.close()
+
+	// The curve, from the models and the WASM miner itself.
+	pooled, _ := test.Pool(2)
+	pl, _ := jiModels.littleM.PredictProba(pooled.X)
+	pb, _ := jiModels.bigM.PredictProba(test.X)
+	acc := func(p []float32) float64 {
+		pred := ml.Argmax(p, 10)
+		a, _ := ml.Accuracy(test.Y, pred)
+		return a
+	}
+	edgeOnly, cloudOnly := acc(pl), acc(pb)
+	t.Logf("edge model alone %.4f, cloud model alone %.4f on %d test images", edgeOnly, cloudOnly, test.Rows)
+	if cloudOnly < 0.85 {
+		t.Fatalf("the cloud model reaches %.4f alone, under 85%%", cloudOnly)
+	}
+	for _, th := range []string{"0.3", "0.4", "0.5", "0.55", "0.6", "0.62", "0.65", "0.7", "0.8", "0.9"} {
+		m, err := f.cloud.Plugins().Miner("CrossEntropy", map[string]string{"threshold_cross_entropy": th})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := m.Mine(f.ctx, plugins.Batch{Probs: pl, Classes: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		joint := append([]float32(nil), pl...)
+		off := 0
+		for i := range v {
+			if v[i].Hard {
+				copy(joint[i*10:(i+1)*10], pb[i*10:(i+1)*10])
+				off++
+			}
+		}
+		t.Logf("curve: threshold %-4s joint accuracy %.4f (cloud-only %+.2f points), offloaded %5.1f%%",
+			th, acc(joint), 100*(acc(joint)-cloudOnly), 100*float64(off)/float64(test.Rows))
+	}
+
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+	start := time.Now()
+	rs := cam.ask(t, "img", test, 0, test.Rows)
+	took := time.Since(start)
+	correct, offloaded := 0, 0
+	for i, r := range rs {
+		if r.Error != "" || r.Fallback != "" {
+			t.Fatalf("image %d: %+v", i, r)
+		}
+		if r.Source == "cloud" {
+			offloaded++
+		}
+		if r.Class == test.Y[i] {
+			correct++
+		}
+	}
+	joint, share := float64(correct)/float64(test.Rows), float64(offloaded)/float64(test.Rows)
+	t.Logf("through the system at threshold %s: joint accuracy %.4f (cloud-only %.4f, edge-only %.4f), %.1f%% offloaded, %d images in %v",
+		classify.Threshold, joint, cloudOnly, edgeOnly, 100*share, test.Rows, took.Round(time.Millisecond))
+	if joint < cloudOnly-0.02 || share > 0.35 {
+		t.Fatalf("joint accuracy %.4f (want at least %.4f), offloaded %.3f (want at most 0.35)", joint, cloudOnly-0.02, share)
+	}
+
+	// The job's status carries the workers' numbers.
+	st := f.waitStatus(t, func(st api.Status) bool {
+		return st.Metrics["inferences"] >= float64(test.Rows) && st.Metrics["cloudInferences"] > 0
+	})
+	t.Logf("status metrics: inferences %.0f, hard %.0f, upload ratio %.3f, accuracy %.4f, edge p50 %.2f ms, offload p50 %.2f ms p99 %.2f ms, %.0f bytes up per offloaded sample",
+		st.Metrics["inferences"], st.Metrics["hardExamples"], st.Metrics["uploadRatio"], st.Metrics["accuracy"],
+		st.Metrics["edgeLatencyP50ms"], st.Metrics["offloadLatencyP50ms"], st.Metrics["offloadLatencyP99ms"], st.Metrics["bytesUpPerOffloaded"])
+}
+
+// waitStatus watches the service's status until ok says so (30 s).
+func (f *jiFleet) waitStatus(t *testing.T, ok func(api.Status) bool) api.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel()
+	found := make(chan api.Status, 1)
+	var last api.Status
+	var mu sync.Mutex
+	go func() {
+		_ = f.api.Watch(ctx, topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: jiName}, func(st api.Status) {
+			mu.Lock()
+			last = st
+			mu.Unlock()
+			if ok(st) {
+				select {
+				case found <- st:
+				default:
+				}
+			}
+		}, nil)
+	}()
+	select {
+	case st := <-found:
+		return st
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the status never got there; last: phase %s, metrics %v", last.Phase, last.Metrics)
+		return last
+	}
+}

@@ -1,0 +1,251 @@
+package jointinference
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// CloudEnv is what the cloud worker needs of the cloud manager.
+type CloudEnv struct {
+	// Bus is the cloud broker.
+	Bus broker.Bus
+	// Reply sends a message to a node through its downlink.
+	Reply func(node, topic string, payload []byte, ttl time.Duration) error
+	// Model returns the newest registered version of a model.
+	Model func(namespace, name string) (version uint64, data []byte, err error)
+	Log   *slog.Logger
+}
+
+// Cloud serves the cloud side of every JointInferenceService: one
+// subscription to every node's offloads, dispatched to the cloud worker of
+// each service (the cloud manager's own dispatch; several replicas of a
+// worker share its queue).
+type Cloud struct {
+	env CloudEnv
+	mu  sync.Mutex
+	svc map[string]*cloudWorker // by job key
+}
+
+// NewCloud subscribes to offloads on env.Bus.
+func NewCloud(env CloudEnv) (*Cloud, error) {
+	if env.Log == nil {
+		env.Log = slog.Default()
+	}
+	c := &Cloud{env: env, svc: map[string]*cloudWorker{}}
+	filter := topics.Root + "/node/+/job/" + api.KindJointInferenceService + "/+/+/offload"
+	if err := env.Bus.Subscribe(filter, c.onOffload); err != nil {
+		return nil, fmt.Errorf("jointinference: subscribe %s: %w", filter, err)
+	}
+	return c, nil
+}
+
+type offloadMsg struct {
+	node string
+	env  *topics.Envelope
+	at   time.Time
+}
+
+type cloudWorker struct {
+	ref      topics.JobRef
+	queue    chan offloadMsg
+	model    atomic.Pointer[classifier]
+	samples  atomic.Int64
+	batches  atomic.Int64
+	errors   atomic.Int64
+	rejected atomic.Int64
+	busy     atomic.Int64 // nanoseconds spent inferring
+}
+
+// onOffload routes an offload batch to its service's worker; with none
+// running it answers at once with an error, so the edge answers at once.
+func (c *Cloud) onOffload(topic string, payload []byte) error {
+	p, err := topics.Parse(topic)
+	if err != nil || p.Class != topics.ClassNodeJob {
+		return nil
+	}
+	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{MaxBody: 64 << 20})
+	if err != nil || env.Kind != KindOffload {
+		c.env.Log.Warn("joint inference: not an offload", "topic", topic, "error", err)
+		return nil
+	}
+	c.mu.Lock()
+	w := c.svc[p.Job.String()]
+	c.mu.Unlock()
+	if w == nil {
+		c.reply(p.Node, env, offloadReply{Error: "no cloud worker of " + p.Job.String() + " is running"})
+		return nil
+	}
+	select {
+	case w.queue <- offloadMsg{node: p.Node, env: env, at: time.Now()}:
+	default:
+		w.rejected.Add(1)
+		c.reply(p.Node, env, offloadReply{Error: "the cloud worker is overloaded"})
+	}
+	return nil
+}
+
+func (c *Cloud) reply(node string, req *topics.Envelope, r offloadReply) {
+	env, err := topics.NewEnvelope(KindReply, "jointinference/cloud", r)
+	if err != nil {
+		return
+	}
+	env.CorrelationID = req.CorrelationID
+	raw, err := env.Marshal()
+	if err != nil {
+		return
+	}
+	to := req.ReplyTo
+	if p, err := topics.Parse(to); err != nil || p.Class != topics.ClassToNode || p.Node != node {
+		c.env.Log.Warn("joint inference: an offload asks for a reply elsewhere than its node", "node", node, "replyTo", to)
+		return
+	}
+	if err := c.env.Reply(node, to, raw, 30*time.Second); err != nil {
+		c.env.Log.Warn("joint inference: reply not queued", "node", node, "error", err)
+	}
+}
+
+// Worker is the built-in cloud worker of a JointInferenceService: it loads
+// the cloud model and answers its service's offloads with
+// SEDNA_JI_REPLICAS concurrent inferences (default 2).
+func (c *Cloud) Worker() workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		js, err := parseSpec(spec)
+		if err != nil {
+			return err
+		}
+		replicas := 2
+		if v := spec.Params[ParamReplicas]; v != "" {
+			if replicas, err = strconv.Atoi(v); err != nil || replicas < 1 || replicas > 64 {
+				return fmt.Errorf("jointinference: %s=%q: want 1 to 64", ParamReplicas, v)
+			}
+		}
+		w := &cloudWorker{ref: spec.Job, queue: make(chan offloadMsg, 1024)}
+		key := spec.Job.String()
+		c.mu.Lock()
+		c.svc[key] = w
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			if c.svc[key] == w {
+				delete(c.svc, key)
+			}
+			c.mu.Unlock()
+		}()
+		model := js.CloudWorker.Model.Name
+		var bad uint64
+		load := func() {
+			v, data, err := c.env.Model(spec.Job.Namespace, model)
+			if err != nil || v == bad {
+				return
+			}
+			if cur := w.model.Load(); cur != nil && cur.version == v {
+				return
+			}
+			m, err := loadClassifier(data, v)
+			if err != nil {
+				bad = v
+				log.Error("joint inference: cloud model not usable", "model", model, "error", err)
+				return
+			}
+			w.model.Store(m)
+			log.Info("joint inference: cloud model loaded", "model", model, "version", v)
+		}
+		load()
+		var wg sync.WaitGroup
+		for range replicas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case m := <-w.queue:
+						c.serve(w, m)
+					}
+				}
+			}()
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var last int64 = -1
+		for {
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return nil
+			case <-tick.C:
+				load()
+				if n := w.samples.Load() + w.errors.Load() + w.rejected.Load(); n != last && spec.ReportMetrics != nil {
+					last = n
+					spec.ReportMetrics(map[string]float64{
+						"cloudInferences": float64(w.samples.Load()), "cloudBatches": float64(w.batches.Load()),
+						"cloudErrors": float64(w.errors.Load()), "cloudRejected": float64(w.rejected.Load()),
+						"cloudBusySeconds": float64(w.busy.Load()) / 1e9,
+					})
+				}
+			}
+		}
+	}
+}
+
+// serve answers one offload batch.
+func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
+	var b offloadBatch
+	if err := m.env.DecodeBody(&b); err != nil {
+		w.errors.Add(1)
+		c.reply(m.node, m.env, offloadReply{Error: "offload: " + err.Error()})
+		return
+	}
+	model := w.model.Load()
+	if model == nil {
+		w.errors.Add(1)
+		c.reply(m.node, m.env, offloadReply{Error: "the cloud model is not registered yet"})
+		return
+	}
+	start := time.Now()
+	out := offloadReply{Results: make([]cloudResult, len(b.Samples))}
+	rows := make([][]float32, 0, len(b.Samples))
+	idx := make([]int, 0, len(b.Samples))
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		out.Results[i].ID = s.ID
+		r := s.request()
+		x, err := r.values()
+		if err == nil {
+			x, err = model.features(x, s.Shape)
+		}
+		if err != nil {
+			out.Results[i].Error = err.Error()
+			continue
+		}
+		rows = append(rows, x)
+		idx = append(idx, i)
+	}
+	if len(rows) > 0 {
+		probs, err := model.predict(rows)
+		if err != nil {
+			out = offloadReply{Error: err.Error()}
+		} else {
+			k := model.net.Classes()
+			for j, i := range idx {
+				out.Results[i].Probs = probs[j*k : (j+1)*k]
+				out.Results[i].Class, _ = argmax(out.Results[i].Probs)
+			}
+		}
+	}
+	w.busy.Add(int64(time.Since(start)))
+	w.batches.Add(1)
+	w.samples.Add(int64(len(rows)))
+	c.reply(m.node, m.env, out)
+}

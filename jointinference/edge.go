@@ -1,0 +1,492 @@
+package jointinference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// EdgeEnv is what the edge worker needs of its node.
+type EdgeEnv struct {
+	Node   string
+	Server *broker.Server
+	// Offload queues a message for the cloud on the node's bridge; one
+	// still queued at expires is dropped, not sent late.
+	Offload func(topic string, payload []byte, expires time.Time) error
+	// Link says whether the node's bridge is connected, with a channel
+	// closed at the next change.
+	Link func() (bool, <-chan struct{})
+	// Model returns the newest whole version of a model the node holds.
+	Model func(namespace, name string) (version uint64, data []byte, err error)
+	// Plugins returns the node's plugin host.
+	Plugins func() (*plugins.Host, error)
+}
+
+// subIDs numbers the workers' in-process subscriptions.
+var subIDs atomic.Int64
+
+func init() { subIDs.Store(7 << 20) }
+
+// EdgeWorker is the built-in edge worker of a JointInferenceService.
+func EdgeWorker(env EdgeEnv) workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		cfg, err := edgeConfigOf(spec)
+		if err != nil {
+			return err
+		}
+		host, err := env.Plugins()
+		if err != nil {
+			return fmt.Errorf("jointinference: plugins: %w", err)
+		}
+		miner, err := host.Miner(cfg.miner, cfg.minerParams)
+		if err != nil {
+			return fmt.Errorf("jointinference: hard-example miner: %w", err)
+		}
+		w := &edgeWorker{env: env, cfg: cfg, spec: spec, log: log, miner: miner, stats: newEdgeStats(),
+			requests: make(chan *item, 4096), replies: make(chan []byte, 256), expired: make(chan string, 64),
+			done: make(chan struct{}), pending: map[string]*offload{}}
+		return w.run(ctx)
+	}
+}
+
+type edgeWorker struct {
+	env   EdgeEnv
+	cfg   *edgeConfig
+	spec  workers.Spec
+	log   *slog.Logger
+	miner *plugins.Miner
+	model *classifier
+	bad   uint64 // a model version that would not load (logged once)
+	stats *edgeStats
+
+	requests chan *item
+	replies  chan []byte
+	expired  chan string
+	done     chan struct{}
+	pending  map[string]*offload // by correlation ID; the loop's alone
+	seq      uint64
+	dropped  atomic.Int64 // requests refused because the worker was full
+}
+
+// item is one request through the worker.
+type item struct {
+	req      Request
+	replyTo  string
+	corr     string
+	asJSON   bool
+	arrived  time.Time
+	x        []float32 // the values, normalised
+	feat     []float32 // fitted to the edge model
+	edge     *Result   // the edge model's answer, once made
+	hard     bool
+	answered bool
+}
+
+type offload struct {
+	items []*item
+	timer *time.Timer
+	sent  time.Time
+}
+
+func (w *edgeWorker) run(ctx context.Context) error {
+	defer close(w.done)
+	srv := w.env.Server
+	inID, replyID := int(subIDs.Add(1)), int(subIDs.Add(1))
+	replyTopic := topics.JobPrefix(w.cfg.ref) + "reply"
+	if err := srv.Subscribe(w.cfg.inputTopic, inID, w.onRequest); err != nil {
+		return fmt.Errorf("jointinference: subscribe %s: %w", w.cfg.inputTopic, err)
+	}
+	defer func() { _ = srv.Unsubscribe(w.cfg.inputTopic, inID) }()
+	if err := srv.Subscribe(replyTopic, replyID, func(_ string, payload []byte, _ bool) {
+		select {
+		case w.replies <- payload:
+		default:
+			w.log.Warn("joint inference: reply dropped: the worker is behind")
+		}
+	}); err != nil {
+		return fmt.Errorf("jointinference: subscribe %s: %w", replyTopic, err)
+	}
+	defer func() { _ = srv.Unsubscribe(replyTopic, replyID) }()
+	w.log.Info("joint inference edge worker serving", "input", w.cfg.inputTopic, "results", w.cfg.results,
+		"model", w.cfg.model, "miner", w.cfg.miner, "mode", w.cfg.mode, "timeout", w.cfg.timeout)
+
+	w.refreshModel()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	up, linkCh := w.env.Link()
+	batchTimer := time.NewTimer(time.Hour)
+	batchTimer.Stop()
+	var batch []*item
+	for {
+		var first <-chan *item = w.requests
+		select {
+		case <-ctx.Done():
+			w.flushPending("stopping")
+			w.answerAll(batch, "stopping")
+			w.report()
+			return nil
+		case it := <-first:
+			batch = append(batch, it)
+			if len(batch) == 1 {
+				batchTimer.Reset(w.cfg.batchWait)
+			}
+		fill:
+			for len(batch) < w.cfg.batch {
+				select {
+				case it := <-w.requests:
+					batch = append(batch, it)
+				default:
+					break fill
+				}
+			}
+			if len(batch) >= w.cfg.batch {
+				batchTimer.Stop()
+				w.process(ctx, batch, up)
+				batch = nil
+			}
+		case <-batchTimer.C:
+			if len(batch) > 0 {
+				w.process(ctx, batch, up)
+				batch = nil
+			}
+		case raw := <-w.replies:
+			w.onReply(raw)
+		case id := <-w.expired:
+			if o := w.pending[id]; o != nil {
+				delete(w.pending, id)
+				w.fallback(o.items, "timeout")
+			}
+		case <-linkCh:
+			up, linkCh = w.env.Link()
+			if !up {
+				w.flushPending("link-down")
+			}
+		case <-tick.C:
+			w.refreshModel()
+			w.report()
+		}
+	}
+}
+
+// onRequest runs on the publisher's goroutine: it only decodes and queues.
+func (w *edgeWorker) onRequest(_ string, payload []byte, retained bool) {
+	if retained {
+		return // a retained sample is old news
+	}
+	now := time.Now()
+	req, replyTo, corr, asJSON, err := decodeRequest(payload, topics.Limits{})
+	it := &item{req: req, replyTo: replyTo, corr: corr, asJSON: asJSON, arrived: now}
+	if err == nil {
+		it.x, err = req.values()
+	}
+	if err != nil {
+		w.publish(it, Result{ID: req.ID, Error: err.Error()})
+		return
+	}
+	select {
+	case w.requests <- it:
+	default:
+		w.dropped.Add(1)
+		w.publish(it, Result{ID: req.ID, Error: "the joint inference worker is overloaded: try again"})
+	}
+}
+
+// refreshModel loads the newest version of the edge model the node holds.
+func (w *edgeWorker) refreshModel() {
+	v, data, err := w.env.Model(w.cfg.ref.Namespace, w.cfg.model)
+	if err != nil || (w.model != nil && v == w.model.version) || v == w.bad {
+		return
+	}
+	c, err := loadClassifier(data, v)
+	if err != nil {
+		w.bad = v
+		w.log.Error("joint inference: edge model not usable", "model", w.cfg.model, "error", err)
+		return
+	}
+	w.model = c
+	w.log.Info("joint inference: edge model loaded", "model", w.cfg.model, "version", v, "inputs", c.net.Inputs())
+}
+
+// process answers a batch: inference and mining in the worker's mode,
+// easy samples at once, hard ones offloaded while the link is up.
+func (w *edgeWorker) process(ctx context.Context, batch []*item, up bool) {
+	if w.model == nil {
+		w.refreshModel()
+	}
+	if w.model == nil {
+		for _, it := range batch {
+			w.stats.errors++
+			w.publish(it, Result{ID: it.req.ID, Error: "edge model " + w.cfg.model + " is not on this node yet"})
+		}
+		return
+	}
+	var ok []*item
+	for _, it := range batch {
+		f, err := w.model.features(it.x, it.req.Shape)
+		if err != nil {
+			w.stats.errors++
+			w.publish(it, Result{ID: it.req.ID, Error: err.Error()})
+			continue
+		}
+		it.feat = f
+		ok = append(ok, it)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	w.stats.inferences += int64(len(ok))
+	w.stats.changed = true
+	var verdicts []plugins.Verdict
+	var err error
+	if w.cfg.mode == ModeMiningThenInference {
+		verdicts, err = w.mineInputs(ctx, ok)
+	} else {
+		if err = w.inferEdge(ok); err == nil {
+			probs := make([]float32, 0, len(ok)*w.model.net.Classes())
+			for _, it := range ok {
+				probs = append(probs, it.edge.Probs...)
+			}
+			verdicts, err = w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: w.model.net.Classes()})
+		}
+	}
+	if err != nil {
+		// The miner failed: every sample gets the edge's answer, marked.
+		w.log.Warn("joint inference: mining failed; answering at the edge", "miner", w.cfg.miner, "error", err)
+		w.fallback(ok, "mining-error")
+		return
+	}
+	var hard []*item
+	var easy []*item
+	for i, it := range ok {
+		it.hard = verdicts[i].Hard
+		if it.hard {
+			w.stats.hard++
+			hard = append(hard, it)
+		} else {
+			easy = append(easy, it)
+		}
+	}
+	if err := w.inferEdge(easy); err != nil {
+		w.log.Error("joint inference: edge inference failed", "error", err)
+	}
+	for _, it := range easy {
+		w.answer(it, *it.edge, w.stats.edgeLat)
+	}
+	if len(hard) == 0 {
+		return
+	}
+	if !up {
+		w.fallback(hard, "link-down")
+		return
+	}
+	w.offload(hard)
+}
+
+// inferEdge makes the edge model's answer for items that lack one.
+func (w *edgeWorker) inferEdge(items []*item) error {
+	var need []*item
+	for _, it := range items {
+		if it.edge == nil {
+			need = append(need, it)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	rows := make([][]float32, len(need))
+	for i, it := range need {
+		rows[i] = it.feat
+	}
+	probs, err := w.model.predict(rows)
+	if err != nil {
+		return err
+	}
+	k := w.model.net.Classes()
+	for i, it := range need {
+		p := probs[i*k : (i+1)*k]
+		c, s := argmax(p)
+		it.edge = &Result{ID: it.req.ID, Class: c, Score: s, Probs: p, Source: "edge"}
+		if it.req.Label != nil && *it.req.Label == c {
+			w.stats.edgeCorrect++
+		}
+	}
+	return nil
+}
+
+// mineInputs gives the miner the raw samples (mining-then-inference).
+func (w *edgeWorker) mineInputs(ctx context.Context, items []*item) ([]plugins.Verdict, error) {
+	cols := len(items[0].feat)
+	x := make([]float32, 0, len(items)*cols)
+	for _, it := range items {
+		if len(it.feat) != cols {
+			return nil, errors.New("samples of different sizes in one batch")
+		}
+		x = append(x, it.feat...)
+	}
+	return w.miner.Mine(ctx, plugins.Batch{Inputs: x, InputCols: cols})
+}
+
+// offload sends hard samples to the cloud in batches of at most cfg.batch.
+func (w *edgeWorker) offload(items []*item) {
+	now := time.Now()
+	for len(items) > 0 {
+		n := min(len(items), w.cfg.batch)
+		part := items[:n]
+		items = items[n:]
+		w.seq++
+		id := w.env.Node + "-" + strconv.FormatInt(now.UnixNano(), 36) + "-" + strconv.FormatUint(w.seq, 36)
+		b := offloadBatch{Samples: make([]offloadSample, len(part))}
+		for i, it := range part {
+			b.Samples[i] = it.req.compact()
+		}
+		env, err := topics.NewEnvelope(KindOffload, "jointinference/edge", b)
+		if err != nil {
+			w.fallback(part, "not-sent")
+			continue
+		}
+		expires := w.env.Server.Now().Add(w.cfg.timeout)
+		env.CorrelationID, env.Expires = id, expires
+		env.ReplyTo = topics.ToNodeJob(w.env.Node, w.cfg.ref, "reply")
+		raw, err := env.Marshal()
+		if err == nil {
+			err = w.env.Offload(topics.NodeJob(w.env.Node, w.cfg.ref, "offload"), raw, expires)
+		}
+		if err != nil {
+			w.log.Warn("joint inference: offload not queued; answering at the edge", "error", err)
+			w.fallback(part, "not-sent")
+			continue
+		}
+		w.stats.offloaded += int64(len(part))
+		w.stats.bytesUp += int64(len(raw))
+		o := &offload{items: part, sent: now}
+		o.timer = time.AfterFunc(w.cfg.timeout, func() {
+			select {
+			case w.expired <- id:
+			case <-w.done:
+			}
+		})
+		w.pending[id] = o
+	}
+}
+
+func (w *edgeWorker) onReply(raw []byte) {
+	env, err := topics.UnmarshalEnvelope(raw, topics.Limits{MaxBody: 64 << 20})
+	if err != nil || env.Kind != KindReply {
+		w.log.Warn("joint inference: a reply that is not one", "error", err)
+		return
+	}
+	o := w.pending[env.CorrelationID]
+	if o == nil {
+		w.stats.lateReplies++ // answered at the edge already
+		w.stats.changed = true
+		return
+	}
+	delete(w.pending, env.CorrelationID)
+	o.timer.Stop()
+	var rep offloadReply
+	if err := env.DecodeBody(&rep); err != nil || rep.Error != "" || len(rep.Results) != len(o.items) {
+		w.log.Warn("joint inference: the cloud could not answer a batch", "error", err, "cloud", rep.Error)
+		w.fallback(o.items, "cloud-error")
+		return
+	}
+	var failed []*item
+	for i, it := range o.items {
+		r := rep.Results[i]
+		if r.Error != "" || r.ID != it.req.ID || len(r.Probs) == 0 {
+			failed = append(failed, it)
+			continue
+		}
+		c, s := argmax(r.Probs)
+		w.stats.cloudAnswers++
+		w.answer(it, Result{ID: it.req.ID, Class: c, Score: s, Probs: r.Probs, Source: "cloud", Hard: true}, w.stats.cloudLat)
+	}
+	if len(failed) > 0 {
+		w.fallback(failed, "cloud-error")
+	}
+}
+
+// fallback answers items with the edge's answer, marked with why.
+func (w *edgeWorker) fallback(items []*item, why string) {
+	if err := w.inferEdge(items); err != nil {
+		for _, it := range items {
+			w.stats.errors++
+			w.publish(it, Result{ID: it.req.ID, Error: "edge inference failed: " + err.Error()})
+		}
+		return
+	}
+	for _, it := range items {
+		r := *it.edge
+		r.Hard, r.Fallback = it.hard, why
+		if it.hard {
+			w.stats.fallbacks++
+		}
+		w.answer(it, r, w.stats.edgeLat)
+	}
+}
+
+func (w *edgeWorker) flushPending(why string) {
+	for id, o := range w.pending {
+		delete(w.pending, id)
+		o.timer.Stop()
+		w.fallback(o.items, why)
+	}
+}
+
+func (w *edgeWorker) answerAll(items []*item, why string) {
+	for _, it := range items {
+		w.publish(it, Result{ID: it.req.ID, Error: "not answered: the worker is " + why})
+	}
+}
+
+// answer sends r for it and counts it.
+func (w *edgeWorker) answer(it *item, r Result, lat *window) {
+	d := time.Since(it.arrived)
+	r.LatencyMicros = d.Microseconds()
+	lat.add(d)
+	if it.req.Label != nil {
+		w.stats.labeled++
+		if r.Class == *it.req.Label {
+			w.stats.correct++
+		}
+	}
+	w.stats.changed = true
+	w.publish(it, r)
+}
+
+func (w *edgeWorker) publish(it *item, r Result) {
+	if it.answered {
+		return
+	}
+	it.answered = true
+	raw, err := encodeResult(r, it.corr, it.asJSON)
+	if err != nil {
+		w.log.Error("joint inference: result not encoded", "error", err)
+		return
+	}
+	topic := it.replyTo
+	if topic == "" || topics.ValidateTopic(topic) != nil {
+		topic = w.cfg.results
+	}
+	if err := w.env.Server.Publish(topic, raw, false, 1); err != nil {
+		w.log.Warn("joint inference: result not published", "topic", topic, "error", err)
+	}
+}
+
+func (w *edgeWorker) report() {
+	if !w.stats.changed || w.spec.ReportMetrics == nil {
+		return
+	}
+	w.stats.changed = false
+	m := w.stats.metrics()
+	m["overloaded"] = float64(w.dropped.Load())
+	w.spec.ReportMetrics(m)
+}
