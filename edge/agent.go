@@ -25,6 +25,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -143,6 +144,7 @@ type Agent struct {
 	datasets *datasets
 	models   *Models
 	plugins  lazyHost
+	ji       *jointinference.Edge
 	once     sync.Once
 }
 
@@ -314,6 +316,9 @@ func (a *Agent) Close() {
 			a.workers.Close() // their last reports still reach the queue
 		}
 		a.closePlugins()
+		if a.ji != nil {
+			a.ji.Close()
+		}
 		if a.bridge != nil {
 			_ = a.bridge.Close()
 		}

@@ -15,23 +15,24 @@ import (
 
 // builtins are the node's built-in workers, by "Kind/role".
 func (a *Agent) builtins() map[string]workers.Builtin {
+	a.ji = jointinference.NewEdge(jointinference.EdgeEnv{
+		Node:   a.cfg.Node,
+		Server: a.srv,
+		Offload: func(topic string, payload []byte, expires time.Time) error {
+			return a.bridge.SendUntil(topics.StreamEvents, topic, payload, false, expires)
+		},
+		Link: func() (bool, <-chan struct{}) { return a.bridge.Connected() },
+		Model: func(ns, name string) (uint64, []byte, error) {
+			m, err := a.models.Current(ns, name)
+			if err != nil {
+				return 0, nil, err
+			}
+			return m.Version, m.Data, nil
+		},
+		Plugins: a.pluginHost,
+	})
 	return map[string]workers.Builtin{
-		workers.BuiltinKey(api.KindJointInferenceService, "edge"): jointinference.EdgeWorker(jointinference.EdgeEnv{
-			Node:   a.cfg.Node,
-			Server: a.srv,
-			Offload: func(topic string, payload []byte, expires time.Time) error {
-				return a.bridge.SendUntil(topics.StreamEvents, topic, payload, false, expires)
-			},
-			Link: func() (bool, <-chan struct{}) { return a.bridge.Connected() },
-			Model: func(ns, name string) (uint64, []byte, error) {
-				m, err := a.models.Current(ns, name)
-				if err != nil {
-					return 0, nil, err
-				}
-				return m.Version, m.Data, nil
-			},
-			Plugins: a.pluginHost,
-		}),
+		workers.BuiltinKey(api.KindJointInferenceService, "edge"): a.ji.Worker(),
 	}
 }
 

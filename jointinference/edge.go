@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,8 +37,143 @@ var subIDs atomic.Int64
 
 func init() { subIDs.Store(7 << 20) }
 
-// EdgeWorker is the built-in edge worker of a JointInferenceService.
-func EdgeWorker(env EdgeEnv) workers.Builtin {
+// Edge serves the edge side of a node's JointInferenceServices. It keeps
+// each service's input subscription and request queue across restarts of
+// its worker (a new spec restarts it), so a frame sent meanwhile waits for
+// the next worker instead of reaching no one; a service whose worker does
+// not come back within a grace period is unsubscribed, and what waited is
+// answered with an error.
+type Edge struct {
+	env   EdgeEnv
+	grace time.Duration
+	mu    sync.Mutex
+	svc   map[string]*inbox
+}
+
+// inbox is a service's input subscription and queue.
+type inbox struct {
+	topic    string
+	results  atomic.Value // string: where answers go without a reply topic
+	id       int
+	requests chan *item
+	workers  int         // attached (0 or 1; 2 briefly during a handover)
+	timer    *time.Timer // the grace period, while none is attached
+	dropped  atomic.Int64
+}
+
+// NewEdge makes the edge side of a node.
+func NewEdge(env EdgeEnv) *Edge {
+	return &Edge{env: env, grace: 10 * time.Second, svc: map[string]*inbox{}}
+}
+
+// attach returns the service's queue, subscribing to topic if needed.
+func (e *Edge) attach(key, topic, results string) (*inbox, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in := e.svc[key]
+	if in != nil && in.topic != topic {
+		_ = e.env.Server.Unsubscribe(in.topic, in.id)
+		if in.timer != nil {
+			in.timer.Stop()
+		}
+		e.svc[key] = nil
+		delete(e.svc, key)
+		go drain(in, e.env.Server, "the service's input topic changed")
+		in = nil
+	}
+	if in == nil {
+		in = &inbox{topic: topic, id: int(subIDs.Add(1)), requests: make(chan *item, 4096)}
+		in.results.Store(results)
+		if err := e.env.Server.Subscribe(topic, in.id, func(_ string, payload []byte, retained bool) {
+			in.take(e.env.Server, payload, retained)
+		}); err != nil {
+			return nil, fmt.Errorf("jointinference: subscribe %s: %w", topic, err)
+		}
+		e.svc[key] = in
+	}
+	if in.timer != nil {
+		in.timer.Stop()
+		in.timer = nil
+	}
+	in.results.Store(results)
+	in.workers++
+	return in, nil
+}
+
+// detach lets a service's worker go; without a successor in the grace
+// period the service's subscription ends.
+func (e *Edge) detach(key string, in *inbox) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in.workers--
+	if in.workers > 0 || e.svc[key] != in {
+		return
+	}
+	in.timer = time.AfterFunc(e.grace, func() {
+		e.mu.Lock()
+		if e.svc[key] != in || in.workers > 0 {
+			e.mu.Unlock()
+			return
+		}
+		delete(e.svc, key)
+		_ = e.env.Server.Unsubscribe(in.topic, in.id)
+		e.mu.Unlock()
+		drain(in, e.env.Server, "the service has no worker on this node")
+	})
+}
+
+// Close ends every subscription; what waits is answered with an error.
+func (e *Edge) Close() {
+	e.mu.Lock()
+	svc := e.svc
+	e.svc = map[string]*inbox{}
+	e.mu.Unlock()
+	for _, in := range svc {
+		if in.timer != nil {
+			in.timer.Stop()
+		}
+		_ = e.env.Server.Unsubscribe(in.topic, in.id)
+		drain(in, e.env.Server, "the node is stopping")
+	}
+}
+
+func drain(in *inbox, srv *broker.Server, why string) {
+	for {
+		select {
+		case it := <-in.requests:
+			publishResult(srv, it, in.results.Load().(string), Result{ID: it.req.ID, Error: "not answered: " + why})
+		default:
+			return
+		}
+	}
+}
+
+// take runs on the publisher's goroutine: it only decodes and queues.
+func (in *inbox) take(srv *broker.Server, payload []byte, retained bool) {
+	if retained {
+		return // a retained sample is old news
+	}
+	req, replyTo, corr, asJSON, err := decodeRequest(payload, topics.Limits{})
+	it := &item{req: req, replyTo: replyTo, corr: corr, asJSON: asJSON, arrived: time.Now()}
+	if err == nil {
+		it.x, err = req.values()
+	}
+	results := in.results.Load().(string)
+	if err != nil {
+		publishResult(srv, it, results, Result{ID: req.ID, Error: err.Error()})
+		return
+	}
+	select {
+	case in.requests <- it:
+	default:
+		in.dropped.Add(1)
+		publishResult(srv, it, results, Result{ID: req.ID, Error: "the joint inference worker is overloaded: try again"})
+	}
+}
+
+// Worker is the built-in edge worker of a JointInferenceService.
+func (e *Edge) Worker() workers.Builtin {
+	env := e.env
 	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
 		cfg, err := edgeConfigOf(spec)
 		if err != nil {
@@ -51,8 +187,13 @@ func EdgeWorker(env EdgeEnv) workers.Builtin {
 		if err != nil {
 			return fmt.Errorf("jointinference: hard-example miner: %w", err)
 		}
-		w := &edgeWorker{env: env, cfg: cfg, spec: spec, log: log, miner: miner, stats: newEdgeStats(),
-			requests: make(chan *item, 4096), replies: make(chan []byte, 256), expired: make(chan string, 64),
+		in, err := e.attach(spec.Job.String(), cfg.inputTopic, cfg.results)
+		if err != nil {
+			return err
+		}
+		defer e.detach(spec.Job.String(), in)
+		w := &edgeWorker{env: env, cfg: cfg, spec: spec, log: log, miner: miner, stats: newEdgeStats(), in: in,
+			requests: in.requests, replies: make(chan []byte, 256), expired: make(chan string, 64),
 			done: make(chan struct{}), pending: map[string]*offload{}}
 		return w.run(ctx)
 	}
@@ -68,13 +209,13 @@ type edgeWorker struct {
 	bad   uint64 // a model version that would not load (logged once)
 	stats *edgeStats
 
-	requests chan *item
+	in       *inbox
+	requests <-chan *item
 	replies  chan []byte
 	expired  chan string
 	done     chan struct{}
 	pending  map[string]*offload // by correlation ID; the loop's alone
 	seq      uint64
-	dropped  atomic.Int64 // requests refused because the worker was full
 }
 
 // item is one request through the worker.
@@ -100,12 +241,8 @@ type offload struct {
 func (w *edgeWorker) run(ctx context.Context) error {
 	defer close(w.done)
 	srv := w.env.Server
-	inID, replyID := int(subIDs.Add(1)), int(subIDs.Add(1))
+	replyID := int(subIDs.Add(1))
 	replyTopic := topics.JobPrefix(w.cfg.ref) + "reply"
-	if err := srv.Subscribe(w.cfg.inputTopic, inID, w.onRequest); err != nil {
-		return fmt.Errorf("jointinference: subscribe %s: %w", w.cfg.inputTopic, err)
-	}
-	defer func() { _ = srv.Unsubscribe(w.cfg.inputTopic, inID) }()
 	if err := srv.Subscribe(replyTopic, replyID, func(_ string, payload []byte, _ bool) {
 		select {
 		case w.replies <- payload:
@@ -131,7 +268,7 @@ func (w *edgeWorker) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			w.flushPending("stopping")
-			w.answerAll(batch, "stopping")
+			w.requeue(batch)
 			w.report()
 			return nil
 		case it := <-first:
@@ -174,29 +311,6 @@ func (w *edgeWorker) run(ctx context.Context) error {
 			w.refreshModel()
 			w.report()
 		}
-	}
-}
-
-// onRequest runs on the publisher's goroutine: it only decodes and queues.
-func (w *edgeWorker) onRequest(_ string, payload []byte, retained bool) {
-	if retained {
-		return // a retained sample is old news
-	}
-	now := time.Now()
-	req, replyTo, corr, asJSON, err := decodeRequest(payload, topics.Limits{})
-	it := &item{req: req, replyTo: replyTo, corr: corr, asJSON: asJSON, arrived: now}
-	if err == nil {
-		it.x, err = req.values()
-	}
-	if err != nil {
-		w.publish(it, Result{ID: req.ID, Error: err.Error()})
-		return
-	}
-	select {
-	case w.requests <- it:
-	default:
-		w.dropped.Add(1)
-		w.publish(it, Result{ID: req.ID, Error: "the joint inference worker is overloaded: try again"})
 	}
 }
 
@@ -441,9 +555,15 @@ func (w *edgeWorker) flushPending(why string) {
 	}
 }
 
-func (w *edgeWorker) answerAll(items []*item, why string) {
+// requeue gives requests the worker took but did not start back to its
+// inbox, for its successor.
+func (w *edgeWorker) requeue(items []*item) {
 	for _, it := range items {
-		w.publish(it, Result{ID: it.req.ID, Error: "not answered: the worker is " + why})
+		select {
+		case w.in.requests <- it:
+		default:
+			w.publish(it, Result{ID: it.req.ID, Error: "not answered: the worker stopped"})
+		}
 	}
 }
 
@@ -463,22 +583,28 @@ func (w *edgeWorker) answer(it *item, r Result, lat *window) {
 }
 
 func (w *edgeWorker) publish(it *item, r Result) {
+	publishResult(w.env.Server, it, w.cfg.results, r)
+}
+
+// publishResult answers it once: on its reply topic, else on results
+// (else on the service's default result topic).
+func publishResult(srv *broker.Server, it *item, results string, r Result) {
 	if it.answered {
 		return
 	}
 	it.answered = true
 	raw, err := encodeResult(r, it.corr, it.asJSON)
 	if err != nil {
-		w.log.Error("joint inference: result not encoded", "error", err)
 		return
 	}
 	topic := it.replyTo
 	if topic == "" || topics.ValidateTopic(topic) != nil {
-		topic = w.cfg.results
+		topic = results
 	}
-	if err := w.env.Server.Publish(topic, raw, false, 1); err != nil {
-		w.log.Warn("joint inference: result not published", "topic", topic, "error", err)
+	if topic == "" {
+		return
 	}
+	_ = srv.Publish(topic, raw, false, 1)
 }
 
 func (w *edgeWorker) report() {
@@ -487,6 +613,6 @@ func (w *edgeWorker) report() {
 	}
 	w.stats.changed = false
 	m := w.stats.metrics()
-	m["overloaded"] = float64(w.dropped.Load())
+	m["overloaded"] = float64(w.in.dropped.Load())
 	w.spec.ReportMetrics(m)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/datasets"
@@ -92,6 +93,7 @@ type jiFleet struct {
 	dir, listen string
 	cloud       *cloud.Manager
 	edge        *edge.Agent
+	link        *netfault.Proxy // between edge-1 and the cloud
 	api         *cloud.Client
 	ctx         context.Context
 }
@@ -101,7 +103,13 @@ func startJI(t *testing.T) *jiFleet {
 	f := &jiFleet{dir: t.TempDir()}
 	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), "")
 	f.listen = strings.TrimPrefix(f.cloud.BrokerURL(), "tcp://")
-	f.edge = startEdge(t, "edge-1", filepath.Join(f.dir, "edge-1"), f.cloud.BrokerURL())
+	link, err := netfault.New(f.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = link.Close() })
+	f.link = link
+	f.edge = startEdge(t, "edge-1", filepath.Join(f.dir, "edge-1"), "tcp://"+link.Addr())
 	waitLink(t, f.edge)
 	f.api = apiClient(t, f.cloud.BrokerURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -364,4 +372,180 @@ func (f *jiFleet) waitStatus(t *testing.T, ok func(api.Status) bool) api.Status 
 		t.Fatalf("the status never got there; last: phase %s, metrics %v", last.Phase, last.Metrics)
 		return last
 	}
+}
+
+// hardSet is which of test images 0..n-1 the miner, with params, judges
+// hard on the edge model's answers: what the service must offload.
+func hardSet(t *testing.T, h *plugins.Host, test *datasets.Dataset, n int, miner string, params map[string]string) []bool {
+	t.Helper()
+	pooled, _ := test.Pool(2)
+	pl, err := jiModels.littleM.PredictProba(pooled.X[:n*pooled.Cols])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.Miner(miner, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Mine(context.Background(), plugins.Batch{Probs: pl, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]bool, n)
+	for i := range v {
+		out[i] = v[i].Hard
+	}
+	return out
+}
+
+// Must-show 4: the edge's miner is the WASM plugin the YAML names; a new
+// name or new parameters, applied again, change what is offloaded, image
+// for image as the plugin judges.
+func TestJointInferenceMinerFollowsTheYAML(t *testing.T) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	defer f.close()
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+	const n = 200
+	for round, step := range []struct {
+		miner  string
+		params map[string]string
+	}{
+		{"CrossEntropy", map[string]string{"threshold_cross_entropy": classify.Threshold}},
+		{"CloudOnly", nil},
+		{"EdgeOnly", nil},
+		{"CrossEntropy", map[string]string{"threshold_cross_entropy": "0.9"}},
+	} {
+		if round > 0 {
+			f.apply(t, step.miner, step.params)
+		}
+		want := hardSet(t, f.cloud.Plugins(), test, n, step.miner, step.params)
+		wantN := 0
+		for _, h := range want {
+			if h {
+				wantN++
+			}
+		}
+		// The worker restarts with the new spec: ask until it answers as
+		// the plugin judges (each round trip is a full answer, no sleep).
+		deadline := time.Now().Add(time.Minute)
+		for try := 0; ; try++ {
+			rs := cam.ask(t, fmt.Sprintf("r%d-%d", round, try), test, 0, n)
+			same, offloaded := true, 0
+			for i, r := range rs {
+				cloud := r.Source == "cloud"
+				if cloud {
+					offloaded++
+				}
+				same = same && cloud == want[i] && r.Hard == want[i] && r.Error == "" && r.Fallback == ""
+			}
+			if same {
+				t.Logf("%s %v: %d of %d offloaded, each as the plugin judges (after %d tries)", step.miner, step.params, offloaded, n, try+1)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %v: the service offloaded %d of %d, the plugin judges %d hard", step.miner, step.params, offloaded, n, wantN)
+			}
+		}
+	}
+}
+
+// Must-show 3: the cloud stops mid-stream: every request is still answered
+// once (the edge's answer, marked), none lost; when the cloud comes back,
+// offload resumes by itself.
+func TestJointInferenceSurvivesTheCloudGoingAway(t *testing.T) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	defer func() { f.close() }()
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+
+	count := func(rs []jointinference.Result) (cloud, fallback int, why map[string]int) {
+		why = map[string]int{}
+		for _, r := range rs {
+			if r.Error != "" {
+				t.Fatalf("%s: %s", r.ID, r.Error)
+			}
+			if r.Source == "cloud" {
+				cloud++
+			}
+			if r.Fallback != "" {
+				fallback++
+				why[r.Fallback]++
+			}
+		}
+		return
+	}
+	// Mid-stream: 600 frames sent without waiting; the cloud stops after
+	// the first 200.
+	const n = 600
+	for i := range n {
+		if i == 200 {
+			f.cloud.Close()
+		}
+		cam.send(t, fmt.Sprintf("mid-%d", i), classify.Bytes(test, i), test.Y[i])
+	}
+	cam.waitFor(t, "mid", 0, n, time.Minute)
+	mid := make([]jointinference.Result, n)
+	for i := range n {
+		r, k := cam.result(fmt.Sprintf("mid-%d", i))
+		if k != 1 {
+			t.Fatalf("mid-%d answered %d times", i, k)
+		}
+		mid[i] = r
+	}
+	c, fb, why := count(mid)
+	t.Logf("cloud stopped after 200 of %d frames: all answered once, %d by the cloud, %d hard ones by the edge (%v)", n, c, fb, why)
+	if fb == 0 {
+		t.Fatal("no fallback while the cloud was away: the cloud did not stop")
+	}
+
+	down := cam.ask(t, "down", test, 0, 300)
+	c, fb, why = count(down)
+	t.Logf("cloud away: 300 frames answered, %d by the cloud, %d hard ones by the edge (%v)", c, fb, why)
+	if c != 0 || fb == 0 {
+		t.Fatalf("with the cloud away: %d cloud answers, %d fallbacks", c, fb)
+	}
+
+	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), f.listen)
+	start := time.Now()
+	cam.waitServing(t, test, "cloud")
+	t.Logf("offload resumed %v after the cloud came back", time.Since(start).Round(time.Millisecond))
+	back := cam.ask(t, "back", test, 0, 300)
+	c, fb, _ = count(back)
+	t.Logf("cloud back: 300 frames answered, %d by the cloud, %d fallbacks", c, fb)
+	if c == 0 || fb != 0 {
+		t.Fatalf("after the cloud came back: %d cloud answers, %d fallbacks", c, fb)
+	}
+}
+
+// A link that stalls (no error, nothing moves) holds offloads for no longer
+// than the service's deadline (2 s): each hard frame is answered by the
+// edge, marked "timeout"; offload resumes when the link moves again.
+func TestJointInferenceNeverWaitsWithoutBound(t *testing.T) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	defer f.close()
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+	f.link.SetStall(true)
+	rs := cam.ask(t, "stalled", test, 0, 200)
+	timeouts := 0
+	var worst int64
+	for _, r := range rs {
+		if r.Source == "cloud" || r.Error != "" {
+			t.Fatalf("%s through a stalled link: %+v", r.ID, r)
+		}
+		if r.Fallback == "timeout" {
+			timeouts++
+			worst = max(worst, r.LatencyMicros)
+		}
+	}
+	t.Logf("stalled link: %d hard frames answered by the edge after the deadline, the slowest in %.2f s", timeouts, float64(worst)/1e6)
+	if timeouts == 0 || worst > 3e6 {
+		t.Fatalf("%d timeouts, slowest %d µs (deadline 2 s)", timeouts, worst)
+	}
+	f.link.SetStall(false)
+	cam.waitServing(t, test, "cloud")
 }
