@@ -60,7 +60,7 @@ func trainedModels(t testing.TB) (little, big []byte, test *datasets.Dataset) {
 const jiName = "fashion-classification"
 
 // exampleYAML is the example's YAML with the miner replaced.
-func exampleYAML(t testing.TB, miner string, params map[string]string) []*api.Resource {
+func exampleYAML(t testing.TB, miner string, params, env map[string]string) []*api.Resource {
 	b, err := os.ReadFile("../../examples/jointinference/classification.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +80,13 @@ func exampleYAML(t testing.TB, miner string, params map[string]string) []*api.Re
 			repl = "      name: " + miner + "\n      parameters:" + kv.String()
 		}
 		s = strings.Replace(s, old, repl, 1)
+	}
+	for k, v := range env {
+		old := "              - name: SEDNA_JI_TIMEOUT\n                value: 2s\n"
+		if !strings.Contains(s, old) {
+			t.Fatal("the example's edge env changed; update the test")
+		}
+		s = strings.Replace(s, old, old+fmt.Sprintf("              - name: %s\n                value: %q\n", k, v), 1)
 	}
 	rs, err := api.Parse([]byte(s), "classification.yaml")
 	if err != nil {
@@ -120,13 +127,13 @@ func startJI(t *testing.T) *jiFleet {
 			t.Fatal(err)
 		}
 	}
-	f.apply(t, "", nil)
+	f.apply(t, "", nil, nil)
 	return f
 }
 
-func (f *jiFleet) apply(t *testing.T, miner string, params map[string]string) {
+func (f *jiFleet) apply(t *testing.T, miner string, params, env map[string]string) {
 	t.Helper()
-	if rep, err := f.api.Apply(f.ctx, exampleYAML(t, miner, params)); err != nil || rep.Error != "" {
+	if rep, err := f.api.Apply(f.ctx, exampleYAML(t, miner, params, env)); err != nil || rep.Error != "" {
 		t.Fatalf("apply: %v %s", err, rep.Error)
 	}
 }
@@ -418,7 +425,7 @@ func TestJointInferenceMinerFollowsTheYAML(t *testing.T) {
 		{"CrossEntropy", map[string]string{"threshold_cross_entropy": "0.9"}},
 	} {
 		if round > 0 {
-			f.apply(t, step.miner, step.params)
+			f.apply(t, step.miner, step.params, nil)
 		}
 		want := hardSet(t, f.cloud.Plugins(), test, n, step.miner, step.params)
 		wantN := 0
@@ -548,4 +555,62 @@ func TestJointInferenceNeverWaitsWithoutBound(t *testing.T) {
 	}
 	f.link.SetStall(false)
 	cam.waitServing(t, test, "cloud")
+}
+
+// Mining-then-inference: the miner judges the raw frame first; a hard one
+// goes to the cloud without an edge inference, the others get the edge's
+// answer. With Random at 0.5 about half go up, and the hard ones carry no
+// edge result (their answer is the cloud's, and an edge answer only on a
+// fallback).
+func TestJointInferenceMiningThenInference(t *testing.T) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	defer f.close()
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+	f.apply(t, "CrossEntropy", map[string]string{"threshold_cross_entropy": classify.Threshold},
+		map[string]string{jointinference.ParamMode: jointinference.ModeMiningThenInference})
+	// CrossEntropy needs the edge's answers, which this mode does not
+	// give it: the worker says so, and answers at the edge, marked.
+	deadline := time.Now().Add(time.Minute)
+	for try := 0; ; try++ {
+		rs := cam.ask(t, fmt.Sprintf("ce-%d", try), test, 0, 50)
+		marked := 0
+		for _, r := range rs {
+			if r.Fallback == "mining-error" && r.Source == "edge" {
+				marked++
+			}
+		}
+		if marked == len(rs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CrossEntropy before inference: %d of %d answered at the edge marked mining-error", marked, len(rs))
+		}
+	}
+	f.apply(t, "Random", map[string]string{"random_ratio": "0.5"}, map[string]string{jointinference.ParamMode: jointinference.ModeMiningThenInference})
+	deadline = time.Now().Add(time.Minute)
+	for try := 0; ; try++ {
+		rs := cam.ask(t, fmt.Sprintf("rnd-%d", try), test, 0, 400)
+		cloud, edgeAns, bad := 0, 0, 0
+		for _, r := range rs {
+			switch {
+			case r.Error != "" || r.Fallback != "":
+				bad++
+			case r.Source == "cloud" && r.Hard:
+				cloud++
+			case r.Source == "edge" && !r.Hard:
+				edgeAns++
+			default:
+				bad++
+			}
+		}
+		if bad == 0 && cloud > 120 && edgeAns > 120 {
+			t.Logf("mining-then-inference with Random(0.5): %d of 400 to the cloud, %d answered at the edge", cloud, edgeAns)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mining-then-inference with Random(0.5): %d cloud, %d edge, %d other", cloud, edgeAns, bad)
+		}
+	}
 }
