@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -269,6 +270,9 @@ func describe(w io.Writer, o topics.APIObject) error {
 	if len(st.Pending) > 0 {
 		fmt.Fprintf(w, "Waiting for: %s\n", strings.Join(st.Pending, "\n             "))
 	}
+	if len(st.Metrics) > 0 {
+		fmt.Fprintf(w, "Metrics:     %s\n", formatMetrics(st.Metrics, "\n             "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Conditions) > 0 {
 		fmt.Fprintln(w, "Conditions:")
@@ -400,11 +404,25 @@ completes (exit 0) or fails (exit 1), on Ctrl-C, or after --for.`,
 	return cmd
 }
 
+// formatMetrics writes metrics sorted by name, as name=value, joined by sep.
+func formatMetrics(m map[string]float64, sep string) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		names[i] = k + "=" + strconv.FormatFloat(m[k], 'g', 6, 64)
+	}
+	return strings.Join(names, sep)
+}
+
 // watcher prints what a watch sees; callbacks come one at a time.
 type watcher struct {
-	out   io.Writer
-	bar   *progressbar.ProgressBar
-	phase string
+	out     io.Writer
+	bar     *progressbar.ProgressBar
+	phase   string
+	metrics string
 }
 
 func (w *watcher) status(st api.Status) (bool, error) {
@@ -422,6 +440,12 @@ func (w *watcher) status(st api.Status) (bool, error) {
 			line += ": waiting for " + strings.Join(st.Pending, ", ")
 		}
 		fmt.Fprintln(w.out, line)
+	}
+	if st.Progress == nil && len(st.Metrics) > 0 {
+		if m := formatMetrics(st.Metrics, " "); m != w.metrics {
+			w.metrics = m
+			fmt.Fprintln(w.out, time.Now().Format("15:04:05")+" metrics "+m)
+		}
 	}
 	switch st.Phase {
 	case api.ConditionCompleted:

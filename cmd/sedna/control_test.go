@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/sedna-go/sedna/api"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,8 +9,10 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/topics"
 )
 
 func TestApplyGetDescribeDelete(t *testing.T) {
@@ -122,5 +124,28 @@ func TestWatcherFollowsProgress(t *testing.T) {
 	}
 	if done, err := (&watcher{out: &out}).status(api.Status{Phase: api.ConditionFailed}); !done || err == nil {
 		t.Fatalf("failed: %v %v", done, err)
+	}
+}
+
+// A service's metrics (joint inference's counts and ratios) are printed when
+// they change, and describe lists them.
+func TestWatcherAndDescribeShowMetrics(t *testing.T) {
+	var out strings.Builder
+	w := &watcher{out: &out}
+	st := api.Status{Phase: api.ConditionRunning, Metrics: map[string]float64{"inferences": 100, "uploadRatio": 0.31}}
+	w.status(st)
+	w.status(st) // unchanged: not printed again
+	st.Metrics = map[string]float64{"inferences": 200, "uploadRatio": 0.3}
+	w.status(st)
+	if n := strings.Count(out.String(), " metrics "); n != 2 || !strings.Contains(out.String(), "metrics inferences=200 uploadRatio=0.3") {
+		t.Fatalf("watch output:\n%s", out.String())
+	}
+	raw, _ := json.Marshal(st)
+	var d strings.Builder
+	if err := describe(&d, topics.APIObject{Key: "JointInferenceService/default/ji", Status: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d.String(), "Metrics:     inferences=200\n             uploadRatio=0.3") {
+		t.Fatalf("describe:\n%s", d.String())
 	}
 }
