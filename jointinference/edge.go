@@ -515,7 +515,7 @@ func (w *edgeWorker) onReply(raw []byte) {
 	var failed []*item
 	for i, it := range o.items {
 		r := rep.Results[i]
-		if r.Error != "" || r.ID != it.req.ID || len(r.Probs) == 0 {
+		if r.Error != "" || len(r.Probs) == 0 {
 			failed = append(failed, it)
 			continue
 		}

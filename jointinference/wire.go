@@ -67,29 +67,31 @@ type Result struct {
 }
 
 // offloadBatch is what the edge worker sends up: the hard samples of one
-// batch, as the device sent them (an 8-bit image stays 8-bit).
+// batch, as the device sent them (an 8-bit image stays 8-bit). Keys are
+// one letter and the device's IDs stay on the edge (answers come in the
+// batch's order): every byte counts on a slow uplink.
 type offloadBatch struct {
 	Samples []offloadSample `msgpack:"s"`
 }
 
 type offloadSample struct {
-	ID    string `msgpack:"id"`
-	Shape []int  `msgpack:"shape"`
-	DType string `msgpack:"dtype"`
-	Data  []byte `msgpack:"data"`
+	ID    string `msgpack:"i,omitempty"`
+	Shape []int  `msgpack:"h"`
+	DType string `msgpack:"t,omitempty"` // "" is u8
+	Data  []byte `msgpack:"d"`
 }
 
 // offloadReply answers an offload batch, in the batch's order.
 type offloadReply struct {
 	Results []cloudResult `msgpack:"r"`
-	Error   string        `msgpack:"err,omitempty"`
+	Error   string        `msgpack:"e,omitempty"`
 }
 
 type cloudResult struct {
-	ID    string    `msgpack:"id"`
-	Class int       `msgpack:"class"`
-	Probs []float32 `msgpack:"probs"`
-	Error string    `msgpack:"err,omitempty"`
+	ID    string    `msgpack:"i,omitempty"`
+	Class int       `msgpack:"c"`
+	Probs []float32 `msgpack:"p"`
+	Error string    `msgpack:"e,omitempty"`
 }
 
 // decodeRequest reads a device's message: JSON if it starts with '{',
@@ -205,12 +207,12 @@ func (r *Request) values() ([]float32, error) {
 	return out, nil
 }
 
-// compact is the sample as it goes up: 8-bit data as it came; floats as
-// raw f32 (JSON values are packed).
+// compact is the sample as it goes up, without its ID: 8-bit data as it
+// came; floats as raw f32 (JSON values are packed).
 func (r *Request) compact() offloadSample {
-	s := offloadSample{ID: r.ID, Shape: r.Shape, DType: r.DType, Data: r.Data}
-	if s.DType == "" {
-		s.DType = DTypeU8
+	s := offloadSample{Shape: r.Shape, DType: r.DType, Data: r.Data}
+	if s.DType == DTypeU8 {
+		s.DType = ""
 	}
 	if len(r.Values) > 0 {
 		s.DType, s.Data = DTypeF32, packF32(r.Values)

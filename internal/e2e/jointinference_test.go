@@ -105,7 +105,7 @@ type jiFleet struct {
 	ctx         context.Context
 }
 
-func startJI(t *testing.T) *jiFleet {
+func startJI(t testing.TB) *jiFleet {
 	little, big, _ := trainedModels(t)
 	f := &jiFleet{dir: t.TempDir()}
 	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), "")
@@ -131,7 +131,7 @@ func startJI(t *testing.T) *jiFleet {
 	return f
 }
 
-func (f *jiFleet) apply(t *testing.T, miner string, params, env map[string]string) {
+func (f *jiFleet) apply(t testing.TB, miner string, params, env map[string]string) {
 	t.Helper()
 	if rep, err := f.api.Apply(f.ctx, exampleYAML(t, miner, params, env)); err != nil || rep.Error != "" {
 		t.Fatalf("apply: %v %s", err, rep.Error)
@@ -153,7 +153,7 @@ type camera struct {
 	got     chan struct{}
 }
 
-func newCamera(t *testing.T, ag *edge.Agent, name string) *camera {
+func newCamera(t testing.TB, ag *edge.Agent, name string) *camera {
 	cam := &camera{reply: "devices/" + name + "/results", results: map[string][]jointinference.Result{}, got: make(chan struct{}, 1)}
 	cam.c = client(t, "tcp://"+ag.BrokerAddr(), name, "", true)
 	tok := cam.c.Subscribe(cam.reply, 1, func(_ paho.Client, m paho.Message) {
@@ -202,7 +202,7 @@ func (cam *camera) result(id string) (jointinference.Result, int) {
 }
 
 // ask sends the test images from..to and waits for their answers.
-func (cam *camera) ask(t *testing.T, prefix string, test *datasets.Dataset, from, to int) []jointinference.Result {
+func (cam *camera) ask(t testing.TB, prefix string, test *datasets.Dataset, from, to int) []jointinference.Result {
 	t.Helper()
 	for i := from; i < to; i++ {
 		cam.send(t, fmt.Sprintf("%s-%d", prefix, i), classify.Bytes(test, i), test.Y[i])
@@ -246,7 +246,7 @@ func (cam *camera) waitFor(t testing.TB, prefix string, from, to int, d time.Dur
 // "cloud") without a fallback: the worker listens (a frame sent before it
 // subscribed reaches no one), the models are in place and, for the cloud,
 // the offload path works.
-func (cam *camera) waitServing(t *testing.T, test *datasets.Dataset, source string) {
+func (cam *camera) waitServing(t testing.TB, test *datasets.Dataset, source string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -350,7 +350,7 @@ func TestJointInferenceClassification(t *testing.T) {
 }
 
 // waitStatus watches the service's status until ok says so (30 s).
-func (f *jiFleet) waitStatus(t *testing.T, ok func(api.Status) bool) api.Status {
+func (f *jiFleet) waitStatus(t testing.TB, ok func(api.Status) bool) api.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
