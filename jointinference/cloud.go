@@ -58,7 +58,7 @@ type offloadMsg struct {
 type cloudWorker struct {
 	ref      topics.JobRef
 	queue    chan offloadMsg
-	model    atomic.Pointer[classifier]
+	model    atomic.Pointer[model]
 	samples  atomic.Int64
 	batches  atomic.Int64
 	errors   atomic.Int64
@@ -123,6 +123,10 @@ func (c *Cloud) Worker() workers.Builtin {
 		if err != nil {
 			return err
 		}
+		tk, err := taskOf(spec.Params)
+		if err != nil {
+			return err
+		}
 		replicas := 2
 		if v := spec.Params[ParamReplicas]; v != "" {
 			if replicas, err = strconv.Atoi(v); err != nil || replicas < 1 || replicas > 64 {
@@ -141,24 +145,24 @@ func (c *Cloud) Worker() workers.Builtin {
 			}
 			c.mu.Unlock()
 		}()
-		model := js.CloudWorker.Model.Name
+		name := js.CloudWorker.Model.Name
 		var bad uint64
 		load := func() {
-			v, data, err := c.env.Model(spec.Job.Namespace, model)
+			v, data, err := c.env.Model(spec.Job.Namespace, name)
 			if err != nil || v == bad {
 				return
 			}
 			if cur := w.model.Load(); cur != nil && cur.version == v {
 				return
 			}
-			m, err := loadClassifier(data, v)
+			m, err := loadModel(data, v, tk)
 			if err != nil {
 				bad = v
-				log.Error("joint inference: cloud model not usable", "model", model, "error", err)
+				log.Error("joint inference: cloud model not usable", "model", name, "error", err)
 				return
 			}
 			w.model.Store(m)
-			log.Info("joint inference: cloud model loaded", "model", model, "version", v)
+			log.Info("joint inference: cloud model loaded", "model", name, "version", v, "task", tk.kind)
 		}
 		load()
 		var wg sync.WaitGroup
@@ -216,6 +220,7 @@ func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
 	start := time.Now()
 	out := offloadReply{Results: make([]cloudResult, len(b.Samples))}
 	rows := make([][]float32, 0, len(b.Samples))
+	shapes := make([][]int, 0, len(b.Samples))
 	idx := make([]int, 0, len(b.Samples))
 	for i := range b.Samples {
 		s := &b.Samples[i]
@@ -230,17 +235,19 @@ func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
 			continue
 		}
 		rows = append(rows, x)
+		shapes = append(shapes, s.Shape)
 		idx = append(idx, i)
 	}
 	if len(rows) > 0 {
-		probs, err := model.predict(rows)
+		answers, err := model.infer(rows, shapes)
 		if err != nil {
 			out = offloadReply{Error: err.Error()}
 		} else {
-			k := model.net.Classes()
 			for j, i := range idx {
-				out.Results[i].Probs = probs[j*k : (j+1)*k]
-				out.Results[i].Class, _ = argmax(out.Results[i].Probs)
+				out.Results[i].Probs, out.Results[i].Boxes = answers[j].probs, answers[j].boxes
+				if out.Results[i].Boxes == nil && model.det != nil {
+					out.Results[i].Boxes = [][6]float32{} // none found, which is an answer
+				}
 			}
 		}
 	}

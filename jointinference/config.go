@@ -40,6 +40,7 @@ func ResultTopic(namespace, name string) string { return "ji/" + namespace + "/"
 
 type edgeConfig struct {
 	ref                 topics.JobRef
+	task                task
 	model, miner        string
 	minerParams         map[string]string
 	mode                string
@@ -76,6 +77,9 @@ func edgeConfigOf(spec workers.Spec) (*edgeConfig, error) {
 		return nil, fmt.Errorf("jointinference: edgeWorker.hardExampleMining.name is empty")
 	}
 	p := spec.Params
+	if c.task, err = taskOf(p); err != nil {
+		return nil, err
+	}
 	if v := p[ParamMode]; v != "" {
 		if v != ModeInferenceThenMining && v != ModeMiningThenInference {
 			return nil, fmt.Errorf("jointinference: %s=%q: want %s or %s", ParamMode, v, ModeInferenceThenMining, ModeMiningThenInference)

@@ -205,7 +205,7 @@ type edgeWorker struct {
 	spec  workers.Spec
 	log   *slog.Logger
 	miner *plugins.Miner
-	model *classifier
+	model *model
 	bad   uint64 // a model version that would not load (logged once)
 	stats *edgeStats
 
@@ -320,7 +320,7 @@ func (w *edgeWorker) refreshModel() {
 	if err != nil || (w.model != nil && v == w.model.version) || v == w.bad {
 		return
 	}
-	c, err := loadClassifier(data, v)
+	c, err := loadModel(data, v, w.cfg.task)
 	if err != nil {
 		w.bad = v
 		w.log.Error("joint inference: edge model not usable", "model", w.cfg.model, "error", err)
@@ -365,11 +365,7 @@ func (w *edgeWorker) process(ctx context.Context, batch []*item, up bool) {
 		verdicts, err = w.mineInputs(ctx, ok)
 	} else {
 		if err = w.inferEdge(ok); err == nil {
-			probs := make([]float32, 0, len(ok)*w.model.net.Classes())
-			for _, it := range ok {
-				probs = append(probs, it.edge.Probs...)
-			}
-			verdicts, err = w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: w.model.net.Classes()})
+			verdicts, err = w.miner.Mine(ctx, w.mineBatch(ok))
 		}
 	}
 	if err != nil {
@@ -417,23 +413,43 @@ func (w *edgeWorker) inferEdge(items []*item) error {
 		return nil
 	}
 	rows := make([][]float32, len(need))
+	shapes := make([][]int, len(need))
 	for i, it := range need {
-		rows[i] = it.feat
+		rows[i], shapes[i] = it.feat, it.req.Shape
 	}
-	probs, err := w.model.predict(rows)
+	answers, err := w.model.infer(rows, shapes)
 	if err != nil {
 		return err
 	}
-	k := w.model.net.Classes()
 	for i, it := range need {
-		p := probs[i*k : (i+1)*k]
-		c, s := argmax(p)
-		it.edge = &Result{ID: it.req.ID, Class: c, Score: s, Probs: p, Source: "edge"}
-		if it.req.Label != nil && *it.req.Label == c {
+		r := answers[i].result(it.req.ID, "edge")
+		it.edge = &r
+		if it.req.Label != nil && *it.req.Label == r.Class {
 			w.stats.edgeCorrect++
 		}
 	}
 	return nil
+}
+
+// mineBatch is what the miner judges of items the edge answered: class
+// probabilities, or a detector's boxes.
+func (w *edgeWorker) mineBatch(items []*item) plugins.Batch {
+	if w.model.det != nil {
+		b := plugins.Batch{Boxes: make([][]plugins.Box, len(items))}
+		for i, it := range items {
+			b.Boxes[i] = make([]plugins.Box, len(it.edge.Boxes))
+			for j, bx := range it.edge.Boxes {
+				b.Boxes[i][j] = plugins.Box(bx)
+			}
+		}
+		return b
+	}
+	k := w.model.classes()
+	b := plugins.Batch{Classes: k, Probs: make([]float32, 0, len(items)*k)}
+	for _, it := range items {
+		b.Probs = append(b.Probs, it.edge.Probs...)
+	}
+	return b
 }
 
 // mineInputs gives the miner the raw samples (mining-then-inference).
@@ -515,13 +531,14 @@ func (w *edgeWorker) onReply(raw []byte) {
 	var failed []*item
 	for i, it := range o.items {
 		r := rep.Results[i]
-		if r.Error != "" || len(r.Probs) == 0 {
+		if r.Error != "" || (w.model.det == nil && len(r.Probs) != w.model.classes()) || (w.model.det != nil && r.Boxes == nil) {
 			failed = append(failed, it)
 			continue
 		}
-		c, s := argmax(r.Probs)
 		w.stats.cloudAnswers++
-		w.answer(it, Result{ID: it.req.ID, Class: c, Score: s, Probs: r.Probs, Source: "cloud", Hard: true}, w.stats.cloudLat)
+		res := answer{probs: r.Probs, boxes: r.Boxes}.result(it.req.ID, "cloud")
+		res.Hard = true
+		w.answer(it, res, w.stats.cloudLat)
 	}
 	if len(failed) > 0 {
 		w.fallback(failed, "cloud-error")

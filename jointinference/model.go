@@ -3,30 +3,109 @@ package jointinference
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/detect"
 )
 
-// classifier is a model of the learning substrate with the input
-// preprocessing the service does: a sample with k² times the model's
-// inputs, square and divisible by k, is average-pooled k×k first (the edge
-// model of the example sees 7×7 what the cloud model sees 14×14).
-type classifier struct {
-	net     *ml.Network
-	version uint64
+// Tasks a service's models do.
+const (
+	TaskClassification = "classification"
+	TaskDetection      = "detection"
+)
+
+// Parameters of the task, in both workers' template env.
+const (
+	ParamTask     = "SEDNA_JI_TASK"      // classification (default) or detection
+	ParamWindow   = "SEDNA_JI_WINDOW"    // detection: the window the model classifies; default 8
+	ParamStride   = "SEDNA_JI_STRIDE"    // detection: default 2
+	ParamMinScore = "SEDNA_JI_MIN_SCORE" // detection: boxes below are dropped; default 0.5
+	ParamNMS      = "SEDNA_JI_NMS"       // detection: non-maximum suppression IoU; default 0.3
+)
+
+// task says what the models do and, for detection, how windows are taken.
+type task struct {
+	kind     string
+	window   int
+	stride   int
+	minScore float32
+	nms      float32
 }
 
-func loadClassifier(data []byte, version uint64) (*classifier, error) {
+func taskOf(p map[string]string) (task, error) {
+	t := task{kind: TaskClassification, window: 8, stride: 2, minScore: 0.5, nms: 0.3}
+	if v := p[ParamTask]; v != "" {
+		if v != TaskClassification && v != TaskDetection {
+			return t, fmt.Errorf("jointinference: %s=%q: want %s or %s", ParamTask, v, TaskClassification, TaskDetection)
+		}
+		t.kind = v
+	}
+	for k, dst := range map[string]*int{ParamWindow: &t.window, ParamStride: &t.stride} {
+		if v := p[k]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1024 {
+				return t, fmt.Errorf("jointinference: %s=%q: want 1 to 1024", k, v)
+			}
+			*dst = n
+		}
+	}
+	for k, dst := range map[string]*float32{ParamMinScore: &t.minScore, ParamNMS: &t.nms} {
+		if v := p[k]; v != "" {
+			f, err := strconv.ParseFloat(v, 32)
+			if err != nil || f < 0 || f > 1 {
+				return t, fmt.Errorf("jointinference: %s=%q: want 0 to 1", k, v)
+			}
+			*dst = float32(f)
+		}
+	}
+	return t, nil
+}
+
+// model is a model of the learning substrate doing the service's task.
+// A classification sample with k² times the model's inputs, square and
+// divisible by k, is average-pooled k×k first (the edge model of the
+// example sees 7×7 what the cloud model sees 14×14); a detection sample is
+// a scene the detector's window slides over.
+type model struct {
+	net     *ml.Network
+	version uint64
+	det     *detect.Detector
+}
+
+// answer is a model's answer to one sample.
+type answer struct {
+	probs []float32
+	boxes [][6]float32
+}
+
+func loadModel(data []byte, version uint64, t task) (*model, error) {
 	n, err := ml.Unmarshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("model version %d is not a model of the learning substrate: %w", version, err)
 	}
-	return &classifier{net: n, version: version}, nil
+	m := &model{net: n, version: version}
+	if t.kind == TaskDetection {
+		if n.Inputs() != t.window*t.window {
+			return nil, fmt.Errorf("model version %d takes %d inputs, not a %d×%d window", version, n.Inputs(), t.window, t.window)
+		}
+		m.det = &detect.Detector{Model: n, Window: t.window, Stride: t.stride, MinScore: t.minScore, NMS: t.nms}
+	}
+	return m, nil
 }
 
-// features fits sample x (of shape) to the model's inputs.
-func (c *classifier) features(x []float32, shape []int) ([]float32, error) {
-	in := c.net.Inputs()
+// classes is the number of classes of a classifier's answers.
+func (m *model) classes() int { return m.net.Classes() }
+
+// features fits sample x (of shape) to the model.
+func (m *model) features(x []float32, shape []int) ([]float32, error) {
+	if m.det != nil {
+		if len(shape) != 2 || shape[0]*shape[1] != len(x) || shape[0] < m.det.Window || shape[1] < m.det.Window {
+			return nil, fmt.Errorf("a detection sample is a [height, width] scene of at least the %d×%d window; got shape %v", m.det.Window, m.det.Window, shape)
+		}
+		return x, nil
+	}
+	in := m.net.Inputs()
 	if len(x) == in {
 		return x, nil
 	}
@@ -53,15 +132,52 @@ func (c *classifier) features(x []float32, shape []int) ([]float32, error) {
 	return nil, fmt.Errorf("a sample of %d values (shape %v) does not fit a model of %d inputs", len(x), shape, in)
 }
 
-// predict returns the class probabilities of rows (each the model's
-// inputs long), row-major.
-func (c *classifier) predict(rows [][]float32) ([]float32, error) {
-	in := c.net.Inputs()
+// infer answers rows (fitted by features; shapes are the samples').
+func (m *model) infer(rows [][]float32, shapes [][]int) ([]answer, error) {
+	out := make([]answer, len(rows))
+	if m.det != nil {
+		for i, r := range rows {
+			boxes, err := m.det.Detect(detect.Scene{Width: shapes[i][1], Height: shapes[i][0], Pixels: r})
+			if err != nil {
+				return nil, err
+			}
+			out[i].boxes = make([][6]float32, len(boxes))
+			for j, b := range boxes {
+				out[i].boxes[j] = b.Array()
+			}
+		}
+		return out, nil
+	}
+	in := m.net.Inputs()
 	x := make([]float32, 0, len(rows)*in)
 	for _, r := range rows {
 		x = append(x, r...)
 	}
-	return c.net.PredictProba(x)
+	probs, err := m.net.PredictProba(x)
+	if err != nil {
+		return nil, err
+	}
+	k := m.net.Classes()
+	for i := range out {
+		out[i].probs = probs[i*k : (i+1)*k]
+	}
+	return out, nil
+}
+
+// result is an answer as a device reads it: for a classifier the most
+// probable class; for a detector the label and score of the best box
+// (class -1 when there is none).
+func (a answer) result(id, source string) Result {
+	r := Result{ID: id, Source: source, Probs: a.probs, Boxes: a.boxes, Class: -1}
+	if a.probs != nil {
+		r.Class, r.Score = argmax(a.probs)
+	}
+	for _, b := range a.boxes {
+		if b[4] > r.Score || r.Class < 0 {
+			r.Class, r.Score = int(b[5]), b[4]
+		}
+	}
+	return r
 }
 
 func argmax(p []float32) (int, float32) {

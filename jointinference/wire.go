@@ -52,6 +52,8 @@ type Result struct {
 	Class int       `msgpack:"class" json:"class"`
 	Score float32   `msgpack:"score" json:"score"` // the class's probability
 	Probs []float32 `msgpack:"probs,omitempty" json:"probs,omitempty"`
+	// Boxes are a detector's: xmin, ymin, xmax, ymax, score, label.
+	Boxes [][6]float32 `msgpack:"boxes,omitempty" json:"boxes,omitempty"`
 	// Source is "edge" or "cloud": whose model gave the answer.
 	Source string `msgpack:"source" json:"source"`
 	// Hard says the miner judged the sample hard.
@@ -88,10 +90,10 @@ type offloadReply struct {
 }
 
 type cloudResult struct {
-	ID    string    `msgpack:"i,omitempty"`
-	Class int       `msgpack:"c"`
-	Probs []float32 `msgpack:"p"`
-	Error string    `msgpack:"e,omitempty"`
+	ID    string       `msgpack:"i,omitempty"`
+	Probs []float32    `msgpack:"p,omitempty"`
+	Boxes [][6]float32 `msgpack:"b"` // nil for a classifier; empty: a detector found none
+	Error string       `msgpack:"e,omitempty"`
 }
 
 // decodeRequest reads a device's message: JSON if it starts with '{',
