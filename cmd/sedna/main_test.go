@@ -29,7 +29,8 @@ func TestDemoCountsEveryMessage(t *testing.T) {
 	if err := runDemo(ctx, &out, demoOptions{perPhase: n, log: discardLogger()}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "nothing lost, nothing duplicated") {
+	if !strings.Contains(out.String(), "nothing lost, nothing duplicated") || !strings.Contains(out.String(), "frames in") ||
+		!strings.Contains(out.String(), "joint accuracy") {
 		t.Fatalf("demo output:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -61,11 +60,7 @@ const jiName = "fashion-classification"
 
 // exampleYAML is the example's YAML with the miner replaced.
 func exampleYAML(t testing.TB, miner string, params, env map[string]string) []*api.Resource {
-	b, err := os.ReadFile("../../examples/jointinference/classification.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
+	s := classify.YAML
 	if miner != "" {
 		var kv strings.Builder
 		for k, v := range params {

@@ -7,7 +7,9 @@ package classify
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
+	"strings"
 
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/datasets"
@@ -22,6 +24,17 @@ const (
 	// hard.
 	Threshold = "0.62"
 )
+
+// YAML is the example's resources (classification.yaml): the two Models and
+// the JointInferenceService, its edge worker on node edge-1.
+//
+//go:embed classification.yaml
+var YAML string
+
+// YAMLFor is YAML with the edge worker on node instead of edge-1.
+func YAMLFor(node string) string {
+	return strings.Replace(YAML, "nodeName: edge-1", "nodeName: "+node, 1)
+}
 
 // Data returns the training and test images (14×14, values in [0, 1]).
 func Data() (train, test *datasets.Dataset, err error) { return datasets.FashionSubset() }

@@ -4,7 +4,7 @@
 //	go run ./examples/jointinference/setup -out /tmp/ji
 //	sedna model push fashion-little /tmp/ji/fashion-little.bin
 //	sedna model push fashion-big /tmp/ji/fashion-big.bin
-//	sedna apply -f examples/jointinference/classification.yaml
+//	sedna apply -f examples/jointinference/classify/classification.yaml
 package main
 
 import (
