@@ -15,8 +15,10 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/examples/jointinference/detection"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/detect"
 )
 
 // demoJointInference runs the joint inference example on node ag: trains
@@ -66,103 +68,27 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 		return fmt.Errorf("apply: %v %s", err, rep.Error)
 	}
 
-	// The camera: frames in, answers out, 128 in flight.
-	var mu sync.Mutex
-	answers := map[string]jointinference.Result{}
-	got := make(chan struct{}, 1)
-	reply := "demo/camera/results"
-	cam := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + ag.BrokerAddr()).SetClientID("demo-camera"))
-	if tok := cam.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("camera: %v", tok.Error())
+	cam, err := newDemoCamera(ag, "demo-camera")
+	if err != nil {
+		return err
 	}
-	defer cam.Disconnect(100)
-	if tok := cam.Subscribe(reply, 1, func(_ paho.Client, msg paho.Message) {
-		if r, _, err := jointinference.DecodeResult(msg.Payload()); err == nil {
-			mu.Lock()
-			answers[r.ID] = r
-			mu.Unlock()
-			select {
-			case got <- struct{}{}:
-			default:
-			}
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("camera: %v", tok.Error())
-	}
+	defer cam.close()
+	service := "fashion-classification"
 	send := func(id string, i int) error {
 		label := test.Y[i]
-		raw, err := jointinference.EncodeRequest(jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i), Label: &label}, reply, id)
-		if err != nil {
-			return err
-		}
-		tok := cam.Publish(jointinference.InputTopic("default", "fashion-classification"), 1, false, raw)
-		tok.WaitTimeout(10 * time.Second)
-		return tok.Error()
+		return cam.send(service, jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i), Label: &label})
 	}
-	answered := func(id string) (jointinference.Result, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		r, ok := answers[id]
-		return r, ok
+	if err := cam.waitCloud(ctx, func(id string, i int) error { return send(id, i%test.Rows) }); err != nil {
+		return err
 	}
-	// Until the service answers from the cloud (the workers start and the
-	// models arrive), a probe a time.
-	for i := 0; ; i++ {
-		id := fmt.Sprintf("probe-%d", i)
-		if err := send(id, i%test.Rows); err != nil {
-			return err
-		}
-		wait := time.After(500 * time.Millisecond)
-	probe:
-		for {
-			if r, ok := answered(id); ok {
-				if r.Source == "cloud" {
-					goto ready
-				}
-				break probe
-			}
-			select {
-			case <-got:
-			case <-wait:
-				break probe
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-ready:
 	start := time.Now()
-	const window = 128
-	for i := 0; i < test.Rows; i++ {
-		for i >= window {
-			if _, ok := answered(fmt.Sprintf("f-%d", i-window)); ok {
-				break
-			}
-			select {
-			case <-got:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if err := send(fmt.Sprintf("f-%d", i), i); err != nil {
-			return err
-		}
+	results, err := cam.stream(ctx, "f", test.Rows, send)
+	if err != nil {
+		return err
 	}
 	correct, offloaded := 0, 0
 	var edgeLat, cloudLat []int64
-	for i := 0; i < test.Rows; i++ {
-		var r jointinference.Result
-		for {
-			var ok bool
-			if r, ok = answered(fmt.Sprintf("f-%d", i)); ok {
-				break
-			}
-			select {
-			case <-got:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	for i, r := range results {
 		if r.Class == test.Y[i] {
 			correct++
 		}
@@ -184,5 +110,194 @@ ready:
 	say("%d frames in %v: joint accuracy %.1f%% with %.1f%% sent to the cloud (edge model alone %.1f%%, cloud model alone %.1f%%); latency p50 %.2f ms at the edge, %.2f ms offloaded",
 		test.Rows, took.Round(time.Millisecond), 100*float64(correct)/float64(test.Rows), 100*float64(offloaded)/float64(test.Rows),
 		100*el.Accuracy, 100*eb.Accuracy, p50(edgeLat), p50(cloudLat))
+	return demoDetection(ctx, say, c, ag, node)
+}
+
+// demoCamera is a device on a node's broker that sends frames to a joint
+// inference service and collects the answers.
+type demoCamera struct {
+	c       paho.Client
+	reply   string
+	mu      sync.Mutex
+	answers map[string]jointinference.Result
+	got     chan struct{}
+}
+
+func newDemoCamera(ag *edge.Agent, name string) (*demoCamera, error) {
+	cam := &demoCamera{reply: "demo/" + name + "/results", answers: map[string]jointinference.Result{}, got: make(chan struct{}, 1)}
+	cam.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + ag.BrokerAddr()).SetClientID(name))
+	if tok := cam.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("camera: %v", tok.Error())
+	}
+	if tok := cam.c.Subscribe(cam.reply, 1, func(_ paho.Client, msg paho.Message) {
+		if r, _, err := jointinference.DecodeResult(msg.Payload()); err == nil {
+			cam.mu.Lock()
+			cam.answers[r.ID] = r
+			cam.mu.Unlock()
+			select {
+			case cam.got <- struct{}{}:
+			default:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		cam.c.Disconnect(100)
+		return nil, fmt.Errorf("camera: %v", tok.Error())
+	}
+	return cam, nil
+}
+
+func (cam *demoCamera) close() { cam.c.Disconnect(100) }
+
+func (cam *demoCamera) send(service string, req jointinference.Request) error {
+	raw, err := jointinference.EncodeRequest(req, cam.reply, req.ID)
+	if err != nil {
+		return err
+	}
+	tok := cam.c.Publish(jointinference.InputTopic("default", service), 1, false, raw)
+	tok.WaitTimeout(10 * time.Second)
+	return tok.Error()
+}
+
+func (cam *demoCamera) answered(id string) (jointinference.Result, bool) {
+	cam.mu.Lock()
+	defer cam.mu.Unlock()
+	r, ok := cam.answers[id]
+	return r, ok
+}
+
+// wait waits for the answer to id until ctx ends or, if stop is not nil,
+// stop fires (ok false).
+func (cam *demoCamera) wait(ctx context.Context, id string, stop <-chan time.Time) (jointinference.Result, bool, error) {
+	for {
+		if r, ok := cam.answered(id); ok {
+			return r, true, nil
+		}
+		select {
+		case <-cam.got:
+		case <-stop:
+			return jointinference.Result{}, false, nil
+		case <-ctx.Done():
+			return jointinference.Result{}, false, ctx.Err()
+		}
+	}
+}
+
+// waitCloud sends probes, one at a time, until one is answered by the
+// cloud: the workers started and the models arrived.
+func (cam *demoCamera) waitCloud(ctx context.Context, send func(id string, i int) error) error {
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("probe-%d", i)
+		if err := send(id, i); err != nil {
+			return err
+		}
+		r, ok, err := cam.wait(ctx, id, time.After(500*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		if ok && r.Source == "cloud" {
+			return nil
+		}
+	}
+}
+
+// stream sends n frames with 128 in flight and returns their answers.
+func (cam *demoCamera) stream(ctx context.Context, prefix string, n int, send func(id string, i int) error) ([]jointinference.Result, error) {
+	const window = 128
+	for i := 0; i < n; i++ {
+		if i >= window {
+			if _, _, err := cam.wait(ctx, fmt.Sprintf("%s-%d", prefix, i-window), nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := send(fmt.Sprintf("%s-%d", prefix, i), i); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]jointinference.Result, n)
+	for i := range out {
+		r, _, err := cam.wait(ctx, fmt.Sprintf("%s-%d", prefix, i), nil)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// demoDetection runs the detection example on node ag.
+func demoDetection(ctx context.Context, say func(string, ...any), c *cloud.Client, ag *edge.Agent, node string) error {
+	say("joint inference, detection on %s: training the little and the big detector", node)
+	train, test, err := detection.Data(1)
+	if err != nil {
+		return err
+	}
+	little, big, err := detection.Train(ctx, train)
+	if err != nil {
+		return err
+	}
+	for name, net := range map[string]*ml.Network{detection.LittleModel: little, detection.BigModel: big} {
+		b, err := net.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if _, err := c.PushModel(ctx, "default", name, "sedna-ml", nil, bytes.NewReader(b)); err != nil {
+			return err
+		}
+	}
+	rs, err := api.Parse([]byte(detection.YAMLFor(node)), "detection.yaml")
+	if err != nil {
+		return err
+	}
+	if rep, err := c.Apply(ctx, rs); err != nil || rep.Error != "" {
+		return fmt.Errorf("apply: %v %s", err, rep.Error)
+	}
+	cam, err := newDemoCamera(ag, "demo-detection-camera")
+	if err != nil {
+		return err
+	}
+	defer cam.close()
+	send := func(id string, i int) error {
+		s := test[i%len(test)]
+		return cam.send("digits-detection", jointinference.Request{ID: id, Shape: []int{s.Height, s.Width}, Data: detection.Bytes(s)})
+	}
+	if err := cam.waitCloud(ctx, send); err != nil {
+		return err
+	}
+	start := time.Now()
+	results, err := cam.stream(ctx, "d", len(test), send)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	pred := make([][]detect.Box, len(test))
+	truth := make([][]detect.Box, len(test))
+	offloaded := 0
+	for i, r := range results {
+		truth[i] = test[i].Objects
+		if r.Source == "cloud" {
+			offloaded++
+		}
+		for _, b := range r.Boxes {
+			pred[i] = append(pred[i], detect.Box{XMin: b[0], YMin: b[1], XMax: b[2], YMax: b[3], Score: b[4], Label: int(b[5])})
+		}
+	}
+	frames := make([]detect.Scene, len(test)) // as the camera sent them
+	for i, s := range test {
+		frames[i] = detection.Scene(detection.Bytes(s), s.Width, s.Height)
+	}
+	edgeOnly, err := detection.Detector(little).DetectAll(frames)
+	if err != nil {
+		return err
+	}
+	joint, _, err := detect.MeanAveragePrecision(pred, truth, detection.Classes, 0.5)
+	if err != nil {
+		return err
+	}
+	alone, _, err := detect.MeanAveragePrecision(edgeOnly, truth, detection.Classes, 0.5)
+	if err != nil {
+		return err
+	}
+	say("%d frames in %v: IBT sent %.1f%% to the cloud; mAP@0.5 joint %.3f, edge detector alone %.3f",
+		len(test), took.Round(time.Millisecond), 100*float64(offloaded)/float64(len(test)), joint, alone)
 	return nil
 }

@@ -102,6 +102,14 @@ type jiFleet struct {
 
 func startJI(t testing.TB) *jiFleet {
 	little, big, _ := trainedModels(t)
+	return startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
+		return exampleYAML(t, "", nil, nil)
+	})
+}
+
+// startJIWith starts a cloud and edge-1 (through a netfault proxy),
+// registers models and applies what yaml gives.
+func startJIWith(t testing.TB, models map[string][]byte, yaml func(testing.TB) []*api.Resource) *jiFleet {
 	f := &jiFleet{dir: t.TempDir()}
 	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), "")
 	f.listen = strings.TrimPrefix(f.cloud.BrokerURL(), "tcp://")
@@ -117,12 +125,14 @@ func startJI(t testing.TB) *jiFleet {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	f.ctx = ctx
-	for name, data := range map[string][]byte{classify.LittleModel: little, classify.BigModel: big} {
+	for name, data := range models {
 		if _, err := f.api.PushModel(ctx, "default", name, "sedna-ml", nil, bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.apply(t, "", nil, nil)
+	if rep, err := f.api.Apply(f.ctx, yaml(t)); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
 	return f
 }
 
@@ -171,12 +181,17 @@ func newCamera(t testing.TB, ag *edge.Agent, name string) *camera {
 }
 
 func (cam *camera) send(t testing.TB, id string, img []byte, label int) {
-	raw, err := jointinference.EncodeRequest(jointinference.Request{ID: id, Shape: []int{14, 14}, Data: img, Label: &label}, cam.reply, id)
+	cam.sendTo(t, jiName, jointinference.Request{ID: id, Shape: []int{14, 14}, Data: img, Label: &label})
+}
+
+// sendTo sends req to service.
+func (cam *camera) sendTo(t testing.TB, service string, req jointinference.Request) {
+	raw, err := jointinference.EncodeRequest(req, cam.reply, req.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok := cam.c.Publish(jointinference.InputTopic("default", jiName), 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish %s: %v", id, tok.Error())
+	if tok := cam.c.Publish(jointinference.InputTopic("default", service), 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", req.ID, tok.Error())
 	}
 }
 

@@ -11,13 +11,26 @@ package detection
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/datasets"
 	"github.com/sedna-go/sedna/ml/detect"
 )
+
+// YAML is the example's resources (detection.yaml): the two Models and the
+// JointInferenceService, its edge worker on node edge-1.
+//
+//go:embed detection.yaml
+var YAML string
+
+// YAMLFor is YAML with the edge worker on node instead of edge-1.
+func YAMLFor(node string) string {
+	return strings.Replace(YAML, "nodeName: edge-1", "nodeName: "+node, 1)
+}
 
 // Model names the example registers, and the parameters of its IBT
 // hard-example miner, named as in Sedna.

@@ -1,10 +1,13 @@
-// Command setup trains the joint inference example's models and writes them
+// Command setup trains the joint inference examples' models and writes them
 // where `sedna model push` can take them:
 //
 //	go run ./examples/jointinference/setup -out /tmp/ji
 //	sedna model push fashion-little /tmp/ji/fashion-little.bin
 //	sedna model push fashion-big /tmp/ji/fashion-big.bin
 //	sedna apply -f examples/jointinference/classify/classification.yaml
+//	sedna model push digits-little-detector /tmp/ji/digits-little-detector.bin
+//	sedna model push digits-big-detector /tmp/ji/digits-big-detector.bin
+//	sedna apply -f examples/jointinference/detection/detection.yaml
 package main
 
 import (
@@ -16,7 +19,9 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/examples/jointinference/detection"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/detect"
 )
 
 func main() {
@@ -55,7 +60,33 @@ func run(out string) error {
 	}
 	fmt.Printf("trained in %v: %s %.2f%%, %s %.2f%% on %d test images\n", time.Since(start).Round(time.Millisecond),
 		classify.LittleModel, 100*el.Accuracy, classify.BigModel, 100*eb.Accuracy, test.Rows)
-	for name, m := range map[string]*ml.Network{classify.LittleModel: little, classify.BigModel: big} {
+	dtrain, dtest, err := detection.Data(1)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	dl, db, err := detection.Train(context.Background(), dtrain)
+	if err != nil {
+		return err
+	}
+	truth := make([][]detect.Box, len(dtest))
+	for i, s := range dtest {
+		truth[i] = s.Objects
+	}
+	var maps [2]float64
+	for k, m := range []*ml.Network{dl, db} {
+		pred, err := detection.Detector(m).DetectAll(dtest)
+		if err != nil {
+			return err
+		}
+		if maps[k], _, err = detect.MeanAveragePrecision(pred, truth, detection.Classes, 0.5); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("trained in %v: %s mAP@0.5 %.3f, %s %.3f on %d test scenes\n", time.Since(start).Round(time.Millisecond),
+		detection.LittleModel, maps[0], detection.BigModel, maps[1], len(dtest))
+	for name, m := range map[string]*ml.Network{classify.LittleModel: little, classify.BigModel: big,
+		detection.LittleModel: dl, detection.BigModel: db} {
 		b, err := m.MarshalBinary()
 		if err != nil {
 			return err
