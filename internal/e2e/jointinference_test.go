@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -348,6 +349,45 @@ func TestJointInferenceClassification(t *testing.T) {
 		classify.Threshold, joint, cloudOnly, edgeOnly, 100*share, test.Rows, took.Round(time.Millisecond))
 	if joint < cloudOnly-0.02 || share > 0.35 {
 		t.Fatalf("joint accuracy %.4f (want at least %.4f), offloaded %.3f (want at most 0.35)", joint, cloudOnly-0.02, share)
+	}
+
+	// Any MQTT client is a device: JSON in, JSON out, on the service's
+	// result topic when the request names no reply topic.
+	plain := client(t, "tcp://"+f.edge.BrokerAddr(), "plain-json-device", "", true)
+	answers := make(chan []byte, 4)
+	if tok := plain.Subscribe(jointinference.ResultTopic("default", jiName), 1, func(_ paho.Client, m paho.Message) {
+		answers <- m.Payload()
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	vals, _ := json.Marshal(test.Row(0))
+	for _, body := range []string{
+		`{"id": "json-1", "shape": [14, 14], "values": ` + string(vals) + `}`,
+		`{"id": "json-2", "shape": [2, 2], "values": [0, 0.5, 0.5, 1]}`,
+	} {
+		if tok := plain.Publish(jointinference.InputTopic("default", jiName), 1, false, body); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		select {
+		case raw := <-answers:
+			var r jointinference.Result
+			if err := json.Unmarshal(raw, &r); err != nil {
+				t.Fatalf("a JSON device got %q: %v", raw, err)
+			}
+			switch r.ID {
+			case "json-1":
+				if r.Error != "" || r.Class != rs[0].Class {
+					t.Fatalf("JSON request answered %+v, the msgpack one %+v", r, rs[0])
+				}
+			case "json-2":
+				if !strings.Contains(r.Error, "does not fit a model of 49 inputs") {
+					t.Fatalf("a 2×2 sample answered %+v", r)
+				}
+			}
+			t.Logf("JSON device: %s", raw[:min(len(raw), 120)])
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer to a JSON device")
+		}
 	}
 
 	// The job's status carries the workers' numbers.
