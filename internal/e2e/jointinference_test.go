@@ -196,12 +196,6 @@ func (cam *camera) sendTo(t testing.TB, service string, req jointinference.Reque
 	}
 }
 
-func (cam *camera) answered() int {
-	cam.mu.Lock()
-	defer cam.mu.Unlock()
-	return len(cam.results)
-}
-
 func (cam *camera) result(id string) (jointinference.Result, int) {
 	cam.mu.Lock()
 	defer cam.mu.Unlock()
