@@ -450,12 +450,15 @@ func deletePrefix(s store.Store, prefix []byte) {
 	_ = s.Write(&b)
 }
 
-// LatestModel returns the newest registered version of a model and its
-// bytes, for the cloud's built-in workers.
-func (c *ControlPlane) LatestModel(ns, name string) (uint64, []byte, error) {
+// LatestModel returns the newest registered version of a model and, unless
+// it is version have, its bytes, for the cloud's built-in workers.
+func (c *ControlPlane) LatestModel(ns, name string, have uint64) (uint64, []byte, error) {
 	mv, ok := c.latest(ns, name)
 	if !ok {
 		return 0, nil, fmt.Errorf("cloud: model %s/%s has no version yet", ns, name)
+	}
+	if mv.Version == have {
+		return have, nil, nil
 	}
 	r, err := store.OpenBlob(c.st, blobKey(ns, name, mv.Version))
 	if err != nil {

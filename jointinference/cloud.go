@@ -21,8 +21,9 @@ type CloudEnv struct {
 	Bus broker.Bus
 	// Reply sends a message to a node through its downlink.
 	Reply func(node, topic string, payload []byte, ttl time.Duration) error
-	// Model returns the newest registered version of a model.
-	Model func(namespace, name string) (version uint64, data []byte, err error)
+	// Model returns the newest registered version of a model, and its
+	// bytes unless it is the version the caller has.
+	Model func(namespace, name string, have uint64) (version uint64, data []byte, err error)
 	Log   *slog.Logger
 }
 
@@ -148,11 +149,12 @@ func (c *Cloud) Worker() workers.Builtin {
 		name := js.CloudWorker.Model.Name
 		var bad uint64
 		load := func() {
-			v, data, err := c.env.Model(spec.Job.Namespace, name)
-			if err != nil || v == bad {
-				return
+			var have uint64
+			if cur := w.model.Load(); cur != nil {
+				have = cur.version
 			}
-			if cur := w.model.Load(); cur != nil && cur.version == v {
+			v, data, err := c.env.Model(spec.Job.Namespace, name, have)
+			if err != nil || v == bad || v == have {
 				return
 			}
 			m, err := loadModel(data, v, tk)

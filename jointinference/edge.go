@@ -76,9 +76,8 @@ func (e *Edge) attach(key, topic, results string) (*inbox, error) {
 		if in.timer != nil {
 			in.timer.Stop()
 		}
-		e.svc[key] = nil
 		delete(e.svc, key)
-		go drain(in, e.env.Server, "the service's input topic changed")
+		drain(in, e.env.Server, "the service's input topic changed")
 		in = nil
 	}
 	if in == nil {
