@@ -45,6 +45,7 @@ type benchOptions struct {
 	edgeMetric string
 	edgeLog    string
 	cpuProfile string
+	edgeCPU    string
 	log        *slog.Logger
 }
 
@@ -64,6 +65,10 @@ func newBenchCmd(g *globals) *cobra.Command {
   models  model distribution from the cloud registry to a 'sedna edge'
           process against the bridge's raw downlink for the same bytes, 1 MB
           and 64 MB, with the edge's memory, and apply latency;
+  ji      joint inference (the classification example) on a 'sedna edge'
+          process against the same with EdgeOnly: throughput, latencies and
+          bytes up per offloaded frame (with --edge-cpu and taskset, the
+          edge and the cloud on cores of their own);
 
 with 1 and 4 publishers, throughput and latency percentiles, and the
 resident memory of the 'sedna edge' process idle and under load. mosquitto
@@ -111,7 +116,8 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge", "broker" or "models"`)
+	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "models" or "ji"`)
+	f.StringVar(&o.edgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
 	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
 	f.StringVar(&o.edgeLog, "edge-log-level", "error", "log level of the sedna edge process")
@@ -187,6 +193,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.only == "" || o.only == "models" {
 		if err := b.models(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only == "" || o.only == "ji" {
+		if err := b.jointInference(ctx); err != nil {
 			return err
 		}
 	}
@@ -323,6 +334,9 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 	args := append([]string{"edge", "--node", "bench", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
 		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.edgeMetric, "--log-level", b.o.edgeLog, "--config", conf}, extra...)
 	cmd := exec.CommandContext(ctx, b.self, args...)
+	if b.o.edgeCPU != "" {
+		cmd = exec.CommandContext(ctx, "taskset", append([]string{"-c", b.o.edgeCPU, b.self}, args...)...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -124,8 +124,13 @@ type demoCamera struct {
 }
 
 func newDemoCamera(ag *edge.Agent, name string) (*demoCamera, error) {
+	return newDemoCameraAt(ag.BrokerAddr(), name)
+}
+
+// newDemoCameraAt is a camera on the broker at addr.
+func newDemoCameraAt(addr, name string) (*demoCamera, error) {
 	cam := &demoCamera{reply: "demo/" + name + "/results", answers: map[string]jointinference.Result{}, got: make(chan struct{}, 1)}
-	cam.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + ag.BrokerAddr()).SetClientID(name))
+	cam.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(name))
 	if tok := cam.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("camera: %v", tok.Error())
 	}
@@ -185,8 +190,14 @@ func (cam *demoCamera) wait(ctx context.Context, id string, stop <-chan time.Tim
 // waitCloud sends probes, one at a time, until one is answered by the
 // cloud: the workers started and the models arrived.
 func (cam *demoCamera) waitCloud(ctx context.Context, send func(id string, i int) error) error {
+	return cam.waitSource(ctx, send, "cloud")
+}
+
+// waitSource sends probes until one is answered by source ("edge" or
+// "cloud") without a fallback or an error.
+func (cam *demoCamera) waitSource(ctx context.Context, send func(id string, i int) error, source string) error {
 	for i := 0; ; i++ {
-		id := fmt.Sprintf("probe-%d", i)
+		id := fmt.Sprintf("probe-%s-%d-%d", source, time.Now().UnixNano(), i)
 		if err := send(id, i); err != nil {
 			return err
 		}
@@ -194,7 +205,7 @@ func (cam *demoCamera) waitCloud(ctx context.Context, send func(id string, i int
 		if err != nil {
 			return err
 		}
-		if ok && r.Source == "cloud" {
+		if ok && r.Source == source && r.Fallback == "" && r.Error == "" {
 			return nil
 		}
 	}

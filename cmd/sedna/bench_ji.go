@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml/datasets"
+)
+
+// jointInference measures the classification example on a 'sedna edge'
+// process: passes of EdgeOnly and of the example's miner, alternating, each
+// a stream of frames from a camera in this process.
+func (b *bencher) jointInference(ctx context.Context) error {
+	pw := randomPassword()
+	hash, err := broker.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
+		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserCloud})
+	if err != nil {
+		return err
+	}
+	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+		cloud.Options{Logger: b.o.log, Credentials: creds})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	e, err := b.startEdge(ctx, "process", m.BrokerURL(), "--password", pw)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "reader", Password: pw})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	train, test, err := classify.Data()
+	if err != nil {
+		return err
+	}
+	little, big, err := classify.Train(ctx, train)
+	if err != nil {
+		return err
+	}
+	for name, net := range map[string]interface{ MarshalBinary() ([]byte, error) }{classify.LittleModel: little, classify.BigModel: big} {
+		data, err := net.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if _, err := c.PushModel(ctx, "default", name, "sedna-ml", nil, bytes.NewReader(data)); err != nil {
+			return err
+		}
+	}
+	apply := func(miner string) error {
+		yaml := classify.YAMLFor("bench")
+		if miner != "" {
+			yaml = strings.Replace(yaml, "      name: CrossEntropy\n      parameters:\n        - key: threshold_cross_entropy\n          value: \"0.62\"",
+				"      name: "+miner+"\n      parameters: []", 1)
+		}
+		rs, err := api.Parse([]byte(yaml), "classification.yaml")
+		if err != nil {
+			return err
+		}
+		if rep, err := c.Apply(ctx, rs); err != nil || rep.Error != "" {
+			return fmt.Errorf("apply: %v %s", err, rep.Error)
+		}
+		return nil
+	}
+	cam, err := newDemoCameraAt(e.addr, "bench-camera")
+	if err != nil {
+		return err
+	}
+	defer cam.close()
+	send := func(test *datasets.Dataset) func(id string, i int) error {
+		return func(id string, i int) error {
+			i %= test.Rows
+			return cam.send("fashion-classification", jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i)})
+		}
+	}(test)
+	n := max(2000, b.o.messages/5)
+	fmt.Fprintf(b.out, "\n## joint inference: %d frames per pass, 128 in flight, edge process on CPUs %q\n", n, b.o.edgeCPU)
+	var rates [2][]float64
+	var offloaded int
+	for round := range 3 {
+		for k, miner := range []string{"EdgeOnly", ""} {
+			if err := apply(miner); err != nil {
+				return err
+			}
+			want := "edge"
+			if miner == "" {
+				want = "cloud"
+			}
+			if err := cam.waitSource(ctx, send, want); err != nil {
+				return err
+			}
+			start := time.Now()
+			rs, err := cam.stream(ctx, fmt.Sprintf("p%d-%d", round, k), n, send)
+			if err != nil {
+				return err
+			}
+			rates[k] = append(rates[k], float64(n)/time.Since(start).Seconds())
+			if miner == "" {
+				offloaded = 0
+				for _, r := range rs {
+					if r.Source == "cloud" {
+						offloaded++
+					}
+				}
+			}
+		}
+	}
+	mean := func(v []float64) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	fmt.Fprintf(b.out, "edge-only %.0f frames/s %v, joint %.0f frames/s %v (%.1f%% offloaded): joint/edge-only %.2f\n",
+		mean(rates[0]), roundAll(rates[0]), mean(rates[1]), roundAll(rates[1]), 100*float64(offloaded)/float64(n), mean(rates[1])/mean(rates[0]))
+	return nil
+}
+
+func roundAll(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
