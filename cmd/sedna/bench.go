@@ -46,6 +46,8 @@ type benchOptions struct {
 	edgeLog    string
 	cpuProfile string
 	edgeCPU    string
+	jiWindow   int
+	cloudCPU   string
 	log        *slog.Logger
 }
 
@@ -117,6 +119,8 @@ comes from Debian's package (make test installs it).`,
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
 	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "models" or "ji"`)
+	f.IntVar(&o.jiWindow, "ji-window", 1024, "frames in flight from the joint inference bench's camera")
+	f.StringVar(&o.cloudCPU, "cloud-cpu", "", "ji: run the cloud as a 'sedna cloud' process pinned to these CPUs (taskset -c), e.g. 1")
 	f.StringVar(&o.edgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
 	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")

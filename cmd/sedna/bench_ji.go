@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,18 +35,17 @@ func (b *bencher) jointInference(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: b.o.log, Credentials: creds})
+	cloudURL, stopCloud, err := b.startJICloud(ctx, creds, hash)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	e, err := b.startEdge(ctx, "process", m.BrokerURL(), "--password", pw)
+	defer stopCloud()
+	e, err := b.startEdge(ctx, "process", cloudURL, "--password", pw)
 	if err != nil {
 		return err
 	}
 	defer e.stop()
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "reader", Password: pw})
+	c, err := cloud.Dial(broker.ClientConfig{URL: cloudURL, Username: "reader", Password: pw})
 	if err != nil {
 		return err
 	}
@@ -89,7 +94,8 @@ func (b *bencher) jointInference(ctx context.Context) error {
 		}
 	}(test)
 	n := max(2000, b.o.messages/5)
-	fmt.Fprintf(b.out, "\n## joint inference: %d frames per pass, 128 in flight, edge process on CPUs %q\n", n, b.o.edgeCPU)
+	fmt.Fprintf(b.out, "\n## joint inference: %d frames per pass, %d in flight, edge process on CPUs %q, cloud %s\n",
+		n, b.o.jiWindow, b.o.edgeCPU, map[bool]string{true: "in this process", false: "a process on CPUs " + b.o.cloudCPU}[b.o.cloudCPU == ""])
 	var rates [2][]float64
 	var offloaded int
 	for round := range 3 {
@@ -105,7 +111,7 @@ func (b *bencher) jointInference(ctx context.Context) error {
 				return err
 			}
 			start := time.Now()
-			rs, err := cam.stream(ctx, fmt.Sprintf("p%d-%d", round, k), n, send)
+			rs, err := cam.stream(ctx, fmt.Sprintf("p%d-%d", round, k), n, b.o.jiWindow, send)
 			if err != nil {
 				return err
 			}
@@ -138,4 +144,74 @@ func roundAll(v []float64) []int {
 		out[i] = int(x + 0.5)
 	}
 	return out
+}
+
+// startJICloud starts the cloud for the joint inference bench: in this
+// process, or with --cloud-cpu a 'sedna cloud' process pinned there.
+func (b *bencher) startJICloud(ctx context.Context, creds *broker.Credentials, hash string) (string, func(), error) {
+	if b.o.cloudCPU == "" {
+		m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+			cloud.Options{Logger: b.o.log, Credentials: creds})
+		if err != nil {
+			return "", nil, err
+		}
+		return m.BrokerURL(), m.Close, nil
+	}
+	dir := b.subdir("cloud-ji-proc")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", nil, err
+	}
+	credFile := filepath.Join(dir, "credentials.yaml")
+	users := fmt.Sprintf("users:\n  - {username: bench, passwordHash: %q, role: node}\n  - {username: reader, passwordHash: %q, role: cloud}\n", hash, hash)
+	if err := os.WriteFile(credFile, []byte(users), 0o600); err != nil {
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, "taskset", "-c", b.o.cloudCPU, b.self, "cloud", "--data", filepath.Join(dir, "data"),
+		"--listen", addr, "--credentials", credFile, "--metrics", "off", "--log-level", "info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	ready := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "cloud manager started") {
+				select {
+				case ready <- struct{}{}:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+		close(done)
+	}()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	select {
+	case <-ready:
+		return "tcp://" + addr, stop, nil
+	case <-done:
+		return "", nil, errors.New("sedna cloud exited at start")
+	case <-time.After(30 * time.Second):
+		stop()
+		return "", nil, errors.New("sedna cloud not ready after 30 s")
+	}
 }

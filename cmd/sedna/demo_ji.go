@@ -82,7 +82,7 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 		return err
 	}
 	start := time.Now()
-	results, err := cam.stream(ctx, "f", test.Rows, send)
+	results, err := cam.stream(ctx, "f", test.Rows, 128, send)
 	if err != nil {
 		return err
 	}
@@ -211,9 +211,8 @@ func (cam *demoCamera) waitSource(ctx context.Context, send func(id string, i in
 	}
 }
 
-// stream sends n frames with 128 in flight and returns their answers.
-func (cam *demoCamera) stream(ctx context.Context, prefix string, n int, send func(id string, i int) error) ([]jointinference.Result, error) {
-	const window = 128
+// stream sends n frames with window in flight and returns their answers.
+func (cam *demoCamera) stream(ctx context.Context, prefix string, n, window int, send func(id string, i int) error) ([]jointinference.Result, error) {
 	for i := 0; i < n; i++ {
 		if i >= window {
 			if _, _, err := cam.wait(ctx, fmt.Sprintf("%s-%d", prefix, i-window), nil); err != nil {
@@ -275,7 +274,7 @@ func demoDetection(ctx context.Context, say func(string, ...any), c *cloud.Clien
 		return err
 	}
 	start := time.Now()
-	results, err := cam.stream(ctx, "d", len(test), send)
+	results, err := cam.stream(ctx, "d", len(test), 128, send)
 	if err != nil {
 		return err
 	}
