@@ -602,6 +602,34 @@ func (b *Bridge) deadLetterRefused(stream string, seq uint64, times int) {
 	b.up.Ack(stream, seq)
 }
 
+// ErrLinkDown: the node's link to the cloud is down.
+var ErrLinkDown = errors.New("bridge: the link to the cloud is down")
+
+// SendNow sends a message to the cloud at once, best effort, without the
+// durable queue: for requests worth nothing after a deadline, which their
+// sender watches (an offload of joint inference). It fails with
+// ErrLinkDown when the link is down; a message lost with a link that
+// breaks is not sent again.
+func (b *Bridge) SendNow(stream topics.Stream, topic string, payload []byte, expires time.Time) error {
+	if !strings.HasPrefix(topic, topics.NodePrefix(b.node)) {
+		return fmt.Errorf("bridge: %s is not under the node's subtree %s", topic, topics.NodePrefix(b.node))
+	}
+	b.mu.Lock()
+	c := b.client
+	b.mu.Unlock()
+	if c == nil {
+		return ErrLinkDown
+	}
+	f := topics.Frame{Node: b.node, Stream: stream, Epoch: b.epoch, Sent: b.srv.Now(), Messages: []topics.FrameMessage{{
+		Topic: topic, Payload: payload, QoS: 0, Time: b.srv.Now(), Expires: expires}}}
+	raw, err := f.Marshal()
+	if err != nil {
+		return err
+	}
+	c.Publish(topics.Uplink(b.node, stream), 0, false, raw)
+	return nil
+}
+
 // sendDirect sends a best-effort (QoS 0 rule) message now if the link is
 // up, and drops it otherwise.
 func (b *Bridge) sendDirect(stream topics.Stream, r Record) {

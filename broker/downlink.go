@@ -189,6 +189,43 @@ func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byt
 	return d.q.Append(node, []Record{r}, nil)
 }
 
+// ErrNodeOffline: the node is not connected.
+var ErrNodeOffline = errors.New("broker: downlink: the node is offline")
+
+// SendNow sends a message to node at once, best effort, without the outbox:
+// for replies worth nothing after a deadline that their node watches (joint
+// inference). It fails with ErrNodeOffline when the node is not connected;
+// one lost with a link that breaks is not sent again. The node delivers it
+// without its inbox.
+func (d *Downlink) SendNow(node, topic string, payload []byte, ttl time.Duration) error {
+	if err := topics.ValidateName("node", node); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(topic, topics.ToNodePrefix(node)) {
+		return fmt.Errorf("broker: downlink: topic %q is not under %s", topic, topics.ToNodePrefix(node))
+	}
+	if len(payload) > d.cfg.Limits.MaxBody {
+		return fmt.Errorf("broker: downlink: payload of %d bytes is over the limit of %d", len(payload), d.cfg.Limits.MaxBody)
+	}
+	d.mu.Lock()
+	online := d.link(node).online
+	d.mu.Unlock()
+	if !online || d.bus == nil {
+		return ErrNodeOffline
+	}
+	now := d.clock.Now()
+	m := topics.FrameMessage{Topic: topic, Payload: payload, Time: now}
+	if ttl > 0 {
+		m.Expires = now.Add(ttl)
+	}
+	f := topics.Frame{Node: node, Stream: topics.StreamDown, Epoch: d.epoch, Sent: now, Messages: []topics.FrameMessage{m}}
+	raw, err := f.Marshal()
+	if err != nil {
+		return err
+	}
+	return d.bus.Publish(topics.Downlink(node), raw, false, 0)
+}
+
 // PutSpec sends the desired state of ref, generation gen, to node.
 func (d *Downlink) PutSpec(node string, ref topics.JobRef, gen uint64, data []byte) error {
 	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: gen, Data: data})

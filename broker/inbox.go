@@ -47,15 +47,18 @@ func (b *Bridge) receive() {
 			if len(msgs) == 0 {
 				break
 			}
+			durable := false
 			for _, m := range msgs {
-				if b.takeFrame(m) {
+				ok, seqd := b.takeFrame(m)
+				if ok {
 					m.Ack()
 				}
+				durable = durable || seqd
 			}
 			b.mu.Lock()
 			c := b.client
 			b.mu.Unlock()
-			if c != nil {
+			if c != nil && durable {
 				b.sendDownAck(c, false)
 			}
 		}
@@ -64,8 +67,10 @@ func (b *Bridge) receive() {
 
 // takeFrame stores the new messages of one downlink frame and reports
 // whether the frame may be acknowledged (false only if the store failed:
-// the cloud will send it again).
-func (b *Bridge) takeFrame(m paho.Message) bool {
+// the cloud will send it again), and whether it held anything of the
+// durable downlink. Best-effort messages (seq 0, Downlink.SendNow) are
+// delivered at once, without the inbox.
+func (b *Bridge) takeFrame(m paho.Message) (ok, durable bool) {
 	f, err := topics.UnmarshalFrame(m.Payload(), b.cfg.Limits)
 	if err == nil {
 		f.Rebase(b.srv.Now())
@@ -76,20 +81,34 @@ func (b *Bridge) takeFrame(m paho.Message) bool {
 	if err != nil {
 		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
 			Topic: m.Topic(), Payload: m.Payload()})
-		return true
+		return true, false
+	}
+	if f.Floor == 0 && len(f.Skipped) == 0 && !hasSeq(f.Messages) {
+		// Best effort only: nothing to keep, nothing to acknowledge.
+		for i := range f.Messages {
+			fm := &f.Messages[i]
+			b.deliver(&Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+				Time: fm.Time, Expires: fm.Expires, Origin: f.ID(fm)})
+		}
+		return true, false
 	}
 	txn, err := b.dedup.Lock(b.node, topics.StreamDown, f.Epoch)
 	if err != nil {
 		b.log.Error("inbox: dedup window unreadable", "error", err)
-		return false
+		return false, true
 	}
 	txn.Raise(f.Floor)
 	txn.Skip(f.Skipped)
-	var recs []Record
+	var recs, now []Record
 	dups := 0
 	for i := range f.Messages {
 		fm := &f.Messages[i]
-		if fm.Seq != 0 && !txn.Add(fm.Seq) {
+		if fm.Seq == 0 {
+			now = append(now, Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+				Time: fm.Time, Expires: fm.Expires, Origin: f.ID(fm)})
+			continue
+		}
+		if !txn.Add(fm.Seq) {
 			dups++
 			continue
 		}
@@ -108,7 +127,7 @@ func (b *Bridge) takeFrame(m paho.Message) bool {
 	txn.Done(err)
 	if err != nil {
 		b.log.Error("inbox: write failed; the cloud will resend", "error", err)
-		return false
+		return false, true
 	}
 	if newEpoch {
 		b.mu.Lock()
@@ -118,7 +137,10 @@ func (b *Bridge) takeFrame(m paho.Message) bool {
 	if dups > 0 && b.metrics != nil {
 		b.metrics.Duplicates.WithLabelValues("edge-inbox").Add(float64(dups))
 	}
-	return true
+	for i := range now {
+		b.deliver(&now[i])
+	}
+	return true, len(f.Messages) > len(now) || f.Floor > 0 || len(f.Skipped) > 0
 }
 
 // sendDownAck tells the cloud how far the downlink is durably received;
@@ -251,4 +273,13 @@ func (b *Bridge) SpecGeneration(key string) (gen uint64, deleted, ok bool) {
 		return 0, false, false
 	}
 	return binary.BigEndian.Uint64(v), len(v) > 8 && v[8] == 'd', true
+}
+
+func hasSeq(ms []topics.FrameMessage) bool {
+	for i := range ms {
+		if ms[i].Seq != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -319,8 +319,7 @@ func (m *Manager) startControl() error {
 func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
 	ji, err := jointinference.NewCloud(jointinference.CloudEnv{Bus: m.bus,
 		Reply: func(node, topic string, payload []byte, ttl time.Duration) error {
-			_, err := m.downlink.Send(node, topic, payload, false, 1, ttl)
-			return err
+			return m.downlink.SendNow(node, topic, payload, ttl)
 		},
 		Model: c.LatestModel, Log: m.log})
 	if err != nil {

@@ -19,7 +19,7 @@ func (a *Agent) builtins() map[string]workers.Builtin {
 		Node:   a.cfg.Node,
 		Server: a.srv,
 		Offload: func(topic string, payload []byte, expires time.Time) error {
-			return a.bridge.SendUntil(topics.StreamEvents, topic, payload, false, expires)
+			return a.bridge.SendNow(topics.StreamEvents, topic, payload, expires)
 		},
 		Link: func() (bool, <-chan struct{}) { return a.bridge.Connected() },
 		Model: func(ns, name string) (uint64, []byte, error) {

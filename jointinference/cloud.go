@@ -19,7 +19,8 @@ import (
 type CloudEnv struct {
 	// Bus is the cloud broker.
 	Bus broker.Bus
-	// Reply sends a message to a node through its downlink.
+	// Reply sends a message to a node now, best effort (the edge watches
+	// its deadline).
 	Reply func(node, topic string, payload []byte, ttl time.Duration) error
 	// Model returns the newest registered version of a model, and its
 	// bytes unless it is the version the caller has.

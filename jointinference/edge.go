@@ -20,8 +20,9 @@ import (
 type EdgeEnv struct {
 	Node   string
 	Server *broker.Server
-	// Offload queues a message for the cloud on the node's bridge; one
-	// still queued at expires is dropped, not sent late.
+	// Offload sends a message to the cloud now, best effort (the worker
+	// watches its deadline); the cloud drops one that arrives after
+	// expires.
 	Offload func(topic string, payload []byte, expires time.Time) error
 	// Link says whether the node's bridge is connected, with a channel
 	// closed at the next change.
