@@ -235,7 +235,6 @@ type item struct {
 type offload struct {
 	items []*item
 	timer *time.Timer
-	sent  time.Time
 }
 
 func (w *edgeWorker) run(ctx context.Context) error {
@@ -264,14 +263,13 @@ func (w *edgeWorker) run(ctx context.Context) error {
 	batchTimer.Stop()
 	var batch []*item
 	for {
-		var first <-chan *item = w.requests
 		select {
 		case <-ctx.Done():
 			w.flushPending("stopping")
 			w.requeue(batch)
 			w.report()
 			return nil
-		case it := <-first:
+		case it := <-w.requests:
 			batch = append(batch, it)
 			if len(batch) == 1 {
 				batchTimer.Reset(w.cfg.batchWait)
@@ -497,7 +495,7 @@ func (w *edgeWorker) offload(items []*item) {
 		}
 		w.stats.offloaded += int64(len(part))
 		w.stats.bytesUp += int64(len(raw))
-		o := &offload{items: part, sent: now}
+		o := &offload{items: part}
 		o.timer = time.AfterFunc(w.cfg.timeout, func() {
 			select {
 			case w.expired <- id:
