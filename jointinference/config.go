@@ -16,9 +16,9 @@ const (
 	// its answer, hard samples go to the cloud (the default).
 	ModeInferenceThenMining = "inference-then-mining"
 	// ModeMiningThenInference: the miner judges the sample first (as the
-	// edge model would take it); hard
-	// samples go to the cloud without an edge inference (which is made
-	// only if the cloud does not answer), the others get the edge's.
+	// edge model would take it); hard samples go to the cloud without an
+	// edge inference (which is made only if the cloud does not answer), the
+	// others get the edge's.
 	ModeMiningThenInference = "mining-then-inference"
 )
 
