@@ -34,15 +34,7 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 	if err != nil {
 		return err
 	}
-	pooled, err := test.Pool(2)
-	if err != nil {
-		return err
-	}
-	el, err := ml.Evaluate(little, pooled.X, pooled.Y)
-	if err != nil {
-		return err
-	}
-	eb, err := ml.Evaluate(big, test.X, test.Y)
+	edgeAcc, cloudAcc, err := classify.Accuracy(little, big, test)
 	if err != nil {
 		return err
 	}
@@ -109,7 +101,7 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 	}
 	say("%d frames in %v: joint accuracy %.1f%% with %.1f%% sent to the cloud (edge model alone %.1f%%, cloud model alone %.1f%%); latency p50 %.2f ms at the edge, %.2f ms offloaded",
 		test.Rows, took.Round(time.Millisecond), 100*float64(correct)/float64(test.Rows), 100*float64(offloaded)/float64(test.Rows),
-		100*el.Accuracy, 100*eb.Accuracy, p50(edgeLat), p50(cloudLat))
+		100*edgeAcc, 100*cloudAcc, p50(edgeLat), p50(cloudLat))
 	return demoDetection(ctx, say, c, ag, node)
 }
 

@@ -60,6 +60,24 @@ func Train(ctx context.Context, train *datasets.Dataset) (little, big *ml.Networ
 	return little, big, nil
 }
 
+// Accuracy is each model's accuracy alone on test: the little one on the
+// images pooled 2×2, as the service gives them to it.
+func Accuracy(little, big ml.Model, test *datasets.Dataset) (edge, cloud float64, err error) {
+	pooled, err := test.Pool(2)
+	if err != nil {
+		return 0, 0, err
+	}
+	el, err := ml.Evaluate(little, pooled.X, pooled.Y)
+	if err != nil {
+		return 0, 0, err
+	}
+	eb, err := ml.Evaluate(big, test.X, test.Y)
+	if err != nil {
+		return 0, 0, err
+	}
+	return el.Accuracy, eb.Accuracy, nil
+}
+
 // Bytes is image row i of d as a camera sends it: 8-bit pixels.
 func Bytes(d *datasets.Dataset, i int) []byte {
 	row := d.Row(i)

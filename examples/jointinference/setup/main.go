@@ -46,20 +46,12 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
-	pooled, err := test.Pool(2)
-	if err != nil {
-		return err
-	}
-	el, err := ml.Evaluate(little, pooled.X, pooled.Y)
-	if err != nil {
-		return err
-	}
-	eb, err := ml.Evaluate(big, test.X, test.Y)
+	edgeAcc, cloudAcc, err := classify.Accuracy(little, big, test)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("trained in %v: %s %.2f%%, %s %.2f%% on %d test images\n", time.Since(start).Round(time.Millisecond),
-		classify.LittleModel, 100*el.Accuracy, classify.BigModel, 100*eb.Accuracy, test.Rows)
+		classify.LittleModel, 100*edgeAcc, classify.BigModel, 100*cloudAcc, test.Rows)
 	dtrain, dtest, err := detection.Data(1)
 	if err != nil {
 		return err
