@@ -267,3 +267,18 @@ func readLines(path string, offset int64, csv bool) ([][]byte, int64, error) {
 	}
 	return lines, offset, nil
 }
+
+// Samples calls fn with each sample the node holds of the Dataset
+// namespace/name, in the order they were taken (i counts from 1): the lines
+// of its file and what local apps published on its topic. It is how the
+// node's built-in workers read their local data, which never leaves the
+// node. fn may return store.ErrStop to end early.
+func (a *Agent) Samples(namespace, name string, fn func(i uint64, sample []byte) error) error {
+	prefix := []byte("s/" + api.KindDataset + "/" + namespace + "/" + name + "/")
+	return a.datasets.st.Scan(prefix, nil, func(key, value []byte) error {
+		if len(key) != len(prefix)+8 {
+			return nil
+		}
+		return fn(binary.BigEndian.Uint64(key[len(prefix):]), value)
+	})
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,6 +338,20 @@ func TestDatasetSamplesAreCounted(t *testing.T) {
 	f.WriteString(" 0\n") // completes img/6.jpg
 	f.Close()
 	waitSamples(7)
+	// The node's own workers read them, in order.
+	var held []string
+	if err := a.Samples("default", "train", func(i uint64, s []byte) error {
+		if i != uint64(len(held)+1) {
+			return fmt.Errorf("sample %d after %d", i, len(held))
+		}
+		held = append(held, string(s))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "img/1.jpg 0|img/2.jpg 1|img/3.jpg 0|img/4.jpg 1|img/5.jpg 1|img/7.jpg 0|img/6.jpg 0"; strings.Join(held, "|") != want {
+		t.Fatalf("samples held: %q, want %q", strings.Join(held, "|"), want)
+	}
 	upMu.Lock()
 	defer upMu.Unlock()
 	if len(up) == 0 {
