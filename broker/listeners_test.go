@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -59,10 +60,14 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 	}
 	defer srv.Close()
 	tlsConf := func(o *paho.ClientOptions) { o.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}) }
-	for _, url := range []string{"ssl://" + srv.Addr("tls"), "ws://" + srv.Addr("ws")} {
-		c := dial(t, url, "c", "app", tlsConf)
+	for i, url := range []string{"ssl://" + srv.Addr("tls"), "ws://" + srv.Addr("ws")} {
+		// A client ID of its own per listener: the same ID would take the
+		// first client's session over while it is still connected.
+		c := dial(t, url, fmt.Sprintf("c%d", i), "app", tlsConf)
 		got := make(chan string, 1)
-		c.Subscribe("x/y", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }).Wait()
+		if tok := c.Subscribe("x/y", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s: subscribe: %v", url, tok.Error())
+		}
 		if tok := c.Publish("x/y", 1, false, []byte(url)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("%s: %v", url, tok.Error())
 		}
