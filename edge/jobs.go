@@ -180,22 +180,18 @@ func (j *jobs) republish(key string, s storedSpec) {
 // report sends a worker's state to the cloud (and to local listeners).
 // reportMetrics sends a worker's numbers up (stream events).
 func (j *jobs) reportMetrics(spec workers.Spec, m topics.WorkerMetrics) {
-	env, err := topics.NewEnvelope(topics.KindWorkerMetrics, "edge/jobs", m)
-	if err != nil {
-		return
-	}
-	raw, err := env.Marshal()
-	if err != nil {
-		return
-	}
-	topic := topics.NodeJob(j.node, spec.Job, "metrics/"+spec.Role)
-	if err := j.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
-		j.log.Warn("worker metrics not queued", "worker", spec.ID(), "error", err)
-	}
+	j.send(spec, topics.KindWorkerMetrics, "metrics/", m, false)
 }
 
 func (j *jobs) report(spec workers.Spec, st api.WorkerStatus) {
-	env, err := topics.NewEnvelope(topics.KindWorkerStatus, "edge/jobs", st)
+	j.send(spec, topics.KindWorkerStatus, "workers/", st, true)
+}
+
+// send queues a worker's report for the cloud (stream events) under
+// NodeJob(node, job, what+role), and publishes it on the node's broker
+// too when local says so.
+func (j *jobs) send(spec workers.Spec, kind, what string, body any, local bool) {
+	env, err := topics.NewEnvelope(kind, "edge/jobs", body)
 	if err != nil {
 		return
 	}
@@ -203,9 +199,11 @@ func (j *jobs) report(spec workers.Spec, st api.WorkerStatus) {
 	if err != nil {
 		return
 	}
-	topic := topics.NodeJob(j.node, spec.Job, "workers/"+spec.Role)
-	_ = j.srv.Publish(topic, raw, false, 1)
+	topic := topics.NodeJob(j.node, spec.Job, what+spec.Role)
+	if local {
+		_ = j.srv.Publish(topic, raw, false, 1)
+	}
 	if err := j.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
-		j.log.Warn("worker report not queued", "worker", spec.ID(), "error", err)
+		j.log.Warn("worker report not queued", "worker", spec.ID(), "kind", kind, "error", err)
 	}
 }

@@ -280,7 +280,7 @@ func demoDetection(ctx context.Context, say func(string, ...any), c *cloud.Clien
 			offloaded++
 		}
 		for _, b := range r.Boxes {
-			pred[i] = append(pred[i], detect.Box{XMin: b[0], YMin: b[1], XMax: b[2], YMax: b[3], Score: b[4], Label: int(b[5])})
+			pred[i] = append(pred[i], detect.FromArray(b))
 		}
 	}
 	frames := make([]detect.Scene, len(test)) // as the camera sent them

@@ -126,7 +126,7 @@ func TestJointInferenceDetection(t *testing.T) {
 	for i, r := range results {
 		truth[i] = test[i].Objects
 		for _, b := range r.Boxes {
-			pred[i] = append(pred[i], detect.Box{XMin: b[0], YMin: b[1], XMax: b[2], YMax: b[3], Score: b[4], Label: int(b[5])})
+			pred[i] = append(pred[i], detect.FromArray(b))
 		}
 		cloud := r.Source == "cloud"
 		if cloud {

@@ -91,6 +91,16 @@ func exampleYAML(t testing.TB, miner string, params, env map[string]string) []*a
 	return rs
 }
 
+// servingJI starts the classification example and a camera, and waits
+// until the cloud answers it.
+func servingJI(t *testing.T) (*jiFleet, *camera, *datasets.Dataset) {
+	_, _, test := trainedModels(t)
+	f := startJI(t)
+	cam := newCamera(t, f.edge, "cam-1")
+	cam.waitServing(t, test, "cloud")
+	return f, cam, test
+}
+
 // jiFleet is a cloud, edge-1 and the example applied.
 type jiFleet struct {
 	dir, listen string
@@ -453,11 +463,8 @@ func hardSet(t *testing.T, h *plugins.Host, test *datasets.Dataset, n int, miner
 // name or new parameters, applied again, change what is offloaded, image
 // for image as the plugin judges.
 func TestJointInferenceMinerFollowsTheYAML(t *testing.T) {
-	_, _, test := trainedModels(t)
-	f := startJI(t)
+	f, cam, test := servingJI(t)
 	defer f.close()
-	cam := newCamera(t, f.edge, "cam-1")
-	cam.waitServing(t, test, "cloud")
 	const n = 200
 	for round, step := range []struct {
 		miner  string
@@ -575,11 +582,8 @@ func TestJointInferenceSurvivesTheCloudGoingAway(t *testing.T) {
 // than the service's deadline (2 s): each hard frame is answered by the
 // edge, marked "timeout"; offload resumes when the link moves again.
 func TestJointInferenceNeverWaitsWithoutBound(t *testing.T) {
-	_, _, test := trainedModels(t)
-	f := startJI(t)
+	f, cam, test := servingJI(t)
 	defer f.close()
-	cam := newCamera(t, f.edge, "cam-1")
-	cam.waitServing(t, test, "cloud")
 	f.link.SetStall(true)
 	rs := cam.ask(t, "stalled", test, 0, 200)
 	timeouts := 0
@@ -607,11 +611,8 @@ func TestJointInferenceNeverWaitsWithoutBound(t *testing.T) {
 // edge result (their answer is the cloud's, and an edge answer only on a
 // fallback).
 func TestJointInferenceMiningThenInference(t *testing.T) {
-	_, _, test := trainedModels(t)
-	f := startJI(t)
+	f, cam, test := servingJI(t)
 	defer f.close()
-	cam := newCamera(t, f.edge, "cam-1")
-	cam.waitServing(t, test, "cloud")
 	f.apply(t, "CrossEntropy", map[string]string{"threshold_cross_entropy": classify.Threshold},
 		map[string]string{jointinference.ParamMode: jointinference.ModeMiningThenInference})
 	// CrossEntropy needs the edge's answers, which this mode does not

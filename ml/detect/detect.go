@@ -30,6 +30,12 @@ func (b Box) Array() [6]float32 {
 	return [6]float32{b.XMin, b.YMin, b.XMax, b.YMax, b.Score, float32(b.Label)}
 }
 
+// FromArray is the box of Array's layout: xmin, ymin, xmax, ymax, score,
+// label.
+func FromArray(a [6]float32) Box {
+	return Box{XMin: a[0], YMin: a[1], XMax: a[2], YMax: a[3], Score: a[4], Label: int(a[5])}
+}
+
 // IoU is the area of the intersection of a and b over the area of their
 // union; 0 when they do not overlap or either is empty.
 func IoU(a, b Box) float32 {

@@ -247,3 +247,10 @@ func TestDetectorFindsDigits(t *testing.T) {
 		t.Fatalf("window that does not fit the model: %v", err)
 	}
 }
+
+func TestFromArrayInvertsArray(t *testing.T) {
+	b := detect.Box{XMin: 1, YMin: 2, XMax: 9, YMax: 10, Score: 0.75, Label: 7}
+	if got := detect.FromArray(b.Array()); got != b {
+		t.Fatalf("FromArray(Array()) = %+v, want %+v", got, b)
+	}
+}
