@@ -57,6 +57,8 @@ func TestControlPlaneAdmitsPersistsAndSurvivesARestart(t *testing.T) {
 		defer a.Close()
 		waitLink(t, a)
 	}
+	// The bridge is up before the cloud has heard the node come online.
+	waitJoined(t, m.BrokerURL(), "edge1", "edge2")
 	c := apiClient(t, m.BrokerURL())
 	rs, err := api.ParseFiles("../../examples/sedna")
 	if err != nil {

@@ -252,3 +252,34 @@ func (c *counter) check(t testing.TB, n uint64, ordered bool) {
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
 func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
+
+// waitJoined waits until the cloud broker at url holds each node's online
+// status. The control plane's own subscription is told of it within the
+// same publish, before any later request of the test reaches it, so a job
+// applied after this sees the nodes joined.
+func waitJoined(t testing.TB, url string, nodes ...string) {
+	t.Helper()
+	online := make(chan string, 16)
+	c := client(t, url, "join-watcher", "app", true)
+	for _, n := range nodes {
+		if tok := c.Subscribe(topics.NodeStatusTopic(n), 1, func(_ paho.Client, m paho.Message) {
+			env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
+			var st topics.NodeStatus
+			if err == nil && env.DecodeBody(&st) == nil && st.State == topics.NodeOnline {
+				online <- st.Node
+			}
+		}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for len(seen) < len(nodes) {
+		select {
+		case n := <-online:
+			seen[n] = true
+		case <-deadline:
+			t.Fatalf("nodes online: %v of %v", seen, nodes)
+		}
+	}
+}
