@@ -111,7 +111,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 			builtins = cfg.Builtins(c)
 		}
 		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker,
-			ReportMetrics: c.ReportWorkerMetrics, Builtins: builtins})
+			ReportMetrics: c.ReportWorkerMetrics, ReportEvent: c.ReportWorkerEvent, Builtins: builtins})
 	}
 	c.owner.Start()
 	// Republish what the broker may have lost (an embedded broker keeps
@@ -629,6 +629,16 @@ func (c *ControlPlane) ReportWorkerMetrics(spec workers.Spec, m topics.WorkerMet
 	c.do(func() { c.workerMetrics(spec.Job, c.cfg.Name, m) })
 }
 
+// ReportWorkerEvent records an event of one of the cloud's own workers
+// (a federated round, a stage) as an event of its job.
+func (c *ControlPlane) ReportWorkerEvent(spec workers.Spec, typ, reason, message string) {
+	c.do(func() {
+		if e, ok := c.res[spec.Job.String()]; ok {
+			c.event(e, typ, reason, message)
+		}
+	})
+}
+
 // workerMetrics keeps a worker's numbers and merges every worker's into
 // the job's status metrics; no event, since they change all the time.
 func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.WorkerMetrics) {
@@ -648,6 +658,12 @@ func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.Wo
 		maps.Copy(merged, w.Metrics)
 	}
 	e.status.Metrics = merged
+	// A worker that counts rounds (or stages) gives the job its progress.
+	if done, ok := m.Metrics["round"]; ok {
+		if total, ok := m.Metrics["rounds"]; ok && total > 0 {
+			e.status.Progress = &api.Progress{Done: int(done), Total: int(total), Unit: "rounds"}
+		}
+	}
 	if err := c.save(e); err != nil {
 		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 	}
@@ -686,11 +702,19 @@ func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 	c.publishStatus(e)
 }
 
-// phase derives the job's phase from its workers.
+// phase derives the job's phase from its workers. A FederatedLearningJob
+// is decided by its aggregation worker alone: training workers may be
+// stragglers, or on nodes that went away, and the job completes without
+// them.
 func (c *ControlPlane) phase(e *entry, now time.Time) {
 	want := len(e.res.Workers())
+	ws := e.status.Workers
+	if e.res.Kind == api.KindFederatedLearningJob {
+		want = 1
+		ws = slices.DeleteFunc(slices.Clone(ws), func(w api.WorkerStatus) bool { return w.Role != "aggregation" })
+	}
 	running, done, failed := 0, 0, 0
-	for _, w := range e.status.Workers {
+	for _, w := range ws {
 		switch w.Phase {
 		case workers.PhaseRunning:
 			running++

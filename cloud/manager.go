@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/plugins"
@@ -326,7 +327,23 @@ func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
 		m.log.Error("joint inference: cloud side not started", "error", err)
 		return nil
 	}
-	return map[string]workers.Builtin{workers.BuiltinKey(api.KindJointInferenceService, "cloud"): ji.Worker()}
+	out := map[string]workers.Builtin{workers.BuiltinKey(api.KindJointInferenceService, "cloud"): ji.Worker()}
+	fl, err := federated.NewCloud(federated.CloudEnv{Bus: m.bus,
+		Send: func(node, topic string, payload []byte, ttl time.Duration) error {
+			_, err := m.downlink.Send(node, topic, payload, false, 1, ttl)
+			return err
+		},
+		Store:    store.Sub(m.store, "fl/"),
+		Plugins:  func() (*plugins.Host, error) { return m.plugins, nil },
+		Model:    c.LatestModel,
+		Register: c.RegisterModel,
+		Log:      m.log})
+	if err != nil {
+		m.log.Error("federated learning: cloud side not started", "error", err)
+		return out
+	}
+	out[workers.BuiltinKey(api.KindFederatedLearningJob, "aggregation")] = fl.Worker()
+	return out
 }
 
 // MinerAdmission checks hard-example miners against a plugin host.

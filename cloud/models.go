@@ -373,46 +373,80 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 	// Read the pieces back one short read each: a scan held open across
 	// the blob's writes would pin Badger's memtables and stall the writes.
 	pieces := &stagedReader{st: c.st, stage: stage, n: u.Index + 1}
-	key := api.KindModel + "/" + ns + "/" + req.Name
-	e, exists := c.res[key]
-	format := u.Format
-	if format == "" && exists {
-		format = e.res.Spec.(*api.ModelSpec).Format
-	}
-	mv, added, err := c.register(ns, req.Name, format, "push", u.Metrics, pieces)
+	mv, added, key, err := c.registerVersion(ns, req.Name, u.Format, "push", u.Metrics, pieces)
 	deletePrefix(c.st, []byte(stage))
 	if err != nil {
 		return topics.APIReply{Error: "model push: " + err.Error()}
 	}
+	action := "unchanged"
+	if added {
+		action = "pushed"
+	}
+	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: action,
+		Message: fmt.Sprintf("version %d, %d bytes, sha256:%x", mv.Version, mv.Size, mv.SHA256)}}}
+}
+
+// registerVersion registers r as a new version of a model (a Model
+// resource is created for one that has none), announces it and offers it
+// to the nodes that use it.
+func (c *ControlPlane) registerVersion(ns, name, format, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, string, error) {
+	key := api.KindModel + "/" + ns + "/" + name
+	e, exists := c.res[key]
+	if format == "" && exists {
+		format = e.res.Spec.(*api.ModelSpec).Format
+	}
+	mv, added, err := c.register(ns, name, format, source, metrics, r)
+	if err != nil {
+		return modelVersion{}, false, key, err
+	}
 	now := c.cfg.Now()
 	if !exists {
 		doc, _ := json.Marshal(map[string]any{"apiVersion": api.APIVersion, "kind": api.KindModel,
-			"metadata": map[string]any{"name": req.Name, "namespace": ns},
-			"spec":     map[string]any{"url": "push://" + ns + "/" + req.Name, "format": format}})
+			"metadata": map[string]any{"name": name, "namespace": ns},
+			"spec":     map[string]any{"url": "push://" + ns + "/" + name, "format": format}})
 		r, err := api.ParseDocument(doc)
 		if err != nil {
-			return topics.APIReply{Error: "model push: " + err.Error()}
+			return modelVersion{}, false, key, err
 		}
 		e = &entry{res: r, rec: record{Generation: 1, Created: now.UnixNano(), Updated: now.UnixNano(), Source: r.Source}}
-		e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Pushed", "", now)
+		e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Registered", "", now)
 		c.res[key] = e
 	}
 	c.modelStatus(e)
 	c.evaluate(e, now)
-	action := "unchanged"
 	if added {
-		action = "pushed"
-		c.event(e, "Normal", "VersionRegistered", fmt.Sprintf("version %d pushed (%d bytes, sha256:%x)", mv.Version, mv.Size, mv.SHA256))
+		c.event(e, "Normal", "VersionRegistered", fmt.Sprintf("version %d from %s (%d bytes, sha256:%x)", mv.Version, source, mv.Size, mv.SHA256))
 	}
 	if err := c.save(e); err != nil {
-		return topics.APIReply{Error: "model push: " + err.Error()}
+		return modelVersion{}, false, key, err
 	}
 	c.publishSpec(e)
 	c.publishStatus(e)
 	c.reevaluate(now)
 	c.offerModels()
-	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: action,
-		Message: fmt.Sprintf("version %d, %d bytes, sha256:%x", mv.Version, mv.Size, mv.SHA256)}}}
+	return mv, added, key, nil
+}
+
+// RegisterModel registers data as the next version of the Model
+// namespace/name (unless it equals the latest), with its metrics, as a
+// training stage's output; source says where it comes from. It returns
+// the version.
+func (c *ControlPlane) RegisterModel(namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error) {
+	type result struct {
+		v   uint64
+		err error
+	}
+	done := make(chan result, 1)
+	c.do(func() {
+		mv, _, _, err := c.registerVersion(namespace, name, format, source, metrics, bytes.NewReader(data))
+		done <- result{mv.Version, err}
+	})
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-c.owner.Stopped():
+		return 0, errors.New("cloud: the control plane is closed")
+	}
 }
 
 // stagedReader reads the pieces of an upload in order.

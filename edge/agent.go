@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -128,6 +129,10 @@ type Options struct {
 	// Clock stamps and expires the node's messages; nil means the system
 	// clock. The simulator skews it and makes it jump.
 	Clock broker.Clock
+	// Builtins, if set, adds or replaces built-in workers, by "Kind/role"
+	// (workers.BuiltinKey): for a program that embeds the agent and brings
+	// its own in-process workers. It is called once, with the agent.
+	Builtins func(*Agent) map[string]workers.Builtin
 }
 
 // Agent is a running edge node.
@@ -236,10 +241,14 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
+	builtins := a.builtins()
+	if opts.Builtins != nil {
+		maps.Copy(builtins, opts.Builtins(a))
+	}
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
 		Report:        func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) },
 		ReportMetrics: func(spec workers.Spec, m topics.WorkerMetrics) { a.jobs.reportMetrics(spec, m) },
-		Builtins:      a.builtins()})
+		Builtins:      builtins})
 	a.jobs = newJobs(cfg.Node, store.Sub(a.store, "jobs/"), a.srv, a.bridge, a.workers, a.log)
 	a.datasets = newDatasets(cfg.Node, store.Sub(a.store, "ds/"), a.srv, a.bridge, time.Duration(cfg.DatasetPoll), a.log)
 	a.jobs.onSpec = append(a.jobs.onSpec, a.datasets.onSpec)

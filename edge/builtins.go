@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/topics"
@@ -31,8 +32,18 @@ func (a *Agent) builtins() map[string]workers.Builtin {
 		},
 		Plugins: a.pluginHost,
 	})
+	fl := federated.Trainer(federated.EdgeEnv{
+		Node:   a.cfg.Node,
+		Server: a.srv,
+		Send: func(topic string, payload []byte, expires time.Time) error {
+			return a.bridge.SendUntil(topics.StreamBulk, topic, payload, false, expires)
+		},
+		Link:    func() (bool, <-chan struct{}) { return a.bridge.Connected() },
+		Samples: a.Samples,
+	})
 	return map[string]workers.Builtin{
 		workers.BuiltinKey(api.KindJointInferenceService, "edge"): a.ji.Worker(),
+		workers.BuiltinKey(api.KindFederatedLearningJob, "train"): fl,
 	}
 }
 

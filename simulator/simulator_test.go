@@ -208,7 +208,7 @@ func TestScenarioJobsAreAppliedAndReported(t *testing.T) {
 	}
 	fl := rep.Jobs[1]
 	if fl.Key != "FederatedLearningJob/default/sim-fl" || fl.Applied != "created" || len(fl.Workers) != 2 ||
-		!strings.Contains(strings.Join(fl.Workers, " "), "train-0@edge-0:Pending") {
+		!strings.Contains(strings.Join(fl.Workers, " "), "aggregation@cloud:Running train-0@edge-0:Running") {
 		t.Fatalf("job report %+v", fl)
 	}
 }

@@ -41,6 +41,18 @@ type Spec struct {
 	// ReportMetrics, set by the Supervisor for built-in workers, reports
 	// the worker's numbers (Config.ReportMetrics receives them).
 	ReportMetrics func(map[string]float64) `json:"-"`
+	// ReportEvent, set by the Supervisor for built-in workers, records an
+	// event of the job (typ "Normal" or "Warning"); Config.ReportEvent
+	// receives it.
+	ReportEvent func(typ, reason, message string) `json:"-"`
+}
+
+// Event records an event of the job when the worker's supervisor takes
+// events, and does nothing otherwise.
+func (s Spec) Event(typ, reason, message string) {
+	if s.ReportEvent != nil {
+		s.ReportEvent(typ, reason, message)
+	}
 }
 
 // ID names the worker: kind/namespace/name/role.
@@ -61,6 +73,8 @@ type Config struct {
 	Report func(spec Spec, st api.WorkerStatus)
 	// ReportMetrics receives a built-in worker's numbers; nil drops them.
 	ReportMetrics func(spec Spec, m topics.WorkerMetrics)
+	// ReportEvent receives a built-in worker's events; nil drops them.
+	ReportEvent func(spec Spec, typ, reason, message string)
 	// Builtins maps "Kind/role" (the role without an index: "train" for
 	// "train-3") to a built-in worker.
 	Builtins map[string]Builtin
@@ -247,6 +261,9 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 				if s.cfg.ReportMetrics != nil {
 					s.cfg.ReportMetrics(spec, topics.WorkerMetrics{Role: spec.Role, Metrics: m, Updated: time.Now().UnixNano()})
 				}
+			}
+			if s.cfg.ReportEvent != nil {
+				spec.ReportEvent = func(typ, reason, message string) { s.cfg.ReportEvent(spec, typ, reason, message) }
 			}
 			err = runBuiltin(ctx, builtin, spec, log)
 		} else {

@@ -99,10 +99,16 @@ var sensorsRule = broker.Rule{Filter: "sensors/#", Direction: broker.Out, Remote
 
 func startEdge(t testing.TB, node, dir, cloudURL string, extra ...broker.Rule) *edge.Agent {
 	t.Helper()
+	return startEdgeWith(t, node, dir, cloudURL, edge.Options{}, extra...)
+}
+
+// startEdgeWith is startEdge with options (built-in workers of the test's).
+func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, extra ...broker.Rule) *edge.Agent {
+	t.Helper()
+	opts.Logger, opts.KeepMemoryLimit = testLogger(t), true
 	a, err := edge.Start(edge.Config{Node: node, DataDir: dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: cloudURL, Username: node, Password: password},
-		ExtraRules: append([]broker.Rule{sensorsRule}, extra...), Metrics: "off"},
-		edge.Options{Logger: testLogger(t), KeepMemoryLimit: true})
+		ExtraRules: append([]broker.Rule{sensorsRule}, extra...), Metrics: "off"}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

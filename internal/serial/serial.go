@@ -50,6 +50,11 @@ func (l *Loop) Do(f func()) {
 	}
 }
 
+// Stopped is closed when Close is called: a caller waiting for a queued
+// function's result waits on it too, since a function queued then never
+// runs.
+func (l *Loop) Stopped() <-chan struct{} { return l.stop }
+
 // Close stops the goroutine after the function it is running, and waits.
 // Functions still queued do not run.
 func (l *Loop) Close() {

@@ -1,0 +1,620 @@
+package federated
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// ModelFormat is the format name of the models this package registers.
+const ModelFormat = "sedna-ml"
+
+// maxMessage bounds what the cloud decodes of a node's message.
+var msgLimits = topics.Limits{MaxBody: 1 << 20}
+
+// CloudEnv is what the aggregation side needs of the cloud manager.
+type CloudEnv struct {
+	// Bus is the cloud broker.
+	Bus broker.Bus
+	// Send queues a message for a node through the durable downlink, kept
+	// for ttl (0: until the node has it).
+	Send func(node, topic string, payload []byte, ttl time.Duration) error
+	// Store keeps each job's rounds (a job resumes after a restart).
+	Store store.Store
+	// Plugins is the cloud's plugin host, for aggregators.
+	Plugins func() (*plugins.Host, error)
+	// Model returns the newest version of a model (the job's
+	// pretrainedModel).
+	Model func(namespace, name string, have uint64) (version uint64, data []byte, err error)
+	// Register registers the final model as a new version of a Model.
+	Register func(namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error)
+	Log      *slog.Logger
+}
+
+// Cloud serves the cloud side of every FederatedLearningJob: one
+// subscription to every node's updates and joins, routed to the
+// aggregation worker of each job.
+type Cloud struct {
+	env      CloudEnv
+	mu       sync.Mutex
+	jobs     map[string]*aggregation // running, by job key
+	unrouted atomic.Int64
+}
+
+// message is an update or a join from a node.
+type message struct {
+	node  string
+	kind  string
+	size  int
+	upd   update
+	join  join
+	at    time.Time
+	topic string
+}
+
+// NewCloud subscribes to the nodes' updates and joins on env.Bus, and to
+// the jobs' specs (a deleted job's rounds are forgotten).
+func NewCloud(env CloudEnv) (*Cloud, error) {
+	if env.Log == nil {
+		env.Log = slog.Default()
+	}
+	c := &Cloud{env: env, jobs: map[string]*aggregation{}}
+	for _, what := range []string{"update", "join"} {
+		filter := topics.Root + "/node/+/job/" + api.KindFederatedLearningJob + "/+/+/" + what
+		if err := env.Bus.Subscribe(filter, c.onMessage); err != nil {
+			return nil, fmt.Errorf("federated: subscribe %s: %w", filter, err)
+		}
+	}
+	specs := topics.JobSpec(topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "+", Name: "+"})
+	if err := env.Bus.Subscribe(specs, c.onSpec); err != nil {
+		return nil, fmt.Errorf("federated: subscribe %s: %w", specs, err)
+	}
+	return c, nil
+}
+
+func stateKey(job string) []byte { return []byte("job/" + job) }
+
+// onSpec forgets the rounds of a deleted job (its retained spec is
+// cleared), so one applied again under the name starts afresh.
+func (c *Cloud) onSpec(topic string, payload []byte) error {
+	if len(payload) != 0 {
+		return nil
+	}
+	p, err := topics.Parse(topic)
+	if err != nil {
+		return nil
+	}
+	var b store.Batch
+	b.Delete(stateKey(p.Job.String()))
+	if err := c.env.Store.Write(&b); err != nil {
+		c.env.Log.Warn("federated: rounds of a deleted job not forgotten", "job", p.Job.String(), "error", err)
+	}
+	return nil
+}
+
+// onMessage routes a node's update or join to its job's aggregation
+// worker. It waits while the worker is busy (back-pressure on the node's
+// stream, which keeps the message) rather than drop an update.
+func (c *Cloud) onMessage(topic string, payload []byte) error {
+	p, err := topics.Parse(topic)
+	if err != nil || p.Class != topics.ClassNodeJob {
+		return nil
+	}
+	env, err := topics.UnmarshalEnvelope(payload, msgLimits)
+	if err != nil {
+		c.env.Log.Warn("federated: not a message of ours", "topic", topic, "error", err)
+		return nil
+	}
+	m := message{node: p.Node, kind: env.Kind, size: len(payload), at: time.Now(), topic: topic}
+	switch env.Kind {
+	case KindUpdate:
+		err = env.DecodeBody(&m.upd)
+	case KindJoin:
+		err = env.DecodeBody(&m.join)
+	default:
+		err = fmt.Errorf("kind %q", env.Kind)
+	}
+	if err != nil {
+		c.env.Log.Warn("federated: message not understood", "topic", topic, "error", err)
+		return nil
+	}
+	c.mu.Lock()
+	a := c.jobs[p.Job.String()]
+	c.mu.Unlock()
+	if a == nil {
+		if m.kind == KindJoin {
+			c.answerJoinOfFinished(p.Job, p.Node)
+		} else {
+			c.unrouted.Add(1)
+		}
+		return nil
+	}
+	select {
+	case a.inbox <- m:
+	case <-a.stopped:
+		c.unrouted.Add(1)
+	}
+	return nil
+}
+
+// answerJoinOfFinished tells a worker of a job that is over (and whose
+// aggregation worker ended) that it is.
+func (c *Cloud) answerJoinOfFinished(job topics.JobRef, node string) {
+	raw, err := c.env.Store.Get(stateKey(job.String()))
+	if err != nil {
+		return
+	}
+	var st State
+	if msgpack.Unmarshal(raw, &st) != nil || !st.Done {
+		return
+	}
+	if env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", global{Run: st.Run, Round: st.Round, Done: true}); err == nil {
+		if raw, err := env.Marshal(); err == nil {
+			_ = c.env.Send(node, GlobalTopic(node, job), raw, time.Hour)
+		}
+	}
+}
+
+// aggregation is a running aggregation worker.
+type aggregation struct {
+	inbox   chan message
+	stopped chan struct{}
+}
+
+// Worker is the built-in aggregation worker of a FederatedLearningJob.
+func (c *Cloud) Worker() workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		cfg, err := parseAggConfig(spec)
+		if err != nil {
+			return err
+		}
+		a := &aggregation{inbox: make(chan message, 256), stopped: make(chan struct{})}
+		key := spec.Job.String()
+		c.mu.Lock()
+		c.jobs[key] = a
+		c.mu.Unlock()
+		defer func() {
+			close(a.stopped)
+			c.mu.Lock()
+			if c.jobs[key] == a {
+				delete(c.jobs, key)
+			}
+			c.mu.Unlock()
+		}()
+		r, err := c.newRun(ctx, spec, cfg, log)
+		if err != nil {
+			return err
+		}
+		return r.run(ctx, a.inbox)
+	}
+}
+
+// run is one aggregation worker's job.
+type run struct {
+	c         *Cloud
+	spec      workers.Spec
+	cfg       *aggConfig
+	log       *slog.Logger
+	agg       *plugins.Aggregator
+	val       *samples
+	model     *ml.Network // the current global
+	coord     *Coordinator
+	nodes     []string // the clients' nodes, without repeats
+	pieces    map[string]*assembly
+	bytesUp   int64
+	bytesDown int64
+	trainLoss float64
+}
+
+func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, log *slog.Logger) (*run, error) {
+	r := &run{c: c, spec: spec, cfg: cfg, log: log, pieces: map[string]*assembly{}}
+	host, err := c.env.Plugins()
+	if err != nil {
+		return nil, fmt.Errorf("federated: plugins: %w", err)
+	}
+	if r.agg, err = host.Aggregator(cfg.aggregator, cfg.aggParams); err != nil {
+		return nil, fmt.Errorf("federated: %s.spec.containers[0].env %s: %w", spec.Field, ParamAggregator, err)
+	}
+	if cfg.validation != "" {
+		if r.val, err = readCSV(cfg.validation); err != nil {
+			return nil, fmt.Errorf("federated: validation set (%s): %w", ParamValidation, err)
+		}
+	}
+	seen := map[string]bool{}
+	roles := make([]string, len(cfg.clients))
+	for i, cl := range cfg.clients {
+		roles[i] = cl.Role
+		if !seen[cl.Node] {
+			seen[cl.Node] = true
+			r.nodes = append(r.nodes, cl.Node)
+		}
+	}
+	st, err := c.load(key(spec))
+	if err != nil {
+		return nil, err
+	}
+	if st.Done && st.Gen < spec.Generation {
+		log.Info("federated: the job changed after it finished: a new run", "generation", spec.Generation)
+		st = State{}
+	}
+	if len(st.Global) > 0 {
+		if r.model, err = ml.Unmarshal(st.Global); err != nil {
+			log.Warn("federated: the stored global model is unusable: a new run", "error", err)
+			st = State{}
+		}
+	}
+	if len(st.Global) == 0 {
+		if r.model, err = r.initialModel(); err != nil {
+			return nil, err
+		}
+		if st.Global, err = r.model.MarshalBinary(); err != nil {
+			return nil, err
+		}
+		st.Run = newRunID()
+		st.Gen = spec.Generation
+		log.Info("federated: a new run", "run", st.Run, "model", r.model.Sizes(), "weights", r.model.NumWeights(),
+			"aggregator", cfg.aggregator, "clients", len(cfg.clients), "minClients", cfg.minClients, "rounds", cfg.rounds)
+	} else {
+		log.Info("federated: resuming", "run", st.Run, "round", st.Round, "done", st.Done)
+	}
+	if r.val != nil {
+		if r.val.cols != r.model.Inputs() {
+			return nil, fmt.Errorf("federated: the validation set has %d features, the model takes %d", r.val.cols, r.model.Inputs())
+		}
+		r.val.keep(r.model.Classes())
+		if r.val.bad > 0 {
+			return nil, fmt.Errorf("federated: %d rows of the validation set have a label the model does not have (%d classes)", r.val.bad, r.model.Classes())
+		}
+	}
+	r.coord, err = NewCoordinator(Rules{Clients: roles, MinClients: cfg.minClients, Rounds: cfg.rounds, Deadline: cfg.timeout,
+		Target: cfg.target, Patience: cfg.patience}, st)
+	return r, err
+}
+
+func key(spec workers.Spec) string { return spec.Job.String() }
+
+func newRunID() uint64 {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
+
+func (c *Cloud) load(job string) (State, error) {
+	raw, err := c.env.Store.Get(stateKey(job))
+	if errors.Is(err, store.ErrNotFound) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("federated: state of %s: %w", job, err)
+	}
+	var st State
+	if err := msgpack.Unmarshal(raw, &st); err != nil {
+		return State{}, fmt.Errorf("federated: state of %s: %w", job, err)
+	}
+	return st, nil
+}
+
+func (r *run) save() error {
+	raw, err := msgpack.Marshal(r.coord.State())
+	if err != nil {
+		return err
+	}
+	var b store.Batch
+	b.Put(stateKey(key(r.spec)), raw)
+	return r.c.env.Store.Write(&b)
+}
+
+// initialModel is the pretrainedModel's newest version, or a new model of
+// SEDNA_FL_MODEL's architecture.
+func (r *run) initialModel() (*ml.Network, error) {
+	if r.cfg.pretrained != "" {
+		_, data, err := r.c.env.Model(r.spec.Job.Namespace, r.cfg.pretrained, 0)
+		if err != nil {
+			return nil, fmt.Errorf("federated: pretrainedModel %q: %w", r.cfg.pretrained, err)
+		}
+		m, err := ml.Unmarshal(data)
+		if err != nil {
+			return nil, fmt.Errorf("federated: pretrainedModel %q is not a %s model: %w", r.cfg.pretrained, ModelFormat, err)
+		}
+		return m, nil
+	}
+	inputs, classes := r.cfg.inputs, r.cfg.classes
+	if r.val != nil {
+		if inputs == 0 {
+			inputs = r.val.cols
+		}
+		if classes == 0 {
+			classes = r.val.classes()
+		}
+	}
+	if inputs == 0 || classes == 0 {
+		return nil, fmt.Errorf("federated: %s: the model's size is unknown: give %s and %s, or a validation set (%s)",
+			r.spec.Field, ParamInputs, ParamClasses, ParamValidation)
+	}
+	return newModel(r.cfg.model, inputs, classes, r.cfg.seed)
+}
+
+// send queues a message for every client node (ttl 0: until delivered).
+func (r *run) send(nodes []string, body global, ttl time.Duration) int64 {
+	env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", body)
+	if err != nil {
+		return 0
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, node := range nodes {
+		if err := r.c.env.Send(node, GlobalTopic(node, r.spec.Job), raw, ttl); err != nil {
+			r.log.Warn("federated: message for a node not queued", "node", node, "error", err)
+			continue
+		}
+		n += int64(len(raw))
+	}
+	return n
+}
+
+// broadcast sends the current round's global model to nodes.
+func (r *run) broadcast(nodes []string) {
+	st := r.coord.State()
+	ttl := time.Until(r.coord.Deadline())
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	parts := chunks(st.Global, r.cfg.chunkBytes)
+	for i, p := range parts {
+		r.bytesDown += r.send(nodes, global{Run: st.Run, Round: st.Round, Rounds: r.cfg.rounds, Chunk: i, Chunks: len(parts), Size: len(st.Global), Data: p}, ttl)
+	}
+}
+
+func (r *run) run(ctx context.Context, inbox <-chan message) error {
+	if r.coord.State().Done {
+		return r.finish()
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	warned := false
+	for {
+		if r.coord.Ready(time.Now()) {
+			if err := r.close(ctx); err != nil {
+				return err
+			}
+			if r.coord.State().Done {
+				return r.finish()
+			}
+		}
+		if r.coord.Deadline().IsZero() {
+			round := r.coord.Begin(time.Now())
+			clear(r.pieces)
+			r.bytesUp, r.bytesDown, warned = 0, 0, false
+			r.broadcast(r.nodes)
+			r.log.Debug("federated: round started", "round", round)
+		}
+		wait := time.Until(r.coord.Deadline())
+		if wait <= 0 {
+			// Past the deadline without the minimum: the round stays open
+			// until it has it (checked on every update).
+			if have, need, missing := r.coord.Waiting(); !warned {
+				warned = true
+				r.log.Warn("federated: round past its deadline without enough clients", "round", r.coord.State().Round,
+					"have", have, "need", need, "missing", missing)
+				r.spec.Event("Warning", "RoundWaiting", fmt.Sprintf("round %d: %d of the %d updates it needs at its deadline; waiting for %v",
+					r.coord.State().Round, have, need, missing))
+			}
+			wait = time.Minute
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-inbox:
+			r.take(m)
+		case <-timer.C:
+		}
+	}
+}
+
+// take handles a node's message.
+func (r *run) take(m message) {
+	st := r.coord.State()
+	switch m.kind {
+	case KindJoin:
+		if m.join.Run == st.Run && m.join.Round >= st.Round {
+			return // it has trained on this round already
+		}
+		r.log.Info("federated: a client joins", "role", m.join.Role, "node", m.node, "round", st.Round)
+		r.broadcast([]string{m.node})
+	case KindUpdate:
+		u := m.upd
+		id := u.Role + "/" + strconv.FormatUint(u.Run, 16) + "/" + strconv.FormatInt(u.Round, 10)
+		if u.Run != st.Run || u.Round != st.Round {
+			if u.Chunk == 0 { // counted once per update
+				v := r.coord.Offer(u.Run, u.Round, Contribution{Role: u.Role})
+				r.log.Info("federated: update not counted", "role", u.Role, "node", m.node, "round", u.Round, "current", st.Round, "verdict", v)
+			}
+			return
+		}
+		if !r.clientOn(u.Role, m.node) {
+			r.log.Warn("federated: an update from a node that does not run its role: ignored", "role", u.Role, "node", m.node)
+			return
+		}
+		a := r.pieces[id]
+		if a == nil {
+			a = &assembly{}
+			r.pieces[id] = a
+		}
+		whole, err := a.add(u.Chunk, u.Chunks, u.Data)
+		if err != nil {
+			r.log.Warn("federated: update piece refused", "role", u.Role, "error", err)
+			delete(r.pieces, id)
+			return
+		}
+		r.bytesUp += int64(m.size)
+		if !whole {
+			return
+		}
+		delete(r.pieces, id)
+		w, err := fromF32le(a.bytes())
+		if err == nil && len(w) != r.model.NumWeights() {
+			err = fmt.Errorf("%d weights, the model has %d", len(w), r.model.NumWeights())
+		}
+		if err != nil {
+			r.log.Warn("federated: update refused", "role", u.Role, "node", m.node, "error", err)
+			return
+		}
+		v := r.coord.Offer(u.Run, u.Round, Contribution{Role: u.Role, Weights: w, Samples: u.Samples, Loss: u.Loss, Train: u.Train})
+		r.log.Debug("federated: update", "role", u.Role, "round", u.Round, "samples", u.Samples, "verdict", v)
+	}
+}
+
+// clientOn reports whether role is a training worker placed on node (a
+// node may send updates only for its own workers).
+func (r *run) clientOn(role, node string) bool {
+	for _, c := range r.cfg.clients {
+		if c.Role == role {
+			return c.Node == node
+		}
+	}
+	return false
+}
+
+// close aggregates the open round, scores it and decides what is next.
+func (r *run) close(ctx context.Context) error {
+	contribs := r.coord.Contributions()
+	updates := make([]plugins.Update, len(contribs))
+	var samples int64
+	var lossSum float64
+	var slowest float64
+	for i, u := range contribs {
+		updates[i] = plugins.Update{Weights: u.Weights, Samples: float64(u.Samples)}
+		samples += u.Samples
+		lossSum += u.Loss * float64(u.Samples)
+		slowest = max(slowest, u.Train)
+	}
+	st := r.coord.State()
+	res, err := r.agg.Aggregate(ctx, plugins.Round{Number: st.Round, Updates: updates, Global: r.model.Weights(), State: st.AggState})
+	if err != nil {
+		r.spec.Event("Warning", "AggregationFailed", fmt.Sprintf("round %d: %v", st.Round, err))
+		return fmt.Errorf("federated: round %d: %w", st.Round, err)
+	}
+	next := r.model.Clone().(*ml.Network)
+	if err := next.SetWeights(res.Weights); err != nil {
+		r.spec.Event("Warning", "AggregationFailed", fmt.Sprintf("round %d: the aggregate is unusable: %v", st.Round, err))
+		return fmt.Errorf("federated: round %d: the aggregator %s returned unusable weights: %w", st.Round, r.cfg.aggregator, err)
+	}
+	next.SetSamples(int(samples))
+	blob, err := next.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	rec := Record{Samples: samples, Accuracy: -1, BytesUp: r.bytesUp, BytesDown: r.bytesDown, TrainSeconds: slowest,
+		Excluded: res.Metadata["excluded"]}
+	if samples > 0 {
+		rec.TrainLoss = lossSum / float64(samples)
+	}
+	rec.Loss = rec.TrainLoss
+	if r.val != nil {
+		ev, err := ml.Evaluate(next, r.val.x, r.val.y)
+		if err != nil {
+			return fmt.Errorf("federated: round %d: validation: %w", st.Round, err)
+		}
+		rec.Accuracy, rec.Loss = ev.Accuracy, ev.LogLoss
+	}
+	rec = r.coord.Close(time.Now(), blob, res.State, rec)
+	r.model = next
+	if err := r.save(); err != nil {
+		return fmt.Errorf("federated: round %d not stored: %w", rec.Round, err)
+	}
+	msg := fmt.Sprintf("round %d/%d: %d of %d clients, %d samples", rec.Round, r.cfg.rounds, rec.Participants, rec.Clients, rec.Samples)
+	if rec.Accuracy >= 0 {
+		msg += fmt.Sprintf(", accuracy %.4f, loss %.4f", rec.Accuracy, rec.Loss)
+	} else {
+		msg += fmt.Sprintf(", training loss %.4f", rec.TrainLoss)
+	}
+	msg += fmt.Sprintf(", %d B up, %d B down, %.2f s", rec.BytesUp, rec.BytesDown, rec.Seconds)
+	if len(rec.Missing) > 0 {
+		msg += fmt.Sprintf(", without %v", rec.Missing)
+	}
+	if rec.Late > 0 {
+		msg += fmt.Sprintf(", %d late updates ignored", rec.Late)
+	}
+	if rec.Excluded != "" {
+		msg += ", excluded by the aggregator: " + rec.Excluded
+	}
+	r.spec.Event("Normal", "RoundCompleted", msg)
+	if env, err := topics.NewEnvelope(KindRound, "federated/cloud", rec); err == nil {
+		if raw, err := env.Marshal(); err == nil {
+			if err := r.c.env.Bus.Publish(RoundTopic(r.spec.Job), raw, false, 1); err != nil {
+				r.log.Warn("federated: round record not published", "error", err)
+			}
+		}
+	}
+	r.log.Info("federated: "+msg, "round", rec.Round)
+	r.report(rec)
+	return nil
+}
+
+// report gives the job its numbers (round and rounds make its progress).
+func (r *run) report(rec Record) {
+	if r.spec.ReportMetrics == nil {
+		return
+	}
+	st := r.coord.State()
+	m := map[string]float64{
+		"round": float64(rec.Round), "rounds": float64(r.cfg.rounds), "participants": float64(rec.Participants),
+		"clients": float64(rec.Clients), "samples": float64(rec.Samples), "trainLoss": rec.TrainLoss,
+		"lateUpdates": float64(st.Late), "bytesUp": float64(rec.BytesUp), "bytesDown": float64(rec.BytesDown),
+		"roundSeconds": rec.Seconds, "overheadSeconds": max(rec.Seconds-rec.TrainSeconds, 0),
+	}
+	if rec.Accuracy >= 0 {
+		m["accuracy"], m["loss"], m["bestAccuracy"] = rec.Accuracy, rec.Loss, st.Best
+	}
+	r.spec.ReportMetrics(m)
+}
+
+// finish registers the final model and tells the workers the job is over.
+func (r *run) finish() error {
+	st := r.coord.State()
+	if r.cfg.outputModel != "" && !st.Registered {
+		metrics := map[string]string{"rounds": strconv.FormatInt(st.Round, 10), "aggregator": r.cfg.aggregator}
+		if n := len(st.History); n > 0 {
+			last := st.History[n-1]
+			if last.Accuracy >= 0 {
+				metrics["accuracy"] = strconv.FormatFloat(last.Accuracy, 'f', 4, 64)
+			}
+			metrics["loss"] = strconv.FormatFloat(last.Loss, 'f', 4, 64)
+			metrics["participants"] = strconv.Itoa(last.Participants)
+		}
+		v, err := r.c.env.Register(r.spec.Job.Namespace, r.cfg.outputModel, ModelFormat, r.spec.Job.String(), metrics, st.Global)
+		if err != nil {
+			return fmt.Errorf("federated: the final model not registered: %w", err)
+		}
+		r.coord.st.Registered = true
+		if err := r.save(); err != nil {
+			return err
+		}
+		r.spec.Event("Normal", "ModelRegistered", fmt.Sprintf("model %s version %d (%s)", r.cfg.outputModel, v, st.Reason))
+	}
+	r.send(r.nodes, global{Run: st.Run, Round: st.Round, Done: true}, time.Hour)
+	r.spec.Event("Normal", "Finished", st.Reason)
+	r.log.Info("federated: the job is over", "reason", st.Reason)
+	return nil
+}

@@ -1,0 +1,305 @@
+package federated
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// EdgeEnv is what a training worker needs of its edge agent.
+type EdgeEnv struct {
+	// Node is the node's name.
+	Node string
+	// Server is the node's broker, on which the global models arrive.
+	Server *broker.Server
+	// Send queues a message for the cloud through the node's durable
+	// bridge, worth sending until expires.
+	Send func(topic string, payload []byte, expires time.Time) error
+	// Link reports whether the link to the cloud is up, and a channel
+	// closed when that changes.
+	Link func() (bool, <-chan struct{})
+	// Samples calls fn for each sample of a Dataset held on the node, in
+	// place: raw samples never leave the node.
+	Samples func(namespace, name string, fn func(i uint64, sample []byte) error) error
+}
+
+// subIDs numbers the workers' in-process subscriptions.
+var subIDs atomic.Int64
+
+func init() { subIDs.Store(9 << 20) }
+
+// Trainer is the built-in training worker of a FederatedLearningJob: on
+// each round's global model it trains on its node's Dataset and sends the
+// weights back.
+func Trainer(env EdgeEnv) workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		cfg, err := parseTrainConfig(spec)
+		if err != nil {
+			return err
+		}
+		t := &trainer{env: env, spec: spec, cfg: cfg, log: log, in: make(chan []byte, 64)}
+		return t.run(ctx)
+	}
+}
+
+type trainer struct {
+	env   EdgeEnv
+	spec  workers.Spec
+	cfg   *trainConfig
+	log   *slog.Logger
+	in    chan []byte
+	run_  uint64 // the run of the last round trained
+	round int64  // the last round trained
+	// the global model being assembled
+	asmRun   uint64
+	asmRound int64
+	asm      *assembly
+	trained  int64
+	pending  *pendingRound // a round waiting for samples
+	waited   int64         // the last round that waited for samples
+	dropped  atomic.Int64
+	bad      int
+}
+
+func (t *trainer) run(ctx context.Context) error {
+	topic := topics.JobPrefix(t.spec.Job) + "global"
+	id := int(subIDs.Add(1))
+	if err := t.env.Server.Subscribe(topic, id, func(_ string, payload []byte, _ bool) {
+		select {
+		case t.in <- payload:
+		default:
+			// The worker is training and far behind: it asks for the
+			// current round again once it is free.
+			t.dropped.Add(1)
+		}
+	}); err != nil {
+		return fmt.Errorf("federated: subscribe %s: %w", topic, err)
+	}
+	defer func() { _ = t.env.Server.Unsubscribe(topic, id) }()
+	t.log.Info("federated: training worker ready", "dataset", t.cfg.dataset, "epochs", t.cfg.fit.Epochs,
+		"batch", t.cfg.fit.BatchSize, "learningRate", t.cfg.fit.LearningRate, "optimizer", t.cfg.fit.Optimizer)
+	up, linkCh := t.env.Link()
+	if up {
+		t.join()
+	}
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-retry.C:
+			// A round that found no samples yet (the Dataset is still being
+			// read) is tried again.
+			if p := t.pending; p != nil {
+				t.pending = nil
+				if err := t.train(ctx, p.g, p.blob); err != nil {
+					return err
+				}
+			}
+		case <-linkCh:
+			var now bool
+			now, linkCh = t.env.Link()
+			if now && !up {
+				t.join() // back online: ask for the current round
+			}
+			up = now
+		case raw := <-t.in:
+			done, err := t.take(ctx, raw)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+		}
+	}
+}
+
+type pendingRound struct {
+	g    global
+	blob []byte
+}
+
+// join asks the cloud for the current round's global model.
+func (t *trainer) join() {
+	env, err := topics.NewEnvelope(KindJoin, "federated/edge", join{Role: t.spec.Role, Run: t.run_, Round: t.round})
+	if err != nil {
+		return
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		return
+	}
+	if err := t.env.Send(JoinTopic(t.env.Node, t.spec.Job), raw, time.Now().Add(time.Minute)); err != nil {
+		t.log.Warn("federated: join not queued", "error", err)
+	}
+}
+
+// take handles a piece of a global model; it trains once one is whole.
+func (t *trainer) take(ctx context.Context, raw []byte) (done bool, err error) {
+	env, err := topics.UnmarshalEnvelope(raw, msgLimits)
+	if err != nil || env.Kind != KindGlobal {
+		t.log.Warn("federated: not a global model", "error", err)
+		return false, nil
+	}
+	var g global
+	if err := env.DecodeBody(&g); err != nil {
+		t.log.Warn("federated: global model not understood", "error", err)
+		return false, nil
+	}
+	if g.Done {
+		if t.run_ != 0 && g.Run != t.run_ {
+			return false, nil // the end of an earlier run
+		}
+		t.log.Info("federated: the job is over", "round", g.Round)
+		return true, nil
+	}
+	if g.Run == t.run_ && g.Round <= t.round {
+		return false, nil // trained already
+	}
+	t.pending = nil // a newer round replaces one waiting for samples
+	if g.Run != t.asmRun || g.Round != t.asmRound || t.asm == nil {
+		t.asmRun, t.asmRound, t.asm = g.Run, g.Round, &assembly{}
+	}
+	whole, err := t.asm.add(g.Chunk, g.Chunks, g.Data)
+	if err != nil {
+		t.log.Warn("federated: global model piece refused", "error", err)
+		t.asm = nil
+		return false, nil
+	}
+	if !whole {
+		return false, nil
+	}
+	blob := t.asm.bytes()
+	t.asm = nil
+	if len(blob) != g.Size {
+		t.log.Warn("federated: global model of the wrong size", "got", len(blob), "want", g.Size)
+		return false, nil
+	}
+	// A newer round may be waiting already: train on the newest.
+	if t.newerWaiting(g) {
+		return false, nil
+	}
+	return false, t.train(ctx, g, blob)
+}
+
+// newerWaiting reports whether a piece of a later round is queued (the
+// worker was offline, and the cloud's queue delivers rounds in a burst).
+func (t *trainer) newerWaiting(g global) bool {
+	n := len(t.in)
+	for range n {
+		raw := <-t.in
+		select {
+		case t.in <- raw: // back at the end: the order is kept
+		default: // the handler took the slot: this piece is dropped, a join asks again
+			t.dropped.Add(1)
+		}
+		env, err := topics.UnmarshalEnvelope(raw, msgLimits)
+		if err != nil {
+			continue
+		}
+		var h global
+		if env.DecodeBody(&h) == nil && h.Run == g.Run && h.Round > g.Round {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
+	model, err := ml.Unmarshal(blob)
+	if err != nil {
+		t.log.Warn("federated: global model unusable", "round", g.Round, "error", err)
+		return nil
+	}
+	data, err := t.samples(model.Inputs(), model.Classes())
+	if err != nil {
+		return err
+	}
+	if data.rows() == 0 {
+		if t.waited != g.Round {
+			t.waited = g.Round
+			t.log.Warn("federated: no samples to train on yet; trying again every second", "dataset", t.cfg.dataset, "round", g.Round, "unusable", data.bad)
+		}
+		t.report(g, 0, 0, 0, data.bad)
+		t.pending = &pendingRound{g, blob}
+		return nil
+	}
+	fit := t.cfg.fit
+	fit.Seed = seedOf(t.spec.Role, g.Round)
+	var loss float64
+	fit.Progress = func(p ml.Progress) { loss = p.Loss }
+	start := time.Now()
+	if err := model.Fit(ctx, data.x, data.y, fit); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.log.Warn("federated: training failed", "round", g.Round, "error", err)
+		return nil
+	}
+	took := time.Since(start).Seconds()
+	weights := f32le(model.Weights())
+	parts := chunks(weights, defaultChunkBytes)
+	expires := time.Now().Add(10 * time.Minute)
+	for i, p := range parts {
+		env, err := topics.NewEnvelope(KindUpdate, "federated/edge", update{Run: g.Run, Round: g.Round, Role: t.spec.Role,
+			Chunk: i, Chunks: len(parts), Params: model.NumWeights(), Samples: int64(data.rows()), Loss: loss, Train: took, Data: p})
+		if err != nil {
+			return err
+		}
+		raw, err := env.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := t.env.Send(UpdateTopic(t.env.Node, t.spec.Job), raw, expires); err != nil {
+			// The bridge's queue refused it (a full disk): the round goes on
+			// without this client, which joins again.
+			t.log.Warn("federated: update not queued", "round", g.Round, "error", err)
+			return nil
+		}
+	}
+	t.run_, t.round = g.Run, g.Round
+	t.trained++
+	t.report(g, data.rows(), loss, took, data.bad)
+	t.log.Debug("federated: update sent", "round", g.Round, "samples", data.rows(), "loss", loss, "seconds", took)
+	return nil
+}
+
+// samples reads the node's Dataset (lines label,features...).
+func (t *trainer) samples(inputs, classes int) (*samples, error) {
+	s := &samples{cols: inputs}
+	err := t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, func(_ uint64, line []byte) error {
+		s.add(line)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("federated: dataset %s: %w", t.cfg.dataset, err)
+	}
+	s.keep(classes)
+	return s, nil
+}
+
+func (t *trainer) report(g global, rows int, loss, took float64, bad int) {
+	if t.spec.ReportMetrics == nil {
+		return
+	}
+	t.spec.ReportMetrics(map[string]float64{"clientRound": float64(g.Round), "clientSamples": float64(rows),
+		"clientLoss": loss, "clientTrainSeconds": took, "clientRoundsTrained": float64(t.trained),
+		"clientBadSamples": float64(bad)})
+}
+
+// seedOf gives each client and round its own shuffling.
+func seedOf(role string, round int64) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(role))
+	return h.Sum64() ^ uint64(round)*0x9e3779b97f4a7c15
+}
