@@ -333,6 +333,9 @@ func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
 			_, err := m.downlink.Send(node, topic, payload, false, 1, ttl)
 			return err
 		},
+		SendNow: func(node, topic string, payload []byte, ttl time.Duration) error {
+			return m.downlink.SendNow(node, topic, payload, ttl)
+		},
 		Store:    store.Sub(m.store, "fl/"),
 		Plugins:  func() (*plugins.Host, error) { return m.plugins, nil },
 		Model:    c.LatestModel,

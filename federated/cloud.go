@@ -36,6 +36,12 @@ type CloudEnv struct {
 	// Send queues a message for a node through the durable downlink, kept
 	// for ttl (0: until the node has it).
 	Send func(node, topic string, payload []byte, ttl time.Duration) error
+	// SendNow sends a message to a node at once, best effort, without the
+	// outbox; broker.ErrNodeOffline when the node is away. Global models
+	// go this way to nodes that are online (a node that loses one on a
+	// breaking link asks again when it is back); nil sends everything
+	// through Send.
+	SendNow func(node, topic string, payload []byte, ttl time.Duration) error
 	// Store keeps each job's rounds (a job resumes after a restart).
 	Store store.Store
 	// Plugins is the cloud's plugin host, for aggregators.
@@ -351,8 +357,10 @@ func (r *run) initialModel() (*ml.Network, error) {
 	return newModel(r.cfg.model, inputs, classes, r.cfg.seed)
 }
 
-// send queues a message for every client node (ttl 0: until delivered).
-func (r *run) send(nodes []string, body global, ttl time.Duration) int64 {
+// send sends a message to every client node: at once to those online
+// when now is set, through the durable downlink otherwise (ttl 0: until
+// delivered). It returns the bytes sent.
+func (r *run) send(nodes []string, body global, ttl time.Duration, now bool) int64 {
 	env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", body)
 	if err != nil {
 		return 0
@@ -363,7 +371,15 @@ func (r *run) send(nodes []string, body global, ttl time.Duration) int64 {
 	}
 	var n int64
 	for _, node := range nodes {
-		if err := r.c.env.Send(node, GlobalTopic(node, r.spec.Job), raw, ttl); err != nil {
+		topic := GlobalTopic(node, r.spec.Job)
+		err := broker.ErrNodeOffline
+		if now && r.c.env.SendNow != nil {
+			err = r.c.env.SendNow(node, topic, raw, ttl)
+		}
+		if errors.Is(err, broker.ErrNodeOffline) {
+			err = r.c.env.Send(node, topic, raw, ttl)
+		}
+		if err != nil {
 			r.log.Warn("federated: message for a node not queued", "node", node, "error", err)
 			continue
 		}
@@ -381,7 +397,7 @@ func (r *run) broadcast(nodes []string) {
 	}
 	parts := chunks(st.Global, r.cfg.chunkBytes)
 	for i, p := range parts {
-		r.bytesDown += r.send(nodes, global{Run: st.Run, Round: st.Round, Rounds: r.cfg.rounds, Chunk: i, Chunks: len(parts), Size: len(st.Global), Data: p}, ttl)
+		r.bytesDown += r.send(nodes, global{Run: st.Run, Round: st.Round, Rounds: r.cfg.rounds, Chunk: i, Chunks: len(parts), Size: len(st.Global), Data: p}, ttl, true)
 	}
 }
 
@@ -613,7 +629,7 @@ func (r *run) finish() error {
 		}
 		r.spec.Event("Normal", "ModelRegistered", fmt.Sprintf("model %s version %d (%s)", r.cfg.outputModel, v, st.Reason))
 	}
-	r.send(r.nodes, global{Run: st.Run, Round: st.Round, Done: true}, time.Hour)
+	r.send(r.nodes, global{Run: st.Run, Round: st.Round, Done: true}, time.Hour, false)
 	r.spec.Event("Normal", "Finished", st.Reason)
 	r.log.Info("federated: the job is over", "reason", st.Reason)
 	return nil

@@ -42,13 +42,15 @@ type benchOptions struct {
 	window     int
 	mosquitto  string
 	only       string
-	edgeMetric string
-	edgeLog    string
-	cpuProfile string
-	edgeCPU    string
-	jiWindow   int
-	cloudCPU   string
-	log        *slog.Logger
+	// federated learning
+	flClients, flRounds, flAccuracyRounds int
+	edgeMetric                            string
+	edgeLog                               string
+	cpuProfile                            string
+	edgeCPU                               string
+	jiWindow                              int
+	cloudCPU                              string
+	log                                   *slog.Logger
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -118,7 +120,10 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "models" or "ji"`)
+	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "models", "ji" or "fl"`)
+	f.IntVar(&o.flClients, "fl-clients", 10, "fl: in-process nodes")
+	f.IntVar(&o.flRounds, "fl-rounds", 30, "fl: rounds of the overhead measure")
+	f.IntVar(&o.flAccuracyRounds, "fl-accuracy-rounds", 100, "fl: rounds of the accuracy runs (Dirichlet alpha 0.1 and 0.5, three seeds)")
 	f.IntVar(&o.jiWindow, "ji-window", 1024, "frames in flight from the joint inference bench's camera")
 	f.StringVar(&o.cloudCPU, "cloud-cpu", "", "ji: run the cloud as a 'sedna cloud' process pinned to these CPUs (taskset -c), e.g. 1")
 	f.StringVar(&o.edgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
@@ -202,6 +207,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.only == "" || o.only == "ji" {
 		if err := b.jointInference(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only == "" || o.only == "fl" {
+		if err := b.federated(ctx); err != nil {
 			return err
 		}
 	}

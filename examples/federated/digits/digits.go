@@ -45,6 +45,14 @@ type Options struct {
 	Fashion bool
 	// Extra env for the aggregation worker (SEDNA_FL_TARGET_ACCURACY, ...).
 	Extra map[string]string
+	// NoValidation leaves the validation set out (the job then needs
+	// SEDNA_FL_INPUTS and SEDNA_FL_CLASSES in Extra).
+	NoValidation bool
+	// ModelDef is SEDNA_FL_MODEL; default Model().
+	ModelDef string
+	// BatchSize and Epochs of the training workers; default the example's
+	// (BatchSize, Epochs).
+	BatchSize, Epochs int
 }
 
 func (o Options) withDefaults() Options {
@@ -74,6 +82,12 @@ func (o Options) withDefaults() Options {
 	if o.Aggregator == "" {
 		o.Aggregator = "FedAvg"
 	}
+	if o.BatchSize == 0 {
+		o.BatchSize = BatchSize
+	}
+	if o.Epochs == 0 {
+		o.Epochs = Epochs
+	}
 	return o
 }
 
@@ -88,6 +102,9 @@ const (
 
 // Model is the example's architecture (SEDNA_FL_MODEL).
 func (o Options) Model() string {
+	if o.ModelDef != "" {
+		return o.ModelDef
+	}
 	if o.Fashion {
 		return "mlp:64"
 	}
@@ -199,7 +216,7 @@ func YAML(o Options) string {
 		kind = "Fashion-MNIST (14x14)"
 	}
 	fmt.Fprintf(&b, "# Federated learning on %s split non-IID (Dirichlet alpha %g) over %d nodes.\n", kind, o.Alpha, len(o.Nodes))
-	fmt.Fprintf(&b, "# Written by: go run ./examples/federated/setup\n")
+	fmt.Fprintf(&b, "# Written by: go run ./examples/federated/setup\n---\n")
 	for _, n := range o.Nodes {
 		fmt.Fprintf(&b, `apiVersion: sedna.io/v1alpha1
 kind: Dataset
@@ -246,10 +263,11 @@ spec:
                 value: %q
               - name: SEDNA_FL_SEED
                 value: "%d"
-              - name: SEDNA_FL_VALIDATION
-                value: %q
-`, o.Job, o.Namespace, o.Namespace, o.Job, o.Job, o.Namespace, o.Job, o.Rounds, o.Aggregator, o.Model(), o.Seed, CSVPath(o, "validation"))
+`, o.Job, o.Namespace, o.Namespace, o.Job, o.Job, o.Namespace, o.Job, o.Rounds, o.Aggregator, o.Model(), o.Seed)
 	env := map[string]string{}
+	if !o.NoValidation {
+		env["SEDNA_FL_VALIDATION"] = CSVPath(o, "validation")
+	}
 	if o.AggregatorParams != "" {
 		env["SEDNA_FL_AGGREGATOR_PARAMS"] = o.AggregatorParams
 	}
@@ -284,7 +302,7 @@ spec:
                   value: "%d"
                 - name: SEDNA_FL_MOMENTUM
                   value: "%g"
-`, o.Job, n, n, BatchSize, LearningRate, Epochs, Momentum)
+`, o.Job, n, n, o.BatchSize, LearningRate, o.Epochs, Momentum)
 	}
 	return b.String()
 }
@@ -303,7 +321,7 @@ func Centralized(ctx context.Context, o Options) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	err = m.Fit(ctx, train.X, train.Y, ml.FitOptions{Epochs: o.Rounds * Epochs, BatchSize: BatchSize, LearningRate: LearningRate,
+	err = m.Fit(ctx, train.X, train.Y, ml.FitOptions{Epochs: o.Rounds * o.Epochs, BatchSize: o.BatchSize, LearningRate: LearningRate,
 		Momentum: Momentum, Seed: o.Seed})
 	if err != nil {
 		return 0, err
