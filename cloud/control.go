@@ -653,10 +653,16 @@ func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.Wo
 		i = slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == m.Role })
 	}
 	e.status.Workers[i].Metrics = m.Metrics
-	merged := map[string]float64{}
+	// The job's metrics are its workers' together; a name several workers
+	// report (each training worker's own numbers) stays with each worker.
+	merged, reporters := map[string]float64{}, map[string]int{}
 	for _, w := range e.status.Workers {
+		for k := range w.Metrics {
+			reporters[k]++
+		}
 		maps.Copy(merged, w.Metrics)
 	}
+	maps.DeleteFunc(merged, func(k string, _ float64) bool { return reporters[k] > 1 })
 	e.status.Metrics = merged
 	// A worker that counts rounds (or stages) gives the job its progress.
 	if done, ok := m.Metrics["round"]; ok {

@@ -213,7 +213,7 @@ func (c *ControlPlane) modelWaits(e *entry) string {
 		return ""
 	}
 	spec := e.res.Spec.(*api.ModelSpec)
-	return fmt.Sprintf("a model file: %s is not on the cloud manager (push one: sedna model push %s FILE)", spec.URL, e.res.Metadata.Name)
+	return fmt.Sprintf("a model file: %s is not on the cloud manager (push one: sedna model push %s FILE; a training job that names it registers its own)", spec.URL, e.res.Metadata.Name)
 }
 
 // offerModels sends every node the latest version of each Model its

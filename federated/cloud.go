@@ -226,7 +226,6 @@ type run struct {
 	pieces    map[string]*assembly
 	bytesUp   int64
 	bytesDown int64
-	trainLoss float64
 }
 
 func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, log *slog.Logger) (*run, error) {

@@ -66,7 +66,6 @@ type trainer struct {
 	pending  *pendingRound // a round waiting for samples
 	waited   int64         // the last round that waited for samples
 	dropped  atomic.Int64
-	bad      int
 }
 
 func (t *trainer) run(ctx context.Context) error {

@@ -258,6 +258,14 @@ func describe(w io.Writer, o topics.APIObject) error {
 	}
 	if md := st.Model; md != nil {
 		fmt.Fprintf(w, "Version:     %d (%s, %d bytes, %s, from %s)\n", md.Version, md.Format, md.Size, md.Digest, md.Source)
+		if len(md.Metrics) > 0 {
+			keys := make([]string, 0, len(md.Metrics))
+			for k := range md.Metrics {
+				keys = append(keys, k+"="+md.Metrics[k])
+			}
+			sort.Strings(keys)
+			fmt.Fprintf(w, "Its metrics: %s\n", strings.Join(keys, " "))
+		}
 		if len(md.Nodes) > 0 {
 			var held []string
 			for n, v := range md.Nodes {
@@ -293,6 +301,17 @@ func describe(w io.Writer, o topics.APIObject) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", wk.Role, wk.Node, wk.Phase, wk.Restarts, exit, wk.Message)
 		}
 		tw.Flush()
+		for _, wk := range st.Workers { // numbers each worker has of its own
+			own := map[string]float64{}
+			for k, v := range wk.Metrics {
+				if _, shown := st.Metrics[k]; !shown {
+					own[k] = v
+				}
+			}
+			if len(own) > 0 {
+				fmt.Fprintf(w, "  %s: %s\n", wk.Role, formatMetrics(own, " "))
+			}
+		}
 	}
 	if len(o.Ignored) > 0 {
 		fmt.Fprintln(w, "Ignored (kept as written, not used by Sedna-Go):")

@@ -210,6 +210,9 @@ func TestFederatedMatchesCentralized(t *testing.T) {
 		if st.Progress == nil || st.Progress.Done != rounds || st.Progress.Total != rounds {
 			t.Errorf("%s: progress %+v, want %d/%d rounds", o.Job, st.Progress, rounds, rounds)
 		}
+		if _, ok := st.Metrics["clientSamples"]; ok {
+			t.Errorf("%s: each training worker's own number clientSamples is in the job's metrics %v", o.Job, st.Metrics)
+		}
 		v, acc := f.finalModel(t, o)
 		if got := st.Metrics["accuracy"]; fmt.Sprintf("%.6f", got) != fmt.Sprintf("%.6f", acc) {
 			t.Errorf("%s: the status says accuracy %.6f, the registered model (version %d) scores %.6f", o.Job, got, v, acc)
