@@ -1,9 +1,12 @@
 package simulator
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -111,25 +114,7 @@ func loadData(s *Scenario) (*fleetData, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := s.Nodes.Count
-	switch s.Data.Split {
-	case "", "iid":
-		fd.share, err = partition.IID(fd.images.Rows, n, s.Seed)
-	case "dirichlet":
-		a := s.Data.Alpha
-		if a == 0 {
-			a = 0.5
-		}
-		fd.share, err = partition.Dirichlet(fd.images.Y, n, a, s.Seed)
-	case "shards":
-		k := s.Data.Shards
-		if k == 0 {
-			k = 2
-		}
-		fd.share, err = partition.Shards(fd.images.Y, n, k, s.Seed)
-	default:
-		return nil, fmt.Errorf("data.split %q: want iid, dirichlet or shards", s.Data.Split)
-	}
+	fd.share, err = split(s, fd.images)
 	return fd, err
 }
 
@@ -219,4 +204,91 @@ func parseCounted(topic string, payload []byte) (node, dev string, seq int64, se
 		return node, dev, seq, sent, ok
 	}
 	return
+}
+
+// writeDataFiles writes the scenario's data set as CSV Datasets in dir:
+// the held-out fifth as validation.csv, the rest shared between the nodes
+// as the scenario's split says, {node}.csv each.
+func writeDataFiles(s *Scenario, dir string) error {
+	var all *datasets.Dataset
+	var err error
+	switch s.Data.Dataset {
+	case "", "digits":
+		all, err = datasets.Digits()
+	case "fashion":
+		all, _, err = datasets.FashionSubset()
+	default:
+		return fmt.Errorf("data.dataset %q: want digits or fashion", s.Data.Dataset)
+	}
+	if err != nil {
+		return err
+	}
+	train, test, err := all.Split(0.2, s.Seed+1)
+	if err != nil {
+		return err
+	}
+	share, err := split(s, train)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeCSV(filepath.Join(dir, "validation.csv"), test, nil); err != nil {
+		return err
+	}
+	for i, rows := range share {
+		if err := writeCSV(filepath.Join(dir, s.NodeName(i)+".csv"), train, rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// split shares d's rows between the scenario's nodes.
+func split(s *Scenario, d *datasets.Dataset) ([][]int, error) {
+	n := s.Nodes.Count
+	switch s.Data.Split {
+	case "", "iid":
+		return partition.IID(d.Rows, n, s.Seed)
+	case "dirichlet":
+		a := s.Data.Alpha
+		if a == 0 {
+			a = 0.5
+		}
+		return partition.Dirichlet(d.Y, n, a, s.Seed)
+	case "shards":
+		k := s.Data.Shards
+		if k == 0 {
+			k = 2
+		}
+		return partition.Shards(d.Y, n, k, s.Seed)
+	}
+	return nil, fmt.Errorf("data.split %q: want iid, dirichlet or shards", s.Data.Split)
+}
+
+// writeCSV writes rows of d (all when rows is nil): a header, then
+// label,features... per row.
+func writeCSV(path string, d *datasets.Dataset, rows []int) error {
+	if rows == nil {
+		rows = make([]int, d.Rows)
+		for i := range rows {
+			rows[i] = i
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("label")
+	for j := range d.Cols {
+		fmt.Fprintf(&b, ",f%d", j)
+	}
+	b.WriteByte('\n')
+	for _, i := range rows {
+		b.WriteString(strconv.Itoa(d.Y[i]))
+		for _, v := range d.Row(i) {
+			b.WriteByte(',')
+			b.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 32))
+		}
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }

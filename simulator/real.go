@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -538,7 +539,7 @@ func (r *realRun) applyJobs(ctx context.Context) ([]JobReport, *cloud.Client, er
 	if len(r.s.Jobs) == 0 {
 		return nil, nil, nil
 	}
-	rs, err := api.ParseFiles(r.s.JobFiles()...)
+	rs, err := r.jobResources()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -562,6 +563,81 @@ func (r *realRun) applyJobs(ctx context.Context) ([]JobReport, *cloud.Client, er
 		jobs = append(jobs, JobReport{Key: res.Key, Applied: applied})
 	}
 	return jobs, c, nil
+}
+
+// DataPlaceholder, in a scenario's job files, stands for a directory the
+// run writes its data set into, as CSV Datasets: {node}.csv with each node's
+// share of the training split (data.dataset, split as data.split says) and
+// validation.csv with the held-out fifth, one sample per line,
+// label,features.... A federated job's YAML names them.
+const DataPlaceholder = "${SIM_DATA}"
+
+// jobResources reads the job files, writing the data files first when one
+// names them.
+func (r *realRun) jobResources() ([]*api.Resource, error) {
+	var out []*api.Resource
+	dataDir := filepath.Join(r.o.Dir, "data")
+	written := false
+	for _, f := range r.s.JobFiles() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Contains(b, []byte(DataPlaceholder)) {
+			if !written {
+				if err := writeDataFiles(r.s, dataDir); err != nil {
+					return nil, fmt.Errorf("data files: %w", err)
+				}
+				written = true
+			}
+			b = bytes.ReplaceAll(b, []byte(DataPlaceholder), []byte(dataDir))
+		}
+		rs, err := api.Parse(b, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// waitJobs waits, until the end of the drain, for each job the scenario
+// expects to end (Completed or Failed) to have ended.
+func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time) {
+	var want []topics.JobRef
+	for _, je := range r.s.Expect.Jobs {
+		parts := strings.SplitN(je.Key, "/", 3)
+		if len(parts) == 3 && (je.Phase == api.ConditionCompleted || je.Phase == api.ConditionFailed) {
+			want = append(want, topics.JobRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]})
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	wctx, cancel := context.WithDeadline(ctx, until)
+	ended := make(chan string, len(want))
+	var wg sync.WaitGroup
+	for _, ref := range want {
+		var once sync.Once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Watch(wctx, ref, func(st api.Status) {
+				if st.Phase == api.ConditionCompleted || st.Phase == api.ConditionFailed {
+					once.Do(func() { ended <- ref.String() })
+				}
+			}, nil)
+		}()
+	}
+	for n := 0; n < len(want); n++ {
+		select {
+		case <-ended:
+		case <-wctx.Done():
+			n = len(want)
+		}
+	}
+	cancel()
+	wg.Wait()
 }
 
 // jobStates reads each job's state at the end of the run.
@@ -661,7 +737,8 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 			r.logFault("%s started again to drain", n.name)
 		}
 	}
-	drain := time.After(time.Duration(r.s.Drain))
+	drainEnd := time.Now().Add(time.Duration(r.s.Drain))
+	drain := time.After(time.Until(drainEnd))
 waiting:
 	for !r.drained() {
 		select {
@@ -671,6 +748,9 @@ waiting:
 		case <-ctx.Done():
 			break waiting
 		}
+	}
+	if client != nil {
+		r.waitJobs(ctx, client, drainEnd)
 	}
 	close(sampling)
 	<-sampleDone

@@ -298,3 +298,17 @@ func TestTwinRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// The federated example on a faulty fleet (a SIGKILLed subprocess node,
+// flapping links): the run writes the nodes' data files, the job completes
+// its rounds above 90%, and the sensors lose nothing.
+func TestFederatedScenario(t *testing.T) {
+	rep := run(t, "federated.yaml", nil)
+	if !rep.OK() {
+		t.Fatalf("%v", rep.Failures)
+	}
+	fl := rep.Jobs[len(rep.Jobs)-1]
+	if fl.Key != "FederatedLearningJob/default/sim-digits-fl" || fl.Phase != "Completed" || fl.Metrics["round"] != 20 || fl.Metrics["accuracy"] < 0.9 {
+		t.Fatalf("job report %+v", fl)
+	}
+}
