@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -643,9 +644,13 @@ func (c *ControlPlane) ReportWorkerEvent(spec workers.Spec, typ, reason, message
 // the job's status metrics; no event, since they change all the time.
 func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.WorkerMetrics) {
 	e, ok := c.res[ref.String()]
-	if !ok {
+	if !ok || !c.placed(e, m.Role, node) {
 		return
 	}
+	// A number that is not finite has no JSON form: it would make the
+	// whole status unreadable.
+	m.Metrics = maps.Clone(m.Metrics)
+	maps.DeleteFunc(m.Metrics, func(_ string, v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
 	i := slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == m.Role })
 	if i < 0 {
 		e.status.Workers = append(e.status.Workers, api.WorkerStatus{Role: m.Role, Node: node})
@@ -676,9 +681,25 @@ func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.Wo
 	c.publishStatus(e)
 }
 
+// placed reports whether the job places role on node: a node reports only
+// on its own workers (what a node may publish is checked by the broker's
+// ACL; what it says there is checked here).
+func (c *ControlPlane) placed(e *entry, role, node string) bool {
+	for _, w := range e.res.Workers() {
+		if w.Role == role {
+			if w.Node == node {
+				return true
+			}
+			break
+		}
+	}
+	c.log.Warn("a report on a worker the job does not place there: ignored", "key", e.res.Key(), "role", role, "node", node)
+	return false
+}
+
 func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 	e, ok := c.res[ref.String()]
-	if !ok {
+	if !ok || !c.placed(e, ws.Role, ws.Node) {
 		return
 	}
 	now := c.cfg.Now()

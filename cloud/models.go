@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -431,19 +432,27 @@ func (c *ControlPlane) registerVersion(ns, name, format, source string, metrics 
 // namespace/name (unless it equals the latest), with its metrics, as a
 // training stage's output; source says where it comes from. It returns
 // the version.
-func (c *ControlPlane) RegisterModel(namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error) {
+// It gives up when ctx ends: a worker being stopped by the control plane
+// must not wait for it.
+func (c *ControlPlane) RegisterModel(ctx context.Context, namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error) {
 	type result struct {
 		v   uint64
 		err error
 	}
 	done := make(chan result, 1)
 	c.do(func() {
+		if ctx.Err() != nil {
+			done <- result{0, ctx.Err()}
+			return
+		}
 		mv, _, _, err := c.registerVersion(namespace, name, format, source, metrics, bytes.NewReader(data))
 		done <- result{mv.Version, err}
 	})
 	select {
 	case r := <-done:
 		return r.v, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	case <-c.owner.Stopped():
 		return 0, errors.New("cloud: the control plane is closed")
 	}

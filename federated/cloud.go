@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +53,8 @@ type CloudEnv struct {
 	// pretrainedModel).
 	Model func(namespace, name string, have uint64) (version uint64, data []byte, err error)
 	// Register registers the final model as a new version of a Model.
-	Register func(namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error)
+	// It gives up when ctx ends (the worker is being stopped).
+	Register func(ctx context.Context, namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error)
 	Log      *slog.Logger
 }
 
@@ -116,8 +120,11 @@ func (c *Cloud) onSpec(topic string, payload []byte) error {
 }
 
 // onMessage routes a node's update or join to its job's aggregation
-// worker. It waits while the worker is busy (back-pressure on the node's
-// stream, which keeps the message) rather than drop an update.
+// worker. It waits a little while the worker is busy (an aggregation of a
+// large round), then drops the message and counts it: it runs on the
+// broker's delivery path, which must not stall, and a client whose update
+// is lost sends it again when the round asks (a round past its deadline
+// asks its missing clients again).
 func (c *Cloud) onMessage(topic string, payload []byte) error {
 	p, err := topics.Parse(topic)
 	if err != nil || p.Class != topics.ClassNodeJob {
@@ -152,13 +159,22 @@ func (c *Cloud) onMessage(topic string, payload []byte) error {
 		}
 		return nil
 	}
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
 	select {
 	case a.inbox <- m:
 	case <-a.stopped:
 		c.unrouted.Add(1)
+	case <-t.C:
+		c.unrouted.Add(1)
+		c.env.Log.Warn("federated: the aggregation worker is busy: a message dropped (its client is asked again)", "job", p.Job.String(), "node", p.Node)
 	}
 	return nil
 }
+
+// Unrouted counts the nodes' messages no aggregation worker took: for a
+// job not running here, or dropped while its worker was busy.
+func (c *Cloud) Unrouted() int64 { return c.unrouted.Load() }
 
 // answerJoinOfFinished tells a worker of a job that is over (and whose
 // aggregation worker ended) that it is.
@@ -171,7 +187,7 @@ func (c *Cloud) answerJoinOfFinished(job topics.JobRef, node string) {
 	if msgpack.Unmarshal(raw, &st) != nil || !st.Done {
 		return
 	}
-	if env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", global{Run: st.Run, Round: st.Round, Done: true}); err == nil {
+	if env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", global{Gen: st.Gen, Run: st.Run, Round: st.Round, Done: true}); err == nil {
 		if raw, err := env.Marshal(); err == nil {
 			_ = c.env.Send(node, GlobalTopic(node, job), raw, time.Hour)
 		}
@@ -194,8 +210,17 @@ func (c *Cloud) Worker() workers.Builtin {
 		a := &aggregation{inbox: make(chan message, 256), stopped: make(chan struct{})}
 		key := spec.Job.String()
 		c.mu.Lock()
+		prev := c.jobs[key]
 		c.jobs[key] = a
 		c.mu.Unlock()
+		if prev != nil { // the worker of an older generation saves its last round first
+			select {
+			case <-prev.stopped:
+			case <-ctx.Done():
+				close(a.stopped)
+				return nil
+			}
+		}
 		defer func() {
 			close(a.stopped)
 			c.mu.Lock()
@@ -255,8 +280,13 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 	if err != nil {
 		return nil, err
 	}
-	if st.Done && st.Gen < spec.Generation {
+	def := cfg.modelKey()
+	switch {
+	case st.Done && st.Gen < spec.Generation:
 		log.Info("federated: the job changed after it finished: a new run", "generation", spec.Generation)
+		st = State{}
+	case len(st.Global) > 0 && st.Model != def:
+		log.Info("federated: the job's model changed: a new run", "was", st.Model, "now", def)
 		st = State{}
 	}
 	if len(st.Global) > 0 {
@@ -273,7 +303,7 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 			return nil, err
 		}
 		st.Run = newRunID()
-		st.Gen = spec.Generation
+		st.Gen, st.Model = spec.Generation, def
 		log.Info("federated: a new run", "run", st.Run, "model", r.model.Sizes(), "weights", r.model.NumWeights(),
 			"aggregator", cfg.aggregator, "clients", len(cfg.clients), "minClients", cfg.minClients, "rounds", cfg.rounds)
 	} else {
@@ -288,9 +318,17 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 			return nil, fmt.Errorf("federated: %d rows of the validation set have a label the model does not have (%d classes)", r.val.bad, r.model.Classes())
 		}
 	}
+	if !st.Done {
+		st.Gen = spec.Generation // a running job takes its new generation's rules
+	}
 	r.coord, err = NewCoordinator(Rules{Clients: roles, MinClients: cfg.minClients, Rounds: cfg.rounds, Deadline: cfg.timeout,
 		Target: cfg.target, Patience: cfg.patience}, st)
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	// Stored at once: a join is then answered from this run's state, not
+	// from an earlier run's.
+	return r, r.save()
 }
 
 func key(spec workers.Spec) string { return spec.Job.String() }
@@ -360,6 +398,7 @@ func (r *run) initialModel() (*ml.Network, error) {
 // when now is set, through the durable downlink otherwise (ttl 0: until
 // delivered). It returns the bytes sent.
 func (r *run) send(nodes []string, body global, ttl time.Duration, now bool) int64 {
+	body.Gen = r.coord.State().Gen
 	env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", body)
 	if err != nil {
 		return 0
@@ -402,39 +441,47 @@ func (r *run) broadcast(nodes []string) {
 
 func (r *run) run(ctx context.Context, inbox <-chan message) error {
 	if r.coord.State().Done {
-		return r.finish()
+		return r.finish(ctx)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	warned := false
+	var askedAgain time.Time
 	for {
 		if r.coord.Ready(time.Now()) {
 			if err := r.close(ctx); err != nil {
 				return err
 			}
 			if r.coord.State().Done {
-				return r.finish()
+				return r.finish(ctx)
 			}
 		}
 		if r.coord.Deadline().IsZero() {
 			round := r.coord.Begin(time.Now())
 			clear(r.pieces)
-			r.bytesUp, r.bytesDown, warned = 0, 0, false
+			r.bytesUp, r.bytesDown, warned, askedAgain = 0, 0, false, time.Time{}
 			r.broadcast(r.nodes)
 			r.log.Debug("federated: round started", "round", round)
 		}
 		wait := time.Until(r.coord.Deadline())
 		if wait <= 0 {
 			// Past the deadline without the minimum: the round stays open
-			// until it has it (checked on every update).
-			if have, need, missing := r.coord.Waiting(); !warned {
+			// until it has it (checked on every update), and asks its
+			// missing clients again once per deadline's length (a global
+			// or an update lost on the way is sent again).
+			have, need, missing := r.coord.Waiting()
+			if !warned {
 				warned = true
 				r.log.Warn("federated: round past its deadline without enough clients", "round", r.coord.State().Round,
 					"have", have, "need", need, "missing", missing)
 				r.spec.Event("Warning", "RoundWaiting", fmt.Sprintf("round %d: %d of the %d updates it needs at its deadline; waiting for %v",
 					r.coord.State().Round, have, need, missing))
 			}
-			wait = time.Minute
+			if time.Since(askedAgain) >= r.cfg.timeout {
+				askedAgain = time.Now()
+				r.broadcast(r.nodesOf(missing))
+			}
+			wait = time.Until(askedAgain.Add(r.cfg.timeout))
 		}
 		timer.Reset(wait)
 		select {
@@ -452,14 +499,25 @@ func (r *run) take(m message) {
 	st := r.coord.State()
 	switch m.kind {
 	case KindJoin:
-		if m.join.Run == st.Run && m.join.Round >= st.Round {
-			return // it has trained on this round already
+		if !r.clientOn(m.join.Role, m.node) {
+			r.log.Warn("federated: a join from a node that does not run its role: ignored", "role", m.join.Role, "node", m.node)
+			return
 		}
+		if m.join.Run == st.Run && m.join.Round >= st.Round && r.coord.Has(m.join.Role) {
+			return // its update for this round is in
+		}
+		// Otherwise it gets the round's global: it trains, or, if it has
+		// trained on it already, sends its update again (one lost, or held
+		// only in the memory of a cloud that restarted).
 		r.log.Info("federated: a client joins", "role", m.join.Role, "node", m.node, "round", st.Round)
 		r.broadcast([]string{m.node})
 	case KindUpdate:
 		u := m.upd
 		id := u.Role + "/" + strconv.FormatUint(u.Run, 16) + "/" + strconv.FormatInt(u.Round, 10)
+		if !r.clientOn(u.Role, m.node) {
+			r.log.Warn("federated: an update from a node that does not run its role: ignored", "role", u.Role, "node", m.node)
+			return
+		}
 		if u.Run != st.Run || u.Round != st.Round {
 			if u.Chunk == 0 { // counted once per update
 				v := r.coord.Offer(u.Run, u.Round, Contribution{Role: u.Role})
@@ -467,13 +525,17 @@ func (r *run) take(m message) {
 			}
 			return
 		}
-		if !r.clientOn(u.Role, m.node) {
-			r.log.Warn("federated: an update from a node that does not run its role: ignored", "role", u.Role, "node", m.node)
+		if r.coord.Has(u.Role) {
+			return // sent again; this round has it
+		}
+		if err := checkUpdate(u, r.model.NumWeights()); err != nil {
+			r.log.Warn("federated: update refused", "role", u.Role, "node", m.node, "error", err)
+			delete(r.pieces, id)
 			return
 		}
 		a := r.pieces[id]
 		if a == nil {
-			a = &assembly{}
+			a = &assembly{max: 4 * r.model.NumWeights()}
 			r.pieces[id] = a
 		}
 		whole, err := a.add(u.Chunk, u.Chunks, u.Data)
@@ -500,6 +562,33 @@ func (r *run) take(m message) {
 	}
 }
 
+// checkUpdate refuses an update whose numbers cannot be true: they would
+// skew the average (a sample count) or the job's status (a loss).
+func checkUpdate(u update, weights int) error {
+	switch {
+	case u.Params != weights:
+		return fmt.Errorf("%d weights, the model has %d", u.Params, weights)
+	case u.Samples <= 0 || u.Samples > 1<<40:
+		return fmt.Errorf("%d samples", u.Samples)
+	case math.IsNaN(u.Loss) || math.IsInf(u.Loss, 0) || u.Loss < 0:
+		return fmt.Errorf("loss %v", u.Loss)
+	case math.IsNaN(u.Train) || math.IsInf(u.Train, 0) || u.Train < 0:
+		return fmt.Errorf("training time %v", u.Train)
+	}
+	return nil
+}
+
+// nodesOf returns the nodes of roles, without repeats.
+func (r *run) nodesOf(roles []string) []string {
+	var out []string
+	for _, c := range r.cfg.clients {
+		if slices.Contains(roles, c.Role) && !slices.Contains(out, c.Node) {
+			out = append(out, c.Node)
+		}
+	}
+	return out
+}
+
 // clientOn reports whether role is a training worker placed on node (a
 // node may send updates only for its own workers).
 func (r *run) clientOn(role, node string) bool {
@@ -515,14 +604,8 @@ func (r *run) clientOn(role, node string) bool {
 func (r *run) close(ctx context.Context) error {
 	contribs := r.coord.Contributions()
 	updates := make([]plugins.Update, len(contribs))
-	var samples int64
-	var lossSum float64
-	var slowest float64
 	for i, u := range contribs {
 		updates[i] = plugins.Update{Weights: u.Weights, Samples: float64(u.Samples)}
-		samples += u.Samples
-		lossSum += u.Loss * float64(u.Samples)
-		slowest = max(slowest, u.Train)
 	}
 	st := r.coord.State()
 	res, err := r.agg.Aggregate(ctx, plugins.Round{Number: st.Round, Updates: updates, Global: r.model.Weights(), State: st.AggState})
@@ -535,13 +618,32 @@ func (r *run) close(ctx context.Context) error {
 		r.spec.Event("Warning", "AggregationFailed", fmt.Sprintf("round %d: the aggregate is unusable: %v", st.Round, err))
 		return fmt.Errorf("federated: round %d: the aggregator %s returned unusable weights: %w", st.Round, r.cfg.aggregator, err)
 	}
-	next.SetSamples(int(samples))
+	// The round's numbers count the updates the aggregator used.
+	excluded := map[int]bool{}
+	for _, f := range strings.Split(res.Metadata["excluded"], ",") {
+		if i, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			excluded[i] = true
+		}
+	}
+	var samples int64
+	var lossSum, slowest float64
+	var out []string
+	for i, u := range contribs {
+		if excluded[i] {
+			out = append(out, u.Role)
+			continue
+		}
+		samples += u.Samples
+		lossSum += u.Loss * float64(u.Samples)
+		slowest = max(slowest, u.Train)
+	}
+	next.SetSamples(int(min(samples, math.MaxInt32)))
 	blob, err := next.MarshalBinary()
 	if err != nil {
 		return err
 	}
 	rec := Record{Samples: samples, Accuracy: -1, BytesUp: r.bytesUp, BytesDown: r.bytesDown, TrainSeconds: slowest,
-		Excluded: res.Metadata["excluded"]}
+		Excluded: strings.Join(out, ",")}
 	if samples > 0 {
 		rec.TrainLoss = lossSum / float64(samples)
 	}
@@ -577,7 +679,7 @@ func (r *run) close(ctx context.Context) error {
 	r.spec.Event("Normal", "RoundCompleted", msg)
 	if env, err := topics.NewEnvelope(KindRound, "federated/cloud", rec); err == nil {
 		if raw, err := env.Marshal(); err == nil {
-			if err := r.c.env.Bus.Publish(RoundTopic(r.spec.Job), raw, false, 1); err != nil {
+			if err := r.c.env.Bus.Publish(RoundTopic(r.spec.Job), raw, false, 0); err != nil {
 				r.log.Warn("federated: round record not published", "error", err)
 			}
 		}
@@ -606,7 +708,7 @@ func (r *run) report(rec Record) {
 }
 
 // finish registers the final model and tells the workers the job is over.
-func (r *run) finish() error {
+func (r *run) finish(ctx context.Context) error {
 	st := r.coord.State()
 	if r.cfg.outputModel != "" && !st.Registered {
 		metrics := map[string]string{"rounds": strconv.FormatInt(st.Round, 10), "aggregator": r.cfg.aggregator}
@@ -618,8 +720,11 @@ func (r *run) finish() error {
 			metrics["loss"] = strconv.FormatFloat(last.Loss, 'f', 4, 64)
 			metrics["participants"] = strconv.Itoa(last.Participants)
 		}
-		v, err := r.c.env.Register(r.spec.Job.Namespace, r.cfg.outputModel, ModelFormat, r.spec.Job.String(), metrics, st.Global)
+		v, err := r.c.env.Register(ctx, r.spec.Job.Namespace, r.cfg.outputModel, ModelFormat, r.spec.Job.String(), metrics, st.Global)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped: the next run of the worker registers it
+			}
 			return fmt.Errorf("federated: the final model not registered: %w", err)
 		}
 		r.coord.st.Registered = true
@@ -628,7 +733,14 @@ func (r *run) finish() error {
 		}
 		r.spec.Event("Normal", "ModelRegistered", fmt.Sprintf("model %s version %d (%s)", r.cfg.outputModel, v, st.Reason))
 	}
+	if st.Announced {
+		return nil // told before a restart
+	}
 	r.send(r.nodes, global{Run: st.Run, Round: st.Round, Done: true}, time.Hour, false)
+	r.coord.st.Announced = true
+	if err := r.save(); err != nil {
+		return err
+	}
 	r.spec.Event("Normal", "Finished", st.Reason)
 	r.log.Info("federated: the job is over", "reason", st.Reason)
 	return nil

@@ -193,6 +193,15 @@ func parseAggConfig(spec workers.Spec) (*aggConfig, error) {
 	return c, nil
 }
 
+// modelKey names the model a run trains: a job applied again with another
+// one starts a new run.
+func (c *aggConfig) modelKey() string {
+	if c.pretrained != "" {
+		return "pretrained:" + c.pretrained
+	}
+	return fmt.Sprintf("%s/%d/%d/%d", c.model, c.inputs, c.classes, c.seed)
+}
+
 // hiddenLayers parses a model definition: nil for softmax regression.
 func hiddenLayers(def string) ([]int, error) {
 	if def == "softmax" {
@@ -266,6 +275,9 @@ func parseTrainConfig(spec workers.Spec) (*trainConfig, error) {
 	lr, err := floatParam(spec, ParamLearningRate, 0, 0, 100)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok := spec.Params[ParamLearningRate]; ok && v != "" && lr == 0 {
+		return nil, paramError(spec, ParamLearningRate, v, "a positive number")
 	}
 	c.fit.LearningRate = float32(lr)
 	m, err := floatParam(spec, ParamMomentum, 0, 0, 0.999)

@@ -2,6 +2,7 @@ package federated
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +181,45 @@ func TestSamplesParse(t *testing.T) {
 	}
 	if _, err := readCSV(filepath.Join(dir, "none.csv")); err == nil {
 		t.Fatal("a missing validation set read")
+	}
+}
+
+// An update whose numbers cannot be true is refused before its pieces are
+// kept; pieces cannot make more than the model's size.
+func TestUpdatesAreChecked(t *testing.T) {
+	good := update{Params: 10, Samples: 5, Loss: 0.3, Train: 0.01}
+	if err := checkUpdate(good, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []update{
+		{Params: 9, Samples: 5}, {Params: 10, Samples: 0}, {Params: 10, Samples: -3},
+		{Params: 10, Samples: 5, Loss: math.NaN()}, {Params: 10, Samples: 5, Loss: math.Inf(1)}, {Params: 10, Samples: 5, Train: -1},
+	} {
+		if checkUpdate(bad, 10) == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	a := assembly{max: 12288}
+	if _, err := a.add(0, 2, make([]byte, 8192)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.add(1, 2, make([]byte, 8192)); err == nil {
+		t.Error("pieces beyond the model's size kept")
+	}
+	if _, err := (&assembly{max: 12288}).add(0, 1000, nil); err == nil {
+		t.Error("1,000 pieces announced for 12 KB")
+	}
+	if _, err := parseTrainConfig(specFor(t, "train-0", map[string]string{ParamLearningRate: "0"})); err == nil {
+		t.Error("learning_rate 0 taken")
+	}
+}
+
+// A job applied again with another model starts a new run.
+func TestModelKey(t *testing.T) {
+	a, _ := parseAggConfig(specFor(t, "aggregation", map[string]string{ParamInputs: "64", ParamClasses: "10"}))
+	b, _ := parseAggConfig(specFor(t, "aggregation", map[string]string{ParamInputs: "64", ParamClasses: "10", ParamModel: "mlp:64"}))
+	c, _ := parseAggConfig(specFor(t, "aggregation", map[string]string{ParamInputs: "64", ParamClasses: "10", ParamExitRound: "50"}))
+	if a.modelKey() == b.modelKey() || a.modelKey() != c.modelKey() {
+		t.Errorf("%s %s %s", a.modelKey(), b.modelKey(), c.modelKey())
 	}
 }

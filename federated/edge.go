@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +65,9 @@ type trainer struct {
 	asm      *assembly
 	trained  int64
 	pending  *pendingRound // a round waiting for samples
+	last     [][]byte      // the last update sent (its messages), sent again when the cloud asks
 	waited   int64         // the last round that waited for samples
+	doneRun  uint64        // the run of a "done" that came before any round, being checked
 	dropped  atomic.Int64
 }
 
@@ -119,6 +122,9 @@ func (t *trainer) run(ctx context.Context) error {
 			if done {
 				return nil
 			}
+			if t.dropped.Swap(0) > 0 && up {
+				t.join() // pieces were dropped while it trained: ask again
+			}
 		}
 	}
 }
@@ -130,7 +136,7 @@ type pendingRound struct {
 
 // join asks the cloud for the current round's global model.
 func (t *trainer) join() {
-	env, err := topics.NewEnvelope(KindJoin, "federated/edge", join{Role: t.spec.Role, Run: t.run_, Round: t.round})
+	env, err := topics.NewEnvelope(KindJoin, "federated/edge", join{Gen: t.spec.Generation, Role: t.spec.Role, Run: t.run_, Round: t.round})
 	if err != nil {
 		return
 	}
@@ -155,19 +161,36 @@ func (t *trainer) take(ctx context.Context, raw []byte) (done bool, err error) {
 		t.log.Warn("federated: global model not understood", "error", err)
 		return false, nil
 	}
+	if g.Gen < t.spec.Generation {
+		return false, nil // for an older version of the job
+	}
 	if g.Done {
-		if t.run_ != 0 && g.Run != t.run_ {
+		switch {
+		case t.run_ != 0 && g.Run != t.run_:
 			return false, nil // the end of an earlier run
+		case t.run_ == 0 && t.doneRun != g.Run:
+			// Before any round, a "done" may be an old one still on its
+			// way (a job deleted and applied again): the worker asks, and
+			// ends when the answer says the same.
+			t.doneRun = g.Run
+			t.join()
+			return false, nil
 		}
 		t.log.Info("federated: the job is over", "round", g.Round)
 		return true, nil
 	}
 	if g.Run == t.run_ && g.Round <= t.round {
-		return false, nil // trained already
+		if g.Round == t.round && g.Chunk == 0 {
+			t.resend() // the cloud asks again: its copy of the update was lost
+		}
+		return false, nil
 	}
 	t.pending = nil // a newer round replaces one waiting for samples
-	if g.Run != t.asmRun || g.Round != t.asmRound || t.asm == nil {
-		t.asmRun, t.asmRound, t.asm = g.Run, g.Round, &assembly{}
+	switch {
+	case t.asm == nil || g.Run != t.asmRun || g.Round > t.asmRound:
+		t.asmRun, t.asmRound, t.asm = g.Run, g.Round, &assembly{max: g.Size}
+	case g.Round < t.asmRound:
+		return false, nil // a piece of an older round, while a newer one comes
 	}
 	whole, err := t.asm.add(g.Chunk, g.Chunks, g.Data)
 	if err != nil {
@@ -227,7 +250,12 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 	if data.rows() == 0 {
 		if t.waited != g.Round {
 			t.waited = g.Round
-			t.log.Warn("federated: no samples to train on yet; trying again every second", "dataset", t.cfg.dataset, "round", g.Round, "unusable", data.bad)
+			if data.bad > 0 {
+				t.log.Warn("federated: none of the Dataset's samples is usable: each line must be label,features with the model's inputs and a label below its classes; trying again every second",
+					"dataset", t.cfg.dataset, "round", g.Round, "unusable", data.bad, "inputs", model.Inputs(), "classes", model.Classes())
+			} else {
+				t.log.Warn("federated: no samples to train on yet; trying again every second", "dataset", t.cfg.dataset, "round", g.Round)
+			}
 		}
 		t.report(g, 0, 0, 0, data.bad)
 		t.pending = &pendingRound{g, blob}
@@ -246,9 +274,14 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 		return nil
 	}
 	took := time.Since(start).Seconds()
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		t.log.Warn("federated: training diverged (the loss is not a number): no update; lower learning_rate", "round", g.Round, "learningRate", t.cfg.fit.LearningRate)
+		t.report(g, data.rows(), 0, took, data.bad)
+		return nil
+	}
 	weights := f32le(model.Weights())
 	parts := chunks(weights, defaultChunkBytes)
-	expires := time.Now().Add(10 * time.Minute)
+	var sent [][]byte
 	for i, p := range parts {
 		env, err := topics.NewEnvelope(KindUpdate, "federated/edge", update{Run: g.Run, Round: g.Round, Role: t.spec.Role,
 			Chunk: i, Chunks: len(parts), Params: model.NumWeights(), Samples: int64(data.rows()), Loss: loss, Train: took, Data: p})
@@ -259,18 +292,26 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 		if err != nil {
 			return err
 		}
-		if err := t.env.Send(UpdateTopic(t.env.Node, t.spec.Job), raw, expires); err != nil {
-			// The bridge's queue refused it (a full disk): the round goes on
-			// without this client, which joins again.
-			t.log.Warn("federated: update not queued", "round", g.Round, "error", err)
-			return nil
-		}
+		sent = append(sent, raw)
 	}
-	t.run_, t.round = g.Run, g.Round
+	// Recorded as trained before it is sent: a piece the bridge refuses
+	// (a full disk) is sent again when the cloud asks for the round again.
+	t.run_, t.round, t.last = g.Run, g.Round, sent
+	t.resend()
 	t.trained++
 	t.report(g, data.rows(), loss, took, data.bad)
 	t.log.Debug("federated: update sent", "round", g.Round, "samples", data.rows(), "loss", loss, "seconds", took)
 	return nil
+}
+
+// resend queues the last update for the cloud (again).
+func (t *trainer) resend() {
+	for _, raw := range t.last {
+		if err := t.env.Send(UpdateTopic(t.env.Node, t.spec.Job), raw, time.Now().Add(10*time.Minute)); err != nil {
+			t.log.Warn("federated: update not queued; it is sent again when the cloud asks", "round", t.round, "error", err)
+			return
+		}
+	}
 }
 
 // samples reads the node's Dataset (lines label,features...).

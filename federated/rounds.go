@@ -39,9 +39,14 @@ type State struct {
 	Done      bool      `msgpack:"done"`
 	Reason    string    `msgpack:"reason,omitempty"`
 	Late      int64     `msgpack:"late"`
-	// Registered: the final model is in the registry.
-	Registered bool     `msgpack:"registered,omitempty"`
-	History    []Record `msgpack:"history"`
+	// Registered: the final model is in the registry; Announced: the
+	// workers were told the job is over.
+	Registered bool `msgpack:"registered,omitempty"`
+	Announced  bool `msgpack:"announced,omitempty"`
+	// Model names the model the run trains (architecture, size, or the
+	// pretrained model): a job applied again with another starts afresh.
+	Model   string   `msgpack:"model,omitempty"`
+	History []Record `msgpack:"history"`
 }
 
 // Record is what one round did.
@@ -61,6 +66,9 @@ type Record struct {
 	Missing      []string `msgpack:"m,omitempty" json:"missing,omitempty"`
 	Excluded     string   `msgpack:"x,omitempty" json:"excluded,omitempty"`
 }
+
+// maxHistory bounds the rounds a State keeps records of (the newest).
+const maxHistory = 1000
 
 // Verdict is what became of an update.
 type Verdict int
@@ -153,6 +161,12 @@ func (c *Coordinator) Offer(run uint64, round int64, u Contribution) Verdict {
 	return Accepted
 }
 
+// Has reports whether the open round has role's update.
+func (c *Coordinator) Has(role string) bool {
+	_, ok := c.got[role]
+	return ok
+}
+
 // Ready reports whether the open round closes now: every client is in, or
 // the deadline has passed with at least the minimum.
 func (c *Coordinator) Ready(now time.Time) bool {
@@ -197,6 +211,9 @@ func (c *Coordinator) Close(now time.Time, global []byte, aggState []float32, re
 	_, _, rec.Missing = c.Waiting()
 	c.st.Global, c.st.AggState = global, aggState
 	c.st.History = append(c.st.History, rec)
+	if n := len(c.st.History); n > maxHistory {
+		c.st.History = append([]Record(nil), c.st.History[n-maxHistory:]...)
+	}
 	if rec.Accuracy >= 0 {
 		if rec.Accuracy > c.st.Best || c.st.BestRound == 0 {
 			c.st.Best, c.st.BestRound, c.st.Stale = rec.Accuracy, rec.Round, 0

@@ -154,3 +154,22 @@ func TestRulesAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// The state keeps the newest rounds' records only.
+func TestHistoryIsBounded(t *testing.T) {
+	r := rules()
+	r.Rounds = maxHistory + 10
+	c, _ := NewCoordinator(r, State{Run: 1})
+	for i := range r.Rounds {
+		c.Begin(time.Unix(0, 0))
+		c.Offer(1, i+1, contribution("train-0"))
+		c.Close(time.Unix(0, 0), nil, nil, Record{Accuracy: -1})
+	}
+	h := c.State().History
+	if len(h) != maxHistory || h[0].Round != 11 || !c.State().Done {
+		t.Fatalf("%d records from round %d, done %v", len(h), h[0].Round, c.State().Done)
+	}
+	if c.Has("train-0") {
+		t.Error("a closed round still has an update")
+	}
+}

@@ -43,6 +43,7 @@ func RoundTopic(job topics.JobRef) string { return topics.JobPrefix(job) + "roun
 // global is a piece of a round's global model. Keys are short: a piece
 // goes to every client every round.
 type global struct {
+	Gen    uint64 `msgpack:"g"` // the job's generation: workers of a newer one ignore it
 	Run    uint64 `msgpack:"u"` // the job's run: a re-applied job starts a new one
 	Round  int64  `msgpack:"r"`
 	Rounds int64  `msgpack:"rs"`
@@ -69,6 +70,7 @@ type update struct {
 
 // join asks for the current round.
 type join struct {
+	Gen   uint64 `msgpack:"g"`
 	Role  string `msgpack:"w"`
 	Run   uint64 `msgpack:"u"`
 	Round int64  `msgpack:"r"` // the last round the worker trained
@@ -93,12 +95,20 @@ type assembly struct {
 	parts [][]byte
 	have  int
 	size  int
+	// max bounds the whole (0: 1 GiB), so a sender cannot make the
+	// receiver hold more than the model's size.
+	max int
 }
 
 // add keeps piece i of n and reports whether the whole has arrived.
-// Pieces that do not agree with the first one's count are an error.
+// Pieces that do not agree with the first one's count, or that would make
+// the whole larger than max, are an error.
 func (a *assembly) add(i, n int, data []byte) (bool, error) {
-	if n < 1 || n > 1<<16 || i < 0 || i >= n {
+	limit := a.max
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	if n < 1 || n > 1<<16 || i < 0 || i >= n || n > limit/minChunkBytes+1 {
 		return false, fmt.Errorf("piece %d of %d", i, n)
 	}
 	if a.parts == nil {
@@ -108,6 +118,9 @@ func (a *assembly) add(i, n int, data []byte) (bool, error) {
 		return false, fmt.Errorf("piece %d of %d, earlier pieces said %d", i, n, len(a.parts))
 	}
 	if a.parts[i] == nil {
+		if a.size+len(data) > limit {
+			return false, fmt.Errorf("pieces of more than %d bytes", limit)
+		}
 		a.parts[i] = append([]byte{}, data...)
 		a.have++
 		a.size += len(data)

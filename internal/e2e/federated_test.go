@@ -653,3 +653,62 @@ func roundsOf(list []federated.Record) []int64 {
 	}
 	return out
 }
+
+// The cloud manager restarts in the middle of a round, after two of its
+// three updates arrived (held in memory only) and while the third node's
+// link is down: the restarted aggregation worker asks for the round again,
+// the two nodes send their updates again, and the job completes; it would
+// otherwise wait for ever at its minimum of three.
+func TestFederatedRoundSurvivesCloudRestartMidRound(t *testing.T) {
+	nodes := flNodes(3)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cl := startCloud(t, filepath.Join(dir, "cloud"), addr)
+	link := proxyTo(t, cl.BrokerURL())
+	f := &flFleet{dir: dir, cloud: cl, edges: map[string]*edge.Agent{}, nodes: nodes}
+	for _, n := range nodes[:2] {
+		f.edges[n] = startEdge(t, n, filepath.Join(dir, n), cl.BrokerURL())
+	}
+	f.edges["edge-2"] = startEdge(t, "edge-2", filepath.Join(dir, "edge-2"), "tcp://"+link.Addr())
+	t.Cleanup(func() {
+		for _, a := range f.edges {
+			a.Close()
+		}
+	})
+	waitJoined(t, cl.BrokerURL(), nodes...)
+	f.api = apiClient(t, cl.BrokerURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f.ctx = ctx
+	updates := make(chan string, 16)
+	filter := topics.Root + "/node/+/job/FederatedLearningJob/default/digits-midround/update"
+	if err := cl.Broker().Subscribe(filter, 0x5151, func(topic string, _ []byte, _ bool) {
+		if p, err := topics.Parse(topic); err == nil {
+			updates <- p.Node
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	link.SetDown(true)
+	o := f.example(t, digits.Options{Job: "digits-midround", Rounds: 3, MinClients: 3, RoundTimeout: "1m"})
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case n := <-updates:
+			got[n] = true
+		case <-ctx.Done():
+			t.Fatalf("updates seen from %v", got)
+		}
+	}
+	cl.Close()
+	t.Logf("updates of %v arrived; the cloud manager stopped mid-round", got)
+	cl = startCloud(t, filepath.Join(dir, "cloud"), addr)
+	t.Cleanup(cl.Close)
+	f.cloud = cl
+	f.api = apiClient(t, cl.BrokerURL())
+	link.SetDown(false)
+	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 40*time.Second)
+	if st.Progress == nil || st.Progress.Done != 3 || st.Metrics["participants"] != 3 {
+		t.Fatalf("progress %+v, metrics %v", st.Progress, st.Metrics)
+	}
+}
