@@ -161,41 +161,62 @@ func (d *datasets) run(ds *dataset) {
 			return
 		case s := <-ds.samples:
 			lines = append(lines, s)
-			for more := true; more && len(lines) < 512; {
+			size := len(s)
+			for more := true; more && len(lines) < 512 && size < batchBytes; {
 				select {
 				case s := <-ds.samples:
 					lines = append(lines, s)
+					size += len(s)
 				default:
 					more = false
 				}
 			}
 			next, err := d.keep(ds, count, lines, offset)
 			if err != nil {
-				log.Error("samples not stored", "error", err)
+				log.Error("samples not stored", "samples", len(lines), "error", err)
 				continue
 			}
 			count = next
 		case <-tick.C:
-			got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv")
-			if err != nil {
-				if !errors.Is(err, os.ErrNotExist) {
-					log.Warn("dataset file not read", "error", err)
+			// The file's new lines, a store write's worth at a time, until
+			// it is read to its end.
+			for {
+				got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", batchBytes)
+				if err != nil {
+					if !errors.Is(err, os.ErrNotExist) {
+						log.Warn("dataset file not read", "error", err)
+					}
+					break
 				}
-				continue
+				if newOffset == offset {
+					break
+				}
+				next, err := d.keep(ds, count, got, newOffset)
+				if errors.Is(err, store.ErrTooLarge) && len(got) == 1 {
+					// One line larger than a store write takes: it cannot
+					// ever be kept; it is skipped rather than retried for ever.
+					log.Error("a sample larger than the store takes in one write: skipped", "bytes", len(got[0]), "offset", offset)
+					next, err = d.keep(ds, count, nil, newOffset)
+				}
+				if err != nil {
+					log.Error("samples not stored", "samples", len(got), "error", err)
+					break
+				}
+				count, offset = next, newOffset
+				select {
+				case <-ds.stop:
+					return
+				default:
+				}
 			}
-			if newOffset == offset {
-				continue
-			}
-			next, err := d.keep(ds, count, got, newOffset)
-			if err != nil {
-				log.Error("samples not stored", "error", err)
-				continue
-			}
-			count, offset = next, newOffset
 		}
 		report()
 	}
 }
+
+// batchBytes bounds the samples of one store write: an edge store's write
+// takes a few hundred KiB (store.Badger.MaxBatchBytes).
+const batchBytes = 192 << 10
 
 // keep stores samples and the new count and offset in one batch.
 func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64) (uint64, error) {
@@ -229,9 +250,11 @@ func (d *datasets) report(ds *dataset, count uint64) {
 func fileOf(url string) string { return strings.TrimPrefix(url, "file://") }
 
 // readLines reads the complete lines after offset (a last line without its
-// newline waits for it). A csv's header (its first line) is not a sample.
-// A file shorter than offset was replaced: it is read from the start.
-func readLines(path string, offset int64, csv bool) ([][]byte, int64, error) {
+// newline waits for it), as many as fit in maxBytes (a first line is taken
+// whatever its size). A csv's header (its first line)
+// is not a sample. A file shorter than offset was replaced: it is read from
+// the start.
+func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, offset, err
@@ -252,10 +275,14 @@ func readLines(path string, offset int64, csv bool) ([][]byte, int64, error) {
 	}
 	r := bufio.NewReaderSize(f, 64<<10)
 	var lines [][]byte
-	for len(lines) < 100_000 {
+	size := 0
+	for len(lines) < 100_000 && size < maxBytes {
 		line, err := r.ReadBytes('\n')
 		if err != nil {
 			break // EOF, or a partial last line: it waits for its newline
+		}
+		if len(lines) > 0 && size+len(line)+64 > maxBytes {
+			break // it starts the next read
 		}
 		start := offset
 		offset += int64(len(line))
@@ -264,6 +291,7 @@ func readLines(path string, offset int64, csv bool) ([][]byte, int64, error) {
 			continue
 		}
 		lines = append(lines, line)
+		size += len(line) + 64 // the sample's key and the store's overhead
 	}
 	return lines, offset, nil
 }

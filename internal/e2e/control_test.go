@@ -367,3 +367,57 @@ func TestDatasetSamplesAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// A Dataset file of several megabytes (far more than one write of an edge
+// store takes) is read whole, in writes the store takes, and a line larger
+// than a write is skipped, not retried for ever (it was: no sample of such
+// a file was ever kept).
+func TestLargeDatasetFileIsIngested(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
+	defer a.Close()
+	waitLink(t, a)
+	c := apiClient(t, m.BrokerURL())
+	file := filepath.Join(dir, "big.csv")
+	var b strings.Builder
+	b.WriteString("label,pixels\n")
+	const rows = 20000
+	row := strings.Repeat("0.5,", 99) + "0.5"
+	for i := range rows {
+		fmt.Fprintf(&b, "%d,%s\n", i%10, row)
+		if i == rows/2 {
+			fmt.Fprintf(&b, "9,%s\n", strings.Repeat("1,", 400_000)+"1") // 800 KB in one line
+		}
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	samples := make(chan int64, 256)
+	go c.Watch(ctx, topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "big"}, func(s api.Status) {
+		if s.NumberOfSamples != nil {
+			samples <- *s.NumberOfSamples
+		}
+	}, nil)
+	docs, _ := api.Parse([]byte("apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: big}\nspec: {url: \""+file+"\", format: csv, nodeName: edge1}\n"), "ds.yaml")
+	if _, err := c.Apply(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	for n := int64(0); n != rows; {
+		select {
+		case n = <-samples:
+		case <-ctx.Done():
+			t.Fatalf("numberOfSamples %d, want %d (a %d MB file)", n, rows, b.Len()>>20)
+		}
+	}
+	held := 0
+	if err := a.Samples("default", "big", func(_ uint64, s []byte) error {
+		held++
+		return nil
+	}); err != nil || held != rows {
+		t.Fatalf("%d samples held, want %d: %v", held, rows, err)
+	}
+}

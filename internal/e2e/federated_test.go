@@ -712,3 +712,24 @@ func TestFederatedRoundSurvivesCloudRestartMidRound(t *testing.T) {
 		t.Fatalf("progress %+v, metrics %v", st.Progress, st.Metrics)
 	}
 }
+
+// The Fashion-MNIST subset (14×14), split non-IID over five nodes: the
+// example's other data set trains too.
+func TestFederatedFashion(t *testing.T) {
+	nodes := flNodes(5)
+	f := startFL(t, nodes, nil)
+	rounds := 10
+	if raceEnabled {
+		rounds = 4
+	}
+	o := f.example(t, digits.Options{Job: "fashion-fl", Fashion: true, Rounds: rounds})
+	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 40*time.Second)
+	c, err := digits.Centralized(f.ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Fashion subset, %d rounds over 5 nodes: federated %.4f, centralized %.4f", rounds, st.Metrics["accuracy"], c)
+	if st.Metrics["accuracy"] < 0.75 || c-st.Metrics["accuracy"] > 0.08 || st.Metrics["samples"] != 20000 {
+		t.Errorf("accuracy %.4f on %v samples", st.Metrics["accuracy"], st.Metrics["samples"])
+	}
+}

@@ -50,9 +50,10 @@ type Options struct {
 	NoValidation bool
 	// ModelDef is SEDNA_FL_MODEL; default Model().
 	ModelDef string
-	// BatchSize and Epochs of the training workers; default the example's
-	// (BatchSize, Epochs).
+	// BatchSize, Epochs and LearningRate of the training workers; default
+	// the example's for its data set.
 	BatchSize, Epochs int
+	LearningRate      float64
 }
 
 func (o Options) withDefaults() Options {
@@ -83,21 +84,29 @@ func (o Options) withDefaults() Options {
 		o.Aggregator = "FedAvg"
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = BatchSize
+		o.BatchSize = map[bool]int{false: BatchSize, true: FashionBatchSize}[o.Fashion]
 	}
 	if o.Epochs == 0 {
-		o.Epochs = Epochs
+		o.Epochs = map[bool]int{false: Epochs, true: FashionEpochs}[o.Fashion]
+	}
+	if o.LearningRate == 0 {
+		o.LearningRate = map[bool]float64{false: LearningRate, true: FashionLearningRate}[o.Fashion]
 	}
 	return o
 }
 
-// Training settings of the example's workers: Sedna's batch_size,
-// learning_rate and epochs, with momentum.
+// Training settings of the example's workers on the digits: Sedna's
+// batch_size, learning_rate and epochs, with momentum. The Fashion subset's
+// are FashionBatchSize, FashionLearningRate and FashionEpochs.
 const (
 	BatchSize    = 16
 	LearningRate = 0.1
 	Momentum     = 0.9
 	Epochs       = 2
+
+	FashionBatchSize    = 32
+	FashionLearningRate = 0.02
+	FashionEpochs       = 1
 )
 
 // Model is the example's architecture (SEDNA_FL_MODEL).
@@ -302,7 +311,7 @@ spec:
                   value: "%d"
                 - name: SEDNA_FL_MOMENTUM
                   value: "%g"
-`, o.Job, n, n, o.BatchSize, LearningRate, o.Epochs, Momentum)
+`, o.Job, n, n, o.BatchSize, o.LearningRate, o.Epochs, Momentum)
 	}
 	return b.String()
 }
@@ -321,7 +330,7 @@ func Centralized(ctx context.Context, o Options) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	err = m.Fit(ctx, train.X, train.Y, ml.FitOptions{Epochs: o.Rounds * o.Epochs, BatchSize: o.BatchSize, LearningRate: LearningRate,
+	err = m.Fit(ctx, train.X, train.Y, ml.FitOptions{Epochs: o.Rounds * o.Epochs, BatchSize: o.BatchSize, LearningRate: float32(o.LearningRate),
 		Momentum: Momentum, Seed: o.Seed})
 	if err != nil {
 		return 0, err
