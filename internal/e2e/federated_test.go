@@ -143,18 +143,28 @@ func (f *flFleet) waitPhase(t testing.TB, job, phase string, within time.Duratio
 	found := make(chan api.Status, 1)
 	var mu sync.Mutex
 	var last api.Status
+	var watchErr error
 	go func() {
-		_ = f.api.Watch(ctx, flJob(job), func(st api.Status) {
-			mu.Lock()
-			last = st
-			mu.Unlock()
-			if st.Phase == phase {
-				select {
-				case found <- st:
-				default:
+		for ctx.Err() == nil { // a watch that fails (a subscription timing out under load) is made again
+			err := f.api.Watch(ctx, flJob(job), func(st api.Status) {
+				mu.Lock()
+				last = st
+				mu.Unlock()
+				if st.Phase == phase {
+					select {
+					case found <- st:
+					default:
+					}
 				}
+			}, nil)
+			mu.Lock()
+			watchErr = err
+			mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
 			}
-		}, nil)
+		}
 	}()
 	select {
 	case st := <-found:
@@ -162,7 +172,7 @@ func (f *flFleet) waitPhase(t testing.TB, job, phase string, within time.Duratio
 	case <-ctx.Done():
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("%s never reached %s; last: phase %s, progress %+v, metrics %v", job, phase, last.Phase, last.Progress, last.Metrics)
+		t.Fatalf("%s never reached %s; last: phase %s, progress %+v, metrics %v (watch: %v)", job, phase, last.Phase, last.Progress, last.Metrics, watchErr)
 		return last
 	}
 }
@@ -723,7 +733,7 @@ func TestFederatedFashion(t *testing.T) {
 		rounds = 4
 	}
 	o := f.example(t, digits.Options{Job: "fashion-fl", Fashion: true, Rounds: rounds})
-	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 40*time.Second)
+	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 4*time.Minute)
 	c, err := digits.Centralized(f.ctx, o)
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,11 @@ func TestYAMLIsValidSedna(t *testing.T) {
 			agg["SEDNA_FL_MIN_CLIENTS"] != "3" || agg["SEDNA_FL_ROUND_TIMEOUT"] != "30s" || agg["SEDNA_FL_VALIDATION"] != filepath.Join("/data/fl", job.Metadata.Name+"-validation.csv") {
 			t.Errorf("aggregation env %v", agg)
 		}
-		if len(ws) != 6 || ws[3].Node != "edge-2" || ws[3].Params["batch_size"] != "16" || ws[3].Params["epochs"] != "2" {
+		batch, epochs := "16", "2"
+		if fashion {
+			batch, epochs = "32", "1"
+		}
+		if len(ws) != 6 || ws[3].Node != "edge-2" || ws[3].Params["batch_size"] != batch || ws[3].Params["epochs"] != epochs {
 			t.Errorf("training workers %+v", ws[1:])
 		}
 	}
