@@ -1,11 +1,13 @@
 package federated
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -111,12 +113,36 @@ func (c *Cloud) onSpec(topic string, payload []byte) error {
 	if err != nil {
 		return nil
 	}
+	job := p.Job.String()
+	if raw, err := c.env.Store.Get(stateKey(job)); err == nil {
+		var st State
+		if msgpack.Unmarshal(raw, &st) == nil {
+			c.deleteBlobs(job, st.Saves, st.Saves+1)
+		}
+	}
 	var b store.Batch
-	b.Delete(stateKey(p.Job.String()))
+	b.Delete(stateKey(job))
 	if err := c.env.Store.Write(&b); err != nil {
-		c.env.Log.Warn("federated: rounds of a deleted job not forgotten", "job", p.Job.String(), "error", err)
+		c.env.Log.Warn("federated: rounds of a deleted job not forgotten", "job", job, "error", err)
 	}
 	return nil
+}
+
+// The global model and the aggregator's state are blobs beside the job's
+// state (a model is larger than one store write takes), under keys
+// numbered by save: the state names the ones it goes with, so a crash
+// between writing them and the state leaves the previous pair whole.
+func globalBlob(job string, save uint64) string { return fmt.Sprintf("global/%s/%d", job, save) }
+func aggBlob(job string, save uint64) string    { return fmt.Sprintf("aggstate/%s/%d", job, save) }
+
+func (c *Cloud) deleteBlobs(job string, saves ...uint64) {
+	for _, n := range saves {
+		if n == 0 {
+			continue
+		}
+		_ = store.DeleteBlob(c.env.Store, globalBlob(job, n))
+		_ = store.DeleteBlob(c.env.Store, aggBlob(job, n))
+	}
 }
 
 // onMessage routes a node's update or join to its job's aggregation
@@ -351,17 +377,62 @@ func (c *Cloud) load(job string) (State, error) {
 	if err := msgpack.Unmarshal(raw, &st); err != nil {
 		return State{}, fmt.Errorf("federated: state of %s: %w", job, err)
 	}
+	c.deleteBlobs(job, st.Saves+1) // written by a save that did not finish
+	if st.Saves > 0 {
+		if st.Global, err = readBlob(c.env.Store, globalBlob(job, st.Saves)); err != nil {
+			return State{}, fmt.Errorf("federated: global model of %s: %w", job, err)
+		}
+		agg, err := readBlob(c.env.Store, aggBlob(job, st.Saves))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return State{}, fmt.Errorf("federated: aggregator state of %s: %w", job, err)
+		}
+		if len(agg) > 0 {
+			if st.AggState, err = fromF32le(agg); err != nil {
+				return State{}, fmt.Errorf("federated: aggregator state of %s: %w", job, err)
+			}
+		}
+	}
 	return st, nil
 }
 
+func readBlob(st store.Store, key string) ([]byte, error) {
+	r, err := store.OpenBlob(st, key)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// save stores the job's state: the global model and the aggregator's
+// state as blobs of this save, then the state naming them, then it drops
+// the previous save's blobs.
 func (r *run) save() error {
-	raw, err := msgpack.Marshal(r.coord.State())
+	st := r.coord.State()
+	job := key(r.spec)
+	prev := st.Saves
+	st.Saves++
+	if _, err := store.PutBlob(r.c.env.Store, globalBlob(job, st.Saves), bytes.NewReader(st.Global), 256<<10); err != nil {
+		return err
+	}
+	if len(st.AggState) > 0 {
+		if _, err := store.PutBlob(r.c.env.Store, aggBlob(job, st.Saves), bytes.NewReader(f32le(st.AggState)), 256<<10); err != nil {
+			return err
+		}
+	}
+	meta := st
+	meta.Global, meta.AggState = nil, nil
+	raw, err := msgpack.Marshal(meta)
 	if err != nil {
 		return err
 	}
 	var b store.Batch
-	b.Put(stateKey(key(r.spec)), raw)
-	return r.c.env.Store.Write(&b)
+	b.Put(stateKey(job), raw)
+	if err := r.c.env.Store.Write(&b); err != nil {
+		return err
+	}
+	r.coord.st.Saves = st.Saves
+	r.c.deleteBlobs(job, prev)
+	return nil
 }
 
 // initialModel is the pretrainedModel's newest version, or a new model of

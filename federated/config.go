@@ -27,11 +27,11 @@ const (
 	ParamClasses           = "SEDNA_FL_CLASSES"           // classes, when there is no validation set
 	ParamValidation        = "SEDNA_FL_VALIDATION"        // a CSV file on the cloud (label,features...) to score each round on
 	ParamSeed              = "SEDNA_FL_SEED"              // seed of the initial weights; default 1
-	ParamChunkBytes        = "SEDNA_FL_CHUNK_BYTES"       // largest piece of a model or update in one message; default 512 KiB
+	ParamChunkBytes        = "SEDNA_FL_CHUNK_BYTES"       // largest piece of a global model in one message; default 256 KiB
 	defaultRounds          = 10
 	defaultRoundTimeout    = 2 * time.Minute
-	defaultChunkBytes      = 512 << 10
-	maxChunkBytes          = 900 << 10 // under the backbone's 1 MiB message limit with room for the envelope
+	defaultChunkBytes      = 256 << 10
+	maxChunkBytes          = 384 << 10 // a piece must fit in one write of an edge node's store (its queue, its inbox): a few hundred KiB
 	minChunkBytes          = 4 << 10
 	defaultModelDefinition = "mlp:32"
 )

@@ -52,7 +52,7 @@ func TestAggregationDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.rounds != 10 || c.aggregator != "FedAvg" || c.minClients != 2 || c.timeout != 2*time.Minute || c.model != "mlp:32" ||
-		c.chunkBytes != 512<<10 || c.outputModel != "out" || len(c.clients) != 3 || c.clients[2].Node != "b" || c.clients[2].Dataset != "d2" {
+		c.chunkBytes != 256<<10 || c.outputModel != "out" || len(c.clients) != 3 || c.clients[2].Node != "b" || c.clients[2].Dataset != "d2" {
 		t.Fatalf("%+v", c)
 	}
 }

@@ -45,7 +45,10 @@ type State struct {
 	Announced  bool `msgpack:"announced,omitempty"`
 	// Model names the model the run trains (architecture, size, or the
 	// pretrained model): a job applied again with another starts afresh.
-	Model   string   `msgpack:"model,omitempty"`
+	Model string `msgpack:"model,omitempty"`
+	// Saves counts the times the state was stored; the stored Global and
+	// AggState are blobs of that save, not in the state's own record.
+	Saves   uint64   `msgpack:"saves,omitempty"`
 	History []Record `msgpack:"history"`
 }
 

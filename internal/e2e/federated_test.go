@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -742,4 +743,38 @@ func TestFederatedFashion(t *testing.T) {
 	if st.Metrics["accuracy"] < 0.75 || c-st.Metrics["accuracy"] > 0.08 || st.Metrics["samples"] != 20000 {
 		t.Errorf("accuracy %.4f on %v samples", st.Metrics["accuracy"], st.Metrics["samples"])
 	}
+}
+
+// A model of 157,510 parameters (630 KB: two pieces each way at the
+// default 512 KiB, and more pieces of the global at a smaller chunk size)
+// and a target accuracy: the job stops as soon as it reaches it, well
+// before its exit_round, and the registered model says so.
+func TestFederatedLargeModelStopsAtTarget(t *testing.T) {
+	nodes := flNodes(3)
+	f := startFL(t, nodes, nil)
+	recs := f.records(t, "digits-large")
+	o := f.example(t, digits.Options{Job: "digits-large", Rounds: 50, ModelDef: "mlp:2100",
+		Extra: map[string]string{"SEDNA_FL_TARGET_ACCURACY": "0.96", "SEDNA_FL_CHUNK_BYTES": "200000"}})
+	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 4*time.Minute)
+	list := recs.list()
+	last := list[len(list)-1]
+	if last.Round >= 50 || last.Round < 2 || last.Accuracy < 0.96 || st.Progress.Done != int(last.Round) {
+		t.Fatalf("stopped at round %d with accuracy %.4f (progress %+v)", last.Round, last.Accuracy, st.Progress)
+	}
+	for _, r := range list[:len(list)-1] {
+		if r.Accuracy >= 0.96 {
+			t.Errorf("round %d reached %.4f and the job went on", r.Round, r.Accuracy)
+		}
+	}
+	const params = 64*2100 + 2100 + 2100*10 + 10
+	if up := float64(last.BytesUp) / float64(3*4*params); up < 1 || up > 1.01 {
+		t.Errorf("bytes up %d for 3 updates of %d float32: ratio %.4f", last.BytesUp, params, up)
+	}
+	v, acc := f.finalModel(t, o)
+	model := objects(t, f.api, api.KindModel)["Model/default/digits-large-model"]
+	var ms api.Status
+	if err := json.Unmarshal(model.Status, &ms); err != nil || ms.Model == nil || ms.Model.Metrics["accuracy"] != fmt.Sprintf("%.4f", acc) {
+		t.Fatalf("model version %d status %+v (%v), scoring %.4f", v, ms.Model, err, acc)
+	}
+	t.Logf("stopped at round %d of 50 with %.4f; model version %d, metrics %v; %d B up in the last round", last.Round, last.Accuracy, v, ms.Model.Metrics, last.BytesUp)
 }
