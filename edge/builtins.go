@@ -39,7 +39,7 @@ func (a *Agent) builtins() map[string]workers.Builtin {
 			return a.bridge.SendUntil(topics.StreamBulk, topic, payload, false, expires)
 		},
 		Link:    func() (bool, <-chan struct{}) { return a.bridge.Connected() },
-		Samples: a.Samples,
+		Samples: a.SamplesAfter,
 	})
 	return map[string]workers.Builtin{
 		workers.BuiltinKey(api.KindJointInferenceService, "edge"): a.ji.Worker(),

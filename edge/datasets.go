@@ -302,8 +302,15 @@ func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int
 // node's built-in workers read their local data, which never leaves the
 // node. fn may return store.ErrStop to end early.
 func (a *Agent) Samples(namespace, name string, fn func(i uint64, sample []byte) error) error {
+	return a.SamplesAfter(namespace, name, 0, fn)
+}
+
+// SamplesAfter is Samples from the sample after number after on: a worker
+// that keeps what it read reads only what is new.
+func (a *Agent) SamplesAfter(namespace, name string, after uint64, fn func(i uint64, sample []byte) error) error {
 	prefix := []byte("s/" + api.KindDataset + "/" + namespace + "/" + name + "/")
-	return a.datasets.st.Scan(prefix, nil, func(key, value []byte) error {
+	start := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), after+1)
+	return a.datasets.st.Scan(prefix, start, func(key, value []byte) error {
 		if len(key) != len(prefix)+8 {
 			return nil
 		}

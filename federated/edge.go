@@ -27,9 +27,10 @@ type EdgeEnv struct {
 	// Link reports whether the link to the cloud is up, and a channel
 	// closed when that changes.
 	Link func() (bool, <-chan struct{})
-	// Samples calls fn for each sample of a Dataset held on the node, in
-	// place: raw samples never leave the node.
-	Samples func(namespace, name string, fn func(i uint64, sample []byte) error) error
+	// Samples calls fn for each sample of a Dataset held on the node after
+	// sample number after, in order, in place: raw samples never leave the
+	// node (edge.Agent.SamplesAfter).
+	Samples func(namespace, name string, after uint64, fn func(i uint64, sample []byte) error) error
 }
 
 // subIDs numbers the workers' in-process subscriptions.
@@ -68,7 +69,12 @@ type trainer struct {
 	last     [][]byte      // the last update sent (its messages), sent again when the cloud asks
 	waited   int64         // the last round that waited for samples
 	doneRun  uint64        // the run of a "done" that came before any round, being checked
-	dropped  atomic.Int64
+	// the samples parsed so far, for a model of cacheShape (inputs, classes),
+	// up to sample number cacheAfter
+	cache      *samples
+	cacheAfter uint64
+	cacheShape [2]int
+	dropped    atomic.Int64
 }
 
 func (t *trainer) run(ctx context.Context) error {
@@ -315,17 +321,29 @@ func (t *trainer) resend() {
 }
 
 // samples reads the node's Dataset (lines label,features...).
+// It keeps what it parsed and reads only the samples added since (a
+// Dataset's file is followed as it grows), so a round does not parse the
+// whole Dataset again.
 func (t *trainer) samples(inputs, classes int) (*samples, error) {
-	s := &samples{cols: inputs}
-	err := t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, func(_ uint64, line []byte) error {
-		s.add(line)
+	if t.cache == nil || t.cacheShape != [2]int{inputs, classes} {
+		t.cache, t.cacheAfter, t.cacheShape = &samples{cols: inputs}, 0, [2]int{inputs, classes}
+	}
+	fresh := &samples{cols: inputs}
+	last := t.cacheAfter
+	err := t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, t.cacheAfter, func(i uint64, line []byte) error {
+		fresh.add(line)
+		last = i
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("federated: dataset %s: %w", t.cfg.dataset, err)
 	}
-	s.keep(classes)
-	return s, nil
+	fresh.keep(classes)
+	t.cache.x = append(t.cache.x, fresh.x...)
+	t.cache.y = append(t.cache.y, fresh.y...)
+	t.cache.bad += fresh.bad
+	t.cacheAfter = last
+	return t.cache, nil
 }
 
 func (t *trainer) report(g global, rows int, loss, took float64, bad int) {

@@ -345,7 +345,7 @@ func contains(list []string, s string) bool {
 // broken client, built from the real worker and the documented wire format
 // of fl.update (body key "d": the weights as little-endian float32).
 func poisoner(a *edge.Agent) map[string]workers.Builtin {
-	env := federated.EdgeEnv{Node: "edge-9", Server: a.Server(), Link: a.Bridge().Connected, Samples: a.Samples,
+	env := federated.EdgeEnv{Node: "edge-9", Server: a.Server(), Link: a.Bridge().Connected, Samples: a.SamplesAfter,
 		Send: func(topic string, payload []byte, expires time.Time) error {
 			if strings.Contains(topic, "/poisoned-") {
 				payload = poison(payload)
