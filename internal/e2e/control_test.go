@@ -278,13 +278,7 @@ spec:
 // Lines appended to a dataset file on its node, and samples published on the
 // dataset's topic there, show up in the Dataset's numberOfSamples.
 func TestDatasetSamplesAreCounted(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer m.Close()
-	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
-	defer a.Close()
-	waitLink(t, a)
-	c := apiClient(t, m.BrokerURL())
+	dir, m, a, c := cloudAndNode(t)
 	file := filepath.Join(dir, "train.txt")
 	os.WriteFile(file, []byte("img/1.jpg 0\nimg/2.jpg 1\nimg/3.jpg 0\n"), 0o644)
 
@@ -373,13 +367,7 @@ func TestDatasetSamplesAreCounted(t *testing.T) {
 // than a write is skipped, not retried for ever (it was: no sample of such
 // a file was ever kept).
 func TestLargeDatasetFileIsIngested(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer m.Close()
-	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
-	defer a.Close()
-	waitLink(t, a)
-	c := apiClient(t, m.BrokerURL())
+	dir, _, a, c := cloudAndNode(t)
 	file := filepath.Join(dir, "big.csv")
 	var b strings.Builder
 	b.WriteString("label,pixels\n")

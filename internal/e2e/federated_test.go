@@ -25,6 +25,7 @@ import (
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/federated/digits"
 	"github.com/sedna-go/sedna/federated"
+	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -38,6 +39,19 @@ type flFleet struct {
 	nodes []string
 	api   *cloud.Client
 	ctx   context.Context
+	// listen is the cloud's fixed address, when the fleet was started with
+	// one; links are the proxies of the proxied nodes.
+	listen string
+	links  map[string]*netfault.Proxy
+}
+
+// restartCloud stops the cloud manager and starts it again on its store
+// and address, with a new API client.
+func (f *flFleet) restartCloud(t testing.TB) {
+	t.Helper()
+	f.cloud.Close()
+	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), f.listen)
+	f.api = apiClient(t, f.cloud.BrokerURL())
 }
 
 func flNodes(n int) []string {
@@ -52,15 +66,36 @@ func flNodes(n int) []string {
 // something for a node, adds in-process workers there.
 func startFL(t testing.TB, nodes []string, builtins func(node string) func(*edge.Agent) map[string]workers.Builtin) *flFleet {
 	t.Helper()
-	f := &flFleet{dir: t.TempDir(), edges: map[string]*edge.Agent{}, nodes: nodes}
-	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), "")
-	t.Cleanup(f.cloud.Close)
+	return startFLWith(t, nodes, flOptions{builtins: builtins})
+}
+
+// flOptions shape a test fleet.
+type flOptions struct {
+	// listen fixes the cloud broker's address (a restarted cloud keeps
+	// it); default any free port.
+	listen string
+	// proxied nodes reach the cloud through a fault-injecting proxy
+	// (flFleet.links).
+	proxied  []string
+	builtins func(node string) func(*edge.Agent) map[string]workers.Builtin
+}
+
+func startFLWith(t testing.TB, nodes []string, o flOptions) *flFleet {
+	t.Helper()
+	f := &flFleet{dir: t.TempDir(), edges: map[string]*edge.Agent{}, nodes: nodes, listen: o.listen, links: map[string]*netfault.Proxy{}}
+	f.cloud = startCloud(t, filepath.Join(f.dir, "cloud"), o.listen)
+	t.Cleanup(func() { f.cloud.Close() })
 	for _, n := range nodes {
 		var opts edge.Options
-		if builtins != nil {
-			opts.Builtins = builtins(n)
+		if o.builtins != nil {
+			opts.Builtins = o.builtins(n)
 		}
-		f.edges[n] = startEdgeWith(t, n, filepath.Join(f.dir, n), f.cloud.BrokerURL(), opts)
+		url := f.cloud.BrokerURL()
+		if slices.Contains(o.proxied, n) {
+			f.links[n] = proxyTo(t, url)
+			url = "tcp://" + f.links[n].Addr()
+		}
+		f.edges[n] = startEdgeWith(t, n, filepath.Join(f.dir, n), url, opts)
 	}
 	t.Cleanup(func() {
 		for _, a := range f.edges {
@@ -584,13 +619,8 @@ func TestFederatedRawSamplesNeverLeave(t *testing.T) {
 // close without it at their deadline, and its updates, all for rounds
 // already closed, are ignored and counted.
 func TestFederatedStragglerIsLateAndCounted(t *testing.T) {
-	nodes := flNodes(5)
-	f := startFL(t, nodes[:4], nil)
-	link := proxyTo(t, f.cloud.BrokerURL())
-	f.edges["edge-4"] = startEdge(t, "edge-4", filepath.Join(f.dir, "edge-4"), "tcp://"+link.Addr())
-	f.nodes = nodes
-	waitJoined(t, f.cloud.BrokerURL(), "edge-4")
-	link.SetLatency(1500 * time.Millisecond)
+	f := startFLWith(t, flNodes(5), flOptions{proxied: []string{"edge-4"}})
+	f.links["edge-4"].SetLatency(1500 * time.Millisecond)
 	recs := f.records(t, "digits-straggler")
 	o := f.example(t, digits.Options{Job: "digits-straggler", Rounds: 6, MinClients: 4, RoundTimeout: "1s"})
 	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 2*time.Minute)
@@ -611,37 +641,16 @@ func TestFederatedStragglerIsLateAndCounted(t *testing.T) {
 // resumes at the round it had stored, completes, and registers its model
 // once.
 func TestFederatedResumesAfterCloudRestart(t *testing.T) {
-	nodes := flNodes(3)
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cl := startCloud(t, filepath.Join(dir, "cloud"), addr)
-	f := &flFleet{dir: dir, cloud: cl, edges: map[string]*edge.Agent{}, nodes: nodes}
-	for _, n := range nodes {
-		f.edges[n] = startEdge(t, n, filepath.Join(dir, n), cl.BrokerURL())
-	}
-	t.Cleanup(func() {
-		for _, a := range f.edges {
-			a.Close()
-		}
-	})
-	waitJoined(t, cl.BrokerURL(), nodes...)
-	f.api = apiClient(t, cl.BrokerURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	f.ctx = ctx
+	f := startFLWith(t, flNodes(3), flOptions{listen: freeAddr(t)})
 	const rounds = 40
 	before := f.records(t, "digits-resume")
 	o := f.example(t, digits.Options{Job: "digits-resume", Rounds: rounds})
 	before.waitRound(t, 5, time.Minute)
-	cl.Close()
+	f.cloud.Close()
 	stoppedAt := int64(len(before.list()))
 	t.Logf("cloud manager stopped after round %d", stoppedAt)
-
-	cl = startCloud(t, filepath.Join(dir, "cloud"), addr)
-	t.Cleanup(cl.Close)
-	f.cloud = cl
+	f.restartCloud(t)
 	after := f.records(t, "digits-resume")
-	f.api = apiClient(t, cl.BrokerURL())
 	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 2*time.Minute)
 	list := after.list()
 	if len(list) == 0 || list[0].Round > stoppedAt+1 || list[len(list)-1].Round != rounds {
@@ -671,31 +680,16 @@ func roundsOf(list []federated.Record) []int64 {
 // the two nodes send their updates again, and the job completes; it would
 // otherwise wait for ever at its minimum of three.
 func TestFederatedRoundSurvivesCloudRestartMidRound(t *testing.T) {
-	nodes := flNodes(3)
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cl := startCloud(t, filepath.Join(dir, "cloud"), addr)
-	link := proxyTo(t, cl.BrokerURL())
-	f := &flFleet{dir: dir, cloud: cl, edges: map[string]*edge.Agent{}, nodes: nodes}
-	for _, n := range nodes[:2] {
-		f.edges[n] = startEdge(t, n, filepath.Join(dir, n), cl.BrokerURL())
-	}
-	f.edges["edge-2"] = startEdge(t, "edge-2", filepath.Join(dir, "edge-2"), "tcp://"+link.Addr())
-	t.Cleanup(func() {
-		for _, a := range f.edges {
-			a.Close()
-		}
-	})
-	waitJoined(t, cl.BrokerURL(), nodes...)
-	f.api = apiClient(t, cl.BrokerURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	f.ctx = ctx
+	f := startFLWith(t, flNodes(3), flOptions{listen: freeAddr(t), proxied: []string{"edge-2"}})
+	link, ctx := f.links["edge-2"], f.ctx
 	updates := make(chan string, 16)
 	filter := topics.Root + "/node/+/job/FederatedLearningJob/default/digits-midround/update"
-	if err := cl.Broker().Subscribe(filter, 0x5151, func(topic string, _ []byte, _ bool) {
+	if err := f.cloud.Broker().Subscribe(filter, 0x5151, func(topic string, _ []byte, _ bool) {
 		if p, err := topics.Parse(topic); err == nil {
-			updates <- p.Node
+			select {
+			case updates <- p.Node:
+			default: // the test has what it waits for
+			}
 		}
 	}); err != nil {
 		t.Fatal(err)
@@ -711,12 +705,8 @@ func TestFederatedRoundSurvivesCloudRestartMidRound(t *testing.T) {
 			t.Fatalf("updates seen from %v", got)
 		}
 	}
-	cl.Close()
-	t.Logf("updates of %v arrived; the cloud manager stopped mid-round", got)
-	cl = startCloud(t, filepath.Join(dir, "cloud"), addr)
-	t.Cleanup(cl.Close)
-	f.cloud = cl
-	f.api = apiClient(t, cl.BrokerURL())
+	t.Logf("updates of %v arrived; the cloud manager stops mid-round", got)
+	f.restartCloud(t)
 	link.SetDown(false)
 	st := f.waitPhase(t, o.Job, api.ConditionCompleted, 40*time.Second)
 	if st.Progress == nil || st.Progress.Done != 3 || st.Metrics["participants"] != 3 {

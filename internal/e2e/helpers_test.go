@@ -289,3 +289,16 @@ func waitJoined(t testing.TB, url string, nodes ...string) {
 		}
 	}
 }
+
+// cloudAndNode starts a cloud manager and one edge node, edge1, linked to
+// it, and an API client; all stop with the test.
+func cloudAndNode(t testing.TB) (dir string, m *cloud.Manager, a *edge.Agent, c *cloud.Client) {
+	t.Helper()
+	dir = t.TempDir()
+	m = startCloud(t, filepath.Join(dir, "cloud"), "")
+	t.Cleanup(m.Close)
+	a = startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
+	t.Cleanup(a.Close)
+	waitLink(t, a)
+	return dir, m, a, apiClient(t, m.BrokerURL())
+}

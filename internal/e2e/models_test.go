@@ -164,13 +164,7 @@ func TestModelReachesEveryNodeThroughDropsAndRestarts(t *testing.T) {
 // Inference in a tight loop while a new version arrives never fails and
 // never sees a mix of versions: each inference takes one whole Model.
 func TestInferenceNeverSeesHalfAModel(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer m.Close()
-	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
-	defer a.Close()
-	waitLink(t, a)
-	c := apiClient(t, m.BrokerURL())
+	_, _, a, c := cloudAndNode(t)
 	progress, stop := a.Models().Watch()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
