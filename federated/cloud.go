@@ -213,10 +213,8 @@ func (c *Cloud) answerJoinOfFinished(job topics.JobRef, node string) {
 	if msgpack.Unmarshal(raw, &st) != nil || !st.Done {
 		return
 	}
-	if env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", global{Gen: st.Gen, Run: st.Run, Round: st.Round, Done: true}); err == nil {
-		if raw, err := env.Marshal(); err == nil {
-			_ = c.env.Send(node, GlobalTopic(node, job), raw, time.Hour)
-		}
+	if raw, err := topics.Encode(KindGlobal, "federated/cloud", global{Gen: st.Gen, Run: st.Run, Round: st.Round, Done: true}); err == nil {
+		_ = c.env.Send(node, GlobalTopic(node, job), raw, time.Hour)
 	}
 }
 
@@ -470,11 +468,7 @@ func (r *run) initialModel() (*ml.Network, error) {
 // delivered). It returns the bytes sent.
 func (r *run) send(nodes []string, body global, ttl time.Duration, now bool) int64 {
 	body.Gen = r.coord.State().Gen
-	env, err := topics.NewEnvelope(KindGlobal, "federated/cloud", body)
-	if err != nil {
-		return 0
-	}
-	raw, err := env.Marshal()
+	raw, err := topics.Encode(KindGlobal, "federated/cloud", body)
 	if err != nil {
 		return 0
 	}
@@ -748,11 +742,9 @@ func (r *run) close(ctx context.Context) error {
 		msg += ", excluded by the aggregator: " + rec.Excluded
 	}
 	r.spec.Event("Normal", "RoundCompleted", msg)
-	if env, err := topics.NewEnvelope(KindRound, "federated/cloud", rec); err == nil {
-		if raw, err := env.Marshal(); err == nil {
-			if err := r.c.env.Bus.Publish(RoundTopic(r.spec.Job), raw, false, 0); err != nil {
-				r.log.Warn("federated: round record not published", "error", err)
-			}
+	if raw, err := topics.Encode(KindRound, "federated/cloud", rec); err == nil {
+		if err := r.c.env.Bus.Publish(RoundTopic(r.spec.Job), raw, false, 0); err != nil {
+			r.log.Warn("federated: round record not published", "error", err)
 		}
 	}
 	r.log.Info("federated: "+msg, "round", rec.Round)

@@ -142,11 +142,7 @@ type pendingRound struct {
 
 // join asks the cloud for the current round's global model.
 func (t *trainer) join() {
-	env, err := topics.NewEnvelope(KindJoin, "federated/edge", join{Gen: t.spec.Generation, Role: t.spec.Role, Run: t.run_, Round: t.round})
-	if err != nil {
-		return
-	}
-	raw, err := env.Marshal()
+	raw, err := topics.Encode(KindJoin, "federated/edge", join{Gen: t.spec.Generation, Role: t.spec.Role, Run: t.run_, Round: t.round})
 	if err != nil {
 		return
 	}
@@ -289,12 +285,8 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 	parts := chunks(weights, defaultChunkBytes)
 	var sent [][]byte
 	for i, p := range parts {
-		env, err := topics.NewEnvelope(KindUpdate, "federated/edge", update{Run: g.Run, Round: g.Round, Role: t.spec.Role,
+		raw, err := topics.Encode(KindUpdate, "federated/edge", update{Run: g.Run, Round: g.Round, Role: t.spec.Role,
 			Chunk: i, Chunks: len(parts), Params: model.NumWeights(), Samples: int64(data.rows()), Loss: loss, Train: took, Data: p})
-		if err != nil {
-			return err
-		}
-		raw, err := env.Marshal()
 		if err != nil {
 			return err
 		}

@@ -109,6 +109,15 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
+// Encode makes the envelope of one message (NewEnvelope) and encodes it.
+func Encode(kind, source string, body any) ([]byte, error) {
+	env, err := NewEnvelope(kind, source, body)
+	if err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}
+
 // Marshal encodes e. A zero Version is written as EnvelopeVersion.
 func (e *Envelope) Marshal() ([]byte, error) {
 	buf, enc := encoder(64 + len(e.Body) + len(e.Source) + len(e.Kind) + len(e.ReplyTo) + len(e.CorrelationID))
