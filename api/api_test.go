@@ -194,3 +194,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A document is never cut short, whatever the length of its lines: the
+// splitter once stopped at a line over 16 MiB and dropped the rest of the
+// file without an error (issue 14, finding 9).
+func TestLongLinesAreNotTruncated(t *testing.T) {
+	big := strings.Repeat("x", 17<<20)
+	text := "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: a}\nspec: {url: /d.txt, format: txt, nodeName: e}\n---\n" +
+		"apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: b, annotations: {big: \"" + big + "\"}}\nspec: {url: /d.txt, format: txt, nodeName: e}\n" +
+		"--- # a comment\r\napiVersion: sedna.io/v1alpha1\r\nkind: Dataset\r\nmetadata: {name: c}\r\nspec: {url: /d.txt, format: txt, nodeName: e}\r\n"
+	rs, err := api.Parse([]byte(text), "long.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 || rs[1].Metadata.Name != "b" || rs[2].Metadata.Name != "c" || rs[1].Metadata.Annotations["big"] != big {
+		t.Fatalf("%d resources", len(rs))
+	}
+}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -136,23 +135,29 @@ func Parse(data []byte, name string) ([]*Resource, error) {
 }
 
 // splitDocuments cuts at lines that are "---" (optionally followed by a
-// space and a comment).
+// space and a comment). Lines may be of any length: a document is never
+// cut short (a line scanner with a limit once dropped the rest of a file
+// after a 17 MiB line, without a word).
 func splitDocuments(data []byte) [][]byte {
 	var docs [][]byte
-	var cur bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "---" || strings.HasPrefix(line, "--- ") || strings.HasPrefix(line, "---\t") {
-			docs = append(docs, bytes.Clone(cur.Bytes()))
-			cur.Reset()
-			continue
+	start := 0 // of the current document
+	for off := 0; off < len(data); {
+		end := bytes.IndexByte(data[off:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = off + end + 1
+			end += off
+		} else {
+			end = len(data)
 		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
+		line := bytes.TrimSuffix(data[off:end], []byte("\r"))
+		if string(line) == "---" || bytes.HasPrefix(line, []byte("--- ")) || bytes.HasPrefix(line, []byte("---\t")) {
+			docs = append(docs, data[start:off])
+			start = next
+		}
+		off = next
 	}
-	return append(docs, cur.Bytes())
+	return append(docs, data[start:])
 }
 
 // ParseDocument reads one document; nil, nil for an empty one.

@@ -23,17 +23,26 @@ type UserRole string
 
 // The roles of users.
 const (
-	// UserNode is an edge node's bridge: it writes only under its own
-	// subtree and reads its downlink and broadcasts.
+	// UserNode is an edge node's bridge: it writes only its own status,
+	// frames and acknowledgements, and reads its downlink and broadcasts.
 	UserNode UserRole = "node"
-	// UserCloud is a cloud application (the CLI, a dashboard): it reads
-	// everything and writes anything except a node's subtree or downlink.
-	UserCloud UserRole = "cloud"
+	// UserOperator runs jobs (the CLI, a pipeline): it applies and deletes
+	// resources whose workers are the built-ins or commands of the cloud's
+	// allowlist, pushes models, reads everything but other users' replies,
+	// and writes nodes' app and KubeEdge topics and any topic outside the
+	// project's tree.
+	UserOperator UserRole = "operator"
+	// UserViewer reads, and asks the control plane only what it reads.
+	UserViewer UserRole = "viewer"
+	// UserAdmin is an operator who may also apply workers with any
+	// command. On an edge broker it has an app's rights.
+	UserAdmin UserRole = "admin"
 	// UserApp is a local application on an edge node that connects with
 	// credentials (from another host): it has the local-app rights.
 	UserApp UserRole = "app"
-	// UserAdmin may do anything.
-	UserAdmin UserRole = "admin"
+	// UserCloud is the old name of UserOperator, still read in credentials
+	// files.
+	UserCloud UserRole = "cloud"
 )
 
 // User is one entry of a credentials file. Passwords are stored as bcrypt
@@ -90,6 +99,10 @@ func (c *Credentials) index() error {
 		if u.Username == "" {
 			return fmt.Errorf("user %d has no username", i+1)
 		}
+		// A username is a level of its request and reply topics.
+		if err := topics.ValidateName("user", u.Username); err != nil {
+			return fmt.Errorf("user %d: %v", i+1, err)
+		}
 		if _, dup := c.byName[u.Username]; dup {
 			return fmt.Errorf("user %q is listed twice", u.Username)
 		}
@@ -104,9 +117,14 @@ func (c *Credentials) index() error {
 			if err := topics.ValidateName("node", u.Node); err != nil {
 				return fmt.Errorf("user %q: %v", u.Username, err)
 			}
-		case UserCloud, UserApp, UserAdmin:
+		case UserCloud:
+			u.Role = UserOperator
+		case UserOperator, UserViewer, UserApp, UserAdmin:
 		default:
-			return fmt.Errorf("user %q: unknown role %q (want node, cloud, app or admin)", u.Username, u.Role)
+			return fmt.Errorf("user %q: unknown role %q (want node, operator, viewer, admin or app)", u.Username, u.Role)
+		}
+		if u.Role != UserNode && u.Node != "" {
+			return fmt.Errorf("user %q: node is set, but the role is %s, not node", u.Username, u.Role)
 		}
 		c.byName[u.Username] = u
 	}
@@ -137,6 +155,14 @@ func (c *Credentials) Check(username, password []byte) (*User, bool) {
 	return u, true
 }
 
+// Role returns the role of the user named username.
+func (c *Credentials) Role(username string) (UserRole, bool) {
+	if u := c.user([]byte(username)); u != nil {
+		return u.Role, true
+	}
+	return "", false
+}
+
 func (c *Credentials) user(name []byte) *User {
 	if c == nil || len(name) == 0 {
 		return nil
@@ -146,14 +172,34 @@ func (c *Credentials) user(name []byte) *User {
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("sedna-dummy"), bcrypt.MinCost)
 
+// BridgeClientID is the MQTT client ID of node's bridge. On the cloud
+// broker only node's own credentials may use it.
+func BridgeClientID(node string) string { return bridgeIDPrefix + node }
+
+const bridgeIDPrefix = "sedna-bridge-"
+
 // AuthHook authenticates clients at CONNECT. On the cloud every client
 // needs valid credentials. On the edge, anonymous clients from loopback are
 // local apps and mappers; other clients need credentials.
+//
+// Once a client's credentials pass, the CONNECT is still refused, logged
+// and counted if:
+//   - its will may not be published by this principal (Authorize with
+//     PathWill): mochi publishes a will without any further check, so this
+//     is the will's only gate;
+//   - its client ID is a bridge's and the client is not that node, or it
+//     names a session (connected or kept) of another user: a client ID
+//     names a session, and taking over another user's session would kick
+//     it off and take its queued messages.
 type AuthHook struct {
 	mqtt.HookBase
-	role  Role
-	creds *Credentials
-	log   *slog.Logger
+	role    Role
+	node    string
+	creds   *Credentials
+	limits  topics.Limits
+	log     *slog.Logger
+	metrics *Metrics
+	srv     *mqtt.Server
 
 	// verified caches a SHA-256 of the last password that passed bcrypt
 	// per user, so that a reconnecting bridge does not pay bcrypt each time.
@@ -161,9 +207,10 @@ type AuthHook struct {
 	verified map[string][32]byte
 }
 
-// NewAuthHook makes the authentication hook of a broker.
-func NewAuthHook(role Role, creds *Credentials, log *slog.Logger) *AuthHook {
-	return &AuthHook{role: role, creds: creds, log: log, verified: map[string][32]byte{}}
+// NewAuthHook makes the authentication hook of a broker; node is an edge
+// broker's node, lim bounds wills.
+func NewAuthHook(role Role, node string, creds *Credentials, lim topics.Limits, log *slog.Logger, m *Metrics) *AuthHook {
+	return &AuthHook{role: role, node: node, creds: creds, limits: lim.OrDefault(), log: log, metrics: m, verified: map[string][32]byte{}}
 }
 
 // ID names the hook.
@@ -174,6 +221,65 @@ func (h *AuthHook) Provides(b byte) bool { return b == mqtt.OnConnectAuthenticat
 
 // OnConnectAuthenticate accepts or refuses a client.
 func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if !h.authenticate(cl, pk) {
+		h.refused("bad-credentials")
+		return false
+	}
+	p := principalOf(h.role, h.creds, cl)
+	if code, why := h.admit(cl, pk, p); why != "" {
+		h.log.Warn("connection refused", "reason", why, "client", cl.ID, "principal", p.String(), "remote", cl.Net.Remote)
+		// mochi answers a failed authentication with "bad username or
+		// password"; the CONNACK sent first says what really failed.
+		if h.srv != nil {
+			_ = h.srv.SendConnack(cl, code, false, nil)
+		}
+		return false
+	}
+	if g, ok := cl.Net.Conn.(*gatedConn); ok {
+		g.authenticated(cl.Properties.ProtocolVersion, cl.ID, string(cl.Properties.Username))
+	}
+	return true
+}
+
+// admit checks what a client with valid credentials asks for at CONNECT.
+func (h *AuthHook) admit(cl *mqtt.Client, pk packets.Packet, p Principal) (packets.Code, string) {
+	if h.role == RoleCloud {
+		if node, ok := strings.CutPrefix(cl.ID, bridgeIDPrefix); ok && (p.Kind != NodeBridge || p.Node != node) {
+			h.refused("client-id")
+			return packets.ErrClientIdentifierNotValid, "the client ID " + cl.ID + " belongs to node " + node + "'s bridge"
+		}
+		if h.srv != nil {
+			if old, ok := h.srv.Clients.Get(cl.ID); ok && string(old.Properties.Username) != string(cl.Properties.Username) {
+				h.refused("client-id")
+				return packets.ErrClientIdentifierNotValid, "the client ID " + cl.ID + " names a session of another user"
+			}
+		}
+	}
+	if pk.Connect.WillFlag {
+		topic := pk.Connect.WillTopic
+		if err := Authorize(h.role, h.node, p, PathWill, topic); err != nil {
+			h.refused("will")
+			if h.metrics != nil {
+				h.metrics.ACLDenied.WithLabelValues(PathWill.String()).Inc()
+			}
+			return packets.ErrNotAuthorized, err.Error()
+		}
+		if reason, detail := checkPayload(topic, pk.Connect.WillPayload, h.limits); reason != "" {
+			h.refused("will")
+			return packets.ErrPayloadFormatInvalid, "will on " + topic + ": " + detail
+		}
+	}
+	return packets.CodeSuccess, ""
+}
+
+func (h *AuthHook) refused(reason string) {
+	if h.metrics != nil {
+		h.metrics.ConnectRefused.WithLabelValues(reason).Inc()
+	}
+}
+
+// authenticate checks the client's credentials.
+func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user, pass := pk.Connect.Username, pk.Connect.Password
 	if h.role == RoleEdge && len(user) == 0 {
 		if isLoopback(cl.Net.Remote) {
@@ -201,6 +307,23 @@ func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	h.verified[string(user)] = sum
 	h.mu.Unlock()
 	return true
+}
+
+// checkPayload returns a reason if payload may not be published on topic:
+// over the size limit, or not an envelope on an envelope topic.
+func checkPayload(topic string, payload []byte, lim topics.Limits) (reason, detail string) {
+	if len(payload) > lim.MaxBody {
+		return "too-large", fmt.Sprintf("payload of %d bytes, over the limit of %d", len(payload), lim.MaxBody)
+	}
+	switch topics.PayloadOf(topic) {
+	case topics.PayloadEnvelope:
+		if _, err := topics.UnmarshalEnvelope(payload, lim); err != nil {
+			return topics.ReasonOf(err), err.Error()
+		}
+	case topics.PayloadFrame, topics.PayloadInvalid:
+		return "bad-topic", "no payload of this kind may be published on " + topic
+	}
+	return "", ""
 }
 
 // isLoopback reports whether a remote address ("host:port") is on loopback.

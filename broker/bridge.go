@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,7 @@ type Bridge struct {
 	connected bool
 	linkCh    chan struct{} // closed and replaced when the link goes up or down
 	downEpoch uint64        // the cloud outbox epoch we last received from
+	session   uint64        // number of the current (or last) connection to the cloud
 	downFIFO  []paho.Message
 	downKick  chan struct{}
 	sentHigh  map[string]uint64
@@ -176,6 +178,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if v, err := b.meta.Get([]byte("down-epoch")); err == nil && len(v) == 8 {
 		b.downEpoch = beUint64(v)
 	}
+	if v, err := b.meta.Get([]byte("session")); err == nil && len(v) == 8 {
+		b.session = beUint64(v)
+	}
+	cfg.Server.setDead(b.dead)
+	cfg.Server.setReportIfUnset(b.reportError)
 	b.capture = &CaptureHook{rules: rules, queue: b.up, dead: b.dead, limits: cfg.Limits, direct: b.sendDirect,
 		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log, clock: cfg.Server.cfg.Clock}
 	cfg.Server.observeAcks(b.capture.ackWritten)
@@ -233,8 +240,19 @@ func (b *Bridge) Close() error {
 	return nil
 }
 
+// nextSession numbers a new connection, and keeps the number so that a
+// restarted node goes on from it.
+func (b *Bridge) nextSession() {
+	b.session++
+	var batch store.Batch
+	batch.Put([]byte("session"), binary.BigEndian.AppendUint64(nil, b.session))
+	if err := b.meta.Write(&batch); err != nil {
+		b.log.Warn("session number not stored", "error", err)
+	}
+}
+
 func (b *Bridge) statusPayload(state, reason string) []byte {
-	st := topics.NodeStatus{Node: b.node, State: state, Version: b.cfg.Version, Epoch: b.epoch, Reason: reason}
+	st := topics.NodeStatus{Node: b.node, State: state, Version: b.cfg.Version, Epoch: b.epoch, Reason: reason, Session: b.session}
 	if state == topics.NodeOnline {
 		st.Since = time.Now().UnixNano()
 	}
@@ -246,7 +264,7 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 func (b *Bridge) newClient(lost chan struct{}) paho.Client {
 	o := paho.NewClientOptions().
 		AddBroker(b.cfg.CloudURL).
-		SetClientID("sedna-bridge-"+b.node).
+		SetClientID(BridgeClientID(b.node)).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
 		SetCleanSession(true).
@@ -282,6 +300,7 @@ func (b *Bridge) run() {
 		default:
 		}
 		lost := make(chan struct{})
+		b.nextSession()
 		c := b.newClient(lost)
 		tok := c.Connect()
 		var err error
@@ -665,7 +684,7 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
-	_ = b.srv.Publish(topics.NodeEvents(b.node, "error"), raw, false, 0)
+	_ = b.srv.Publish(SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
 }
 
 func beUint64(b []byte) uint64 {

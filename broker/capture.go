@@ -155,7 +155,14 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		h.dead.Add(DeadLetter{Component: "edge/capture", Reason: reason, Detail: detail,
 			Topic: pk.TopicName, Client: cl.ID, Payload: pk.Payload})
 		// Acked (so the publisher does not resend it forever) and not
-		// delivered: it is in the dead-letter store instead.
+		// delivered: it is in the dead-letter store instead. An MQTT 5
+		// publisher learns why from the PUBACK's reason code.
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			if reason == "too-large" {
+				return pk, packets.ErrQuotaExceeded
+			}
+			return pk, packets.ErrPayloadFormatInvalid
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	if len(pk.Payload) > h.limits.MaxBody {

@@ -29,16 +29,21 @@ type Bus interface {
 // InlineBus is a Bus over the embedded broker's inline client.
 type InlineBus struct {
 	srv  *Server
+	from Principal
 	mu   sync.Mutex
 	next int
 }
 
-// NewInlineBus makes a Bus over srv.
-func NewInlineBus(srv *Server) *InlineBus { return &InlineBus{srv: srv, next: 1} }
+// NewInlineBus makes a Bus over srv whose publishes are from (see
+// Server.Publish).
+func NewInlineBus(srv *Server, from Principal) *InlineBus {
+	return &InlineBus{srv: srv, from: from, next: 1}
+}
 
-// Publish publishes from inside the process.
+// Publish publishes from inside the process, on behalf of the bus's
+// principal.
 func (b *InlineBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
-	return b.srv.Publish(topic, payload, retain, qos)
+	return b.srv.Publish(b.from, topic, payload, retain, qos)
 }
 
 // Subscribe adds an inline subscription; handler runs on the publisher's
@@ -99,6 +104,7 @@ type Downlink struct {
 }
 
 type nodeLink struct {
+	status topics.NodeStatus // the latest the node said
 	online bool
 	next   uint64 // next seq to send
 	acked  uint64 // highest seq the node acknowledged in this epoch
@@ -187,6 +193,15 @@ func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byt
 		r.Expires = d.clock.Now().Add(ttl)
 	}
 	return d.q.Append(node, []Record{r}, nil)
+}
+
+// Online reports whether node is connected, as the latest status it gave
+// says (topics.NodeStatus.Supersedes).
+func (d *Downlink) Online(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.nodes[node]
+	return ok && l.online
 }
 
 // ErrNodeOffline: the node is not connected.
@@ -308,18 +323,23 @@ func (d *Downlink) onStatus(topic string, payload []byte) error {
 		return nil
 	}
 	online := false
+	var st topics.NodeStatus
 	if len(payload) > 0 {
 		env, err := topics.UnmarshalEnvelope(payload, d.cfg.Limits)
 		if err != nil {
 			return nil
 		}
-		var st topics.NodeStatus
 		if env.DecodeBody(&st) == nil {
 			online = st.State == topics.NodeOnline
 		}
 	}
 	d.mu.Lock()
 	l := d.link(p.Node)
+	if len(payload) > 0 && !st.Supersedes(l.status) {
+		d.mu.Unlock()
+		return nil // a will of an older session: the node is as it was
+	}
+	l.status = st
 	if online && !l.online {
 		done, _ := d.q.Cursor(p.Node)
 		l.next = done + 1

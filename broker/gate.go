@@ -2,9 +2,13 @@ package broker
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -21,21 +25,29 @@ import (
 // whole window of publishes is written in one group commit, and mochi goes
 // on reading meanwhile.
 
-// maxGateBuffer bounds the bytes a connection holds back; a writer that
-// would exceed it waits (mochi's client queue and the slow-subscriber hook
-// bound it long before, for QoS 1).
-const maxGateBuffer = 4 << 20
+// maxGateBuffer bounds the bytes a connection holds back before its client
+// logged in and its session was resent (establish sets the limit after).
+const maxGateBuffer = 256 << 20
 
 // gatedListener wraps a mochi listener so every connection it accepts is a
-// gatedConn.
+// gatedConn, and bounds how many there are.
 type gatedListener struct {
 	listeners.Listener
 	onAck func(c *gatedConn, pid uint16)
 	log   *slog.Logger
+	// limits bound connections; packetMax is the largest packet after
+	// login; refused counts a connection closed by a limit; dropped is told
+	// of an oversized PUBLISH the guard dropped.
+	limits    ConnLimits
+	packetMax int
+	blockAt   int // see gatedConn.blockAt
+	refused   func(reason string)
+	dropped   func(g *gatedConn, o oversize)
 
 	mu       sync.Mutex
 	closing  bool
 	live     map[net.Conn]struct{}
+	unauth   int        // connections that have not logged in
 	entering int        // connections between the check and mochi's first read
 	settled  *sync.Cond // signalled when entering drops
 }
@@ -50,13 +62,28 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 			_ = c.Close()
 			return net.ErrClosed
 		}
+		reason := ""
+		switch {
+		case len(l.live) >= l.limits.MaxConnections:
+			reason = "too-many"
+		case l.unauth >= l.limits.MaxUnauthenticated:
+			reason = "too-many-unauthenticated"
+		}
+		if reason != "" {
+			l.mu.Unlock()
+			_ = c.Close()
+			l.countRefused(reason)
+			l.log.Warn("connection refused", "reason", reason, "remote", c.RemoteAddr().String())
+			return errors.New("broker: connection refused: " + reason)
+		}
 		if l.live == nil {
 			l.live = map[net.Conn]struct{}{}
 		}
 		l.live[c] = struct{}{}
 		l.entering++
+		l.unauth++
 		l.mu.Unlock()
-		var once sync.Once
+		var once, loggedIn sync.Once
 		entered := func() {
 			once.Do(func() {
 				l.mu.Lock()
@@ -65,16 +92,48 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 				l.mu.Unlock()
 			})
 		}
+		login := func() {
+			loggedIn.Do(func() {
+				l.mu.Lock()
+				l.unauth--
+				l.mu.Unlock()
+			})
+		}
 		defer func() {
 			entered()
+			login()
 			l.mu.Lock()
 			delete(l.live, c)
 			l.mu.Unlock()
 		}()
+		// The client has ConnectTimeout to send its CONNECT; mochi sets
+		// the keepalive deadline once it has read it.
+		_ = c.SetReadDeadline(time.Now().Add(time.Duration(l.limits.ConnectTimeout)))
 		g := newGatedConn(c, l.onAck, l.log)
+		g.blockAt = l.blockAt
 		g.firstRead = entered
-		return establish(id, g)
+		g.loggedIn = login
+		g.guard = newPacketGuard(c, l.limits.MaxConnectPacket, l.packetMax, g.inject, func(o oversize) {
+			if l.dropped != nil {
+				l.dropped(g, o)
+			}
+		})
+		err := establish(id, g)
+		if r := reasonOf(err); r != "" {
+			l.countRefused(r)
+			l.log.Warn("connection closed by the packet guard", "error", err, "remote", c.RemoteAddr().String())
+		} else if errors.Is(err, os.ErrDeadlineExceeded) && !g.isAuthenticated() {
+			l.countRefused("connect-timeout")
+			l.log.Warn("connection closed: no CONNECT in time", "timeout", time.Duration(l.limits.ConnectTimeout), "remote", c.RemoteAddr().String())
+		}
+		return err
 	})
+}
+
+func (l *gatedListener) countRefused(reason string) {
+	if l.refused != nil {
+		l.refused(reason)
+	}
 }
 
 func (l *gatedListener) cond() *sync.Cond {
@@ -118,6 +177,13 @@ type gatedConn struct {
 	// firstRead, if set, is called when mochi first reads the connection.
 	firstRead func()
 	readOnce  sync.Once
+	// guard, if set, reads the connection for mochi (see packetGuard);
+	// loggedIn is called once the client has logged in.
+	guard    *packetGuard
+	loggedIn func()
+	authed   atomic.Bool
+	// client and user name the client once it has logged in, for logs.
+	client, user atomic.Value
 
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when the buffer shrinks or the conn closes
@@ -128,6 +194,17 @@ type gatedConn struct {
 	kick   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// limit bounds buf once the session is established, beyond allowance:
+	// what was queued when it was (the session's messages sent again),
+	// which shrinks as it is written. A client over it is slow: slow says
+	// why, and the connection is closed.
+	limit     int
+	allowance int
+	slow      string
+	// blockAt, if set, makes Write wait while the buffer holds more: how
+	// the connection behaved before slow subscribers were disconnected,
+	// for the control run of a measurement (SubscriberLimits.Disabled).
+	blockAt int
 }
 
 func newGatedConn(c net.Conn, onAck func(*gatedConn, uint16), log *slog.Logger) *gatedConn {
@@ -171,27 +248,115 @@ func (g *gatedConn) poke() {
 	}
 }
 
-// Read reads from the connection, telling the listener the first time.
+// Read reads from the connection, telling the listener the first time,
+// through the packet guard if there is one.
 func (g *gatedConn) Read(p []byte) (int, error) {
 	if g.firstRead != nil {
 		g.readOnce.Do(g.firstRead)
 	}
+	if g.guard != nil {
+		return g.guard.Read(p)
+	}
 	return g.Conn.Read(p)
 }
 
-// Write queues p for the writer and returns at once.
+// authenticated records that the client logged in: the guard's limits of
+// login are lifted, and the listener counts it as logged in.
+func (g *gatedConn) authenticated(version byte, client, user string) {
+	g.client.Store(client)
+	g.user.Store(user)
+	g.authed.Store(true)
+	if g.guard != nil {
+		g.guard.authenticated(version)
+	}
+	if g.loggedIn != nil {
+		g.loggedIn()
+	}
+}
+
+func (g *gatedConn) isAuthenticated() bool { return g.authed.Load() }
+
+// names returns the client ID and username the client logged in with.
+func (g *gatedConn) names() (client, user string) {
+	client, _ = g.client.Load().(string)
+	user, _ = g.user.Load().(string)
+	return client, user
+}
+
+// inject queues bytes the broker did not write itself (the guard's answer
+// to a publish it dropped), in order with mochi's.
+func (g *gatedConn) inject(b []byte) { _, _ = g.Write(b) }
+
+// Write queues p for the writer and returns at once: it never waits for
+// the client to read (mochi's writer would then stop, its client queue
+// fill, and mochi drop messages). A client whose socket leaves more than
+// the limit unread is slow: the connection is closed instead.
 func (g *gatedConn) Write(p []byte) (int, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	for len(g.buf) > maxGateBuffer && !g.closed {
+	for g.blockAt > 0 && len(g.buf) > g.blockAt && !g.closed {
 		g.space.Wait()
 	}
 	if g.closed {
+		g.mu.Unlock()
 		return 0, net.ErrClosed
 	}
+	limit := maxGateBuffer
+	if g.limit > 0 {
+		limit = g.limit + g.allowance
+	}
+	if len(g.buf)+len(p) > limit {
+		why := fmt.Sprintf("%d bytes it has not read, over the limit of %d", len(g.buf)+len(p)-g.allowance, limit-g.allowance)
+		g.mu.Unlock()
+		g.slowDown(why)
+		return 0, errSlow
+	}
 	g.buf = append(g.buf, p...)
+	g.mu.Unlock()
 	g.poke()
 	return len(p), nil
+}
+
+var errSlow = errors.New("broker: the client reads too slowly: disconnected")
+
+// establish bounds the bytes the connection holds back from now on:
+// limit beyond what it holds now.
+func (g *gatedConn) establish(limit int64) {
+	g.mu.Lock()
+	g.limit, g.allowance = int(limit), len(g.buf)
+	g.mu.Unlock()
+}
+
+// isEstablished reports whether establish was called.
+func (g *gatedConn) isEstablished() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.limit > 0
+}
+
+// slowDown closes the connection of a client that reads too slowly,
+// without waiting for anything it was sent: mochi then ends its session
+// as for any lost connection (a clean session goes, a persistent one
+// waits for the client with its messages).
+func (g *gatedConn) slowDown(why string) {
+	g.mu.Lock()
+	if g.slow != "" || g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.slow = why
+	g.buf, g.closed = nil, true
+	g.resets++
+	g.space.Broadcast()
+	g.mu.Unlock()
+	g.poke()
+	_ = g.Conn.Close()
+}
+
+// slowReason says why the connection was closed as slow, "" if it was not.
+func (g *gatedConn) slowReason() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.slow
 }
 
 // Close stops the writer, after it has sent what it may (for up to a
@@ -252,6 +417,7 @@ func (g *gatedConn) writer() {
 			g.mu.Lock()
 			if g.resets == resets { // else Fail emptied the buffer meanwhile
 				g.buf = append(g.buf[:0], g.buf[n:]...)
+				g.allowance = max(0, g.allowance-n)
 			}
 			g.space.Broadcast()
 			g.mu.Unlock()

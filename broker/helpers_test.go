@@ -28,7 +28,7 @@ func testCredentials(t testing.TB) *Credentials {
 	c, err := NewCredentials(
 		User{Username: "node-a", PasswordHash: string(h), Role: UserNode},
 		User{Username: "node-b", PasswordHash: string(h), Role: UserNode},
-		User{Username: "app", PasswordHash: string(h), Role: UserCloud},
+		User{Username: "app", PasswordHash: string(h), Role: UserOperator},
 		User{Username: "admin", PasswordHash: string(h), Role: UserAdmin},
 	)
 	if err != nil {

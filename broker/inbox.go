@@ -226,7 +226,7 @@ func (b *Bridge) deliver(r *Record) {
 			Message: r.Origin.String(), Payload: r.Payload})
 		return
 	}
-	if err := b.srv.Publish(local, r.Payload, r.Retain, r.QoS); err != nil {
+	if err := b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
 		b.log.Warn("inbox: local publish failed", "topic", local, "error", err)
 	}
 }
@@ -258,11 +258,11 @@ func (b *Bridge) deliverSpec(local string, env *topics.Envelope, r *Record) {
 	}
 	if sp.Deleted {
 		// Live subscribers see the tombstone; the retained copy goes away.
-		_ = b.srv.Publish(local, r.Payload, false, 1)
-		_ = b.srv.Publish(local, nil, true, 1)
+		_ = b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, false, 1)
+		_ = b.srv.Publish(CloudDownlinkPrincipal, local, nil, true, 1)
 		return
 	}
-	_ = b.srv.Publish(local, r.Payload, true, 1)
+	_ = b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, true, 1)
 }
 
 // SpecGeneration returns the generation of the spec key the node holds,

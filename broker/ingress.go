@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -52,7 +51,7 @@ type IngressConfig struct {
 type Ingress struct {
 	mqtt.HookBase
 	cfg   IngressConfig
-	srv   *mqtt.Server
+	srv   *Server
 	clock Clock
 	wal   *Queue
 	dedup *Dedup
@@ -94,7 +93,7 @@ func (h *Ingress) Provides(b byte) bool {
 }
 
 // Attach gives the hook its broker; call before the broker starts.
-func (h *Ingress) Attach(s *Server) { h.srv, h.clock = s.Mochi(), s.cfg.Clock }
+func (h *Ingress) Attach(s *Server) { h.srv, h.clock = s, s.cfg.Clock }
 
 // OnStarted publishes what the write-ahead log holds from before a crash,
 // then lets frames in.
@@ -135,13 +134,13 @@ func (h *Ingress) replay() (int, error) {
 			seqs := make([]uint64, 0, j-i)
 			for k := i; k < j; k++ {
 				r := &recs[k]
-				_ = h.srv.Publish(r.Topic, r.Payload, r.Retain, r.QoS)
+				_ = h.srv.Publish(NodePrincipal(o.Node), r.Topic, r.Payload, r.Retain, r.QoS)
 				f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Origin.Seq, Topic: r.Topic, Payload: r.Payload,
 					Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
 				seqs = append(seqs, r.Seq)
 			}
 			if raw, err := f.Marshal(); err == nil && topics.ValidateName("node", o.Node) == nil {
-				_ = h.srv.Publish(topics.Uplink(o.Node, o.Stream), raw, false, 1)
+				_ = h.srv.Publish(SystemPrincipal("ingress"), topics.Uplink(o.Node, o.Stream), raw, false, 1)
 			}
 			h.wal.Ack(walStream, seqs...)
 			total += j - i
@@ -179,7 +178,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	txn, err := h.dedup.Lock(f.Node, f.Stream, f.Epoch)
 	if err != nil {
 		h.log.Error("ingress: dedup window unreadable; dropping the bridge's connection so it resends", "error", err)
-		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		_ = h.srv.Mochi().DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
 	}
 	// The node's floor closes gaps here; frame subscribers get the gaps
@@ -227,7 +226,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			}
 			h.cfg.Metrics.Refused.WithLabelValues(reason).Inc()
 		}
-		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		_ = h.srv.Mochi().DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
 	}
 	if h.cfg.Metrics != nil {
@@ -247,7 +246,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	// marked seen. Inline publishes reach every subscriber (and the
 	// session store) before they return.
 	for i := range recs {
-		_ = h.srv.Publish(recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
+		_ = h.srv.Publish(NodePrincipal(f.Node), recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
 	}
 	out := pk.Payload
 	if changed || len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
@@ -257,7 +256,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			out = raw
 		}
 	}
-	_ = h.srv.Publish(pk.TopicName, out, false, 1)
+	_ = h.srv.Publish(SystemPrincipal("ingress"), pk.TopicName, out, false, 1)
 	if len(recs) > 0 {
 		seqs := make([]uint64, len(recs))
 		for i := range seqs {
@@ -269,20 +268,17 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 }
 
 // checkRelayed returns a reason if a message from node may not be
-// delivered: it must go to the node's own subtree, not to the bridge's own
-// topics, and an envelope must decode (it is then stamped with its ID).
+// delivered: Authorize must let the node send it in a frame (its own
+// subtree, not the bridge's own topics, a valid topic), and an envelope
+// must decode (it is then stamped with its ID).
 func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.Limits) (reason, detail string) {
-	if !strings.HasPrefix(m.Topic, topics.NodePrefix(node)) {
-		return "not-allowed", "node " + node + " may not publish to " + m.Topic
+	if err := Authorize(RoleCloud, "", NodePrincipal(node), PathFrame, m.Topic); err != nil {
+		return "not-allowed", err.Error()
 	}
 	switch topics.PayloadOf(m.Topic) {
 	case topics.PayloadFrame, topics.PayloadInvalid:
 		return "not-allowed", "a relayed message may not go to " + m.Topic
 	case topics.PayloadEnvelope:
-		p, _ := topics.Parse(m.Topic)
-		if p.Class == topics.ClassDownAck || p.Class == topics.ClassNodeStatus {
-			return "not-allowed", "a relayed message may not go to the bridge's own topic " + m.Topic
-		}
 		env, err := topics.UnmarshalEnvelope(m.Payload, lim)
 		if err != nil {
 			return topics.ReasonOf(err), err.Error()

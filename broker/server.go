@@ -32,15 +32,17 @@ const (
 )
 
 // Default listen addresses: the edge listens where KubeEdge's EventBus
-// broker does; the cloud on another port, on every interface.
+// broker does; the cloud on another port. Both listen on loopback only
+// unless told otherwise: a cloud that nodes on other hosts reach is given
+// its address (`--listen :1884`, better with TLS).
 const (
 	DefaultEdgeListen  = "127.0.0.1:1883"
-	DefaultCloudListen = ":1884"
+	DefaultCloudListen = "127.0.0.1:1884"
 )
 
-// DefaultMaxPacketSize bounds one MQTT packet: room for a full frame of
-// the bridge (4 MiB) with its overhead.
-const DefaultMaxPacketSize = 8 << 20
+// DefaultMaxPacketSize bounds one MQTT packet: what carries the largest
+// message topics.DefaultLimits allows, in a frame of the bridge.
+var DefaultMaxPacketSize = topics.DefaultLimits.MaxPacket()
 
 // TLSConfig enables a TLS listener.
 type TLSConfig struct {
@@ -67,8 +69,19 @@ type Config struct {
 	TLS TLSConfig
 	// WebSocket, if set, is the address of an MQTT-over-WebSocket listener.
 	WebSocket string
-	// MaxPacketSize bounds every packet; default DefaultMaxPacketSize.
+	// MaxPacketSize bounds every packet after login; default
+	// DefaultMaxPacketSize. A larger PUBLISH is dropped, acknowledged (MQTT
+	// 5: reason code 0x97) and dead-lettered; any other larger packet
+	// closes the connection.
 	MaxPacketSize int
+	// Limits bound what the broker takes before and at login.
+	Limits ConnLimits
+	// MessageLimits bound messages (wills, payloads on envelope topics);
+	// default topics.DefaultLimits.
+	MessageLimits topics.Limits
+	// Dead, if set, keeps a record of each publish the broker dropped for
+	// its size, which it reports as an error event.
+	Dead *DeadLetters
 	// Credentials authenticate clients. On the cloud, clients without
 	// valid credentials are refused; on the edge, credentials are for
 	// clients that are not on loopback.
@@ -76,8 +89,10 @@ type Config struct {
 	// Store, if set, keeps sessions, subscriptions, in-flight and retained
 	// messages across restarts.
 	Store store.Store
-	// SlowSubscribers configures back-pressure for slow QoS 1 subscribers.
-	SlowSubscribers SlowSubscriberOptions
+	// Subscribers bound what a slow subscriber may cost before it is
+	// disconnected, and what a persistent session keeps while its client
+	// is away.
+	Subscribers SubscriberLimits
 	// Metrics, if set, receives the broker's counters.
 	Metrics *Metrics
 	// Logger receives the broker's log; default slog.Default().
@@ -93,15 +108,19 @@ type Server struct {
 	cfg   Config
 	mochi *mqtt.Server
 	log   *slog.Logger
-	bp    *SlowSubscriberHook
+	subs  *SubscriberHook
 
-	mu       sync.Mutex
-	ackSeen  func(c *gatedConn, pid uint16)
-	started  bool
-	closed   bool
-	addrs    map[string]string
-	gated    []*gatedListener
-	sessions *SessionHook
+	authz  *AuthzHook
+	report func(topics.ErrorEvent)
+
+	mu        sync.Mutex
+	ackSeen   func(c *gatedConn, pid uint16)
+	started   bool
+	listening bool
+	closed    bool
+	addrs     map[string]string
+	gated     []*gatedListener
+	sessions  *SessionHook
 }
 
 // NewServer makes a broker from cfg; call Start to listen.
@@ -123,6 +142,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
+	cfg.Limits = cfg.Limits.withDefaults(cfg.Role)
+	cfg.MessageLimits = cfg.MessageLimits.OrDefault()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -132,11 +153,10 @@ func NewServer(cfg Config) (*Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	caps.MaximumMessageExpiryInterval = 0 // expiry belongs to the bridge, by message
-	bp := NewSlowSubscriberHook(cfg.SlowSubscribers, cfg.Metrics, cfg.Logger)
-	// Room for the back-pressure high-water mark with margin, so a QoS 1
-	// message is never dropped for a full client queue.
-	if !bp.opts.Disabled {
-		caps.MaximumClientWritesPending = int32(2 * bp.opts.HighWater)
+	if !cfg.Subscribers.Disabled {
+		// A connected client is disconnected long before its queue is
+		// full (SubscriberHook); a session away keeps up to 65,535.
+		caps.MaximumClientWritesPending = 16384
 		caps.MaximumInflight = 65535
 	}
 	mlog := cfg.Logger.With("component", "mqtt")
@@ -146,8 +166,12 @@ func NewServer(cfg Config) (*Server, error) {
 		Logger:                 slog.New(levelFilter{mlog.Handler(), slog.LevelWarn}),
 		SysTopicResendInterval: 60,
 	})
-	bp.attach(m)
-	s := &Server{cfg: cfg, mochi: m, log: cfg.Logger, bp: bp, addrs: map[string]string{}}
+	s := &Server{cfg: cfg, mochi: m, log: cfg.Logger, addrs: map[string]string{}}
+	s.subs = NewSubscriberHook(cfg.Subscribers, cfg.Role, cfg.Metrics, cfg.Logger, s.raise)
+	s.authz = NewAuthzHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.Logger, cfg.Metrics)
+	s.authz.srv, s.authz.subs = m, s.subs
+	auth := NewAuthHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.MessageLimits, cfg.Logger, cfg.Metrics)
+	auth.srv = m
 
 	add := func(h mqtt.Hook, conf any) error {
 		if err := m.AddHook(h, conf); err != nil {
@@ -155,13 +179,18 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 		return nil
 	}
-	if err := add(NewAuthHook(cfg.Role, cfg.Credentials, cfg.Logger), nil); err != nil {
+	if err := add(auth, nil); err != nil {
 		return nil, err
 	}
-	if err := add(NewACLHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.Logger, cfg.Metrics), nil); err != nil {
+	if err := add(s.authz, nil); err != nil {
 		return nil, err
 	}
-	if err := add(bp, nil); err != nil {
+	if cfg.Role == RoleCloud {
+		if err := add(NewStatusHook(cfg.Logger), nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(s.subs, nil); err != nil {
 		return nil, err
 	}
 	var persist func(*mqtt.Client, packets.Packet)
@@ -206,13 +235,20 @@ func (s *Server) observeAcks(f func(c *gatedConn, pid uint16)) {
 	s.mu.Unlock()
 }
 
-// Start opens the listeners and serves. Stored sessions are loaded first.
-func (s *Server) Start() error {
+// Listen binds the listeners without serving yet, so that their addresses
+// are known (Addr, URL) while the process finishes setting up; Start calls
+// it if needed.
+func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("broker: already started")
+	return s.listenLocked()
+}
+
+func (s *Server) listenLocked() error {
+	if s.listening {
+		return nil
 	}
+	s.listening = true
 	if s.cfg.Listen != "off" {
 		if err := s.listen(listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.cfg.Listen})); err != nil {
 			return err
@@ -232,6 +268,20 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// Start binds the listeners (unless Listen did) and serves. Stored
+// sessions are loaded first.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("broker: already started")
+	}
+	if err := s.listenLocked(); err != nil {
+		return err
+	}
 	if err := s.mochi.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
@@ -245,7 +295,14 @@ func (s *Server) listen(inner listeners.Listener) error {
 		if s.ackSeen != nil {
 			s.ackSeen(c, pid)
 		}
-	}}
+	}, limits: s.cfg.Limits, packetMax: s.cfg.MaxPacketSize, refused: func(reason string) {
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.ConnectRefused.WithLabelValues(reason).Inc()
+		}
+	}, dropped: s.droppedOversize}
+	if s.cfg.Subscribers.Disabled {
+		l.blockAt = 64 << 10 // about what a socket buffers: mochi alone writes to the socket
+	}
 	if err := s.mochi.AddListener(l); err != nil {
 		return fmt.Errorf("broker: listen %s on %s: %w", l.ID(), l.Address(), err)
 	}
@@ -284,10 +341,70 @@ func (s *Server) Addr(listener string) string {
 // URL returns "tcp://host:port" of the TCP listener, for clients.
 func (s *Server) URL() string { return "tcp://" + s.Addr("tcp") }
 
-// Publish publishes a message from inside the process (the inline client):
-// no ACL, no capture by the bridge (see CaptureHook).
-func (s *Server) Publish(topic string, payload []byte, retain bool, qos byte) error {
+// Publish publishes a message from inside the process (the inline client)
+// on behalf of from: Authorize decides with PathInline, as it does for
+// every other way into the broker. Inline publishes are never captured by
+// the bridge (see CaptureHook).
+func (s *Server) Publish(from Principal, topic string, payload []byte, retain bool, qos byte) error {
+	if err := Authorize(s.cfg.Role, s.cfg.Node, from, PathInline, topic); err != nil {
+		s.authz.denied(PathInline, err)
+		return err
+	}
 	return s.mochi.Publish(topic, payload, retain, qos)
+}
+
+// SetReport gives the broker where to report what it wants an operator to
+// see (a slow subscriber disconnected, a session that dropped messages):
+// the process's error events. The bridge sets it on a node.
+func (s *Server) SetReport(f func(topics.ErrorEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.report = f
+}
+
+func (s *Server) setReportIfUnset(f func(topics.ErrorEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.report == nil {
+		s.report = f
+	}
+}
+
+func (s *Server) raise(ev topics.ErrorEvent) {
+	s.mu.Lock()
+	f := s.report
+	s.mu.Unlock()
+	if f != nil {
+		f(ev)
+	}
+}
+
+// setDead gives the broker the dead-letter store of its process (the
+// bridge's, on a node); call before Start.
+func (s *Server) setDead(d *DeadLetters) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Dead == nil {
+		s.cfg.Dead = d
+	}
+}
+
+// droppedOversize records a PUBLISH the packet guard dropped for its size.
+func (s *Server) droppedOversize(g *gatedConn, o oversize) {
+	client, user := g.names()
+	detail := fmt.Sprintf("a publish of %d bytes, over the broker's limit of %d bytes per packet (%d per message): dropped and acknowledged",
+		o.size, s.cfg.MaxPacketSize, s.cfg.MessageLimits.MaxBody)
+	s.log.Warn("publish too large", "topic", o.topic, "bytes", o.size, "client", client, "username", user)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Refused.WithLabelValues("too-large").Inc()
+	}
+	s.mu.Lock()
+	dead := s.cfg.Dead
+	s.mu.Unlock()
+	if dead != nil {
+		dead.Add(DeadLetter{Component: string(s.cfg.Role) + "/broker", Reason: "too-large", Detail: detail,
+			Topic: o.topic, Client: client})
+	}
 }
 
 // Subscribe adds an in-process subscription; handler runs on the
@@ -318,7 +435,6 @@ func (s *Server) Close() error {
 	s.closed = true
 	started := s.started
 	s.mu.Unlock()
-	s.bp.shutdown()
 	if !started {
 		return nil
 	}

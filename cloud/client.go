@@ -16,11 +16,13 @@ import (
 )
 
 // Client talks to the control plane over the cloud broker, as the CLI does:
-// it authenticates like any client (role cloud), sends requests and waits
-// for the replies, and watches status and events.
+// it authenticates like any client (a user of role operator, viewer or
+// admin), sends requests on its user's request topic and waits for the
+// replies, and watches status and events.
 type Client struct {
 	bus     *broker.ClientBus
 	id      string
+	user    string
 	seq     atomic.Uint64
 	mu      sync.Mutex
 	waiting map[string]chan topics.APIReply
@@ -37,14 +39,17 @@ func Dial(cfg broker.ClientConfig) (*Client, error) {
 	if err := topics.ValidateName("client", cfg.ClientID); err != nil {
 		return nil, err
 	}
+	if err := topics.ValidateName("user", cfg.Username); err != nil {
+		return nil, fmt.Errorf("the control plane's API needs a username: %w", err)
+	}
 	cfg.CleanSession = true
 	cfg.FailFast = true
 	bus, err := broker.DialBus(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{bus: bus, id: cfg.ClientID, waiting: map[string]chan topics.APIReply{}}
-	if err := bus.Subscribe(topics.APIReplyTopic(c.id), c.onReply); err != nil {
+	c := &Client{bus: bus, id: cfg.ClientID, user: cfg.Username, waiting: map[string]chan topics.APIReply{}}
+	if err := bus.Subscribe(topics.APIReplyTopic(c.user, c.id), c.onReply); err != nil {
 		bus.Close()
 		return nil, fmt.Errorf("subscribe to replies: %w", err)
 	}
@@ -94,7 +99,10 @@ func (c *Client) Do(ctx context.Context, req topics.APIRequest) (topics.APIReply
 	if err != nil {
 		return topics.APIReply{}, err
 	}
-	if err := c.bus.Publish(topics.APIRequestTopic(), raw, false, 1); err != nil {
+	if len(raw) > MaxRequestBytes {
+		return topics.APIReply{}, fmt.Errorf("%s: a request of %d bytes is over the limit of %d", req.Op, len(raw), MaxRequestBytes)
+	}
+	if err := c.bus.Publish(topics.APIRequestTopic(c.user), raw, false, 1); err != nil {
 		return topics.APIReply{}, fmt.Errorf("send %s: %w", req.Op, err)
 	}
 	select {
@@ -108,14 +116,43 @@ func (c *Client) Do(ctx context.Context, req topics.APIRequest) (topics.APIReply
 	}
 }
 
-// Apply sends resources (their Source) for admission.
+// MaxRequestBytes bounds one request to the control plane: a message of
+// the project (topics.DefaultLimits.MaxBody), less room for its envelope.
+var MaxRequestBytes = topics.DefaultLimits.MaxBody - 4096
+
+// Apply sends resources (their Source) for admission, as many requests as
+// their size takes (each within MaxRequestBytes), and returns every
+// result. A document too large for any request is refused here, naming
+// it, before anything is sent.
 func (c *Client) Apply(ctx context.Context, rs []*api.Resource) (topics.APIReply, error) {
-	req := topics.APIRequest{Op: "apply"}
+	const perDocument = 64 // msgpack framing of one document and its origin
+	budget := MaxRequestBytes - 1024
 	for _, r := range rs {
-		req.Documents = append(req.Documents, r.Source)
-		req.Origins = append(req.Origins, r.Origin)
+		if n := len(r.Source) + len(r.Origin) + perDocument; n > budget {
+			return topics.APIReply{}, fmt.Errorf("%s: a document of %d bytes is over the limit of %d for one resource", r.Origin, n, budget)
+		}
 	}
-	return c.Do(ctx, req)
+	var all topics.APIReply
+	for len(rs) > 0 {
+		req := topics.APIRequest{Op: "apply"}
+		size := 0
+		for len(rs) > 0 {
+			n := len(rs[0].Source) + len(rs[0].Origin) + perDocument
+			if size+n > budget && len(req.Documents) > 0 {
+				break
+			}
+			req.Documents = append(req.Documents, rs[0].Source)
+			req.Origins = append(req.Origins, rs[0].Origin)
+			size += n
+			rs = rs[1:]
+		}
+		rep, err := c.Do(ctx, req)
+		all.Results = append(all.Results, rep.Results...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
 }
 
 // Watch calls onStatus with the resource's status (the retained one first)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -35,7 +36,9 @@ type ControlPlane struct {
 	owner *serial.Loop
 	res   map[string]*entry // by api.Resource.Key
 	nodes map[string]string // node -> last state seen
-	sup   *workers.Supervisor
+	// sessions is the latest status of each node since start.
+	sessions map[string]topics.NodeStatus
+	sup      *workers.Supervisor
 
 	chunksSent atomic.Uint64
 }
@@ -61,6 +64,40 @@ type ControlConfig struct {
 	// Builtins, if set, gives the built-in workers of the cloud, by
 	// "Kind/role"; it is called once with the control plane.
 	Builtins func(*ControlPlane) map[string]workers.Builtin
+	// Roles says what each user may ask (see Access); nil refuses every
+	// request.
+	Roles func(user string) (broker.UserRole, bool)
+	// Access bounds what users and the resources they apply may do.
+	Access Access
+	// RunAs is the user the cloud's external workers run as; nil is
+	// workers.RunAs("").
+	RunAs *workers.Credential
+	// PassEnv names variables of the manager's environment its workers get.
+	PassEnv []string
+	// Dead, if set, keeps the messages the control plane could not read.
+	Dead *broker.DeadLetters
+}
+
+// Access is what the control plane lets users do beyond their role.
+type Access struct {
+	// AllowedCommands lists the worker commands an operator may apply:
+	// each is the start of an argv (command then args), matched exactly.
+	// An admin may apply any command; a resource with a command outside
+	// the list, applied by anyone else, is rejected naming the worker.
+	AllowedCommands [][]string
+	// ModelDirs are the only directories a Model's url may name on the
+	// cloud's machine (a file the cloud reads into its registry); a url
+	// elsewhere is never opened. Empty: the cloud reads no model file.
+	ModelDirs []string
+	// DataDirs are the only directories, with ModelDirs, whose files the
+	// cloud's built-in workers read for a job (a validation set).
+	DataDirs []string
+}
+
+// OpenFile opens a file a job names on the cloud, if it lies in the model
+// or data directories (see Access), for the cloud's built-in workers.
+func (c *ControlPlane) OpenFile(path string) (*os.File, error) {
+	return openConfined(path, append(append([]string{}, c.cfg.Access.DataDirs...), c.cfg.Access.ModelDirs...))
 }
 
 type entry struct {
@@ -80,6 +117,11 @@ type record struct {
 	Source     []byte   `msgpack:"source"`
 	Dispatched uint64   `msgpack:"dispatched"`
 	SentTo     []string `msgpack:"sentTo"`
+	// AppliedBy and Role are the user who applied this generation and
+	// the role it had: a resource with commands is run only if that role
+	// may run them.
+	AppliedBy string          `msgpack:"by,omitempty"`
+	Role      broker.UserRole `msgpack:"role,omitempty"`
 }
 
 func recordKey(k string) []byte { return []byte("r/" + k) }
@@ -102,7 +144,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 	}
 	c := &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store,
 		owner: serial.New(1024),
-		res:   map[string]*entry{}, nodes: map[string]string{}}
+		res:   map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{}}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -112,6 +154,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 			builtins = cfg.Builtins(c)
 		}
 		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker,
+			RunAs: cfg.RunAs, PassEnv: cfg.PassEnv,
 			ReportMetrics: c.ReportWorkerMetrics, ReportEvent: c.ReportWorkerEvent, Builtins: builtins})
 	}
 	c.owner.Start()
@@ -129,7 +172,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		filter string
 		h      func(string, []byte)
 	}{
-		{topics.APIRequestTopic(), c.onRequest},
+		{topics.APIRequestFilter(), c.onRequest},
 		{topics.NodeJobFilter(), c.onNodeJob},
 		{topics.NodeStatusFilter(), c.onNodeStatus},
 	}
@@ -215,50 +258,108 @@ func (c *ControlPlane) save(e *entry) error {
 
 // ---- requests ----
 
-func (c *ControlPlane) onRequest(_ string, payload []byte) {
-	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{MaxBody: 64 << 20})
+func (c *ControlPlane) onRequest(topic string, payload []byte) {
+	p, err := topics.Parse(topic)
+	if err != nil || p.Class != topics.ClassAPIRequest {
+		return
+	}
+	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{})
 	if err != nil {
-		c.log.Warn("api request refused", "error", err)
+		c.refuse(topic, "user "+p.User, payload, err)
 		return
 	}
 	var req topics.APIRequest
 	if err := env.DecodeBody(&req); err != nil || req.Client == "" || req.ID == "" {
-		c.log.Warn("api request refused: no client or id", "error", err)
+		if err == nil {
+			err = errors.New("api request: no client or id")
+		}
+		c.refuse(topic, "user "+p.User, payload, err)
 		return
 	}
 	if topics.ValidateName("client", req.Client) != nil {
-		c.log.Warn("api request refused: bad client name", "client", req.Client)
+		c.log.Warn("api request refused: bad client name", "user", p.User, "client", req.Client)
 		return
 	}
-	c.do(func() { c.reply(req, c.handle(req)) })
+	role, known := broker.UserRole(""), false
+	if c.cfg.Roles != nil {
+		role, known = c.cfg.Roles(p.User)
+	}
+	c.do(func() {
+		if !known {
+			c.reply(p.User, req, topics.APIReply{Error: fmt.Sprintf("user %q has no role on this control plane", p.User)})
+			return
+		}
+		c.reply(p.User, req, c.handle(caller{user: p.User, role: role}, req))
+	})
 }
 
-func (c *ControlPlane) reply(req topics.APIRequest, rep topics.APIReply) {
+// caller is who sent a request: its user and role.
+type caller struct {
+	user string
+	role broker.UserRole
+}
+
+func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIReply) {
 	rep.ID = req.ID
 	env, err := topics.NewEnvelope(topics.KindAPIReply, "cloud/control", rep)
 	if err == nil {
 		var raw []byte
 		if raw, err = env.Marshal(); err == nil {
-			err = c.cfg.Bus.Publish(topics.APIReplyTopic(req.Client), raw, false, 1)
+			err = c.cfg.Bus.Publish(topics.APIReplyTopic(user, req.Client), raw, false, 1)
 		}
 	}
 	if err != nil {
-		c.log.Error("api reply not sent", "client", req.Client, "error", err)
+		c.log.Error("api reply not sent", "user", user, "client", req.Client, "error", err)
 	}
 }
 
-func (c *ControlPlane) handle(req topics.APIRequest) topics.APIReply {
+// may lists the operations of each role.
+var may = map[broker.UserRole][]string{
+	broker.UserViewer:   {"get", "describe"},
+	broker.UserOperator: {"get", "describe", "apply", "delete", "model.push"},
+	broker.UserAdmin:    {"get", "describe", "apply", "delete", "model.push"},
+}
+
+func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
+	switch req.Op {
+	case "apply", "delete", "get", "describe", "model.push":
+	default:
+		return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (apply, delete, get, describe, model.push)", req.Op)}
+	}
+	if !slices.Contains(may[who.role], req.Op) {
+		c.log.Warn("api request refused: not allowed for the role", "user", who.user, "role", who.role, "op", req.Op)
+		return topics.APIReply{Error: fmt.Sprintf("user %q (role %s) may not %s", who.user, who.role, req.Op)}
+	}
 	switch req.Op {
 	case "apply":
-		return c.apply(req)
+		return c.apply(who, req)
 	case "delete":
 		return c.delete(req)
-	case "get", "describe":
-		return c.get(req)
 	case "model.push":
 		return c.push(req)
 	}
-	return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (apply, delete, get, describe)", req.Op)}
+	return c.get(req)
+}
+
+// commandAllowed says why a resource applied by role may not run its
+// workers' commands, or "" if it may.
+func (c *ControlPlane) commandAllowed(r *api.Resource, role broker.UserRole) string {
+	if role == broker.UserAdmin {
+		return ""
+	}
+	for _, w := range r.Workers() {
+		if !w.External() {
+			continue
+		}
+		argv := append(append([]string{}, w.Container.Command...), w.Container.Args...)
+		if !slices.ContainsFunc(c.cfg.Access.AllowedCommands, func(prefix []string) bool {
+			return len(prefix) > 0 && len(prefix) <= len(argv) && slices.Equal(prefix, argv[:len(prefix)])
+		}) {
+			return fmt.Sprintf("%s: worker %s runs %q, which is not in the cloud's allowed commands (workers.allowedCommands); only an admin may apply it",
+				w.Field, w.Role, strings.Join(argv, " "))
+		}
+	}
+	return ""
 }
 
 // Resolve maps what a user types (dataset, datasets, ds, fl, ...) to a kind.
@@ -275,7 +376,7 @@ func Resolve(kind string) (string, bool) {
 	return full, ok
 }
 
-func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
+func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply {
 	var rep topics.APIReply
 	now := c.cfg.Now()
 	for i, doc := range req.Documents {
@@ -289,6 +390,12 @@ func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
 		}
 		if err == nil {
 			err = api.Validate(r, c.cfg.Admission)
+		}
+		if err == nil {
+			if why := c.commandAllowed(r, who.role); why != "" {
+				err = errors.New(why)
+				c.log.Warn("apply refused: a command the user may not run", "user", who.user, "role", who.role, "key", r.Key(), "why", why)
+			}
 		}
 		if err != nil {
 			key := origin
@@ -315,6 +422,7 @@ func (c *ControlPlane) apply(req topics.APIRequest) topics.APIReply {
 			e.status.StartTime = &now
 			c.res[key] = e
 		}
+		e.rec.AppliedBy, e.rec.Role = who.user, who.role
 		e.status.Generation = e.rec.Generation
 		c.importModel(e)
 		c.evaluate(e, now)
@@ -489,6 +597,21 @@ func (c *ControlPlane) dispatch(e *entry) {
 	if c.waitsForResources(e) {
 		return
 	}
+	// Stored before roles existed, or with an allowlist that changed
+	// since: a command runs only if whoever applied it may run it now.
+	if why := c.commandAllowed(e.res, e.rec.Role); why != "" {
+		if cond, ok := e.status.Condition(api.ConditionFailed); !ok || cond.Message != why {
+			now := c.cfg.Now()
+			e.status.Phase = api.ConditionFailed
+			e.status.SetCondition(api.ConditionFailed, api.StatusTrue, "CommandNotAllowed", why, now)
+			c.log.Warn("not dispatched: a command its user may not run", "key", e.res.Key(), "by", e.rec.AppliedBy, "why", why)
+			if err := c.save(e); err != nil {
+				c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+			}
+			c.publishStatus(e)
+		}
+		return
+	}
 	ref := refOf(e.res)
 	var nodes []string
 	for _, n := range e.res.Nodes() {
@@ -562,10 +685,15 @@ func (c *ControlPlane) onNodeStatus(topic string, payload []byte) {
 		return
 	}
 	var ns topics.NodeStatus
-	if env.DecodeBody(&ns) != nil {
+	if err := env.DecodeBody(&ns); err != nil {
+		c.log.Warn("node status not read", "node", p.Node, "error", err)
 		return
 	}
 	c.do(func() {
+		if old, ok := c.sessions[p.Node]; ok && !ns.Supersedes(old) {
+			return // a will of an older session
+		}
+		c.sessions[p.Node] = ns
 		first := c.nodes[p.Node] == ""
 		c.nodes[p.Node] = ns.State
 		if first {
@@ -587,35 +715,54 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 	}
 	env, err := topics.UnmarshalEnvelope(payload, topics.Limits{})
 	if err != nil {
+		c.refuse(topic, "node "+p.Node, payload, err)
 		return
+	}
+	decode := func(v any) bool {
+		if err := env.DecodeBody(v); err != nil {
+			c.refuse(topic, "node "+p.Node, payload, err)
+			return false
+		}
+		return true
 	}
 	switch env.Kind {
 	case topics.KindWorkerStatus:
 		var ws api.WorkerStatus
-		if env.DecodeBody(&ws) == nil {
+		if decode(&ws) {
 			ws.Node = p.Node
 			c.do(func() { c.workerStatus(p.Job, ws) })
 		}
 	case topics.KindWorkerMetrics:
 		var wm topics.WorkerMetrics
-		if env.DecodeBody(&wm) == nil {
+		if decode(&wm) {
 			c.do(func() { c.workerMetrics(p.Job, p.Node, wm) })
 		}
 	case topics.KindDatasetStatus:
 		var ds topics.DatasetStatus
-		if env.DecodeBody(&ds) == nil {
+		if decode(&ds) {
 			c.do(func() { c.datasetStatus(p.Job, p.Node, ds) })
 		}
 	case topics.KindModelFetch:
 		var f topics.ModelFetch
-		if env.DecodeBody(&f) == nil && f.Key == p.Job.String() {
+		if decode(&f) && f.Key == p.Job.String() {
 			c.do(func() { c.fetch(p.Node, p.Job, f) })
 		}
 	case topics.KindModelHeld:
 		var h topics.ModelHeld
-		if env.DecodeBody(&h) == nil && h.Key == p.Job.String() {
+		if decode(&h) && h.Key == p.Job.String() {
 			c.do(func() { c.held(p.Node, p.Job, h) })
 		}
+	}
+}
+
+// refuse records a message the control plane could not read: an error is
+// never taken for "nothing there". It goes to the dead-letter store (which
+// reports it as an error event), or to the log without one.
+func (c *ControlPlane) refuse(topic, from string, payload []byte, err error) {
+	c.log.Warn("message refused", "topic", topic, "from", from, "error", err)
+	if c.cfg.Dead != nil {
+		c.cfg.Dead.Add(broker.DeadLetter{Component: "cloud/control", Reason: topics.ReasonOf(err), Detail: from + ": " + err.Error(),
+			Topic: topic, Payload: payload})
 	}
 }
 

@@ -52,12 +52,53 @@ type Config struct {
 	// Metrics is the address of /metrics; default 127.0.0.1:9465, "off"
 	// disables it.
 	Metrics string `json:"metrics,omitempty"`
+	// Profiles serves Go's /debug/pprof/ beside /metrics, on a loopback
+	// address only; off by default.
+	Profiles bool `json:"profiles,omitempty"`
 	// Name is the cloud's node name in job templates: workers whose
 	// template says nodeName: <Name> run here. Default "cloud".
 	Name string `json:"name,omitempty"`
 	// Plugins configures the plugin host (miners for admission,
 	// aggregators for the cloud's workers).
 	Plugins PluginConfig `json:"plugins,omitempty"`
+	// Workers says who the cloud's external workers run as and which
+	// commands operators may apply.
+	Workers WorkersConfig `json:"workers,omitempty"`
+	// Models says where the cloud may read model files a Model's url
+	// names.
+	Models ModelsConfig `json:"models,omitempty"`
+	// Data says where the cloud's built-in workers may read the files a
+	// job names (a federated job's validation set).
+	Data DataConfig `json:"data,omitempty"`
+}
+
+// DataConfig configures where the cloud reads data files.
+type DataConfig struct {
+	// Dirs are the directories whose files a job may name for the cloud
+	// (beside the model directories); default {dataDir}/data.
+	Dirs []string `json:"dirs,omitempty"`
+}
+
+// WorkersConfig configures the workers a process runs, and what operators
+// may make it run.
+type WorkersConfig struct {
+	// User runs external workers: a user name, UID or UID:GID. Default:
+	// the process's own user, or "nobody" when that is root; never root.
+	User string `json:"user,omitempty"`
+	// PassEnv names variables of the process's environment that workers
+	// get (beside PATH, LANG, LC_*, TZ and TMPDIR).
+	PassEnv []string `json:"passEnv,omitempty"`
+	// AllowedCommands (cloud only) lists the commands an operator may
+	// apply: each the start of an argv, as ["/opt/app/train.sh"] or
+	// ["/usr/bin/python3", "/opt/app/train.py"]. An admin may apply any.
+	AllowedCommands [][]string `json:"allowedCommands,omitempty"`
+}
+
+// ModelsConfig configures the model registry's imports.
+type ModelsConfig struct {
+	// Dirs are the directories whose files a Model's url may name; the
+	// cloud opens no other file for a Model. Default {dataDir}/models.
+	Dirs []string `json:"dirs,omitempty"`
 }
 
 // PluginConfig configures a plugin host.
@@ -71,16 +112,25 @@ type PluginConfig struct {
 
 // BrokerConfig configures the embedded cloud broker.
 type BrokerConfig struct {
-	// Listen is the TCP address; default :1884.
+	// Listen is the TCP address; default 127.0.0.1:1884 (loopback only:
+	// give ":1884", or a TLS listener, for nodes on other hosts).
 	Listen string `json:"listen,omitempty"`
 	// TLS adds a TLS listener.
 	TLS broker.TLSConfig `json:"tls,omitempty"`
 	// WebSocket is the address of a WebSocket listener, if any.
 	WebSocket string `json:"websocket,omitempty"`
-	// MaxPacketSize bounds one packet; default 8 MiB.
+	// MaxPacketSize bounds one packet after login; default what the
+	// largest message needs (1 MiB and its topic).
 	MaxPacketSize int `json:"maxPacketSize,omitempty"`
-	// CredentialsFile lists the users: nodes, cloud apps, admins. Required.
+	// CredentialsFile lists the users: nodes, operators, viewers, admins.
+	// Required.
 	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// Limits bound connections before and at login.
+	Limits broker.ConnLimits `json:"limits,omitempty"`
+	// Subscribers bound what a slow subscriber may cost before it is
+	// disconnected, and what a persistent session keeps while its client
+	// is away.
+	Subscribers broker.SubscriberLimits `json:"subscribers,omitempty"`
 }
 
 // ExternalBroker is a broker the manager uses as a client.
@@ -90,6 +140,12 @@ type ExternalBroker struct {
 	Password string `json:"password,omitempty"`
 	// ClientIDPrefix names the manager's sessions; default "sedna-cloud".
 	ClientIDPrefix string `json:"clientIDPrefix,omitempty"`
+	// Roles gives each user of the external broker its role on the
+	// control plane (operator, viewer or admin), since the manager does
+	// not see that broker's credentials. The broker's ACL must let each
+	// user write only its own request topic (mosquitto:
+	// "pattern write sedna/v1/api/request/%u"); docs/SECURITY.md.
+	Roles map[string]broker.UserRole `json:"roles,omitempty"`
 }
 
 // QueueConfig bounds a durable queue.
@@ -122,6 +178,7 @@ type Manager struct {
 	http     *httpserve.Server
 	plugins  *plugins.Host
 	control  *ControlPlane
+	roles    func(user string) (broker.UserRole, bool)
 	once     sync.Once
 }
 
@@ -181,8 +238,17 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err := m.startControl(); err != nil {
 		return fail(err)
 	}
+	// The embedded broker serves once every in-process subscription is
+	// made: mochi reads its retained messages for a new inline
+	// subscription without the lock a client's retained publish takes (a
+	// data race seen when a node published its status meanwhile).
+	if m.srv != nil {
+		if err := m.srv.Start(); err != nil {
+			return fail(err)
+		}
+	}
 	if cfg.Metrics != "off" {
-		if m.http, err = httpserve.Start(cfg.Metrics, reg, m.log); err != nil {
+		if m.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, m.log); err != nil {
 			return fail(err)
 		}
 	}
@@ -208,7 +274,9 @@ func (m *Manager) startEmbedded(opts Options) error {
 	}
 	m.srv, err = broker.NewServer(broker.Config{
 		Role: broker.RoleCloud, Listen: m.cfg.Broker.Listen, TLS: m.cfg.Broker.TLS, WebSocket: m.cfg.Broker.WebSocket,
-		MaxPacketSize: m.cfg.Broker.MaxPacketSize, Credentials: creds, Store: m.store, Metrics: m.metrics, Logger: m.log,
+		MaxPacketSize: m.cfg.Broker.MaxPacketSize, Limits: m.cfg.Broker.Limits, Subscribers: m.cfg.Broker.Subscribers,
+		Credentials: creds, Store: m.store,
+		Dead: m.dead, Metrics: m.metrics, Logger: m.log,
 		Hooks: []mqtt.Hook{m.ingress, m.downlink},
 	})
 	if err != nil {
@@ -216,10 +284,12 @@ func (m *Manager) startEmbedded(opts Options) error {
 	}
 	m.ingress.Attach(m.srv)
 	m.downlink.Attach(m.srv)
-	if err := m.srv.Start(); err != nil {
+	m.srv.SetReport(m.reportError)
+	if err := m.srv.Listen(); err != nil {
 		return err
 	}
-	m.bus = broker.NewInlineBus(m.srv)
+	m.bus = broker.NewInlineBus(m.srv, broker.SystemPrincipal("cloud"))
+	m.roles = creds.Role
 	return nil
 }
 
@@ -233,10 +303,28 @@ func (m *Manager) startExternal() error {
 		return err
 	}
 	m.bus = m.client
+	roles := map[string]broker.UserRole{}
+	for u, r := range ext.Roles {
+		switch r {
+		case broker.UserCloud:
+			r = broker.UserOperator
+		case broker.UserOperator, broker.UserViewer, broker.UserAdmin:
+		default:
+			return fmt.Errorf("cloud: external.roles: user %q has role %q (want operator, viewer or admin)", u, r)
+		}
+		roles[u] = r
+	}
+	m.roles = func(u string) (broker.UserRole, bool) { r, ok := roles[u]; return r, ok }
 	// Messages for nodes: taken into the outbox, acknowledged once there.
+	// Who published one is not known here, so only what any user may send
+	// a node is taken: jobs reach nodes through the control plane alone.
 	if err := m.client.Subscribe(topics.ToNodeFilter(), func(topic string, payload []byte) error {
 		p, err := topics.Parse(topic)
 		if err != nil {
+			return nil
+		}
+		if err := broker.Authorize(broker.RoleCloud, "", broker.Principal{Kind: broker.Operator}, broker.PathPublish, topic); err != nil {
+			m.log.Warn("a message for a node refused", "topic", topic, "error", err)
 			return nil
 		}
 		_, err = m.downlink.Send(p.Node, topic, payload, false, 1, 0)
@@ -310,9 +398,26 @@ func (m *Manager) startControl() error {
 	if err != nil {
 		return err
 	}
+	runAs, err := workers.RunAs(m.cfg.Workers.User)
+	if err != nil {
+		return fmt.Errorf("cloud: workers.user: %w", err)
+	}
+	dirs, dataDirs := m.cfg.Models.Dirs, m.cfg.Data.Dirs
+	for _, d := range []struct {
+		dirs *[]string
+		name string
+	}{{&dirs, "models"}, {&dataDirs, "data"}} {
+		if len(*d.dirs) == 0 {
+			*d.dirs = []string{filepath.Join(m.cfg.DataDir, d.name)}
+			if err := os.MkdirAll((*d.dirs)[0], 0o750); err != nil {
+				return fmt.Errorf("cloud: %s dir: %w", d.name, err)
+			}
+		}
+	}
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
-		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.builtins})
+		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.builtins, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
+		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
 }
 
@@ -340,6 +445,7 @@ func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
 		Plugins:  func() (*plugins.Host, error) { return m.plugins, nil },
 		Model:    c.LatestModel,
 		Register: c.RegisterModel,
+		Open:     c.OpenFile,
 		Log:      m.log})
 	if err != nil {
 		m.log.Error("federated learning: cloud side not started", "error", err)

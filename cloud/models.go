@@ -12,6 +12,8 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -156,8 +158,35 @@ func modelFile(url string) (string, bool) {
 	return "", false
 }
 
+// openConfined opens path if it lies in one of dirs, and never a file
+// elsewhere: not through "..", not through a symbolic link that leads out
+// of the directory (os.Root), not a relative path. The cloud reads the
+// files resources name (a Model's url, a job's validation set) so.
+func openConfined(path string, dirs []string) (*os.File, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("%q is not an absolute path", path)
+	}
+	clean := filepath.Clean(path)
+	for _, d := range dirs {
+		rel, err := filepath.Rel(filepath.Clean(d), clean)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			continue
+		}
+		root, err := os.OpenRoot(d)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		return root.Open(rel)
+	}
+	return nil, fmt.Errorf("%w: %s is outside the directories the cloud reads files from (%s)", errOutside, path, strings.Join(dirs, ", "))
+}
+
+var errOutside = errors.New("not in a directory the cloud reads from")
+
 // importModel registers the file a Model's url names on this machine, when
-// there is one, and sets the Model's status from the registry.
+// there is one in the model directories, and sets the Model's status from
+// the registry.
 func (c *ControlPlane) importModel(e *entry) {
 	spec, ok := e.res.Spec.(*api.ModelSpec)
 	if !ok {
@@ -169,7 +198,7 @@ func (c *ControlPlane) importModel(e *entry) {
 		metrics[m.Key] = m.Value
 	}
 	if path, ok := modelFile(spec.URL); ok {
-		f, err := os.Open(path)
+		f, err := openConfined(path, c.cfg.Access.ModelDirs)
 		switch {
 		case err == nil:
 			mv, added, err := c.register(ns, name, spec.Format, path, metrics, f)
@@ -183,8 +212,13 @@ func (c *ControlPlane) importModel(e *entry) {
 			}
 		case errors.Is(err, os.ErrNotExist):
 			// A push may register it instead.
+		case errors.Is(err, errOutside):
+			// Sedna's urls name paths on the nodes or in storage; the cloud
+			// reads its own model directories only. A push registers it.
+			c.log.Info("model url not read: outside the model directories", "model", e.res.Key(), "url", spec.URL)
 		default:
 			c.log.Warn("model file not read", "model", e.res.Key(), "error", err)
+			c.event(e, "Warning", "ModelFileNotRead", err.Error())
 		}
 	}
 	c.modelStatus(e)
@@ -214,7 +248,8 @@ func (c *ControlPlane) modelWaits(e *entry) string {
 		return ""
 	}
 	spec := e.res.Spec.(*api.ModelSpec)
-	return fmt.Sprintf("a model file: %s is not on the cloud manager (push one: sedna model push %s FILE; a training job that names it registers its own)", spec.URL, e.res.Metadata.Name)
+	return fmt.Sprintf("a model file: %s is not in the cloud's model directories (%s; push one: sedna model push %s FILE; a training job that names it registers its own)",
+		spec.URL, strings.Join(c.cfg.Access.ModelDirs, ", "), e.res.Metadata.Name)
 }
 
 // offerModels sends every node the latest version of each Model its
@@ -271,6 +306,10 @@ func (c *ControlPlane) offer(node, ns, name string) {
 // fetch sends a node the chunks it asks for, skipping those already on
 // their way unless they are refetches.
 func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch) {
+	if !c.needs(node, ref.Namespace, ref.Name) {
+		c.log.Warn("model fetch refused: no job places this model on the node", "node", node, "model", ref.String())
+		return
+	}
 	var mv *modelVersion
 	for _, v := range c.versions(ref.Namespace, ref.Name) {
 		if v.Version == f.Version {
@@ -329,10 +368,28 @@ func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch
 	}
 }
 
+// needs reports whether a job places the model ns/name on node: a node
+// downloads only the models its own workers use.
+func (c *ControlPlane) needs(node, ns, name string) bool {
+	for _, e := range c.res {
+		if e.res.Kind == api.KindModel || e.res.Kind == api.KindDataset || e.res.Metadata.Namespace != ns || c.waitsForResources(e) {
+			continue
+		}
+		if slices.Contains(e.res.NodeModels()[node], name) {
+			return true
+		}
+	}
+	return false
+}
+
 // held records the version a node holds.
 func (c *ControlPlane) held(node string, ref topics.JobRef, h topics.ModelHeld) {
 	e, ok := c.res[ref.String()]
 	if !ok || e.status.Model == nil {
+		return
+	}
+	if _, offered := e.status.Model.Nodes[node]; !offered && !c.needs(node, ref.Namespace, ref.Name) {
+		c.log.Warn("a report of a model the node was never offered: ignored", "node", node, "model", ref.String())
 		return
 	}
 	if e.status.Model.Nodes == nil {

@@ -55,6 +55,9 @@ type Config struct {
 	// Metrics is the address of the Prometheus /metrics endpoint; default
 	// 127.0.0.1:9464, "off" disables it.
 	Metrics string `json:"metrics,omitempty"`
+	// Profiles serves Go's /debug/pprof/ beside /metrics, on a loopback
+	// address only; off by default.
+	Profiles bool `json:"profiles,omitempty"`
 	// MemoryLimit is a soft limit of the Go heap in bytes (the garbage
 	// collector works harder near it, memory is never refused); default
 	// 32 MiB, negative leaves the runtime's default. It applies to the
@@ -66,6 +69,18 @@ type Config struct {
 	// Plugins configures the node's plugin host (hard-example miners of
 	// its built-in workers).
 	Plugins PluginConfig `json:"plugins,omitempty"`
+	// Workers says who the node's external workers run as.
+	Workers WorkersConfig `json:"workers,omitempty"`
+}
+
+// WorkersConfig configures the external workers of a node.
+type WorkersConfig struct {
+	// User runs them: a user name, UID or UID:GID. Default: the agent's
+	// own user, or "nobody" when that is root; never root.
+	User string `json:"user,omitempty"`
+	// PassEnv names variables of the agent's environment that workers get
+	// (beside PATH, LANG, LC_*, TZ and TMPDIR).
+	PassEnv []string `json:"passEnv,omitempty"`
 }
 
 // PluginConfig configures a node's plugin host.
@@ -79,17 +94,24 @@ type PluginConfig struct {
 
 // BrokerConfig configures an embedded broker.
 type BrokerConfig struct {
-	// Listen is the TCP address; default 127.0.0.1:1883 on the edge,
-	// :1884 in the cloud; "off" disables it.
+	// Listen is the TCP address; default 127.0.0.1:1883; "off" disables
+	// it.
 	Listen string `json:"listen,omitempty"`
 	// TLS adds a TLS listener.
 	TLS broker.TLSConfig `json:"tls,omitempty"`
 	// WebSocket is the address of a WebSocket listener, if any.
 	WebSocket string `json:"websocket,omitempty"`
-	// MaxPacketSize bounds one packet; default 8 MiB.
+	// MaxPacketSize bounds one packet after login; default what the
+	// largest message needs (1 MiB and its topic).
 	MaxPacketSize int `json:"maxPacketSize,omitempty"`
 	// CredentialsFile lists users (see broker.LoadCredentials).
 	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// Limits bound connections before and at login.
+	Limits broker.ConnLimits `json:"limits,omitempty"`
+	// Subscribers bound what a slow subscriber may cost before it is
+	// disconnected, and what a persistent session keeps while its client
+	// is away.
+	Subscribers broker.SubscriberLimits `json:"subscribers,omitempty"`
 }
 
 // CloudLink says how the node reaches the cloud broker.
@@ -220,7 +242,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	a.srv, err = broker.NewServer(broker.Config{
 		Role: broker.RoleEdge, Node: cfg.Node, Listen: cfg.Broker.Listen, TLS: cfg.Broker.TLS,
-		WebSocket: cfg.Broker.WebSocket, MaxPacketSize: cfg.Broker.MaxPacketSize, Credentials: creds,
+		WebSocket: cfg.Broker.WebSocket, MaxPacketSize: cfg.Broker.MaxPacketSize, Limits: cfg.Broker.Limits, Subscribers: cfg.Broker.Subscribers, Credentials: creds,
 		Store: a.store, Metrics: a.metrics, Logger: a.log, Clock: opts.Clock,
 	})
 	if err != nil {
@@ -245,7 +267,12 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	if opts.Builtins != nil {
 		maps.Copy(builtins, opts.Builtins(a))
 	}
+	runAs, err := workers.RunAs(cfg.Workers.User)
+	if err != nil {
+		return fail(fmt.Errorf("edge: workers.user: %w", err))
+	}
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
+		RunAs: runAs, PassEnv: cfg.Workers.PassEnv,
 		Report:        func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) },
 		ReportMetrics: func(spec workers.Spec, m topics.WorkerMetrics) { a.jobs.reportMetrics(spec, m) },
 		Builtins:      builtins})
@@ -270,7 +297,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	a.jobs.run()
 	a.bridge.Start()
 	if cfg.Metrics != "off" {
-		if a.http, err = httpserve.Start(cfg.Metrics, reg, a.log); err != nil {
+		if a.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, a.log); err != nil {
 			return fail(err)
 		}
 	}

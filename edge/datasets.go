@@ -191,10 +191,15 @@ func (d *datasets) run(ds *dataset) {
 				if newOffset == offset {
 					break
 				}
-				next, err := d.keep(ds, count, got, newOffset)
+				var next uint64
+				if len(got) == 1 && len(got[0]) > maxSample {
+					// A line larger than any message: it is skipped rather
+					// than kept (or retried for ever).
+					log.Error("a sample larger than a message may be: skipped", "bytes", len(got[0]), "limit", maxSample, "offset", offset)
+					got = nil
+				}
+				next, err = d.keep(ds, count, got, newOffset)
 				if errors.Is(err, store.ErrTooLarge) && len(got) == 1 {
-					// One line larger than a store write takes: it cannot
-					// ever be kept; it is skipped rather than retried for ever.
 					log.Error("a sample larger than the store takes in one write: skipped", "bytes", len(got[0]), "offset", offset)
 					next, err = d.keep(ds, count, nil, newOffset)
 				}
@@ -215,8 +220,12 @@ func (d *datasets) run(ds *dataset) {
 }
 
 // batchBytes bounds the samples of one store write: an edge store's write
-// takes a few hundred KiB (store.Badger.MaxBatchBytes).
+// takes a few hundred KiB of small values (store.Badger.MaxBatchBytes).
 const batchBytes = 192 << 10
+
+// maxSample bounds one sample: a message of the project's largest, as a
+// sample published on the dataset's topic may be.
+var maxSample = topics.DefaultLimits.MaxBody
 
 // keep stores samples and the new count and offset in one batch.
 func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64) (uint64, error) {
@@ -241,7 +250,7 @@ func (d *datasets) report(ds *dataset, count uint64) {
 		return
 	}
 	topic := topics.NodeJob(d.node, ds.ref, "status")
-	_ = d.srv.Publish(topic, raw, true, 1)
+	_ = d.srv.Publish(broker.SystemPrincipal("edge/datasets"), topic, raw, true, 1)
 	if err := d.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
 		d.log.Warn("dataset status not queued", "dataset", ds.key, "error", err)
 	}

@@ -173,7 +173,7 @@ func (j *jobs) republish(key string, s storedSpec) {
 		return
 	}
 	if raw, err := env.Marshal(); err == nil {
-		_ = j.srv.Publish(topics.JobSpec(ref), raw, true, 1)
+		_ = j.srv.Publish(broker.SystemPrincipal("edge/jobs"), topics.JobSpec(ref), raw, true, 1)
 	}
 }
 
@@ -201,7 +201,7 @@ func (j *jobs) send(spec workers.Spec, kind, what string, body any, local bool) 
 	}
 	topic := topics.NodeJob(j.node, spec.Job, what+spec.Role)
 	if local {
-		_ = j.srv.Publish(topic, raw, false, 1)
+		_ = j.srv.Publish(broker.SystemPrincipal("edge/jobs"), topic, raw, false, 1)
 	}
 	if err := j.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
 		j.log.Warn("worker report not queued", "worker", spec.ID(), "kind", kind, "error", err)

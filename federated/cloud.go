@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +58,11 @@ type CloudEnv struct {
 	// Register registers the final model as a new version of a Model.
 	// It gives up when ctx ends (the worker is being stopped).
 	Register func(ctx context.Context, namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error)
-	Log      *slog.Logger
+	// Open opens a file a job names on the cloud (its validation set):
+	// the cloud manager confines it to its data directories. Nil opens
+	// any path (for tests and embedders).
+	Open func(path string) (*os.File, error)
+	Log  *slog.Logger
 }
 
 // Cloud serves the cloud side of every FederatedLearningJob: one
@@ -287,7 +292,11 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 		return nil, fmt.Errorf("federated: %s.spec.containers[0].env %s: %w", spec.Field, ParamAggregator, err)
 	}
 	if cfg.validation != "" {
-		if r.val, err = readCSV(cfg.validation); err != nil {
+		open := c.env.Open
+		if open == nil {
+			open = os.Open
+		}
+		if r.val, err = readCSV(open, cfg.validation); err != nil {
 			return nil, fmt.Errorf("federated: validation set (%s): %w", ParamValidation, err)
 		}
 	}

@@ -171,15 +171,15 @@ func TestSamplesParse(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "v.csv")
 	os.WriteFile(p, []byte("label,f0,f1\n0,1,2\n1,3,4\n"), 0o600)
-	v, err := readCSV(p)
+	v, err := readCSV(os.Open, p)
 	if err != nil || v.rows() != 2 || v.cols != 2 || v.classes() != 2 {
 		t.Fatalf("%+v %v", v, err)
 	}
 	os.WriteFile(p, []byte("0,1,2\n1,3\n"), 0o600)
-	if _, err := readCSV(p); err == nil || !strings.Contains(err.Error(), "1 lines") {
+	if _, err := readCSV(os.Open, p); err == nil || !strings.Contains(err.Error(), "1 lines") {
 		t.Fatalf("a ragged validation set: %v", err)
 	}
-	if _, err := readCSV(filepath.Join(dir, "none.csv")); err == nil {
+	if _, err := readCSV(os.Open, filepath.Join(dir, "none.csv")); err == nil {
 		t.Fatal("a missing validation set read")
 	}
 }

@@ -67,8 +67,8 @@ func (s *samples) keep(classes int) {
 
 // readCSV reads a validation set: label,features... per line; a first
 // line that is not numbers is a header.
-func readCSV(path string) (*samples, error) {
-	f, err := os.Open(path)
+func readCSV(open func(string) (*os.File, error), path string) (*samples, error) {
+	f, err := open(path)
 	if err != nil {
 		return nil, err
 	}

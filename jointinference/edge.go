@@ -619,7 +619,9 @@ func publishResult(srv *broker.Server, it *item, results string, r Result) {
 	if topic == "" {
 		return
 	}
-	_ = srv.Publish(topic, raw, false, 1)
+	// A reply topic comes from whoever sent the sample: the worker answers
+	// with no more rights than a local app has.
+	_ = srv.Publish(broker.LocalAppPrincipal, topic, raw, false, 1)
 }
 
 func (w *edgeWorker) report() {

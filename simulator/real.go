@@ -176,8 +176,8 @@ func (r *realRun) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserCloud},
-		{Username: "sim-ops", PasswordHash: string(h), Role: broker.UserCloud}}
+	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserOperator},
+		{Username: "sim-ops", PasswordHash: string(h), Role: broker.UserOperator}}
 	for i := range s.Nodes.Count {
 		users = append(users, broker.User{Username: s.NodeName(i), PasswordHash: string(h), Role: broker.UserNode})
 	}
@@ -186,6 +186,7 @@ func (r *realRun) start(ctx context.Context) error {
 		return err
 	}
 	r.cloud, err = cloud.Start(cloud.Config{DataDir: filepath.Join(r.o.Dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"},
+		Data:    cloud.DataConfig{Dirs: []string{filepath.Join(r.o.Dir, "data")}}, // ${SIM_DATA}
 		Metrics: "off"}, cloud.Options{Logger: r.o.Log, Credentials: creds})
 	if err != nil {
 		return err

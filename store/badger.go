@@ -63,8 +63,9 @@ type Badger struct {
 	log    *slog.Logger
 	guard  *diskGuard
 	vlog   int64 // bytes of one value-log file
-	budget int   // bytes one group commit may take
+	budget int   // memtable cost one group commit may take (see cost)
 	count  int   // writes one group commit may take
+	bytes  int   // bytes of batches one group commit joins
 
 	reqs    chan *request
 	closing chan struct{}
@@ -161,7 +162,7 @@ func OpenBadger(o Options) (*Badger, error) {
 		WithBlockCacheSize(o.BlockCacheBytes).
 		WithIndexCacheSize(0).
 		WithValueLogFileSize(o.ValueLogFileBytes).
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(valueThreshold).
 		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithNumGoroutines(2).
@@ -171,14 +172,17 @@ func OpenBadger(o Options) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, mapErr(err))
 	}
-	// Badger refuses a transaction over 15% of a memtable; keep a margin
-	// for its per-entry overhead.
+	// Badger refuses a transaction whose memtable cost is over 15% of a
+	// memtable: a key and a small value count whole, a value from
+	// valueThreshold up counts as the pointer to where it is in the value
+	// log (cost). Keep a margin for its per-entry overhead.
 	maxBatch := int(o.MemTableBytes * 15 / 100)
 	s := &Badger{
 		db: db, mode: o.Mode, log: o.Logger, vlog: o.ValueLogFileBytes,
 		guard:   newDiskGuard(o.Dir, o.MinFreeBytes, freeBytes, o.Logger),
 		budget:  maxBatch * 3 / 4,
 		count:   maxBatch / 400,
+		bytes:   maxGroupBytes,
 		reqs:    make(chan *request, 1024),
 		closing: make(chan struct{}),
 	}
@@ -221,7 +225,38 @@ func (s *Badger) loadEpoch() error {
 	return nil
 }
 
-// MaxBatchBytes is the largest Batch.Size one Write accepts.
+// valueThreshold is the size from which Badger keeps a value in its value
+// log rather than in the LSM tree.
+const valueThreshold = 1 << 10
+
+// maxGroupBytes bounds the bytes of the batches one group commit joins;
+// one batch may be larger.
+const maxGroupBytes = 16 << 20
+
+// MaxWriteBytes bounds one Write: what any part of a process may write at
+// once, a message of the project's largest (1 MiB) with its record and
+// the state written with it included.
+const MaxWriteBytes = 32 << 20
+
+// cost is what b counts against Badger's limit of one transaction.
+func cost(b *Batch) int {
+	n := 0
+	for _, op := range b.ops {
+		n += len(op.Key) + 12
+		if len(op.Value) < valueThreshold {
+			n += len(op.Value)
+		} else {
+			n += 14 // a pointer into the value log
+		}
+	}
+	return n
+}
+
+// MaxBatchBytes is how many bytes of small values (under 1 KiB) one Write
+// takes: callers that group many small records cut their batches there. A
+// batch of large values may be larger, up to MaxWriteBytes: Badger keeps
+// those in its value log, and only a pointer counts against its
+// transaction.
 func (s *Badger) MaxBatchBytes() int { return s.budget }
 
 // Mode is the durability of Write.
@@ -340,8 +375,8 @@ func (s *Badger) Write(b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if b.Size() > s.budget {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, b.Size(), s.budget)
+	if c := cost(b); c > s.budget || b.Size() > MaxWriteBytes {
+		return fmt.Errorf("%w: %d bytes (%d in the memtable), limits %d and %d", ErrTooLarge, b.Size(), c, MaxWriteBytes, s.budget)
 	}
 	if err := s.guard.check(b.Size(), b.puts()); err != nil {
 		return err
@@ -399,17 +434,18 @@ func (s *Badger) commitLoop() {
 				}
 			}
 		}
-		size, count := group[0].b.Size(), group[0].b.Len()
+		size, bytes, count := cost(group[0].b), group[0].b.Size(), group[0].b.Len()
 	more:
-		for size < s.budget && count < s.count {
+		for size < s.budget && count < s.count && bytes < s.bytes {
 			select {
 			case r := <-s.reqs:
-				if size+r.b.Size() > s.budget || count+r.b.Len() > s.count {
+				if size+cost(r.b) > s.budget || count+r.b.Len() > s.count || bytes+r.b.Size() > s.bytes {
 					carry = r
 					break more
 				}
 				group = append(group, r)
-				size += r.b.Size()
+				size += cost(r.b)
+				bytes += r.b.Size()
 				count += r.b.Len()
 			default:
 				break more

@@ -34,9 +34,28 @@ func TestBadgerRefusesOversizedBatch(t *testing.T) {
 	}
 	defer s.Close()
 	var b store.Batch
-	b.Put([]byte("big"), make([]byte, s.MaxBatchBytes()+1))
+	b.Put([]byte("big"), make([]byte, store.MaxWriteBytes+1))
 	if err := s.Write(&b); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("oversized batch: %v", err)
+	}
+	var small store.Batch
+	for i := 0; i <= s.MaxBatchBytes()/500; i++ {
+		small.Put([]byte(fmt.Sprintf("s/%06d", i)), make([]byte, 500))
+	}
+	if err := s.Write(&small); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("a batch of small values over one transaction: %v", err)
+	}
+	// A value of a message of the project's largest, with its record and
+	// a few writes beside it, fits one write (the limit once cut messages
+	// at 471,858 bytes, under the 1 MiB the docs promised).
+	var msg store.Batch
+	msg.Put([]byte("m/1"), make([]byte, 1<<20+4096))
+	msg.Put([]byte("window"), make([]byte, 200))
+	if err := s.Write(&msg); err != nil {
+		t.Fatalf("a 1 MiB message: %v", err)
+	}
+	if v, err := s.Get([]byte("m/1")); err != nil || len(v) != 1<<20+4096 {
+		t.Fatalf("read back: %d bytes, %v", len(v), err)
 	}
 	// Many small writes that together exceed one transaction still land,
 	// in several group commits.

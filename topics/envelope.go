@@ -64,10 +64,24 @@ type Limits struct {
 }
 
 // DefaultLimits are used where a Limits field is zero: 1 MiB bodies, 4,096
-// messages per frame.
+// messages per frame. They are the project's one statement of how large a
+// message may be: the edge broker refuses a larger one at the first hop,
+// and every later hop (the node's queue, the frame, the cloud's
+// write-ahead log, a node's outbox and inbox) takes any message within
+// them.
 var DefaultLimits = Limits{MaxBody: 1 << 20, MaxMessages: 4096}
 
-func (l Limits) orDefault() Limits {
+// MaxPacket is the largest MQTT packet a broker needs to take to carry
+// every message within l: a body of MaxBody bytes, a topic of MQTT's
+// largest, and a frame around them (a frame holds at most 256 KiB of
+// messages, or one larger message alone).
+func (l Limits) MaxPacket() int {
+	l = l.OrDefault()
+	return l.MaxBody + MaxTopicLen + 4096
+}
+
+// OrDefault fills the zero fields of l from DefaultLimits.
+func (l Limits) OrDefault() Limits {
 	if l.MaxBody <= 0 {
 		l.MaxBody = DefaultLimits.MaxBody
 	}
@@ -160,7 +174,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 
 // UnmarshalEnvelope decodes b, enforcing lim. Errors are *DecodeError.
 func UnmarshalEnvelope(b []byte, lim Limits) (*Envelope, error) {
-	lim = lim.orDefault()
+	lim = lim.OrDefault()
 	r := newReader("envelope", b)
 	n, err := r.mapLen("envelope")
 	if err != nil {
@@ -283,18 +297,32 @@ func NewEnvelope(kind, source string, body any) (*Envelope, error) {
 	return e, nil
 }
 
-// DecodeBody decodes the msgpack body into v. It never panics on bad input.
-func (e *Envelope) DecodeBody(v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = malformed("body of "+e.Kind, "decoder panic: %v", p)
-		}
-	}()
+// DecodeBody decodes the msgpack body into v, bounded as Unmarshal is. It
+// never panics on bad input.
+func (e *Envelope) DecodeBody(v any) error {
 	if len(e.Body) == 0 {
 		return malformed("body of "+e.Kind, "empty body")
 	}
-	if err := msgpack.Unmarshal(e.Body, v); err != nil {
-		return malformed("body of "+e.Kind, "%v", err)
+	return Unmarshal("body of "+e.Kind, e.Body, v)
+}
+
+// Unmarshal decodes msgpack from outside the process (a message body, a
+// plugin's answer, a record another process wrote) into v. The bytes are
+// checked first by CheckMsgpack, without recursion: nesting deeper than
+// MaxNesting, a forged length or trailing bytes are refused before the
+// reflection decoder runs, so it can neither exhaust the stack nor
+// allocate more than a small multiple of len(b). It never panics.
+func Unmarshal(what string, b []byte, v any) (err error) {
+	if err := CheckMsgpack(what, b); err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = malformed(what, "decoder panic: %v", p)
+		}
+	}()
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return malformed(what, "%v", err)
 	}
 	return nil
 }

@@ -13,13 +13,15 @@ var (
 	ErrUnknownVersion = errors.New("unknown schema version")
 	// ErrTooLarge: a body, payload or count is over the configured limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrTooDeep: containers nest deeper than MaxNesting.
+	ErrTooDeep = errors.New("nested too deeply")
 )
 
 // DecodeError is returned by every decoder of this package. Reason is one
-// of ErrMalformed, ErrUnknownVersion or ErrTooLarge.
+// of ErrMalformed, ErrUnknownVersion, ErrTooLarge or ErrTooDeep.
 type DecodeError struct {
 	What   string // what was being decoded: "envelope", "frame", ...
-	Reason error  // ErrMalformed, ErrUnknownVersion or ErrTooLarge
+	Reason error  // ErrMalformed, ErrUnknownVersion, ErrTooLarge or ErrTooDeep
 	Detail string // one line for a human
 }
 
@@ -39,7 +41,7 @@ func tooLarge(what, format string, args ...any) error {
 }
 
 // ReasonOf returns a short word for err's reason, for metrics and dead-letter
-// records: "malformed", "unknown-version", "too-large" or "other".
+// records: "malformed", "unknown-version", "too-large", "too-deep" or "other".
 func ReasonOf(err error) string {
 	switch {
 	case errors.Is(err, ErrMalformed):
@@ -48,6 +50,8 @@ func ReasonOf(err error) string {
 		return "unknown-version"
 	case errors.Is(err, ErrTooLarge):
 		return "too-large"
+	case errors.Is(err, ErrTooDeep):
+		return "too-deep"
 	}
 	return "other"
 }

@@ -137,7 +137,7 @@ func (f *Frame) Marshal() ([]byte, error) {
 // the node and stream are valid names and every topic is a valid concrete
 // topic. Errors are *DecodeError.
 func UnmarshalFrame(b []byte, lim Limits) (*Frame, error) {
-	lim = lim.orDefault()
+	lim = lim.OrDefault()
 	r := newReader("frame", b)
 	n, err := r.mapLen("frame")
 	if err != nil {

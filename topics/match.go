@@ -3,6 +3,7 @@ package topics
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Match reports whether topic matches the MQTT filter, with the rules of
@@ -30,14 +31,15 @@ func Match(filter, topic string) bool {
 	}
 }
 
-// ValidateFilter checks an MQTT subscription filter: not empty, '#' only
-// as the whole last level, '+' only as a whole level, no NUL.
+// ValidateFilter checks an MQTT subscription filter: not empty, at most
+// 65,535 bytes of well-formed UTF-8, '#' only as the whole last level, '+'
+// only as a whole level, no NUL.
 func ValidateFilter(filter string) error {
 	if filter == "" {
 		return fmt.Errorf("topics: empty filter")
 	}
-	if strings.ContainsRune(filter, 0) {
-		return fmt.Errorf("topics: filter %q contains NUL", filter)
+	if err := validUTF8("filter", filter); err != nil {
+		return err
 	}
 	levels := strings.Split(filter, "/")
 	for i, l := range levels {
@@ -51,16 +53,47 @@ func ValidateFilter(filter string) error {
 	return nil
 }
 
-// ValidateTopic checks a concrete topic a message is published to: not
-// empty, no wildcards, no NUL, at most 65,535 bytes.
+// MaxTopicLen is MQTT's bound on a topic name or filter, in bytes.
+const MaxTopicLen = 65535
+
+// ValidateTopic checks a concrete topic a message is published to, as MQTT
+// requires of every broker and client: not empty, at most 65,535 bytes of
+// well-formed UTF-8, no NUL, no wildcard. A topic that breaks one of these
+// makes a conforming client drop its connection when it receives it (and
+// reconnect, and receive it again), so none may ever be published, whoever
+// asks and by whatever path.
 func ValidateTopic(topic string) error {
-	switch {
-	case topic == "":
+	if topic == "" {
 		return fmt.Errorf("topics: empty topic")
-	case len(topic) > 65535:
-		return fmt.Errorf("topics: topic is %d bytes, over 65535", len(topic))
-	case strings.ContainsAny(topic, "+#\x00"):
-		return fmt.Errorf("topics: topic %q contains a wildcard or NUL", topic)
+	}
+	if err := validUTF8("topic", topic); err != nil {
+		return err
+	}
+	if i := strings.IndexAny(topic, "+#"); i >= 0 {
+		return fmt.Errorf("topics: topic %q has the wildcard %q at byte %d", topic, topic[i], i)
+	}
+	return nil
+}
+
+// validUTF8 checks the length, the encoding and the absence of NUL.
+func validUTF8(what, s string) error {
+	if len(s) > MaxTopicLen {
+		return fmt.Errorf("topics: %s of %d bytes, over MQTT's %d", what, len(s), MaxTopicLen)
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c == 0 {
+				return fmt.Errorf("topics: %s has a NUL at byte %d", what, i)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return fmt.Errorf("topics: %s is not valid UTF-8 at byte %d", what, i)
+		}
+		i += n
 	}
 	return nil
 }

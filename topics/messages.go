@@ -22,9 +22,9 @@ const (
 	KindBytes = "bytes"
 	// KindTest: a body used by tests and benchmarks (TestBody).
 	KindTest = "test"
-	// KindAPIRequest: APIRequest on APIRequestTopic().
+	// KindAPIRequest: APIRequest on APIRequestTopic(user).
 	KindAPIRequest = "api.request"
-	// KindAPIReply: APIReply on APIReplyTopic(client).
+	// KindAPIReply: APIReply on APIReplyTopic(user, client).
 	KindAPIReply = "api.reply"
 	// KindStatus: a resource's status (api.Status) on JobStatus(ref),
 	// retained.
@@ -100,7 +100,8 @@ type ModelUpload struct {
 
 // APIRequest asks the control plane to act. Apply carries documents as JSON
 // (the cloud manager parses and validates them itself); the reply goes to
-// APIReplyTopic(Client) with the same ID.
+// APIReplyTopic(user, Client) with the same ID, user being the one whose
+// request topic it came on.
 type APIRequest struct {
 	ID        string   `msgpack:"id"`
 	Client    string   `msgpack:"client"`
@@ -173,7 +174,10 @@ const (
 )
 
 // NodeStatus is the retained last-known state of a node. The bridge sets an
-// "offline" will when it connects and publishes "online" once connected.
+// "offline" will when it connects and publishes "online" once connected,
+// both with the number of that connection (its session), so that a will
+// of an older connection that lands late (a half-open link the broker
+// notices after the new one is up) is known for what it is.
 type NodeStatus struct {
 	Node    string `msgpack:"node"`
 	State   string `msgpack:"state"`         // NodeOnline or NodeOffline
@@ -181,6 +185,24 @@ type NodeStatus struct {
 	Epoch   uint64 `msgpack:"epoch"`         // the node's store epoch
 	Since   int64  `msgpack:"since"`         // unix nanoseconds of the change (0 in a will)
 	Reason  string `msgpack:"reason,omitempty"`
+	// Session numbers the bridge's connections, from 1, increasing
+	// across restarts of the node (it is kept in its store); 0 from a
+	// node that does not number them.
+	Session uint64 `msgpack:"session,omitempty"`
+}
+
+// Supersedes reports whether s is newer news of its node than old: a later
+// session, or the end (offline) of the same one. A status of another store
+// epoch (a wiped node) or without a session always supersedes, as the
+// node's latest word.
+func (s NodeStatus) Supersedes(old NodeStatus) bool {
+	if s.Session == 0 || old.Session == 0 || s.Epoch != old.Epoch {
+		return true
+	}
+	if s.Session != old.Session {
+		return s.Session > old.Session
+	}
+	return s.State == NodeOffline || old.State != NodeOffline
 }
 
 // DownAck tells the cloud how far a node has durably received its downlink:

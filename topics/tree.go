@@ -199,13 +199,19 @@ func CloudEvents(kind string) string { return join(Root, levelCloud, "events", k
 // CloudEventsFilter matches every event of the cloud manager.
 func CloudEventsFilter() string { return join(Root, levelCloud, "events", "#") }
 
-// APIRequestTopic is where clients (the CLI) send requests to the control
-// plane.
-func APIRequestTopic() string { return join(Root, levelAPI, "request") }
+// APIRequestTopic is where the user named user (the CLI, a dashboard) sends
+// requests to the control plane. The user is a level of the topic so that
+// the broker's ACL, which lets each user write only its own, tells the
+// control plane who asks: a request's rights are its user's role.
+func APIRequestTopic(user string) string { return join(Root, levelAPI, "request", user) }
 
-// APIReplyTopic is where the control plane answers the client named client.
-// Only the cloud manager writes under sedna/v1/cloud/.
-func APIReplyTopic(client string) string { return join(Root, levelCloud, levelAPI, client) }
+// APIRequestFilter matches the requests of every user.
+func APIRequestFilter() string { return join(Root, levelAPI, "request", "+") }
+
+// APIReplyTopic is where the control plane answers the client named client
+// of user. Only the cloud manager writes under sedna/v1/cloud/; only user
+// (and the manager) may read its replies.
+func APIReplyTopic(user, client string) string { return join(Root, levelCloud, levelAPI, user, client) }
 
 // JobEvents is where the control plane reports what happens to a job (not
 // retained); JobStatus holds the last state.
@@ -278,8 +284,8 @@ const (
 	ClassBroadcast               // sedna/v1/broadcast/{rest}
 	ClassJob                     // sedna/v1/job/{kind}/{ns}/{name}/{rest}
 	ClassCloudEvent              // sedna/v1/cloud/events/{kind...}
-	ClassAPIRequest              // sedna/v1/api/request
-	ClassAPIReply                // sedna/v1/cloud/api/{client}
+	ClassAPIRequest              // sedna/v1/api/request/{user}
+	ClassAPIReply                // sedna/v1/cloud/api/{user}/{client}
 	ClassUnknown                 // under Root but not a known shape
 )
 
@@ -300,6 +306,7 @@ type Parsed struct {
 	Node   string // for node, to-node and down classes
 	Stream Stream // for ClassUplink
 	Job    JobRef // for ClassJob
+	User   string // for ClassAPIRequest and ClassAPIReply
 	Rest   string // the levels after the recognised part, "" if none
 }
 
@@ -393,21 +400,27 @@ func Parse(topic string) (Parsed, error) {
 		}
 		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
 	case levelCloud:
-		if levels.n == 3 && levels.lv[1] == levelAPI {
-			if err := ValidateName("client", levels.lv[2]); err != nil {
+		if levels.n == 4 && levels.lv[1] == levelAPI {
+			if err := ValidateName("user", levels.lv[2]); err != nil {
 				return unknown(err.Error())
 			}
-			return Parsed{Class: ClassAPIReply, Rest: levels.lv[2]}, nil
+			if err := ValidateName("client", levels.lv[3]); err != nil {
+				return unknown(err.Error())
+			}
+			return Parsed{Class: ClassAPIReply, User: levels.lv[2], Rest: levels.lv[3]}, nil
 		}
 		if levels.n < 3 || levels.lv[1] != "events" || levels.lv[2] == "" {
-			return unknown("want cloud/events/{kind} or cloud/api/{client}")
+			return unknown("want cloud/events/{kind} or cloud/api/{user}/{client}")
 		}
 		return Parsed{Class: ClassCloudEvent, Rest: rest(2)}, nil
 	case levelAPI:
-		if levels.n != 2 || levels.lv[1] != "request" {
-			return unknown("want api/request")
+		if levels.n != 3 || levels.lv[1] != "request" {
+			return unknown("want api/request/{user}")
 		}
-		return Parsed{Class: ClassAPIRequest}, nil
+		if err := ValidateName("user", levels.lv[2]); err != nil {
+			return unknown(err.Error())
+		}
+		return Parsed{Class: ClassAPIRequest, User: levels.lv[2]}, nil
 	case levelJob:
 		if levels.n < 4 {
 			return unknown("want job/{kind}/{namespace}/{name}/...")

@@ -27,8 +27,8 @@ func TestBuildersParseBack(t *testing.T) {
 		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}, PayloadEnvelope},
 		{JobStatus(job), Parsed{Class: ClassJob, Job: job, Rest: "status"}, PayloadEnvelope},
 		{CloudEvents("error"), Parsed{Class: ClassCloudEvent, Rest: "error"}, PayloadEnvelope},
-		{APIRequestTopic(), Parsed{Class: ClassAPIRequest}, PayloadEnvelope},
-		{APIReplyTopic("cli-1"), Parsed{Class: ClassAPIReply, Rest: "cli-1"}, PayloadEnvelope},
+		{APIRequestTopic("ops"), Parsed{Class: ClassAPIRequest, User: "ops"}, PayloadEnvelope},
+		{APIReplyTopic("ops", "cli-1"), Parsed{Class: ClassAPIReply, User: "ops", Rest: "cli-1"}, PayloadEnvelope},
 		{JobEvents(job), Parsed{Class: ClassJob, Job: job, Rest: "events"}, PayloadEnvelope},
 		{NodeDataset("edge-1", "default", "d"), Parsed{Class: ClassNodeOther, Node: "edge-1", Rest: "dataset/default/d"}, PayloadRaw},
 		{"$hw/events/upload/x", Parsed{Class: ClassForeign, Rest: "$hw/events/upload/x"}, PayloadRaw},
@@ -132,5 +132,32 @@ func TestStreams(t *testing.T) {
 	}
 	if _, err := ParseStream("x"); err == nil {
 		t.Error("ParseStream accepted an unknown stream")
+	}
+}
+
+// TestNodeStatusSupersedes: a node's status is decided by its latest
+// session, whatever order the messages land in.
+func TestNodeStatusSupersedes(t *testing.T) {
+	on := func(session uint64) NodeStatus { return NodeStatus{State: NodeOnline, Epoch: 7, Session: session} }
+	off := func(session uint64) NodeStatus { return NodeStatus{State: NodeOffline, Epoch: 7, Session: session} }
+	cases := []struct {
+		name     string
+		old, new NodeStatus
+		want     bool
+	}{
+		{"the old session's will after the new online", on(2), off(1), false},
+		{"the new online after the old will", off(1), on(2), true},
+		{"this session's will", on(2), off(2), true},
+		{"an online repeated", on(2), on(2), true},
+		{"an online of a session that ended", off(2), on(2), false},
+		{"an older online", on(3), on(2), false},
+		{"a wiped node (new epoch)", on(9), NodeStatus{State: NodeOffline, Epoch: 8, Session: 1}, true},
+		{"a node without sessions", on(2), NodeStatus{State: NodeOffline, Epoch: 7}, true},
+		{"after a node without sessions", NodeStatus{State: NodeOnline, Epoch: 7}, off(1), true},
+	}
+	for _, c := range cases {
+		if got := c.new.Supersedes(c.old); got != c.want {
+			t.Errorf("%s: Supersedes %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func setProcessGroup(*exec.Cmd) {}
+func setProcess(*exec.Cmd, *Credential) {}
 
 func stopProcess(cmd *exec.Cmd, grace time.Duration, waited <-chan error) {
 	_ = cmd.Process.Kill()

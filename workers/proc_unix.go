@@ -3,15 +3,20 @@
 package workers
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
 )
 
-// setProcessGroup puts the worker in its own process group, so that a stop
-// reaches the programs it started too.
-func setProcessGroup(cmd *exec.Cmd) {
+// setProcess puts the worker in its own process group, so that a stop
+// reaches the programs it started too, and runs it as c when that is
+// another user than the supervisor's.
+func setProcess(cmd *exec.Cmd, c *Credential) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c != nil && (int(c.UID) != os.Geteuid() || int(c.GID) != os.Getegid()) {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
+	}
 }
 
 // stopProcess sends SIGTERM to the worker's group, then SIGKILL after grace.

@@ -83,17 +83,26 @@ type Config struct {
 	BackoffMin, BackoffMax, StableAfter time.Duration
 	// StopGrace is how long a process has between SIGTERM and SIGKILL.
 	StopGrace time.Duration
-	Log       *slog.Logger
+	// RunAs is the user external workers run as; nil is RunAs(""): the
+	// supervisor's own user, or DefaultUser when that is root. A worker
+	// never runs as root.
+	RunAs *Credential
+	// PassEnv names variables of the supervisor's environment workers get,
+	// beside PATH, LANG, LC_*, TZ and TMPDIR; nothing else of it reaches
+	// them (the agent's credentials, say).
+	PassEnv []string
+	Log     *slog.Logger
 }
 
 // Supervisor runs workers. Each worker has one goroutine, owned by the
 // Supervisor and stopped by Stop or Close.
 type Supervisor struct {
-	cfg     Config
-	mu      sync.Mutex
-	running map[string]*worker
-	closed  bool
-	wg      sync.WaitGroup
+	cfg      Config
+	runAsErr error // why no external worker can run, if none can
+	mu       sync.Mutex
+	running  map[string]*worker
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 type worker struct {
@@ -124,7 +133,16 @@ func New(cfg Config) *Supervisor {
 	if cfg.Report == nil {
 		cfg.Report = func(Spec, api.WorkerStatus) {}
 	}
-	return &Supervisor{cfg: cfg, running: map[string]*worker{}}
+	s := &Supervisor{cfg: cfg, running: map[string]*worker{}}
+	if cfg.RunAs == nil {
+		if s.cfg.RunAs, s.runAsErr = RunAs(""); s.runAsErr != nil {
+			cfg.Log.Error("external workers cannot run: no user to run them as", "error", s.runAsErr)
+		}
+	}
+	if s.cfg.RunAs != nil && s.cfg.RunAs.UID == 0 {
+		s.cfg.RunAs, s.runAsErr = nil, ErrRoot
+	}
+	return s
 }
 
 // BuiltinKey is the key of Config.Builtins for a job kind and worker role.
@@ -327,11 +345,14 @@ func Environment(spec Spec) []string {
 
 // runProcess runs the worker's command once and returns its exit code.
 func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger) (*int, error) {
+	if s.runAsErr != nil {
+		return nil, s.runAsErr
+	}
 	c := spec.Container
 	cmd := exec.Command(c.Command[0], append(append([]string{}, c.Command[1:]...), c.Args...)...)
 	cmd.Dir = c.WorkingDir
-	cmd.Env = append(os.Environ(), Environment(spec)...)
-	setProcessGroup(cmd)
+	cmd.Env = append(baseEnv(s.cfg.RunAs, s.cfg.PassEnv), Environment(spec)...)
+	setProcess(cmd, s.cfg.RunAs)
 	var out io.Writer = io.Discard
 	tail := &tailBuffer{max: 2048}
 	if s.cfg.LogDir != "" {
@@ -349,7 +370,7 @@ func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
-	log.Info("worker started", "pid", cmd.Process.Pid, "command", c.Command[0])
+	log.Info("worker started", "pid", cmd.Process.Pid, "command", c.Command[0], "user", s.cfg.RunAs.Name)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var err error

@@ -3,11 +3,14 @@ package workers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +29,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// Workers run as another user than root (nobody, when the tests run
+	// as root): they must be able to run the test worker.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
 	crashy = filepath.Join(dir, "crashy")
 	if out, err := exec.Command("go", "build", "-o", crashy, "./testdata/crashy").CombinedOutput(); err != nil {
 		panic(string(out))
@@ -33,6 +41,21 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// workerDir is a directory a worker may write in, whichever user it runs
+// as (t.TempDir's are private to the test's user).
+func workerDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "worker-out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // reports collects worker states and lets a test wait for one.
@@ -85,8 +108,11 @@ func phases(r *reports) string {
 }
 
 func TestExternalWorkerIsRestartedAfterACrashAndReportsItsExit(t *testing.T) {
-	out := t.TempDir()
-	if err := syscall.Mkfifo(filepath.Join(out, "ready"), 0o600); err != nil {
+	out := workerDir(t)
+	if err := syscall.Mkfifo(filepath.Join(out, "ready"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(out, "ready"), 0o666); err != nil { // past the umask
 		t.Fatal(err)
 	}
 	rep := newReports()
@@ -124,7 +150,7 @@ func TestExternalWorkerIsRestartedAfterACrashAndReportsItsExit(t *testing.T) {
 }
 
 func TestFinishedWorkerSucceedsAndIsNotRestarted(t *testing.T) {
-	out := t.TempDir()
+	out := workerDir(t)
 	os.WriteFile(filepath.Join(out, "crashed"), nil, 0o644)
 	rep := newReports()
 	s := workers.New(workers.Config{Node: "edge1", Report: rep.add, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -171,5 +197,50 @@ func TestBuiltinWorkers(t *testing.T) {
 	}
 	if !strings.Contains(phases(rep), "Restarting") {
 		t.Fatal(phases(rep))
+	}
+}
+
+// Must-show (issue 14): an external worker never runs as root, and gets
+// none of the agent's environment but what it needs: run as root (as CI
+// does), the worker's `id -u` is nobody's; run as another user, it is that
+// user's. The agent's password in its environment does not reach it.
+func TestExternalWorkersNeverRunAsRoot(t *testing.T) {
+	t.Setenv("SEDNA_PASSWORD", "s3cret")
+	logs := t.TempDir()
+	rep := newReports()
+	s := workers.New(workers.Config{Node: "edge1", LogDir: logs, Report: rep.add, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "whoami"}
+	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "train-0", Node: "edge1",
+		Container: api.Container{Command: []string{"/bin/sh", "-c", `echo "uid=$(id -u) password=[$SEDNA_PASSWORD] home=$HOME"`}}}})
+	rep.waitFor(t, "the worker's exit", func(st api.WorkerStatus) bool { return st.Phase == workers.PhaseSucceeded })
+	out, err := os.ReadFile(filepath.Join(logs, "FederatedLearningJob_default_whoami_train-0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := os.Getuid()
+	home := ""
+	if want == 0 {
+		u, err := user.Lookup(workers.DefaultUser)
+		if err != nil {
+			t.Fatalf("the default worker user: %v", err)
+		}
+		want, _ = strconv.Atoi(u.Uid)
+		home = u.HomeDir
+	}
+	line := strings.TrimSpace(string(out))
+	if want == 0 || !strings.HasPrefix(line, fmt.Sprintf("uid=%d password=[] home=", want)) {
+		t.Fatalf("the worker said %q, want uid %d (not root) and no password", line, want)
+	}
+	if home != "" && !strings.HasSuffix(line, "home="+home) {
+		t.Errorf("the worker's HOME: %q, want %s", line, home)
+	}
+	t.Logf("the agent runs as uid %d; its worker said %q", os.Getuid(), line)
+
+	// Root is refused by name and by number, whoever asks.
+	for _, spec := range []string{"root", "0", "0:0"} {
+		if _, err := workers.RunAs(spec); err == nil {
+			t.Errorf("RunAs(%q) accepted", spec)
+		}
 	}
 }

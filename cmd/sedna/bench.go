@@ -66,6 +66,8 @@ func newBenchCmd(g *globals) *cobra.Command {
           bridged the same way (mosquitto keeps its bridge queue in memory);
   broker  publishers to one subscriber through one broker, QoS 1: the edge
           broker of 'sedna edge' against mosquitto;
+  slow    the same, without and then with one more subscriber (to '#') that
+          never reads its socket: the others' throughput with and without it;
   models  model distribution from the cloud registry to a 'sedna edge'
           process against the bridge's raw downlink for the same bytes, 1 MB
           and 64 MB, with the edge's memory, and apply latency;
@@ -120,7 +122,7 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "models", "ji" or "fl"`)
+	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "slow", "models", "ji" or "fl"`)
 	f.IntVar(&o.flClients, "fl-clients", 10, "fl: in-process nodes")
 	f.IntVar(&o.flRounds, "fl-rounds", 30, "fl: rounds of the overhead measure")
 	f.IntVar(&o.flAccuracyRounds, "fl-accuracy-rounds", 100, "fl: rounds of the accuracy runs (Dirichlet alpha 0.1 and 0.5, three seeds)")
@@ -197,6 +199,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.only == "" || o.only == "broker" {
 		if err := b.broker(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only == "" || o.only == "slow" {
+		if err := b.slowSubscriber(ctx); err != nil {
 			return err
 		}
 	}
@@ -389,7 +396,7 @@ func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (bench
 		return benchResult{}, err
 	}
 	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserCloud})
+		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -31,7 +31,7 @@ func (b *bencher) federated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	users := []broker.User{{Username: "ops", PasswordHash: hash, Role: broker.UserCloud}}
+	users := []broker.User{{Username: "ops", PasswordHash: hash, Role: broker.UserOperator}}
 	for _, n := range names {
 		users = append(users, broker.User{Username: n, PasswordHash: hash, Role: broker.UserNode})
 	}
@@ -40,7 +40,8 @@ func (b *bencher) federated(ctx context.Context) error {
 		return err
 	}
 	dir := b.subdir("federated")
-	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off",
+		Data: cloud.DataConfig{Dirs: []string{dir}}}, // the validation sets
 		cloud.Options{Logger: b.o.log, Credentials: creds})
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ func (b *bencher) jointInference(ctx context.Context) error {
 		return err
 	}
 	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserCloud})
+		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func (b *bencher) models(ctx context.Context) error {
 		return err
 	}
 	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "ops", PasswordHash: hash, Role: broker.UserCloud})
+		broker.User{Username: "ops", PasswordHash: hash, Role: broker.UserOperator})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +42,18 @@ instead of the embedded one.`,
 			merge(cmd, &file.External.Username, cfg.External.Username, "username")
 			merge(cmd, &file.External.Password, cfg.External.Password, "password")
 			merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+			if cmd.Flags().Changed("profiles") {
+				file.Profiles = cfg.Profiles
+			}
+			if cmd.Flags().Changed("read-dir") {
+				file.Data.Dirs = cfg.Data.Dirs
+			}
+			if cmd.Flags().Changed("models-dir") {
+				file.Models.Dirs = cfg.Models.Dirs
+			}
+			if file.External.URL != "" && file.External.Password == "" {
+				file.External.Password = os.Getenv("SEDNA_PASSWORD")
+			}
 			if cmd.Flags().Changed("write-mode") {
 				m, err := store.ParseMode(writeMode)
 				if err != nil {
@@ -68,13 +81,16 @@ instead of the embedded one.`,
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file (flags override it)")
 	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-cloud)")
-	f.StringVar(&cfg.Broker.Listen, "listen", "", "embedded broker TCP address (default :1884)")
+	f.StringVar(&cfg.Broker.Listen, "listen", "", `embedded broker TCP address (default 127.0.0.1:1884; ":1884" for nodes on other hosts)`)
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials file of the embedded broker")
 	f.StringVar(&cfg.Broker.WebSocket, "websocket", "", "address of an MQTT-over-WebSocket listener")
 	f.StringVar(&cfg.External.URL, "broker", "", "use this external broker instead of the embedded one")
 	f.StringVar(&cfg.External.Username, "username", "", "username on the external broker")
-	f.StringVar(&cfg.External.Password, "password", "", "password on the external broker")
+	f.StringVar(&cfg.External.Password, "password", "", "password on the external broker (or env SEDNA_PASSWORD)")
 	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9465, "off" to disable)`)
+	f.BoolVar(&cfg.Profiles, "profiles", false, "serve Go's /debug/pprof/ beside /metrics (loopback addresses only)")
+	f.StringArrayVar(&cfg.Data.Dirs, "read-dir", nil, "a directory whose files jobs may name for the cloud to read (a federated validation set); repeatable (default DATA/data)")
+	f.StringArrayVar(&cfg.Models.Dirs, "models-dir", nil, "a directory whose files a Model's url may name; repeatable (default DATA/models)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	return cmd
 }

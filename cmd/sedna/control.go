@@ -29,10 +29,13 @@ type controlFlags struct {
 	timeout                                          time.Duration
 }
 
+// The flags' defaults come from the environment when the command runs,
+// never when it is defined: a default is printed by --help, and the
+// password's would be.
 func (f *controlFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.url, "cloud", envOr("SEDNA_CLOUD_URL", "tcp://127.0.0.1:1884"), "the cloud broker (env SEDNA_CLOUD_URL)")
-	cmd.Flags().StringVar(&f.username, "username", os.Getenv("SEDNA_USERNAME"), "user of the cloud broker, role cloud (env SEDNA_USERNAME)")
-	cmd.Flags().StringVar(&f.password, "password", os.Getenv("SEDNA_PASSWORD"), "its password (env SEDNA_PASSWORD)")
+	cmd.Flags().StringVar(&f.url, "cloud", "", "the cloud broker (env SEDNA_CLOUD_URL; default tcp://127.0.0.1:1884)")
+	cmd.Flags().StringVar(&f.username, "username", "", "user of the cloud broker: role operator, viewer or admin (env SEDNA_USERNAME)")
+	cmd.Flags().StringVar(&f.password, "password", "", "its password (env SEDNA_PASSWORD; better --password-file: every user of the host sees a command line)")
 	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "read the password from a file")
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "default", "namespace")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the cloud manager")
@@ -46,6 +49,15 @@ func envOr(k, def string) string {
 }
 
 func (f *controlFlags) dial() (*cloud.Client, error) {
+	if f.url == "" {
+		f.url = envOr("SEDNA_CLOUD_URL", "tcp://127.0.0.1:1884")
+	}
+	if f.username == "" {
+		f.username = os.Getenv("SEDNA_USERNAME")
+	}
+	if f.password == "" {
+		f.password = os.Getenv("SEDNA_PASSWORD")
+	}
 	if f.passwordFile != "" {
 		b, err := os.ReadFile(f.passwordFile)
 		if err != nil {

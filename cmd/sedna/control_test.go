@@ -17,7 +17,7 @@ import (
 
 func TestApplyGetDescribeDelete(t *testing.T) {
 	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserCloud})
+	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserOperator})
 	if err != nil {
 		t.Fatal(err)
 	}

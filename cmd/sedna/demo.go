@@ -111,7 +111,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	users := []broker.User{
 		{Username: "edge-a", PasswordHash: hash, Role: broker.UserNode},
 		{Username: "edge-b", PasswordHash: hash, Role: broker.UserNode},
-		{Username: "demo", PasswordHash: hash, Role: broker.UserCloud}}
+		{Username: "demo", PasswordHash: hash, Role: broker.UserOperator}}
 	for _, n := range flDemoNodes {
 		users = append(users, broker.User{Username: n, PasswordHash: hash, Role: broker.UserNode})
 	}
@@ -119,7 +119,8 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off",
+		Data: cloud.DataConfig{Dirs: []string{dir}}}, // the federated example's validation set
 		cloud.Options{Logger: o.log, Credentials: creds})
 	if err != nil {
 		return err

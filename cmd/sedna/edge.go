@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +42,12 @@ and restarts.`,
 			merge(cmd, &file.Cloud.PasswordFile, cfg.Cloud.PasswordFile, "password-file")
 			merge(cmd, &file.Cloud.CAFile, cfg.Cloud.CAFile, "cloud-ca")
 			merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+			if cmd.Flags().Changed("profiles") {
+				file.Profiles = cfg.Profiles
+			}
+			if file.Cloud.Password == "" && file.Cloud.PasswordFile == "" {
+				file.Cloud.Password = os.Getenv("SEDNA_PASSWORD")
+			}
 			if file.Cloud.Username == "" {
 				file.Cloud.Username = file.Node
 			}
@@ -79,10 +86,11 @@ and restarts.`,
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials for clients not on loopback")
 	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. tcp://cloud:1884")
 	f.StringVar(&cfg.Cloud.Username, "username", "", "username on the cloud broker (default the node name)")
-	f.StringVar(&cfg.Cloud.Password, "password", "", "password on the cloud broker")
+	f.StringVar(&cfg.Cloud.Password, "password", "", "password on the cloud broker (or env SEDNA_PASSWORD; better --password-file: every user of the host sees a command line)")
 	f.StringVar(&cfg.Cloud.PasswordFile, "password-file", "", "file holding the password on the cloud broker")
 	f.StringVar(&cfg.Cloud.CAFile, "cloud-ca", "", "CA certificate of the cloud broker (ssl:// URLs)")
 	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9464, "off" to disable)`)
+	f.BoolVar(&cfg.Profiles, "profiles", false, "serve Go's /debug/pprof/ beside /metrics (loopback addresses only)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	return cmd
 }

@@ -136,3 +136,29 @@ func TestExampleConfigs(t *testing.T) {
 		t.Fatalf("edge.yaml rules: %v", err)
 	}
 }
+
+// Finding 10 of issue 14: a flag's default taken from the environment was
+// printed by --help, the password included. No command's help shows a
+// secret of the environment.
+func TestHelpShowsNoSecret(t *testing.T) {
+	const secret = "hunter2-not-for-help"
+	t.Setenv("SEDNA_PASSWORD", secret)
+	t.Setenv("SEDNA_USERNAME", "ops-"+secret)
+	t.Setenv("SEDNA_CLOUD_URL", "tcp://"+secret+":1884")
+	for _, cmd := range [][]string{{"apply"}, {"get"}, {"describe"}, {"delete"}, {"watch"}, {"model", "push"}, {"edge"}, {"cloud"}, {"events"}} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append(cmd, "--help"))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v --help: %v", cmd, err)
+		}
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("%v --help shows the environment's secret:\n%s", cmd, out.String())
+		}
+		if !strings.Contains(out.String(), "Usage") {
+			t.Fatalf("%v --help printed no usage:\n%s", cmd, out.String())
+		}
+	}
+}

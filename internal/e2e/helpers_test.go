@@ -57,7 +57,7 @@ func credentials(t testing.TB) *broker.Credentials {
 	for i := 1; i <= 3; i++ { // the node names of examples/sedna
 		users = append(users, broker.User{Username: fmt.Sprintf("edge%d", i), PasswordHash: hash, Role: broker.UserNode})
 	}
-	users = append(users, broker.User{Username: "app", PasswordHash: hash, Role: broker.UserCloud},
+	users = append(users, broker.User{Username: "app", PasswordHash: hash, Role: broker.UserOperator},
 		broker.User{Username: "admin", PasswordHash: hash, Role: broker.UserAdmin})
 	c, err := broker.NewCredentials(users...)
 	if err != nil {
@@ -86,7 +86,10 @@ func startCloud(t testing.TB, dir string, listen string) *cloud.Manager {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	m, err := cloud.Start(cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: listen}, Metrics: "off"},
+	// The cloud may read the test's files (a federated job's validation
+	// set), which are beside its data directory.
+	m, err := cloud.Start(cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: listen}, Metrics: "off",
+		Data: cloud.DataConfig{Dirs: []string{filepath.Dir(dir)}}},
 		cloud.Options{Logger: testLogger(t), Credentials: credentials(t)})
 	if err != nil {
 		t.Fatal(err)

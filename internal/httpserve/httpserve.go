@@ -1,5 +1,6 @@
-// Package httpserve serves a process's Prometheus /metrics and Go's
-// /debug/pprof/ on one address, for the edge agent and the cloud manager.
+// Package httpserve serves a process's Prometheus /metrics and, when asked
+// for, Go's /debug/pprof/ on one address, for the edge agent and the cloud
+// manager.
 package httpserve
 
 import (
@@ -24,18 +25,27 @@ type Server struct {
 	wg  sync.WaitGroup
 }
 
-// Start listens on addr and serves reg's metrics on /metrics and profiles
-// on /debug/pprof/.
-func Start(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+// Start listens on addr and serves reg's metrics on /metrics and, with
+// profiles, Go's profiles on /debug/pprof/. Profiles show the process's
+// memory (credentials included) and let anyone who can reach them load
+// its CPU: they are served on a loopback address only, and refused on any
+// other.
+func Start(addr string, reg *prometheus.Registry, profiles bool, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if profiles {
+		if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+			_ = ln.Close()
+			return nil, fmt.Errorf("metrics: profiles are served on a loopback address only, not on %s", addr)
+		}
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	s.wg.Add(1)
 	go func() {
