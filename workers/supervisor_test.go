@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/internal/shareddir"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -41,21 +42,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// workerDir is a directory a worker may write in, whichever user it runs
-// as (t.TempDir's are private to the test's user).
-func workerDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "worker-out-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // reports collects worker states and lets a test wait for one.
@@ -108,7 +94,7 @@ func phases(r *reports) string {
 }
 
 func TestExternalWorkerIsRestartedAfterACrashAndReportsItsExit(t *testing.T) {
-	out := workerDir(t)
+	out := shareddir.New(t)
 	if err := syscall.Mkfifo(filepath.Join(out, "ready"), 0o666); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +136,7 @@ func TestExternalWorkerIsRestartedAfterACrashAndReportsItsExit(t *testing.T) {
 }
 
 func TestFinishedWorkerSucceedsAndIsNotRestarted(t *testing.T) {
-	out := workerDir(t)
+	out := shareddir.New(t)
 	os.WriteFile(filepath.Join(out, "crashed"), nil, 0o644)
 	rep := newReports()
 	s := workers.New(workers.Config{Node: "edge1", Report: rep.add, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

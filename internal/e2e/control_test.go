@@ -18,6 +18,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/internal/shareddir"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -172,7 +173,7 @@ func TestExternalWorkerRunsOnItsNode(t *testing.T) {
 	dir := t.TempDir()
 	// The worker runs as another user than root: its program and the
 	// files it writes are in a directory it may use.
-	shared := markerDir(t)
+	shared := shareddir.New(t)
 	crashy := filepath.Join(shared, "crashy")
 	if out, err := exec.Command("go", "build", "-o", crashy, "../../workers/testdata/crashy").CombinedOutput(); err != nil {
 		t.Fatal(string(out))

@@ -23,22 +23,29 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/internal/shareddir"
 	"github.com/sedna-go/sedna/topics"
 )
 
-// markerDir is a directory any user may write in: a worker that runs as
-// another user than the test's leaves its marker there.
-func markerDir(t testing.TB) string {
+// cloudOnly starts a cloud manager in a directory of the test's, which it
+// returns; both go with the test.
+func cloudOnly(t testing.TB) (string, *cloud.Manager) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sedna-marker-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	t.Cleanup(m.Close)
+	return dir, m
+}
+
+// cloudAndEdge1 starts a cloud manager and the node edge-1 linked to it.
+func cloudAndEdge1(t testing.TB) (*cloud.Manager, *edge.Agent) {
+	t.Helper()
+	dir, m := cloudOnly(t)
+	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
+	t.Cleanup(a.Close)
+	waitLink(t, a)
+	return m, a
 }
 
 // jiWithCommands is a JointInferenceService whose workers run the given
@@ -124,7 +131,7 @@ func exists(t testing.TB, c *cloud.Client, kind, name string) bool {
 // host. Now the CONNECT is refused for its will, and nothing is applied.
 func TestWillOnTheAPIIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	marker := filepath.Join(markerDir(t), "pwned")
+	marker := filepath.Join(shareddir.New(t), "pwned")
 	m := startCloud(t, filepath.Join(dir, "cloud"), "")
 	t.Cleanup(m.Close)
 	admin := adminClient(t, m.BrokerURL())
@@ -162,11 +169,7 @@ func TestWillOnTheAPIIsRefused(t *testing.T) {
 // 2^62 so later specs would be ignored, and a worker command. Now the
 // CONNECT is refused.
 func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
+	_, a := cloudAndEdge1(t)
 	ref := topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: "pwn"}
 	rs, _ := api.Parse([]byte(jiWithCommands("pwn", "edge-1", "id -u > /tmp/pwned", "")), "attack.yaml")
 	spec, err := topics.Encode(topics.KindSpec, "attacker", topics.Spec{Key: ref.String(), Generation: 1 << 62, Data: rs[2].Source})
@@ -199,7 +202,7 @@ func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
 // admin's runs, as a user that is not root.
 func TestOperatorsCannotRunCommandsAndWorkersAreNotRoot(t *testing.T) {
 	dir := t.TempDir()
-	marks := markerDir(t)
+	marks := shareddir.New(t)
 	m := startCloud(t, filepath.Join(dir, "cloud"), "")
 	t.Cleanup(m.Close)
 	ops := apiClient(t, m.BrokerURL())
@@ -326,9 +329,7 @@ func sendFrame(t testing.TB, conn *rawConn, node string, from uint64, msgs ...to
 // model only edge-1 uses, then for its own; its own arrives, the other
 // never does (the cloud answers fetches in order, in one outbox).
 func TestNodesDownloadOnlyTheirModels(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
+	_, m := cloudOnly(t)
 	ops := apiClient(t, m.BrokerURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -378,12 +379,7 @@ func TestNodesDownloadOnlyTheirModels(t *testing.T) {
 // refused; a job applied afterwards reaches the node, the forged one never
 // does.
 func TestSpecsReachNodesOnlyThroughAdmission(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
-	waitLink(t, a)
+	m, a := cloudAndEdge1(t)
 	evil := topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: "evil"}
 	rs, _ := api.Parse([]byte(jiWithCommands("evil", "edge-1", "id -u > /tmp/pwned", "")), "attack.yaml")
 	spec, _ := topics.Encode(topics.KindSpec, "attacker", topics.Spec{Key: evil.String(), Generation: 1 << 62, Data: rs[2].Source})
@@ -425,12 +421,7 @@ func nested(n int) []byte { return append(bytes.Repeat([]byte{0x91}, n), 0xc0) }
 // the decoder runs, dead-lettered with the reason, and the cloud answers
 // the next request.
 func TestNestedMsgpackIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
-	waitLink(t, a)
+	m, a := cloudAndEdge1(t)
 	ops := apiClient(t, m.BrokerURL())
 	applyYAML(t, ops, jiWithCommands("deep", "edge-1", "", ""))
 
@@ -542,12 +533,7 @@ func TestMemoryBeforeLoginIsBounded(t *testing.T) {
 // that client ID is refused to anyone but edge-1, and edge-1's bridge
 // stays connected.
 func TestBridgeClientIDsAreBoundToTheirNode(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
-	waitLink(t, a)
+	m, a := cloudAndEdge1(t)
 	_, changed := a.Bridge().Connected()
 	for _, user := range []string{"edge-2", operatorUser, adminUser} {
 		for i := 0; i < 3; i++ {
@@ -586,9 +572,7 @@ func TestInvalidTopicsInFramesAreRefused(t *testing.T) {
 	if _, err := exec.LookPath("mosquitto_sub"); err != nil {
 		t.Fatal("mosquitto_sub is not installed: run `make test`, which installs Debian's mosquitto-clients")
 	}
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
+	_, m := cloudOnly(t)
 	host, port, _ := net.SplitHostPort(hostPort(m.BrokerURL()))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -644,12 +628,7 @@ func TestInvalidTopicsInFramesAreRefused(t *testing.T) {
 // acknowledged and dead-lettered at the first hop, with a reason code for
 // an MQTT 5 publisher and an error event its publisher can read.
 func TestMessageSizeLimitsAgree(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
-	waitLink(t, a)
+	m, a := cloudAndEdge1(t)
 	got := make(chan int, 8)
 	sub := client(t, m.BrokerURL(), "size-sub", operatorUser, true)
 	if tok := sub.Subscribe(topics.NodeAppPrefix("edge-1")+"sensors/#", 1, func(_ paho.Client, msg paho.Message) { got <- len(msg.Payload()) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -790,9 +769,7 @@ func TestProfilesAreNotServedByDefault(t *testing.T) {
 // exercised alone in package broker; here a positive control shows that a
 // will on a node's own status, the bridge's right, is accepted.
 func TestNodeStatusWillIsAccepted(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
+	_, m := cloudOnly(t)
 	status, _ := topics.Encode(topics.KindNodeStatus, "edge/bridge", topics.NodeStatus{Node: "edge-1", State: topics.NodeOffline, Session: 1})
 	conn, code := rawConnect(t, m.BrokerURL(), 4, packets.ConnectParams{ClientIdentifier: broker.BridgeClientID("edge-1"), Clean: true,
 		Username: []byte("edge-1"), Password: []byte(password), WillFlag: true, WillTopic: topics.NodeStatusTopic("edge-1"),
@@ -834,12 +811,7 @@ func stall(t testing.TB, url, user, id, filter string) *rawConn {
 // stays online. (Throughput beside a stalled subscriber is measured by
 // `sedna bench --only slow`.)
 func TestStalledSubscriberInTheCloudSlowsNoOne(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
-	waitLink(t, a)
+	m, a := cloudAndEdge1(t)
 	events := watchErrors(t, m.BrokerURL(), operatorUser, topics.CloudEvents("error"))
 	stall(t, m.BrokerURL(), operatorUser, "stalled", topics.Root+"/node/#")
 	got := newCounter()
@@ -910,11 +882,7 @@ func waitSlowEvent(t testing.TB, events <-chan topics.ErrorEvent, client string)
 // 55 s. Now the stalled subscriber is disconnected and reported, and
 // every publish is acknowledged.
 func TestStalledSubscriberOnANodeSlowsNoOne(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
-	a := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), m.BrokerURL())
-	t.Cleanup(a.Close)
+	_, a := cloudAndEdge1(t)
 	events := watchErrors(t, "tcp://"+a.BrokerAddr(), "", topics.NodeEvents("edge-1", "error"))
 	stall(t, "tcp://"+a.BrokerAddr(), "", "stalled", "#")
 	n := uint64(50000)
@@ -933,9 +901,7 @@ func TestStalledSubscriberOnANodeSlowsNoOne(t *testing.T) {
 // broker noticed dead only after the node connected again (a half-open
 // link) used to make the node offline while its bridge was connected.
 func TestNodeStatusFollowsTheLatestSession(t *testing.T) {
-	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	t.Cleanup(m.Close)
+	_, m := cloudOnly(t)
 	status := func(state string, session uint64) []byte {
 		raw, _ := topics.Encode(topics.KindNodeStatus, "edge/bridge", topics.NodeStatus{Node: "edge-1", State: state, Epoch: 7, Session: session})
 		return raw
