@@ -56,7 +56,25 @@ func (h *CaptureHook) ID() string { return "sedna-capture" }
 
 // Provides says which events the hook handles.
 func (h *CaptureHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnPacketSent || b == mqtt.OnDisconnect
+	return b == mqtt.OnPublish || b == mqtt.OnPacketSent || b == mqtt.OnDisconnect || b == mqtt.OnWillSent
+}
+
+// OnWillSent carries a client's will to the cloud when an uplink rule
+// matches its topic, as a publish of it would be: mochi publishes a will
+// without the OnPublish hooks (it was authorized at CONNECT). Its client
+// is gone, so there is no PUBACK to hold.
+func (h *CaptureHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	rule, remote, ok := h.rules.Out(pk.TopicName)
+	if !ok {
+		return
+	}
+	pk.FixedHeader.Qos = 0
+	if _, err := h.capture(cl, pk, rule, remote); err != nil && !errors.Is(err, packets.CodeSuccessIgnore) {
+		h.log.Warn("a will not taken into the bridge queue", "topic", pk.TopicName, "client", cl.ID, "error", err)
+	}
 }
 
 // OnPublish captures matching publishes before their PUBACK.

@@ -68,7 +68,10 @@ type DownlinkConfig struct {
 	// FrameMessages and FrameBytes bound one frame; defaults 512 and 256 KiB.
 	FrameMessages, FrameBytes int
 	// Limits bound payloads; default topics.DefaultLimits.
-	Limits  topics.Limits
+	Limits topics.Limits
+	// Dead, if set, keeps a record of each message for a node refused for
+	// its size (and reports it as an error event).
+	Dead    *DeadLetters
 	Metrics *Metrics
 	Logger  *slog.Logger
 }
@@ -280,6 +283,20 @@ func (d *Downlink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	var ttl time.Duration
 	if pk.Properties.MessageExpiryInterval > 0 {
 		ttl = time.Duration(pk.Properties.MessageExpiryInterval) * time.Second
+	}
+	if len(pk.Payload) > d.cfg.Limits.MaxBody {
+		// Over the message limit: acknowledged, so the publisher does not
+		// send it again forever, and dead-lettered where it can read why;
+		// an MQTT 5 publisher gets the reason code.
+		detail := fmt.Sprintf("a message of %d bytes for node %s, over the limit of %d", len(pk.Payload), p.Node, d.cfg.Limits.MaxBody)
+		d.log.Warn("downlink: publish too large", "topic", pk.TopicName, "client", cl.ID, "bytes", len(pk.Payload))
+		if d.cfg.Dead != nil {
+			d.cfg.Dead.Add(DeadLetter{Component: "cloud/downlink", Reason: "too-large", Detail: detail, Topic: pk.TopicName, Client: cl.ID})
+		}
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			return pk, packets.ErrQuotaExceeded
+		}
+		return pk, packets.CodeSuccessIgnore
 	}
 	if _, err := d.Send(p.Node, pk.TopicName, append([]byte(nil), pk.Payload...), pk.FixedHeader.Retain, max(pk.FixedHeader.Qos, 1), ttl); err != nil {
 		d.log.Warn("downlink: publish refused", "topic", pk.TopicName, "client", cl.ID, "error", err)

@@ -220,7 +220,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err != nil {
 		return fail(err)
 	}
-	m.downlink, err = broker.NewDownlink(broker.DownlinkConfig{Store: m.store, Metrics: m.metrics, Logger: m.log,
+	m.downlink, err = broker.NewDownlink(broker.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
 		Queue: broker.QueueOptions{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
 	if err != nil {
 		return fail(err)

@@ -1,6 +1,9 @@
 package jointinference
 
 import (
+	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sedna-go/sedna/topics"
@@ -21,4 +24,24 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		_, _ = req.values()
 	})
+}
+
+// A device's request nested a hundred thousand levels deep (any local app
+// may send one, anonymously) is refused as too deep, before the decoder
+// could recurse through it (issue 14, finding 3).
+func TestDeepRequestIsRefused(t *testing.T) {
+	body := append([]byte{0x81, 0xa4, 'd', 'a', 't', 'a'}, bytes.Repeat([]byte{0x91}, 100_000)...)
+	body = append(body, 0xc0)
+	env := &topics.Envelope{Version: topics.EnvelopeVersion, Kind: KindRequest, Body: body}
+	raw, err := env.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := decodeRequest(raw, topics.Limits{}); !errors.Is(err, topics.ErrTooDeep) {
+		t.Fatalf("a request 100,000 levels deep: %v", err)
+	}
+	deep := []byte(`{"shape":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`)
+	if _, _, _, _, err := decodeRequest(deep, topics.Limits{}); err == nil {
+		t.Fatal("a JSON request 20,000 levels deep was taken")
+	}
 }

@@ -169,7 +169,7 @@ func TestWillOnTheAPIIsRefused(t *testing.T) {
 // 2^62 so later specs would be ignored, and a worker command. Now the
 // CONNECT is refused.
 func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
-	_, a := cloudAndEdge1(t)
+	m, a := cloudAndEdge1(t)
 	ref := topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: "pwn"}
 	rs, _ := api.Parse([]byte(jiWithCommands("pwn", "edge-1", "id -u > /tmp/pwned", "")), "attack.yaml")
 	spec, err := topics.Encode(topics.KindSpec, "attacker", topics.Spec{Key: ref.String(), Generation: 1 << 62, Data: rs[2].Source})
@@ -187,13 +187,29 @@ func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
 	if gen, _, ok := a.Bridge().SpecGeneration(ref.String()); ok {
 		t.Fatalf("the node holds the will's spec, generation %d", gen)
 	}
-	// A will outside the project's tree is a local app's right.
+	// A will outside the project's tree is a local app's right; on a
+	// bridged topic it reaches the cloud, as a publish there would.
+	got := make(chan string, 1)
+	watcher := client(t, m.BrokerURL(), "will-watcher", operatorUser, true)
+	if tok := watcher.Subscribe(topics.NodeAppPrefix("edge-1")+"sensors/#", 1, func(_ paho.Client, msg paho.Message) {
+		got <- msg.Topic() + " " + string(msg.Payload())
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
 	conn, code := rawConnect(t, "tcp://"+a.BrokerAddr(), 4, packets.ConnectParams{ClientIdentifier: "local-ok", Clean: true,
-		WillFlag: true, WillTopic: "apps/camera/state", WillPayload: []byte("gone"), WillQos: 1})
+		WillFlag: true, WillTopic: "sensors/camera/state", WillPayload: []byte("gone"), WillQos: 1})
 	if code != 0 {
 		t.Fatalf("a local app's will on its own topic was refused: 0x%02x", code)
 	}
 	conn.c.Close()
+	select {
+	case s := <-got:
+		if s != topics.NodeAppPrefix("edge-1")+"sensors/camera/state gone" {
+			t.Fatalf("the cloud received %q", s)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a local app's will on a bridged topic never reached the cloud")
+	}
 }
 
 // Finding 2: a cloud user who may run jobs (an operator) applied a service
@@ -689,6 +705,32 @@ func TestMessageSizeLimitsAgree(t *testing.T) {
 	case size := <-got:
 		t.Fatalf("a message of %d bytes over the limit reached the cloud", size)
 	default:
+	}
+	// The same at the cloud's first hop, for a node's downlink: an
+	// operator's message over the limit is acknowledged (3.1.1) or
+	// answered 0x97 (5), and dead-lettered in the cloud.
+	ops := client(t, m.BrokerURL(), "big-to-node", operatorUser, true)
+	if tok := ops.Publish(topics.ToNodeAppPrefix("edge-1")+"big", 1, false, make([]byte, limit+1)); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil || !ops.IsConnectionOpen() {
+		t.Fatalf("a message for a node over the limit: not acknowledged: %v", tok.Error())
+	}
+	ops5, code := rawConnect(t, m.BrokerURL(), 5, packets.ConnectParams{ClientIdentifier: "big-to-node-5", Clean: true,
+		Username: []byte(operatorUser), Password: []byte(password)})
+	if code != 0 {
+		t.Fatalf("v5 connect: 0x%02x", code)
+	}
+	pid := ops5.publish(t, topics.ToNodeAppPrefix("edge-1")+"big", make([]byte, limit+1), false)
+	if rc, err := ops5.waitAck(t, pid, 30*time.Second); err != nil || rc != packets.ErrQuotaExceeded.Code {
+		t.Fatalf("v5 message for a node over the limit: PUBACK 0x%02x, %v", rc, err)
+	}
+	dls, _ := m.DeadLetters().List(100)
+	n := 0
+	for _, d := range dls {
+		if d.Component == "cloud/downlink" && d.Reason == "too-large" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d dead letters of the downlink, want 2: %+v", n, dls)
 	}
 }
 
