@@ -248,6 +248,9 @@ func (c *ControlPlane) modelWaits(e *entry) string {
 		return ""
 	}
 	spec := e.res.Spec.(*api.ModelSpec)
+	if _, local := modelFile(spec.URL); !local {
+		return fmt.Sprintf("a version of the model (push one: sedna model push %s FILE; a training job that names it registers its own)", e.res.Metadata.Name)
+	}
 	return fmt.Sprintf("a model file: %s is not in the cloud's model directories (%s; push one: sedna model push %s FILE; a training job that names it registers its own)",
 		spec.URL, strings.Join(c.cfg.Access.ModelDirs, ", "), e.res.Metadata.Name)
 }

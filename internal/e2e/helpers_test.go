@@ -43,8 +43,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// credentials: nodes edge-0..edge-31 and edge1..edge3, a cloud app "app" and "admin", all
-// with the same password (cheap bcrypt cost, for tests).
+// credentials: nodes edge-0..edge-31 and edge1..edge3, an operator "app",
+// "admin" and "viewer", all with the same password (cheap bcrypt cost, for
+// tests).
 func credentials(t testing.TB) *broker.Credentials {
 	hashOnce.Do(func() {
 		h, _ := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
@@ -58,7 +59,8 @@ func credentials(t testing.TB) *broker.Credentials {
 		users = append(users, broker.User{Username: fmt.Sprintf("edge%d", i), PasswordHash: hash, Role: broker.UserNode})
 	}
 	users = append(users, broker.User{Username: "app", PasswordHash: hash, Role: broker.UserOperator},
-		broker.User{Username: "admin", PasswordHash: hash, Role: broker.UserAdmin})
+		broker.User{Username: "admin", PasswordHash: hash, Role: broker.UserAdmin},
+		broker.User{Username: "viewer", PasswordHash: hash, Role: broker.UserViewer})
 	c, err := broker.NewCredentials(users...)
 	if err != nil {
 		t.Fatal(err)

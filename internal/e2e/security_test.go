@@ -1001,3 +1001,50 @@ func TestNodeStatusFollowsTheLatestSession(t *testing.T) {
 		t.Fatal("the cloud's downlink holds the node offline")
 	}
 }
+
+// The roles of the API: a viewer reads and may change nothing; an operator
+// applies and deletes; a request names its user by its topic, so no user
+// can ask on another's behalf.
+func TestRolesOfTheAPI(t *testing.T) {
+	_, m := cloudOnly(t)
+	ops := apiClient(t, m.BrokerURL())
+	viewer, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "viewer", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { viewer.Close() })
+	ds := "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec: {url: /d.txt, format: txt, nodeName: edge-1}\n"
+	if rep := applyYAML(t, ops, ds); len(rep.Results) != 1 || rep.Results[0].Action != "created" {
+		t.Fatalf("an operator's apply: %+v", rep)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if !exists(t, viewer, "Dataset", "d") {
+		t.Fatal("a viewer cannot read")
+	}
+	rs, _ := api.Parse([]byte(strings.Replace(ds, "name: d}", "name: v}", 1)), "v.yaml")
+	for what, do := range map[string]func() error{
+		"apply":  func() error { _, err := viewer.Apply(ctx, rs); return err },
+		"delete": func() error { _, err := viewer.Do(ctx, topics.APIRequest{Op: "delete", Kind: "Dataset", Name: "d"}); return err },
+		"push": func() error {
+			_, err := viewer.PushModel(ctx, "default", "m", "bin", nil, bytes.NewReader([]byte("w")))
+			return err
+		},
+	} {
+		if err := do(); err == nil || !strings.Contains(err.Error(), "may not") {
+			t.Errorf("a viewer's %s: %v", what, err)
+		}
+	}
+	if exists(t, ops, "Dataset", "v") || !exists(t, ops, "Dataset", "d") {
+		t.Fatal("a viewer changed something")
+	}
+	// A request on another user's topic is refused by the broker.
+	forger := client(t, m.BrokerURL(), "forger", "viewer", true)
+	raw := apiRequest(t, topics.APIRequest{ID: "1", Client: "forger", Op: "apply", Documents: [][]byte{rs[0].Source}})
+	if tok := forger.Publish(apiRequestTopic(operatorUser), 1, false, raw); tok.WaitTimeout(5*time.Second) && tok.Error() == nil && forger.IsConnectionOpen() {
+		t.Fatal("a viewer published on an operator's request topic")
+	}
+	if exists(t, ops, "Dataset", "v") {
+		t.Fatal("the forged request was applied")
+	}
+}
