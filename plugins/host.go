@@ -16,10 +16,10 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/plugins/abi"
 	"github.com/sedna-go/sedna/plugins/builtin"
+	"github.com/sedna-go/sedna/topics"
 )
 
 // Capabilities a manifest may ask for.
@@ -272,7 +272,7 @@ func (h *Host) lookup(name, kind string, params map[string]string) (*entry, []ab
 // decodeManifest reads and checks a manifest.
 func decodeManifest(b []byte) (abi.Manifest, error) {
 	var m abi.Manifest
-	if err := msgpack.Unmarshal(b, &m); err != nil {
+	if err := topics.Unmarshal("manifest", b, &m); err != nil {
 		return m, fmt.Errorf("manifest: %w", err)
 	}
 	if m.ABI != abi.Version {

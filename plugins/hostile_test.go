@@ -284,3 +284,22 @@ func TestBigInstancesAreRecycled(t *testing.T) {
 	}
 	stillServes(t, h)
 }
+
+// A plugin whose answer's metadata nests eight million arrays deep (issue 14:
+// every decoder of untrusted bytes is bounded) fails its call, as any
+// plugin that lies does, and the host serves on.
+func TestDeepMetadataIsRefused(t *testing.T) {
+	h, _ := newHost(t, plugins.Config{CallTimeout: 30 * time.Second, MemoryLimitPages: 256})
+	if err := loadFile(t, h, "testdata/hostile/deepmeta/deepmeta.wasm"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.Miner("Hostile-deepmeta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Mine(context.Background(), plugins.Batch{Classes: 2, Probs: []float32{0.5, 0.5}})
+	if !errors.Is(err, plugins.ErrPluginFailed) || !strings.Contains(err.Error(), "nested too deeply") {
+		t.Fatalf("%v, want ErrPluginFailed for metadata nested too deeply", err)
+	}
+	stillServes(t, h)
+}

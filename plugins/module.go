@@ -17,6 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/plugins/abi"
+	"github.com/sedna-go/sedna/topics"
 )
 
 // The exports of ABI v1. mine and aggregate are needed only by modules
@@ -385,7 +386,9 @@ func (inst *instance) run(ctx context.Context, export string, in *abi.Frame, rea
 	}
 	var meta response
 	if len(frame.Meta) > 0 {
-		if err := msgpack.Unmarshal(frame.Meta, &meta); err != nil {
+		// Bounded (topics.Unmarshal): a plugin's answer nested eight
+		// million levels deep overflowed the host's stack.
+		if err := topics.Unmarshal("result metadata", frame.Meta, &meta); err != nil {
 			return fmt.Errorf("result metadata: %w", err)
 		}
 	}
