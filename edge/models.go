@@ -215,7 +215,7 @@ func (m *Models) onOffer(key string, data []byte, deleted bool) {
 		return
 	}
 	var o topics.ModelOffer
-	if err := msgpack.Unmarshal(data, &o); err != nil || o.Key != key || o.ChunkSize <= 0 {
+	if err := topics.Unmarshal("model offer", data, &o); err != nil || o.Key != key || o.ChunkSize <= 0 {
 		m.log.Error("model offer refused", "key", key, "error", err)
 		return
 	}

@@ -10,7 +10,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spf13/cobra"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/topics"
 )
@@ -150,7 +149,7 @@ func writeEvent(w io.Writer, topic string, payload []byte, retained bool) {
 			l.ID = e.ID.String()
 		}
 		var body any
-		if len(e.Body) > 0 && msgpack.Unmarshal(e.Body, &body) == nil {
+		if len(e.Body) > 0 && topics.Unmarshal("body", e.Body, &body) == nil { // any node may have sent it: bounded
 			l.Body = body
 		} else if len(e.Body) > 0 {
 			l.Body = e.Body
