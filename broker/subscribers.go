@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -90,8 +88,6 @@ type SubscriberHook struct {
 	report  func(topics.ErrorEvent)
 
 	states sync.Map // client ID -> *subState: a session outlives its client objects
-	// offlineBytes is what every session whose client is away holds.
-	offlineBytes atomic.Int64
 }
 
 type subState struct {
@@ -99,11 +95,13 @@ type subState struct {
 	owner   *mqtt.Client   // the session's current client object
 	pids    map[uint16]int // packet ID -> payload bytes, of messages not acknowledged
 	bytes   int64
-	burst   int   // messages resent at the last reconnect, not yet acknowledged
-	bursty  int64 // and their bytes
+	// resent are the messages sent again when the client last connected,
+	// not yet acknowledged, and bursty their bytes: allowed beyond the
+	// limits.
+	resent  map[uint16]bool
+	bursty  int64
 	dropped int   // messages dropped while the client was away
 	offline bool
-	since   time.Time // when the client went away
 }
 
 // NewSubscriberHook makes the hook; report, if set, receives the error
@@ -145,9 +143,6 @@ func (h *SubscriberHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet)
 	}
 	st := h.state(cl)
 	st.mu.Lock()
-	if st.offline {
-		h.offlineBytes.Add(-st.bytes)
-	}
 	st.owner, st.offline, st.dropped = cl, false, 0
 	clear(st.pids)
 	st.bytes = 0
@@ -157,7 +152,11 @@ func (h *SubscriberHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet)
 			st.bytes += int64(len(pk.Payload))
 		}
 	}
-	st.burst, st.bursty = len(st.pids), st.bytes
+	st.resent = make(map[uint16]bool, len(st.pids))
+	for pid := range st.pids {
+		st.resent[pid] = true
+	}
+	st.bursty = st.bytes
 	st.mu.Unlock()
 	if g, ok := cl.Net.Conn.(*gatedConn); ok {
 		g.establish(h.limits.MaxPendingBytes)
@@ -165,16 +164,7 @@ func (h *SubscriberHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet)
 }
 
 // OnClientExpired forgets a persistent session that expired.
-func (h *SubscriberHook) OnClientExpired(cl *mqtt.Client) {
-	if v, ok := h.states.LoadAndDelete(cl.ID); ok {
-		st := v.(*subState)
-		st.mu.Lock()
-		if st.offline {
-			h.offlineBytes.Add(-st.bytes)
-		}
-		st.mu.Unlock()
-	}
-}
+func (h *SubscriberHook) OnClientExpired(cl *mqtt.Client) { h.states.Delete(cl.ID) }
 
 // OnQosPublish counts a message sent (or queued) to a client, and
 // disconnects a connected client that is over its limits.
@@ -187,15 +177,12 @@ func (h *SubscriberHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int6
 	if _, known := st.pids[pk.PacketID]; !known { // a resend is counted once
 		st.pids[pk.PacketID] = len(pk.Payload)
 		st.bytes += int64(len(pk.Payload))
-		if st.offline {
-			h.offlineBytes.Add(int64(len(pk.Payload)))
-		}
 	}
 	why := ""
 	if !st.offline {
 		switch {
-		case len(st.pids) > h.limits.MaxPending+st.burst:
-			why = fmt.Sprintf("%d messages not acknowledged, over the limit of %d", len(st.pids)-st.burst, h.limits.MaxPending)
+		case len(st.pids) > h.limits.MaxPending+len(st.resent):
+			why = fmt.Sprintf("%d messages not acknowledged, over the limit of %d", len(st.pids)-len(st.resent), h.limits.MaxPending)
 		case st.bytes > h.limits.MaxPendingBytes+st.bursty:
 			why = fmt.Sprintf("%d bytes not acknowledged, over the limit of %d", st.bytes-st.bursty, h.limits.MaxPendingBytes)
 		}
@@ -210,11 +197,11 @@ func (h *SubscriberHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int6
 	}
 }
 
-// Full reports whether a message of size bytes may not be added to cl's
-// session: its client is away and the session is at its limits. The
+// Full reports whether a message may not be added to cl's session: its
+// client is away and the session is at its limits. The
 // message is then not delivered (the authorization hook refuses it before
 // mochi queues it), and counted.
-func (h *SubscriberHook) Full(cl *mqtt.Client, size int) bool {
+func (h *SubscriberHook) Full(cl *mqtt.Client) bool {
 	if h.limits.Disabled || cl.Net.Inline {
 		return false
 	}
@@ -224,7 +211,7 @@ func (h *SubscriberHook) Full(cl *mqtt.Client, size int) bool {
 	}
 	st := v.(*subState)
 	st.mu.Lock()
-	full := st.offline && (len(st.pids) >= h.limits.MaxSessionMessages || st.bytes+int64(size) > h.limits.MaxSessionBytes)
+	full := st.offline && (len(st.pids) >= h.limits.MaxSessionMessages || st.bytes > h.limits.MaxSessionBytes)
 	first := false
 	if full {
 		st.dropped++
@@ -260,12 +247,9 @@ func (h *SubscriberHook) done(cl *mqtt.Client, pid uint16) {
 	if n, ok := st.pids[pid]; ok {
 		delete(st.pids, pid)
 		st.bytes -= int64(n)
-		if st.offline {
-			h.offlineBytes.Add(-int64(n))
-		}
-		if st.burst > 0 {
-			st.burst--
-			st.bursty = max(0, st.bursty-int64(n))
+		if st.resent[pid] {
+			delete(st.resent, pid)
+			st.bursty -= int64(n)
 		}
 	}
 	st.mu.Unlock()
@@ -303,8 +287,7 @@ func (h *SubscriberHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 			if expire {
 				h.states.Delete(cl.ID)
 			} else {
-				st.offline, st.since, st.burst, st.bursty = true, time.Now(), 0, 0
-				h.offlineBytes.Add(bytes)
+				st.offline, st.resent, st.bursty = true, nil, 0
 			}
 		}
 		st.mu.Unlock()
