@@ -309,8 +309,10 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
-// checkPayload returns a reason if payload may not be published on topic:
-// over the size limit, or not an envelope on an envelope topic.
+// checkPayload returns a reason if payload may not go to topic (in the
+// cloud): over the size limit, not an envelope on an envelope topic, or a
+// topic of the bridge's frames or of no known shape. The capture hook
+// checks what it takes up so, and the AuthHook a will.
 func checkPayload(topic string, payload []byte, lim topics.Limits) (reason, detail string) {
 	if len(payload) > lim.MaxBody {
 		return "too-large", fmt.Sprintf("payload of %d bytes, over the limit of %d", len(payload), lim.MaxBody)
@@ -321,7 +323,7 @@ func checkPayload(topic string, payload []byte, lim topics.Limits) (reason, deta
 			return topics.ReasonOf(err), err.Error()
 		}
 	case topics.PayloadFrame, topics.PayloadInvalid:
-		return "bad-topic", "no payload of this kind may be published on " + topic
+		return "bad-topic", "nothing may be published on " + topic + ": the cloud refuses it"
 	}
 	return "", ""
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -183,16 +182,8 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	if len(pk.Payload) > h.limits.MaxBody {
-		return dead("too-large", "payload is over the bridge's limit of "+strconv.Itoa(h.limits.MaxBody)+" bytes")
-	}
-	switch topics.PayloadOf(remote) {
-	case topics.PayloadEnvelope:
-		if _, err := topics.UnmarshalEnvelope(pk.Payload, h.limits); err != nil {
-			return dead(topics.ReasonOf(err), err.Error())
-		}
-	case topics.PayloadFrame, topics.PayloadInvalid:
-		return dead("bad-topic", "a rule maps this topic to "+remote+", which the cloud refuses")
+	if reason, detail := checkPayload(remote, pk.Payload, h.limits); reason != "" {
+		return dead(reason, detail)
 	}
 	rec := Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}
 	if rule.TTL > 0 {

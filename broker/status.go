@@ -2,6 +2,7 @@ package broker
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -66,6 +67,9 @@ func decodeStatus(topic string, payload []byte) (string, topics.NodeStatus, bool
 
 // OnPublish notes each status a bridge publishes.
 func (h *StatusHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !strings.HasSuffix(pk.TopicName, "/status") { // every publish passes here: most are frames
+		return pk, nil
+	}
 	if node, st, ok := decodeStatus(pk.TopicName, pk.Payload); ok {
 		h.note(node, st, pk.Payload)
 	}

@@ -91,16 +91,16 @@ type SubscriberHook struct {
 }
 
 type subState struct {
-	mu      sync.Mutex
-	owner   *mqtt.Client   // the session's current client object
-	pids    map[uint16]int // packet ID -> payload bytes, of messages not acknowledged
-	bytes   int64
+	mu    sync.Mutex
+	owner *mqtt.Client   // the session's current client object
+	pids  map[uint16]int // packet ID -> payload bytes, of messages not acknowledged
+	bytes int64
 	// resent are the messages sent again when the client last connected,
 	// not yet acknowledged, and bursty their bytes: allowed beyond the
 	// limits.
 	resent  map[uint16]bool
 	bursty  int64
-	dropped int   // messages dropped while the client was away
+	dropped int // messages dropped while the client was away
 	offline bool
 }
 

@@ -321,10 +321,8 @@ var may = map[broker.UserRole][]string{
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
-	switch req.Op {
-	case "apply", "delete", "get", "describe", "model.push":
-	default:
-		return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (apply, delete, get, describe, model.push)", req.Op)}
+	if ops := may[broker.UserAdmin]; !slices.Contains(ops, req.Op) {
+		return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (%s)", req.Op, strings.Join(ops, ", "))}
 	}
 	if !slices.Contains(may[who.role], req.Op) {
 		c.log.Warn("api request refused: not allowed for the role", "user", who.user, "role", who.role, "op", req.Op)

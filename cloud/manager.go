@@ -82,12 +82,8 @@ type DataConfig struct {
 // WorkersConfig configures the workers a process runs, and what operators
 // may make it run.
 type WorkersConfig struct {
-	// User runs external workers: a user name, UID or UID:GID. Default:
-	// the process's own user, or "nobody" when that is root; never root.
-	User string `json:"user,omitempty"`
-	// PassEnv names variables of the process's environment that workers
-	// get (beside PATH, LANG, LC_*, TZ and TMPDIR).
-	PassEnv []string `json:"passEnv,omitempty"`
+	// Settings say who external workers run as (user, passEnv).
+	workers.Settings
 	// AllowedCommands (cloud only) lists the commands an operator may
 	// apply: each the start of an argv, as ["/opt/app/train.sh"] or
 	// ["/usr/bin/python3", "/opt/app/train.py"]. An admin may apply any.

@@ -259,7 +259,7 @@ func (c *ControlPlane) modelWaits(e *entry) string {
 // workers use, unless it was offered already.
 func (c *ControlPlane) offerModels() {
 	for _, e := range c.sorted() {
-		if e.res.Kind == api.KindModel || e.res.Kind == api.KindDataset || c.waitsForResources(e) {
+		if !c.placesModels(e) {
 			continue
 		}
 		ns := e.res.Metadata.Namespace
@@ -375,14 +375,17 @@ func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch
 // downloads only the models its own workers use.
 func (c *ControlPlane) needs(node, ns, name string) bool {
 	for _, e := range c.res {
-		if e.res.Kind == api.KindModel || e.res.Kind == api.KindDataset || e.res.Metadata.Namespace != ns || c.waitsForResources(e) {
-			continue
-		}
-		if slices.Contains(e.res.NodeModels()[node], name) {
+		if e.res.Metadata.Namespace == ns && c.placesModels(e) && slices.Contains(e.res.NodeModels()[node], name) {
 			return true
 		}
 	}
 	return false
+}
+
+// placesModels reports whether e is a job whose models its nodes get now:
+// not a Model or Dataset, and not waiting for a resource it names.
+func (c *ControlPlane) placesModels(e *entry) bool {
+	return e.res.Kind != api.KindModel && e.res.Kind != api.KindDataset && !c.waitsForResources(e)
 }
 
 // held records the version a node holds.

@@ -70,17 +70,7 @@ type Config struct {
 	// its built-in workers).
 	Plugins PluginConfig `json:"plugins,omitempty"`
 	// Workers says who the node's external workers run as.
-	Workers WorkersConfig `json:"workers,omitempty"`
-}
-
-// WorkersConfig configures the external workers of a node.
-type WorkersConfig struct {
-	// User runs them: a user name, UID or UID:GID. Default: the agent's
-	// own user, or "nobody" when that is root; never root.
-	User string `json:"user,omitempty"`
-	// PassEnv names variables of the agent's environment that workers get
-	// (beside PATH, LANG, LC_*, TZ and TMPDIR).
-	PassEnv []string `json:"passEnv,omitempty"`
+	Workers workers.Settings `json:"workers,omitempty"`
 }
 
 // PluginConfig configures a node's plugin host.

@@ -10,10 +10,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// maxSkipDepth bounds the nesting of unknown fields a decoder skips, so a
-// hostile payload of nested arrays cannot exhaust the stack.
-const maxSkipDepth = 32
-
 // reader wraps a msgpack decoder over an in-memory buffer and turns every
 // failure into a *DecodeError for what.
 type reader struct {
@@ -136,14 +132,16 @@ func isInt(c byte) bool {
 	return msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64) || (c >= msgpcode.Int8 && c <= msgpcode.Int64)
 }
 
-// skip skips one value of any type, refusing nesting deeper than maxSkipDepth.
+// skip skips one value of any type, refusing nesting deeper than
+// MaxNesting, so a hostile payload of nested arrays cannot exhaust the
+// stack.
 func (r *reader) skip(field string) error {
 	return r.skipDepth(field, 0)
 }
 
 func (r *reader) skipDepth(field string, depth int) error {
-	if depth > maxSkipDepth {
-		return malformed(r.what, "%s: nesting deeper than %d", field, maxSkipDepth)
+	if depth > MaxNesting {
+		return malformed(r.what, "%s: nesting deeper than %d", field, MaxNesting)
 	}
 	c, err := r.d.PeekCode()
 	if err != nil {

@@ -41,16 +41,23 @@ func ValidateFilter(filter string) error {
 	if err := validUTF8("filter", filter); err != nil {
 		return err
 	}
-	levels := strings.Split(filter, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+	// Level by level, without allocating: brokers check every delivery.
+	for rest := filter; ; {
+		l, more, last := rest, "", true
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			l, more, last = rest[:i], rest[i+1:], false
+		}
+		if strings.Contains(l, "#") && (l != "#" || !last) {
 			return fmt.Errorf("topics: filter %q: '#' must be the whole last level", filter)
 		}
 		if strings.Contains(l, "+") && l != "+" {
 			return fmt.Errorf("topics: filter %q: '+' must be a whole level", filter)
 		}
+		if last {
+			return nil
+		}
+		rest = more
 	}
-	return nil
 }
 
 // MaxTopicLen is MQTT's bound on a topic name or filter, in bytes.

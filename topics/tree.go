@@ -208,6 +208,10 @@ func APIRequestTopic(user string) string { return join(Root, levelAPI, "request"
 // APIRequestFilter matches the requests of every user.
 func APIRequestFilter() string { return join(Root, levelAPI, "request", "+") }
 
+// APIReplyPrefix is the start of every reply of the control plane; a
+// user's own are under APIReplyPrefix() + user + "/".
+func APIReplyPrefix() string { return Root + "/" + levelCloud + "/" + levelAPI + "/" }
+
 // APIReplyTopic is where the control plane answers the client named client
 // of user. Only the cloud manager writes under sedna/v1/cloud/; only user
 // (and the manager) may read its replies.

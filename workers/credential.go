@@ -21,6 +21,17 @@ type Credential struct {
 	Home string
 }
 
+// Settings are what a process's configuration says of its external
+// workers, the same for an edge agent and the cloud manager.
+type Settings struct {
+	// User runs them: a user name, UID or UID:GID. Default: the process's
+	// own user, or DefaultUser when that is root; never root.
+	User string `json:"user,omitempty"`
+	// PassEnv names variables of the process's environment that workers
+	// get (beside PATH, LANG, LC_*, TZ and TMPDIR).
+	PassEnv []string `json:"passEnv,omitempty"`
+}
+
 // DefaultUser is whom workers run as when the agent runs as root and no
 // user is configured: never root itself. A dedicated user is better
 // (`useradd --system sedna-worker`, then workers.user: sedna-worker).

@@ -1024,8 +1024,11 @@ func TestRolesOfTheAPI(t *testing.T) {
 	}
 	rs, _ := api.Parse([]byte(strings.Replace(ds, "name: d}", "name: v}", 1)), "v.yaml")
 	for what, do := range map[string]func() error{
-		"apply":  func() error { _, err := viewer.Apply(ctx, rs); return err },
-		"delete": func() error { _, err := viewer.Do(ctx, topics.APIRequest{Op: "delete", Kind: "Dataset", Name: "d"}); return err },
+		"apply": func() error { _, err := viewer.Apply(ctx, rs); return err },
+		"delete": func() error {
+			_, err := viewer.Do(ctx, topics.APIRequest{Op: "delete", Kind: "Dataset", Name: "d"})
+			return err
+		},
 		"push": func() error {
 			_, err := viewer.PushModel(ctx, "default", "m", "bin", nil, bytes.NewReader([]byte("w")))
 			return err
