@@ -254,7 +254,7 @@ func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
 
 // A session full while its client is away drops what comes for it (and
 // counts it), so it cannot take the broker's memory; once the client is
-// back it gets what the session kept, and more.
+// back it gets what the session kept.
 func TestAwaySessionIsBounded(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry())
 	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Metrics: m,
