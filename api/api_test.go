@@ -211,3 +211,41 @@ func TestLongLinesAreNotTruncated(t *testing.T) {
 		t.Fatalf("%d resources", len(rs))
 	}
 }
+
+// TestTriggersAsSednaWritesThem: every operator Sedna accepts, indexed
+// metrics and timers that wrap around midnight are valid; an
+// IncrementalLearningJob with `operator: gt` was once refused whole.
+func TestTriggersAsSednaWritesThem(t *testing.T) {
+	for _, op := range []string{"gt", ">", "ge", ">=", "eq", "=", "==", "ne", "!=", "le", "<=", "lt", "<"} {
+		doc := strings.Replace(ilBase, `operator: ">"`, `operator: "`+op+`"`, 1)
+		rs, err := api.Parse([]byte(doc), "il.yaml")
+		if err == nil {
+			err = api.Validate(rs[0], adm)
+		}
+		if err != nil {
+			t.Errorf("operator %s: %v", op, err)
+		}
+	}
+	for _, edit := range [][2]string{
+		{`start: "02:00"`, `start: "22:30"`}, // 22:30 to 20:00 wraps around midnight
+		{`metric: num_of_samples`, `metric: "precision_delta[1]"`},
+	} {
+		if !strings.Contains(ilBase, edit[0]) {
+			t.Fatalf("ilBase has no %s", edit[0])
+		}
+		rs, err := api.Parse([]byte(strings.Replace(ilBase, edit[0], edit[1], 1)), "il.yaml")
+		if err == nil {
+			err = api.Validate(rs[0], adm)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", edit[1], err)
+		}
+	}
+	rs, err := api.Parse([]byte(strings.Replace(ilBase, `metric: num_of_samples`, `metric: "precision_delta[-1]"`, 1)), "il.yaml")
+	if err == nil {
+		err = api.Validate(rs[0], adm)
+	}
+	if err == nil || !strings.Contains(err.Error(), "spec.trainSpec.trigger.condition.metric:") {
+		t.Fatalf("a negative index: %v", err)
+	}
+}

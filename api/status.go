@@ -28,11 +28,18 @@ type Condition struct {
 type WorkerStatus struct {
 	Role     string    `json:"role" msgpack:"role"`
 	Node     string    `json:"node" msgpack:"node"`
-	Phase    string    `json:"phase" msgpack:"phase"` // Pending, Running, Restarting, Succeeded, Failed
+	Phase    string    `json:"phase" msgpack:"phase"` // Pending, Running, Restarting, CrashLoopBackOff, Succeeded, Failed, Stopped
 	Restarts int       `json:"restarts" msgpack:"restarts"`
 	ExitCode *int      `json:"exitCode,omitempty" msgpack:"exit,omitempty"`
 	Message  string    `json:"message,omitempty" msgpack:"msg,omitempty"`
 	Updated  time.Time `json:"updated" msgpack:"t"`
+	// Failures counts the failures in a row since the worker last ran
+	// long enough to count as stable; CrashLoopFailures of them make it
+	// crash-looping, even while it runs again.
+	Failures int `json:"failures,omitempty" msgpack:"failures,omitempty"`
+	// LastError is the error of its last failure, kept while it runs
+	// again.
+	LastError string `json:"lastError,omitempty" msgpack:"lastErr,omitempty"`
 	// Metrics are the worker's own numbers, as it last reported them.
 	Metrics map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
 }
@@ -55,6 +62,11 @@ type Status struct {
 	// Pending names what an accepted resource still waits for.
 	Pending  []string  `json:"pending,omitempty" msgpack:"pending,omitempty"`
 	Progress *Progress `json:"progress,omitempty" msgpack:"progress,omitempty"`
+	// ReadyWorkers of DesiredWorkers run now; Restarts sums the
+	// workers' restarts.
+	ReadyWorkers   int `json:"readyWorkers,omitempty" msgpack:"ready,omitempty"`
+	DesiredWorkers int `json:"desiredWorkers,omitempty" msgpack:"desired,omitempty"`
+	Restarts       int `json:"restarts,omitempty" msgpack:"restarts,omitempty"`
 }
 
 // Progress counts a job's rounds or stages.

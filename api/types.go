@@ -112,14 +112,15 @@ type JointInferenceServiceSpec struct {
 	CloudWorker CloudWorker `json:"cloudWorker"`
 }
 
-// Timer is a daily window, "HH:MM" to "HH:MM".
+// Timer is a daily window, "HH:MM" to "HH:MM"; a start after the end wraps
+// around midnight (see Window).
 type Timer struct {
 	Start string `json:"start"`
 	End   string `json:"end"`
 }
 
-// TriggerCondition compares a metric with a threshold (">", ">=", "=", "<",
-// "<=").
+// TriggerCondition compares a metric ("num_of_samples",
+// "precision_delta[1]") with a threshold by one of Operators (see Check).
 type TriggerCondition struct {
 	Operator  string  `json:"operator"`
 	Threshold float64 `json:"threshold"`

@@ -16,9 +16,6 @@ type Admission struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,252}$`)
 
-// Operators are the trigger condition operators Sedna accepts.
-var Operators = []string{">", ">=", "=", "==", "<", "<="}
-
 type checker struct {
 	errs FieldErrors
 	adm  Admission
@@ -165,17 +162,16 @@ func (c *checker) trigger(field string, t *Trigger) {
 		c.fail(field+".checkPeriodSeconds", "negative")
 	}
 	if t.Timer != nil {
-		start, ok1 := clock(t.Timer.Start, false)
+		_, ok1 := clock(t.Timer.Start, false)
 		if !ok1 {
 			c.fail(field+".timer.start", "%q: want HH:MM, 00:00 to 23:59", t.Timer.Start)
 		}
-		end, ok2 := clock(t.Timer.End, true)
+		_, ok2 := clock(t.Timer.End, true)
 		if !ok2 {
 			c.fail(field+".timer.end", "%q: want HH:MM, 00:00 to 24:00", t.Timer.End)
 		}
-		if ok1 && ok2 && start == end {
-			c.fail(field+".timer", "start and end are the same time: an empty window")
-		}
+		// A start after the end wraps around midnight ("22:30" to
+		// "05:00"); start equal to end is that one minute, as in Sedna.
 	}
 	if t.Condition != nil {
 		if !contains(Operators, t.Condition.Operator) {
@@ -183,6 +179,8 @@ func (c *checker) trigger(field string, t *Trigger) {
 		}
 		if t.Condition.Metric == "" {
 			c.fail(field+".condition.metric", "required")
+		} else if _, err := ParseMetric(t.Condition.Metric); err != nil {
+			c.fail(field+".condition.metric", "%v", err)
 		}
 	}
 }

@@ -71,6 +71,10 @@ type Reference struct {
 	Kind  string `json:"kind"`
 	Name  string `json:"name"`
 	Field string `json:"field"`
+	// Input is set for a Model the job reads (a model to serve, an
+	// initial or pretrained one): the job waits for it to have a version.
+	// A Model the job writes (the output of training) need not have one.
+	Input bool `json:"input,omitempty"`
 }
 
 // References lists the Models and Datasets a resource names (in its own
@@ -79,20 +83,25 @@ func (r *Resource) References() []Reference {
 	var out []Reference
 	add := func(kind, name, field string) {
 		if name != "" {
-			out = append(out, Reference{kind, name, field})
+			out = append(out, Reference{Kind: kind, Name: name, Field: field})
+		}
+	}
+	input := func(name, field string) {
+		if name != "" {
+			out = append(out, Reference{Kind: KindModel, Name: name, Field: field, Input: true})
 		}
 	}
 	switch s := r.Spec.(type) {
 	case *JointInferenceServiceSpec:
-		add(KindModel, s.EdgeWorker.Model.Name, "spec.edgeWorker.model.name")
-		add(KindModel, s.CloudWorker.Model.Name, "spec.cloudWorker.model.name")
+		input(s.EdgeWorker.Model.Name, "spec.edgeWorker.model.name")
+		input(s.CloudWorker.Model.Name, "spec.cloudWorker.model.name")
 	case *IncrementalLearningJobSpec:
 		add(KindDataset, s.Dataset.Name, "spec.dataset.name")
-		add(KindModel, s.InitialModel.Name, "spec.initialModel.name")
+		input(s.InitialModel.Name, "spec.initialModel.name")
 		add(KindModel, s.DeploySpec.Model.Name, "spec.deploySpec.model.name")
 	case *FederatedLearningJobSpec:
 		add(KindModel, s.AggregationWorker.Model.Name, "spec.aggregationWorker.model.name")
-		add(KindModel, s.PretrainedModel.Name, "spec.pretrainedModel.name")
+		input(s.PretrainedModel.Name, "spec.pretrainedModel.name")
 		for i, w := range s.TrainingWorkers {
 			add(KindDataset, w.Dataset.Name, fmt.Sprintf("spec.trainingWorkers[%d].dataset.name", i))
 		}

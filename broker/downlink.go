@@ -81,9 +81,9 @@ type DownlinkConfig struct {
 // Send) are kept until N acknowledges them (topics.DownAck); they are sent
 // in frames on topics.Downlink(N) while N is online, and from N's last
 // acknowledged seq when it reconnects and asks for a replay. Desired state
-// goes as specs with a generation (PutSpec, DeleteSpec): N keeps the
-// highest generation per key, so a delete made while N was away is applied
-// when it returns.
+// goes as specs with a revision (PutSpec, DeleteSpec): N keeps the latest
+// revision per key, so a delete made while N was away is applied when it
+// returns, and a name created again after a delete reaches it.
 //
 // On the embedded broker the Downlink is also a hook: a publish on
 // topics.ToNodePrefix is written to the outbox before its PUBACK and not
@@ -244,14 +244,14 @@ func (d *Downlink) SendNow(node, topic string, payload []byte, ttl time.Duration
 	return d.bus.Publish(topics.Downlink(node), raw, false, 0)
 }
 
-// PutSpec sends the desired state of ref, generation gen, to node.
-func (d *Downlink) PutSpec(node string, ref topics.JobRef, gen uint64, data []byte) error {
-	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: gen, Data: data})
+// PutSpec sends the desired state of ref, at revision rev, to node.
+func (d *Downlink) PutSpec(node string, ref topics.JobRef, rev topics.Revision, data []byte) error {
+	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: rev.Generation, Created: rev.Created, Data: data})
 }
 
-// DeleteSpec sends a tombstone for ref, generation gen, to node.
-func (d *Downlink) DeleteSpec(node string, ref topics.JobRef, gen uint64) error {
-	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: gen, Deleted: true})
+// DeleteSpec sends a tombstone for ref, at revision rev, to node.
+func (d *Downlink) DeleteSpec(node string, ref topics.JobRef, rev topics.Revision) error {
+	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: rev.Generation, Created: rev.Created, Deleted: true})
 }
 
 func (d *Downlink) spec(node string, ref topics.JobRef, sp topics.Spec) error {

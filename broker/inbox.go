@@ -243,16 +243,22 @@ func (b *Bridge) deliverSpec(local string, env *topics.Envelope, r *Record) {
 			Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
 		return
 	}
-	if v, err := b.meta.Get(specKey(sp.Key)); err == nil && len(v) >= 8 && binary.BigEndian.Uint64(v) >= sp.Generation {
-		b.log.Debug("inbox: stale spec ignored", "key", sp.Key, "generation", sp.Generation)
+	held, err := b.specState(sp.Key)
+	if err != nil {
+		// An unreadable state is not "never seen": the spec is not
+		// delivered, and the frame it came in is already acknowledged, so
+		// say so loudly.
+		b.log.Error("inbox: spec state unreadable; spec not delivered", "key", sp.Key, "error", err)
+		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: "store", Detail: err.Error(),
+			Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
+		return
+	}
+	if held.ok && !sp.Revision().After(held.rev) {
+		b.log.Debug("inbox: stale spec ignored", "key", sp.Key, "generation", sp.Generation, "created", sp.Created)
 		return
 	}
 	var batch store.Batch
-	state := binary.BigEndian.AppendUint64(nil, sp.Generation)
-	if sp.Deleted {
-		state = append(state, 'd')
-	}
-	batch.Put(specKey(sp.Key), state)
+	batch.Put(specKey(sp.Key), encodeSpecState(sp.Revision(), sp.Deleted))
 	if err := b.meta.Write(&batch); err != nil {
 		b.log.Error("inbox: spec state not written", "key", sp.Key, "error", err)
 	}
@@ -268,11 +274,59 @@ func (b *Bridge) deliverSpec(local string, env *topics.Envelope, r *Record) {
 // SpecGeneration returns the generation of the spec key the node holds,
 // and whether it is deleted; ok is false if the node never saw it.
 func (b *Bridge) SpecGeneration(key string) (gen uint64, deleted, ok bool) {
-	v, err := b.meta.Get(specKey(key))
-	if err != nil || len(v) < 8 {
+	st, err := b.specState(key)
+	if err != nil || !st.ok {
 		return 0, false, false
 	}
-	return binary.BigEndian.Uint64(v), len(v) > 8 && v[8] == 'd', true
+	return st.rev.Generation, st.deleted, true
+}
+
+// specState is what the node keeps of a spec key: its revision and
+// whether it is a tombstone.
+type specState struct {
+	rev     topics.Revision
+	deleted bool
+	ok      bool // false: never seen
+}
+
+// encodeSpecState writes the generation (8 bytes), 'd' or '-', then the
+// creation time (8 bytes). States written before revisions had only the
+// generation and an optional 'd'.
+func encodeSpecState(rev topics.Revision, deleted bool) []byte {
+	v := binary.BigEndian.AppendUint64(nil, rev.Generation)
+	flag := byte('-')
+	if deleted {
+		flag = 'd'
+	}
+	v = append(v, flag)
+	return binary.BigEndian.AppendUint64(v, uint64(rev.Created))
+}
+
+func decodeSpecState(v []byte) (specState, error) {
+	switch len(v) {
+	case 8, 9, 17:
+	default:
+		return specState{}, fmt.Errorf("spec state of %d bytes", len(v))
+	}
+	st := specState{ok: true, rev: topics.Revision{Generation: binary.BigEndian.Uint64(v)}}
+	if len(v) > 8 {
+		st.deleted = v[8] == 'd'
+	}
+	if len(v) == 17 {
+		st.rev.Created = int64(binary.BigEndian.Uint64(v[9:]))
+	}
+	return st, nil
+}
+
+func (b *Bridge) specState(key string) (specState, error) {
+	v, err := b.meta.Get(specKey(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return specState{}, nil
+	}
+	if err != nil {
+		return specState{}, err
+	}
+	return decodeSpecState(v)
 }
 
 func hasSeq(ms []topics.FrameMessage) bool {

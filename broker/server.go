@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -338,8 +339,24 @@ func (s *Server) Addr(listener string) string {
 	return s.addrs[listener]
 }
 
-// URL returns "tcp://host:port" of the TCP listener, for clients.
-func (s *Server) URL() string { return "tcp://" + s.Addr("tcp") }
+// URL returns "tcp://host:port" of the TCP listener, for clients on this
+// machine (a listener on every address is reached on loopback), or "" when
+// the broker has no TCP listener or does not listen yet.
+func (s *Server) URL() string { return clientURL(s.Addr("tcp")) }
+
+func clientURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}
 
 // Publish publishes a message from inside the process (the inline client)
 // on behalf of from: Authorize decides with PathInline, as it does for

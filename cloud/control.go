@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,15 @@ type record struct {
 }
 
 func recordKey(k string) []byte { return []byte("r/" + k) }
+
+// deletedKey keeps when the last deleted incarnation of a name was
+// created: a new one is created later, whatever the clock says.
+func deletedKey(k string) []byte { return []byte("t/" + k) }
+
+// revision is the resource's place in its name's history.
+func (r record) revision() topics.Revision {
+	return topics.Revision{Created: r.Created, Generation: r.Generation}
+}
 func statusKey(k string) []byte { return []byte("s/" + k) }
 
 func refOf(r *api.Resource) topics.JobRef {
@@ -415,7 +425,12 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 			e.rec.Generation++
 			e.rec.Updated, e.rec.Source, e.res = now.UnixNano(), r.Source, r
 		} else {
-			e = &entry{res: r, rec: record{Generation: 1, Created: now.UnixNano(), Updated: now.UnixNano(), Source: r.Source}}
+			created, err := c.creationTime(key, now)
+			if err != nil {
+				rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: "not stored: " + err.Error()})
+				continue
+			}
+			e = &entry{res: r, rec: record{Generation: 1, Created: created, Updated: now.UnixNano(), Source: r.Source}}
 			e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Admitted", "", now)
 			e.status.StartTime = &now
 			c.res[key] = e
@@ -423,7 +438,7 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		e.rec.AppliedBy, e.rec.Role = who.user, who.role
 		e.status.Generation = e.rec.Generation
 		c.importModel(e)
-		c.evaluate(e, now)
+		c.settle(e, now)
 		if err := c.save(e); err != nil {
 			rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: "not stored: " + err.Error()})
 			if !exists {
@@ -446,6 +461,21 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		}
 	}
 	return rep
+}
+
+// creationTime is the creation time of a new incarnation of key: now,
+// or later than the incarnation deleted last if the clock says otherwise.
+func (c *ControlPlane) creationTime(key string, now time.Time) (int64, error) {
+	created := now.UnixNano()
+	v, err := c.st.Get(deletedKey(key))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("the history of %s is unreadable: %w", key, err)
+	case len(v) == 8:
+		created = max(created, int64(binary.BigEndian.Uint64(v))+1)
+	}
+	return created, nil
 }
 
 func (c *ControlPlane) lookup(req topics.APIRequest) (*entry, string) {
@@ -475,12 +505,15 @@ func (c *ControlPlane) delete(req topics.APIRequest) topics.APIReply {
 	var b store.Batch
 	b.Delete(recordKey(key))
 	b.Delete(statusKey(key))
+	b.Put(deletedKey(key), binary.BigEndian.AppendUint64(nil, uint64(e.rec.Created)))
 	if err := c.st.Write(&b); err != nil {
 		return topics.APIReply{Error: "not deleted: " + err.Error()}
 	}
 	delete(c.res, key)
 	for _, n := range e.sentTo {
-		if err := c.cfg.Downlink.DeleteSpec(n, ref, e.rec.Generation+1); err != nil {
+		rev := e.rec.revision()
+		rev.Generation++
+		if err := c.cfg.Downlink.DeleteSpec(n, ref, rev); err != nil {
 			c.log.Error("tombstone not queued", "node", n, "key", key, "error", err)
 		}
 	}
@@ -527,46 +560,71 @@ func (c *ControlPlane) object(e *entry) topics.APIObject {
 
 // ---- references, dispatch, status ----
 
-// evaluate sets the Pending condition: references not applied yet and
-// nodes that have not joined.
-func (c *ControlPlane) evaluate(e *entry, now time.Time) {
-	var waits []string
+// observe gathers what a resource's status derives from beside its
+// workers' reports: what it waits for (references not applied yet, nodes
+// that never joined, a model version), the workers it places, and which
+// of their nodes are offline.
+func (c *ControlPlane) observe(e *entry) api.Observed {
+	o := api.Observed{Kind: e.res.Kind, Desired: e.res.Workers()}
 	ns := e.res.Metadata.Namespace
 	for _, ref := range e.res.References() {
-		if _, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]; !ok {
-			waits = append(waits, fmt.Sprintf("%s %q (%s)", ref.Kind, ref.Name, ref.Field))
+		m, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]
+		switch {
+		case !ok:
+			o.Waits = append(o.Waits, fmt.Sprintf("%s %q (%s)", ref.Kind, ref.Name, ref.Field))
+		case ref.Input:
+			if w := c.modelWaits(m); w != "" {
+				o.Waits = append(o.Waits, fmt.Sprintf("Model %q (%s) to have %s", ref.Name, ref.Field, w))
+			}
 		}
 	}
 	for _, n := range e.res.Nodes() {
-		if n != c.cfg.Name && c.nodes[n] == "" {
-			waits = append(waits, fmt.Sprintf("node %q to join", n))
+		switch {
+		case n == c.cfg.Name:
+		case c.nodes[n] == "":
+			o.Waits = append(o.Waits, fmt.Sprintf("node %q to join", n))
+		case c.nodes[n] != topics.NodeOnline:
+			o.Offline = append(o.Offline, n)
 		}
 	}
 	if w := c.modelWaits(e); w != "" {
-		waits = append(waits, w)
+		o.Waits = append(o.Waits, w)
 	}
-	e.status.Pending = waits
-	if len(waits) > 0 {
-		e.status.SetCondition(api.ConditionPending, api.StatusTrue, "Waiting", "waiting for "+strings.Join(waits, ", "), now)
-		if e.status.Phase == "" || e.status.Phase == api.ConditionPending {
-			e.status.Phase = api.ConditionPending
+	switch e.res.Kind {
+	case api.KindDataset:
+		o.Reported = e.status.NumberOfSamples != nil
+		if o.Reported {
+			o.Describe = fmt.Sprintf("%d samples on node %s", *e.status.NumberOfSamples, e.res.Spec.(*api.DatasetSpec).NodeName)
 		}
-	} else {
-		if _, had := e.status.Condition(api.ConditionPending); had {
-			e.status.SetCondition(api.ConditionPending, api.StatusFalse, "Resolved", "", now)
-		}
-		if e.status.Phase == "" || e.status.Phase == api.ConditionPending {
-			e.status.Phase = api.ConditionAccepted
+	case api.KindModel:
+		if m := e.status.Model; m != nil {
+			o.Describe = fmt.Sprintf("version %d (%d bytes, %s)", m.Version, m.Size, m.Digest)
 		}
 	}
+	return o
+}
+
+// settle derives the resource's phase and conditions (api.Status.Settle).
+func (c *ControlPlane) settle(e *entry, now time.Time) {
+	e.status.Settle(c.observe(e), now)
+}
+
+// fingerprint is what a status change worth publishing changes.
+func fingerprint(st *api.Status) string {
+	var b strings.Builder
+	b.WriteString(st.Phase)
+	for _, c := range st.Conditions {
+		fmt.Fprintf(&b, "|%s=%s:%s:%s", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return b.String()
 }
 
 // reevaluate revisits every resource after something appeared or went.
 func (c *ControlPlane) reevaluate(now time.Time) {
 	for _, e := range c.sorted() {
-		before := strings.Join(e.status.Pending, "; ")
-		c.evaluate(e, now)
-		if strings.Join(e.status.Pending, "; ") != before {
+		before := fingerprint(&e.status)
+		c.settle(e, now)
+		if fingerprint(&e.status) != before {
 			if err := c.save(e); err != nil {
 				c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 			}
@@ -619,14 +677,16 @@ func (c *ControlPlane) dispatch(e *entry) {
 	}
 	if e.dispatched < e.rec.Generation {
 		for _, n := range nodes {
-			if err := c.cfg.Downlink.PutSpec(n, ref, e.rec.Generation, e.rec.Source); err != nil {
+			if err := c.cfg.Downlink.PutSpec(n, ref, e.rec.revision(), e.rec.Source); err != nil {
 				c.log.Error("spec not queued", "node", n, "key", e.res.Key(), "error", err)
 				return
 			}
 		}
 		for _, n := range e.sentTo { // nodes the job left
 			if !slices.Contains(nodes, n) {
-				_ = c.cfg.Downlink.DeleteSpec(n, ref, e.rec.Generation)
+				if err := c.cfg.Downlink.DeleteSpec(n, ref, e.rec.revision()); err != nil {
+					c.log.Error("tombstone not queued", "node", n, "key", e.res.Key(), "error", err)
+				}
 			}
 		}
 		e.dispatched, e.sentTo = e.rec.Generation, nodes
@@ -637,7 +697,7 @@ func (c *ControlPlane) dispatch(e *entry) {
 	if c.sup != nil {
 		for _, w := range e.res.Workers() {
 			if w.Node == c.cfg.Name {
-				c.sup.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Worker: w,
+				c.sup.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Created: e.rec.Created, Worker: w,
 					BrokerURL: c.cfg.BrokerURL, Document: e.rec.Source})
 			}
 		}
@@ -659,7 +719,7 @@ func (c *ControlPlane) publish(topic, kind string, body any, retain bool) {
 
 func (c *ControlPlane) publishSpec(e *entry) {
 	ref := refOf(e.res)
-	c.publish(topics.JobSpec(ref), topics.KindSpec, topics.Spec{Key: ref.String(), Generation: e.rec.Generation, Data: e.rec.Source}, true)
+	c.publish(topics.JobSpec(ref), topics.KindSpec, topics.Spec{Key: ref.String(), Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}, true)
 }
 
 func (c *ControlPlane) publishStatus(e *entry) {
@@ -863,51 +923,15 @@ func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 		msg += ": " + ws.Message
 	}
 	typ := "Normal"
-	if ws.Phase == workers.PhaseRestarting || ws.Phase == workers.PhaseFailed {
+	if ws.Phase == workers.PhaseRestarting || ws.Phase == workers.PhaseCrashLoop || ws.Phase == workers.PhaseFailed {
 		typ = "Warning"
 	}
 	c.event(e, typ, "Worker"+ws.Phase, msg)
-	c.phase(e, now)
+	c.settle(e, now)
 	if err := c.save(e); err != nil {
 		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 	}
 	c.publishStatus(e)
-}
-
-// phase derives the job's phase from its workers. A FederatedLearningJob
-// is decided by its aggregation worker alone: training workers may be
-// stragglers, or on nodes that went away, and the job completes without
-// them.
-func (c *ControlPlane) phase(e *entry, now time.Time) {
-	want := len(e.res.Workers())
-	ws := e.status.Workers
-	if e.res.Kind == api.KindFederatedLearningJob {
-		want = 1
-		ws = slices.DeleteFunc(slices.Clone(ws), func(w api.WorkerStatus) bool { return w.Role != "aggregation" })
-	}
-	running, done, failed := 0, 0, 0
-	for _, w := range ws {
-		switch w.Phase {
-		case workers.PhaseRunning:
-			running++
-		case workers.PhaseSucceeded:
-			done++
-		case workers.PhaseFailed:
-			failed++
-		}
-	}
-	switch {
-	case failed > 0:
-		e.status.Phase = api.ConditionFailed
-		e.status.SetCondition(api.ConditionFailed, api.StatusTrue, "WorkerFailed", "", now)
-	case want > 0 && done == want:
-		e.status.Phase = api.ConditionCompleted
-		e.status.CompletionTime = &now
-		e.status.SetCondition(api.ConditionCompleted, api.StatusTrue, "WorkersSucceeded", "", now)
-	case running > 0:
-		e.status.Phase = api.ConditionRunning
-		e.status.SetCondition(api.ConditionRunning, api.StatusTrue, "WorkersRunning", fmt.Sprintf("%d of %d workers running", running, want), now)
-	}
 }
 
 func (c *ControlPlane) datasetStatus(ref topics.JobRef, node string, ds topics.DatasetStatus) {
@@ -920,7 +944,7 @@ func (c *ControlPlane) datasetStatus(ref topics.JobRef, node string, ds topics.D
 	}
 	n := ds.NumberOfSamples
 	e.status.NumberOfSamples = &n
-	e.status.Phase = api.ConditionRunning
+	c.settle(e, c.cfg.Now())
 	if err := c.save(e); err != nil {
 		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 	}

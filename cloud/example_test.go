@@ -26,7 +26,7 @@ func Example() {
 	}
 	defer m.Close()
 	job := topics.JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "demo"}
-	_ = m.Downlink().PutSpec("edge-1", job, 1, []byte("{}"))
+	_ = m.Downlink().PutSpec("edge-1", job, topics.Revision{Generation: 1}, []byte("{}"))
 	for _, st := range m.Downlink().Queue().Stats() {
 		fmt.Println(st.Stream, st.Messages, "waiting")
 	}

@@ -58,23 +58,33 @@ func queuedKey(node, ns, name string, v uint64) []byte {
 	return []byte(fmt.Sprintf("mq/%s/%s/%d", node, modelKey(ns, name), v))
 }
 
-// versions returns the registry of a model, oldest first.
-func (c *ControlPlane) versions(ns, name string) []modelVersion {
+// versions returns the registry of a model, oldest first; none for a
+// model never registered. A registry that cannot be read or decoded is an
+// error, never "no versions": the next version would be numbered 1 again
+// and the registry written over.
+func (c *ControlPlane) versions(ns, name string) ([]modelVersion, error) {
 	v, err := c.st.Get(registryKey(ns, name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("model registry of %s/%s: %w", ns, name, err)
 	}
 	var vs []modelVersion
-	_ = msgpack.Unmarshal(v, &vs)
-	return vs
+	if err := msgpack.Unmarshal(v, &vs); err != nil {
+		return nil, fmt.Errorf("model registry of %s/%s does not decode: %w", ns, name, err)
+	}
+	return vs, nil
 }
 
-func (c *ControlPlane) latest(ns, name string) (modelVersion, bool) {
-	vs := c.versions(ns, name)
-	if len(vs) == 0 {
-		return modelVersion{}, false
+// latest returns the newest version of a model; ok is false when it has
+// none.
+func (c *ControlPlane) latest(ns, name string) (mv modelVersion, ok bool, err error) {
+	vs, err := c.versions(ns, name)
+	if err != nil || len(vs) == 0 {
+		return modelVersion{}, false, err
 	}
-	return vs[len(vs)-1], true
+	return vs[len(vs)-1], true, nil
 }
 
 // chunkHasher hashes each chunk of what is read through it, in step with
@@ -114,7 +124,10 @@ func (ch *chunkHasher) flush() {
 // register stores r as the next version of a model unless it is the same
 // as the latest one.
 func (c *ControlPlane) register(ns, name, format, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, error) {
-	vs := c.versions(ns, name)
+	vs, err := c.versions(ns, name)
+	if err != nil {
+		return modelVersion{}, false, err
+	}
 	next := uint64(1)
 	if len(vs) > 0 {
 		next = vs[len(vs)-1].Version + 1
@@ -227,7 +240,11 @@ func (c *ControlPlane) importModel(e *entry) {
 // modelStatus copies the registry's latest version into the Model's status.
 func (c *ControlPlane) modelStatus(e *entry) {
 	ns, name := e.res.Metadata.Namespace, e.res.Metadata.Name
-	mv, ok := c.latest(ns, name)
+	mv, ok, err := c.latest(ns, name)
+	if err != nil {
+		c.log.Error("model status not updated", "model", e.res.Key(), "error", err)
+		return
+	}
 	if !ok {
 		return
 	}
@@ -244,7 +261,11 @@ func (c *ControlPlane) modelWaits(e *entry) string {
 	if e.res.Kind != api.KindModel {
 		return ""
 	}
-	if _, ok := c.latest(e.res.Metadata.Namespace, e.res.Metadata.Name); ok {
+	_, ok, err := c.latest(e.res.Metadata.Namespace, e.res.Metadata.Name)
+	if err != nil {
+		return "the model registry to be readable (" + err.Error() + ")"
+	}
+	if ok {
 		return ""
 	}
 	spec := e.res.Spec.(*api.ModelSpec)
@@ -275,11 +296,20 @@ func (c *ControlPlane) offerModels() {
 }
 
 func (c *ControlPlane) offer(node, ns, name string) {
-	mv, ok := c.latest(ns, name)
+	mv, ok, err := c.latest(ns, name)
+	if err != nil {
+		c.log.Error("model not offered", "node", node, "model", modelKey(ns, name), "error", err)
+		return
+	}
 	if !ok {
 		return
 	}
-	if v, err := c.st.Get(offeredKey(node, ns, name)); err == nil && len(v) == 8 && binary.BigEndian.Uint64(v) >= mv.Version {
+	v, err := c.st.Get(offeredKey(node, ns, name))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.log.Error("model not offered: offer state unreadable", "node", node, "model", modelKey(ns, name), "error", err)
+		return
+	}
+	if err == nil && len(v) == 8 && binary.BigEndian.Uint64(v) >= mv.Version {
 		return
 	}
 	ref := topics.JobRef{Kind: api.KindModel, Namespace: ns, Name: name}
@@ -289,7 +319,9 @@ func (c *ControlPlane) offer(node, ns, name string) {
 	if err != nil {
 		return
 	}
-	if err := c.cfg.Downlink.PutSpec(node, ref, mv.Version, data); err != nil {
+	// Versions never go back (the registry outlives a deleted Model), so
+	// the version alone orders a model's offers.
+	if err := c.cfg.Downlink.PutSpec(node, ref, topics.Revision{Generation: mv.Version}, data); err != nil {
 		c.log.Error("model offer not queued", "node", node, "model", ref.String(), "error", err)
 		return
 	}
@@ -313,8 +345,13 @@ func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch
 		c.log.Warn("model fetch refused: no job places this model on the node", "node", node, "model", ref.String())
 		return
 	}
+	vs, err := c.versions(ref.Namespace, ref.Name)
+	if err != nil {
+		c.log.Error("model fetch not served", "node", node, "model", ref.String(), "error", err)
+		return
+	}
 	var mv *modelVersion
-	for _, v := range c.versions(ref.Namespace, ref.Name) {
+	for _, v := range vs {
 		if v.Version == f.Version {
 			mv = &v
 		}
@@ -329,7 +366,11 @@ func (c *ControlPlane) fetch(node string, ref topics.JobRef, f topics.ModelFetch
 		return
 	}
 	qk := queuedKey(node, ref.Namespace, ref.Name, mv.Version)
-	queued, _ := c.st.Get(qk)
+	queued, err := c.st.Get(qk)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.log.Error("model fetch not served: queue state unreadable", "node", node, "model", ref.String(), "error", err)
+		return
+	}
 	queued = append([]byte(nil), queued...)
 	if need := (info.Chunks + 7) / 8; len(queued) < need {
 		queued = append(queued, make([]byte, need-len(queued))...)
@@ -472,12 +513,16 @@ func (c *ControlPlane) registerVersion(ns, name, format, source string, metrics 
 		if err != nil {
 			return modelVersion{}, false, key, err
 		}
-		e = &entry{res: r, rec: record{Generation: 1, Created: now.UnixNano(), Updated: now.UnixNano(), Source: r.Source}}
+		created, err := c.creationTime(key, now)
+		if err != nil {
+			return modelVersion{}, false, key, err
+		}
+		e = &entry{res: r, rec: record{Generation: 1, Created: created, Updated: now.UnixNano(), Source: r.Source}}
 		e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Registered", "", now)
 		c.res[key] = e
 	}
 	c.modelStatus(e)
-	c.evaluate(e, now)
+	c.settle(e, now)
 	if added {
 		c.event(e, "Normal", "VersionRegistered", fmt.Sprintf("version %d from %s (%d bytes, sha256:%x)", mv.Version, source, mv.Size, mv.SHA256))
 	}
@@ -559,7 +604,10 @@ func deletePrefix(s store.Store, prefix []byte) {
 // LatestModel returns the newest registered version of a model and, unless
 // it is version have, its bytes, for the cloud's built-in workers.
 func (c *ControlPlane) LatestModel(ns, name string, have uint64) (uint64, []byte, error) {
-	mv, ok := c.latest(ns, name)
+	mv, ok, err := c.latest(ns, name)
+	if err != nil {
+		return 0, nil, err
+	}
 	if !ok {
 		return 0, nil, fmt.Errorf("cloud: model %s/%s has no version yet", ns, name)
 	}

@@ -313,6 +313,10 @@ func (a *Agent) MetricsAddr() string {
 // Bridge returns the node's bridge.
 func (a *Agent) Bridge() *broker.Bridge { return a.bridge }
 
+// Workers reports the workers the node runs now, by ID
+// (kind/namespace/name/role).
+func (a *Agent) Workers() map[string]api.WorkerStatus { return a.workers.Statuses() }
+
 // Server returns the node's broker.
 func (a *Agent) Server() *broker.Server { return a.srv }
 

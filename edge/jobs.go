@@ -25,7 +25,6 @@ type jobs struct {
 	srv     *broker.Server
 	bridge  *broker.Bridge
 	sup     *workers.Supervisor
-	url     string
 	log     *slog.Logger
 	owner   *serial.Loop
 	specs   map[string]storedSpec
@@ -37,10 +36,15 @@ type storedSpec struct {
 	Gen     uint64 `msgpack:"gen"`
 	Deleted bool   `msgpack:"del"`
 	Data    []byte `msgpack:"data"`
+	Created int64  `msgpack:"created,omitempty"`
+}
+
+func (s storedSpec) revision() topics.Revision {
+	return topics.Revision{Created: s.Created, Generation: s.Gen}
 }
 
 func newJobs(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, sup *workers.Supervisor, log *slog.Logger) *jobs {
-	return &jobs{node: node, st: st, srv: srv, bridge: bridge, sup: sup, url: srv.URL(), log: log.With("component", "jobs"),
+	return &jobs{node: node, st: st, srv: srv, bridge: bridge, sup: sup, log: log.With("component", "jobs"),
 		owner: serial.New(256), specs: map[string]storedSpec{}}
 }
 
@@ -95,10 +99,10 @@ func (j *jobs) close() { j.owner.Close() }
 
 func (j *jobs) receive(sp topics.Spec) {
 	old, ok := j.specs[sp.Key]
-	if ok && old.Gen >= sp.Generation {
+	if ok && !sp.Revision().After(old.revision()) {
 		return
 	}
-	s := storedSpec{Gen: sp.Generation, Deleted: sp.Deleted, Data: sp.Data}
+	s := storedSpec{Gen: sp.Generation, Deleted: sp.Deleted, Data: sp.Data, Created: sp.Created}
 	v, _ := msgpack.Marshal(&s)
 	var b store.Batch
 	b.Put([]byte(sp.Key), v)
@@ -146,7 +150,7 @@ func (j *jobs) apply(key string, s storedSpec) {
 		if w.Node != j.node {
 			continue
 		}
-		spec := workers.Spec{Job: ref, Generation: s.Gen, Worker: w, BrokerURL: j.url, Document: s.Data}
+		spec := workers.Spec{Job: ref, Generation: s.Gen, Created: s.Created, Worker: w, BrokerURL: j.srv.URL(), Document: s.Data}
 		keep[spec.ID()] = true
 		j.sup.Ensure(spec)
 	}
@@ -168,7 +172,7 @@ func (j *jobs) republish(key string, s storedSpec) {
 	if err != nil {
 		return
 	}
-	env, err := topics.NewEnvelope(topics.KindSpec, "edge/jobs", topics.Spec{Key: key, Generation: s.Gen, Data: s.Data})
+	env, err := topics.NewEnvelope(topics.KindSpec, "edge/jobs", topics.Spec{Key: key, Generation: s.Gen, Data: s.Data, Created: s.Created})
 	if err != nil {
 		return
 	}

@@ -227,14 +227,39 @@ type ErrorEvent struct {
 }
 
 // Spec is the desired state of one resource for one node. The node keeps
-// the highest Generation it has seen per Key and ignores older ones, so
-// specs can be resent or reordered safely; a delete is a Spec with Deleted
-// set (a tombstone) so it also reaches a node that was offline.
+// the latest Revision it has seen per Key and ignores older ones, so specs
+// can be resent or reordered safely; a delete is a Spec with Deleted set (a
+// tombstone) so it also reaches a node that was offline.
 type Spec struct {
 	Key        string `msgpack:"key"` // e.g. JobRef.String()
 	Generation uint64 `msgpack:"gen"`
 	Deleted    bool   `msgpack:"del,omitempty"`
 	Data       []byte `msgpack:"data,omitempty"`
+	// Created is when this incarnation of the resource was created (unix
+	// nanoseconds): a resource deleted and applied again under the same
+	// name starts again at generation 1, later.
+	Created int64 `msgpack:"created,omitempty"`
+}
+
+// Revision returns the spec's place in its resource's history.
+func (s Spec) Revision() Revision { return Revision{Created: s.Created, Generation: s.Generation} }
+
+// Revision orders the states of one resource across deletes: by the
+// creation of its incarnation, then by generation within it. Generations
+// alone go back when a name is deleted and created again (a tombstone of
+// generation 3, then a new object of generation 1), which once made nodes
+// ignore the new object forever.
+type Revision struct {
+	Created    int64  `msgpack:"created,omitempty"`
+	Generation uint64 `msgpack:"gen"`
+}
+
+// After reports whether r is later than o.
+func (r Revision) After(o Revision) bool {
+	if r.Created != o.Created {
+		return r.Created > o.Created
+	}
+	return r.Generation > o.Generation
 }
 
 // TestBody is the body of KindTest messages: a counter and padding.

@@ -21,18 +21,25 @@ import (
 
 // Phases of a worker, as reported in api.WorkerStatus.
 const (
-	PhasePending    = "Pending"
-	PhaseRunning    = "Running"
-	PhaseRestarting = "Restarting"
-	PhaseSucceeded  = "Succeeded"
-	PhaseFailed     = "Failed"
-	PhaseStopped    = "Stopped"
+	PhasePending    = api.WorkerPending
+	PhaseRunning    = api.WorkerRunning
+	PhaseRestarting = api.WorkerRestarting
+	// PhaseCrashLoop: failed api.CrashLoopFailures times in a row, each
+	// run shorter than StableAfter; waiting for its next restart.
+	PhaseCrashLoop = api.WorkerCrashLoop
+	PhaseSucceeded = api.WorkerSucceeded
+	PhaseFailed    = api.WorkerFailed
+	PhaseStopped   = api.WorkerStopped
 )
 
 // Spec is one worker to run.
 type Spec struct {
 	Job        topics.JobRef
 	Generation uint64
+	// Created is when the job's incarnation was created (unix
+	// nanoseconds): with Generation, it orders the job's specs across a
+	// delete and a new apply of the same name (topics.Revision).
+	Created int64
 	api.Worker
 	// BrokerURL is the node's broker, for the worker to connect to.
 	BrokerURL string
@@ -53,6 +60,11 @@ func (s Spec) Event(typ, reason, message string) {
 	if s.ReportEvent != nil {
 		s.ReportEvent(typ, reason, message)
 	}
+}
+
+// Revision is the job's revision this worker runs.
+func (s Spec) Revision() topics.Revision {
+	return topics.Revision{Created: s.Created, Generation: s.Generation}
 }
 
 // ID names the worker: kind/namespace/name/role.
@@ -109,8 +121,11 @@ type worker struct {
 	spec   Spec
 	cancel context.CancelFunc
 	done   chan struct{}
-	mu     sync.Mutex
-	status api.WorkerStatus
+	// reporting orders the worker's reports: its run loop and the timer
+	// that ends a crash loop both report.
+	reporting sync.Mutex
+	mu        sync.Mutex
+	status    api.WorkerStatus
 }
 
 // New makes a Supervisor.
@@ -163,7 +178,7 @@ func (s *Supervisor) Ensure(spec Spec) {
 	}
 	id := spec.ID()
 	if w, ok := s.running[id]; ok {
-		if w.spec.Generation >= spec.Generation {
+		if !spec.Revision().After(w.spec.Revision()) {
 			return
 		}
 		s.stopLocked(id)
@@ -245,11 +260,27 @@ func (s *Supervisor) Statuses() map[string]api.WorkerStatus {
 }
 
 func (s *Supervisor) report(w *worker, phase, msg string, exit *int) {
+	s.reportWith(w, func(st *api.WorkerStatus) bool {
+		st.Phase, st.Message, st.ExitCode = phase, msg, exit
+		return true
+	})
+}
+
+// reportWith edits the worker's status and reports it, unless edit says
+// there is nothing to report; reports of one worker never interleave.
+func (s *Supervisor) reportWith(w *worker, edit func(*api.WorkerStatus) bool) {
+	w.reporting.Lock()
+	defer w.reporting.Unlock()
 	w.mu.Lock()
-	w.status.Phase, w.status.Message, w.status.ExitCode, w.status.Updated = phase, msg, exit, time.Now()
+	ok := edit(&w.status)
+	if ok {
+		w.status.Updated = time.Now()
+	}
 	st := w.status
 	w.mu.Unlock()
-	s.cfg.Report(w.spec, st)
+	if ok {
+		s.cfg.Report(w.spec, st)
+	}
 }
 
 func (s *Supervisor) run(ctx context.Context, w *worker) {
@@ -268,6 +299,17 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 	for {
 		started := time.Now()
 		s.report(w, PhaseRunning, "", nil)
+		// A run that lasts StableAfter ends a crash loop: say so then,
+		// not only at the next failure.
+		stable := time.AfterFunc(s.cfg.StableAfter, func() {
+			s.reportWith(w, func(st *api.WorkerStatus) bool {
+				if st.Failures == 0 || st.Phase != PhaseRunning || ctx.Err() != nil {
+					return false
+				}
+				st.Failures = 0
+				return true
+			})
+		})
 		var err error
 		var code *int
 		if builtin != nil {
@@ -287,6 +329,7 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 		} else {
 			code, err = s.runProcess(ctx, w.spec, log)
 		}
+		stable.Stop()
 		if ctx.Err() != nil {
 			s.report(w, PhaseStopped, "", code)
 			return
@@ -295,14 +338,25 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 			s.report(w, PhaseSucceeded, "", code)
 			return
 		}
-		if time.Since(started) >= s.cfg.StableAfter {
+		ranLong := time.Since(started) >= s.cfg.StableAfter
+		if ranLong {
 			backoff = s.cfg.BackoffMin
 		}
-		w.mu.Lock()
-		w.status.Restarts++
-		w.mu.Unlock()
 		log.Warn("worker failed; restarting", "error", err, "after", backoff)
-		s.report(w, PhaseRestarting, fmt.Sprintf("%v; restart in %v", err, backoff), code)
+		s.reportWith(w, func(st *api.WorkerStatus) bool {
+			if ranLong {
+				st.Failures = 0
+			}
+			st.Restarts++
+			st.Failures++
+			st.LastError = err.Error()
+			st.Phase = PhaseRestarting
+			if st.Failures >= api.CrashLoopFailures {
+				st.Phase = PhaseCrashLoop
+			}
+			st.Message, st.ExitCode = fmt.Sprintf("%v; restart in %v", err, backoff), code
+			return true
+		})
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
