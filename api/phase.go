@@ -86,7 +86,7 @@ func (s *Status) Settle(o Observed, now time.Time) {
 		}
 		all = append(all, x)
 	}
-	var failed, looping, waiting, running []string
+	var failed, looping, waiting []string
 	done, deciding, runningDeciders := 0, 0, 0
 	for _, x := range all {
 		name := fmt.Sprintf("worker %s on %s", x.w.Role, x.w.Node)
@@ -111,7 +111,6 @@ func (s *Status) Settle(o Observed, now time.Time) {
 		case x.st.CrashLooping():
 			looping = append(looping, withError(fmt.Sprintf("%s restarted %d times", name, x.st.Restarts), x.st))
 		case x.st.Phase == WorkerRunning:
-			running = append(running, name)
 			s.ReadyWorkers++
 			if x.decide {
 				runningDeciders++
