@@ -258,8 +258,11 @@ func (c *Cloud) Worker() workers.Builtin {
 			}
 			c.mu.Unlock()
 		}()
-		r, err := c.newRun(ctx, spec, cfg, log)
+		r, err := c.newRun(ctx, spec, cfg, log, a.inbox)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while it waited for the Datasets' reports
+			}
 			return err
 		}
 		return r.run(ctx, a.inbox)
@@ -282,7 +285,10 @@ type run struct {
 	bytesDown int64
 }
 
-func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, log *slog.Logger) (*run, error) {
+// newRun loads the job's state, or makes its initial model; inbox gives
+// it the training workers' joins when the model's size waits for their
+// Datasets' reports.
+func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, log *slog.Logger, inbox <-chan message) (*run, error) {
 	r := &run{c: c, spec: spec, cfg: cfg, log: log, pieces: map[string]*assembly{}}
 	host, err := c.env.Plugins()
 	if err != nil {
@@ -329,7 +335,7 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 		}
 	}
 	if len(st.Global) == 0 {
-		if r.model, err = r.initialModel(); err != nil {
+		if r.model, err = r.initialModel(ctx, inbox); err != nil {
 			return nil, err
 		}
 		if st.Global, err = r.model.MarshalBinary(); err != nil {
@@ -443,8 +449,11 @@ func (r *run) save() error {
 }
 
 // initialModel is the pretrainedModel's newest version, or a new model of
-// SEDNA_FL_MODEL's architecture.
-func (r *run) initialModel() (*ml.Network, error) {
+// SEDNA_FL_MODEL's architecture, of the size decideSize decides: from
+// SEDNA_FL_INPUTS and SEDNA_FL_CLASSES, the validation set, the
+// aggregationWorker.model's newest version, or else the training
+// workers' Datasets, whose reports it waits for on inbox.
+func (r *run) initialModel(ctx context.Context, inbox <-chan message) (*ml.Network, error) {
 	if r.cfg.pretrained != "" {
 		_, data, err := r.c.env.Model(r.spec.Job.Namespace, r.cfg.pretrained, 0)
 		if err != nil {
@@ -456,20 +465,93 @@ func (r *run) initialModel() (*ml.Network, error) {
 		}
 		return m, nil
 	}
-	inputs, classes := r.cfg.inputs, r.cfg.classes
+	src := sizeSources{Clients: r.cfg.clients, Reports: map[string]*datasetReport{}, MinClients: r.cfg.minClients}
+	src.Given = append(src.Given, sizeSource{Name: ParamInputs, Inputs: r.cfg.inputs}, sizeSource{Name: ParamClasses, Classes: r.cfg.classes})
 	if r.val != nil {
-		if inputs == 0 {
-			inputs = r.val.cols
+		src.Given = append(src.Given, sizeSource{Name: "the validation set (" + ParamValidation + ")", Inputs: r.val.cols, Classes: r.val.classes()})
+	}
+	if r.val == nil && (r.cfg.inputs == 0 || r.cfg.classes == 0) {
+		r.outputModelSize(&src)
+	}
+	size, err := r.awaitSize(ctx, inbox, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		if classes == 0 {
-			classes = r.val.classes()
+		return nil, fmt.Errorf("federated: %s: %w", r.spec.Field, err)
+	}
+	r.log.Info("federated: the model's size", "inputs", size.Inputs, "inputsFrom", size.InputsFrom,
+		"classes", size.Classes, "classesFrom", size.ClassesFrom)
+	return newModel(r.cfg.model, size.Inputs, size.Classes, r.cfg.seed)
+}
+
+// outputModelSize adds the size of the aggregationWorker.model's newest
+// version to src, when it has one in this package's format, and
+// otherwise notes why it tells nothing. Its weights are not used: a
+// pretrainedModel is the starting point.
+func (r *run) outputModelSize(src *sizeSources) {
+	name := r.cfg.outputModel
+	if name == "" || r.c.env.Model == nil {
+		return
+	}
+	what := fmt.Sprintf("aggregationWorker.model %q", name)
+	_, data, err := r.c.env.Model(r.spec.Job.Namespace, name, 0)
+	if err != nil {
+		src.Notes = append(src.Notes, fmt.Sprintf("%s: %v", what, err))
+		return
+	}
+	m, err := ml.Unmarshal(data)
+	if err != nil {
+		src.Notes = append(src.Notes, fmt.Sprintf("%s: its newest version is not a %s model (%v)", what, ModelFormat, err))
+		return
+	}
+	src.Given = append(src.Given, sizeSource{Name: what + "'s newest version", Inputs: m.Inputs(), Classes: m.Classes()})
+}
+
+// awaitSize decides the model's size (decideSize), taking the training
+// workers' joins from inbox, with their Datasets' reports, until it can.
+// It says once what it waits for, and warns once per round deadline
+// while it still waits; past the first deadline, SEDNA_FL_MIN_CLIENTS
+// Datasets are enough.
+func (r *run) awaitSize(ctx context.Context, inbox <-chan message, src sizeSources) (modelSize, error) {
+	size, waiting, err := decideSize(src)
+	if err != nil || waiting == "" {
+		return size, err
+	}
+	r.log.Info("federated: the model's size comes from the training workers' Datasets: waiting for their reports", "waiting", waiting)
+	r.spec.Event("Normal", "WaitingForDatasets", "the model's size comes from the training workers' Datasets: waiting for "+waiting)
+	timer := time.NewTimer(r.cfg.timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return modelSize{}, ctx.Err()
+		case m := <-inbox:
+			switch {
+			case m.kind != KindJoin:
+				r.log.Debug("federated: an update before the run has a model: ignored", "node", m.node, "role", m.upd.Role)
+				continue
+			case !r.clientOn(m.join.Role, m.node):
+				r.log.Warn("federated: a join from a node that does not run its role: ignored", "role", m.join.Role, "node", m.node)
+				continue
+			}
+			src.Reports[m.join.Role] = m.join.Data
+		case <-timer.C:
+			src.PastDeadline = true
+			timer.Reset(r.cfg.timeout)
+			if _, waiting, err = decideSize(src); err == nil && waiting != "" {
+				r.log.Warn("federated: the model's size is not known yet", "waiting", waiting)
+				r.spec.Event("Warning", "WaitingForDatasets", "the model's size is not known yet: waiting for "+waiting)
+			}
+		}
+		if size, waiting, err = decideSize(src); err != nil || waiting == "" {
+			if err == nil {
+				r.spec.Event("Normal", "ModelSized", fmt.Sprintf("the model takes %d features (from %s) into %d classes (from %s)",
+					size.Inputs, size.InputsFrom, size.Classes, size.ClassesFrom))
+			}
+			return size, err
 		}
 	}
-	if inputs == 0 || classes == 0 {
-		return nil, fmt.Errorf("federated: %s: the model's size is unknown: give %s and %s, or a validation set (%s)",
-			r.spec.Field, ParamInputs, ParamClasses, ParamValidation)
-	}
-	return newModel(r.cfg.model, inputs, classes, r.cfg.seed)
 }
 
 // send sends a message to every client node: at once to those online
@@ -576,6 +658,10 @@ func (r *run) take(m message) {
 		if !r.clientOn(m.join.Role, m.node) {
 			r.log.Warn("federated: a join from a node that does not run its role: ignored", "role", m.join.Role, "node", m.node)
 			return
+		}
+		if d := m.join.Data; d != nil && d.usable() && (d.Inputs != r.model.Inputs() || d.Classes > r.model.Classes()) {
+			r.log.Warn("federated: a client's Dataset does not fit the model: its samples of another width, or with a label beyond the model's classes, are skipped",
+				"role", m.join.Role, "node", m.node, "features", d.Inputs, "labels", d.Classes, "inputs", r.model.Inputs(), "classes", r.model.Classes())
 		}
 		if m.join.Run == st.Run && m.join.Round >= st.Round && r.coord.Has(m.join.Role) {
 			return // its update for this round is in

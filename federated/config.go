@@ -23,8 +23,8 @@ const (
 	ParamTargetAccuracy    = "SEDNA_FL_TARGET_ACCURACY"   // stop once validation accuracy reaches it (0 to 1); default none
 	ParamPatience          = "SEDNA_FL_PATIENCE"          // stop after this many rounds without a better validation accuracy; default none
 	ParamModel             = "SEDNA_FL_MODEL"             // architecture without a pretrainedModel: "softmax", "mlp:32", "mlp:64,32"; default mlp:32
-	ParamInputs            = "SEDNA_FL_INPUTS"            // features per sample, when there is no validation set
-	ParamClasses           = "SEDNA_FL_CLASSES"           // classes, when there is no validation set
+	ParamInputs            = "SEDNA_FL_INPUTS"            // features per sample; default from the validation set, the aggregationWorker.model or the training Datasets
+	ParamClasses           = "SEDNA_FL_CLASSES"           // classes; default from the validation set, the aggregationWorker.model or the training Datasets
 	ParamValidation        = "SEDNA_FL_VALIDATION"        // a CSV file on the cloud (label,features...) to score each round on
 	ParamSeed              = "SEDNA_FL_SEED"              // seed of the initial weights; default 1
 	ParamChunkBytes        = "SEDNA_FL_CHUNK_BYTES"       // largest piece of a global model in one message; default 256 KiB
@@ -66,9 +66,12 @@ type aggConfig struct {
 	pretrained  string
 }
 
-// client is one training worker: its role and its node.
+// client is one training worker: its role, its node and its Dataset.
 type client struct {
 	Role, Node, Dataset string
+	// External: the template gives a command, so the worker is the user's
+	// program, not the built-in one (which reports its Dataset's shape).
+	External bool
 }
 
 func parseJob(spec workers.Spec) (*api.FederatedLearningJobSpec, error) {
@@ -86,7 +89,9 @@ func parseJob(spec workers.Spec) (*api.FederatedLearningJobSpec, error) {
 func clientsOf(js *api.FederatedLearningJobSpec) []client {
 	out := make([]client, len(js.TrainingWorkers))
 	for i, w := range js.TrainingWorkers {
-		out[i] = client{Role: fmt.Sprintf("train-%d", i), Node: w.Template.Spec.NodeName, Dataset: w.Dataset.Name}
+		cs := w.Template.Spec.Containers
+		out[i] = client{Role: fmt.Sprintf("train-%d", i), Node: w.Template.Spec.NodeName, Dataset: w.Dataset.Name,
+			External: len(cs) > 0 && len(cs[0].Command) > 0}
 	}
 	return out
 }

@@ -75,7 +75,22 @@ type trainer struct {
 	cacheAfter uint64
 	cacheShape [2]int
 	dropped    atomic.Int64
+	// The shape of the Dataset (never its samples), told in each join.
+	shape datasetShape
+	told  datasetReport // the shape told in the last join
+	// heard: a message of the job came from the cloud. Until one does,
+	// the worker looks at its Dataset every second and joins again when
+	// what it would tell changes, and every rejoinTicks seconds anyway:
+	// an aggregation worker that sizes its model by the Datasets waits
+	// for it (and may have started after the last join).
+	heard     bool
+	sinceJoin int
+	unusable  bool // the Dataset was said to have no usable sample
 }
+
+// rejoinTicks is how many seconds a worker that has heard nothing from
+// the cloud waits before it joins again.
+const rejoinTicks = 10
 
 func (t *trainer) run(ctx context.Context) error {
 	topic := topics.JobPrefix(t.spec.Job) + "global"
@@ -94,6 +109,12 @@ func (t *trainer) run(ctx context.Context) error {
 	defer func() { _ = t.env.Server.Unsubscribe(topic, id) }()
 	t.log.Info("federated: training worker ready", "dataset", t.cfg.dataset, "epochs", t.cfg.fit.Epochs,
 		"batch", t.cfg.fit.BatchSize, "learningRate", t.cfg.fit.LearningRate, "optimizer", t.cfg.fit.Optimizer)
+	if err := t.lookAtDataset(); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while it read
+		}
+		return err
+	}
 	up, linkCh := t.env.Link()
 	if up {
 		t.join()
@@ -111,6 +132,17 @@ func (t *trainer) run(ctx context.Context) error {
 				t.pending = nil
 				if err := t.train(ctx, p.g, p.blob); err != nil {
 					return err
+				}
+			}
+			if !t.heard && up {
+				if err := t.lookAtDataset(); err != nil {
+					if ctx.Err() != nil {
+						return nil // stopped while it read
+					}
+					return err
+				}
+				if t.sinceJoin++; t.sinceJoin >= rejoinTicks || t.told.changed(t.shape.report()) {
+					t.join()
 				}
 			}
 		case <-linkCh:
@@ -140,15 +172,42 @@ type pendingRound struct {
 	blob []byte
 }
 
-// join asks the cloud for the current round's global model.
+// join asks the cloud for the current round's global model, and tells it
+// the shape of the Dataset as last looked at.
 func (t *trainer) join() {
-	raw, err := topics.Encode(KindJoin, "federated/edge", join{Gen: t.spec.Generation, Role: t.spec.Role, Run: t.run_, Round: t.round})
+	rep := t.shape.report()
+	t.told, t.sinceJoin = rep, 0
+	raw, err := topics.Encode(KindJoin, "federated/edge", join{Gen: t.spec.Generation, Role: t.spec.Role, Run: t.run_, Round: t.round, Data: &rep})
 	if err != nil {
 		return
 	}
 	if err := t.env.Send(JoinTopic(t.env.Node, t.spec.Job), raw, time.Now().Add(time.Minute)); err != nil {
 		t.log.Warn("federated: join not queued", "error", err)
 	}
+}
+
+// lookAtDataset reads the Dataset's new samples for its shape, and says
+// once, clearly, when it has lines and none of them is a sample the
+// worker can train on. A Dataset that cannot be read is an error.
+func (t *trainer) lookAtDataset() error {
+	err := t.shape.look(func(after uint64, fn func(uint64, []byte) error) error {
+		return t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, after, fn)
+	})
+	if err != nil {
+		return fmt.Errorf("federated: dataset %s: not read: %w", t.cfg.dataset, err)
+	}
+	rep := t.shape.report()
+	switch {
+	case rep.Rows > 0:
+		t.unusable = false
+	case rep.Settled && !t.unusable:
+		t.unusable = true
+		msg := fmt.Sprintf("%s: none of the %d lines of Dataset %s on %s is a sample it can train on: label,f1,f2,... (a whole label, then numbers; a txt list of image files is not read by the built-in training worker)",
+			t.spec.Role, rep.Bad, t.cfg.dataset, t.env.Node)
+		t.log.Warn("federated: "+msg, "dataset", t.cfg.dataset)
+		t.spec.Event("Warning", "DatasetUnusable", msg)
+	}
+	return nil
 }
 
 // take handles a piece of a global model; it trains once one is whole.
@@ -181,6 +240,7 @@ func (t *trainer) take(ctx context.Context, raw []byte) (done bool, err error) {
 		t.log.Info("federated: the job is over", "round", g.Round)
 		return true, nil
 	}
+	t.heard = true // a round of this job: the cloud has its model
 	if g.Run == t.run_ && g.Round <= t.round {
 		if g.Round == t.round && g.Chunk == 0 {
 			t.resend() // the cloud asks again: its copy of the update was lost

@@ -18,6 +18,7 @@ func FuzzWorkerMessages(f *testing.F) {
 	}{
 		{KindUpdate, update{Run: 1, Round: 2, Role: "train-0", Chunk: 0, Chunks: 1, Params: 2, Samples: 10, Data: []byte{0, 0, 128, 63, 0, 0, 0, 64}}},
 		{KindJoin, join{Gen: 1, Role: "train-1", Run: 1, Round: 3}},
+		{KindJoin, join{Gen: 1, Role: "train-1", Run: 1, Round: 3, Data: &datasetReport{Inputs: 64, Classes: 10, Rows: 100, Bad: 1, Settled: true}}},
 		{KindGlobal, global{Gen: 1, Run: 1, Round: 1, Rounds: 10, Chunks: 1, Size: 3, Data: []byte{1, 2, 3}}},
 	} {
 		raw, err := topics.Encode(m.kind, "fuzz", m.body)

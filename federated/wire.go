@@ -18,7 +18,8 @@ const (
 	// float32) with its sample count, node to cloud.
 	KindUpdate = "fl.update"
 	// KindJoin asks for the current round's global model (a training
-	// worker that starts, or whose link came back), node to cloud.
+	// worker that starts, or whose link came back), node to cloud, and
+	// tells the shape of the worker's Dataset (never a sample).
 	KindJoin = "fl.join"
 )
 
@@ -74,6 +75,10 @@ type join struct {
 	Role  string `msgpack:"w"`
 	Run   uint64 `msgpack:"u"`
 	Round int64  `msgpack:"r"` // the last round the worker trained
+	// Data is the shape of the worker's Dataset so far, for an
+	// aggregation worker with nothing else to size a new model by; nil in
+	// the join of a worker older than it.
+	Data *datasetReport `msgpack:"ds,omitempty"`
 }
 
 // chunks cuts data into pieces of at most size bytes (at least one piece).
