@@ -249,3 +249,147 @@ func TestTriggersAsSednaWritesThem(t *testing.T) {
 		t.Fatalf("a negative index: %v", err)
 	}
 }
+
+// TestUnknownFields: every field Sedna's CRDs define is known (the
+// examples, and a document with every field of every kind, have none
+// unknown); a typo or a field of another API is unknown, named by its
+// path, and still parses.
+func TestUnknownFields(t *testing.T) {
+	rs, err := api.ParseFiles("../examples/sedna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if len(r.Unknown) > 0 {
+			t.Errorf("%s: unknown %v", r.Key(), r.Unknown)
+		}
+	}
+	rs, err = api.Parse([]byte(everyField), "every.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if len(r.Unknown) > 0 {
+			t.Errorf("%s: unknown %v", r.Key(), r.Unknown)
+		}
+	}
+	typo := strings.NewReplacer("trainProb: 0.8", "trainProbability: 0.8", "checkPeriodSeconds: 60", "checkPeriod: 60",
+		"template: {spec: {nodeName: edge1}}\n    trigger", "template: {spec: {nodeName: edge1, container: []}}\n    trigger",
+		"metadata: {name: il}", "metadata: {name: il, nmae: x}").Replace(ilBase)
+	rs, err = api.Parse([]byte(typo), "typo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"metadata.nmae", "spec.dataset.trainProbability", "spec.trainSpec.template.spec.container", "spec.trainSpec.trigger.checkPeriod"}
+	if !slices.Equal(rs[0].Unknown, want) {
+		t.Fatalf("unknown %v, want %v", rs[0].Unknown, want)
+	}
+	for _, f := range want {
+		if !slices.Contains(rs[0].Ignored, f) {
+			t.Errorf("%s unknown but not ignored", f)
+		}
+	}
+}
+
+// TestSednaKindsNotRunYet: each kind Sedna defines that Sedna-Go does not
+// run is refused with one line saying so and naming the kinds it runs,
+// not as an unknown kind.
+func TestSednaKindsNotRunYet(t *testing.T) {
+	for _, k := range []string{"FeatureExtractionService", "ReidJob", "VideoAnalyticsJob", "ObjectSearchService", "ObjectTrackingService"} {
+		_, err := api.Parse([]byte("apiVersion: sedna.io/v1alpha1\nkind: "+k+"\nmetadata: {name: x}\nspec: {}\n"), "k.yaml")
+		if !errors.Is(err, api.ErrUnsupportedKind) || !errors.Is(err, api.ErrInvalid) || strings.Contains(err.Error(), "unknown kind") ||
+			!strings.Contains(err.Error(), k+" is a Sedna kind that Sedna-Go does not run yet (it runs Dataset, Model, JointInferenceService") ||
+			strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+}
+
+// everyField is one document per kind with every field Sedna's CRDs define.
+const everyField = `apiVersion: sedna.io/v1alpha1
+kind: Dataset
+metadata: {name: d, namespace: default, labels: {a: b}, annotations: {a: b}, uid: x, resourceVersion: "1", generation: 1, creationTimestamp: null}
+spec: {url: /a, format: txt, nodeName: e, credentialName: c}
+status: {numberOfSamples: 3, updateTime: "2024-01-01T00:00:00Z"}
+---
+apiVersion: sedna.io/v1alpha1
+kind: Model
+metadata: {name: m}
+spec: {url: /m, format: pb, credentialName: c, devices: [a], classes: [x], description: d, purpose: p, extra: [{name: A, value: b}]}
+---
+apiVersion: sedna.io/v1alpha1
+kind: JointInferenceService
+metadata: {name: ji}
+spec:
+  edgeWorker:
+    model: {name: m}
+    hardExampleMining: {name: IBT, parameters: [{key: threshold_img, value: "0.9"}]}
+    hpa: {minReplicas: 1, maxReplicas: 2, metrics: [{type: Resource}], behavior: {scaleUp: {}}}
+    template:
+      metadata: {labels: {app: x}}
+      spec:
+        nodeName: e
+        hostNetwork: true
+        dnsPolicy: ClusterFirstWithHostNet
+        tolerations: [{key: k}]
+        volumes: [{name: v, hostPath: {path: /p}}]
+        initContainers: [{name: i, image: x}]
+        containers:
+          - name: c
+            image: x
+            imagePullPolicy: IfNotPresent
+            command: [a]
+            args: [b]
+            env: [{name: A, value: b}, {name: B, valueFrom: {secretKeyRef: {name: s, key: k}}}]
+            envFrom: [{secretRef: {name: s}}]
+            resources: {limits: {memory: 2Gi}, requests: {cpu: 100m}}
+            volumeMounts: [{name: v, mountPath: /p}]
+            ports: [{containerPort: 80}]
+            securityContext: {privileged: false}
+            workingDir: /w
+  cloudWorker:
+    model: {name: m}
+    template: {spec: {nodeName: c, containers: [{image: x}]}}
+---
+apiVersion: sedna.io/v1alpha1
+kind: IncrementalLearningJob
+metadata: {name: il}
+spec:
+  dataset: {name: d, trainProb: 0.8}
+  initialModel: {name: m}
+  credentialName: c
+  outputDir: /o
+  trainSpec:
+    template: {spec: {nodeName: e, containers: [{image: x}]}}
+    trigger: {checkPeriodSeconds: 60, timer: {start: "02:00", end: "04:00"}, condition: {operator: gt, threshold: 500, metric: num_of_samples}}
+  evalSpec:
+    template: {spec: {nodeName: e, containers: [{image: x}]}}
+    initialEvalModel: {name: m}
+  deploySpec:
+    model: {name: m, hotUpdateEnabled: true, pollPeriodSeconds: 60}
+    trigger: {condition: {operator: gt, threshold: 0.1, metric: "precision_delta[0]"}}
+    hardExampleMining: {name: IBT, parameters: [{key: threshold_img, value: "0.9"}]}
+    template: {spec: {nodeName: e, containers: [{image: x}]}}
+---
+apiVersion: sedna.io/v1alpha1
+kind: FederatedLearningJob
+metadata: {name: fl}
+spec:
+  aggregationWorker: {model: {name: m}, template: {spec: {nodeName: c, containers: [{image: x}]}}}
+  trainingWorkers: [{dataset: {name: d}, template: {spec: {nodeName: e, containers: [{image: x}]}}}]
+  pretrainedModel: {name: m}
+  transmitter: {ws: {}, s3: {aggDataPath: s3://a, credentialName: c}}
+---
+apiVersion: sedna.io/v1alpha1
+kind: LifelongLearningJob
+metadata: {name: ll}
+spec:
+  dataset: {name: d, trainProb: 0.8}
+  credentialName: c
+  outputDir: /o
+  trainSpec:
+    template: {spec: {nodeName: e, containers: [{image: x}]}}
+    trigger: {checkPeriodSeconds: 60, timer: {start: "02:00", end: "24:00"}, condition: {operator: ">", threshold: 500, metric: num_of_samples}}
+  evalSpec: {template: {spec: {nodeName: e, containers: [{image: x}]}}}
+  deploySpec: {template: {spec: {nodeName: e, containers: [{image: x}]}}}
+`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,10 @@ type Resource struct {
 	// but does not use, as paths such as
 	// "spec.edgeWorker.template.spec.containers[0].resources".
 	Ignored []string `json:"-"`
+	// Unknown lists the fields present that Sedna's CRDs do not define
+	// (a typo, or a field of another API), a subset of Ignored: `sedna
+	// apply` warns about each, and refuses them with --strict.
+	Unknown []string `json:"-"`
 	// Source is the document as JSON, verbatim.
 	Source json.RawMessage `json:"-"`
 	// Origin says where the document came from ("file.yaml#2").
@@ -56,6 +61,10 @@ func (es FieldErrors) Error() string {
 // ErrInvalid is wrapped by parse and validation errors.
 var ErrInvalid = errors.New("invalid resource")
 
+// ErrUnsupportedKind is wrapped, with ErrInvalid, by the error of a
+// document of one of SednaOnlyKinds.
+var ErrUnsupportedKind = errors.New("kind not supported yet")
+
 func newSpec(kind string) any {
 	switch kind {
 	case KindDataset:
@@ -72,6 +81,18 @@ func newSpec(kind string) any {
 		return &LifelongLearningJobSpec{}
 	}
 	return nil
+}
+
+// UnknownKind says why kind is not one Sedna-Go runs: one of Sedna's
+// kinds it does not run yet (matched as a user types it: "reidjob",
+// "ReidJobs"), or not a kind at all.
+func UnknownKind(kind string) string {
+	for _, k := range SednaOnlyKinds {
+		if l := strings.ToLower(kind); l == strings.ToLower(k) || l == strings.ToLower(k)+"s" {
+			return fmt.Sprintf("%s is a Sedna kind that Sedna-Go does not run yet (it runs %s)", k, strings.Join(Kinds, ", "))
+		}
+	}
+	return fmt.Sprintf("unknown kind %q (known: %s)", kind, strings.Join(Kinds, ", "))
 }
 
 // ParseFiles reads files and directories (every *.yaml, *.yml and *.json in
@@ -191,8 +212,11 @@ func ParseDocument(doc []byte) (*Resource, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, FieldError{"apiVersion", fmt.Sprintf("%q is not %s", r.APIVersion, APIVersion)})
 	}
 	r.Spec = newSpec(r.Kind)
+	if r.Spec == nil && slices.Contains(SednaOnlyKinds, r.Kind) {
+		return nil, fmt.Errorf("%w: %w: %v", ErrInvalid, ErrUnsupportedKind, FieldError{"kind", UnknownKind(r.Kind)})
+	}
 	if r.Spec == nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, FieldError{"kind", fmt.Sprintf("unknown kind %q (known: %s)", r.Kind, strings.Join(Kinds, ", "))})
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, FieldError{"kind", UnknownKind(r.Kind)})
 	}
 	if len(head.Spec) > 0 && string(head.Spec) != "null" {
 		if err := json.Unmarshal(head.Spec, r.Spec); err != nil {
@@ -204,6 +228,7 @@ func ParseDocument(doc []byte) (*Resource, error) {
 	_ = json.Unmarshal(typed, &used)
 	r.Ignored = ignored("", generic, used)
 	sort.Strings(r.Ignored)
+	r.Unknown = unknownFields(r.Kind, generic)
 	return r, nil
 }
 

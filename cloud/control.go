@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -399,6 +400,9 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		if err == nil {
 			err = api.Validate(r, c.cfg.Admission)
 		}
+		if err == nil && req.Strict && len(r.Unknown) > 0 {
+			err = fmt.Errorf("%w: %s %s: %s (--strict)", api.ErrInvalid, r.Kind, r.Metadata.Name, unknownWarnings(r.Unknown))
+		}
 		if err == nil {
 			if why := c.commandAllowed(r, who.role); why != "" {
 				err = errors.New(why)
@@ -416,9 +420,13 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		key := r.Key()
 		e, exists := c.res[key]
 		action := "created"
+		var warnings []string
+		if len(r.Unknown) > 0 {
+			warnings = []string{unknownWarnings(r.Unknown)}
+		}
 		if exists {
 			if string(e.rec.Source) == string(r.Source) {
-				rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "unchanged"})
+				rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "unchanged", Warnings: warnings})
 				continue
 			}
 			action = "configured"
@@ -450,7 +458,7 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		c.publishStatus(e)
 		c.event(e, "Normal", strings.ToUpper(action[:1])+action[1:], fmt.Sprintf("generation %d", e.rec.Generation))
 		c.dispatch(e)
-		rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: action})
+		rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: action, Warnings: warnings})
 	}
 	// What this apply added may be what others waited for, in any order.
 	c.reevaluate(now)
@@ -461,6 +469,19 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 		}
 	}
 	return rep
+}
+
+// unknownWarnings says which fields Sedna's CRDs do not define, as
+// kubectl says it.
+func unknownWarnings(fields []string) string {
+	q := make([]string, len(fields))
+	for i, f := range fields {
+		q[i] = strconv.Quote(f)
+	}
+	if len(q) == 1 {
+		return "unknown field " + q[0]
+	}
+	return "unknown fields " + strings.Join(q, ", ")
 }
 
 // creationTime is the creation time of a new incarnation of key: now,
@@ -481,7 +502,7 @@ func (c *ControlPlane) creationTime(key string, now time.Time) (int64, error) {
 func (c *ControlPlane) lookup(req topics.APIRequest) (*entry, string) {
 	kind, ok := Resolve(req.Kind)
 	if !ok {
-		return nil, fmt.Sprintf("unknown kind %q (known: %s)", req.Kind, strings.Join(api.Kinds, ", "))
+		return nil, api.UnknownKind(req.Kind)
 	}
 	ns := req.Namespace
 	if ns == "" {
@@ -541,7 +562,7 @@ func (c *ControlPlane) get(req topics.APIRequest) topics.APIReply {
 	if req.Kind != "" && req.Kind != "all" {
 		var ok bool
 		if kind, ok = Resolve(req.Kind); !ok {
-			return topics.APIReply{Error: fmt.Sprintf("unknown kind %q (known: %s)", req.Kind, strings.Join(api.Kinds, ", "))}
+			return topics.APIReply{Error: api.UnknownKind(req.Kind)}
 		}
 	}
 	for _, e := range c.sorted() {

@@ -113,6 +113,9 @@ type APIRequest struct {
 	Origins   []string `msgpack:"origins,omitempty"` // file#doc of each document, for messages
 	// Upload is a piece of a model push (Op "model.push").
 	Upload *ModelUpload `msgpack:"upload,omitempty"`
+	// Strict (apply) refuses a document with a field Sedna's CRDs do
+	// not define, instead of warning about it.
+	Strict bool `msgpack:"strict,omitempty"`
 }
 
 // APIReply answers an APIRequest.
@@ -129,6 +132,9 @@ type APIResult struct {
 	Action  string `msgpack:"action"` // created, configured, unchanged, deleted, rejected
 	Message string `msgpack:"msg,omitempty"`
 	Pending string `msgpack:"pending,omitempty"` // what an accepted resource waits for
+	// Warnings are said about an accepted document: each field Sedna's
+	// CRDs do not define (as kubectl warns of unknown fields).
+	Warnings []string `msgpack:"warnings,omitempty"`
 }
 
 // APIObject is one resource as stored: its document, status and what the
