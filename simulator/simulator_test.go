@@ -277,19 +277,28 @@ func TestFullDiskRefusesAndLosesNothing(t *testing.T) {
 }
 
 // KubeEdge twin round trips through flapping links and a SIGKILLed node,
-// in both modes: every report reaches the cloud and every answer its
-// device, once; on the killed node at most one of each per device twice
-// (QoS 1 between a device and its broker is at least once).
+// in both modes: nothing is lost; every report reaches the cloud and every
+// answer its device, once, on every node but the killed one (edge-0),
+// where MQTT 3.1.1's QoS 1 between a device and its broker is at least
+// once: at most one report and one answer again per device.
 func TestTwinRoundTrips(t *testing.T) {
+	const killed, devicesPerNode = "edge-0", 2
 	for _, mode := range []string{"real", "deterministic"} {
 		t.Run(mode, func(t *testing.T) {
 			rep := run(t, "kubeedge-twins.yaml", func(s *simulator.Scenario) { s.Mode = mode })
-			if !rep.OK() || rep.Total.Lost != 0 || rep.Total.Duplicated != 0 {
-				t.Fatalf("failures: %v", rep.Failures)
+			if !rep.OK() || rep.Total.Lost != 0 {
+				t.Fatalf("failures: %v; lost %d", rep.Failures, rep.Total.Lost)
 			}
 			for _, n := range rep.Nodes {
 				if n.RoundTrips == 0 || n.RoundTrips != n.Delivered {
 					t.Errorf("%s: %d round trips for %d reports delivered", n.Node, n.RoundTrips, n.Delivered)
+				}
+				allowed := int64(0)
+				if n.Node == killed {
+					allowed = 2 * devicesPerNode
+				}
+				if n.Duplicated > allowed {
+					t.Errorf("%s: %d duplicated, at most %d allowed", n.Node, n.Duplicated, allowed)
 				}
 			}
 			if rep.Total.RoundTrips < 300 {
