@@ -24,6 +24,12 @@ import (
 // dead-lettered and reported, never queued. Messages published by the
 // process itself (the inline client: the bridge republishing downlink
 // messages) are never captured, so nothing loops.
+//
+// A message no uplink rule matches and no subscriber takes (neither a
+// client, nor the process, nor a client away with a persistent session)
+// would vanish without a trace: it is counted (Metrics.Unrouted, by
+// topics.Family and source) and logged at debug level once per family. A
+// retained one is not: the broker keeps it for later subscribers.
 type CaptureHook struct {
 	mqtt.HookBase
 	rules   Rules
@@ -43,7 +49,22 @@ type CaptureHook struct {
 	draining bool
 	pending  map[pendingAck]struct{}
 	drained  chan struct{} // closed when pending empties while draining
+
+	// The families of unrouted messages already logged, at most
+	// maxUnroutedLogged of them.
+	unroutedMu   sync.Mutex
+	unroutedSeen map[string]struct{}
 }
+
+// maxUnroutedLogged bounds the families of unrouted messages logged (and
+// remembered): apps choose their topics, so their families are unbounded.
+const maxUnroutedLogged = 1024
+
+// The sources of Metrics.Unrouted.
+const (
+	sourceApp     = "app"     // a client of the broker: an app, a mapper, a will
+	sourceProcess = "process" // the node itself: the downlink, its workers
+)
 
 type pendingAck struct {
 	conn net.Conn
@@ -68,6 +89,7 @@ func (h *CaptureHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 	rule, remote, ok := h.rules.Out(pk.TopicName)
 	if !ok {
+		h.unrouted(cl, pk, sourceApp)
 		return
 	}
 	pk.FixedHeader.Qos = 0
@@ -76,13 +98,23 @@ func (h *CaptureHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnPublish captures matching publishes before their PUBACK.
+// OnPublish captures matching publishes before their PUBACK, and counts
+// the unrouted ones (also before their PUBACK).
 func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
-		return pk, nil
-	}
 	rule, remote, ok := h.rules.Out(pk.TopicName)
 	if !ok {
+		source := sourceApp
+		if cl.Net.Inline {
+			source = sourceProcess
+		}
+		h.unrouted(cl, pk, source)
+		return pk, nil
+	}
+	if cl.Net.Inline {
+		// Never captured. Not unrouted either: the process sends what it
+		// means for the cloud itself (Bridge.Send) and publishes a local
+		// copy, or republishes from the downlink a topic the node also
+		// carries up (such as "+/user/#").
 		return pk, nil
 	}
 	if pk.FixedHeader.Qos > 0 {
@@ -106,6 +138,56 @@ func (h *CaptureHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 }
 
 var errDraining = errors.New("broker: the node is stopping")
+
+// unrouted counts and logs pk, which no rule carries, if no subscriber
+// takes it.
+func (h *CaptureHook) unrouted(cl *mqtt.Client, pk packets.Packet, source string) {
+	if pk.FixedHeader.Retain || h.srv == nil || h.subscribed(cl.ID, pk.TopicName) {
+		return
+	}
+	family, filter := topics.Family(pk.TopicName)
+	if h.metrics != nil {
+		h.metrics.Unrouted.WithLabelValues(family, source).Inc()
+	}
+	logIt, overflow := false, false
+	h.unroutedMu.Lock()
+	if _, seen := h.unroutedSeen[filter]; !seen {
+		if h.unroutedSeen == nil {
+			h.unroutedSeen = map[string]struct{}{}
+		}
+		switch n := len(h.unroutedSeen); {
+		case n < maxUnroutedLogged:
+			h.unroutedSeen[filter], logIt = struct{}{}, true
+		case n == maxUnroutedLogged:
+			// "" is no family: it marks the line below as written.
+			h.unroutedSeen[""], overflow = struct{}{}, true
+		}
+	}
+	h.unroutedMu.Unlock()
+	if logIt {
+		h.log.Debug("message dropped: no bridge rule carries it and no subscriber takes it; later ones of its family are counted, not logged",
+			"topic", pk.TopicName, "family", filter, "class", family, "source", source, "client", cl.ID)
+	}
+	if overflow {
+		h.log.Debug("messages that no bridge rule carries and no subscriber takes: too many topic families to log each; they are still counted",
+			"families", maxUnroutedLogged, "metric", "sedna_broker_unrouted_messages_total")
+	}
+}
+
+// subscribed reports whether a subscriber other than the publisher
+// (client) with No Local takes a message on topic.
+func (h *CaptureHook) subscribed(client, topic string) bool {
+	subs := h.srv.Topics.Subscribers(topic)
+	if len(subs.InlineSubscriptions) > 0 || len(subs.Shared) > 0 {
+		return true
+	}
+	for id, sub := range subs.Subscriptions {
+		if !sub.NoLocal || id != client {
+			return true
+		}
+	}
+	return false
+}
 
 // OnPacketSent notes that the PUBACK of a captured publish was written,
 // on a connection without an ack gate (a gated one reports it itself,

@@ -2,9 +2,18 @@ package broker
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/url"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sedna-go/sedna/topics"
 )
@@ -171,4 +180,137 @@ func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 	if good1 != 1 || errs != 3 {
 		t.Fatalf("queued: %d good, %d error events", good1, errs)
 	}
+}
+
+// Issue 15: a message published on a node's broker that no bridge rule
+// carries and no subscriber takes is counted by topic family and source
+// (before its PUBACK) and logged at debug level once per family; one that
+// a rule carries, a subscriber takes (even one away with a persistent
+// session) or that is retained is not. A will counts as the app's.
+func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	m := NewMetrics(prometheus.NewRegistry())
+	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &recordingHandler{lines: make(chan slog.Record, 100)}
+	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+		Metrics: m, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	defer br.Close()
+
+	sub := dial(t, srv.URL(), "sub", "")
+	if tok := sub.Subscribe("sensors/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	away := dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
+	if tok := away.Subscribe("away/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	away.Disconnect(50)
+
+	c := dial(t, srv.URL(), "app", "")
+	publish := func(topic string, qos byte, retain bool) {
+		t.Helper()
+		if tok := c.Publish(topic, qos, retain, []byte(`{"event_id":"","timestamp":0}`)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	publish("$hw/events/device/dev1/state/get", 1, false) // KubeEdge defines it; EventBus never reads it
+	publish("$hw/events/device/dev1/state/get", 1, false)
+	publish("$hw/events/device/dev1/twin/update", 1, false) // carried (device-ID-only form)
+	publish("sensors/t", 1, false)                          // subscribed
+	publish("away/x", 1, false)                             // a persistent session away takes it
+	publish("nobody/retained", 1, true)                     // kept for later subscribers
+	publish("nobody/qos0", 0, false)
+	publish("nobody/listens/here", 1, false) // after the QoS 0 one, on the same connection
+	// The downlink, with no device app subscribed.
+	if err := srv.Publish(CloudDownlinkPrincipal, "$hw/events/device/default/dev1/twin/update/delta", []byte("{}"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	count := func(family, source string) float64 {
+		return testutil.ToFloat64(m.Unrouted.WithLabelValues(family, source))
+	}
+	if n := count(topics.FamilyKubeEdge, "app"); n != 2 {
+		t.Errorf("kubeedge from apps: %v unrouted, want 2 (the two state/get)", n)
+	}
+	if n := count(topics.FamilyOther, "app"); n != 2 {
+		t.Errorf("other from apps: %v unrouted, want 2 (nobody/qos0, nobody/listens/here)", n)
+	}
+	if n := count(topics.FamilyKubeEdge, "process"); n != 1 {
+		t.Errorf("kubeedge from the downlink: %v unrouted, want 1", n)
+	}
+
+	// A will nobody takes: the app's connection drops without DISCONNECT.
+	var conn net.Conn
+	var mu sync.Mutex
+	dial(t, srv.URL(), "willing", "", func(o *paho.ClientOptions) {
+		o.SetWill("nobody/will", "gone", 0, false)
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			nc, err := net.Dial("tcp", u.Host)
+			mu.Lock()
+			conn = nc
+			mu.Unlock()
+			return nc, err
+		})
+	})
+	mu.Lock()
+	_ = conn.Close()
+	mu.Unlock()
+
+	want := map[string]bool{"$hw/events/device/+/state/get": true, "nobody/qos0": true, "nobody/listens/#": true,
+		"$hw/events/device/+/+/twin/update/delta": true, "nobody/will": true}
+	seen := map[string]int{}
+	for len(seen) < len(want) {
+		select {
+		case r := <-logs.lines:
+			if r.Level != slog.LevelDebug {
+				t.Errorf("logged at %v: %s", r.Level, r.Message)
+			}
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "family" {
+					seen[a.Value.String()]++
+				}
+				return true
+			})
+		case <-time.After(10 * time.Second):
+			t.Fatalf("logged families %v, want %v", seen, want)
+		}
+	}
+	for f, n := range seen {
+		if !want[f] || n != 1 {
+			t.Errorf("family %q logged %d times", f, n)
+		}
+	}
+	if n := count(topics.FamilyOther, "app"); n != 3 {
+		t.Errorf("other from apps: %v unrouted after the will, want 3", n)
+	}
+}
+
+// recordingHandler passes every record with a "family" (the unrouted
+// messages' lines) to lines.
+type recordingHandler struct{ lines chan slog.Record }
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = found || a.Key == "family"
+		return !found
+	})
+	if found {
+		h.lines <- r.Clone()
+	}
+	return nil
 }

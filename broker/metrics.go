@@ -30,6 +30,7 @@ type Metrics struct {
 	Reconnects      *prometheus.CounterVec // bridge connections made, by link
 	Clients         prometheus.Gauge       // connected MQTT clients
 	Received        prometheus.Counter     // publishes received by the broker
+	Unrouted        *prometheus.CounterVec // messages on an edge broker no bridge rule carries and no subscriber takes, by family and source
 
 	mu     sync.Mutex
 	queues map[string]*Queue
@@ -60,12 +61,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconnects:      cv("bridge_connects_total", "Bridge connections made.", "link"),
 		Clients:         prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sedna", Name: "broker_clients", Help: "Connected MQTT clients."}),
 		Received:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sedna", Name: "broker_received_publishes_total", Help: "Publishes received by the broker."}),
+		Unrouted:        cv("broker_unrouted_messages_total", "Messages published on an edge broker that no bridge rule carries and no subscriber receives (retained ones excepted), by topic family (kubeedge, sedna, other) and source (app, process).", "family", "source"),
 		queues:          map[string]*Queue{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sent, m.SentBytes, m.Frames, m.Acked, m.Resent, m.Expired, m.Dropped, m.Refused,
 			m.Duplicates, m.DeadLetters, m.ACLDenied, m.ConnectRefused, m.SlowDisconnects, m.Lost,
-			m.LinkUp, m.Reconnects, m.Clients, m.Received, queueCollector{m})
+			m.LinkUp, m.Reconnects, m.Clients, m.Received, m.Unrouted, queueCollector{m})
 	}
 	return m
 }

@@ -193,8 +193,10 @@ func (rs Rules) In(remote string) (*Rule, string, bool) {
 }
 
 // DefaultRules are the rules of every node unless its configuration says
-// otherwise: KubeEdge EventBus topics both ways, the node's own project
-// events and job reports up, job desired state and plain app messages down.
+// otherwise: KubeEdge EventBus topics both ways (topics.KubeEdgeUplinkFilters
+// and KubeEdgeDownlinkFilters: device-ID-only and namespaced forms, KubeEdge
+// v1.12 to the latest), the node's own project events and job reports up,
+// job desired state and plain app messages down.
 func DefaultRules() []Rule {
 	const n = "{node}"
 	var rs []Rule

@@ -111,3 +111,99 @@ func TestRulesFromYAML(t *testing.T) {
 		t.Fatal("bad duration accepted")
 	}
 }
+
+// Every topic KubeEdge's EventBus uses from v1.12 to the latest, in the
+// device-ID-only form ("$hw/events/device/{name}/...": every device up to
+// v1.15, v1alpha2 devices and legacy mappers after; EventBus subscribes to
+// it up to v1.22) and the namespaced form ("$hw/events/device/{ns}/{name}/
+// ...": device IDs are "{ns}/{name}" since v1.16, kubeedge#5329; the
+// latest EventBus subscribes to "+/+"), is carried the way KubeEdge sends
+// it, and only that way; and Authorize lets each side send it.
+func TestDefaultRulesCarryEveryKubeEdgeTopic(t *testing.T) {
+	const node = "edge-1"
+	rs, err := NewRules(node, DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const up, down, both, none = 1, 2, 3, 0
+	cases := []struct {
+		name  string // KubeEdge release and role
+		topic string
+		dir   int
+	}{
+		// Uplink: device apps and mappers publish, EventBus subscribes.
+		{"all releases: EventBus $hw/events/upload/#", "$hw/events/upload/dev1", up},
+		{"v1.12-v1.15 device-ID-only twin/update (EventBus +/twin/+ to v1.22; legacy mapper TopicTwinUpdate)", "$hw/events/device/dev1/twin/update", up},
+		{"v1.16+ namespaced twin/update (latest EventBus +/+/twin/+)", "$hw/events/device/default/dev1/twin/update", up},
+		{"v1.12-v1.15 device-ID-only twin/get", "$hw/events/device/dev1/twin/get", up},
+		{"v1.16+ namespaced twin/get", "$hw/events/device/default/dev1/twin/get", up},
+		{"v1.12-v1.15 device-ID-only twin/cloud_updated", "$hw/events/device/dev1/twin/cloud_updated", up},
+		{"v1.16+ namespaced twin/cloud_updated", "$hw/events/device/default/dev1/twin/cloud_updated", up},
+		{"v1.12-v1.15 device-ID-only state/update (legacy mapper TopicStateUpdate)", "$hw/events/device/dev1/state/update", up},
+		{"v1.16+ namespaced state/update (latest EventBus +/+/state/update)", "$hw/events/device/default/dev1/state/update", up},
+		{"all releases: membership/get", "$hw/events/node/edge-1/membership/get", up},
+		{"all releases: SYS/dis/upload_records", "SYS/dis/upload_records", up},
+		// Downlink: edgecore publishes, device apps subscribe.
+		{"v1.12-v1.15 device-ID-only twin/update/delta (legacy mapper TopicTwinUpdateDelta)", "$hw/events/device/dev1/twin/update/delta", down},
+		{"v1.16+ namespaced twin/update/delta", "$hw/events/device/default/dev1/twin/update/delta", down},
+		{"v1.12-v1.15 device-ID-only twin/update/document", "$hw/events/device/dev1/twin/update/document", down},
+		{"v1.16+ namespaced twin/update/document", "$hw/events/device/default/dev1/twin/update/document", down},
+		{"v1.12-v1.15 device-ID-only twin/update/result", "$hw/events/device/dev1/twin/update/result", down},
+		{"v1.16+ namespaced twin/update/result", "$hw/events/device/default/dev1/twin/update/result", down},
+		{"v1.12-v1.15 device-ID-only twin/get/result", "$hw/events/device/dev1/twin/get/result", down},
+		{"v1.16+ namespaced twin/get/result", "$hw/events/device/default/dev1/twin/get/result", down},
+		{"v1.12-v1.15 device-ID-only updated", "$hw/events/device/dev1/updated", down},
+		{"v1.16+ namespaced updated", "$hw/events/device/default/dev1/updated", down},
+		{"v1.12-v1.15 device-ID-only state/update/result (kubeedge#3428)", "$hw/events/device/dev1/state/update/result", down},
+		{"v1.16+ namespaced state/update/result", "$hw/events/device/default/dev1/state/update/result", down},
+		{"all releases: membership/updated (legacy mapper)", "$hw/events/node/edge-1/membership/updated", down},
+		{"all releases: membership/get/result", "$hw/events/node/edge-1/membership/get/result", down},
+		{"all releases: authInfo/get/result (cloud get_result for auth_info)", "$hw/events/node/edge-1/authInfo/get/result", down},
+		// Both ways: EventBus subscribes to +/user/# and a cloud Rule
+		// publishes any topic; the data topic is a mapper's (v1.4+
+		// DeviceData.DataTopic) for local consumers.
+		{"all releases: +/user/# (router rules)", "app/user/temp", both},
+		{"v1.4+ mapper data $ke/events/device/+/data/update", "$ke/events/device/dev1/data/update", both},
+		// Defined by KubeEdge, neither subscribed nor published by EventBus.
+		{"state/get: in DeviceTwin's action map, no EventBus subscription", "$hw/events/device/dev1/state/get", none},
+		{"namespaced state/get", "$hw/events/device/default/dev1/state/get", none},
+		{"dormant life-cycle connected", "$hw/events/connected/dev1", none},
+		{"dormant life-cycle disconnected", "$hw/events/disconnected/dev1", none},
+	}
+	ops := Principal{Kind: Operator, User: "ops"}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			remoteUp := topics.NodeKubeEdgePrefix(node) + c.topic
+			remoteDown := topics.ToNodeKubeEdgePrefix(node) + c.topic
+			_, got, ok := rs.Out(c.topic)
+			if want := c.dir&up != 0; ok != want || (ok && got != remoteUp) {
+				t.Errorf("Out(%q) = %q, %v; want %v (%q)", c.topic, got, ok, want, remoteUp)
+			}
+			_, got, ok = rs.In(remoteDown)
+			if want := c.dir&down != 0; ok != want || (ok && got != c.topic) {
+				t.Errorf("In(%q) = %q, %v; want %v (%q)", remoteDown, got, ok, want, c.topic)
+			}
+			// Local apps publish and read every KubeEdge topic, as with
+			// EventBus's broker.
+			for _, path := range []Path{PathPublish, PathSubscribe} {
+				if err := Authorize(RoleEdge, node, LocalAppPrincipal, path, c.topic); err != nil {
+					t.Errorf("a local app: %v", err)
+				}
+			}
+			if c.dir&up != 0 {
+				// The cloud's ingress republishes it from the node's frame.
+				if err := Authorize(RoleCloud, "", NodePrincipal(node), PathFrame, remoteUp); err != nil {
+					t.Errorf("the node's frame: %v", err)
+				}
+			}
+			if c.dir&down != 0 {
+				if err := Authorize(RoleCloud, "", ops, PathPublish, remoteDown); err != nil {
+					t.Errorf("a cloud operator: %v", err)
+				}
+				if err := Authorize(RoleEdge, node, CloudDownlinkPrincipal, PathInline, c.topic); err != nil {
+					t.Errorf("the downlink on the node: %v", err)
+				}
+			}
+		})
+	}
+}

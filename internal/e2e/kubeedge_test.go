@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +113,111 @@ func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 	}
 	if want := deltaTopic + " " + delta; strings.TrimSpace(lines.Text()) != want {
 		t.Fatalf("mosquitto_sub got %q, want %q", lines.Text(), want)
+	}
+}
+
+// Issue 15: KubeEdge apps and mappers of every release from v1.12 to the
+// latest work unchanged, whichever form of device topic they use. Device
+// IDs were the device's name up to v1.15 (and are for v1alpha2 devices and
+// legacy mappers since): "$hw/events/device/{name}/twin/update"; since
+// v1.16 they are "{namespace}/{name}" (kubeedge#5329), one more level.
+// mosquitto_pub publishes every uplink topic in both forms on the edge
+// broker and each arrives in the cloud byte for byte; a cloud app sends
+// every downlink topic in both forms and mosquitto_sub on the edge broker
+// gets each under KubeEdge's own name. Before issue 15 the device-ID-only
+// form was dropped on the node without a trace.
+func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
+	pub, sub := mosquittoClient(t, "mosquitto_pub"), mosquittoClient(t, "mosquitto_sub")
+	dir := t.TempDir()
+	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer cl.Close()
+	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), cl.BrokerURL())
+	defer ag.Close()
+	waitLink(t, ag)
+	host, port, _ := splitHostPort(ag.BrokerAddr())
+
+	got := make(chan paho.Message, 10)
+	watcher := client(t, cl.BrokerURL(), "watcher", "app", true)
+	if tok := watcher.Subscribe(topics.NodeKubeEdgePrefix("edge-1")+"#", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// Uplink, as device apps and mappers publish them.
+	up := []string{
+		"$hw/events/device/dev1/twin/update",         // v1.12-v1.15, legacy mappers (TopicTwinUpdate)
+		"$hw/events/device/default/dev1/twin/update", // v1.16+
+		"$hw/events/device/dev1/twin/get",
+		"$hw/events/device/default/dev1/twin/get",
+		"$hw/events/device/dev1/state/update", // legacy mappers (TopicStateUpdate)
+		"$hw/events/device/default/dev1/state/update",
+		"$hw/events/node/edge-1/membership/get",
+		"$hw/events/upload/dev1",
+		"$ke/events/device/dev1/data/update",
+		"SYS/dis/upload_records",
+		"app/user/temp",
+	}
+	for i, topic := range up {
+		msg := fmt.Sprintf(`{"event_id":"up-%d","timestamp":1700000000000,"state":"online"}`, i)
+		if out, err := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", topic, "-m", msg).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub %s: %v: %s", topic, err, out)
+		}
+		select {
+		case m := <-got:
+			if want := topics.NodeKubeEdgePrefix("edge-1") + topic; m.Topic() != want || string(m.Payload()) != msg {
+				t.Fatalf("cloud got %q %q, want %q %q", m.Topic(), m.Payload(), want, msg)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not reach the cloud", topic)
+		}
+	}
+
+	// Downlink, as edgecore publishes them for device apps. A retained
+	// probe tells us mosquitto_sub has subscribed.
+	down := []string{
+		"$hw/events/device/dev1/twin/update/delta",         // v1.12-v1.15, legacy mappers (TopicTwinUpdateDelta)
+		"$hw/events/device/default/dev1/twin/update/delta", // v1.16+
+		"$hw/events/device/dev1/twin/update/document",
+		"$hw/events/device/default/dev1/twin/update/document",
+		"$hw/events/device/dev1/twin/update/result",
+		"$hw/events/device/default/dev1/twin/update/result",
+		"$hw/events/device/dev1/twin/get/result",
+		"$hw/events/device/default/dev1/twin/get/result",
+		"$hw/events/device/dev1/updated",
+		"$hw/events/device/default/dev1/updated",
+		"$hw/events/device/dev1/state/update/result",
+		"$hw/events/device/default/dev1/state/update/result",
+		"$hw/events/node/edge-1/membership/updated", // legacy mappers
+		"$hw/events/node/edge-1/membership/get/result",
+		"$hw/events/node/edge-1/authInfo/get/result",
+		"$ke/events/device/dev1/data/update",
+		"app/user/cmd",
+	}
+	local := client(t, "tcp://"+ag.BrokerAddr(), "probe", "", true)
+	local.Publish("probe/ready", 1, true, []byte("ready")).Wait()
+	cmd := exec.Command(sub, "-h", host, "-p", port, "-q", "1", "-v", "-C", strconv.Itoa(len(down)+1), "-W", "60",
+		"-t", "probe/ready", "-t", "$hw/#", "-t", "$ke/#", "-t", "+/user/#")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "probe/ready ready" {
+		t.Fatalf("mosquitto_sub: %q", lines.Text())
+	}
+	app := client(t, cl.BrokerURL(), "app", "app", true)
+	for i, topic := range down {
+		msg := fmt.Sprintf(`{"event_id":"down-%d","timestamp":1700000000001}`, i)
+		if tok := app.Publish(topics.ToNodeKubeEdgePrefix("edge-1")+topic, 1, false, []byte(msg)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+		if !lines.Scan() {
+			t.Fatalf("mosquitto_sub got no %s: %v", topic, lines.Err())
+		}
+		if want := topic + " " + msg; strings.TrimSpace(lines.Text()) != want {
+			t.Fatalf("mosquitto_sub got %q, want %q", lines.Text(), want)
+		}
 	}
 }
