@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -49,8 +52,20 @@ type BridgeConfig struct {
 	MaxRefusals int
 	// KeepAlive of the cloud connection; default 15 s.
 	KeepAlive time.Duration
-	// Reconnect backoff bounds; defaults 100 ms and 10 s.
-	MinBackoff, MaxBackoff time.Duration
+	// Reconnect backoff (see backoff): the first step's ceiling, default
+	// 100 ms, doubling with each failure up to FastBackoff (default 1 s)
+	// while the link was up less than FastBackoffFor ago (default 1 min),
+	// up to MaxBackoff (default 10 s) after that and after failures that
+	// only a change of configuration mends.
+	MinBackoff, MaxBackoff      time.Duration
+	FastBackoff, FastBackoffFor time.Duration
+	// ConnectTimeout is the least time a connection attempt is given
+	// (dial, TLS handshake, CONNECT and CONNACK together); default 1 s. An
+	// attempt is given the longest of this, its backoff step and 3 times
+	// what the last successful connection took (at most MaxBackoff), and
+	// no more: an attempt swallowed by a dead link does not hold the next
+	// one back.
+	ConnectTimeout time.Duration
 	// Version is reported in the node's status.
 	Version string
 	Metrics *Metrics
@@ -88,6 +103,10 @@ type Bridge struct {
 	downKick  chan struct{}
 	sentHigh  map[string]uint64
 	refusals  map[string]refusal
+
+	jitter    func(n int64) int64 // the backoff's random source; nil: math/rand/v2 (tests set it)
+	firstDone chan struct{}       // closed when the first connection attempt has ended
+	firstErr  error               // its error (a *LinkError), set before firstDone is closed
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -141,6 +160,12 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Second
 	}
+	if cfg.FastBackoff <= 0 {
+		cfg.FastBackoff = time.Second
+	}
+	if cfg.FastBackoffFor <= 0 {
+		cfg.FastBackoffFor = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -152,7 +177,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		log: cfg.Logger.With("node", cfg.Node), metrics: cfg.Metrics,
 		meta:   store.Sub(cfg.Store, metaPrefix),
 		linkCh: make(chan struct{}), downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
-		stop: make(chan struct{})}
+		firstDone: make(chan struct{}), stop: make(chan struct{})}
 	b.dead, err = OpenDeadLetters(store.Sub(cfg.Store, "dl/"), 0, b.reportError, cfg.Metrics, b.log)
 	if err != nil {
 		return nil, err
@@ -216,6 +241,27 @@ func (b *Bridge) Connected() (bool, <-chan struct{}) {
 	return b.connected, b.linkCh
 }
 
+// ErrBridgeClosed: the bridge was closed before what was waited for
+// happened.
+var ErrBridgeClosed = errors.New("bridge: closed")
+
+// FirstAttempt waits until the bridge's first attempt to connect to the
+// cloud has ended and returns its error: nil if it connected, else a
+// *LinkError that says why (LinkBadCredentials: the cloud refused the
+// node's user or password). It returns ctx's error if ctx ends first, and
+// ErrBridgeClosed if the bridge is closed first. The bridge goes on trying
+// either way; `sedna edge --fail-fast` stops on refused credentials.
+func (b *Bridge) FirstAttempt(ctx context.Context) error {
+	select {
+	case <-b.firstDone:
+		return b.firstErr
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.stop:
+		return ErrBridgeClosed
+	}
+}
+
 func (b *Bridge) setLink(c paho.Client, up bool) {
 	b.mu.Lock()
 	b.client, b.connected = c, up
@@ -261,7 +307,9 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 	return raw
 }
 
-func (b *Bridge) newClient(lost chan struct{}) paho.Client {
+// newClient makes the paho client of one connection attempt, whose dial,
+// TLS handshake and CONNECT/CONNACK must together end within timeout.
+func (b *Bridge) newClient(lost chan struct{}, timeout time.Duration) paho.Client {
 	o := paho.NewClientOptions().
 		AddBroker(b.cfg.CloudURL).
 		SetClientID(BridgeClientID(b.node)).
@@ -274,7 +322,13 @@ func (b *Bridge) newClient(lost chan struct{}) paho.Client {
 		SetAutoAckDisabled(true).
 		SetKeepAlive(b.cfg.KeepAlive).
 		SetPingTimeout(b.cfg.KeepAlive).
-		SetConnectTimeout(10*time.Second).
+		// Bounds the dial too (paho sets its dialer's timeout from it).
+		SetConnectTimeout(timeout).
+		// Explicit: otherwise paho retries a refused or failed CONNECT as
+		// MQTT 3.1, on a new connection with a new timeout (a black-holed
+		// attempt took twice its timeout, and refused credentials were
+		// reported as the 3.1 attempt's error).
+		SetProtocolVersion(4).
 		SetWriteTimeout(5*time.Second).
 		SetMaxResumePubInFlight(0).
 		SetBinaryWill(topics.NodeStatusTopic(b.node), b.statusPayload(topics.NodeOffline, "connection lost"), 1, true).
@@ -289,54 +343,101 @@ func (b *Bridge) newClient(lost chan struct{}) paho.Client {
 }
 
 // run is the bridge's connection loop: connect, serve until the link is
-// lost, back off, again.
+// lost, again, on the schedule of a backoff. An attempt that fails says so
+// at WARN once per class of failure (LinkFailure), with what to check; the
+// same failure again is logged at DEBUG, until the class changes or the
+// link comes back.
 func (b *Bridge) run() {
 	defer b.wg.Done()
-	backoff := b.cfg.MinBackoff
+	sched := newBackoff(backoffConfig{Min: b.cfg.MinBackoff, Fast: b.cfg.FastBackoff, FastFor: b.cfg.FastBackoffFor,
+		Max: b.cfg.MaxBackoff, Timeout: b.cfg.ConnectTimeout, Rand: b.jitter}, time.Now())
+	var (
+		wait     time.Duration // before the next attempt
+		reported LinkFailure   // the class last logged at WARN
+		said     bool          // whether a failure was logged since the link was last up
+		first    = true
+	)
 	for {
-		select {
-		case <-b.stop:
+		if !b.sleep(wait) {
 			return
-		default:
 		}
+		start := time.Now()
+		step := sched.Next(start)
 		lost := make(chan struct{})
 		b.nextSession()
-		c := b.newClient(lost)
-		tok := c.Connect()
-		var err error
-		select {
-		case <-tok.Done():
-			err = tok.Error()
-		case <-b.stop:
-			c.Disconnect(0)
+		c := b.newClient(lost, step.Timeout)
+		err := b.connect(c, step.Timeout)
+		if errors.Is(err, ErrBridgeClosed) {
 			return
 		}
+		var lerr *LinkError
 		if err != nil {
-			b.log.Debug("cloud connect failed", "url", b.cfg.CloudURL, "error", err)
-			if !b.sleep(backoff) {
-				return
+			lerr = &LinkError{Failure: ClassifyLinkError(err), Err: err}
+		}
+		if first {
+			if lerr != nil {
+				b.firstErr = lerr
 			}
-			backoff = min(2*backoff, b.cfg.MaxBackoff)
+			close(b.firstDone)
+			first = false
+		}
+		if lerr != nil {
+			sched.Failed(lerr.Failure, isTimeout(err))
+			if !said || lerr.Failure != reported {
+				b.log.Warn("cannot connect to the cloud", "reason", lerr.Failure.String(), "url", b.cfg.CloudURL,
+					"error", err, "check", lerr.Failure.Advice())
+				reported, said = lerr.Failure, true
+			} else {
+				b.log.Debug("cloud connect failed", "reason", lerr.Failure.String(), "url", b.cfg.CloudURL, "error", err)
+			}
+			wait = time.Until(start.Add(step.Period))
 			continue
 		}
-		started := time.Now()
+		now := time.Now()
+		sched.Connected(now, now.Sub(start))
+		said = false
 		b.serve(c, lost)
-		if time.Since(started) > 10*time.Second {
-			backoff = b.cfg.MinBackoff
-		}
-		select {
-		case <-b.stop:
-			return
-		default:
-		}
-		if !b.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, b.cfg.MaxBackoff)
+		wait = sched.Lost(time.Now())
 	}
 }
 
+// connect makes one connection attempt with c. paho ends it by its own
+// deadline (timeout, dial included); the guard beyond it only keeps the
+// loop going if paho did not.
+func (b *Bridge) connect(c paho.Client, timeout time.Duration) error {
+	tok := c.Connect()
+	guard := time.NewTimer(timeout + time.Second)
+	defer guard.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-guard.C:
+		c.Disconnect(0)
+		return errConnectTimeout
+	case <-b.stop:
+		c.Disconnect(0)
+		return ErrBridgeClosed
+	}
+}
+
+// isTimeout reports whether a connection attempt ended because its time
+// was up (rather than being refused or reset).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errConnectTimeout) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// sleep waits d, or returns false at once if the bridge stops.
 func (b *Bridge) sleep(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-b.stop:
+			return false
+		default:
+			return true
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -367,7 +468,16 @@ func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
 	b.log.Info("cloud link up", "url", b.cfg.CloudURL)
 
 	st := c.Subscribe(topics.Downlink(b.node), 1, b.onDownlink)
-	st.Wait()
+	// Not st.Wait(): on a link that went silent the SUBACK comes only
+	// with the keepalive's verdict, and Close must not wait for that.
+	select {
+	case <-st.Done():
+	case <-lost:
+		return
+	case <-b.stop:
+		c.Disconnect(0)
+		return
+	}
 	if err := st.Error(); err != nil {
 		b.log.Warn("downlink subscribe failed", "error", err)
 		c.Disconnect(0)

@@ -50,6 +50,7 @@ type benchOptions struct {
 	edgeCPU                               string
 	jiWindow                              int
 	cloudCPU                              string
+	reconnect                             reconnectOptions
 	log                                   *slog.Logger
 }
 
@@ -75,6 +76,10 @@ func newBenchCmd(g *globals) *cobra.Command {
           process against the same with EdgeOnly: throughput, latencies and
           bytes up per offloaded frame (with --edge-cpu and taskset, the
           edge and the cloud on cores of their own);
+  reconnect  link outages (--outages, drawn from --outage-min..--outage-max)
+          between a 'sedna edge' process's bridge and the cloud broker,
+          against a mosquitto bridge: from the link's return to the bridge
+          connected and the first queued message delivered;
 
 with 1 and 4 publishers, throughput and latency percentiles, and the
 resident memory of the 'sedna edge' process idle and under load. mosquitto
@@ -122,7 +127,8 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
 	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
 	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "slow", "models", "ji" or "fl"`)
+	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "slow", "models", "ji", "fl" or "reconnect" (not part of a full run: it takes minutes)`)
+	o.reconnect.flags(cmd)
 	f.IntVar(&o.flClients, "fl-clients", 10, "fl: in-process nodes")
 	f.IntVar(&o.flRounds, "fl-rounds", 30, "fl: rounds of the overhead measure")
 	f.IntVar(&o.flAccuracyRounds, "fl-accuracy-rounds", 100, "fl: rounds of the accuracy runs (Dirichlet alpha 0.1 and 0.5, three seeds)")
@@ -219,6 +225,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.only == "" || o.only == "fl" {
 		if err := b.federated(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only == "reconnect" {
+		if err := b.reconnect(ctx); err != nil {
 			return err
 		}
 	}

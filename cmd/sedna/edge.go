@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/store"
 )
@@ -15,6 +18,7 @@ func newEdgeCmd(g *globals) *cobra.Command {
 		configFile string
 		cfg        edge.Config
 		writeMode  string
+		failFast   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "edge",
@@ -25,7 +29,7 @@ cloud broker and the node's store. Publishes that match a bridge rule are on
 disk before their PUBACK and reach the cloud once, even across link outages
 and restarts.`,
 		Example: `  sedna edge --node edge-1 --cloud tcp://cloud:1884 --username edge-1 --password-file pw.txt
-  sedna edge --config edge.yaml`,
+  sedna edge --config edge.yaml --fail-fast   # exit at once if the cloud refuses the node's password`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var file edge.Config
@@ -69,9 +73,15 @@ and restarts.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "edge agent %s ready: broker %s\n", file.Node, a.BrokerAddr())
 			ctx, stop := untilSignal()
 			defer stop()
+			if failFast {
+				if err := refusedAtFirst(ctx, a.Bridge(), file.Cloud.URL, file.Cloud.Username); err != nil {
+					a.Close()
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "edge agent %s ready: broker %s\n", file.Node, a.BrokerAddr())
 			<-ctx.Done()
 			log.Info("stopping")
 			a.Close()
@@ -92,5 +102,18 @@ and restarts.`,
 	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9464, "off" to disable)`)
 	f.BoolVar(&cfg.Profiles, "profiles", false, "serve Go's /debug/pprof/ beside /metrics (loopback addresses only)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
+	f.BoolVar(&failFast, "fail-fast", false, "exit at start if the cloud refuses the node's credentials at the first attempt (else the bridge keeps retrying)")
 	return cmd
+}
+
+// refusedAtFirst waits for the bridge's first connection attempt and
+// returns an error if the cloud refused the node's credentials; any other
+// outcome (connected, cloud unreachable) is left to the bridge, which keeps
+// trying.
+func refusedAtFirst(ctx context.Context, b *broker.Bridge, url, user string) error {
+	var lerr *broker.LinkError
+	if err := b.FirstAttempt(ctx); errors.As(err, &lerr) && lerr.Failure == broker.LinkBadCredentials {
+		return fmt.Errorf("--fail-fast: the cloud %s refused user %q: %v; %s", url, user, lerr.Err, lerr.Failure.Advice())
+	}
+	return nil
 }

@@ -292,9 +292,9 @@ func (p *Proxy) acceptLoop() {
 		p.accepted.Add(1)
 
 		p.mu.Lock()
-		if p.closed || p.linkDown {
+		if closed := p.closed; closed || p.linkDown {
 			p.mu.Unlock()
-			if !p.closed {
+			if !closed {
 				p.refused.Add(1)
 			}
 			_ = c.Close()
