@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,11 @@ type ClientConfig struct {
 	// credentials, no broker) an error of DialBus instead of a retry in
 	// the background: for a command a person waits on.
 	FailFast bool
+	// OnResubscribeError, if set, is told when a ClientBus could not
+	// subscribe to a filter again after a reconnection (the broker
+	// refused it, or did not answer in time): until the next reconnection
+	// nothing arrives on that filter. Default: the error is logged.
+	OnResubscribeError func(filter string, err error)
 }
 
 func (c ClientConfig) options() *paho.ClientOptions {
@@ -53,29 +59,95 @@ func (c ClientConfig) options() *paho.ClientOptions {
 	return o
 }
 
+// subscribeTimeout bounds the wait for a broker's SUBACK or UNSUBACK.
+const subscribeTimeout = 10 * time.Second
+
+// codePacketIDInUse is the SUBACK return code of a SUBSCRIBE refused
+// because its packet ID is in use (MQTT 5's 0x91, which mochi also sends a
+// 3.1.1 client).
+const codePacketIDInUse = 0x91
+
+// subscribe subscribes c to filter at QoS 1 and waits for the broker's
+// SUBACK, reading its return code: a refused filter is an error, never a
+// subscription taken for made (paho's token carries no error for it).
+//
+// mochi (v2.7.9, Server.processSubscribe) refuses a SUBSCRIBE with 0x91
+// when its packet ID equals that of a QoS 1 message the broker sent this
+// client and has not had acknowledged yet: it looks the client's packet ID
+// up among its own, though MQTT numbers each direction independently
+// (3.1.1 section 2.3.1). paho and mochi both number from 1, so the two
+// meet easily: a watch subscribing to a job's status while the job's
+// events were arriving was refused, and received nothing at all. Such a
+// refusal is transient (paho takes the next free ID, and the client
+// acknowledges what it was sent), so the subscription is made again, until
+// subscribeTimeout.
+func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
+	deadline := time.Now().Add(subscribeTimeout)
+	for tries := 1; ; tries++ {
+		t := c.Subscribe(filter, 1, h)
+		if !t.WaitTimeout(time.Until(deadline)) {
+			return fmt.Errorf("broker: subscribe %s: no answer from the broker in %s", filter, subscribeTimeout)
+		}
+		if err := t.Error(); err != nil {
+			return fmt.Errorf("broker: subscribe %s: %w", filter, err)
+		}
+		st, ok := t.(*paho.SubscribeToken)
+		if !ok {
+			return nil
+		}
+		code, ok := st.Result()[filter]
+		switch {
+		case !ok || code < 0x80:
+			return nil
+		case code == codePacketIDInUse && time.Now().Before(deadline):
+			continue
+		case code == codePacketIDInUse:
+			return fmt.Errorf("broker: subscribe %s: refused %d times, its packet ID in use by a message the client has not acknowledged (return code %#x)", filter, tries, code)
+		default:
+			return fmt.Errorf("broker: subscribe %s: refused by the broker (return code %#x)", filter, code)
+		}
+	}
+}
+
 // ClientBus is a Bus over an MQTT client connection to an external broker
 // (mosquitto, EMQX, ...). Handlers run one at a time in arrival order and
 // must not publish on the same bus and wait (paho cannot then read the
 // acknowledgements); a message is acknowledged after its handler returns
-// nil.
+// nil, and a message for no handler (of a filter unsubscribed) at once.
 type ClientBus struct {
-	c    paho.Client
+	c        paho.Client
+	clean    bool
+	resubErr func(filter string, err error)
+
+	// ops serializes Subscribe, Unsubscribe and the subscriptions made
+	// again at each connection, so that none of them resurrects a filter
+	// another one removed. It is held while waiting for the broker; mu,
+	// which guards the maps, never is.
+	ops  sync.Mutex
 	mu   sync.Mutex
 	subs map[string]func(topic string, payload []byte) error
+	// gone are filters unsubscribed while the connection was down: a
+	// persistent session still holds them, so they are unsubscribed at the
+	// next connection.
+	gone map[string]bool
+	// dropped are the filters a persistent session unsubscribed (and has
+	// not subscribed again): a message of theirs has no reader.
+	dropped map[string]bool
 }
 
 // DialBus connects (retrying in the background until Close).
 func DialBus(cfg ClientConfig) (*ClientBus, error) {
-	b := &ClientBus{subs: map[string]func(string, []byte) error{}}
-	o := cfg.options().SetOnConnectHandler(func(c paho.Client) {
-		// Subscribe again on every connection: a clean session or a broker
-		// that lost its state would otherwise stay silent.
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for f, h := range b.subs {
-			c.Subscribe(f, 1, wrap(h))
+	b := &ClientBus{subs: map[string]func(string, []byte) error{}, gone: map[string]bool{}, dropped: map[string]bool{},
+		clean: cfg.CleanSession, resubErr: cfg.OnResubscribeError}
+	if b.resubErr == nil {
+		b.resubErr = func(filter string, err error) {
+			slog.Default().Error("broker: a subscription was not made again after a reconnection; nothing arrives on it until the next one",
+				"client", cfg.ClientID, "filter", filter, "error", err)
 		}
-	})
+	}
+	// Subscribe again on every connection: a clean session or a broker
+	// that lost its state would otherwise stay silent.
+	o := cfg.options().SetOnConnectHandler(b.resubscribe).SetDefaultPublishHandler(b.unrouted)
 	b.c = paho.NewClient(o)
 	tok := b.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
@@ -86,6 +158,65 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 		return nil, fmt.Errorf("broker: connect %s: no answer in 10s", cfg.URL)
 	}
 	return b, nil
+}
+
+// resubscribe makes every subscription again on a new connection (paho
+// calls it on a goroutine of its own), and checks what the broker says of
+// each: a subscription it refused or did not acknowledge is reported, not
+// taken for made.
+func (b *ClientBus) resubscribe(c paho.Client) {
+	b.ops.Lock()
+	defer b.ops.Unlock()
+	if !c.IsConnectionOpen() {
+		return // lost again, or closed: the next connection subscribes
+	}
+	b.mu.Lock()
+	subs := make(map[string]func(string, []byte) error, len(b.subs))
+	for f, h := range b.subs {
+		subs[f] = h
+	}
+	var gone []string
+	for f := range b.gone {
+		gone = append(gone, f)
+	}
+	clear(b.gone)
+	b.mu.Unlock()
+	if len(gone) > 0 {
+		c.Unsubscribe(gone...) // acknowledged or not, strays are acked by the default handler
+	}
+	for f, h := range subs {
+		if err := subscribe(c, f, wrap(h)); err != nil && c.IsConnectionOpen() {
+			b.resubErr(f, err) // else the next connection tries again
+		}
+	}
+}
+
+// unrouted takes a message that matches no handler. With acknowledgements
+// left to the handlers, paho acknowledges none of these by itself: a
+// message of a filter just unsubscribed (paho drops the route when it
+// sends UNSUBSCRIBE, before the broker has stopped sending) would stay
+// unacknowledged in the broker's in-flight set of the session, counting
+// against the client until the broker's slow-subscriber limit
+// (SubscriberLimits.MaxPending) disconnected it. Such a message has no
+// reader: it is acknowledged and dropped. A persistent session's message
+// of a filter not unsubscribed (delivered at connection before the
+// application subscribed again) is left for the broker to send again.
+func (b *ClientBus) unrouted(_ paho.Client, m paho.Message) {
+	if !b.clean {
+		b.mu.Lock()
+		stray := false
+		for f := range b.dropped {
+			if topics.Match(f, m.Topic()) {
+				stray = true
+				break
+			}
+		}
+		b.mu.Unlock()
+		if !stray {
+			return
+		}
+	}
+	m.Ack()
 }
 
 func wrap(h func(string, []byte) error) paho.MessageHandler {
@@ -105,17 +236,80 @@ func (b *ClientBus) Publish(topic string, payload []byte, retain bool, qos byte)
 	return t.Error()
 }
 
-// Subscribe subscribes at QoS 1 (now if connected, and on every reconnect).
+// Subscribe subscribes at QoS 1, now if connected (waiting for the
+// broker's answer, and returning an error if it refused the filter or did
+// not answer in 10 s) and again on every reconnection. A subscription
+// that fails is removed, unless the filter was subscribed already:
+// subscribing to a filter again replaces its handler (and makes the
+// broker send its retained message again), and if that fails the filter
+// stays subscribed, with the new handler.
 func (b *ClientBus) Subscribe(filter string, handler func(topic string, payload []byte) error) error {
+	b.ops.Lock()
+	defer b.ops.Unlock()
 	b.mu.Lock()
+	_, had := b.subs[filter]
 	b.subs[filter] = handler
+	delete(b.gone, filter)
+	delete(b.dropped, filter)
 	b.mu.Unlock()
 	if !b.c.IsConnectionOpen() {
-		return nil
+		return nil // made at the next connection (resubscribe)
 	}
-	t := b.c.Subscribe(filter, 1, wrap(handler))
-	t.WaitTimeout(10 * time.Second)
-	return t.Error()
+	err := subscribe(b.c, filter, wrap(handler))
+	if err != nil && !had {
+		b.mu.Lock()
+		delete(b.subs, filter)
+		if !b.clean {
+			b.dropped[filter] = true
+		}
+		b.mu.Unlock()
+		// The broker may yet make a subscription it did not acknowledge
+		// in time.
+		b.c.Unsubscribe(filter)
+	}
+	return err
+}
+
+// Unsubscribe ends the subscription to filter: its handler is not called
+// again. It waits for the broker's acknowledgement (10 s at most); what
+// the broker sent before it is acknowledged and dropped.
+func (b *ClientBus) Unsubscribe(filter string) error {
+	b.ops.Lock()
+	defer b.ops.Unlock()
+	b.mu.Lock()
+	_, had := b.subs[filter]
+	delete(b.subs, filter)
+	if had && !b.clean {
+		b.dropped[filter] = true
+		if !b.c.IsConnectionOpen() {
+			b.gone[filter] = true
+		}
+	}
+	b.mu.Unlock()
+	if !had || !b.c.IsConnectionOpen() {
+		return nil // a clean session lost it with the connection; a persistent one, at the next (resubscribe)
+	}
+	t := b.c.Unsubscribe(filter)
+	if !t.WaitTimeout(subscribeTimeout) {
+		return fmt.Errorf("broker: unsubscribe %s: no answer from the broker in %s", filter, subscribeTimeout)
+	}
+	if err := t.Error(); err != nil {
+		return fmt.Errorf("broker: unsubscribe %s: %w", filter, err)
+	}
+	return nil
+}
+
+// Subscriptions returns the filters subscribed (and made again at each
+// connection), sorted.
+func (b *ClientBus) Subscriptions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.subs))
+	for f := range b.subs {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Close disconnects.
@@ -189,17 +383,18 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // reached yet); it keeps reconnecting until Close.
 func (c *Consumer) Start() error {
 	subscribed := make(chan error, 1)
+	var first sync.Once
 	o := c.cfg.Client.options().SetOnConnectHandler(func(cl paho.Client) {
 		// Subscribe on every connection (the session may be gone), and
-		// tell Start about the first.
-		t := cl.Subscribe(c.cfg.Filter, 1, c.onFrame)
-		go func() {
-			t.Wait()
-			select {
-			case subscribed <- t.Error():
-			default:
-			}
-		}()
+		// tell Start about the first; paho runs this on a goroutine of
+		// its own, which may wait for the broker's answer.
+		err := subscribe(cl, c.cfg.Filter, c.onFrame)
+		told := false
+		first.Do(func() { subscribed <- err; told = true })
+		if !told && err != nil && cl.IsConnectionOpen() { // else the next connection tries again
+			c.log.Error("consumer: not subscribed again after a reconnection; nothing arrives until the next one",
+				"filter", c.cfg.Filter, "error", err)
+		}
 	})
 	c.c = paho.NewClient(o)
 	tok := c.c.Connect()

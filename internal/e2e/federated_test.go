@@ -177,67 +177,41 @@ func (r *records) list() []federated.Record {
 	return append([]federated.Record(nil), r.all...)
 }
 
-// waitPhase watches a job's status until its phase is phase.
+// waitPhase watches a job's status until its phase is phase. A watch
+// that fails (a subscription the broker did not acknowledge in time, under
+// load) is made again, a few times.
 func (f *flFleet) waitPhase(t testing.TB, job, phase string, within time.Duration) api.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, within)
 	defer cancel()
-	found := make(chan api.Status, 1)
-	var mu sync.Mutex
 	var last api.Status
-	var watchErr error
-	go func() {
-		for ctx.Err() == nil { // a watch that fails (a subscription timing out under load) is made again
-			err := f.api.Watch(ctx, flJob(job), func(st api.Status) {
-				mu.Lock()
-				last = st
-				mu.Unlock()
-				if st.Phase == phase {
-					select {
-					case found <- st:
-					default:
-					}
-				}
-			}, nil)
-			mu.Lock()
-			watchErr = err
-			mu.Unlock()
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+	var errs []error
+	for range 5 {
+		wctx, reached := context.WithCancel(ctx)
+		// The callback runs on this goroutine, inside Watch.
+		err := f.api.Watch(wctx, flJob(job), func(st api.Status) {
+			last = st
+			if st.Phase == phase {
+				reached()
 			}
-		}
-	}()
-	// The status is also read with a Get every second: a watch in this
-	// test process has been seen to receive nothing at all while the cloud
-	// had the job Completed (after TestFederatedStragglerIsLateAndCounted
-	// ran in the same process, under -race); that is logged when it
-	// happens, and the test goes on from what the cloud says.
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
-	for {
-		select {
-		case st := <-found:
-			return st
-		case <-poll.C:
-			var st api.Status
-			if o, ok := objects(t, f.api, api.KindFederatedLearningJob)[flJob(job).String()]; ok && json.Unmarshal(o.Status, &st) == nil && st.Phase == phase {
-				mu.Lock()
-				if last.Phase == "" {
-					t.Logf("%s reached %s, read with a Get: the watch received nothing (watch error: %v)", job, phase, watchErr)
-				}
-				mu.Unlock()
-				return st
-			}
-		case <-ctx.Done():
-			mu.Lock()
-			defer mu.Unlock()
-			st := objects(t, f.api, api.KindFederatedLearningJob)[flJob(job).String()]
-			t.Fatalf("%s never reached %s; last watched: phase %s, progress %+v, metrics %v (watch: %v); the cloud says: %s",
-				job, phase, last.Phase, last.Progress, last.Metrics, watchErr, st.Status)
+		}, nil)
+		reached()
+		if last.Phase == phase {
 			return last
 		}
+		if err == nil {
+			break // the time is up
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+		t.Logf("the watch of %s ended: %v; watching again", job, err)
 	}
+	st := objects(t, f.api, api.KindFederatedLearningJob)[flJob(job).String()]
+	t.Fatalf("%s never reached %s; last watched: phase %s, progress %+v, metrics %v (watch errors: %v); the cloud says: %s",
+		job, phase, last.Phase, last.Progress, last.Metrics, errs, st.Status)
+	return last
 }
 
 // finalModel reads the model the job registered and scores it.
