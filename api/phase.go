@@ -44,8 +44,10 @@ type Observed struct {
 	Desired []Worker
 	// Offline lists nodes known to be offline now.
 	Offline []string
-	// Reported is set for a Dataset once its node has reported it.
+	// Reported is set for a Dataset once its node has reported it;
+	// Problem is why the node cannot read its file.
 	Reported bool
+	Problem  string
 	// Describe, if set, is the message of a Ready Dataset or Model.
 	Describe string
 }
@@ -86,7 +88,7 @@ func (s *Status) Settle(o Observed, now time.Time) {
 		}
 		all = append(all, x)
 	}
-	var failed, looping, waiting []string
+	var failed, looping, waiting, saying []string
 	done, deciding, runningDeciders := 0, 0, 0
 	for _, x := range all {
 		name := fmt.Sprintf("worker %s on %s", x.w.Role, x.w.Node)
@@ -112,6 +114,9 @@ func (s *Status) Settle(o Observed, now time.Time) {
 			looping = append(looping, withError(fmt.Sprintf("%s restarted %d times", name, x.st.Restarts), x.st))
 		case x.st.Phase == WorkerRunning:
 			s.ReadyWorkers++
+			if x.st.Message != "" {
+				saying = append(saying, name+": "+x.st.Message)
+			}
 			if x.decide {
 				runningDeciders++
 			}
@@ -139,6 +144,9 @@ func (s *Status) Settle(o Observed, now time.Time) {
 		if len(waiting) > 0 {
 			msg += "; not running: " + strings.Join(waiting, ", ")
 		}
+		if len(saying) > 0 {
+			msg += "; " + strings.Join(saying, "; ")
+		}
 		s.become(PhaseAndCondition{ConditionRunning, "WorkersRunning", msg}, now)
 	default:
 		s.become(PhaseAndCondition{ConditionPending, "WorkersStarting", "waiting for " + strings.Join(waiting, ", ")}, now)
@@ -149,6 +157,10 @@ func (s *Status) Settle(o Observed, now time.Time) {
 // reported it (a Dataset) or it has a version (a Model, whose lack of one
 // is a wait).
 func (s *Status) settleResource(o Observed, now time.Time) {
+	if o.Kind == KindDataset && o.Problem != "" {
+		s.become(PhaseAndCondition{ConditionPending, "FileNotRead", o.Problem}, now)
+		return
+	}
 	if o.Kind == KindDataset && !o.Reported {
 		s.become(PhaseAndCondition{ConditionPending, "WaitingForNode", "waiting for its node to report the dataset"}, now)
 		return

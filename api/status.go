@@ -57,6 +57,8 @@ type Status struct {
 	Metrics        map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
 	// NumberOfSamples is a Dataset's size as its node reports it.
 	NumberOfSamples *int64 `json:"numberOfSamples,omitempty" msgpack:"samples,omitempty"`
+	// DatasetProblem is why a Dataset's node cannot read its file.
+	DatasetProblem string `json:"datasetProblem,omitempty" msgpack:"dsProblem,omitempty"`
 	// Model is a Model's registered version, and which nodes hold it.
 	Model *ModelStatus `json:"model,omitempty" msgpack:"model,omitempty"`
 	// Pending names what an accepted resource still waits for.

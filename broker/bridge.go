@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -298,7 +299,8 @@ func (b *Bridge) nextSession() {
 }
 
 func (b *Bridge) statusPayload(state, reason string) []byte {
-	st := topics.NodeStatus{Node: b.node, State: state, Version: b.cfg.Version, Epoch: b.epoch, Reason: reason, Session: b.session}
+	st := topics.NodeStatus{Node: b.node, State: state, Version: b.cfg.Version, Epoch: b.epoch, Reason: reason, Session: b.session,
+		OS: runtime.GOOS, Arch: runtime.GOARCH}
 	if state == topics.NodeOnline {
 		st.Since = time.Now().UnixNano()
 	}

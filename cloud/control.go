@@ -38,8 +38,11 @@ type ControlPlane struct {
 	owner *serial.Loop
 	res   map[string]*entry // by api.Resource.Key
 	nodes map[string]string // node -> last state seen
-	// sessions is the latest status of each node since start.
+	// sessions is the latest status of each node since start, since
+	// when, and when the node was last heard from.
 	sessions map[string]topics.NodeStatus
+	since    map[string]time.Time
+	seen     map[string]time.Time
 	sup      *workers.Supervisor
 
 	chunksSent atomic.Uint64
@@ -155,7 +158,8 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 	}
 	c := &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store,
 		owner: serial.New(1024),
-		res:   map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{}}
+		res:   map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{},
+		since: map[string]time.Time{}, seen: map[string]time.Time{}}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -326,9 +330,9 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 
 // may lists the operations of each role.
 var may = map[broker.UserRole][]string{
-	broker.UserViewer:   {"get", "describe"},
-	broker.UserOperator: {"get", "describe", "apply", "delete", "model.push"},
-	broker.UserAdmin:    {"get", "describe", "apply", "delete", "model.push"},
+	broker.UserViewer:   {"get", "describe", "nodes", "logs"},
+	broker.UserOperator: {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
+	broker.UserAdmin:    {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -346,6 +350,10 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return c.delete(req)
 	case "model.push":
 		return c.push(req)
+	case "nodes":
+		return topics.APIReply{Nodes: c.nodeList()}
+	case "logs":
+		return c.logs(who, req)
 	}
 	return c.get(req)
 }
@@ -613,7 +621,7 @@ func (c *ControlPlane) observe(e *entry) api.Observed {
 	}
 	switch e.res.Kind {
 	case api.KindDataset:
-		o.Reported = e.status.NumberOfSamples != nil
+		o.Reported, o.Problem = e.status.NumberOfSamples != nil, e.status.DatasetProblem
 		if o.Reported {
 			o.Describe = fmt.Sprintf("%d samples on node %s", *e.status.NumberOfSamples, e.res.Spec.(*api.DatasetSpec).NodeName)
 		}
@@ -772,7 +780,12 @@ func (c *ControlPlane) onNodeStatus(topic string, payload []byte) {
 		if old, ok := c.sessions[p.Node]; ok && !ns.Supersedes(old) {
 			return // a will of an older session
 		}
+		now := c.cfg.Now()
+		if old, ok := c.sessions[p.Node]; !ok || old.State != ns.State {
+			c.since[p.Node] = now
+		}
 		c.sessions[p.Node] = ns
+		c.seen[p.Node] = now
 		first := c.nodes[p.Node] == ""
 		c.nodes[p.Node] = ns.State
 		if first {
@@ -804,6 +817,7 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 		}
 		return true
 	}
+	c.do(func() { c.seen[p.Node] = c.cfg.Now() })
 	switch env.Kind {
 	case topics.KindWorkerStatus:
 		var ws api.WorkerStatus
@@ -965,11 +979,79 @@ func (c *ControlPlane) datasetStatus(ref topics.JobRef, node string, ds topics.D
 	}
 	n := ds.NumberOfSamples
 	e.status.NumberOfSamples = &n
+	e.status.DatasetProblem = ds.Problem
 	c.settle(e, c.cfg.Now())
 	if err := c.save(e); err != nil {
 		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 	}
 	c.publishStatus(e)
+}
+
+// nodeList is every node the control plane knows of: those that joined
+// and those its resources name, with their state, what the cloud holds
+// for them and the workers placed on them.
+func (c *ControlPlane) nodeList() []topics.NodeInfo {
+	byName := map[string]*topics.NodeInfo{}
+	info := func(n string) *topics.NodeInfo {
+		if i, ok := byName[n]; ok {
+			return i
+		}
+		i := &topics.NodeInfo{Name: n, State: "unknown"}
+		if st := c.nodes[n]; st != "" {
+			i.State = st
+		}
+		if ns, ok := c.sessions[n]; ok {
+			i.State, i.Version, i.OS, i.Arch = ns.State, ns.Version, ns.OS, ns.Arch
+		}
+		if t, ok := c.since[n]; ok {
+			i.Since = t.UnixNano()
+		}
+		if t, ok := c.seen[n]; ok {
+			i.LastSeen = t.UnixNano()
+		}
+		byName[n] = i
+		return i
+	}
+	for n := range c.nodes {
+		info(n)
+	}
+	for _, e := range c.sorted() {
+		for _, n := range e.res.Nodes() {
+			if n == c.cfg.Name {
+				continue
+			}
+			i := info(n)
+			for _, w := range e.res.Workers() {
+				if w.Node != n {
+					continue
+				}
+				phase := "NotReported"
+				if j := slices.IndexFunc(e.status.Workers, func(ws api.WorkerStatus) bool { return ws.Role == w.Role && ws.Node == n }); j >= 0 {
+					phase = e.status.Workers[j].Phase
+					if e.status.Workers[j].CrashLooping() {
+						phase = api.WorkerCrashLoop
+					}
+				}
+				i.Workers = append(i.Workers, e.res.Key()+"/"+w.Role+" "+phase)
+			}
+		}
+	}
+	if c.cfg.Downlink != nil {
+		for _, st := range c.cfg.Downlink.Queue().Stats() {
+			if i, ok := byName[st.Stream]; ok {
+				i.Backlog, i.BacklogBytes = st.Messages, st.Bytes
+				if !st.Oldest.IsZero() {
+					i.Oldest = st.Oldest.UnixNano()
+				}
+			}
+		}
+	}
+	out := make([]topics.NodeInfo, 0, len(byName))
+	for _, i := range byName {
+		out = append(out, *i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
 }
 
 // ErrNotFound is returned by the client for a resource that does not exist.

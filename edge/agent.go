@@ -160,6 +160,7 @@ type Agent struct {
 	jobs     *jobs
 	datasets *datasets
 	models   *Models
+	logs     *logs
 	plugins  lazyHost
 	ji       *jointinference.Edge
 	once     sync.Once
@@ -271,6 +272,10 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	a.jobs.onSpec = append(a.jobs.onSpec, a.datasets.onSpec)
 	a.models = newModels(cfg.Node, store.Sub(a.store, "models/"), a.srv, a.bridge, a.log)
 	a.jobs.onModel = a.models.onOffer
+	a.logs = newLogs(cfg.Node, filepath.Join(cfg.DataDir, "workers"), a.srv, a.bridge, a.workers, a.log)
+	if err := a.logs.subscribe(); err != nil {
+		return fail(err)
+	}
 	// In-process subscriptions before the broker serves: see jobs.subscribe.
 	if err := a.models.start(); err != nil {
 		return fail(err)
@@ -332,6 +337,9 @@ func (a *Agent) Close() {
 	a.once.Do(func() {
 		if a.http != nil {
 			a.http.Close()
+		}
+		if a.logs != nil {
+			a.logs.close()
 		}
 		if a.jobs != nil {
 			a.jobs.close()

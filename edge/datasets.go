@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -143,13 +144,14 @@ func (d *datasets) run(ds *dataset) {
 	count := d.load(counterKey(ds.key))
 	offset := int64(d.load(offsetKey(ds.key)))
 	log := d.log.With("dataset", ds.key)
-	reported := int64(-1)
+	reported, reportedProblem := int64(-1), ""
+	problem := ""
 	report := func() {
-		if int64(count) == reported {
+		if int64(count) == reported && problem == reportedProblem {
 			return
 		}
-		reported = int64(count)
-		d.report(ds, count)
+		reported, reportedProblem = int64(count), problem
+		d.report(ds, count, problem)
 	}
 	report()
 	tick := time.NewTicker(d.poll)
@@ -183,11 +185,18 @@ func (d *datasets) run(ds *dataset) {
 			for {
 				got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", batchBytes)
 				if err != nil {
-					if !errors.Is(err, os.ErrNotExist) {
+					was := problem
+					if errors.Is(err, os.ErrNotExist) {
+						problem = fmt.Sprintf("no file %s on node %s (waiting for it; samples published on the dataset's topic are kept meanwhile)", fileOf(ds.spec.URL), d.node)
+					} else {
+						problem = fmt.Sprintf("file %s not read on node %s: %v", fileOf(ds.spec.URL), d.node, err)
+					}
+					if problem != was {
 						log.Warn("dataset file not read", "error", err)
 					}
 					break
 				}
+				problem = ""
 				if newOffset == offset {
 					break
 				}
@@ -239,9 +248,9 @@ func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64)
 	return count, d.st.Write(&b)
 }
 
-func (d *datasets) report(ds *dataset, count uint64) {
+func (d *datasets) report(ds *dataset, count uint64, problem string) {
 	env, err := topics.NewEnvelope(topics.KindDatasetStatus, "edge/datasets",
-		topics.DatasetStatus{Key: ds.key, NumberOfSamples: int64(count), Updated: time.Now().UnixNano()})
+		topics.DatasetStatus{Key: ds.key, NumberOfSamples: int64(count), Updated: time.Now().UnixNano(), Problem: problem})
 	if err != nil {
 		return
 	}

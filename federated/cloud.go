@@ -520,6 +520,8 @@ func (r *run) awaitSize(ctx context.Context, inbox <-chan message, src sizeSourc
 	}
 	r.log.Info("federated: the model's size comes from the training workers' Datasets: waiting for their reports", "waiting", waiting)
 	r.spec.Event("Normal", "WaitingForDatasets", "the model's size comes from the training workers' Datasets: waiting for "+waiting)
+	r.spec.Say("the model's size comes from the training workers' Datasets: waiting for " + waiting)
+	defer r.spec.Say("")
 	timer := time.NewTimer(r.cfg.timeout)
 	defer timer.Stop()
 	for {
@@ -536,6 +538,10 @@ func (r *run) awaitSize(ctx context.Context, inbox <-chan message, src sizeSourc
 				continue
 			}
 			src.Reports[m.join.Role] = m.join.Data
+			if _, w, err := decideSize(src); err == nil && w != "" && w != waiting {
+				waiting = w
+				r.spec.Say("the model's size comes from the training workers' Datasets: waiting for " + waiting)
+			}
 		case <-timer.C:
 			src.PastDeadline = true
 			timer.Reset(r.cfg.timeout)

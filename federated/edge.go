@@ -199,6 +199,9 @@ func (t *trainer) lookAtDataset() error {
 	rep := t.shape.report()
 	switch {
 	case rep.Rows > 0:
+		if t.unusable {
+			t.spec.Say("")
+		}
 		t.unusable = false
 	case rep.Settled && !t.unusable:
 		t.unusable = true
@@ -206,6 +209,7 @@ func (t *trainer) lookAtDataset() error {
 			t.spec.Role, rep.Bad, t.cfg.dataset, t.env.Node)
 		t.log.Warn("federated: "+msg, "dataset", t.cfg.dataset)
 		t.spec.Event("Warning", "DatasetUnusable", msg)
+		t.spec.Say(msg)
 	}
 	return nil
 }

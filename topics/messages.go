@@ -46,6 +46,13 @@ const (
 	KindModelFetch = "model.fetch"
 	// KindModelHeld: ModelHeld on NodeJob(node, modelRef, "model").
 	KindModelHeld = "model.held"
+	// KindLogRequest: LogRequest on ToNodeJobLogs(node, ref), from the
+	// control plane, best effort (Downlink.SendNow).
+	KindLogRequest = "log.request"
+	// KindLogChunk: LogChunk on NodeJobLogs(node, ref, role, stream),
+	// from the node that runs the worker (or the cloud's control plane
+	// for its own workers).
+	KindLogChunk = "log.chunk"
 )
 
 // ModelOffer is the desired state of a Model on a node (the Data of its
@@ -105,7 +112,7 @@ type ModelUpload struct {
 type APIRequest struct {
 	ID        string   `msgpack:"id"`
 	Client    string   `msgpack:"client"`
-	Op        string   `msgpack:"op"` // apply, delete, get, describe
+	Op        string   `msgpack:"op"` // apply, delete, get, describe, nodes, model.push, logs
 	Kind      string   `msgpack:"kind,omitempty"`
 	Namespace string   `msgpack:"ns,omitempty"`
 	Name      string   `msgpack:"name,omitempty"`
@@ -116,6 +123,10 @@ type APIRequest struct {
 	// Strict (apply) refuses a document with a field Sedna's CRDs do
 	// not define, instead of warning about it.
 	Strict bool `msgpack:"strict,omitempty"`
+	// Logs (Op "logs") asks for a worker's log, streamed as LogChunks on
+	// NodeJobLogsFilter(job, "+", Logs.Stream); the reply's Nodes names
+	// the node that answers.
+	Logs *LogRequest `msgpack:"logs,omitempty"`
 }
 
 // APIReply answers an APIRequest.
@@ -124,6 +135,8 @@ type APIReply struct {
 	Error   string      `msgpack:"error,omitempty"` // the request as a whole failed
 	Results []APIResult `msgpack:"results,omitempty"`
 	Objects []APIObject `msgpack:"objects,omitempty"`
+	// Nodes answers Op "nodes".
+	Nodes []NodeInfo `msgpack:"nodes,omitempty"`
 }
 
 // APIResult is what became of one document of an apply or of a delete.
@@ -171,6 +184,9 @@ type DatasetStatus struct {
 	Key             string `msgpack:"key"`
 	NumberOfSamples int64  `msgpack:"samples"`
 	Updated         int64  `msgpack:"t"`
+	// Problem says why the node cannot read the dataset's file (it does
+	// not exist there, or a read failed); empty when it reads it.
+	Problem string `msgpack:"problem,omitempty"`
 }
 
 // Node states in NodeStatus.
@@ -195,6 +211,32 @@ type NodeStatus struct {
 	// across restarts of the node (it is kept in its store); 0 from a
 	// node that does not number them.
 	Session uint64 `msgpack:"session,omitempty"`
+	// OS and Arch are the node's (Go's GOOS and GOARCH).
+	OS   string `msgpack:"os,omitempty"`
+	Arch string `msgpack:"arch,omitempty"`
+}
+
+// NodeInfo is what the control plane knows of a node (`sedna get nodes`).
+type NodeInfo struct {
+	Name string `msgpack:"name"`
+	// State is NodeOnline, NodeOffline, or "unknown" for a node jobs
+	// name that never joined.
+	State string `msgpack:"state"`
+	// Since is when the control plane learnt the state; LastSeen when it
+	// last heard from the node (unix nanoseconds; 0: never).
+	Since    int64  `msgpack:"since,omitempty"`
+	LastSeen int64  `msgpack:"seen,omitempty"`
+	Version  string `msgpack:"ver,omitempty"`
+	OS       string `msgpack:"os,omitempty"`
+	Arch     string `msgpack:"arch,omitempty"`
+	// Backlog is what the cloud holds for the node, not yet acknowledged
+	// by it: messages, bytes, and when the oldest was queued.
+	Backlog      int64 `msgpack:"backlog,omitempty"`
+	BacklogBytes int64 `msgpack:"backlogBytes,omitempty"`
+	Oldest       int64 `msgpack:"oldest,omitempty"`
+	// Workers are the workers jobs place on the node, as
+	// "Kind/namespace/name/role Phase".
+	Workers []string `msgpack:"workers,omitempty"`
 }
 
 // Supersedes reports whether s is newer news of its node than old: a later

@@ -254,6 +254,18 @@ func JobSpec(r JobRef) string { return JobPrefix(r) + "spec" }
 // JobStatus is the retained observed state of a job.
 func JobStatus(r JobRef) string { return JobPrefix(r) + "status" }
 
+// JobStatusFilter matches the statuses of the resources of kind in
+// namespace; an empty kind or namespace matches any.
+func JobStatusFilter(kind, namespace string) string {
+	if kind == "" {
+		kind = "+"
+	}
+	if namespace == "" {
+		namespace = "+"
+	}
+	return join(Root, levelJob, kind, namespace, "+", "status")
+}
+
 // NodeJob is the topic on which node reports what of job r: the per-node
 // side of a job (worker status, round updates, offload results).
 func NodeJob(node string, r JobRef, what string) string {

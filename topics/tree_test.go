@@ -161,3 +161,24 @@ func TestNodeStatusSupersedes(t *testing.T) {
 		}
 	}
 }
+
+// TestJobStatusFilter matches the statuses of a kind, a namespace, or all,
+// and nothing else of a job.
+func TestJobStatusFilter(t *testing.T) {
+	ref := JobRef{Kind: "Dataset", Namespace: "ns1", Name: "d"}
+	for _, tc := range []struct {
+		kind, ns, topic string
+		want            bool
+	}{
+		{"", "", JobStatus(ref), true},
+		{"Dataset", "", JobStatus(ref), true},
+		{"Dataset", "ns1", JobStatus(ref), true},
+		{"Model", "", JobStatus(ref), false},
+		{"", "ns2", JobStatus(ref), false},
+		{"", "", JobSpec(ref), false},
+	} {
+		if got := Match(JobStatusFilter(tc.kind, tc.ns), tc.topic); got != tc.want {
+			t.Errorf("%s on %s: %v, want %v", JobStatusFilter(tc.kind, tc.ns), tc.topic, got, tc.want)
+		}
+	}
+}

@@ -52,6 +52,18 @@ type Spec struct {
 	// event of the job (typ "Normal" or "Warning"); Config.ReportEvent
 	// receives it.
 	ReportEvent func(typ, reason, message string) `json:"-"`
+	// ReportMessage, set by the Supervisor for built-in workers, says
+	// what a running worker waits for or does now ("" when nothing worth
+	// saying): it becomes the message of its status, and of its job's.
+	ReportMessage func(message string) `json:"-"`
+}
+
+// Say reports what the worker waits for or does now, when its supervisor
+// takes such messages, and does nothing otherwise.
+func (s Spec) Say(message string) {
+	if s.ReportMessage != nil {
+		s.ReportMessage(message)
+	}
 }
 
 // Event records an event of the job when the worker's supervisor takes
@@ -325,7 +337,18 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 			if s.cfg.ReportEvent != nil {
 				spec.ReportEvent = func(typ, reason, message string) { s.cfg.ReportEvent(spec, typ, reason, message) }
 			}
-			err = runBuiltin(ctx, builtin, spec, log)
+			spec.ReportMessage = func(message string) {
+				s.reportWith(w, func(st *api.WorkerStatus) bool {
+					if st.Phase != PhaseRunning || st.Message == message || ctx.Err() != nil {
+						return false
+					}
+					st.Message = message
+					return true
+				})
+			}
+			blog, end := s.builtinLog(spec, log)
+			err = runBuiltin(ctx, builtin, spec, blog)
+			end(ctx, err)
 		} else {
 			code, err = s.runProcess(ctx, w.spec, log)
 		}
@@ -411,8 +434,7 @@ func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger
 	tail := &tailBuffer{max: 2048}
 	if s.cfg.LogDir != "" {
 		if err := os.MkdirAll(s.cfg.LogDir, 0o755); err == nil {
-			name := strings.NewReplacer("/", "_").Replace(spec.ID()) + ".log"
-			f, err := os.OpenFile(filepath.Join(s.cfg.LogDir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			f, err := os.OpenFile(filepath.Join(s.cfg.LogDir, LogName(spec.Job, spec.Role)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 			if err == nil {
 				defer f.Close()
 				out = f

@@ -122,6 +122,11 @@ func TestDeleteThenApplyAgainReachesTheNode(t *testing.T) {
 			}
 			apply(t, c, rs, "created")
 			if mode == "node offline" {
+				// What the cloud holds for the node while it is away.
+				n := nodeInfo(t, c, "edge1")
+				if n.State != topics.NodeOffline || n.Backlog == 0 || n.Oldest == 0 || n.LastSeen == 0 {
+					t.Fatalf("edge1 away: %+v", n)
+				}
 				a = startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
 			}
 			waitRunning(t, a, rs)
@@ -208,4 +213,22 @@ func waitWorkers(t testing.TB, a *edge.Agent, rs []*api.Resource, good func(api.
 			t.Fatalf("workers not %s on the node: %s", what, strings.Join(bad, ", "))
 		}
 	}
+}
+
+// nodeInfo asks the control plane what it knows of node.
+func nodeInfo(t testing.TB, c *cloud.Client, node string) topics.NodeInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := c.Do(ctx, topics.APIRequest{Op: "nodes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rep.Nodes {
+		if n.Name == node {
+			return n
+		}
+	}
+	t.Fatalf("no node %s in %+v", node, rep.Nodes)
+	return topics.NodeInfo{}
 }
