@@ -224,8 +224,20 @@ func (c *ControlPlane) load() error {
 			return nil
 		}
 		e := &entry{rec: rec, res: r, dispatched: rec.Dispatched, sentTo: rec.SentTo}
-		if sv, err := c.st.Get(statusKey(r.Key())); err == nil {
-			_ = msgpack.Unmarshal(sv, &e.status)
+		sv, err := c.st.Get(statusKey(r.Key()))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("control: status of %s: %w", r.Key(), err)
+		default:
+			if err := msgpack.Unmarshal(sv, &e.status); err != nil {
+				// The document is intact: serve it, with a status that
+				// says what happened, rebuilt from here on.
+				c.log.Error("stored status does not decode; rebuilt", "key", r.Key(), "error", err)
+				e.status = api.Status{Generation: rec.Generation}
+				e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "StatusRebuilt",
+					"the stored status did not decode ("+err.Error()+"); workers report again", c.cfg.Now())
+			}
 		}
 		c.res[r.Key()] = e
 		return nil

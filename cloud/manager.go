@@ -409,6 +409,16 @@ func (m *Manager) startControl() error {
 				return fmt.Errorf("cloud: %s dir: %w", d.name, err)
 			}
 		}
+		// Jobs name files by absolute paths: a directory given relative
+		// to where the manager started ("--read-dir run/fl") is that
+		// directory, not a prefix no absolute path has.
+		abs := make([]string, len(*d.dirs))
+		for i, dir := range *d.dirs {
+			if abs[i], err = filepath.Abs(dir); err != nil {
+				return fmt.Errorf("cloud: %s dir %s: %w", d.name, dir, err)
+			}
+		}
+		*d.dirs = abs
 	}
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),

@@ -116,7 +116,10 @@ type CloudLink struct {
 	// CAFile verifies the cloud broker's certificate.
 	CAFile string `json:"caFile,omitempty"`
 	// ReconnectMin and ReconnectMax bound the wait between connection
-	// attempts, which doubles after each failure; defaults 100ms and 10s.
+	// attempts, a random wait under a ceiling that doubles after each
+	// failure; defaults 100ms and 10s. While the link was up in the last
+	// minute the ceiling stops at 1s, so a link that returns is used
+	// within about a second.
 	ReconnectMin broker.Duration `json:"reconnectMin,omitempty"`
 	ReconnectMax broker.Duration `json:"reconnectMax,omitempty"`
 }

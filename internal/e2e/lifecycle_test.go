@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -231,4 +233,51 @@ func nodeInfo(t testing.TB, c *cloud.Client, node string) topics.NodeInfo {
 	}
 	t.Fatalf("no node %s in %+v", node, rep.Nodes)
 	return topics.NodeInfo{}
+}
+
+// TestExternalWorkerReachesItsBroker: an external worker on an edge node
+// connects to the node's broker with the SEDNA_BROKER_URL it is given and
+// publishes there (it was "tcp://": read before the broker listened).
+func TestExternalWorkerReachesItsBroker(t *testing.T) {
+	dir := t.TempDir()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	defer m.Close()
+	a := startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
+	defer a.Close()
+	waitLink(t, a)
+	waitJoined(t, m.BrokerURL(), "edge1")
+	got := make(chan string, 4)
+	sub := client(t, "tcp://"+a.BrokerAddr(), "url-watcher", "", true)
+	if tok := sub.Subscribe("sensors/from-worker", 1, func(_ paho.Client, msg paho.Message) { got <- string(msg.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// The worker parses the URL as a user's program would, and reports it.
+	script := `u=${SEDNA_BROKER_URL#tcp://}; exec mosquitto_pub -h "${u%:*}" -p "${u##*:}" -q 1 -t sensors/from-worker -m "$SEDNA_BROKER_URL"`
+	rs, err := api.Parse([]byte(`apiVersion: sedna.io/v1alpha1
+kind: FederatedLearningJob
+metadata: {name: url-check}
+spec:
+  aggregationWorker:
+    template: {spec: {nodeName: edge1, containers: [{image: x, command: [sh, -c, '`+script+`']}]}}
+  trainingWorkers:
+    - dataset: {name: url-data}
+      template: {spec: {nodeName: edge1, containers: [{image: x, command: [sleep, "3600"]}]}}
+---
+apiVersion: sedna.io/v1alpha1
+kind: Dataset
+metadata: {name: url-data}
+spec: {url: /data/none.txt, format: txt, nodeName: edge1}
+`), "url.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, adminClient(t, m.BrokerURL()), rs, "created")
+	select {
+	case url := <-got:
+		if url != "tcp://"+a.BrokerAddr() {
+			t.Fatalf("the worker was given %q; the node's broker is at %s", url, a.BrokerAddr())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker never published on its node's broker")
+	}
 }
