@@ -8,6 +8,7 @@ import (
 
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
 )
 
 func newCloudCmd(g *globals) *cobra.Command {
@@ -30,36 +31,9 @@ instead of the embedded one.`,
   sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var file cloud.Config
-			if err := loadConfig(configFile, &file); err != nil {
+			file, err := cloudConfig(cmd, configFile, cfg, writeMode)
+			if err != nil {
 				return err
-			}
-			merge(cmd, &file.DataDir, cfg.DataDir, "data")
-			merge(cmd, &file.Broker.Listen, cfg.Broker.Listen, "listen")
-			merge(cmd, &file.Broker.CredentialsFile, cfg.Broker.CredentialsFile, "credentials")
-			merge(cmd, &file.Broker.WebSocket, cfg.Broker.WebSocket, "websocket")
-			merge(cmd, &file.External.URL, cfg.External.URL, "broker")
-			merge(cmd, &file.External.Username, cfg.External.Username, "username")
-			merge(cmd, &file.External.Password, cfg.External.Password, "password")
-			merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
-			if cmd.Flags().Changed("profiles") {
-				file.Profiles = cfg.Profiles
-			}
-			if cmd.Flags().Changed("read-dir") {
-				file.Data.Dirs = cfg.Data.Dirs
-			}
-			if cmd.Flags().Changed("models-dir") {
-				file.Models.Dirs = cfg.Models.Dirs
-			}
-			if file.External.URL != "" && file.External.Password == "" {
-				file.External.Password = os.Getenv("SEDNA_PASSWORD")
-			}
-			if cmd.Flags().Changed("write-mode") {
-				m, err := store.ParseMode(writeMode)
-				if err != nil {
-					return err
-				}
-				file.WriteMode = m
 			}
 			log, err := g.logger()
 			if err != nil {
@@ -81,6 +55,7 @@ instead of the embedded one.`,
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file (flags override it)")
 	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-cloud)")
+	f.StringVar(&cfg.Name, "name", "", `the cloud's node name: job templates place workers on it by this nodeName (default "cloud")`)
 	f.StringVar(&cfg.Broker.Listen, "listen", "", `embedded broker TCP address (default 127.0.0.1:1884; ":1884" for nodes on other hosts)`)
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials file of the embedded broker")
 	f.StringVar(&cfg.Broker.WebSocket, "websocket", "", "address of an MQTT-over-WebSocket listener")
@@ -93,6 +68,49 @@ instead of the embedded one.`,
 	f.StringArrayVar(&cfg.Models.Dirs, "models-dir", nil, "a directory whose files a Model's url may name; repeatable (default DATA/models)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	return cmd
+}
+
+// cloudConfig is the config file's settings with the flags given on the
+// command line over them.
+func cloudConfig(cmd *cobra.Command, configFile string, cfg cloud.Config, writeMode string) (cloud.Config, error) {
+	var file cloud.Config
+	if err := loadConfig(configFile, &file); err != nil {
+		return file, err
+	}
+	merge(cmd, &file.Name, cfg.Name, "name")
+	merge(cmd, &file.DataDir, cfg.DataDir, "data")
+	merge(cmd, &file.Broker.Listen, cfg.Broker.Listen, "listen")
+	merge(cmd, &file.Broker.CredentialsFile, cfg.Broker.CredentialsFile, "credentials")
+	merge(cmd, &file.Broker.WebSocket, cfg.Broker.WebSocket, "websocket")
+	merge(cmd, &file.External.URL, cfg.External.URL, "broker")
+	merge(cmd, &file.External.Username, cfg.External.Username, "username")
+	merge(cmd, &file.External.Password, cfg.External.Password, "password")
+	merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+	if cmd.Flags().Changed("profiles") {
+		file.Profiles = cfg.Profiles
+	}
+	if cmd.Flags().Changed("read-dir") {
+		file.Data.Dirs = cfg.Data.Dirs
+	}
+	if cmd.Flags().Changed("models-dir") {
+		file.Models.Dirs = cfg.Models.Dirs
+	}
+	if file.External.URL != "" && file.External.Password == "" {
+		file.External.Password = os.Getenv("SEDNA_PASSWORD")
+	}
+	if cmd.Flags().Changed("write-mode") {
+		m, err := store.ParseMode(writeMode)
+		if err != nil {
+			return file, err
+		}
+		file.WriteMode = m
+	}
+	if file.Name != "" {
+		if err := topics.ValidateName("node", file.Name); err != nil {
+			return file, fmt.Errorf("--name: %w", err)
+		}
+	}
+	return file, nil
 }
 
 // merge sets *dst to flag's value when the flag was given on the command line.

@@ -16,9 +16,11 @@ import (
 
 func newEventsCmd(g *globals) *cobra.Command {
 	var (
-		url, user, pass, filter string
-		count                   int
-		timeout                 time.Duration
+		f       controlFlags
+		broker  string
+		filter  string
+		count   int
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
@@ -26,8 +28,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Long: `Subscribe to a broker and print each message as one JSON line: envelopes
 with their ID, kind and decoded body, bridge frames with their messages, and
 other payloads as text (or base64 when not UTF-8).`,
-		Example: `  sedna events --broker tcp://127.0.0.1:1884 --username app --password s3cret
-  sedna events --broker tcp://127.0.0.1:1883 --filter 'sedna/v1/node/+/events/#' --count 10`,
+		Example: `  sedna events                      # the cloud of SEDNA_CLOUD_URL, as SEDNA_USERNAME
+  sedna events --cloud tcp://cloud:1884 --username ops --password-file ops.pw
+  sedna events --broker tcp://127.0.0.1:1883 --filter '$hw/events/#' --count 10   # a node's broker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := g.logger(); err != nil {
@@ -36,11 +39,18 @@ other payloads as text (or base64 when not UTF-8).`,
 			if err := topics.ValidateFilter(filter); err != nil {
 				return err
 			}
+			if err := f.resolve(); err != nil {
+				return err
+			}
+			url := f.url
+			if broker != "" {
+				url = broker
+			}
 			out := cmd.OutOrStdout()
 			var mu sync.Mutex
 			n := 0
 			done := make(chan struct{})
-			o := paho.NewClientOptions().AddBroker(url).SetUsername(user).SetPassword(pass).
+			o := paho.NewClientOptions().AddBroker(url).SetUsername(f.username).SetPassword(f.password).
 				SetClientID(fmt.Sprintf("sedna-events-%d", time.Now().UnixNano())).SetCleanSession(true).
 				SetAutoReconnect(true).SetOrderMatters(true)
 			c := paho.NewClient(o)
@@ -78,13 +88,12 @@ other payloads as text (or base64 when not UTF-8).`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&url, "broker", "tcp://127.0.0.1:1884", "broker URL")
-	f.StringVar(&user, "username", "", "username")
-	f.StringVar(&pass, "password", "", "password")
-	f.StringVar(&filter, "filter", topics.Root+"/#", "topic filter")
-	f.IntVar(&count, "count", 0, "exit after this many messages (0: run until interrupted)")
-	f.DurationVar(&timeout, "timeout", 0, "fail if --count messages did not arrive within this time")
+	f.addConn(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&broker, "broker", "", "another broker than the cloud's (a node's, tcp://127.0.0.1:1883)")
+	fl.StringVar(&filter, "filter", topics.Root+"/#", "topic filter")
+	fl.IntVar(&count, "count", 0, "exit after this many messages (0: run until interrupted)")
+	fl.DurationVar(&timeout, "timeout", 0, "fail if --count messages did not arrive within this time")
 	return cmd
 }
 

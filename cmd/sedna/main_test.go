@@ -20,7 +20,10 @@ import (
 
 func TestDemoCountsEveryMessage(t *testing.T) {
 	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	// The deadline only keeps a hang from lasting: the demo's speed is
+	// measured by `sedna demo` (110 s by default), not asserted here; under
+	// -race on a loaded machine it has taken longer.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	n := 3000
 	if raceEnabled {
@@ -145,7 +148,7 @@ func TestHelpShowsNoSecret(t *testing.T) {
 	t.Setenv("SEDNA_PASSWORD", secret)
 	t.Setenv("SEDNA_USERNAME", "ops-"+secret)
 	t.Setenv("SEDNA_CLOUD_URL", "tcp://"+secret+":1884")
-	for _, cmd := range [][]string{{"apply"}, {"get"}, {"describe"}, {"delete"}, {"watch"}, {"model", "push"}, {"edge"}, {"cloud"}, {"events"}} {
+	for _, cmd := range [][]string{{"apply"}, {"get"}, {"describe"}, {"delete"}, {"watch"}, {"model", "push"}, {"edge"}, {"cloud"}, {"events"}, {"logs"}} {
 		root := newRoot()
 		var out bytes.Buffer
 		root.SetOut(&out)
