@@ -16,8 +16,9 @@ test: deps vet cross wasm-check
 # Debian packages the tests use: mosquitto (a real cloud broker and the
 # benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge
 # apps would use them), clang, lld, wasi-libc and libclang-rt-14-dev-wasm32
-# (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist
+# (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test),
+# iproute2 (the README's test brings up loopback in a network namespace).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -101,12 +101,12 @@ func servingJI(t *testing.T) (*jiFleet, *camera, *datasets.Dataset) {
 	return f, cam, test
 }
 
-// jiFleet is a cloud, edge-1 and the example applied.
+// jiFleet is a cloud, edge1 and the example applied.
 type jiFleet struct {
 	dir, listen string
 	cloud       *cloud.Manager
 	edge        *edge.Agent
-	link        *netfault.Proxy // between edge-1 and the cloud
+	link        *netfault.Proxy // between edge1 and the cloud
 	api         *cloud.Client
 	ctx         context.Context
 }
@@ -118,7 +118,7 @@ func startJI(t testing.TB) *jiFleet {
 	})
 }
 
-// startJIWith starts a cloud and edge-1 (through a netfault proxy),
+// startJIWith starts a cloud and edge1 (through a netfault proxy),
 // registers models and applies what yaml gives.
 func startJIWith(t testing.TB, models map[string][]byte, yaml func(testing.TB) []*api.Resource) *jiFleet {
 	f := &jiFleet{dir: t.TempDir()}
@@ -130,7 +130,7 @@ func startJIWith(t testing.TB, models map[string][]byte, yaml func(testing.TB) [
 	}
 	t.Cleanup(func() { _ = link.Close() })
 	f.link = link
-	f.edge = startEdge(t, "edge-1", filepath.Join(f.dir, "edge-1"), "tcp://"+link.Addr())
+	f.edge = startEdge(t, "edge1", filepath.Join(f.dir, "edge1"), "tcp://"+link.Addr())
 	waitLink(t, f.edge)
 	f.api = apiClient(t, f.cloud.BrokerURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -159,7 +159,7 @@ func (f *jiFleet) close() {
 	f.cloud.Close()
 }
 
-// camera is a device on edge-1's broker: it sends frames and collects the
+// camera is a device on edge1's broker: it sends frames and collects the
 // answers on its own reply topic.
 type camera struct {
 	c       paho.Client

@@ -26,14 +26,14 @@ const (
 )
 
 // YAML is the example's resources (classification.yaml): the two Models and
-// the JointInferenceService, its edge worker on node edge-1.
+// the JointInferenceService, its edge worker on node edge1.
 //
 //go:embed classification.yaml
 var YAML string
 
-// YAMLFor is YAML with the edge worker on node instead of edge-1.
+// YAMLFor is YAML with the edge worker on node instead of edge1.
 func YAMLFor(node string) string {
-	return strings.Replace(YAML, "nodeName: edge-1", "nodeName: "+node, 1)
+	return strings.Replace(YAML, "nodeName: edge1", "nodeName: "+node, 1)
 }
 
 // Data returns the training and test images (14×14, values in [0, 1]).

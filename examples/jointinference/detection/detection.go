@@ -22,14 +22,14 @@ import (
 )
 
 // YAML is the example's resources (detection.yaml): the two Models and the
-// JointInferenceService, its edge worker on node edge-1.
+// JointInferenceService, its edge worker on node edge1.
 //
 //go:embed detection.yaml
 var YAML string
 
-// YAMLFor is YAML with the edge worker on node instead of edge-1.
+// YAMLFor is YAML with the edge worker on node instead of edge1.
 func YAMLFor(node string) string {
-	return strings.Replace(YAML, "nodeName: edge-1", "nodeName: "+node, 1)
+	return strings.Replace(YAML, "nodeName: edge1", "nodeName: "+node, 1)
 }
 
 // Model names the example registers, and the parameters of its IBT
