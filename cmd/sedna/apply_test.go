@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 )
@@ -38,17 +36,7 @@ spec: {url: /data/a.txt, format: txt, nodeName: edge1, nodename: edge2}
 // command exits 0; with --strict it is an error and nothing is applied; a
 // kind Sedna defines but Sedna-Go does not run is refused in one line.
 func TestApplyFromStdinWarnsOfUnknownFields(t *testing.T) {
-	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserOperator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: discardLogger(), Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator})
 	conn := []string{"--cloud", m.BrokerURL(), "--username", "ops", "--password", "pw"}
 
 	out, errOut, err := runSednaErr(t, strings.Replace(typoJob, "typo", "strict", 1), append([]string{"apply", "-f", "-", "--strict"}, conn...)...)

@@ -56,10 +56,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func cliCloud(t *testing.T) *cloud.Manager {
+// cloudWithUsers starts a cloud manager whose users are name: role, each
+// with the password "pw"; it stops with the test.
+func cloudWithUsers(t *testing.T, users map[string]broker.UserRole) *cloud.Manager {
 	t.Helper()
-	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserAdmin})
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var us []broker.User
+	for name, role := range users {
+		us = append(us, broker.User{Username: name, PasswordHash: string(h), Role: role})
+	}
+	creds, err := broker.NewCredentials(us...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +79,11 @@ func cliCloud(t *testing.T) *cloud.Manager {
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+// cliCloud is a cloud manager with one admin, ops.
+func cliCloud(t *testing.T) *cloud.Manager {
+	return cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserAdmin})
 }
 
 const twoNamespaces = `apiVersion: sedna.io/v1alpha1

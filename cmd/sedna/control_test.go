@@ -7,26 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
-	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/topics"
 )
 
 func TestApplyGetDescribeDelete(t *testing.T) {
-	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserOperator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: discardLogger(), Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator})
 	conn := []string{"--cloud", m.BrokerURL(), "--username", "ops", "--password", "pw"}
 	run := func(args ...string) (string, error) { return runSedna(t, "", append(args, conn...)...) }
 

@@ -6,27 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/sedna-go/sedna/broker"
-	"github.com/sedna-go/sedna/cloud"
 )
 
 // TestEdgeFailFast: `sedna edge --fail-fast` exits non-zero at start when
 // the cloud refuses its credentials at the first attempt, saying so and
 // what to check.
 func TestEdgeFailFast(t *testing.T) {
-	h, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "edge1", PasswordHash: string(h), Role: broker.UserNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: discardLogger(), Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := cloudWithUsers(t, map[string]broker.UserRole{"edge1": broker.UserNode})
 	t.Setenv("SEDNA_PASSWORD", "wrong")
 	done := make(chan error, 1)
 	go func() {

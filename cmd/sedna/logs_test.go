@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 )
@@ -46,18 +44,7 @@ func TestLogsNamesAWorkerAsWordsOrAsOne(t *testing.T) {
 // and says plainly why it cannot: a node that never joined, a job with
 // several workers and no role given.
 func TestLogsCommand(t *testing.T) {
-	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	creds, err := broker.NewCredentials(broker.User{Username: "ops", PasswordHash: string(h), Role: broker.UserOperator},
-		broker.User{Username: "see", PasswordHash: string(h), Role: broker.UserViewer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: discardLogger(), Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator, "see": broker.UserViewer})
 	as := func(user string) []string {
 		return []string{"--cloud", m.BrokerURL(), "--username", user, "--password", "pw"}
 	}

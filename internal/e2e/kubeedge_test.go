@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -89,21 +90,7 @@ func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 	// probe tells us mosquitto_sub has subscribed.
 	delta := `{"event_id":"e1","timestamp":1700000000001,"twin":{"temperature":{"expected":{"value":"20"}}}}`
 	deltaTopic := "$hw/events/device/default/dev1/twin/update/delta"
-	local := client(t, "tcp://"+ag.BrokerAddr(), "probe", "", true)
-	local.Publish("probe/ready", 1, true, []byte("ready")).Wait()
-	cmd := exec.Command(sub, "-h", host, "-p", port, "-q", "1", "-v", "-C", "2", "-W", "30", "-t", "probe/ready", "-t", deltaTopic)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "probe/ready ready" {
-		t.Fatalf("mosquitto_sub: %q", lines.Text())
-	}
+	lines := subscribedSub(t, ag, sub, host, port, "-C", "2", "-W", "30", "-t", deltaTopic)
 	app := client(t, cl.BrokerURL(), "app", "app", true)
 	if tok := app.Publish(topics.ToNodeKubeEdgePrefix("edge-1")+deltaTopic, 1, false, []byte(delta)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -191,22 +178,7 @@ func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
 		"$ke/events/device/dev1/data/update",
 		"app/user/cmd",
 	}
-	local := client(t, "tcp://"+ag.BrokerAddr(), "probe", "", true)
-	local.Publish("probe/ready", 1, true, []byte("ready")).Wait()
-	cmd := exec.Command(sub, "-h", host, "-p", port, "-q", "1", "-v", "-C", strconv.Itoa(len(down)+1), "-W", "60",
-		"-t", "probe/ready", "-t", "$hw/#", "-t", "$ke/#", "-t", "+/user/#")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "probe/ready ready" {
-		t.Fatalf("mosquitto_sub: %q", lines.Text())
-	}
+	lines := subscribedSub(t, ag, sub, host, port, "-C", strconv.Itoa(len(down)+1), "-W", "60", "-t", "$hw/#", "-t", "$ke/#", "-t", "+/user/#")
 	app := client(t, cl.BrokerURL(), "app", "app", true)
 	for i, topic := range down {
 		msg := fmt.Sprintf(`{"event_id":"down-%d","timestamp":1700000000001}`, i)
@@ -220,4 +192,28 @@ func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
 			t.Fatalf("mosquitto_sub got %q, want %q", lines.Text(), want)
 		}
 	}
+}
+
+// subscribedSub starts mosquitto_sub (sub) on the node's broker with args
+// and returns its lines once its subscriptions are in place: it also
+// subscribes to a retained probe, whose line comes first. It stops with
+// the test.
+func subscribedSub(t testing.TB, ag *edge.Agent, sub, host, port string, args ...string) *bufio.Scanner {
+	t.Helper()
+	local := client(t, "tcp://"+ag.BrokerAddr(), "probe", "", true)
+	local.Publish("probe/ready", 1, true, []byte("ready")).Wait()
+	cmd := exec.Command(sub, append([]string{"-h", host, "-p", port, "-q", "1", "-v", "-t", "probe/ready"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "probe/ready ready" {
+		t.Fatalf("mosquitto_sub: %q", lines.Text())
+	}
+	return lines
 }
