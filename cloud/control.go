@@ -44,6 +44,8 @@ type ControlPlane struct {
 	since    map[string]time.Time
 	seen     map[string]time.Time
 	sup      *workers.Supervisor
+	// logsrv serves the logs of the cloud's own workers, once asked.
+	logsrv *workers.LogServer
 
 	chunksSent atomic.Uint64
 }
@@ -207,6 +209,10 @@ func (c *ControlPlane) do(f func()) { c.owner.Do(f) }
 // Close stops serving and stops the cloud's workers.
 func (c *ControlPlane) Close() {
 	c.owner.Close()
+	// The owner goroutine has ended: nothing makes the log server now.
+	if c.logsrv != nil {
+		c.logsrv.Close()
+	}
 	if c.sup != nil {
 		c.sup.Close()
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sedna-go/sedna/api"
@@ -104,20 +103,12 @@ func (c *ControlPlane) offlineSince(node string) string {
 	return fmt.Sprintf(" since %s (%s ago)", t.Format(time.RFC3339), now.Sub(t).Round(time.Second))
 }
 
-// cloudLogServers serves the logs of each control plane's own workers;
-// an entry is made at the first request and ends with its control plane.
-var cloudLogServers = struct {
-	sync.Mutex
-	m map[*ControlPlane]*workers.LogServer
-}{m: map[*ControlPlane]*workers.LogServer{}}
-
 // logServer is the server of the cloud's workers' logs: chunks are
-// published on the cloud broker, where the user subscribed.
+// published on the cloud broker, where the user subscribed. It is made at
+// the first request, on the owner goroutine, and closed by Close.
 func (c *ControlPlane) logServer() *workers.LogServer {
-	cloudLogServers.Lock()
-	defer cloudLogServers.Unlock()
-	if s, ok := cloudLogServers.m[c]; ok {
-		return s
+	if c.logsrv != nil {
+		return c.logsrv
 	}
 	s := workers.NewLogServer(workers.LogServerConfig{Node: c.cfg.Name, Dir: c.cfg.WorkerLogDir, Log: c.log,
 		Send: func(job topics.JobRef, req topics.LogRequest, ch topics.LogChunk) error {
@@ -134,14 +125,6 @@ func (c *ControlPlane) logServer() *workers.LogServer {
 			}
 			return fmt.Sprintf("worker %s does not run on the cloud and left no log there", id)
 		}})
-	cloudLogServers.m[c] = s
-	// The control plane's loop owns the server: it ends with it.
-	go func() {
-		<-c.owner.Stopped()
-		s.Close()
-		cloudLogServers.Lock()
-		delete(cloudLogServers.m, c)
-		cloudLogServers.Unlock()
-	}()
+	c.logsrv = s
 	return s
 }
