@@ -53,6 +53,9 @@ type Models struct {
 	watchers map[chan ModelProgress]struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	// closing is set (under mu) once close has begun: nothing more is
+	// started for wg then.
+	closing bool
 }
 
 // ModelProgress is a step of a model transfer on the node.
@@ -141,6 +144,9 @@ func (m *Models) start() error {
 }
 
 func (m *Models) close() {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
 	close(m.stop)
 	m.wg.Wait()
 }
@@ -270,6 +276,12 @@ func (m *Models) begin(o topics.ModelOffer) {
 // completeLater runs complete on its own goroutine (it reads the whole
 // model; the caller holds m.mu or runs on the inbox's goroutine).
 func (m *Models) completeLater(key string, version uint64) {
+	// A chunk the bridge delivers while the agent closes: close has
+	// begun to wait, and a goroutine started now would not be waited for
+	// (the node completes the fetch at its next start).
+	if m.closing {
+		return
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
