@@ -64,11 +64,12 @@ func (s *Status) Settle(o Observed, now time.Time) {
 	for _, w := range s.Workers {
 		s.Restarts += w.Restarts
 	}
-	if len(o.Waits) > 0 {
-		s.become(PhaseAndCondition{ConditionPending, "Waiting", "waiting for " + strings.Join(o.Waits, ", ")}, now)
-		return
-	}
+	waits := "waiting for " + strings.Join(o.Waits, ", ")
 	if len(o.Desired) == 0 {
+		if len(o.Waits) > 0 {
+			s.become(PhaseAndCondition{ConditionPending, "Waiting", waits}, now)
+			return
+		}
 		s.settleResource(o, now)
 		return
 	}
@@ -128,6 +129,8 @@ func (s *Status) Settle(o Observed, now time.Time) {
 			waiting = append(waiting, fmt.Sprintf("%s (%s)", name, why))
 		}
 	}
+	// An end is an end: what the job waits for now (a Dataset deleted
+	// after it completed) does not make it Pending again.
 	switch {
 	case len(failed) > 0:
 		s.become(PhaseAndCondition{ConditionFailed, "WorkerFailed", strings.Join(failed, "; ")}, now)
@@ -137,6 +140,13 @@ func (s *Status) Settle(o Observed, now time.Time) {
 			t := now
 			s.CompletionTime = &t
 		}
+	case len(o.Waits) > 0:
+		// Its workers may run (started before, or waiting themselves):
+		// the job cannot do its work without what it names.
+		if s.ReadyWorkers > 0 {
+			waits += fmt.Sprintf(" (%d of %d workers running meanwhile)", s.ReadyWorkers, s.DesiredWorkers)
+		}
+		s.become(PhaseAndCondition{ConditionPending, "Waiting", waits}, now)
 	case len(looping) > 0:
 		s.become(PhaseAndCondition{PhaseCrashLoop, "CrashLoopBackOff", strings.Join(looping, "; ")}, now)
 	case len(waiting) == 0 || o.Kind == KindFederatedLearningJob && runningDeciders == deciding && runningDeciders > 0:

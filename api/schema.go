@@ -54,8 +54,9 @@ var sharedFields = map[string][]string{
 		"condition.operator", "condition.threshold", "condition.metric"},
 	"hpa": {"minReplicas", "maxReplicas", "metrics.*", "behavior.*"},
 	"pod": append([]string{"metadata.*"}, prefixed("spec.", podSpecFields,
-		map[string]string{"containers": "[]=container", "initContainers": "[]=container", "ephemeralContainers": "[]=container"})...),
+		map[string]string{"containers": "[]=container", "initContainers": "[]=container", "ephemeralContainers": "[]=ephemeral"})...),
 	"container": prefixed("", containerFields, nil),
+	"ephemeral": append(prefixed("", containerFields, nil), "targetContainerName"),
 }
 
 // podSpecFields and containerFields are Kubernetes' (core/v1, 1.35).

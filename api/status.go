@@ -40,6 +40,11 @@ type WorkerStatus struct {
 	// LastError is the error of its last failure, kept while it runs
 	// again.
 	LastError string `json:"lastError,omitempty" msgpack:"lastErr,omitempty"`
+	// Generation and Created are the revision of the job the worker
+	// runs: a report of a worker replaced since (its last "Stopped") is
+	// not taken for the new one's.
+	Generation uint64 `json:"generation,omitempty" msgpack:"gen,omitempty"`
+	Created    int64  `json:"-" msgpack:"created,omitempty"`
 	// Metrics are the worker's own numbers, as it last reported them.
 	Metrics map[string]float64 `json:"metrics,omitempty" msgpack:"metrics,omitempty"`
 }

@@ -85,8 +85,9 @@ func (c *Client) Logs(ctx context.Context, o LogOptions, out io.Writer) (node st
 	if err := c.bus.Subscribe(topics.NodeJobLogsFilter(ref, "+", req.Stream), q.take); err != nil {
 		return "", fmt.Errorf("subscribe to the log: %w", err)
 	}
-	// The bus keeps the subscription (it has no unsubscribe); the stream
-	// is unique, and what still comes on it is dropped.
+	// The stream is unique: what still comes on it once this returns is
+	// dropped, and the subscription goes.
+	defer func() { _ = c.bus.Unsubscribe(topics.NodeJobLogsFilter(ref, "+", req.Stream)) }()
 	defer q.close()
 	ask := func(ctx context.Context, r topics.LogRequest) (topics.APIReply, error) {
 		ctx, cancel := context.WithTimeout(ctx, o.Wait)

@@ -24,9 +24,10 @@ func (c *Client) WatchStatuses(ctx context.Context, kind, namespace string, onSt
 }
 
 // SubscribeStatuses is WatchStatuses returning once the subscription is
-// in place; the callbacks stop with stop. They run one at a time, and must
-// not wait for a request of the same Client (its reply would wait behind
-// them).
+// in place; stop ends the callbacks and the subscription. They run one at
+// a time, and must not wait for a request of the same Client (its reply
+// would wait behind them). One subscription per kind and namespace at a
+// time on a Client: a second replaces the first's callbacks.
 func (c *Client) SubscribeStatuses(kind, namespace string, onStatus func(key string, st api.Status, deleted bool), onError func(error)) (stop func(), err error) {
 	var stopped atomic.Bool
 	filter := topics.JobStatusFilter(kind, namespace)
@@ -59,5 +60,8 @@ func (c *Client) SubscribeStatuses(kind, namespace string, onStatus func(key str
 	}); err != nil {
 		return nil, err
 	}
-	return func() { stopped.Store(true) }, nil
+	return func() {
+		stopped.Store(true)
+		_ = c.bus.Unsubscribe(filter)
+	}, nil
 }

@@ -458,6 +458,9 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 			action = "configured"
 			e.rec.Generation++
 			e.rec.Updated, e.rec.Source, e.res = now.UnixNano(), r.Source, r
+			// The workers run the new generation from now: what they
+			// said of the old one (Succeeded, a crash loop) is not of it.
+			e.status.Workers, e.status.CompletionTime, e.status.Progress = nil, nil, nil
 		} else {
 			created, err := c.creationTime(key, now)
 			if err != nil {
@@ -958,6 +961,13 @@ func (c *ControlPlane) placed(e *entry, role, node string) bool {
 func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 	e, ok := c.res[ref.String()]
 	if !ok || !c.placed(e, ws.Role, ws.Node) {
+		return
+	}
+	// A worker replaced since (a new generation, or the resource deleted
+	// and applied again) says its last word late: it is not the new one's.
+	if ws.Generation > 0 && e.rec.revision().After(topics.Revision{Created: ws.Created, Generation: ws.Generation}) {
+		c.log.Debug("a report of a worker of an older revision: ignored", "key", e.res.Key(), "role", ws.Role, "node", ws.Node,
+			"generation", ws.Generation)
 		return
 	}
 	now := c.cfg.Now()

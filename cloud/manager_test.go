@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // TestRelativeReadDirs: directories given relative to where the manager
@@ -48,5 +51,69 @@ func TestRelativeReadDirs(t *testing.T) {
 	}
 	if _, err := m.Control().OpenFile(filepath.Join(dir, "state", "x")); err == nil {
 		t.Fatal("a file outside the directories was opened")
+	}
+}
+
+// TestReportOfAReplacedWorkerIsNotTheNewOnes: after a new generation, the
+// last report of the worker it replaced ("Stopped", sent once the old
+// process is gone, so after the new one's "Running") does not make the job
+// say its worker is not running; and what the workers said of the old
+// generation (Succeeded) is not taken for the new one.
+func TestReportOfAReplacedWorkerIsNotTheNewOnes(t *testing.T) {
+	creds, err := broker.NewCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Start(Config{DataDir: t.TempDir(), Broker: BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+		Options{Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := m.Control()
+	doc := func(value string) []byte {
+		return []byte(`{"apiVersion":"sedna.io/v1alpha1","kind":"JointInferenceService","metadata":{"name":"ji"},"spec":{
+"edgeWorker":{"model":{"name":"m"},"hardExampleMining":{"name":"IBT"},"template":{"spec":{"nodeName":"edge1","containers":[{"image":"x","env":[{"name":"v","value":"` + value + `"}]}]}}},
+"cloudWorker":{"model":{"name":"m"},"template":{"spec":{"nodeName":"edge1"}}}}}`)
+	}
+	ref := topics.JobRef{Kind: "JointInferenceService", Namespace: "default", Name: "ji"}
+	admin := caller{user: "a", role: broker.UserAdmin}
+	var st api.Status
+	run := func(f func()) {
+		done := make(chan struct{})
+		c.do(func() { f(); close(done) })
+		<-done
+	}
+	report := func(gen uint64, role, phase string) {
+		e := c.res[ref.String()]
+		c.workerStatus(ref, api.WorkerStatus{Role: role, Node: "edge1", Phase: phase, Generation: gen, Created: e.rec.Created})
+		st = e.status
+	}
+	run(func() {
+		if rep := c.apply(admin, topics.APIRequest{Documents: [][]byte{doc("1")}}); rep.Results[0].Action != "created" {
+			t.Fatalf("apply: %+v", rep.Results)
+		}
+		report(1, "edge", workers.PhaseSucceeded)
+		report(1, "cloud", workers.PhaseSucceeded)
+	})
+	if st.Phase != api.ConditionCompleted {
+		t.Fatalf("generation 1: %s %+v", st.Phase, st.Conditions)
+	}
+	run(func() {
+		if rep := c.apply(admin, topics.APIRequest{Documents: [][]byte{doc("2")}}); rep.Results[0].Action != "configured" {
+			t.Fatalf("apply: %+v", rep.Results)
+		}
+		st = c.res[ref.String()].status
+	})
+	if st.Phase == api.ConditionCompleted {
+		t.Fatalf("generation 2 completed before its workers ran: %+v", st.Conditions)
+	}
+	run(func() {
+		report(2, "edge", workers.PhaseRunning)
+		report(2, "cloud", workers.PhaseRunning)
+		report(1, "edge", workers.PhaseStopped) // the old edge worker's last word
+	})
+	if st.Phase != api.ConditionRunning || st.ReadyWorkers != 2 {
+		t.Fatalf("generation 2 running, after the old worker's last report: %s %d/%d %+v", st.Phase, st.ReadyWorkers, st.DesiredWorkers, st.Conditions)
 	}
 }

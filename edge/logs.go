@@ -33,7 +33,7 @@ func newLogs(node, dir string, srv *broker.Server, bridge *broker.Bridge, sup *w
 			if err != nil {
 				return err
 			}
-			return bridge.SendUntil(topics.StreamEvents, topics.NodeJobLogs(node, job, req.Role, req.Stream), raw, false,
+			return bridge.SendUntil(topics.StreamBulk, topics.NodeJobLogs(node, job, req.Role, req.Stream), raw, false,
 				srv.Now().Add(logChunkTTL))
 		},
 		Missing: func(job topics.JobRef, role string) string {

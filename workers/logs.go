@@ -237,7 +237,8 @@ func NewLogServer(cfg LogServerConfig) *LogServer {
 // Serve answers req, about a worker of job: it starts a stream, or renews
 // the lease of the stream already going under req.Stream (a request sent
 // again is a renewal; one sent again within the lease of its answered
-// request is ignored). It returns at once.
+// request is ignored). It returns at once, but for the refusal of a
+// request over MaxStreams, one small chunk sent before it returns.
 func (s *LogServer) Serve(job topics.JobRef, req topics.LogRequest) {
 	if err := topics.ValidateName("stream", req.Stream); err != nil {
 		s.cfg.Log.Warn("log request refused", "job", job.String(), "error", err)

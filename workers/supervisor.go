@@ -197,7 +197,7 @@ func (s *Supervisor) Ensure(spec Spec) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &worker{spec: spec, cancel: cancel, done: make(chan struct{}),
-		status: api.WorkerStatus{Role: spec.Role, Node: spec.Node, Phase: PhasePending}}
+		status: api.WorkerStatus{Role: spec.Role, Node: spec.Node, Phase: PhasePending, Generation: spec.Generation, Created: spec.Created}}
 	s.running[id] = w
 	s.wg.Add(1)
 	go func() {

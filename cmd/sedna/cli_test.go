@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 )
@@ -204,5 +205,27 @@ func TestProgressIsPlainInAPipe(t *testing.T) {
 	if err != nil || !strings.Contains(out, "pushed") || !strings.Contains(errOut, "(100%)") || !strings.Contains(errOut, "pushing "+model+": ") ||
 		strings.Contains(errOut, "\r") {
 		t.Fatalf("push: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+}
+
+// TestStatusPrintIgnoresTheZone: get -w compares a listed status (JSON,
+// the server's zone) with a watched one (msgpack, the local zone): the
+// same status is the same print, and a change is not.
+func TestStatusPrintIgnoresTheZone(t *testing.T) {
+	at := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	st := api.Status{Phase: "Running", StartTime: &at, Conditions: []api.Condition{{Type: "Running", Status: "True", LastTransitionTime: at, LastHeartbeatTime: at}},
+		Workers: []api.WorkerStatus{{Role: "edge", Phase: "Running", Updated: at}}}
+	there := time.FixedZone("UTC+5", 5*3600)
+	other := st
+	inZone := at.In(there)
+	other.StartTime = &inZone
+	other.Conditions = []api.Condition{{Type: "Running", Status: "True", LastTransitionTime: at.In(there), LastHeartbeatTime: at.In(there)}}
+	other.Workers = []api.WorkerStatus{{Role: "edge", Phase: "Running", Updated: at.In(there)}}
+	if statusPrint(st) != statusPrint(other) {
+		t.Fatalf("the same status in two zones prints apart:\n%s\n%s", statusPrint(st), statusPrint(other))
+	}
+	other.Phase = "Pending"
+	if statusPrint(st) == statusPrint(other) {
+		t.Fatal("a change prints the same")
 	}
 }

@@ -360,11 +360,31 @@ func (w *listWatch) follow(listed []topics.APIObject) error {
 	return nil
 }
 
-// normalized is a status as JSON, the same for the same status.
+// normalized is a status as JSON, the same for the same status wherever
+// it was decoded (msgpack gives times in the local zone, JSON in theirs).
 func normalized(raw []byte) string {
 	var st api.Status
 	if json.Unmarshal(raw, &st) != nil {
 		return string(raw)
+	}
+	return statusPrint(st)
+}
+
+func statusPrint(st api.Status) string {
+	st.Conditions = slices.Clone(st.Conditions)
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		c.LastHeartbeatTime, c.LastTransitionTime = c.LastHeartbeatTime.UTC(), c.LastTransitionTime.UTC()
+	}
+	st.Workers = slices.Clone(st.Workers)
+	for i := range st.Workers {
+		st.Workers[i].Updated = st.Workers[i].Updated.UTC()
+	}
+	for _, t := range []**time.Time{&st.StartTime, &st.CompletionTime} {
+		if *t != nil {
+			u := (*t).UTC()
+			*t = &u
+		}
 	}
 	b, _ := json.Marshal(st)
 	return string(b)
@@ -376,6 +396,7 @@ func (w *listWatch) show(ch statusChange) {
 	}
 	out := w.cmd.OutOrStdout()
 	raw, _ := json.Marshal(ch.st)
+	print := statusPrint(ch.st)
 	if ch.deleted {
 		if _, shown := w.last[ch.key]; shown {
 			delete(w.last, ch.key)
@@ -383,10 +404,10 @@ func (w *listWatch) show(ch statusChange) {
 		}
 		return
 	}
-	if w.last[ch.key] == string(raw) {
+	if w.last[ch.key] == print {
 		return // the retained copy of what the list showed, or no change
 	}
-	w.last[ch.key] = string(raw)
+	w.last[ch.key] = print
 	// A status alone: the row's generation and age are not in it.
 	o := topics.APIObject{Key: ch.key, Status: raw}
 	if w.output != "" {
@@ -534,7 +555,10 @@ func getNodes(cmd *cobra.Command, f *controlFlags, args []string, output string)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tLAST SEEN\tBACKLOG\tOLDEST\tVERSION\tOS/ARCH\tWORKERS")
 	for _, n := range nodes {
 		seen, oldest, osArch := "never", "-", "-"
-		if n.LastSeen > 0 {
+		switch {
+		case n.State == topics.NodeOnline:
+			seen = "now" // connected: its bridge's keepalive says so
+		case n.LastSeen > 0:
 			seen = age(n.LastSeen) + " ago"
 		}
 		if n.Oldest > 0 {
@@ -771,7 +795,7 @@ completes (exit 0) or fails (exit 1), on Ctrl-C, or after --for.`,
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			go func() {
-				_ = c.Watch(ctx, ref, func(st api.Status) {
+				err := c.Watch(ctx, ref, func(st api.Status) {
 					if done, err := w.status(st); done {
 						select {
 						case end <- err:
@@ -780,6 +804,13 @@ completes (exit 0) or fails (exit 1), on Ctrl-C, or after --for.`,
 						cancel()
 					}
 				}, w.event)
+				if err != nil && ctx.Err() == nil {
+					select { // a watch that ended by itself: say why
+					case end <- fmt.Errorf("watch: %w", err):
+					default:
+					}
+					cancel()
+				}
 			}()
 			select {
 			case err := <-end:

@@ -105,7 +105,11 @@ func TestDeleteThenApplyAgainReachesTheNode(t *testing.T) {
 			waitJoined(t, m.BrokerURL(), "edge1")
 			c := adminClient(t, m.BrokerURL())
 			apply(t, c, rs, "created")
-			waitRunning(t, a, rs)
+			waitRunning(t, a, rs, 0)
+			first := int64(0) // the first incarnation's creation
+			for _, st := range a.Workers() {
+				first = max(first, st.Created)
+			}
 
 			if mode == "node offline" {
 				a.Close()
@@ -131,7 +135,9 @@ func TestDeleteThenApplyAgainReachesTheNode(t *testing.T) {
 				}
 				a = startEdge(t, "edge1", filepath.Join(dir, "edge1"), m.BrokerURL())
 			}
-			waitRunning(t, a, rs)
+			// The new incarnation's workers (a node back from offline
+			// first restarts the old ones it kept, until the tombstone).
+			waitRunning(t, a, rs, first)
 			for _, r := range rs {
 				if len(r.Nodes()) == 0 {
 					continue
@@ -180,10 +186,13 @@ func workerIDs(rs []*api.Resource) []string {
 	return ids
 }
 
-// waitRunning waits until every worker of rs runs on the agent's node.
-func waitRunning(t testing.TB, a *edge.Agent, rs []*api.Resource) {
+// waitRunning waits until every worker of rs runs on the agent's node, of
+// an incarnation created after createdAfter (unix nanoseconds).
+func waitRunning(t testing.TB, a *edge.Agent, rs []*api.Resource, createdAfter int64) {
 	t.Helper()
-	waitWorkers(t, a, rs, func(st api.WorkerStatus, ok bool) bool { return ok && st.Phase == api.WorkerRunning }, "running")
+	waitWorkers(t, a, rs, func(st api.WorkerStatus, ok bool) bool {
+		return ok && st.Phase == api.WorkerRunning && st.Created > createdAfter
+	}, "running")
 }
 
 // waitStopped waits until no worker of rs runs on the agent's node.
