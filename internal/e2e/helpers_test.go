@@ -284,7 +284,11 @@ func waitJoined(t testing.TB, url string, nodes ...string) {
 		}
 	}
 	seen := map[string]bool{}
-	deadline := time.After(30 * time.Second)
+	// A deadline against a hang, not a speed: five nodes joining at once
+	// under -race beside two other suites took more than 30 s (their
+	// first attempts timed out while the cloud checked passwords, and
+	// each next attempt got twice the time).
+	deadline := time.After(90 * time.Second)
 	for len(seen) < len(nodes) {
 		select {
 		case n := <-online:
