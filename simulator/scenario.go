@@ -123,7 +123,7 @@ type Fault struct {
 type Expect struct {
 	Lost       *int64   `json:"lost"`
 	Duplicated *int64   `json:"duplicated"` // acknowledged messages received more than once
-	MinLost    *int64   `json:"minLost"` // a negative control: loss must be seen
+	MinLost    *int64   `json:"minLost"`    // a negative control: loss must be seen
 	MaxP99     Duration `json:"maxP99Latency"`
 	// Jobs are what the scenario's jobs must show at the end (real mode).
 	Jobs []JobExpect `json:"jobs"`
