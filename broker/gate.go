@@ -110,7 +110,9 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 		// the keepalive deadline once it has read it.
 		_ = c.SetReadDeadline(time.Now().Add(time.Duration(l.limits.ConnectTimeout)))
 		g := newGatedConn(c, l.onAck, l.log)
+		defer g.releaseHold()
 		g.blockAt = l.blockAt
+		g.closing = l.isClosing
 		g.firstRead = entered
 		g.loggedIn = login
 		g.guard = newPacketGuard(c, l.limits.MaxConnectPacket, l.packetMax, g.inject, func(o oversize) {
@@ -128,6 +130,14 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 		}
 		return err
 	})
+}
+
+// isClosing reports whether the listener refuses connections: the broker
+// is closing.
+func (l *gatedListener) isClosing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closing
 }
 
 func (l *gatedListener) countRefused(reason string) {
@@ -205,6 +215,11 @@ type gatedConn struct {
 	// the connection behaved before slow subscribers were disconnected,
 	// for the control run of a measurement (SubscriberLimits.Disabled).
 	blockAt int
+	// hold, if set, is called once, at the next Read or when the
+	// connection ends, whichever comes first (holdUntilRead).
+	hold atomic.Pointer[func()]
+	// closing, if set, reports whether the broker is closing.
+	closing func() bool
 }
 
 func newGatedConn(c net.Conn, onAck func(*gatedConn, uint16), log *slog.Logger) *gatedConn {
@@ -254,10 +269,62 @@ func (g *gatedConn) Read(p []byte) (int, error) {
 	if g.firstRead != nil {
 		g.readOnce.Do(g.firstRead)
 	}
+	if g.hold.Load() != nil {
+		g.releaseHold()
+	}
 	if g.guard != nil {
 		return g.guard.Read(p)
 	}
 	return g.Conn.Read(p)
+}
+
+// holdUntilRead calls release once, at the next Read or when the
+// connection ends: once mochi, which reads a client's connection only
+// between packets it handles, is done with the CONNECT (the session's
+// takeover, the CONNACK, the session sent again, the hooks of
+// OnSessionEstablished) and reads its next packet.
+func (g *gatedConn) holdUntilRead(release func()) { g.hold.Store(&release) }
+
+// shuttingDown reports whether the broker is closing.
+func (g *gatedConn) shuttingDown() bool { return g.closing != nil && g.closing() }
+
+// peerGone reports whether the client closed the connection, without
+// taking anything from it: for a client that sent its CONNECT and gave up
+// waiting for the CONNACK. Only plain TCP connections are looked at (a
+// WebSocket connection is broken by a read that times out).
+func (g *gatedConn) peerGone() bool {
+	if g.guard == nil {
+		return false
+	}
+	if _, ok := g.Conn.(*net.TCPConn); !ok {
+		return false
+	}
+	// A read with a deadline already past is not even tried: the deadline
+	// leaves time for it, twice in case this goroutine waited for a CPU
+	// past the first one. mochi sets the deadline it wants after
+	// OnConnect.
+	defer func() { _ = g.Conn.SetReadDeadline(time.Time{}) }()
+	for _, d := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond} {
+		if err := g.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+			return true
+		}
+		_, err := g.guard.br.Peek(1)
+		var ne net.Error
+		if err == nil {
+			return false // it sent something: it is there
+		}
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseHold calls what holdUntilRead was given, if it was not yet.
+func (g *gatedConn) releaseHold() {
+	if f := g.hold.Swap(nil); f != nil {
+		(*f)()
+	}
 }
 
 // authenticated records that the client logged in: the guard's limits of
