@@ -1,62 +1,23 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spf13/cobra"
 
-	"github.com/sedna-go/sedna/broker"
-	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/internal/bench"
 	"github.com/sedna-go/sedna/store"
-	"github.com/sedna-go/sedna/topics"
 )
 
-type benchOptions struct {
-	messages   int
-	size       int
-	publishers []int
-	modes      []string
-	window     int
-	mosquitto  string
-	only       string
-	// federated learning
-	flClients, flRounds, flAccuracyRounds int
-	edgeMetric                            string
-	edgeLog                               string
-	cpuProfile                            string
-	edgeCPU                               string
-	jiWindow                              int
-	cloudCPU                              string
-	reconnect                             reconnectOptions
-	log                                   *slog.Logger
-}
-
 func newBenchCmd(g *globals) *cobra.Command {
-	var o benchOptions
-	var pubs, modes string
+	var o bench.Options
+	var pubs, modes, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Benchmark the bridge and the broker side by side with mosquitto",
@@ -89,23 +50,23 @@ comes from Debian's package (make test installs it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if o.publishers, err = parseInts(pubs); err != nil {
+			if o.Publishers, err = parseInts(pubs); err != nil {
 				return fmt.Errorf("--publishers: %w", err)
 			}
-			o.modes = strings.Split(modes, ",")
-			for _, m := range o.modes {
+			o.Modes = strings.Split(modes, ",")
+			for _, m := range o.Modes {
 				if _, err := store.ParseMode(m); err != nil {
 					return err
 				}
 			}
-			if o.log, err = g.logger(); err != nil {
+			if o.Log, err = g.logger(); err != nil {
 				return err
 			}
 			if !cmd.Flags().Changed("log-level") {
-				o.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelError}))
+				o.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelError}))
 			}
-			if o.cpuProfile != "" {
-				f, err := os.Create(o.cpuProfile)
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
 				if err != nil {
 					return err
 				}
@@ -115,30 +76,47 @@ comes from Debian's package (make test installs it).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			// The bench runs this binary as its 'sedna edge' and 'sedna
+			// cloud' processes.
+			if o.Sedna, err = os.Executable(); err != nil {
+				return err
+			}
+			o.Version = version
 			ctx, stop := untilSignal()
 			defer stop()
-			return runBench(ctx, cmd.OutOrStdout(), o)
+			return bench.Run(ctx, cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.messages, "messages", 20000, "messages per run")
-	f.IntVar(&o.size, "size", 256, "payload bytes")
+	f.IntVar(&o.Messages, "messages", 20000, "messages per run")
+	f.IntVar(&o.Size, "size", 256, "payload bytes")
 	f.StringVar(&pubs, "publishers", "1,4", "numbers of concurrent publishers")
 	f.StringVar(&modes, "modes", "process,sync", "write modes of the sedna store")
-	f.IntVar(&o.window, "window", 64, "messages in flight per publisher")
-	f.StringVar(&o.mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
-	f.StringVar(&o.only, "only", "", `run only "bridge", "broker", "slow", "models", "ji", "fl" or "reconnect" (not part of a full run: it takes minutes)`)
-	o.reconnect.flags(cmd)
-	f.IntVar(&o.flClients, "fl-clients", 10, "fl: in-process nodes")
-	f.IntVar(&o.flRounds, "fl-rounds", 30, "fl: rounds of the overhead measure")
-	f.IntVar(&o.flAccuracyRounds, "fl-accuracy-rounds", 100, "fl: rounds of the accuracy runs (Dirichlet alpha 0.1 and 0.5, three seeds)")
-	f.IntVar(&o.jiWindow, "ji-window", 1024, "frames in flight from the joint inference bench's camera")
-	f.StringVar(&o.cloudCPU, "cloud-cpu", "", "ji: run the cloud as a 'sedna cloud' process pinned to these CPUs (taskset -c), e.g. 1")
-	f.StringVar(&o.edgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
-	f.StringVar(&o.edgeMetric, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
-	f.StringVar(&o.edgeLog, "edge-log-level", "error", "log level of the sedna edge process")
+	f.IntVar(&o.Window, "window", 64, "messages in flight per publisher")
+	f.StringVar(&o.Mosquitto, "mosquitto", "", "mosquitto binary (default: /usr/sbin/mosquitto or $PATH)")
+	f.StringVar(&o.Only, "only", "", `run only "bridge", "broker", "slow", "models", "ji", "fl" or "reconnect" (not part of a full run: it takes minutes)`)
+	reconnectFlags(cmd, &o.Reconnect)
+	f.IntVar(&o.FLClients, "fl-clients", 10, "fl: in-process nodes")
+	f.IntVar(&o.FLRounds, "fl-rounds", 30, "fl: rounds of the overhead measure")
+	f.IntVar(&o.FLAccuracyRounds, "fl-accuracy-rounds", 100, "fl: rounds of the accuracy runs (Dirichlet alpha 0.1 and 0.5, three seeds)")
+	f.IntVar(&o.JIWindow, "ji-window", 1024, "frames in flight from the joint inference bench's camera")
+	f.StringVar(&o.CloudCPU, "cloud-cpu", "", "ji: run the cloud as a 'sedna cloud' process pinned to these CPUs (taskset -c), e.g. 1")
+	f.StringVar(&o.EdgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
+	f.StringVar(&o.EdgeMetrics, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
+	f.StringVar(&o.EdgeLogLevel, "edge-log-level", "error", "log level of the sedna edge process")
 	return cmd
+}
+
+// reconnectFlags registers the flags of the reconnect bench, into o.
+func reconnectFlags(cmd *cobra.Command, o *bench.ReconnectOptions) {
+	f := cmd.Flags()
+	f.IntVar(&o.Outages, "outages", 20, "reconnect: link outages")
+	f.DurationVar(&o.Shortest, "outage-min", time.Second, "reconnect: shortest outage")
+	f.DurationVar(&o.Longest, "outage-max", 30*time.Second, "reconnect: longest outage")
+	f.Uint64Var(&o.Seed, "outage-seed", 1, "reconnect: seed of the outages' durations (uniform between the two bounds)")
+	f.DurationVar(&o.Deadline, "reconnect-deadline", 90*time.Second, "reconnect: give up on a bridge this long after its link returned")
+	f.StringVar(&o.MosquittoRestart, "mosquitto-restart-timeout", "1", `reconnect: mosquitto bridge's restart_timeout ("1": constant 1 s; "BASE CAP": decorrelated jitter)`)
 }
 
 func parseInts(s string) ([]int, error) {
@@ -151,542 +129,4 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-type benchResult struct {
-	system     string // "sedna (process)", "mosquitto"
-	publishers int
-	received   int
-	elapsed    time.Duration
-	p50, p99   time.Duration
-	rssIdle    int64 // KiB, sedna edge only
-	rssPeak    int64
-}
-
-func (r benchResult) rate() float64 { return float64(r.received) / r.elapsed.Seconds() }
-
-func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
-	if o.size < 16 {
-		return errors.New("--size must be at least 16 (the payload carries a send time and a number)")
-	}
-	dir, err := os.MkdirTemp("", "sedna-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	mosq := o.mosquitto
-	if mosq == "" {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, err := os.Stat(p); err == nil {
-				mosq = p
-				break
-			}
-		}
-		if mosq == "" {
-			mosq, _ = exec.LookPath("mosquitto")
-		}
-	}
-	fmt.Fprintf(out, "# sedna bench %s: %d messages of %d bytes, QoS 1, %d in flight per publisher, %s/%s, %d CPUs\n",
-		version, o.messages, o.size, o.window, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-	if mosq == "" {
-		fmt.Fprintln(out, "# mosquitto not found: only sedna is measured (install Debian's mosquitto for the comparison)")
-	} else if v, err := exec.Command(mosq, "-h").CombinedOutput(); err == nil || len(v) > 0 {
-		fmt.Fprintf(out, "# %s\n", strings.SplitN(string(v), "\n", 2)[0])
-	}
-	b := &bencher{o: o, dir: dir, self: self, mosq: mosq, out: out}
-	if o.only == "" || o.only == "bridge" {
-		if err := b.bridge(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "" || o.only == "broker" {
-		if err := b.broker(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "" || o.only == "slow" {
-		if err := b.slowSubscriber(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "" || o.only == "models" {
-		if err := b.models(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "" || o.only == "ji" {
-		if err := b.jointInference(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "" || o.only == "fl" {
-		if err := b.federated(ctx); err != nil {
-			return err
-		}
-	}
-	if o.only == "reconnect" {
-		if err := b.reconnect(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type bencher struct {
-	o    benchOptions
-	dir  string
-	self string
-	mosq string
-	out  io.Writer
-	n    int
-}
-
-func (b *bencher) subdir(name string) string {
-	b.n++
-	return filepath.Join(b.dir, fmt.Sprintf("%02d-%s", b.n, name))
-}
-
-// bridge measures edge-to-cloud throughput through each bridge.
-func (b *bencher) bridge(ctx context.Context) error {
-	fmt.Fprintf(b.out, "\n## bridge: edge broker -> bridge -> cloud broker -> subscriber\n\n")
-	var results []benchResult
-	for _, mode := range b.o.modes {
-		for _, p := range b.o.publishers {
-			r, err := b.sednaBridge(ctx, mode, p)
-			if err != nil {
-				return fmt.Errorf("sedna bridge (%s, %d publishers): %w", mode, p, err)
-			}
-			results = append(results, r)
-		}
-	}
-	if b.mosq != "" {
-		for _, p := range b.o.publishers {
-			r, err := b.mosquittoBridge(ctx, p)
-			if err != nil {
-				return fmt.Errorf("mosquitto bridge (%d publishers): %w", p, err)
-			}
-			results = append(results, r)
-		}
-	}
-	b.table(results)
-	return nil
-}
-
-// broker measures publishers -> one broker -> one subscriber.
-func (b *bencher) broker(ctx context.Context) error {
-	fmt.Fprintf(b.out, "\n## broker: publishers -> broker -> one subscriber\n\n")
-	var results []benchResult
-	for _, p := range b.o.publishers {
-		e, err := b.startEdge(ctx, "process", "tcp://127.0.0.1:1") // no cloud: the bridge only retries
-		if err != nil {
-			return err
-		}
-		r, err := b.measure(ctx, "tcp://"+e.addr, "tcp://"+e.addr, "bench/direct", "bench/direct", p, "", "", e)
-		e.stop()
-		if err != nil {
-			return fmt.Errorf("sedna broker: %w", err)
-		}
-		r.system = "sedna edge broker"
-		results = append(results, r)
-		if b.mosq != "" {
-			addr, stop, err := b.startMosquitto("")
-			if err != nil {
-				return err
-			}
-			r, err := b.measure(ctx, "tcp://"+addr, "tcp://"+addr, "bench/direct", "bench/direct", p, "", "", nil)
-			stop()
-			if err != nil {
-				return fmt.Errorf("mosquitto broker: %w", err)
-			}
-			r.system = "mosquitto"
-			results = append(results, r)
-		}
-	}
-	b.table(results)
-	return nil
-}
-
-func (b *bencher) table(results []benchResult) {
-	base := map[int]float64{}
-	for _, r := range results {
-		if r.system == "mosquitto" {
-			base[r.publishers] = r.rate()
-		}
-	}
-	tw := tabwriter.NewWriter(b.out, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| system\t publishers\t msg/s\t vs mosquitto\t p50\t p99\t delivered\t edge RSS idle / peak\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t")
-	for _, r := range results {
-		ratio := "-"
-		if m, ok := base[r.publishers]; ok && m > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.rate()/m)
-		}
-		rss := "-"
-		if r.rssPeak > 0 {
-			rss = fmt.Sprintf("%.1f / %.1f MB", float64(r.rssIdle)/1024, float64(r.rssPeak)/1024)
-		}
-		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %s\t %s\t %s\t %d/%d\t %s\t\n", r.system, r.publishers, r.rate(), ratio,
-			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.received, b.o.messages, rss)
-	}
-	_ = tw.Flush()
-}
-
-type edgeProc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-func (e *edgeProc) stop() {
-	_ = e.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.done
-	}
-}
-
-var benchReady = regexp.MustCompile(`ready: broker (\S+)`)
-
-func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ...string) (*edgeProc, error) {
-	dir := b.subdir("edge-" + mode)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "edge.yaml")
-	rule := "extraRules:\n  - filter: 'sensors/#'\n    direction: out\n    remotePrefix: '" + topics.NodeAppPrefix("{node}") + "'\n"
-	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
-		return nil, err
-	}
-	args := append([]string{"edge", "--node", "bench", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
-		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.edgeMetric, "--log-level", b.o.edgeLog, "--config", conf}, extra...)
-	cmd := exec.CommandContext(ctx, b.self, args...)
-	if b.o.edgeCPU != "" {
-		cmd = exec.CommandContext(ctx, "taskset", append([]string{"-c", b.o.edgeCPU, b.self}, args...)...)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	e := &edgeProc{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := benchReady.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(e.done)
-	}()
-	select {
-	case e.addr = <-ready:
-		return e, nil
-	case <-e.done:
-		return nil, errors.New("sedna edge exited at start")
-	case <-time.After(30 * time.Second):
-		e.stop()
-		return nil, errors.New("sedna edge not ready after 30 s")
-	}
-}
-
-func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (benchResult, error) {
-	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
-	if err != nil {
-		return benchResult{}, err
-	}
-	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
-	if err != nil {
-		return benchResult{}, err
-	}
-	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-" + mode), WriteMode: store.Mode(mode),
-		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Logger: b.o.log, Credentials: creds})
-	if err != nil {
-		return benchResult{}, err
-	}
-	defer m.Close()
-	e, err := b.startEdge(ctx, mode, m.BrokerURL(), "--password", pw)
-	if err != nil {
-		return benchResult{}, err
-	}
-	defer e.stop()
-	r, err := b.measure(ctx, "tcp://"+e.addr, m.BrokerURL(), "sensors/bench", topics.NodeAppPrefix("bench")+"sensors/bench", pubs, "reader", pw, e)
-	r.system = "sedna (" + mode + ")"
-	return r, err
-}
-
-func (b *bencher) mosquittoBridge(ctx context.Context, pubs int) (benchResult, error) {
-	cloudAddr, stopCloud, err := b.startMosquitto("")
-	if err != nil {
-		return benchResult{}, err
-	}
-	defer stopCloud()
-	bridge := fmt.Sprintf("connection cloud\naddress %s\ntopic sensors/# out 1 \"\" %s\ncleansession true\n", cloudAddr, topics.NodeAppPrefix("bench"))
-	edgeAddr, stopEdge, err := b.startMosquitto(bridge)
-	if err != nil {
-		return benchResult{}, err
-	}
-	defer stopEdge()
-	// Wait until the bridge carries a message.
-	probe := topics.NodeAppPrefix("bench") + "sensors/probe"
-	if err := waitBridged(ctx, "tcp://"+edgeAddr, "tcp://"+cloudAddr, "sensors/probe", probe); err != nil {
-		return benchResult{}, fmt.Errorf("mosquitto bridge did not come up: %w", err)
-	}
-	r, err := b.measure(ctx, "tcp://"+edgeAddr, "tcp://"+cloudAddr, "sensors/bench", topics.NodeAppPrefix("bench")+"sensors/bench", pubs, "", "", nil)
-	r.system = "mosquitto"
-	return r, err
-}
-
-func waitBridged(ctx context.Context, pubURL, subURL, pubTopic, subTopic string) error {
-	got := make(chan struct{}, 1)
-	sub, err := benchClient(subURL, "probe-sub", "", "")
-	if err != nil {
-		return err
-	}
-	defer sub.Disconnect(0)
-	sub.Subscribe(subTopic, 1, func(paho.Client, paho.Message) {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-	}).Wait()
-	pub, err := benchClient(pubURL, "probe-pub", "", "")
-	if err != nil {
-		return err
-	}
-	defer pub.Disconnect(0)
-	deadline := time.After(20 * time.Second)
-	for {
-		pub.Publish(pubTopic, 1, false, []byte("probe")).Wait()
-		select {
-		case <-got:
-			return nil
-		case <-deadline:
-			return errors.New("timeout")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond): // the bridge connects on its own time; probe again
-		}
-	}
-}
-
-// startMosquitto runs a mosquitto on a free loopback port with unbounded
-// queues, plus extra configuration, and returns its address.
-func (b *bencher) startMosquitto(extra string) (string, func(), error) {
-	dir := b.subdir("mosquitto")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	content := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_type error\n%s", port, extra)
-	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(b.mosq, "-c", conf)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			return addr, stop, nil
-		}
-		select {
-		case <-done:
-			return "", nil, errors.New("mosquitto exited at start")
-		case <-time.After(20 * time.Millisecond): // the listener opens on mosquitto's own time
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("mosquitto not listening after 10 s")
-		}
-	}
-}
-
-func randomPassword() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func benchClient(url, id, user, pass string) (paho.Client, error) {
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername(user).SetPassword(pass).
-		SetCleanSession(true).SetAutoReconnect(false).SetOrderMatters(false).SetWriteTimeout(30 * time.Second))
-	t := c.Connect()
-	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect %s: %v", url, t.Error())
-	}
-	return c, nil
-}
-
-// rss returns the resident memory of a process in KiB.
-func rss(pid int) int64 { return procStatus(pid, "VmRSS:") }
-
-// rssAnon is the anonymous part of a process's resident memory in KiB: the
-// rest are pages of mapped files (Badger's), which the kernel can reclaim.
-func rssAnon(pid int) int64 { return procStatus(pid, "RssAnon:") }
-
-func procStatus(pid int, field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// measure publishes o.messages QoS 1 messages from pubs publishers to
-// pubURL/pubTopic and receives them at subURL/subTopic.
-func (b *bencher) measure(ctx context.Context, pubURL, subURL, pubTopic, subTopic string, pubs int, user, pass string, e *edgeProc) (benchResult, error) {
-	n := b.o.messages
-	r := benchResult{publishers: pubs}
-	lat := make([]time.Duration, n)
-	var seen atomic.Int64
-	flags := make([]atomic.Bool, n)
-	all := make(chan struct{})
-	sub, err := benchClient(subURL, "bench-sub", user, pass)
-	if err != nil {
-		return r, err
-	}
-	defer sub.Disconnect(0)
-	t := sub.Subscribe(subTopic, 1, func(_ paho.Client, m paho.Message) {
-		now := time.Now()
-		p := m.Payload()
-		if len(p) < 16 {
-			return
-		}
-		i := int(binary.BigEndian.Uint64(p[8:]))
-		if i >= n || flags[i].Swap(true) {
-			return
-		}
-		lat[i] = now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(p))))
-		if seen.Add(1) == int64(n) {
-			close(all)
-		}
-	})
-	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return r, fmt.Errorf("subscribe: %v", t.Error())
-	}
-	if e != nil {
-		runtime.GC()
-		r.rssIdle = rss(e.cmd.Process.Pid)
-	}
-	var peak atomic.Int64
-	stopSampling := make(chan struct{})
-	var sampler sync.WaitGroup
-	if e != nil {
-		sampler.Add(1)
-		go func() {
-			defer sampler.Done()
-			tick := time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				if v := rss(e.cmd.Process.Pid); v > peak.Load() {
-					peak.Store(v)
-				}
-				select {
-				case <-tick.C:
-				case <-stopSampling:
-					return
-				}
-			}
-		}()
-	}
-	clients := make([]paho.Client, pubs)
-	for p := range clients {
-		if clients[p], err = benchClient(pubURL, fmt.Sprintf("bench-pub-%d", p), "", ""); err != nil {
-			return r, err
-		}
-		defer clients[p].Disconnect(0)
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, pubs)
-	for p := 0; p < pubs; p++ {
-		wg.Add(1)
-		go func(p int) {
-			defer wg.Done()
-			toks := make(chan paho.Token, b.o.window)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for tk := range toks {
-					if !tk.WaitTimeout(60*time.Second) || tk.Error() != nil {
-						select {
-						case errs <- fmt.Errorf("publish not acknowledged: %v", tk.Error()):
-						default:
-						}
-					}
-				}
-			}()
-			for i := p; i < n; i += pubs {
-				payload := make([]byte, b.o.size)
-				binary.BigEndian.PutUint64(payload[8:], uint64(i))
-				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
-				toks <- clients[p].Publish(pubTopic, 1, false, payload)
-			}
-			close(toks)
-			<-done
-		}(p)
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		close(stopSampling)
-		sampler.Wait()
-		return r, err
-	default:
-	}
-	select {
-	case <-all:
-	case <-time.After(60 * time.Second):
-	case <-ctx.Done():
-	}
-	r.elapsed = time.Since(start)
-	close(stopSampling)
-	sampler.Wait()
-	r.rssPeak = peak.Load()
-	r.received = int(seen.Load())
-	var got []time.Duration
-	for i := range lat {
-		if flags[i].Load() {
-			got = append(got, lat[i])
-		}
-	}
-	sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
-	if len(got) > 0 {
-		r.p50, r.p99 = got[len(got)/2], got[len(got)*99/100]
-	}
-	return r, nil
 }

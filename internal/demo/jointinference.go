@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -60,21 +60,21 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 		return fmt.Errorf("apply: %v %s", err, rep.Error)
 	}
 
-	cam, err := newDemoCamera(ag, "demo-camera")
+	cam, err := NewCamera(ag.BrokerAddr(), "demo-camera")
 	if err != nil {
 		return err
 	}
-	defer cam.close()
+	defer cam.Close()
 	service := "fashion-classification"
 	send := func(id string, i int) error {
 		label := test.Y[i]
-		return cam.send(service, jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i), Label: &label})
+		return cam.Send(service, jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i), Label: &label})
 	}
 	if err := cam.waitCloud(ctx, func(id string, i int) error { return send(id, i%test.Rows) }); err != nil {
 		return err
 	}
 	start := time.Now()
-	results, err := cam.stream(ctx, "f", test.Rows, 128, send)
+	results, err := cam.Stream(ctx, "f", test.Rows, 128, send)
 	if err != nil {
 		return err
 	}
@@ -105,9 +105,10 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 	return demoDetection(ctx, say, c, ag, node)
 }
 
-// demoCamera is a device on a node's broker that sends frames to a joint
-// inference service and collects the answers.
-type demoCamera struct {
+// Camera is a device on a node's broker that sends frames to a joint
+// inference service and collects the answers. The demo and the bench play
+// it.
+type Camera struct {
 	c       paho.Client
 	reply   string
 	mu      sync.Mutex
@@ -115,13 +116,10 @@ type demoCamera struct {
 	got     chan struct{}
 }
 
-func newDemoCamera(ag *edge.Agent, name string) (*demoCamera, error) {
-	return newDemoCameraAt(ag.BrokerAddr(), name)
-}
-
-// newDemoCameraAt is a camera on the broker at addr.
-func newDemoCameraAt(addr, name string) (*demoCamera, error) {
-	cam := &demoCamera{reply: "demo/" + name + "/results", answers: map[string]jointinference.Result{}, got: make(chan struct{}, 1)}
+// NewCamera connects a camera named name to the broker at addr (a node's
+// broker) and subscribes it to its answers.
+func NewCamera(addr, name string) (*Camera, error) {
+	cam := &Camera{reply: "demo/" + name + "/results", answers: map[string]jointinference.Result{}, got: make(chan struct{}, 1)}
 	cam.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(name))
 	if tok := cam.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("camera: %v", tok.Error())
@@ -143,9 +141,12 @@ func newDemoCameraAt(addr, name string) (*demoCamera, error) {
 	return cam, nil
 }
 
-func (cam *demoCamera) close() { cam.c.Disconnect(100) }
+// Close disconnects the camera.
+func (cam *Camera) Close() { cam.c.Disconnect(100) }
 
-func (cam *demoCamera) send(service string, req jointinference.Request) error {
+// Send sends req to the joint inference service of the default namespace
+// with the camera as its reply address.
+func (cam *Camera) Send(service string, req jointinference.Request) error {
 	raw, err := jointinference.EncodeRequest(req, cam.reply, req.ID)
 	if err != nil {
 		return err
@@ -155,7 +156,7 @@ func (cam *demoCamera) send(service string, req jointinference.Request) error {
 	return tok.Error()
 }
 
-func (cam *demoCamera) answered(id string) (jointinference.Result, bool) {
+func (cam *Camera) answered(id string) (jointinference.Result, bool) {
 	cam.mu.Lock()
 	defer cam.mu.Unlock()
 	r, ok := cam.answers[id]
@@ -164,7 +165,7 @@ func (cam *demoCamera) answered(id string) (jointinference.Result, bool) {
 
 // wait waits for the answer to id until ctx ends or, if stop is not nil,
 // stop fires (ok false).
-func (cam *demoCamera) wait(ctx context.Context, id string, stop <-chan time.Time) (jointinference.Result, bool, error) {
+func (cam *Camera) wait(ctx context.Context, id string, stop <-chan time.Time) (jointinference.Result, bool, error) {
 	for {
 		if r, ok := cam.answered(id); ok {
 			return r, true, nil
@@ -181,13 +182,13 @@ func (cam *demoCamera) wait(ctx context.Context, id string, stop <-chan time.Tim
 
 // waitCloud sends probes, one at a time, until one is answered by the
 // cloud: the workers started and the models arrived.
-func (cam *demoCamera) waitCloud(ctx context.Context, send func(id string, i int) error) error {
-	return cam.waitSource(ctx, send, "cloud")
+func (cam *Camera) waitCloud(ctx context.Context, send func(id string, i int) error) error {
+	return cam.WaitSource(ctx, send, "cloud")
 }
 
-// waitSource sends probes until one is answered by source ("edge" or
+// WaitSource sends probes until one is answered by source ("edge" or
 // "cloud") without a fallback or an error.
-func (cam *demoCamera) waitSource(ctx context.Context, send func(id string, i int) error, source string) error {
+func (cam *Camera) WaitSource(ctx context.Context, send func(id string, i int) error, source string) error {
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("probe-%s-%d-%d", source, time.Now().UnixNano(), i)
 		if err := send(id, i); err != nil {
@@ -203,8 +204,9 @@ func (cam *demoCamera) waitSource(ctx context.Context, send func(id string, i in
 	}
 }
 
-// stream sends n frames with window in flight and returns their answers.
-func (cam *demoCamera) stream(ctx context.Context, prefix string, n, window int, send func(id string, i int) error) ([]jointinference.Result, error) {
+// Stream sends n frames with window in flight and returns their answers:
+// frame i is send(prefix-i, i).
+func (cam *Camera) Stream(ctx context.Context, prefix string, n, window int, send func(id string, i int) error) ([]jointinference.Result, error) {
 	for i := 0; i < n; i++ {
 		if i >= window {
 			if _, _, err := cam.wait(ctx, fmt.Sprintf("%s-%d", prefix, i-window), nil); err != nil {
@@ -253,20 +255,20 @@ func demoDetection(ctx context.Context, say func(string, ...any), c *cloud.Clien
 	if rep, err := c.Apply(ctx, rs); err != nil || rep.Error != "" {
 		return fmt.Errorf("apply: %v %s", err, rep.Error)
 	}
-	cam, err := newDemoCamera(ag, "demo-detection-camera")
+	cam, err := NewCamera(ag.BrokerAddr(), "demo-detection-camera")
 	if err != nil {
 		return err
 	}
-	defer cam.close()
+	defer cam.Close()
 	send := func(id string, i int) error {
 		s := test[i%len(test)]
-		return cam.send("digits-detection", jointinference.Request{ID: id, Shape: []int{s.Height, s.Width}, Data: detection.Bytes(s)})
+		return cam.Send("digits-detection", jointinference.Request{ID: id, Shape: []int{s.Height, s.Width}, Data: detection.Bytes(s)})
 	}
 	if err := cam.waitCloud(ctx, send); err != nil {
 		return err
 	}
 	start := time.Now()
-	results, err := cam.stream(ctx, "d", len(test), 128, send)
+	results, err := cam.Stream(ctx, "d", len(test), 128, send)
 	if err != nil {
 		return err
 	}

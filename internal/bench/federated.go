@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/federated/digits"
 	"github.com/sedna-go/sedna/federated"
+	"github.com/sedna-go/sedna/internal/demo"
 	"github.com/sedna-go/sedna/ml/datasets"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -21,7 +22,7 @@ import (
 // about 100,000 parameters, then the accuracy of the example at Dirichlet
 // alpha 0.1 against centralized training.
 func (b *bencher) federated(ctx context.Context) error {
-	clients := b.o.flClients
+	clients := b.o.FLClients
 	names := make([]string, clients)
 	for i := range names {
 		names[i] = fmt.Sprintf("fl-%d", i)
@@ -42,12 +43,12 @@ func (b *bencher) federated(ctx context.Context) error {
 	dir := b.subdir("federated")
 	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off",
 		Data: cloud.DataConfig{Dirs: []string{dir}}}, // the validation sets
-		cloud.Options{Logger: b.o.log, Credentials: creds})
+		cloud.Options{Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	agents, err := startFLNodes(dir, m.BrokerURL(), pw, names, b.o.log)
+	agents, err := demo.StartFLNodes(dir, m.BrokerURL(), pw, names, b.o.Log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func (b *bencher) federated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rounds := b.o.flRounds
+	rounds := b.o.FLRounds
 	o := digits.Options{Job: "fl-bench", Dir: filepath.Join(dir, "data-bench"), ModelDef: fmt.Sprintf("mlp:%d", hidden), Nodes: names, Rounds: rounds, MinClients: clients, RoundTimeout: "1m",
 		BatchSize: 20, Epochs: 1, NoValidation: true,
 		Extra: map[string]string{"SEDNA_FL_INPUTS": "64", "SEDNA_FL_CLASSES": "10"}}
@@ -127,7 +128,7 @@ func (b *bencher) federated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := runFLApply(ctx, c, rs, nil)
+	st, err := demo.ApplyFLJob(ctx, c, rs, nil)
 	if err != nil {
 		return err
 	}
@@ -163,8 +164,8 @@ func (b *bencher) federated(ctx context.Context) error {
 		var fed, cen float64
 		for _, seed := range []uint64{1, 2, 3} {
 			o := digits.Options{Job: fmt.Sprintf("alpha%g-seed%d", alpha*10, seed), Dir: filepath.Join(dir, "data"), Nodes: names, Alpha: alpha, Seed: seed,
-				Rounds: b.o.flAccuracyRounds}
-			st, err := runFLJob(ctx, c, o, nil)
+				Rounds: b.o.FLAccuracyRounds}
+			st, err := demo.RunFLJob(ctx, c, o, nil)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/internal/demo"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml/datasets"
 )
@@ -82,20 +83,20 @@ func (b *bencher) jointInference(ctx context.Context) error {
 		}
 		return nil
 	}
-	cam, err := newDemoCameraAt(e.addr, "bench-camera")
+	cam, err := demo.NewCamera(e.addr, "bench-camera")
 	if err != nil {
 		return err
 	}
-	defer cam.close()
+	defer cam.Close()
 	send := func(test *datasets.Dataset) func(id string, i int) error {
 		return func(id string, i int) error {
 			i %= test.Rows
-			return cam.send("fashion-classification", jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i)})
+			return cam.Send("fashion-classification", jointinference.Request{ID: id, Shape: []int{14, 14}, Data: classify.Bytes(test, i)})
 		}
 	}(test)
-	n := max(2000, b.o.messages/5)
+	n := max(2000, b.o.Messages/5)
 	fmt.Fprintf(b.out, "\n## joint inference: %d frames per pass, %d in flight, edge process on CPUs %q, cloud %s\n",
-		n, b.o.jiWindow, b.o.edgeCPU, map[bool]string{true: "in this process", false: "a process on CPUs " + b.o.cloudCPU}[b.o.cloudCPU == ""])
+		n, b.o.JIWindow, b.o.EdgeCPU, map[bool]string{true: "in this process", false: "a process on CPUs " + b.o.CloudCPU}[b.o.CloudCPU == ""])
 	var rates [2][]float64
 	var offloaded int
 	for round := range 3 {
@@ -107,11 +108,11 @@ func (b *bencher) jointInference(ctx context.Context) error {
 			if miner == "" {
 				want = "cloud"
 			}
-			if err := cam.waitSource(ctx, send, want); err != nil {
+			if err := cam.WaitSource(ctx, send, want); err != nil {
 				return err
 			}
 			start := time.Now()
-			rs, err := cam.stream(ctx, fmt.Sprintf("p%d-%d", round, k), n, b.o.jiWindow, send)
+			rs, err := cam.Stream(ctx, fmt.Sprintf("p%d-%d", round, k), n, b.o.JIWindow, send)
 			if err != nil {
 				return err
 			}
@@ -149,9 +150,9 @@ func roundAll(v []float64) []int {
 // startJICloud starts the cloud for the joint inference bench: in this
 // process, or with --cloud-cpu a 'sedna cloud' process pinned there.
 func (b *bencher) startJICloud(ctx context.Context, creds *broker.Credentials, hash string) (string, func(), error) {
-	if b.o.cloudCPU == "" {
+	if b.o.CloudCPU == "" {
 		m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-			cloud.Options{Logger: b.o.log, Credentials: creds})
+			cloud.Options{Logger: b.o.Log, Credentials: creds})
 		if err != nil {
 			return "", nil, err
 		}
@@ -172,7 +173,7 @@ func (b *bencher) startJICloud(ctx context.Context, creds *broker.Credentials, h
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.CommandContext(ctx, "taskset", "-c", b.o.cloudCPU, b.self, "cloud", "--data", filepath.Join(dir, "data"),
+	cmd := exec.CommandContext(ctx, "taskset", "-c", b.o.CloudCPU, b.self, "cloud", "--data", filepath.Join(dir, "data"),
 		"--listen", addr, "--credentials", credFile, "--metrics", "off", "--log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -16,9 +16,10 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-// startFLNodes starts in-process edge nodes linked to the cloud at url
-// (each must be a node user with password pw).
-func startFLNodes(dir, url, pw string, names []string, log *slog.Logger) ([]*edge.Agent, error) {
+// StartFLNodes starts in-process edge nodes, one per name, their stores
+// under dir, linked to the cloud at url (each name must be a node user with
+// password pw). The caller closes them.
+func StartFLNodes(dir, url, pw string, names []string, log *slog.Logger) ([]*edge.Agent, error) {
 	var out []*edge.Agent
 	for _, n := range names {
 		a, err := edge.Start(edge.Config{Node: n, DataDir: filepath.Join(dir, n), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
@@ -35,9 +36,10 @@ func startFLNodes(dir, url, pw string, names []string, log *slog.Logger) ([]*edg
 	return out, nil
 }
 
-// runFLJob writes the example's files for o, applies its YAML and follows
-// the job until it completes; onEvent sees its events.
-func runFLJob(ctx context.Context, c *cloud.Client, o digits.Options, onEvent func(topics.JobEvent)) (api.Status, error) {
+// RunFLJob writes the federated learning example's files for o, applies
+// its YAML and follows the job until it completes; onEvent, if not nil,
+// sees its events.
+func RunFLJob(ctx context.Context, c *cloud.Client, o digits.Options, onEvent func(topics.JobEvent)) (api.Status, error) {
 	if _, err := digits.Write(o); err != nil {
 		return api.Status{}, err
 	}
@@ -45,12 +47,12 @@ func runFLJob(ctx context.Context, c *cloud.Client, o digits.Options, onEvent fu
 	if err != nil {
 		return api.Status{}, err
 	}
-	return runFLApply(ctx, c, rs, onEvent)
+	return ApplyFLJob(ctx, c, rs, onEvent)
 }
 
-// runFLApply applies resources, the last a FederatedLearningJob, and
-// follows the job until it completes.
-func runFLApply(ctx context.Context, c *cloud.Client, rs []*api.Resource, onEvent func(topics.JobEvent)) (api.Status, error) {
+// ApplyFLJob applies resources, the last a FederatedLearningJob, and
+// follows the job until it completes; onEvent, if not nil, sees its events.
+func ApplyFLJob(ctx context.Context, c *cloud.Client, rs []*api.Resource, onEvent func(topics.JobEvent)) (api.Status, error) {
 	ref := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: rs[len(rs)-1].Metadata.Name}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -86,7 +88,7 @@ var flDemoNodes = []string{"fl-0", "fl-1", "fl-2", "fl-3", "fl-4"}
 // demoFederated runs the federated example on five more nodes: digits
 // split non-IID, 30 rounds of FedAvg, against centralized training.
 func demoFederated(ctx context.Context, say func(string, ...any), m *cloud.Manager, dir, pw string, log *slog.Logger) error {
-	agents, err := startFLNodes(dir, m.BrokerURL(), pw, flDemoNodes, log)
+	agents, err := StartFLNodes(dir, m.BrokerURL(), pw, flDemoNodes, log)
 	if err != nil {
 		return err
 	}
@@ -102,7 +104,7 @@ func demoFederated(ctx context.Context, say func(string, ...any), m *cloud.Manag
 		return err
 	}
 	defer c.Close()
-	st, err := runFLJob(ctx, c, o, func(ev topics.JobEvent) {
+	st, err := RunFLJob(ctx, c, o, func(ev topics.JobEvent) {
 		var r, n int
 		if _, err := fmt.Sscanf(ev.Message, "round %d/%d", &r, &n); err == nil && ev.Reason == "RoundCompleted" && (r == 1 || r%10 == 0) ||
 			ev.Reason == "ModelRegistered" {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/spf13/cobra"
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
@@ -23,23 +22,23 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-// reconnectOptions are the flags of the reconnect bench.
-type reconnectOptions struct {
-	outages           int
-	shortest, longest time.Duration
-	seed              uint64
-	deadline          time.Duration
-	mosquittoRestart  string
-}
-
-func (o *reconnectOptions) flags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.IntVar(&o.outages, "outages", 20, "reconnect: link outages")
-	f.DurationVar(&o.shortest, "outage-min", time.Second, "reconnect: shortest outage")
-	f.DurationVar(&o.longest, "outage-max", 30*time.Second, "reconnect: longest outage")
-	f.Uint64Var(&o.seed, "outage-seed", 1, "reconnect: seed of the outages' durations (uniform between the two bounds)")
-	f.DurationVar(&o.deadline, "reconnect-deadline", 90*time.Second, "reconnect: give up on a bridge this long after its link returned")
-	f.StringVar(&o.mosquittoRestart, "mosquitto-restart-timeout", "1", `reconnect: mosquitto bridge's restart_timeout ("1": constant 1 s; "BASE CAP": decorrelated jitter)`)
+// ReconnectOptions are the options of the reconnect part: how many link
+// outages, drawn how, and how long to wait for a bridge after each.
+type ReconnectOptions struct {
+	// Outages is the number of link outages.
+	Outages int
+	// Shortest and Longest bound the outages' durations, drawn uniformly
+	// between them.
+	Shortest, Longest time.Duration
+	// Seed seeds the draw of the outages' durations, so that a run can be
+	// repeated.
+	Seed uint64
+	// Deadline is how long after its link returned a bridge is given to
+	// connect and deliver before the outage counts as missed.
+	Deadline time.Duration
+	// MosquittoRestart is the mosquitto bridge's restart_timeout: "1" for
+	// a constant 1 s, "BASE CAP" for decorrelated jitter.
+	MosquittoRestart string
 }
 
 // outageDurations draws n outage durations uniformly from [lo, hi] with a
@@ -131,18 +130,18 @@ func waitFor[T any](ctx context.Context, ch chan T, deadline time.Duration, ok f
 // its bridge notification), and to a message queued at the edge during the
 // outage delivered in the cloud.
 func (b *bencher) reconnect(ctx context.Context) error {
-	o := b.o.reconnect
-	if o.outages <= 0 || o.shortest <= 0 || o.longest < o.shortest {
+	o := b.o.Reconnect
+	if o.Outages <= 0 || o.Shortest <= 0 || o.Longest < o.Shortest {
 		return errors.New("reconnect: want --outages > 0 and 0 < --outage-min <= --outage-max")
 	}
-	durs := outageDurations(o.outages, o.shortest, o.longest, o.seed)
+	durs := outageDurations(o.Outages, o.Shortest, o.Longest, o.Seed)
 	var total time.Duration
 	for _, d := range durs {
 		total += d
 	}
 	fmt.Fprintf(b.out, "\n## reconnect: from the link's return to the bridge connected and the first queued message delivered\n\n")
 	fmt.Fprintf(b.out, "%d outages drawn from %v..%v (seed %d), %v of outage in all: %s\n\n",
-		o.outages, o.shortest, o.longest, o.seed, total, joinDurations(durs))
+		o.Outages, o.Shortest, o.Longest, o.Seed, total, joinDurations(durs))
 
 	// sedna: a 'sedna edge' process, its bridge through a proxy to the
 	// embedded cloud broker of a cloud manager in this process.
@@ -157,7 +156,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 		return err
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-reconnect"), WriteMode: store.Process,
-		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Logger: b.o.log, Credentials: creds})
+		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -218,7 +217,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 			return err
 		}
 		defer stopCloud()
-		mq := newRCSystem("mosquitto (restart_timeout " + o.mosquittoRestart + ")")
+		mq := newRCSystem("mosquitto (restart_timeout " + o.MosquittoRestart + ")")
 		if mq.link, err = netfault.New(cloudAddr); err != nil {
 			return err
 		}
@@ -243,7 +242,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 		}
 		conf := fmt.Sprintf("connection cloud\naddress %s\ntopic sensors/# out 1 \"\" %s\ncleansession true\nlocal_cleansession false\n"+
 			"restart_timeout %s\nnotifications true\nnotification_topic rc/bridge-state\n",
-			mq.link.Addr(), topics.NodeAppPrefix("bench"), o.mosquittoRestart)
+			mq.link.Addr(), topics.NodeAppPrefix("bench"), o.MosquittoRestart)
 		edgeAddr, stopEdge, err := b.startMosquitto(conf)
 		if err != nil {
 			return err
@@ -303,11 +302,11 @@ func (b *bencher) reconnect(ctx context.Context) error {
 		}
 		row := fmt.Sprintf("| %v |", d)
 		for j, s := range systems {
-			up, ok := waitFor(ctx, s.up, o.deadline, func(t time.Time) bool { return t.After(back[j]) })
-			dl, ok2 := waitFor(ctx, s.got, o.deadline, func(g rcDelivery) bool { return g.n == n })
+			up, ok := waitFor(ctx, s.up, o.Deadline, func(t time.Time) bool { return t.After(back[j]) })
+			dl, ok2 := waitFor(ctx, s.got, o.Deadline, func(g rcDelivery) bool { return g.n == n })
 			if !ok || !ok2 {
 				s.missed++
-				row += fmt.Sprintf(" connected: %v, delivered: %v, within %v |", ok, ok2, o.deadline)
+				row += fmt.Sprintf(" connected: %v, delivered: %v, within %v |", ok, ok2, o.Deadline)
 				continue
 			}
 			s.connected = append(s.connected, up.Sub(back[j]))

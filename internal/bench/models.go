@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func (b *bencher) models(ctx context.Context) error {
 		return err
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-models"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: b.o.log, Credentials: creds})
+		cloud.Options{Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}

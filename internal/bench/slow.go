@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func (b *bencher) slowSubscriber(ctx context.Context) error {
 		}
 		return r, nil
 	}
-	for _, p := range b.o.publishers {
+	for _, p := range b.o.Publishers {
 		e, err := b.startEdge(ctx, "process", "tcp://127.0.0.1:1") // no cloud: the bridge only retries
 		if err != nil {
 			return err
@@ -68,7 +68,7 @@ func (b *bencher) slowSubscriber(ctx context.Context) error {
 	for _, r := range rows {
 		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %.0f\t %.2f\t %s / %s\t %d/%d\t\n", r.system, r.publishers, r.without.rate(), r.with.rate(),
 			r.with.rate()/r.without.rate(), r.without.p99.Round(10*time.Microsecond), r.with.p99.Round(10*time.Microsecond),
-			r.with.received, b.o.messages)
+			r.with.received, b.o.Messages)
 	}
 	return tw.Flush()
 }
