@@ -276,8 +276,12 @@ spec:
 		t.Fatalf("events:\n%s", joined)
 	}
 	// The cloud's built-in aggregation worker runs too, and says plainly
-	// what its template lacks.
-	if !strings.Contains(joined, "WorkerRestarting: worker aggregation on cloud: Restarting: federated: spec.aggregationWorker.template: the model's size is unknown: give SEDNA_FL_INPUTS and SEDNA_FL_CLASSES") {
+	// what its template lacks: on its first failure (Restarting), or on
+	// its second (CrashLoopBackOff) when the watch, started beside the
+	// apply, subscribed after the first.
+	lacks := ": federated: spec.aggregationWorker.template: the model's size is unknown: give SEDNA_FL_INPUTS and SEDNA_FL_CLASSES"
+	if !strings.Contains(joined, "WorkerRestarting: worker aggregation on cloud: Restarting"+lacks) &&
+		!strings.Contains(joined, "WorkerCrashLoopBackOff: worker aggregation on cloud: CrashLoopBackOff"+lacks) {
 		t.Fatalf("the cloud's aggregation worker should say what its template lacks:\n%s", joined)
 	}
 	t.Logf("events:\n%s", joined)
