@@ -50,6 +50,11 @@ type Observed struct {
 	Problem  string
 	// Describe, if set, is the message of a Ready Dataset or Model.
 	Describe string
+	// Deciders are the roles whose workers decide a job (its paradigm's
+	// view): it completes when they all succeeded, and runs once they all
+	// run, whatever the others do. Empty: every worker decides, and all
+	// must run.
+	Deciders []string
 }
 
 // Settle derives the phase, the conditions and the worker counts from the
@@ -83,7 +88,7 @@ func (s *Status) Settle(o Observed, now time.Time) {
 	var all []seen
 	for _, w := range o.Desired {
 		i := slices.IndexFunc(s.Workers, func(ws WorkerStatus) bool { return ws.Role == w.Role && ws.Node == w.Node })
-		x := seen{w: w, decide: o.Kind != KindFederatedLearningJob || w.Role == "aggregation"}
+		x := seen{w: w, decide: len(o.Deciders) == 0 || slices.Contains(o.Deciders, w.Role)}
 		if i >= 0 {
 			x.st, x.ok = s.Workers[i], true
 		}
@@ -149,7 +154,7 @@ func (s *Status) Settle(o Observed, now time.Time) {
 		s.become(PhaseAndCondition{ConditionPending, "Waiting", waits}, now)
 	case len(looping) > 0:
 		s.become(PhaseAndCondition{PhaseCrashLoop, "CrashLoopBackOff", strings.Join(looping, "; ")}, now)
-	case len(waiting) == 0 || o.Kind == KindFederatedLearningJob && runningDeciders == deciding && runningDeciders > 0:
+	case len(waiting) == 0 || len(o.Deciders) > 0 && runningDeciders == deciding && runningDeciders > 0:
 		msg := fmt.Sprintf("%d of %d workers running", s.ReadyWorkers, s.DesiredWorkers)
 		if len(waiting) > 0 {
 			msg += "; not running: " + strings.Join(waiting, ", ")

@@ -72,15 +72,15 @@ func TestSettle(t *testing.T) {
 			workers: []WorkerStatus{ws("cloud", "cloud", WorkerRunning, 0, 0, ""), ws("edge", "edge-1", WorkerFailed, 0, 0, "bad spec")},
 			phase:   ConditionFailed, condition: ConditionFailed, reason: "WorkerFailed", message: "worker edge on edge-1 failed: bad spec", ready: 1},
 		{name: "federated: the aggregator runs, a trainer is away",
-			o:       Observed{Kind: KindFederatedLearningJob, Desired: fl, Offline: []string{"edge-2"}},
+			o:       Observed{Kind: KindFederatedLearningJob, Deciders: flDeciders, Desired: fl, Offline: []string{"edge-2"}},
 			workers: []WorkerStatus{ws("aggregation", "cloud", WorkerRunning, 0, 0, ""), ws("train-0", "edge-1", WorkerRunning, 0, 0, "")},
 			phase:   ConditionRunning, condition: ConditionRunning, reason: "WorkersRunning", message: "2 of 3 workers running; not running: worker train-1 on edge-2 (node offline)", ready: 2},
 		{name: "federated: the aggregator succeeded, a trainer never came",
-			o:       Observed{Kind: KindFederatedLearningJob, Desired: fl},
+			o:       Observed{Kind: KindFederatedLearningJob, Deciders: flDeciders, Desired: fl},
 			workers: []WorkerStatus{ws("aggregation", "cloud", WorkerSucceeded, 0, 0, ""), ws("train-0", "edge-1", WorkerRunning, 0, 0, "")},
 			phase:   ConditionCompleted, condition: ConditionCompleted, reason: "WorkersSucceeded", ready: 1},
 		{name: "federated: a trainer crash-loops, the job goes on",
-			o:       Observed{Kind: KindFederatedLearningJob, Desired: fl},
+			o:       Observed{Kind: KindFederatedLearningJob, Deciders: flDeciders, Desired: fl},
 			workers: []WorkerStatus{ws("aggregation", "cloud", WorkerRunning, 0, 0, ""), ws("train-0", "edge-1", WorkerRunning, 0, 0, ""), ws("train-1", "edge-2", WorkerCrashLoop, 3, 3, "dataset unreadable")},
 			phase:   PhaseCrashLoop, reason: "CrashLoopBackOff", message: "worker train-1 on edge-2 restarted 3 times: dataset unreadable", ready: 2},
 		{name: "a report from another node does not count",
@@ -88,7 +88,7 @@ func TestSettle(t *testing.T) {
 			workers: []WorkerStatus{ws("cloud", "cloud", WorkerRunning, 0, 0, ""), ws("edge", "edge-9", WorkerRunning, 0, 0, "")},
 			phase:   ConditionPending, condition: ConditionPending, reason: "WorkersStarting", message: "worker edge on edge-1 (no report yet)", ready: 1},
 		{name: "completed, then a Dataset it names is deleted: still completed",
-			o:       Observed{Kind: KindFederatedLearningJob, Desired: fl, Waits: []string{`Dataset "d" (spec.trainingWorkers[0].dataset.name)`}},
+			o:       Observed{Kind: KindFederatedLearningJob, Deciders: flDeciders, Desired: fl, Waits: []string{`Dataset "d" (spec.trainingWorkers[0].dataset.name)`}},
 			workers: []WorkerStatus{ws("aggregation", "cloud", WorkerSucceeded, 0, 0, "")},
 			phase:   ConditionCompleted, condition: ConditionCompleted, reason: "WorkersSucceeded"},
 		{name: "running, then a Model it names is deleted: pending, saying what it misses and that its workers run",
@@ -202,3 +202,7 @@ func TestWorkerStatusCrashLooping(t *testing.T) {
 		}
 	}
 }
+
+// flDeciders is the view of federated learning (federated.Paradigm): its
+// aggregation worker decides.
+var flDeciders = []string{"aggregation"}

@@ -270,6 +270,20 @@ func (b *ClientBus) Subscribe(filter string, handler func(topic string, payload 
 	return err
 }
 
+// Watch is Subscribe, with a way to end the subscription (Unsubscribe of
+// filter: the bus keeps one handler per filter).
+func (b *ClientBus) Watch(filter string, handler func(topic string, payload []byte) error) (stop func() error, err error) {
+	if err := b.Subscribe(filter, handler); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() error {
+		var err error
+		once.Do(func() { err = b.Unsubscribe(filter) })
+		return err
+	}, nil
+}
+
 // Unsubscribe ends the subscription to filter: its handler is not called
 // again. It waits for the broker's acknowledgement (10 s at most); what
 // the broker sent before it is acknowledged and dropped.

@@ -24,20 +24,20 @@ type Bus interface {
 	// asks for redelivery where the bus can (ClientBus does not
 	// acknowledge the message).
 	Subscribe(filter string, handler func(topic string, payload []byte) error) error
+	// Watch is Subscribe, with a way to end the subscription.
+	Watch(filter string, handler func(topic string, payload []byte) error) (stop func() error, err error)
 }
 
 // InlineBus is a Bus over the embedded broker's inline client.
 type InlineBus struct {
 	srv  *Server
 	from Principal
-	mu   sync.Mutex
-	next int
 }
 
 // NewInlineBus makes a Bus over srv whose publishes are from (see
 // Server.Publish).
 func NewInlineBus(srv *Server, from Principal) *InlineBus {
-	return &InlineBus{srv: srv, from: from, next: 1}
+	return &InlineBus{srv: srv, from: from}
 }
 
 // Publish publishes from inside the process, on behalf of the bus's
@@ -49,12 +49,17 @@ func (b *InlineBus) Publish(topic string, payload []byte, retain bool, qos byte)
 // Subscribe adds an inline subscription; handler runs on the publisher's
 // goroutine and must be quick.
 func (b *InlineBus) Subscribe(filter string, handler func(topic string, payload []byte) error) error {
-	b.mu.Lock()
-	id := b.next
-	b.next++
-	b.mu.Unlock()
-	return b.srv.Subscribe(filter, id, func(topic string, payload []byte, _ bool) { _ = handler(topic, payload) })
+	_, err := b.Watch(filter, handler)
+	return err
 }
+
+// Watch is Subscribe, with a way to remove the subscription.
+func (b *InlineBus) Watch(filter string, handler func(topic string, payload []byte) error) (stop func() error, err error) {
+	return b.srv.Watch(filter, func(topic string, payload []byte, _ bool) { _ = handler(topic, payload) })
+}
+
+// Server is the broker the bus is on.
+func (b *InlineBus) Server() *Server { return b.srv }
 
 // DownlinkConfig configures the cloud's Downlink.
 type DownlinkConfig struct {
@@ -80,10 +85,9 @@ type DownlinkConfig struct {
 // (published by cloud applications on topics.ToNodePrefix(N), or given to
 // Send) are kept until N acknowledges them (topics.DownAck); they are sent
 // in frames on topics.Downlink(N) while N is online, and from N's last
-// acknowledged seq when it reconnects and asks for a replay. Desired state
-// goes as specs with a revision (PutSpec, DeleteSpec): N keeps the latest
-// revision per key, so a delete made while N was away is applied when it
-// returns, and a name created again after a delete reaches it.
+// acknowledged seq when it reconnects and asks for a replay. The outbox
+// carries every message alike: the desired state of jobs travels as the
+// control plane's specs, which the node reconciles.
 //
 // On the embedded broker the Downlink is also a hook: a publish on
 // topics.ToNodePrefix is written to the outbox before its PUBACK and not
@@ -242,32 +246,6 @@ func (d *Downlink) SendNow(node, topic string, payload []byte, ttl time.Duration
 		return err
 	}
 	return d.bus.Publish(topics.Downlink(node), raw, false, 0)
-}
-
-// PutSpec sends the desired state of ref, at revision rev, to node.
-func (d *Downlink) PutSpec(node string, ref topics.JobRef, rev topics.Revision, data []byte) error {
-	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: rev.Generation, Created: rev.Created, Data: data})
-}
-
-// DeleteSpec sends a tombstone for ref, at revision rev, to node.
-func (d *Downlink) DeleteSpec(node string, ref topics.JobRef, rev topics.Revision) error {
-	return d.spec(node, ref, topics.Spec{Key: ref.String(), Generation: rev.Generation, Created: rev.Created, Deleted: true})
-}
-
-func (d *Downlink) spec(node string, ref topics.JobRef, sp topics.Spec) error {
-	if err := ref.Validate(); err != nil {
-		return err
-	}
-	env, err := topics.NewEnvelope(topics.KindSpec, "cloud/downlink", sp)
-	if err != nil {
-		return err
-	}
-	raw, err := env.Marshal()
-	if err != nil {
-		return err
-	}
-	_, err = d.Send(node, topics.ToNodeJob(node, ref, "spec"), raw, true, 1, 0)
-	return err
 }
 
 // OnPublish takes a cloud application's message for a node into the

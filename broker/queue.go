@@ -32,6 +32,18 @@ type Record struct {
 
 func (r *Record) size() int { return len(r.Payload) + len(r.Topic) + 48 }
 
+// QueueLimits bound a durable queue as a config file says them (the
+// node's uplink, the cloud's per-node outbox).
+type QueueLimits struct {
+	// MaxBytes bounds what waits; default 256 MiB on a node, 1 GiB for
+	// the cloud's outbox.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// MaxAge drops what waited longer; default none.
+	MaxAge Duration `json:"maxAge,omitempty"`
+	// Policy when full: "refuse" (default) or "drop-oldest".
+	Policy FullPolicy `json:"policy,omitempty"`
+}
+
 // FullPolicy says what a full queue does with a new message.
 type FullPolicy string
 

@@ -209,7 +209,7 @@ func DefaultRules() []Rule {
 	rs = append(rs,
 		Rule{Filter: "events/#", Direction: Out, LocalPrefix: topics.NodePrefix(n), RemotePrefix: topics.NodePrefix(n), Stream: topics.StreamEvents},
 		Rule{Filter: "job/#", Direction: Out, LocalPrefix: topics.NodePrefix(n), RemotePrefix: topics.NodePrefix(n), Stream: topics.StreamEvents},
-		Rule{Filter: "job/#", Direction: In, LocalPrefix: topics.Root + "/", RemotePrefix: topics.ToNodePrefix(n)},
+		Rule{Filter: "job/#", Direction: In, LocalPrefix: topics.TreePrefix(), RemotePrefix: topics.ToNodePrefix(n)},
 		Rule{Filter: "#", Direction: In, RemotePrefix: topics.ToNodeAppPrefix(n)},
 	)
 	return rs

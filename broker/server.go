@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -44,6 +45,32 @@ const (
 // DefaultMaxPacketSize bounds one MQTT packet: what carries the largest
 // message topics.DefaultLimits allows, in a frame of the bridge.
 var DefaultMaxPacketSize = topics.DefaultLimits.MaxPacket()
+
+// ListenerConfig configures an embedded broker's listeners, on a node
+// (edge.Config.Broker) or in the cloud (cloud.Config.Broker).
+type ListenerConfig struct {
+	// Listen is the TCP address; default 127.0.0.1:1883 on a node,
+	// 127.0.0.1:1884 in the cloud (loopback only: give ":1884", or a TLS
+	// listener, for nodes on other hosts); "off" disables it on a node.
+	Listen string `json:"listen,omitempty"`
+	// TLS adds a TLS listener.
+	TLS TLSConfig `json:"tls,omitempty"`
+	// WebSocket is the address of a WebSocket listener, if any.
+	WebSocket string `json:"websocket,omitempty"`
+	// MaxPacketSize bounds one packet after login; default what the
+	// largest message needs (1 MiB and its topic).
+	MaxPacketSize int `json:"maxPacketSize,omitempty"`
+	// CredentialsFile lists users (LoadCredentials): a node's local apps;
+	// in the cloud the nodes, operators, viewers and admins (required
+	// there).
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// Limits bound connections before and at login.
+	Limits ConnLimits `json:"limits,omitempty"`
+	// Subscribers bound what a slow subscriber may cost before it is
+	// disconnected, and what a persistent session keeps while its client
+	// is away.
+	Subscribers SubscriberLimits `json:"subscribers,omitempty"`
+}
 
 // TLSConfig enables a TLS listener.
 type TLSConfig struct {
@@ -122,6 +149,9 @@ type Server struct {
 	addrs     map[string]string
 	gated     []*gatedListener
 	sessions  *SessionHook
+	// subIDs numbers the subscriptions Watch makes, above any number a
+	// caller of Subscribe picks.
+	subIDs atomic.Int64
 }
 
 // NewServer makes a broker from cfg; call Start to listen.
@@ -434,6 +464,25 @@ func (s *Server) Subscribe(filter string, id int, handler func(topic string, pay
 
 // Unsubscribe removes an in-process subscription.
 func (s *Server) Unsubscribe(filter string, id int) error { return s.mochi.Unsubscribe(filter, id) }
+
+// watchIDs is where the numbers of Watch's subscriptions start.
+const watchIDs = 1 << 30
+
+// Watch adds an in-process subscription under a number of its own, which
+// no other Watch shares; stop removes it (once; later calls do nothing).
+// handler runs on the publisher's goroutine and must not block for long.
+func (s *Server) Watch(filter string, handler func(topic string, payload []byte, retained bool)) (stop func() error, err error) {
+	id := int(watchIDs + s.subIDs.Add(1))
+	if err := s.Subscribe(filter, id, handler); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() error {
+		var err error
+		once.Do(func() { err = s.Unsubscribe(filter, id) })
+		return err
+	}, nil
+}
 
 // Mochi returns the underlying broker, for hooks that need its indexes.
 func (s *Server) Mochi() *mqtt.Server { return s.mochi }

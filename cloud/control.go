@@ -21,6 +21,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/serial"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -71,6 +72,9 @@ type ControlConfig struct {
 	// Builtins, if set, gives the built-in workers of the cloud, by
 	// "Kind/role"; it is called once with the control plane.
 	Builtins func(*ControlPlane) map[string]workers.Builtin
+	// View gives how the jobs of a kind read in their status (their
+	// paradigm's); nil: every worker decides.
+	View func(kind string) paradigm.View
 	// Roles says what each user may ask (see Access); nil refuses every
 	// request.
 	Roles func(user string) (broker.UserRole, bool)
@@ -563,7 +567,7 @@ func (c *ControlPlane) delete(req topics.APIRequest) topics.APIReply {
 	for _, n := range e.sentTo {
 		rev := e.rec.revision()
 		rev.Generation++
-		if err := c.cfg.Downlink.DeleteSpec(n, ref, rev); err != nil {
+		if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: rev.Generation, Created: rev.Created, Deleted: true}); err != nil {
 			c.log.Error("tombstone not queued", "node", n, "key", key, "error", err)
 		}
 	}
@@ -616,6 +620,9 @@ func (c *ControlPlane) object(e *entry) topics.APIObject {
 // of their nodes are offline.
 func (c *ControlPlane) observe(e *entry) api.Observed {
 	o := api.Observed{Kind: e.res.Kind, Desired: e.res.Workers()}
+	if c.cfg.View != nil {
+		o.Deciders = c.cfg.View(e.res.Kind).Deciders
+	}
 	ns := e.res.Metadata.Namespace
 	for _, ref := range e.res.References() {
 		m, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]
@@ -727,14 +734,14 @@ func (c *ControlPlane) dispatch(e *entry) {
 	}
 	if e.dispatched < e.rec.Generation {
 		for _, n := range nodes {
-			if err := c.cfg.Downlink.PutSpec(n, ref, e.rec.revision(), e.rec.Source); err != nil {
+			if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}); err != nil {
 				c.log.Error("spec not queued", "node", n, "key", e.res.Key(), "error", err)
 				return
 			}
 		}
 		for _, n := range e.sentTo { // nodes the job left
 			if !slices.Contains(nodes, n) {
-				if err := c.cfg.Downlink.DeleteSpec(n, ref, e.rec.revision()); err != nil {
+				if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Deleted: true}); err != nil {
 					c.log.Error("tombstone not queued", "node", n, "key", e.res.Key(), "error", err)
 				}
 			}

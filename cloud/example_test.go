@@ -8,6 +8,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -19,14 +20,14 @@ func Example() {
 	hash, _ := broker.HashPassword("secret")
 	creds, _ := broker.NewCredentials(broker.User{Username: "edge-1", PasswordHash: hash, Role: broker.UserNode})
 	m, err := cloud.Start(cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		cloud.Options{Paradigms: all.All(), Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer m.Close()
 	job := topics.JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "demo"}
-	_ = m.Downlink().PutSpec("edge-1", job, topics.Revision{Generation: 1}, []byte("{}"))
+	_ = m.PutSpec("edge-1", job, topics.Revision{Generation: 1}, []byte("{}"))
 	for _, st := range m.Downlink().Queue().Stats() {
 		fmt.Println(st.Stream, st.Messages, "waiting")
 	}

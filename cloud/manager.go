@@ -25,9 +25,8 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
-	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/internal/httpserve"
-	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/plugins/abi"
 	"github.com/sedna-go/sedna/store"
@@ -97,37 +96,17 @@ type ModelsConfig struct {
 	Dirs []string `json:"dirs,omitempty"`
 }
 
-// PluginConfig configures a plugin host.
-type PluginConfig struct {
-	// Dirs hold installed plugins (*.wasm), loaded beside the built-ins.
-	Dirs []string `json:"dirs,omitempty"`
-	// Allow lists the capabilities plugins may be granted: clock, random,
-	// env, fs.
-	Allow []string `json:"allow,omitempty"`
-}
+// PluginConfig configures the cloud's plugin host (plugins.Settings).
+type PluginConfig = plugins.Settings
 
-// BrokerConfig configures the embedded cloud broker.
-type BrokerConfig struct {
-	// Listen is the TCP address; default 127.0.0.1:1884 (loopback only:
-	// give ":1884", or a TLS listener, for nodes on other hosts).
-	Listen string `json:"listen,omitempty"`
-	// TLS adds a TLS listener.
-	TLS broker.TLSConfig `json:"tls,omitempty"`
-	// WebSocket is the address of a WebSocket listener, if any.
-	WebSocket string `json:"websocket,omitempty"`
-	// MaxPacketSize bounds one packet after login; default what the
-	// largest message needs (1 MiB and its topic).
-	MaxPacketSize int `json:"maxPacketSize,omitempty"`
-	// CredentialsFile lists the users: nodes, operators, viewers, admins.
-	// Required.
-	CredentialsFile string `json:"credentialsFile,omitempty"`
-	// Limits bound connections before and at login.
-	Limits broker.ConnLimits `json:"limits,omitempty"`
-	// Subscribers bound what a slow subscriber may cost before it is
-	// disconnected, and what a persistent session keeps while its client
-	// is away.
-	Subscribers broker.SubscriberLimits `json:"subscribers,omitempty"`
-}
+// BrokerConfig configures the embedded cloud broker
+// (broker.ListenerConfig); its Listen defaults to 127.0.0.1:1884, and its
+// CredentialsFile, which lists the nodes, operators, viewers and admins,
+// is required.
+type BrokerConfig = broker.ListenerConfig
+
+// QueueConfig bounds the per-node outbox (broker.QueueLimits).
+type QueueConfig = broker.QueueLimits
 
 // ExternalBroker is a broker the manager uses as a client.
 type ExternalBroker struct {
@@ -144,38 +123,39 @@ type ExternalBroker struct {
 	Roles map[string]broker.UserRole `json:"roles,omitempty"`
 }
 
-// QueueConfig bounds a durable queue.
-type QueueConfig struct {
-	MaxBytes int64             `json:"maxBytes,omitempty"`
-	MaxAge   broker.Duration   `json:"maxAge,omitempty"`
-	Policy   broker.FullPolicy `json:"policy,omitempty"`
-}
-
 // Options is what Config cannot say in YAML.
 type Options struct {
 	Logger *slog.Logger
 	// Credentials, if set, are used instead of Broker.CredentialsFile.
 	Credentials *broker.Credentials
+	// Paradigms are the learning paradigms the cloud runs (joint
+	// inference, federated learning, ...): each one's cloud half is
+	// started with the control plane, and gives its built-in workers and
+	// its jobs' status view. The manager imports none of them; a command
+	// or an embedder chooses.
+	Paradigms paradigm.Set
 }
 
 // Manager is a running cloud manager.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Badger
-	metrics  *broker.Metrics
-	srv      *broker.Server
-	ingress  *broker.Ingress
-	downlink *broker.Downlink
-	dead     *broker.DeadLetters
-	bus      broker.Bus
-	client   *broker.ClientBus
-	relay    *broker.Relay
-	http     *httpserve.Server
-	plugins  *plugins.Host
-	control  *ControlPlane
-	roles    func(user string) (broker.UserRole, bool)
-	once     sync.Once
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Badger
+	metrics   *broker.Metrics
+	srv       *broker.Server
+	ingress   *broker.Ingress
+	downlink  *broker.Downlink
+	dead      *broker.DeadLetters
+	bus       broker.Bus
+	client    *broker.ClientBus
+	relay     *broker.Relay
+	http      *httpserve.Server
+	plugins   *plugins.Host
+	control   *ControlPlane
+	opts      Options
+	paradigms *paradigm.Started
+	roles     func(user string) (broker.UserRole, bool)
+	once      sync.Once
 }
 
 // Start opens the store, starts the embedded broker (or connects to the
@@ -196,7 +176,10 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if cfg.External.ClientIDPrefix == "" {
 		cfg.External.ClientIDPrefix = "sedna-cloud"
 	}
-	m := &Manager{cfg: cfg, log: opts.Logger.With("component", "cloud")}
+	if err := opts.Paradigms.Check(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger.With("component", "cloud")}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cloud: data dir: %w", err)
 	}
@@ -422,43 +405,9 @@ func (m *Manager) startControl() error {
 	}
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
-		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.builtins, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
+		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
 		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
-}
-
-// builtins are the cloud's built-in workers, by "Kind/role".
-func (m *Manager) builtins(c *ControlPlane) map[string]workers.Builtin {
-	ji, err := jointinference.NewCloud(jointinference.CloudEnv{Bus: m.bus,
-		Reply: func(node, topic string, payload []byte, ttl time.Duration) error {
-			return m.downlink.SendNow(node, topic, payload, ttl)
-		},
-		Model: c.LatestModel, Log: m.log})
-	if err != nil {
-		m.log.Error("joint inference: cloud side not started", "error", err)
-		return nil
-	}
-	out := map[string]workers.Builtin{workers.BuiltinKey(api.KindJointInferenceService, "cloud"): ji.Worker()}
-	fl, err := federated.NewCloud(federated.CloudEnv{Bus: m.bus,
-		Send: func(node, topic string, payload []byte, ttl time.Duration) error {
-			_, err := m.downlink.Send(node, topic, payload, false, 1, ttl)
-			return err
-		},
-		SendNow: func(node, topic string, payload []byte, ttl time.Duration) error {
-			return m.downlink.SendNow(node, topic, payload, ttl)
-		},
-		Store:    store.Sub(m.store, "fl/"),
-		Plugins:  func() (*plugins.Host, error) { return m.plugins, nil },
-		Model:    c.LatestModel,
-		Register: c.RegisterModel,
-		Open:     c.OpenFile,
-		Log:      m.log})
-	if err != nil {
-		m.log.Error("federated learning: cloud side not started", "error", err)
-		return out
-	}
-	out[workers.BuiltinKey(api.KindFederatedLearningJob, "aggregation")] = fl.Worker()
-	return out
 }
 
 // MinerAdmission checks hard-example miners against a plugin host.
@@ -486,6 +435,9 @@ func (m *Manager) Close() {
 		}
 		if m.control != nil {
 			m.control.Close()
+		}
+		if m.paradigms != nil {
+			m.paradigms.Close() // after the workers, which the control plane stopped
 		}
 		if m.plugins != nil {
 			_ = m.plugins.Close(context.Background())

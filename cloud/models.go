@@ -321,7 +321,7 @@ func (c *ControlPlane) offer(node, ns, name string) {
 	}
 	// Versions never go back (the registry outlives a deleted Model), so
 	// the version alone orders a model's offers.
-	if err := c.cfg.Downlink.PutSpec(node, ref, topics.Revision{Generation: mv.Version}, data); err != nil {
+	if err := sendSpec(c.cfg.Downlink, node, ref, topics.Spec{Generation: mv.Version, Data: data}); err != nil {
 		c.log.Error("model offer not queued", "node", node, "model", ref.String(), "error", err)
 		return
 	}

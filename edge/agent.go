@@ -26,7 +26,8 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/internal/httpserve"
-	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -73,36 +74,15 @@ type Config struct {
 	Workers workers.Settings `json:"workers,omitempty"`
 }
 
-// PluginConfig configures a node's plugin host.
-type PluginConfig struct {
-	// Dirs hold installed plugins (*.wasm), loaded beside the built-ins.
-	Dirs []string `json:"dirs,omitempty"`
-	// Allow lists the capabilities plugins may be granted: clock, random,
-	// env, fs.
-	Allow []string `json:"allow,omitempty"`
-}
+// PluginConfig configures the node's plugin host (plugins.Settings).
+type PluginConfig = plugins.Settings
 
-// BrokerConfig configures an embedded broker.
-type BrokerConfig struct {
-	// Listen is the TCP address; default 127.0.0.1:1883; "off" disables
-	// it.
-	Listen string `json:"listen,omitempty"`
-	// TLS adds a TLS listener.
-	TLS broker.TLSConfig `json:"tls,omitempty"`
-	// WebSocket is the address of a WebSocket listener, if any.
-	WebSocket string `json:"websocket,omitempty"`
-	// MaxPacketSize bounds one packet after login; default what the
-	// largest message needs (1 MiB and its topic).
-	MaxPacketSize int `json:"maxPacketSize,omitempty"`
-	// CredentialsFile lists users (see broker.LoadCredentials).
-	CredentialsFile string `json:"credentialsFile,omitempty"`
-	// Limits bound connections before and at login.
-	Limits broker.ConnLimits `json:"limits,omitempty"`
-	// Subscribers bound what a slow subscriber may cost before it is
-	// disconnected, and what a persistent session keeps while its client
-	// is away.
-	Subscribers broker.SubscriberLimits `json:"subscribers,omitempty"`
-}
+// BrokerConfig configures the node's embedded broker
+// (broker.ListenerConfig); its Listen defaults to 127.0.0.1:1883.
+type BrokerConfig = broker.ListenerConfig
+
+// QueueConfig bounds the node's uplink queue (broker.QueueLimits).
+type QueueConfig = broker.QueueLimits
 
 // CloudLink says how the node reaches the cloud broker.
 type CloudLink struct {
@@ -124,16 +104,6 @@ type CloudLink struct {
 	ReconnectMax broker.Duration `json:"reconnectMax,omitempty"`
 }
 
-// QueueConfig bounds a durable queue.
-type QueueConfig struct {
-	// MaxBytes bounds what waits; default 256 MiB.
-	MaxBytes int64 `json:"maxBytes,omitempty"`
-	// MaxAge drops what waited longer; default none.
-	MaxAge broker.Duration `json:"maxAge,omitempty"`
-	// Policy when full: "refuse" (default) or "drop-oldest".
-	Policy broker.FullPolicy `json:"policy,omitempty"`
-}
-
 // Options is what Config cannot say in YAML.
 type Options struct {
 	Logger  *slog.Logger
@@ -148,25 +118,30 @@ type Options struct {
 	// (workers.BuiltinKey): for a program that embeds the agent and brings
 	// its own in-process workers. It is called once, with the agent.
 	Builtins func(*Agent) map[string]workers.Builtin
+	// Paradigms are the learning paradigms the node runs (joint
+	// inference, federated learning, ...): each one's edge half is
+	// started with the node, and gives its built-in workers. The agent
+	// imports none of them; a command or an embedder chooses.
+	Paradigms paradigm.Set
 }
 
 // Agent is a running edge node.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Badger
-	srv      *broker.Server
-	bridge   *broker.Bridge
-	metrics  *broker.Metrics
-	http     *httpserve.Server
-	workers  *workers.Supervisor
-	jobs     *jobs
-	datasets *datasets
-	models   *Models
-	logs     *logs
-	plugins  lazyHost
-	ji       *jointinference.Edge
-	once     sync.Once
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Badger
+	srv       *broker.Server
+	bridge    *broker.Bridge
+	metrics   *broker.Metrics
+	http      *httpserve.Server
+	workers   *workers.Supervisor
+	jobs      *jobs
+	datasets  *datasets
+	models    *Models
+	logs      *logs
+	plugins   lazyHost
+	paradigms *paradigm.Started
+	once      sync.Once
 }
 
 // Start opens the node's store, starts its broker and connects its bridge.
@@ -257,7 +232,10 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
-	builtins := a.builtins()
+	if err := opts.Paradigms.Check(); err != nil {
+		return fail(err)
+	}
+	builtins := a.startParadigms(opts.Paradigms)
 	if opts.Builtins != nil {
 		maps.Copy(builtins, opts.Builtins(a))
 	}
@@ -357,8 +335,8 @@ func (a *Agent) Close() {
 			a.workers.Close() // their last reports still reach the queue
 		}
 		a.closePlugins()
-		if a.ji != nil {
-			a.ji.Close()
+		if a.paradigms != nil {
+			a.paradigms.Close()
 		}
 		if a.bridge != nil {
 			_ = a.bridge.Close()

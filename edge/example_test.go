@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/paradigm/all"
 )
 
 // Start an edge agent; it keeps trying to reach its cloud in the
@@ -20,7 +21,7 @@ func Example() {
 		Broker:  edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:   edge.CloudLink{URL: "tcp://127.0.0.1:1", Username: "edge-1", Password: "secret"},
 		Metrics: "off",
-	}, edge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepMemoryLimit: true})
+	}, edge.Options{Paradigms: all.All(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepMemoryLimit: true})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -134,7 +134,7 @@ func (m *Models) start() error {
 	if err != nil {
 		return err
 	}
-	filter := topics.JobPrefix(topics.JobRef{Kind: api.KindModel, Namespace: "+", Name: "+"}) + "chunk"
+	filter := topics.JobTopic(topics.JobRef{Kind: api.KindModel, Namespace: "+", Name: "+"}, "chunk")
 	if err := m.srv.Subscribe(filter, 3<<20, func(_ string, payload []byte, _ bool) { m.onChunk(payload) }); err != nil {
 		return err
 	}

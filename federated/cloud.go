@@ -21,8 +21,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -35,41 +35,21 @@ const ModelFormat = "sedna-ml"
 // maxMessage bounds what the cloud decodes of a node's message.
 var msgLimits = topics.Limits{MaxBody: 1 << 20}
 
-// CloudEnv is what the aggregation side needs of the cloud manager.
-type CloudEnv struct {
-	// Bus is the cloud broker.
-	Bus broker.Bus
-	// Send queues a message for a node through the durable downlink, kept
-	// for ttl (0: until the node has it).
-	Send func(node, topic string, payload []byte, ttl time.Duration) error
-	// SendNow sends a message to a node at once, best effort, without the
-	// outbox; broker.ErrNodeOffline when the node is away. Global models
-	// go this way to nodes that are online (a node that loses one on a
-	// breaking link asks again when it is back); nil sends everything
-	// through Send.
-	SendNow func(node, topic string, payload []byte, ttl time.Duration) error
-	// Store keeps each job's rounds (a job resumes after a restart).
-	Store store.Store
-	// Plugins is the cloud's plugin host, for aggregators.
-	Plugins func() (*plugins.Host, error)
-	// Model returns the newest version of a model (the job's
-	// pretrainedModel).
-	Model func(namespace, name string, have uint64) (version uint64, data []byte, err error)
-	// Register registers the final model as a new version of a Model.
-	// It gives up when ctx ends (the worker is being stopped).
-	Register func(ctx context.Context, namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error)
-	// Open opens a file a job names on the cloud (its validation set):
-	// the cloud manager confines it to its data directories. Nil opens
-	// any path (for tests and embedders).
-	Open func(path string) (*os.File, error)
-	Log  *slog.Logger
-}
+// CloudEnv is what the aggregation worker needs of the cloud manager: the
+// cloud's paradigm.Env. Bus carries the nodes' updates and joins, and the
+// global models to the nodes (SendNow to a node online, else Send through
+// the durable downlink); Store keeps each job's rounds (a job resumes
+// after a restart); Plugins gives the aggregators; Models reads the job's
+// pretrainedModel and registers its output; Data opens its validation set
+// (os.Open when Data is nil, for tests and embedders).
+type CloudEnv = paradigm.Env
 
 // Cloud serves the cloud side of every FederatedLearningJob: one
 // subscription to every node's updates and joins, routed to the
 // aggregation worker of each job.
 type Cloud struct {
 	env      CloudEnv
+	stops    []func() error // the subscriptions
 	mu       sync.Mutex
 	jobs     map[string]*aggregation // running, by job key
 	unrouted atomic.Int64
@@ -89,21 +69,33 @@ type message struct {
 // NewCloud subscribes to the nodes' updates and joins on env.Bus, and to
 // the jobs' specs (a deleted job's rounds are forgotten).
 func NewCloud(env CloudEnv) (*Cloud, error) {
-	if env.Log == nil {
-		env.Log = slog.Default()
-	}
+	env.Log = env.Logger()
 	c := &Cloud{env: env, jobs: map[string]*aggregation{}}
 	for _, what := range []string{"update", "join"} {
-		filter := topics.Root + "/node/+/job/" + api.KindFederatedLearningJob + "/+/+/" + what
-		if err := env.Bus.Subscribe(filter, c.onMessage); err != nil {
+		filter := topics.NodeJobsFilter(api.KindFederatedLearningJob, what)
+		stop, err := env.Bus.Subscribe(filter, func(m paradigm.Message) error { return c.onMessage(m.Topic, m.Payload) })
+		if err != nil {
+			c.Close()
 			return nil, fmt.Errorf("federated: subscribe %s: %w", filter, err)
 		}
+		c.stops = append(c.stops, stop)
 	}
 	specs := topics.JobSpec(topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "+", Name: "+"})
-	if err := env.Bus.Subscribe(specs, c.onSpec); err != nil {
+	stop, err := env.Bus.Subscribe(specs, func(m paradigm.Message) error { return c.onSpec(m.Topic, m.Payload) })
+	if err != nil {
+		c.Close()
 		return nil, fmt.Errorf("federated: subscribe %s: %w", specs, err)
 	}
+	c.stops = append(c.stops, stop)
 	return c, nil
+}
+
+// Close ends the subscriptions.
+func (c *Cloud) Close() {
+	for _, stop := range c.stops {
+		_ = stop()
+	}
+	c.stops = nil
 }
 
 func stateKey(job string) []byte { return []byte("job/" + job) }
@@ -219,7 +211,7 @@ func (c *Cloud) answerJoinOfFinished(job topics.JobRef, node string) {
 		return
 	}
 	if raw, err := topics.Encode(KindGlobal, "federated/cloud", global{Gen: st.Gen, Run: st.Run, Round: st.Round, Done: true}); err == nil {
-		_ = c.env.Send(node, GlobalTopic(node, job), raw, time.Hour)
+		_ = c.env.Bus.Send(paradigm.Outbound{Node: node, Topic: GlobalTopic(node, job), Payload: raw, Expires: c.env.Clock().Add(time.Hour)})
 	}
 }
 
@@ -298,9 +290,9 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 		return nil, fmt.Errorf("federated: %s.spec.containers[0].env %s: %w", spec.Field, ParamAggregator, err)
 	}
 	if cfg.validation != "" {
-		open := c.env.Open
-		if open == nil {
-			open = os.Open
+		open := os.Open
+		if c.env.Data != nil {
+			open = c.env.Data.Open
 		}
 		if r.val, err = readCSV(open, cfg.validation); err != nil {
 			return nil, fmt.Errorf("federated: validation set (%s): %w", ParamValidation, err)
@@ -455,7 +447,7 @@ func (r *run) save() error {
 // workers' Datasets, whose reports it waits for on inbox.
 func (r *run) initialModel(ctx context.Context, inbox <-chan message) (*ml.Network, error) {
 	if r.cfg.pretrained != "" {
-		_, data, err := r.c.env.Model(r.spec.Job.Namespace, r.cfg.pretrained, 0)
+		_, data, err := r.c.env.Models.Latest(r.spec.Job.Namespace, r.cfg.pretrained, 0)
 		if err != nil {
 			return nil, fmt.Errorf("federated: pretrainedModel %q: %w", r.cfg.pretrained, err)
 		}
@@ -491,11 +483,11 @@ func (r *run) initialModel(ctx context.Context, inbox <-chan message) (*ml.Netwo
 // pretrainedModel is the starting point.
 func (r *run) outputModelSize(src *sizeSources) {
 	name := r.cfg.outputModel
-	if name == "" || r.c.env.Model == nil {
+	if name == "" || r.c.env.Models == nil {
 		return
 	}
 	what := fmt.Sprintf("aggregationWorker.model %q", name)
-	_, data, err := r.c.env.Model(r.spec.Job.Namespace, name, 0)
+	_, data, err := r.c.env.Models.Latest(r.spec.Job.Namespace, name, 0)
 	if err != nil {
 		src.Notes = append(src.Notes, fmt.Sprintf("%s: %v", what, err))
 		return
@@ -572,12 +564,16 @@ func (r *run) send(nodes []string, body global, ttl time.Duration, now bool) int
 	var n int64
 	for _, node := range nodes {
 		topic := GlobalTopic(node, r.spec.Job)
-		err := broker.ErrNodeOffline
-		if now && r.c.env.SendNow != nil {
-			err = r.c.env.SendNow(node, topic, raw, ttl)
+		m := paradigm.Outbound{Node: node, Topic: topic, Payload: raw}
+		if ttl > 0 {
+			m.Expires = r.c.env.Clock().Add(ttl)
 		}
-		if errors.Is(err, broker.ErrNodeOffline) {
-			err = r.c.env.Send(node, topic, raw, ttl)
+		err := paradigm.ErrOffline
+		if now {
+			err = r.c.env.Bus.SendNow(m)
+		}
+		if errors.Is(err, paradigm.ErrOffline) {
+			err = r.c.env.Bus.Send(m)
 		}
 		if err != nil {
 			r.log.Warn("federated: message for a node not queued", "node", node, "error", err)
@@ -884,7 +880,7 @@ func (r *run) finish(ctx context.Context) error {
 			metrics["loss"] = strconv.FormatFloat(last.Loss, 'f', 4, 64)
 			metrics["participants"] = strconv.Itoa(last.Participants)
 		}
-		v, err := r.c.env.Register(ctx, r.spec.Job.Namespace, r.cfg.outputModel, ModelFormat, r.spec.Job.String(), metrics, st.Global)
+		v, err := r.c.env.Models.Register(ctx, r.spec.Job.Namespace, r.cfg.outputModel, ModelFormat, r.spec.Job.String(), metrics, st.Global)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped: the next run of the worker registers it

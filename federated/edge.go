@@ -9,34 +9,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
-// EdgeEnv is what a training worker needs of its edge agent.
-type EdgeEnv struct {
-	// Node is the node's name.
-	Node string
-	// Server is the node's broker, on which the global models arrive.
-	Server *broker.Server
-	// Send queues a message for the cloud through the node's durable
-	// bridge, worth sending until expires.
-	Send func(topic string, payload []byte, expires time.Time) error
-	// Link reports whether the link to the cloud is up, and a channel
-	// closed when that changes.
-	Link func() (bool, <-chan struct{})
-	// Samples calls fn for each sample of a Dataset held on the node after
-	// sample number after, in order, in place: raw samples never leave the
-	// node (edge.Agent.SamplesAfter).
-	Samples func(namespace, name string, after uint64, fn func(i uint64, sample []byte) error) error
-}
-
-// subIDs numbers the workers' in-process subscriptions.
-var subIDs atomic.Int64
-
-func init() { subIDs.Store(9 << 20) }
+// EdgeEnv is what the training worker needs of its node: the node's
+// paradigm.Env. The global models arrive on Bus; updates and joins go to
+// the cloud with Bus.Send on the bulk stream; Data.Samples reads the
+// node's Dataset in place (raw samples never leave the node).
+type EdgeEnv = paradigm.Env
 
 // Trainer is the built-in training worker of a FederatedLearningJob: on
 // each round's global model it trains on its node's Dataset and sends the
@@ -93,20 +76,21 @@ type trainer struct {
 const rejoinTicks = 10
 
 func (t *trainer) run(ctx context.Context) error {
-	topic := topics.JobPrefix(t.spec.Job) + "global"
-	id := int(subIDs.Add(1))
-	if err := t.env.Server.Subscribe(topic, id, func(_ string, payload []byte, _ bool) {
+	topic := topics.JobTopic(t.spec.Job, "global")
+	stop, err := t.env.Bus.Subscribe(topic, func(m paradigm.Message) error {
 		select {
-		case t.in <- payload:
+		case t.in <- m.Payload:
 		default:
 			// The worker is training and far behind: it asks for the
 			// current round again once it is free.
 			t.dropped.Add(1)
 		}
-	}); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("federated: subscribe %s: %w", topic, err)
 	}
-	defer func() { _ = t.env.Server.Unsubscribe(topic, id) }()
+	defer func() { _ = stop() }()
 	t.log.Info("federated: training worker ready", "dataset", t.cfg.dataset, "epochs", t.cfg.fit.Epochs,
 		"batch", t.cfg.fit.BatchSize, "learningRate", t.cfg.fit.LearningRate, "optimizer", t.cfg.fit.Optimizer)
 	if err := t.lookAtDataset(); err != nil {
@@ -115,7 +99,7 @@ func (t *trainer) run(ctx context.Context) error {
 		}
 		return err
 	}
-	up, linkCh := t.env.Link()
+	up, linkCh := t.env.Bus.Link()
 	if up {
 		t.join()
 	}
@@ -147,7 +131,7 @@ func (t *trainer) run(ctx context.Context) error {
 			}
 		case <-linkCh:
 			var now bool
-			now, linkCh = t.env.Link()
+			now, linkCh = t.env.Bus.Link()
 			if now && !up {
 				t.join() // back online: ask for the current round
 			}
@@ -181,7 +165,7 @@ func (t *trainer) join() {
 	if err != nil {
 		return
 	}
-	if err := t.env.Send(JoinTopic(t.env.Node, t.spec.Job), raw, time.Now().Add(time.Minute)); err != nil {
+	if err := t.env.Bus.Send(paradigm.Outbound{Topic: JoinTopic(t.env.Node, t.spec.Job), Payload: raw, Expires: time.Now().Add(time.Minute), Bulk: true}); err != nil {
 		t.log.Warn("federated: join not queued", "error", err)
 	}
 }
@@ -191,7 +175,7 @@ func (t *trainer) join() {
 // worker can train on. A Dataset that cannot be read is an error.
 func (t *trainer) lookAtDataset() error {
 	err := t.shape.look(func(after uint64, fn func(uint64, []byte) error) error {
-		return t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, after, fn)
+		return t.env.Data.Samples(t.spec.Job.Namespace, t.cfg.dataset, after, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("federated: dataset %s: not read: %w", t.cfg.dataset, err)
@@ -369,7 +353,7 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 // resend queues the last update for the cloud (again).
 func (t *trainer) resend() {
 	for _, raw := range t.last {
-		if err := t.env.Send(UpdateTopic(t.env.Node, t.spec.Job), raw, time.Now().Add(10*time.Minute)); err != nil {
+		if err := t.env.Bus.Send(paradigm.Outbound{Topic: UpdateTopic(t.env.Node, t.spec.Job), Payload: raw, Expires: time.Now().Add(10 * time.Minute), Bulk: true}); err != nil {
 			t.log.Warn("federated: update not queued; it is sent again when the cloud asks", "round", t.round, "error", err)
 			return
 		}
@@ -386,7 +370,7 @@ func (t *trainer) samples(inputs, classes int) (*samples, error) {
 	}
 	fresh := &samples{cols: inputs}
 	last := t.cacheAfter
-	err := t.env.Samples(t.spec.Job.Namespace, t.cfg.dataset, t.cacheAfter, func(i uint64, line []byte) error {
+	err := t.env.Data.Samples(t.spec.Job.Namespace, t.cfg.dataset, t.cacheAfter, func(i uint64, line []byte) error {
 		fresh.add(line)
 		last = i
 		return nil

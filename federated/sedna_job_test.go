@@ -17,6 +17,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -45,7 +46,7 @@ func TestSednaJobSizedByItsDatasets(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: logger, Credentials: creds})
+		cloud.Options{Paradigms: all.All(), Logger: logger, Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestSednaJobSizedByItsDatasets(t *testing.T) {
 	for _, node := range []string{"edge1", "edge2"} {
 		a, err := edge.Start(edge.Config{Node: node, DataDir: filepath.Join(dir, node), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 			Cloud: edge.CloudLink{URL: m.BrokerURL(), Username: node, Password: "pw"}, Metrics: "off"},
-			edge.Options{Logger: logger, KeepMemoryLimit: true})
+			edge.Options{Paradigms: all.All(), Logger: logger, KeepMemoryLimit: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -250,7 +251,11 @@ func TestInitialModelSize(t *testing.T) {
 		}
 		var events []string
 		spec.ReportEvent = func(typ, reason, msg string) { events = append(events, reason+": "+msg) }
-		return &run{c: &Cloud{env: CloudEnv{Model: model}}, spec: spec, cfg: cfg, log: slog.New(slog.DiscardHandler)}, &events
+		env := CloudEnv{}
+		if model != nil {
+			env.Models = paradigm.LatestFunc(model)
+		}
+		return &run{c: &Cloud{env: env}, spec: spec, cfg: cfg, log: slog.New(slog.DiscardHandler)}, &events
 	}
 	noVersion := func(ns, name string, _ uint64) (uint64, []byte, error) {
 		return 0, nil, fmt.Errorf("model %s/%s has no version yet", ns, name)
@@ -356,7 +361,7 @@ func TestTrainerSaysWhatIsWrongWithItsDataset(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := &trainer{spec: spec, cfg: cfg, log: slog.New(slog.DiscardHandler), env: EdgeEnv{Node: "a",
-		Samples: func(ns, name string, after uint64, fn func(uint64, []byte) error) error {
+		Data: paradigm.SamplesFunc(func(ns, name string, after uint64, fn func(uint64, []byte) error) error {
 			if ns != "default" || name != "d0" {
 				return fmt.Errorf("dataset %s/%s", ns, name)
 			}
@@ -366,7 +371,7 @@ func TestTrainerSaysWhatIsWrongWithItsDataset(t *testing.T) {
 				}
 			}
 			return readErr
-		}}}
+		})}}
 	for range 3 {
 		if err := tr.lookAtDataset(); err != nil {
 			t.Fatal(err)

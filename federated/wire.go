@@ -13,14 +13,14 @@ const (
 	// KindGlobal carries a piece of the global model of a round (the
 	// model's binary format, in chunks), cloud to node, or says the job is
 	// done.
-	KindGlobal = "fl.global"
+	KindGlobal = topics.KindFLGlobal
 	// KindUpdate carries a piece of a client's weights (raw little-endian
 	// float32) with its sample count, node to cloud.
-	KindUpdate = "fl.update"
+	KindUpdate = topics.KindFLUpdate
 	// KindJoin asks for the current round's global model (a training
 	// worker that starts, or whose link came back), node to cloud, and
 	// tells the shape of the worker's Dataset (never a sample).
-	KindJoin = "fl.join"
+	KindJoin = topics.KindFLJoin
 )
 
 // Topics of a job on a node: globals come down on GlobalTopic, updates and
@@ -35,11 +35,11 @@ func JoinTopic(node string, job topics.JobRef) string { return topics.NodeJob(no
 
 // KindRound is a round's record (Record), published by the aggregation
 // worker on RoundTopic as each round closes.
-const KindRound = "fl.round"
+const KindRound = topics.KindFLRound
 
 // RoundTopic is where a job's round records are published on the cloud
 // broker.
-func RoundTopic(job topics.JobRef) string { return topics.JobPrefix(job) + "rounds" }
+func RoundTopic(job topics.JobRef) string { return topics.JobTopic(job, "rounds") }
 
 // global is a piece of a round's global model. Keys are short: a piece
 // goes to every client every round.

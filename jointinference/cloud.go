@@ -10,44 +10,39 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
-// CloudEnv is what the cloud worker needs of the cloud manager.
-type CloudEnv struct {
-	// Bus is the cloud broker.
-	Bus broker.Bus
-	// Reply sends a message to a node now, best effort (the edge watches
-	// its deadline).
-	Reply func(node, topic string, payload []byte, ttl time.Duration) error
-	// Model returns the newest registered version of a model, and its
-	// bytes unless it is the version the caller has.
-	Model func(namespace, name string, have uint64) (version uint64, data []byte, err error)
-	Log   *slog.Logger
-}
+// CloudEnv is what the cloud worker needs of the cloud manager: the
+// cloud's paradigm.Env (Bus, Models, Log).
+type CloudEnv = paradigm.Env
 
 // Cloud serves the cloud side of every JointInferenceService: one
 // subscription to every node's offloads, dispatched to the cloud worker of
 // each service (the cloud manager's own dispatch; several replicas of a
 // worker share its queue).
 type Cloud struct {
-	env CloudEnv
-	mu  sync.Mutex
-	svc map[string]*cloudWorker // by job key
+	env  CloudEnv
+	stop func() error
+	mu   sync.Mutex
+	svc  map[string]*cloudWorker // by job key
 }
+
+// Close ends the subscription to offloads.
+func (c *Cloud) Close() { _ = c.stop() }
 
 // NewCloud subscribes to offloads on env.Bus.
 func NewCloud(env CloudEnv) (*Cloud, error) {
-	if env.Log == nil {
-		env.Log = slog.Default()
-	}
+	env.Log = env.Logger()
 	c := &Cloud{env: env, svc: map[string]*cloudWorker{}}
-	filter := topics.Root + "/node/+/job/" + api.KindJointInferenceService + "/+/+/offload"
-	if err := env.Bus.Subscribe(filter, c.onOffload); err != nil {
+	filter := topics.NodeJobsFilter(api.KindJointInferenceService, "offload")
+	stop, err := env.Bus.Subscribe(filter, func(m paradigm.Message) error { return c.onOffload(m.Topic, m.Payload) })
+	if err != nil {
 		return nil, fmt.Errorf("jointinference: subscribe %s: %w", filter, err)
 	}
+	c.stop = stop
 	return c, nil
 }
 
@@ -111,7 +106,7 @@ func (c *Cloud) reply(node string, req *topics.Envelope, r offloadReply) {
 		c.env.Log.Warn("joint inference: an offload asks for a reply elsewhere than its node", "node", node, "replyTo", to)
 		return
 	}
-	if err := c.env.Reply(node, to, raw, 30*time.Second); err != nil {
+	if err := c.env.Bus.SendNow(paradigm.Outbound{Node: node, Topic: to, Payload: raw, Expires: c.env.Clock().Add(30 * time.Second)}); err != nil {
 		c.env.Log.Warn("joint inference: reply not queued", "node", node, "error", err)
 	}
 }
@@ -154,7 +149,7 @@ func (c *Cloud) Worker() workers.Builtin {
 			if cur := w.model.Load(); cur != nil {
 				have = cur.version
 			}
-			v, data, err := c.env.Model(spec.Job.Namespace, name, have)
+			v, data, err := c.env.Models.Latest(spec.Job.Namespace, name, have)
 			if err != nil || v == bad || v == have {
 				return
 			}

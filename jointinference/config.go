@@ -36,8 +36,8 @@ const (
 
 // InputTopic and ResultTopic are a service's default topics on its edge
 // node's broker.
-func InputTopic(namespace, name string) string  { return "ji/" + namespace + "/" + name + "/input" }
-func ResultTopic(namespace, name string) string { return "ji/" + namespace + "/" + name + "/result" }
+func InputTopic(namespace, name string) string  { return topics.JointInferenceInput(namespace, name) }
+func ResultTopic(namespace, name string) string { return topics.JointInferenceResult(namespace, name) }
 
 type edgeConfig struct {
 	ref                 topics.JobRef

@@ -10,33 +10,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
-// EdgeEnv is what the edge worker needs of its node.
-type EdgeEnv struct {
-	Node   string
-	Server *broker.Server
-	// Offload sends a message to the cloud now, best effort (the worker
-	// watches its deadline); the cloud drops one that arrives after
-	// expires.
-	Offload func(topic string, payload []byte, expires time.Time) error
-	// Link says whether the node's bridge is connected, with a channel
-	// closed at the next change.
-	Link func() (bool, <-chan struct{})
-	// Model returns the newest whole version of a model the node holds.
-	Model func(namespace, name string) (version uint64, data []byte, err error)
-	// Plugins returns the node's plugin host.
-	Plugins func() (*plugins.Host, error)
-}
-
-// subIDs numbers the workers' in-process subscriptions.
-var subIDs atomic.Int64
-
-func init() { subIDs.Store(7 << 20) }
+// EdgeEnv is what the edge worker needs of its node: the node's
+// paradigm.Env (Bus, Models, Plugins, Now, Node).
+type EdgeEnv = paradigm.Env
 
 // Edge serves the edge side of a node's JointInferenceServices. It keeps
 // each service's input subscription and request queue across restarts of
@@ -55,7 +37,7 @@ type Edge struct {
 type inbox struct {
 	topic    string
 	results  atomic.Value // string: where answers go without a reply topic
-	id       int
+	stop     func() error // ends the subscription
 	requests chan *item
 	workers  int         // attached (0 or 1; 2 briefly during a handover)
 	timer    *time.Timer // the grace period, while none is attached
@@ -73,22 +55,25 @@ func (e *Edge) attach(key, topic, results string) (*inbox, error) {
 	defer e.mu.Unlock()
 	in := e.svc[key]
 	if in != nil && in.topic != topic {
-		_ = e.env.Server.Unsubscribe(in.topic, in.id)
+		_ = in.stop()
 		if in.timer != nil {
 			in.timer.Stop()
 		}
 		delete(e.svc, key)
-		drain(in, e.env.Server, "the service's input topic changed")
+		drain(in, e.env.Bus, "the service's input topic changed")
 		in = nil
 	}
 	if in == nil {
-		in = &inbox{topic: topic, id: int(subIDs.Add(1)), requests: make(chan *item, 4096)}
+		in = &inbox{topic: topic, requests: make(chan *item, 4096)}
 		in.results.Store(results)
-		if err := e.env.Server.Subscribe(topic, in.id, func(_ string, payload []byte, retained bool) {
-			in.take(e.env.Server, payload, retained)
-		}); err != nil {
+		stop, err := e.env.Bus.Subscribe(topic, func(m paradigm.Message) error {
+			in.take(e.env.Bus, m.Payload, m.Retained)
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("jointinference: subscribe %s: %w", topic, err)
 		}
+		in.stop = stop
 		e.svc[key] = in
 	}
 	if in.timer != nil {
@@ -116,9 +101,9 @@ func (e *Edge) detach(key string, in *inbox) {
 			return
 		}
 		delete(e.svc, key)
-		_ = e.env.Server.Unsubscribe(in.topic, in.id)
+		_ = in.stop()
 		e.mu.Unlock()
-		drain(in, e.env.Server, "the service has no worker on this node")
+		drain(in, e.env.Bus, "the service has no worker on this node")
 	})
 }
 
@@ -132,16 +117,16 @@ func (e *Edge) Close() {
 		if in.timer != nil {
 			in.timer.Stop()
 		}
-		_ = e.env.Server.Unsubscribe(in.topic, in.id)
-		drain(in, e.env.Server, "the node is stopping")
+		_ = in.stop()
+		drain(in, e.env.Bus, "the node is stopping")
 	}
 }
 
-func drain(in *inbox, srv *broker.Server, why string) {
+func drain(in *inbox, bus paradigm.Bus, why string) {
 	for {
 		select {
 		case it := <-in.requests:
-			publishResult(srv, it, in.results.Load().(string), Result{ID: it.req.ID, Error: "not answered: " + why})
+			publishResult(bus, it, in.results.Load().(string), Result{ID: it.req.ID, Error: "not answered: " + why})
 		default:
 			return
 		}
@@ -149,7 +134,7 @@ func drain(in *inbox, srv *broker.Server, why string) {
 }
 
 // take runs on the publisher's goroutine: it only decodes and queues.
-func (in *inbox) take(srv *broker.Server, payload []byte, retained bool) {
+func (in *inbox) take(bus paradigm.Bus, payload []byte, retained bool) {
 	if retained {
 		return // a retained sample is old news
 	}
@@ -160,14 +145,14 @@ func (in *inbox) take(srv *broker.Server, payload []byte, retained bool) {
 	}
 	results := in.results.Load().(string)
 	if err != nil {
-		publishResult(srv, it, results, Result{ID: req.ID, Error: err.Error()})
+		publishResult(bus, it, results, Result{ID: req.ID, Error: err.Error()})
 		return
 	}
 	select {
 	case in.requests <- it:
 	default:
 		in.dropped.Add(1)
-		publishResult(srv, it, results, Result{ID: req.ID, Error: "the joint inference worker is overloaded: try again"})
+		publishResult(bus, it, results, Result{ID: req.ID, Error: "the joint inference worker is overloaded: try again"})
 	}
 }
 
@@ -239,26 +224,26 @@ type offload struct {
 
 func (w *edgeWorker) run(ctx context.Context) error {
 	defer close(w.done)
-	srv := w.env.Server
-	replyID := int(subIDs.Add(1))
-	replyTopic := topics.JobPrefix(w.cfg.ref) + "reply"
-	if err := srv.Subscribe(replyTopic, replyID, func(_ string, payload []byte, _ bool) {
+	replyTopic := topics.JobTopic(w.cfg.ref, "reply")
+	stop, err := w.env.Bus.Subscribe(replyTopic, func(m paradigm.Message) error {
 		select {
-		case w.replies <- payload:
+		case w.replies <- m.Payload:
 		default:
 			w.log.Warn("joint inference: reply dropped: the worker is behind")
 		}
-	}); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("jointinference: subscribe %s: %w", replyTopic, err)
 	}
-	defer func() { _ = srv.Unsubscribe(replyTopic, replyID) }()
+	defer func() { _ = stop() }()
 	w.log.Info("joint inference edge worker serving", "input", w.cfg.inputTopic, "results", w.cfg.results,
 		"model", w.cfg.model, "miner", w.cfg.miner, "mode", w.cfg.mode, "timeout", w.cfg.timeout)
 
 	w.refreshModel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	up, linkCh := w.env.Link()
+	up, linkCh := w.env.Bus.Link()
 	batchTimer := time.NewTimer(time.Hour)
 	batchTimer.Stop()
 	var batch []*item
@@ -301,7 +286,7 @@ func (w *edgeWorker) run(ctx context.Context) error {
 				w.fallback(o.items, "timeout")
 			}
 		case <-linkCh:
-			up, linkCh = w.env.Link()
+			up, linkCh = w.env.Bus.Link()
 			if !up {
 				w.flushPending("link-down")
 			}
@@ -314,7 +299,7 @@ func (w *edgeWorker) run(ctx context.Context) error {
 
 // refreshModel loads the newest version of the edge model the node holds.
 func (w *edgeWorker) refreshModel() {
-	v, data, err := w.env.Model(w.cfg.ref.Namespace, w.cfg.model)
+	v, data, err := w.env.Models.Latest(w.cfg.ref.Namespace, w.cfg.model, 0)
 	if err != nil || (w.model != nil && v == w.model.version) || v == w.bad {
 		return
 	}
@@ -481,12 +466,12 @@ func (w *edgeWorker) offload(items []*item) {
 			w.fallback(part, "not-sent")
 			continue
 		}
-		expires := w.env.Server.Now().Add(w.cfg.timeout)
+		expires := w.env.Clock().Add(w.cfg.timeout)
 		env.CorrelationID, env.Expires = id, expires
 		env.ReplyTo = topics.ToNodeJob(w.env.Node, w.cfg.ref, "reply")
 		raw, err := env.Marshal()
 		if err == nil {
-			err = w.env.Offload(topics.NodeJob(w.env.Node, w.cfg.ref, "offload"), raw, expires)
+			err = w.env.Bus.SendNow(paradigm.Outbound{Topic: topics.NodeJob(w.env.Node, w.cfg.ref, "offload"), Payload: raw, Expires: expires})
 		}
 		if err != nil {
 			w.log.Warn("joint inference: offload not queued; answering at the edge", "error", err)
@@ -598,12 +583,12 @@ func (w *edgeWorker) answer(it *item, r Result, lat *window) {
 }
 
 func (w *edgeWorker) publish(it *item, r Result) {
-	publishResult(w.env.Server, it, w.cfg.results, r)
+	publishResult(w.env.Bus, it, w.cfg.results, r)
 }
 
 // publishResult answers it once: on its reply topic, else on results
 // (else on the service's default result topic).
-func publishResult(srv *broker.Server, it *item, results string, r Result) {
+func publishResult(bus paradigm.Bus, it *item, results string, r Result) {
 	if it.answered {
 		return
 	}
@@ -621,7 +606,7 @@ func publishResult(srv *broker.Server, it *item, results string, r Result) {
 	}
 	// A reply topic comes from whoever sent the sample: the worker answers
 	// with no more rights than a local app has.
-	_ = srv.Publish(broker.LocalAppPrincipal, topic, raw, false, 1)
+	_ = bus.Answer(topic, raw)
 }
 
 func (w *edgeWorker) report() {

@@ -11,13 +11,13 @@ import (
 // Envelope kinds of the service.
 const (
 	// KindRequest: a device's Request on the input topic.
-	KindRequest = "ji.request"
+	KindRequest = topics.KindJIRequest
 	// KindResult: a Result to a device.
-	KindResult = "ji.result"
+	KindResult = topics.KindJIResult
 	// KindOffload: an offload batch, edge worker to cloud worker.
-	KindOffload = "ji.offload"
+	KindOffload = topics.KindJIOffload
 	// KindReply: the cloud worker's answer to an offload batch.
-	KindReply = "ji.reply"
+	KindReply = topics.KindJIReply
 )
 
 // Data types of a sample.

@@ -30,6 +30,16 @@ const (
 	CapFS     = "fs"     // Config.FSRoot mounted read-only at /
 )
 
+// Settings are a plugin host's settings as a config file says them, on a
+// node or in the cloud (edge.Config.Plugins, cloud.Config.Plugins).
+type Settings struct {
+	// Dirs hold installed plugins (*.wasm), loaded beside the built-ins.
+	Dirs []string `json:"dirs,omitempty"`
+	// Allow lists the capabilities plugins may be granted: clock, random,
+	// env, fs.
+	Allow []string `json:"allow,omitempty"`
+}
+
 // Config tunes a Host. The zero value is usable.
 type Config struct {
 	// CacheDir keeps compiled modules across runs (a cold start drops from

@@ -51,7 +51,7 @@ func twinID(node, dev string) string { return "default/" + node + "-" + dev }
 // twinTopic is where twin device dev of node reports (suffix "") or gets
 // its deltas (suffix "/delta"), on the node's broker.
 func twinTopic(node, dev, suffix string) string {
-	return "$hw/events/device/" + twinID(node, dev) + "/twin/update" + suffix
+	return topics.KubeEdgeTwinUpdate(twinID(node, dev), suffix)
 }
 
 // twinDelta is the desired state the cloud sends in answer to report seq
@@ -156,7 +156,7 @@ func (fd *fleetData) message(node string, i int, kind, dev string, qos int, seq 
 			"data": map[string]any{"temperature": map[string]any{"value": strconv.FormatFloat(20+float64(seq%50)/10, 'f', 1, 64),
 				"metadata": map[string]any{"type": "float", "timestamp": now.UnixMilli()}}},
 		})
-		return "$ke/events/device/" + node + "-" + dev + "/data/update", js
+		return topics.KubeEdgeDataUpdate(node + "-" + dev), js
 	case "twin":
 		js, _ := json.Marshal(map[string]any{
 			"event_id":  fmt.Sprintf("%d-%d", seq, now.UnixNano()),

@@ -30,6 +30,7 @@ import (
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/internal/smalldisk"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -187,7 +188,7 @@ func (r *realRun) start(ctx context.Context) error {
 	}
 	r.cloud, err = cloud.Start(cloud.Config{DataDir: filepath.Join(r.o.Dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"},
 		Data:    cloud.DataConfig{Dirs: []string{filepath.Join(r.o.Dir, "data")}}, // ${SIM_DATA}
-		Metrics: "off"}, cloud.Options{Logger: r.o.Log, Credentials: creds})
+		Metrics: "off"}, cloud.Options{Paradigms: all.All(), Logger: r.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -238,9 +239,9 @@ func maxRate(s *Scenario) float64 {
 // independent of the code under test.
 func (r *realRun) startCounter() error {
 	byNode := map[string]*simNode{}
-	filters := map[string]byte{topics.NodeAppPrefix("+") + "sim/#": 1, topics.NodeAppPrefix("+") + "sim0/#": 1,
-		topics.NodeKubeEdgePrefix("+") + "$ke/events/device/#":               1,
-		topics.NodeKubeEdgePrefix("+") + "$hw/events/device/+/+/twin/update": 1}
+	filters := map[string]byte{topics.NodeApp("+", "sim/#"): 1, topics.NodeApp("+", "sim0/#"): 1,
+		topics.NodeKubeEdge("+", topics.KubeEdgeDevicesFilter()):       1,
+		topics.NodeKubeEdge("+", topics.KubeEdgeTwinUpdate("+/+", "")): 1}
 	handler := func(_ paho.Client, m paho.Message) {
 		node, dev, seq, sent, ok := parseCounted(m.Topic(), m.Payload())
 		if !ok {
@@ -296,7 +297,7 @@ func (r *realRun) answerTwin(n *simNode, d *simDevice, seq int64, report []byte)
 	if !ok {
 		return
 	}
-	tok := r.counter.Publish(topics.ToNodeKubeEdgePrefix(n.name)+twinTopic(n.name, d.name, "/delta"), 1, false, twinDelta(id, seq))
+	tok := r.counter.Publish(topics.ToNodeKubeEdge(n.name, twinTopic(n.name, d.name, "/delta")), 1, false, twinDelta(id, seq))
 	r.answers.Add(1)
 	go func() {
 		defer r.answers.Done()
@@ -331,7 +332,7 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 		ExtraRules: simRules, Metrics: "off",
 		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: broker.FullPolicy(r.s.Nodes.Queue.Policy),
 			MaxAge: broker.Duration(r.s.Nodes.Queue.MaxAge)}},
-		edge.Options{Logger: r.o.Log, KeepMemoryLimit: true, Clock: n.now})
+		edge.Options{Paradigms: all.All(), Logger: r.o.Log, KeepMemoryLimit: true, Clock: n.now})
 	if err != nil {
 		return err
 	}

@@ -224,6 +224,12 @@ func JobEvents(r JobRef) string { return JobPrefix(r) + "events" }
 // NodeJobFilter matches every per-node report of every job.
 func NodeJobFilter() string { return join(Root, levelNode, "+", nodeJob, "#") }
 
+// NodeJobsFilter matches what every node reports under what for every job
+// of kind: NodeJob(node, {kind, ns, name}, what) for any node, ns, name.
+func NodeJobsFilter(kind, what string) string {
+	return join(Root, levelNode, "+", nodeJob, kind, "+", "+", what)
+}
+
 // JobRef names one job (or other resource) of the control plane.
 type JobRef struct {
 	Kind      string // e.g. "FederatedLearningJob"

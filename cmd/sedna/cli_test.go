@@ -15,6 +15,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 )
 
 // syncBuffer is a buffer a command writes while the test reads it; wrote
@@ -74,7 +75,7 @@ func cloudWithUsers(t *testing.T, users map[string]broker.UserRole) *cloud.Manag
 		t.Fatal(err)
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: t.TempDir(), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: discardLogger(), Credentials: creds})
+		cloud.Options{Paradigms: all.All(), Logger: discardLogger(), Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -39,7 +40,7 @@ instead of the embedded one.`,
 			if err != nil {
 				return err
 			}
-			m, err := cloud.Start(file, cloud.Options{Logger: log})
+			m, err := cloud.Start(file, cloud.Options{Paradigms: all.All(), Logger: log})
 			if err != nil {
 				return err
 			}

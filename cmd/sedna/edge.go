@@ -10,6 +10,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 )
 
@@ -69,7 +70,7 @@ and restarts.`,
 			if err != nil {
 				return err
 			}
-			a, err := edge.Start(file, edge.Options{Logger: log, Version: version})
+			a, err := edge.Start(file, edge.Options{Paradigms: all.All(), Logger: log, Version: version})
 			if err != nil {
 				return err
 			}

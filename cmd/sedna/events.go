@@ -91,7 +91,7 @@ other payloads as text (or base64 when not UTF-8).`,
 	f.addConn(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&broker, "broker", "", "another broker than the cloud's (a node's, tcp://127.0.0.1:1883)")
-	fl.StringVar(&filter, "filter", topics.Root+"/#", "topic filter")
+	fl.StringVar(&filter, "filter", topics.TreeFilter(), "topic filter")
 	fl.IntVar(&count, "count", 0, "exit after this many messages (0: run until interrupted)")
 	fl.DurationVar(&timeout, "timeout", 0, "fail if --count messages did not arrive within this time")
 	return cmd

@@ -28,6 +28,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -295,7 +296,7 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 		return nil, err
 	}
 	conf := filepath.Join(dir, "edge.yaml")
-	rule := "extraRules:\n  - filter: 'sensors/#'\n    direction: out\n    remotePrefix: '" + topics.NodeAppPrefix("{node}") + "'\n"
+	rule := "extraRules:\n  - filter: 'sensors/#'\n    direction: out\n    remotePrefix: '" + topics.NodeApp("{node}", "'\n")
 	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
 		return nil, err
 	}
@@ -348,7 +349,7 @@ func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (bench
 		return benchResult{}, err
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-" + mode), WriteMode: store.Mode(mode),
-		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Logger: b.o.Log, Credentials: creds})
+		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -358,7 +359,7 @@ func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (bench
 		return benchResult{}, err
 	}
 	defer e.stop()
-	r, err := b.measure(ctx, "tcp://"+e.addr, m.BrokerURL(), "sensors/bench", topics.NodeAppPrefix("bench")+"sensors/bench", pubs, "reader", pw, e)
+	r, err := b.measure(ctx, "tcp://"+e.addr, m.BrokerURL(), "sensors/bench", topics.NodeApp("bench", "sensors/bench"), pubs, "reader", pw, e)
 	r.system = "sedna (" + mode + ")"
 	return r, err
 }
@@ -376,11 +377,11 @@ func (b *bencher) mosquittoBridge(ctx context.Context, pubs int) (benchResult, e
 	}
 	defer stopEdge()
 	// Wait until the bridge carries a message.
-	probe := topics.NodeAppPrefix("bench") + "sensors/probe"
+	probe := topics.NodeApp("bench", "sensors/probe")
 	if err := waitBridged(ctx, "tcp://"+edgeAddr, "tcp://"+cloudAddr, "sensors/probe", probe); err != nil {
 		return benchResult{}, fmt.Errorf("mosquitto bridge did not come up: %w", err)
 	}
-	r, err := b.measure(ctx, "tcp://"+edgeAddr, "tcp://"+cloudAddr, "sensors/bench", topics.NodeAppPrefix("bench")+"sensors/bench", pubs, "", "", nil)
+	r, err := b.measure(ctx, "tcp://"+edgeAddr, "tcp://"+cloudAddr, "sensors/bench", topics.NodeApp("bench", "sensors/bench"), pubs, "", "", nil)
 	r.system = "mosquitto"
 	return r, err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/internal/demo"
 	"github.com/sedna-go/sedna/ml/datasets"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -43,7 +44,7 @@ func (b *bencher) federated(ctx context.Context) error {
 	dir := b.subdir("federated")
 	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off",
 		Data: cloud.DataConfig{Dirs: []string{dir}}}, // the validation sets
-		cloud.Options{Logger: b.o.Log, Credentials: creds})
+		cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}

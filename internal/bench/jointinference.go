@@ -20,6 +20,7 @@ import (
 	"github.com/sedna-go/sedna/internal/demo"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml/datasets"
+	"github.com/sedna-go/sedna/paradigm/all"
 )
 
 // jointInference measures the classification example on a 'sedna edge'
@@ -152,7 +153,7 @@ func roundAll(v []float64) []int {
 func (b *bencher) startJICloud(ctx context.Context, creds *broker.Credentials, hash string) (string, func(), error) {
 	if b.o.CloudCPU == "" {
 		m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-			cloud.Options{Logger: b.o.Log, Credentials: creds})
+			cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})
 		if err != nil {
 			return "", nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -33,7 +34,7 @@ func (b *bencher) models(ctx context.Context) error {
 		return err
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-models"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		cloud.Options{Logger: b.o.Log, Credentials: creds})
+		cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func (b *bencher) rawDownlink(ctx context.Context, app, local paho.Client, size 
 	payload := make([]byte, chunk)
 	start := time.Now()
 	for range n {
-		t := app.Publish(topics.ToNodeAppPrefix("bench")+topic, 1, false, payload)
+		t := app.Publish(topics.ToNodeApp("bench", topic), 1, false, payload)
 		if !t.WaitTimeout(60*time.Second) || t.Error() != nil {
 			stop()
 			return 0, 0, 0, fmt.Errorf("publish: %v", t.Error())

@@ -18,6 +18,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/internal/netfault"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -156,7 +157,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 		return err
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-reconnect"), WriteMode: store.Process,
-		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Logger: b.o.Log, Credentials: creds})
+		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}, cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 		return err
 	}
 	defer sedna.link.Close()
-	queued := topics.NodeAppPrefix("bench") + "sensors/reconnect"
+	queued := topics.NodeApp("bench", "sensors/reconnect")
 	watchS, err := benchClient(m.BrokerURL(), "rc-watch", "reader", pw)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -90,7 +91,7 @@ func Run(ctx context.Context, out io.Writer, o Options) (err error) {
 	}
 	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off",
 		Data: cloud.DataConfig{Dirs: []string{dir}}}, // the federated example's validation set
-		cloud.Options{Logger: o.Log, Credentials: creds})
+		cloud.Options{Paradigms: all.All(), Logger: o.Log, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -281,7 +282,7 @@ func (n *demoNode) start(pw string, log *slog.Logger, version string) error {
 	a, err := edge.Start(edge.Config{Node: n.name, DataDir: n.dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: "tcp://" + n.link.Addr(), Username: n.name, Password: pw},
 		ExtraRules: []broker.Rule{{Filter: "sensors/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}")}},
-		Metrics:    "off"}, edge.Options{Logger: log, Version: version, KeepMemoryLimit: true})
+		Metrics:    "off"}, edge.Options{Paradigms: all.All(), Logger: log, Version: version, KeepMemoryLimit: true})
 	if err != nil {
 		return err
 	}
@@ -328,7 +329,7 @@ func (n *demoNode) publish(ctx context.Context, from, count uint64) error {
 			binary.BigEndian.PutUint64(b, j)
 			topic := "sensors/temperature"
 			if j%2 == 1 {
-				topic = "$hw/events/upload/thermometer-1"
+				topic = topics.KubeEdgeUpload("thermometer-1")
 				b = []byte(fmt.Sprintf(`{"event_id":"%d","timestamp":%d,"twin":{"temperature":{"actual":{"value":"21.5"}}}}`, j, time.Now().UnixMilli()))
 			}
 			toks = append(toks, c.Publish(topic, 1, false, b))

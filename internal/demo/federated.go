@@ -13,6 +13,7 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/federated/digits"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -24,7 +25,7 @@ func StartFLNodes(dir, url, pw string, names []string, log *slog.Logger) ([]*edg
 	for _, n := range names {
 		a, err := edge.Start(edge.Config{Node: n, DataDir: filepath.Join(dir, n), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 			Cloud: edge.CloudLink{URL: url, Username: n, Password: pw}, Metrics: "off"},
-			edge.Options{Logger: log, KeepMemoryLimit: true})
+			edge.Options{Paradigms: all.All(), Logger: log, KeepMemoryLimit: true})
 		if err != nil {
 			for _, a := range out {
 				a.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -30,7 +31,7 @@ func edgeWith(t testing.TB, cfg edge.Config) *edge.Agent {
 		cfg.Metrics = "off"
 	}
 	cfg.Cloud.Username, cfg.Cloud.Password = cfg.Node, password
-	a, err := edge.Start(cfg, edge.Options{Logger: testLogger(t), KeepMemoryLimit: true})
+	a, err := edge.Start(cfg, edge.Options{Paradigms: all.All(), Logger: testLogger(t), KeepMemoryLimit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestRefusedMessageIsDeadLettered(t *testing.T) {
 	dir := t.TempDir()
 	cl, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), Metrics: "off",
 		Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0", MaxPacketSize: 64 << 10}},
-		cloud.Options{Logger: testLogger(t), Credentials: credentials(t)})
+		cloud.Options{Paradigms: all.All(), Logger: testLogger(t), Credentials: credentials(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestMessagesStampedIn1970AreNotExpired(t *testing.T) {
 	a, err := edge.Start(edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud: edge.CloudLink{URL: m.BrokerURL(), Username: "edge-1", Password: password},
 		Queue: edge.QueueConfig{MaxAge: broker.Duration(time.Hour)}, Metrics: "off"},
-		edge.Options{Logger: testLogger(t), KeepMemoryLimit: true})
+		edge.Options{Paradigms: all.All(), Logger: testLogger(t), KeepMemoryLimit: true})
 	if err != nil {
 		t.Fatal(err)
 	}

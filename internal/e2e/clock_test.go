@@ -11,6 +11,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -51,7 +52,7 @@ func TestSkewedNodeClocksKeepTimesToLive(t *testing.T) {
 		ag, err := edge.Start(edge.Config{Node: node, DataDir: filepath.Join(dir, node), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 			Cloud:      edge.CloudLink{URL: cl.BrokerURL(), Username: node, Password: password},
 			ExtraRules: []broker.Rule{ttlRule}, Metrics: "off"},
-			edge.Options{Logger: testLogger(t), KeepMemoryLimit: true, Clock: func() time.Time { return time.Now().Add(skew) }})
+			edge.Options{Paradigms: all.All(), Logger: testLogger(t), KeepMemoryLimit: true, Clock: func() time.Time { return time.Now().Add(skew) }})
 		if err != nil {
 			t.Fatal(err)
 		}

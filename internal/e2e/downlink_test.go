@@ -87,7 +87,7 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	// A spec the node gets while online.
 	job := topics.JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "fl"}
 	keep := topics.JobRef{Kind: "FederatedLearningJob", Namespace: "default", Name: "kept"}
-	if err := cl.Downlink().PutSpec("edge-1", job, topics.Revision{Generation: 1}, []byte("spec v1")); err != nil {
+	if err := cl.PutSpec("edge-1", job, topics.Revision{Generation: 1}, []byte("spec v1")); err != nil {
 		t.Fatal(err)
 	}
 	expectSpec(topics.JobSpec(job) + " gen1-deleted-false")
@@ -102,10 +102,10 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 			t.Fatalf("cloud publish %d: %v", i, tok.Error())
 		}
 	}
-	if err := cl.Downlink().DeleteSpec("edge-1", job, topics.Revision{Generation: 2}); err != nil {
+	if err := cl.DeleteSpec("edge-1", job, topics.Revision{Generation: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.Downlink().PutSpec("edge-1", keep, topics.Revision{Generation: 1}, []byte("kept v1")); err != nil {
+	if err := cl.PutSpec("edge-1", keep, topics.Revision{Generation: 1}, []byte("kept v1")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -27,6 +27,7 @@ import (
 	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -381,14 +382,21 @@ func contains(list []string, s string) bool {
 // broken client, built from the real worker and the documented wire format
 // of fl.update (body key "d": the weights as little-endian float32).
 func poisoner(a *edge.Agent) map[string]workers.Builtin {
-	env := federated.EdgeEnv{Node: "edge-9", Server: a.Server(), Link: a.Bridge().Connected, Samples: a.SamplesAfter,
-		Send: func(topic string, payload []byte, expires time.Time) error {
-			if strings.Contains(topic, "/poisoned-") {
-				payload = poison(payload)
-			}
-			return a.Bridge().SendUntil(topics.StreamBulk, topic, payload, false, expires)
-		}}
+	env := a.Env(federated.Paradigm{})
+	env.Node = "edge-9"
+	env.Bus = poisoningBus{env.Bus}
 	return map[string]workers.Builtin{workers.BuiltinKey(api.KindFederatedLearningJob, "train"): federated.Trainer(env)}
+}
+
+// poisoningBus poisons the updates of the jobs named "poisoned-..." it
+// sends to the cloud.
+type poisoningBus struct{ paradigm.Bus }
+
+func (b poisoningBus) Send(m paradigm.Outbound) error {
+	if strings.Contains(m.Topic, "/poisoned-") {
+		m.Payload = poison(m.Payload)
+	}
+	return b.Bus.Send(m)
 }
 
 func poison(payload []byte) []byte {

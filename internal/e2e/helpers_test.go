@@ -17,6 +17,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -92,7 +93,7 @@ func startCloud(t testing.TB, dir string, listen string) *cloud.Manager {
 	// set), which are beside its data directory.
 	m, err := cloud.Start(cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: listen}, Metrics: "off",
 		Data: cloud.DataConfig{Dirs: []string{filepath.Dir(dir)}}},
-		cloud.Options{Logger: testLogger(t), Credentials: credentials(t)})
+		cloud.Options{Paradigms: all.All(), Logger: testLogger(t), Credentials: credentials(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +112,9 @@ func startEdge(t testing.TB, node, dir, cloudURL string, extra ...broker.Rule) *
 func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, extra ...broker.Rule) *edge.Agent {
 	t.Helper()
 	opts.Logger, opts.KeepMemoryLimit = testLogger(t), true
+	if opts.Paradigms == nil {
+		opts.Paradigms = all.All()
+	}
 	a, err := edge.Start(edge.Config{Node: node, DataDir: dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: cloudURL, Username: node, Password: password},
 		ExtraRules: append([]broker.Rule{sensorsRule}, extra...), Metrics: "off"}, opts)

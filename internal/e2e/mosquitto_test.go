@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -82,7 +83,7 @@ func TestMosquittoCloudExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	url := startMosquitto(t, dir)
 	m, err := cloud.Start(cloud.Config{DataDir: filepath.Join(dir, "cloud"), External: cloud.ExternalBroker{URL: url}, Metrics: "off"},
-		cloud.Options{Logger: testLogger(t)})
+		cloud.Options{Paradigms: all.All(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

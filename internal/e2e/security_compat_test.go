@@ -7,6 +7,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -33,7 +34,7 @@ func startCloudWith(t testing.TB, dir string, set func(*cloud.Config)) *cloud.Ma
 	t.Helper()
 	cfg := cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"}
 	set(&cfg)
-	m, err := cloud.Start(cfg, cloud.Options{Logger: testLogger(t), Credentials: credentials(t)})
+	m, err := cloud.Start(cfg, cloud.Options{Paradigms: all.All(), Logger: testLogger(t), Credentials: credentials(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
