@@ -109,9 +109,40 @@ type Bridge struct {
 	firstDone chan struct{}       // closed when the first connection attempt has ended
 	firstErr  error               // its error (a *LinkError), set before firstDone is closed
 
+	consumers []consumer // in-process consumers of downlink messages (Consume)
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+}
+
+type consumer struct {
+	filter string
+	take   func(topic string, payload []byte)
+}
+
+// Consume gives the downlink messages whose local topic matches filter to
+// take instead of the node's broker: for the one part of the node that
+// reconciles them (the edge agent's jobs take the specs, and serve the
+// accepted ones on the broker). take runs on the bridge's inbox goroutine,
+// in the order the messages came; it must keep what it must not lose
+// before it returns (the message is done with then) and must not block
+// for long. Call it before Start.
+func (b *Bridge) Consume(filter string, take func(topic string, payload []byte)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.consumers = append(b.consumers, consumer{filter: filter, take: take})
+}
+
+func (b *Bridge) consumer(topic string) func(string, []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.consumers {
+		if topics.Match(c.filter, topic) {
+			return c.take
+		}
+	}
+	return nil
 }
 
 // metaPrefix holds the bridge's small state in the process store.

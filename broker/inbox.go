@@ -2,7 +2,6 @@ package broker
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -192,8 +191,8 @@ func (b *Bridge) republish() {
 }
 
 // deliver publishes one downlink message on the edge broker under its
-// local topic. Specs are reconciled by generation: an older or equal
-// generation than the node holds is ignored; a tombstone deletes.
+// local topic, or gives it to the in-process consumer of that topic
+// (Consume).
 func (b *Bridge) deliver(r *Record) {
 	if topics.Expired(r.Time, r.Expires, b.srv.Now(), 0) {
 		if b.metrics != nil {
@@ -210,14 +209,9 @@ func (b *Bridge) deliver(r *Record) {
 	}
 	switch topics.PayloadOf(local) {
 	case topics.PayloadEnvelope:
-		env, err := topics.UnmarshalEnvelope(r.Payload, b.cfg.Limits)
-		if err != nil {
+		if _, err := topics.UnmarshalEnvelope(r.Payload, b.cfg.Limits); err != nil {
 			b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
 				Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
-			return
-		}
-		if env.Kind == topics.KindSpec {
-			b.deliverSpec(local, env, r)
 			return
 		}
 	case topics.PayloadFrame, topics.PayloadInvalid:
@@ -226,107 +220,13 @@ func (b *Bridge) deliver(r *Record) {
 			Message: r.Origin.String(), Payload: r.Payload})
 		return
 	}
+	if take := b.consumer(local); take != nil {
+		take(local, r.Payload)
+		return
+	}
 	if err := b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
 		b.log.Warn("inbox: local publish failed", "topic", local, "error", err)
 	}
-}
-
-func specKey(key string) []byte { return []byte("spec/" + key) }
-
-func (b *Bridge) deliverSpec(local string, env *topics.Envelope, r *Record) {
-	var sp topics.Spec
-	if err := env.DecodeBody(&sp); err != nil || sp.Key == "" {
-		if err == nil {
-			err = errors.New("spec without a key")
-		}
-		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
-			Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
-		return
-	}
-	held, err := b.specState(sp.Key)
-	if err != nil {
-		// An unreadable state is not "never seen": the spec is not
-		// delivered, and the frame it came in is already acknowledged, so
-		// say so loudly.
-		b.log.Error("inbox: spec state unreadable; spec not delivered", "key", sp.Key, "error", err)
-		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: "store", Detail: err.Error(),
-			Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
-		return
-	}
-	if held.ok && !sp.Revision().After(held.rev) {
-		b.log.Debug("inbox: stale spec ignored", "key", sp.Key, "generation", sp.Generation, "created", sp.Created)
-		return
-	}
-	var batch store.Batch
-	batch.Put(specKey(sp.Key), encodeSpecState(sp.Revision(), sp.Deleted))
-	if err := b.meta.Write(&batch); err != nil {
-		b.log.Error("inbox: spec state not written", "key", sp.Key, "error", err)
-	}
-	if sp.Deleted {
-		// Live subscribers see the tombstone; the retained copy goes away.
-		_ = b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, false, 1)
-		_ = b.srv.Publish(CloudDownlinkPrincipal, local, nil, true, 1)
-		return
-	}
-	_ = b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, true, 1)
-}
-
-// SpecGeneration returns the generation of the spec key the node holds,
-// and whether it is deleted; ok is false if the node never saw it.
-func (b *Bridge) SpecGeneration(key string) (gen uint64, deleted, ok bool) {
-	st, err := b.specState(key)
-	if err != nil || !st.ok {
-		return 0, false, false
-	}
-	return st.rev.Generation, st.deleted, true
-}
-
-// specState is what the node keeps of a spec key: its revision and
-// whether it is a tombstone.
-type specState struct {
-	rev     topics.Revision
-	deleted bool
-	ok      bool // false: never seen
-}
-
-// encodeSpecState writes the generation (8 bytes), 'd' or '-', then the
-// creation time (8 bytes). States written before revisions had only the
-// generation and an optional 'd'.
-func encodeSpecState(rev topics.Revision, deleted bool) []byte {
-	v := binary.BigEndian.AppendUint64(nil, rev.Generation)
-	flag := byte('-')
-	if deleted {
-		flag = 'd'
-	}
-	v = append(v, flag)
-	return binary.BigEndian.AppendUint64(v, uint64(rev.Created))
-}
-
-func decodeSpecState(v []byte) (specState, error) {
-	switch len(v) {
-	case 8, 9, 17:
-	default:
-		return specState{}, fmt.Errorf("spec state of %d bytes", len(v))
-	}
-	st := specState{ok: true, rev: topics.Revision{Generation: binary.BigEndian.Uint64(v)}}
-	if len(v) > 8 {
-		st.deleted = v[8] == 'd'
-	}
-	if len(v) == 17 {
-		st.rev.Created = int64(binary.BigEndian.Uint64(v[9:]))
-	}
-	return st, nil
-}
-
-func (b *Bridge) specState(key string) (specState, error) {
-	v, err := b.meta.Get(specKey(key))
-	if errors.Is(err, store.ErrNotFound) {
-		return specState{}, nil
-	}
-	if err != nil {
-		return specState{}, err
-	}
-	return decodeSpecState(v)
 }
 
 func hasSeq(ms []topics.FrameMessage) bool {

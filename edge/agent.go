@@ -358,3 +358,10 @@ func trimNewline(b []byte) []byte {
 	}
 	return b
 }
+
+// SpecRevision returns the revision of the spec key (kind/namespace/name)
+// the node holds, and whether it is a tombstone; ok is false if the node
+// never had it.
+func (a *Agent) SpecRevision(key string) (rev topics.Revision, deleted, ok bool) {
+	return a.jobs.revision(key)
+}

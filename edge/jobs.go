@@ -3,7 +3,9 @@ package edge
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -15,10 +17,13 @@ import (
 	"github.com/sedna-go/sedna/workers"
 )
 
-// jobs runs the node's share of the jobs whose specs reach it: it keeps each
-// spec in the store (the broker's retained copy does not survive a
-// restart), starts the workers placed on this node, stops those of deleted
-// jobs, and reports worker states to the cloud.
+// jobs runs the node's share of the jobs whose specs reach it. It is the
+// node's one reconciler of specs: the bridge gives it every spec the cloud
+// sends (Bridge.Consume); it keeps the newest revision of each key in the
+// store (a stale spec is ignored, a tombstone deletes), serves the kept
+// spec retained on the node's broker for the workers that read it there,
+// starts the workers placed on this node, stops those of deleted jobs, and
+// reports worker states to the cloud.
 type jobs struct {
 	node    string
 	st      store.Store
@@ -27,6 +32,7 @@ type jobs struct {
 	sup     *workers.Supervisor
 	log     *slog.Logger
 	owner   *serial.Loop
+	mu      sync.Mutex // guards specs: taken on the bridge's goroutine, applied on the owner's
 	specs   map[string]storedSpec
 	onModel func(key string, data []byte, deleted bool)
 	onSpec  []func(key string, r *api.Resource, deleted bool)
@@ -48,59 +54,74 @@ func newJobs(node string, st store.Store, srv *broker.Server, bridge *broker.Bri
 		owner: serial.New(256), specs: map[string]storedSpec{}}
 }
 
-// subscribe loads the kept specs and listens for new ones. It runs before
-// the broker serves (an inline subscription racing a retained publish is a
-// data race in mochi's topic index).
+// subscribe loads the kept specs and takes the new ones from the bridge.
+// It runs before the bridge starts.
 func (j *jobs) subscribe() error {
-	if err := j.st.Scan(nil, nil, func(k, v []byte) error {
+	if err := j.load(); err != nil {
+		return err
+	}
+	j.bridge.Consume(topics.JobSpec(topics.JobRef{Kind: "+", Namespace: "+", Name: "+"}), j.take)
+	return nil
+}
+
+// load reads the kept specs.
+func (j *jobs) load() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.st.Scan(nil, nil, func(k, v []byte) error {
 		var s storedSpec
 		if err := msgpack.Unmarshal(v, &s); err != nil {
 			return fmt.Errorf("jobs: spec %s: %w", k, err)
 		}
 		j.specs[string(k)] = s
 		return nil
-	}); err != nil {
-		return err
+	})
+}
+
+// take reconciles a spec the bridge delivers, on the bridge's goroutine:
+// a newer revision than the node holds is kept in the store before take
+// returns (the bridge is done with the message then), and applied on the
+// owner goroutine; a stale one, or one that is not a spec of its topic's
+// key, is dropped with a log line.
+func (j *jobs) take(topic string, payload []byte) {
+	p, err := topics.Parse(topic)
+	var sp topics.Spec
+	if err == nil {
+		var env *topics.Envelope
+		env, err = topics.UnmarshalEnvelope(payload, topics.Limits{MaxBody: 16 << 20})
+		switch {
+		case err != nil:
+		case env.Kind != topics.KindSpec:
+			err = fmt.Errorf("a %s, not a spec", env.Kind)
+		default:
+			err = env.DecodeBody(&sp)
+		}
 	}
-	return j.srv.Subscribe(topics.JobFilter(), 1<<20, func(topic string, payload []byte, _ bool) {
-		p, err := topics.Parse(topic)
-		if err != nil || p.Rest != "spec" || len(payload) == 0 {
-			return
-		}
-		env, err := topics.UnmarshalEnvelope(payload, topics.Limits{MaxBody: 16 << 20})
-		if err != nil || env.Kind != topics.KindSpec {
-			return
-		}
-		var sp topics.Spec
-		if env.DecodeBody(&sp) != nil || sp.Key != p.Job.String() {
-			return
-		}
-		j.do(func() { j.receive(sp) })
-	})
-}
-
-// run starts the owner goroutine: the kept specs go back on the broker and
-// their workers start, then new specs are taken as they come.
-func (j *jobs) run() {
-	j.owner.Start()
+	if err == nil && sp.Key != p.Job.String() {
+		err = fmt.Errorf("the spec of %q on the topic of %s", sp.Key, p.Job)
+	}
+	if err != nil {
+		j.log.Warn("spec refused", "topic", topic, "error", err)
+		return
+	}
+	s, ok := j.keep(sp)
+	if !ok {
+		j.log.Debug("stale spec ignored", "key", sp.Key, "generation", sp.Generation, "created", sp.Created)
+		return
+	}
 	j.do(func() {
-		for key, s := range j.specs {
-			if !s.Deleted && !strings.HasPrefix(key, api.KindModel+"/") {
-				j.republish(key, s)
-			}
-			j.apply(key, s)
-		}
+		j.serve(sp.Key, s)
+		j.apply(sp.Key, s)
 	})
 }
 
-func (j *jobs) do(f func()) { j.owner.Do(f) }
-
-func (j *jobs) close() { j.owner.Close() }
-
-func (j *jobs) receive(sp topics.Spec) {
+// keep stores sp if it is newer than what the node holds.
+func (j *jobs) keep(sp topics.Spec) (storedSpec, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	old, ok := j.specs[sp.Key]
 	if ok && !sp.Revision().After(old.revision()) {
-		return
+		return storedSpec{}, false
 	}
 	s := storedSpec{Gen: sp.Generation, Deleted: sp.Deleted, Data: sp.Data, Created: sp.Created}
 	v, _ := msgpack.Marshal(&s)
@@ -110,8 +131,40 @@ func (j *jobs) receive(sp topics.Spec) {
 		j.log.Error("spec not kept", "key", sp.Key, "error", err)
 	}
 	j.specs[sp.Key] = s
-	j.apply(sp.Key, s)
+	return s, true
 }
+
+// Revision returns the revision of the spec key the node holds, and
+// whether it is deleted; ok is false if the node never saw it.
+func (j *jobs) revision(key string) (rev topics.Revision, deleted, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.specs[key]
+	return s.revision(), s.Deleted, ok
+}
+
+// run starts the owner goroutine: the kept specs go back on the broker and
+// their workers start, then new specs are taken as they come.
+func (j *jobs) run() {
+	j.owner.Start()
+	j.do(func() {
+		j.mu.Lock()
+		kept := maps.Clone(j.specs)
+		j.mu.Unlock()
+		for key, s := range kept {
+			// A Model's spec is the model cache's (it fetches what it
+			// lacks): served as it comes, not again at a restart.
+			if !s.Deleted && !strings.HasPrefix(key, api.KindModel+"/") {
+				j.serve(key, s)
+			}
+			j.apply(key, s)
+		}
+	})
+}
+
+func (j *jobs) do(f func()) { j.owner.Do(f) }
+
+func (j *jobs) close() { j.owner.Close() }
 
 func parseKey(key string) (topics.JobRef, error) {
 	parts := strings.SplitN(key, "/", 3)
@@ -165,20 +218,25 @@ func (j *jobs) notify(key string, r *api.Resource, deleted bool) {
 	}
 }
 
-// republish puts a kept spec back on the node's broker, retained, for the
-// workers that read it there.
-func (j *jobs) republish(key string, s storedSpec) {
+// serve puts the spec the node holds on its broker for the workers that
+// read it there (SEDNA_SPEC_TOPIC): retained; a tombstone is published to
+// live subscribers and the retained copy goes away.
+func (j *jobs) serve(key string, s storedSpec) {
 	ref, err := parseKey(key)
 	if err != nil {
 		return
 	}
-	env, err := topics.NewEnvelope(topics.KindSpec, "edge/jobs", topics.Spec{Key: key, Generation: s.Gen, Data: s.Data, Created: s.Created})
+	raw, err := topics.Encode(topics.KindSpec, "edge/jobs", topics.Spec{Key: key, Generation: s.Gen, Deleted: s.Deleted, Data: s.Data, Created: s.Created})
 	if err != nil {
 		return
 	}
-	if raw, err := env.Marshal(); err == nil {
-		_ = j.srv.Publish(broker.SystemPrincipal("edge/jobs"), topics.JobSpec(ref), raw, true, 1)
+	from := broker.SystemPrincipal("edge/jobs")
+	if s.Deleted {
+		_ = j.srv.Publish(from, topics.JobSpec(ref), raw, false, 1)
+		_ = j.srv.Publish(from, topics.JobSpec(ref), nil, true, 1)
+		return
 	}
+	_ = j.srv.Publish(from, topics.JobSpec(ref), raw, true, 1)
 }
 
 // report sends a worker's state to the cloud (and to local listeners).

@@ -131,8 +131,8 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	expectSpec(topics.JobSpec(job) + " gen2-deleted-true")
 	expectSpec(topics.JobSpec(job) + " clear")
 	expectSpec(topics.JobSpec(keep) + " gen1-deleted-false")
-	if g, deleted, ok := ag.Bridge().SpecGeneration(job.String()); !ok || g != 2 || !deleted {
-		t.Fatalf("node holds spec %s at generation %d, deleted %v", job, g, deleted)
+	if rev, deleted, ok := ag.SpecRevision(job.String()); !ok || rev.Generation != 2 || !deleted {
+		t.Fatalf("node holds spec %s at generation %d, deleted %v", job, rev.Generation, deleted)
 	}
 	// The deleted spec is not retained on the edge broker; the kept one is.
 	probe := client(t, "tcp://"+ag.BrokerAddr(), "probe", "", true)

@@ -142,8 +142,8 @@ func TestDeleteThenApplyAgainReachesTheNode(t *testing.T) {
 				if len(r.Nodes()) == 0 {
 					continue
 				}
-				gen, deleted, ok := a.Bridge().SpecGeneration(r.Key())
-				if !ok || deleted || gen != 1 {
+				rev, deleted, ok := a.SpecRevision(r.Key())
+				if gen := rev.Generation; !ok || deleted || gen != 1 {
 					t.Errorf("%s on the node: generation %d, deleted %v, seen %v; want generation 1 of the new object", r.Key(), gen, deleted, ok)
 				}
 			}

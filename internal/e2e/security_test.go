@@ -184,8 +184,8 @@ func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
 			t.Errorf("a local app's will on %s was accepted", topic)
 		}
 	}
-	if gen, _, ok := a.Bridge().SpecGeneration(ref.String()); ok {
-		t.Fatalf("the node holds the will's spec, generation %d", gen)
+	if rev, _, ok := a.SpecRevision(ref.String()); ok {
+		t.Fatalf("the node holds the will's spec, generation %d", rev.Generation)
 	}
 	// A will outside the project's tree is a local app's right; on a
 	// bridged topic it reaches the cloud, as a publish there would.
@@ -415,7 +415,7 @@ func TestSpecsReachNodesOnlyThroughAdmission(t *testing.T) {
 	good := topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: "good"}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, _, ok := a.Bridge().SpecGeneration(good.String()); ok {
+		if _, _, ok := a.SpecRevision(good.String()); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -423,8 +423,8 @@ func TestSpecsReachNodesOnlyThroughAdmission(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the node's spec state
 	}
-	if gen, _, ok := a.Bridge().SpecGeneration(evil.String()); ok {
-		t.Fatalf("the forged spec reached the node, generation %d", gen)
+	if rev, _, ok := a.SpecRevision(evil.String()); ok {
+		t.Fatalf("the forged spec reached the node, generation %d", rev.Generation)
 	}
 }
 
