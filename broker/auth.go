@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -198,7 +199,7 @@ type AuthHook struct {
 	creds   *Credentials
 	limits  topics.Limits
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Set
 	srv     *mqtt.Server
 
 	// verified caches a SHA-256 of the last password that passed bcrypt
@@ -209,7 +210,7 @@ type AuthHook struct {
 
 // NewAuthHook makes the authentication hook of a broker; node is an edge
 // broker's node, lim bounds wills.
-func NewAuthHook(role Role, node string, creds *Credentials, lim topics.Limits, log *slog.Logger, m *Metrics) *AuthHook {
+func NewAuthHook(role Role, node string, creds *Credentials, lim topics.Limits, log *slog.Logger, m *metrics.Set) *AuthHook {
 	return &AuthHook{role: role, node: node, creds: creds, limits: lim.OrDefault(), log: log, metrics: m, verified: map[string][32]byte{}}
 }
 

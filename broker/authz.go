@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -379,7 +380,7 @@ type AuthzHook struct {
 	node    string
 	creds   *Credentials
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Set
 	srv     *mqtt.Server
 	// subs, if set, refuses a delivery to a session that is full while
 	// its client is away.
@@ -387,7 +388,7 @@ type AuthzHook struct {
 }
 
 // NewAuthzHook makes the authorization hook of a broker.
-func NewAuthzHook(role Role, node string, creds *Credentials, log *slog.Logger, m *Metrics) *AuthzHook {
+func NewAuthzHook(role Role, node string, creds *Credentials, log *slog.Logger, m *metrics.Set) *AuthzHook {
 	return &AuthzHook{role: role, node: node, creds: creds, log: log, metrics: m}
 }
 

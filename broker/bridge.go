@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -69,7 +70,7 @@ type BridgeConfig struct {
 	ConnectTimeout time.Duration
 	// Version is reported in the node's status.
 	Version string
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 
@@ -90,7 +91,7 @@ type Bridge struct {
 	capture *CaptureHook
 	srv     *Server
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Set
 	meta    store.Store
 	metaAbs string // prefix of meta in the root store, for queue extra batches
 

@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -27,7 +28,7 @@ import (
 //
 // A message no uplink rule matches and no subscriber takes (neither a
 // client, nor the process, nor a client away with a persistent session)
-// would vanish without a trace: it is counted (Metrics.Unrouted, by
+// would vanish without a trace: it is counted (metrics.Set.Unrouted, by
 // topics.Family and source) and logged at debug level once per family. A
 // retained one is not: the broker keeps it for later subscribers.
 type CaptureHook struct {
@@ -38,7 +39,7 @@ type CaptureHook struct {
 	limits  topics.Limits
 	direct  func(stream topics.Stream, r Record)
 	srv     *mqtt.Server
-	metrics *Metrics
+	metrics *metrics.Set
 	log     *slog.Logger
 	clock   Clock
 
@@ -60,7 +61,7 @@ type CaptureHook struct {
 // remembered): apps choose their topics, so their families are unbounded.
 const maxUnroutedLogged = 1024
 
-// The sources of Metrics.Unrouted.
+// The sources of metrics.Set.Unrouted.
 const (
 	sourceApp     = "app"     // a client of the broker: an app, a mapper, a will
 	sourceProcess = "process" // the node itself: the downlink, its workers

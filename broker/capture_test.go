@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -190,7 +191,7 @@ func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	defer s.Close()
-	m := NewMetrics(prometheus.NewRegistry())
+	m := metrics.New(prometheus.NewRegistry())
 	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)

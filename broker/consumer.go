@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -358,7 +359,7 @@ type ConsumerConfig struct {
 	// each message exactly once, even across a crash of the consumer. An
 	// error leaves the frame unacknowledged, to be delivered again.
 	Handler func(d Delivery, b *store.Batch) error
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 

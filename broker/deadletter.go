@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -42,7 +43,7 @@ type DeadLetters struct {
 	s       store.Store
 	blobs   store.Store
 	report  func(topics.ErrorEvent)
-	metrics *Metrics
+	metrics *metrics.Set
 	log     *slog.Logger
 	max     int
 
@@ -55,7 +56,7 @@ const DefaultMaxDeadLetters = 10000
 
 // OpenDeadLetters opens the dead-letter store in s (a Sub view of its own).
 // report, if set, publishes the error event of each dead letter.
-func OpenDeadLetters(s store.Store, max int, report func(topics.ErrorEvent), m *Metrics, log *slog.Logger) (*DeadLetters, error) {
+func OpenDeadLetters(s store.Store, max int, report func(topics.ErrorEvent), m *metrics.Set, log *slog.Logger) (*DeadLetters, error) {
 	if max <= 0 {
 		max = DefaultMaxDeadLetters
 	}

@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -77,7 +78,7 @@ type DownlinkConfig struct {
 	// Dead, if set, keeps a record of each message for a node refused for
 	// its size (and reports it as an error event).
 	Dead    *DeadLetters
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 

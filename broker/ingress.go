@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -23,7 +24,7 @@ type IngressConfig struct {
 	Limits topics.Limits
 	// Dead receives refused frames and messages.
 	Dead    *DeadLetters
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 

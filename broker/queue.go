@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -76,7 +77,7 @@ type QueueOptions struct {
 	// OnDrop is told about messages dropped by the policy or by age.
 	OnDrop func(stream string, n int, reason string)
 	// Metrics, if set, get the queue's backlog under Name.
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Name    string
 	Logger  *slog.Logger
 	// Clock stamps appended records that have no time; nil: the system's.
@@ -169,7 +170,7 @@ func OpenQueue(s store.Store, o QueueOptions) (*Queue, error) {
 	q.wg.Add(2)
 	go q.trimmer()
 	go q.asyncWriter()
-	o.Metrics.watchQueue(o.Name, q)
+	o.Metrics.WatchQueue(o.Name, q.backlog)
 	return q, nil
 }
 
@@ -833,6 +834,16 @@ func (q *Queue) Stats() []StreamStats {
 		out[i] = p.st
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out
+}
+
+// backlog is Stats as the metrics show it.
+func (q *Queue) backlog() []metrics.Backlog {
+	stats := q.Stats()
+	out := make([]metrics.Backlog, len(stats))
+	for i, st := range stats {
+		out[i] = metrics.Backlog(st)
+	}
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -20,7 +21,7 @@ type RelayConfig struct {
 	Store   store.Store
 	Limits  topics.Limits
 	Dead    *DeadLetters
-	Metrics *Metrics
+	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -122,7 +123,7 @@ type Config struct {
 	// is away.
 	Subscribers SubscriberLimits
 	// Metrics, if set, receives the broker's counters.
-	Metrics *Metrics
+	Metrics *metrics.Set
 	// Logger receives the broker's log; default slog.Default().
 	Logger *slog.Logger
 	// Hooks are added after the built-in ones (bridge capture, ingress, ...).

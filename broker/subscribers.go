@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -111,7 +112,7 @@ func (l SubscriberLimits) withDefaults(role Role) SubscriberLimits {
 type SubscriberHook struct {
 	mqtt.HookBase
 	limits  SubscriberLimits
-	metrics *Metrics
+	metrics *metrics.Set
 	log     *slog.Logger
 	report  func(topics.ErrorEvent)
 
@@ -147,7 +148,7 @@ type subState struct {
 
 // NewSubscriberHook makes the hook; report, if set, receives the error
 // events it raises.
-func NewSubscriberHook(l SubscriberLimits, role Role, m *Metrics, log *slog.Logger, report func(topics.ErrorEvent)) *SubscriberHook {
+func NewSubscriberHook(l SubscriberLimits, role Role, m *metrics.Set, log *slog.Logger, report func(topics.ErrorEvent)) *SubscriberHook {
 	return &SubscriberHook{limits: l.withDefaults(role), metrics: m, log: log, report: report}
 }
 

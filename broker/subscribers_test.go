@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -114,7 +115,7 @@ func TestSlowPersistentSubscriberLosesNothing(t *testing.T) {
 	if raceEnabled {
 		each = 2500
 	}
-	m := NewMetrics(prometheus.NewRegistry())
+	m := metrics.New(prometheus.NewRegistry())
 	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Metrics: m,
 		Subscribers: SubscriberLimits{MaxPending: 256, MaxPendingBytes: 64 << 10}})
 	col := newCollector(pubs * each)
@@ -223,7 +224,7 @@ func rawConnect(id, user, pass string) []byte {
 // acknowledged are counted as lost and reported; publishers and the other
 // subscriber go on as if it were not there.
 func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
+	m := metrics.New(prometheus.NewRegistry())
 	var events []topics.ErrorEvent
 	var evMu sync.Mutex
 	srv := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t), Metrics: m,
@@ -280,7 +281,7 @@ func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
 // counts it), so it cannot take the broker's memory; once the client is
 // back it gets what the session kept.
 func TestAwaySessionIsBounded(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
+	m := metrics.New(prometheus.NewRegistry())
 	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Metrics: m,
 		Subscribers: SubscriberLimits{MaxSessionMessages: 100}})
 	away := dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })

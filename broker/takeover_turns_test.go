@@ -13,6 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sedna-go/sedna/broker/metrics"
 )
 
 // takeoverStall holds the first in-flight message mochi clears from an old
@@ -197,7 +199,7 @@ func (rc *rawConn) received(want []string, deadline time.Time) map[string]int {
 type takeoverRig struct {
 	t      *testing.T
 	srv    *Server
-	m      *Metrics
+	m      *metrics.Set
 	stall  *takeoverStall
 	events chan string // the SubscriberHook's observations of id
 	want   []string
@@ -205,7 +207,7 @@ type takeoverRig struct {
 
 func newTakeoverRig(t *testing.T, id string) *takeoverRig {
 	r := &takeoverRig{t: t, stall: newTakeoverStall(id), events: make(chan string, 16),
-		m: NewMetrics(prometheus.NewRegistry())}
+		m: metrics.New(prometheus.NewRegistry())}
 	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(),
 		Metrics: r.m, Hooks: []mqtt.Hook{r.stall}})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -141,7 +142,7 @@ type Manager struct {
 	cfg       Config
 	log       *slog.Logger
 	store     *store.Badger
-	metrics   *broker.Metrics
+	metrics   *metrics.Set
 	srv       *broker.Server
 	ingress   *broker.Ingress
 	downlink  *broker.Downlink
@@ -194,7 +195,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.metrics = broker.NewMetrics(reg)
+	m.metrics = metrics.New(reg)
 	m.dead, err = broker.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
 	if err != nil {
 		return fail(err)

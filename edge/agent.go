@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -132,7 +133,7 @@ type Agent struct {
 	store     *store.Badger
 	srv       *broker.Server
 	bridge    *broker.Bridge
-	metrics   *broker.Metrics
+	metrics   *metrics.Set
 	http      *httpserve.Server
 	workers   *workers.Supervisor
 	jobs      *jobs
@@ -204,7 +205,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.metrics = broker.NewMetrics(reg)
+	a.metrics = metrics.New(reg)
 	fail := func(err error) (*Agent, error) {
 		a.Close()
 		return nil, err
