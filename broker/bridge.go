@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -40,7 +41,7 @@ type BridgeConfig struct {
 	// republishes downlink messages on it.
 	Server *Server
 	// Queue bounds the uplink queue.
-	Queue QueueOptions
+	Queue queue.Options
 	// Window is the number of frames in flight per stream; default 8.
 	Window int
 	// FrameMessages and FrameBytes bound one frame; defaults 512 messages
@@ -84,10 +85,10 @@ type Bridge struct {
 	node    string
 	epoch   uint64
 	rules   Rules
-	up      *Queue
-	inbox   *Queue
-	dedup   *Dedup
-	dead    *DeadLetters
+	up      *queue.Queue
+	inbox   *queue.Queue
+	dedup   *queue.Dedup
+	dead    *queue.DeadLetters
 	capture *CaptureHook
 	srv     *Server
 	log     *slog.Logger
@@ -211,7 +212,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		meta:   store.Sub(cfg.Store, metaPrefix),
 		linkCh: make(chan struct{}), downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
 		firstDone: make(chan struct{}), stop: make(chan struct{})}
-	b.dead, err = OpenDeadLetters(store.Sub(cfg.Store, "dl/"), 0, b.reportError, cfg.Metrics, b.log)
+	b.dead, err = queue.OpenDeadLetters(store.Sub(cfg.Store, "dl/"), 0, b.reportError, cfg.Metrics, b.log)
 	if err != nil {
 		return nil, err
 	}
@@ -223,15 +224,15 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 				Detail: fmt.Sprintf("%d messages of stream %s dropped: queue %s", n, stream, reason)})
 		}
 	}
-	if b.up, err = OpenQueue(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
+	if b.up, err = queue.Open(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
 		return nil, err
 	}
-	if b.inbox, err = OpenQueue(store.Sub(cfg.Store, "bridge/in/"), QueueOptions{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.cfg.Clock}); err != nil {
+	if b.inbox, err = queue.Open(store.Sub(cfg.Store, "bridge/in/"), queue.Options{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.cfg.Clock}); err != nil {
 		_ = b.up.Close()
 		return nil, err
 	}
 	root, pfx := store.Split(cfg.Store)
-	b.dedup = NewDedup(root, pfx+"bridge/dd/")
+	b.dedup = queue.NewDedup(root, pfx+"bridge/dd/")
 	b.metaAbs = pfx + metaPrefix
 	if v, err := b.meta.Get([]byte("down-epoch")); err == nil && len(v) == 8 {
 		b.downEpoch = beUint64(v)
@@ -261,10 +262,10 @@ func (b *Bridge) Start() {
 }
 
 // Queue returns the uplink queue (for statistics).
-func (b *Bridge) Queue() *Queue { return b.up }
+func (b *Bridge) Queue() *queue.Queue { return b.up }
 
 // DeadLetters returns the node's dead-letter store.
-func (b *Bridge) DeadLetters() *DeadLetters { return b.dead }
+func (b *Bridge) DeadLetters() *queue.DeadLetters { return b.dead }
 
 // Connected reports whether the cloud link is up, and returns a channel
 // closed at the next change.
@@ -635,7 +636,7 @@ func (b *Bridge) nextFrame(stream string, next map[string]uint64) (*builtFrame, 
 		}
 		next[stream] = after
 		now := b.srv.Now()
-		maxAge := b.up.opts.MaxAge
+		maxAge := b.up.MaxAge()
 		f := &topics.Frame{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch, Sent: now}
 		var expired []uint64
 		out := &builtFrame{}
@@ -757,7 +758,7 @@ func (b *Bridge) deadLetterRefused(stream string, seq uint64, times int) {
 		return
 	}
 	r := recs[0]
-	b.dead.Add(DeadLetter{Component: "edge/uplink", Reason: "refused",
+	b.dead.Add(queue.DeadLetter{Component: "edge/uplink", Reason: "refused",
 		Detail:  fmt.Sprintf("the cloud dropped the connection %d times on this message; dead-lettered so stream %s can go on", times, stream),
 		Topic:   r.Topic,
 		Message: topics.ID{Node: b.node, Stream: topics.Stream(stream), Epoch: b.epoch, Seq: seq}.String(),
@@ -795,7 +796,7 @@ func (b *Bridge) SendNow(stream topics.Stream, topic string, payload []byte, exp
 
 // sendDirect sends a best-effort (QoS 0 rule) message now if the link is
 // up, and drops it otherwise.
-func (b *Bridge) sendDirect(stream topics.Stream, r Record) {
+func (b *Bridge) sendDirect(stream topics.Stream, r queue.Record) {
 	b.mu.Lock()
 	c := b.client
 	b.mu.Unlock()
@@ -824,8 +825,8 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	// Queued for the cloud (kept while the link is down) when there is room:
 	// a report must not evict the messages it reports on (a full queue that
 	// drops the oldest would otherwise fill with reports of its drops).
-	rec := Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: b.srv.Now()}
-	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []Record{rec}); err != nil {
+	rec := queue.Record{Topic: topics.NodeEvents(b.node, "error"), Payload: raw, QoS: 1, Time: b.srv.Now()}
+	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []queue.Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
 	_ = b.srv.Publish(SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
@@ -853,7 +854,7 @@ func (b *Bridge) SendUntil(stream topics.Stream, topic string, payload []byte, r
 	if !strings.HasPrefix(topic, topics.NodePrefix(b.node)) {
 		return fmt.Errorf("bridge: %s is not under the node's subtree %s", topic, topics.NodePrefix(b.node))
 	}
-	rec := Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now(), Expires: expires}
-	_, err := b.up.Append(string(stream), []Record{rec}, nil)
+	rec := queue.Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now(), Expires: expires}
+	_, err := b.up.Append(string(stream), []queue.Record{rec}, nil)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -34,10 +35,10 @@ import (
 type CaptureHook struct {
 	mqtt.HookBase
 	rules   Rules
-	queue   *Queue
-	dead    *DeadLetters
+	queue   *queue.Queue
+	dead    *queue.DeadLetters
 	limits  topics.Limits
-	direct  func(stream topics.Stream, r Record)
+	direct  func(stream topics.Stream, r queue.Record)
 	srv     *mqtt.Server
 	metrics *metrics.Set
 	log     *slog.Logger
@@ -252,7 +253,7 @@ func (h *CaptureHook) Drain(timeout time.Duration) {
 
 func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, remote string) (packets.Packet, error) {
 	dead := func(reason, detail string) (packets.Packet, error) {
-		h.dead.Add(DeadLetter{Component: "edge/capture", Reason: reason, Detail: detail,
+		h.dead.Add(queue.DeadLetter{Component: "edge/capture", Reason: reason, Detail: detail,
 			Topic: pk.TopicName, Client: cl.ID, Payload: pk.Payload})
 		// Acked (so the publisher does not resend it forever) and not
 		// delivered: it is in the dead-letter store instead. An MQTT 5
@@ -268,7 +269,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 	if reason, detail := checkPayload(remote, pk.Payload, h.limits); reason != "" {
 		return dead(reason, detail)
 	}
-	rec := Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}
+	rec := queue.Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}
 	if rule.TTL > 0 {
 		rec.Expires = rec.Time.Add(time.Duration(rule.TTL))
 	}
@@ -281,7 +282,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		// and let mochi read the client's next packet meanwhile.
 		pid := pk.PacketID
 		gc.Hold(pid)
-		_, err := h.queue.AppendAsync(string(rule.Stream), []Record{rec}, func(err error) {
+		_, err := h.queue.AppendAsync(string(rule.Stream), []queue.Record{rec}, func(err error) {
 			if err != nil {
 				h.log.Warn("publish not written: dropping the connection so the client sends it again",
 					"error", err, "topic", pk.TopicName, "client", cl.ID)
@@ -299,7 +300,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		}
 		return pk, nil
 	}
-	if _, err := h.queue.Append(string(rule.Stream), []Record{rec}, nil); err != nil {
+	if _, err := h.queue.Append(string(rule.Stream), []queue.Record{rec}, nil); err != nil {
 		return h.refuse(cl, pk, err)
 	}
 	return pk, nil
@@ -311,7 +312,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 func (h *CaptureHook) refuse(cl *mqtt.Client, pk packets.Packet, err error) (packets.Packet, error) {
 	reason, code := "store-error", packets.ErrUnspecifiedError
 	switch {
-	case errors.Is(err, ErrQueueFull):
+	case errors.Is(err, queue.ErrFull):
 		reason, code = "queue-full", packets.ErrQuotaExceeded
 	case errors.Is(err, store.ErrFull):
 		reason, code = "disk-full", packets.ErrQuotaExceeded

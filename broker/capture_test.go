@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -112,7 +113,7 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 	defer br.Close()
 	// A downlink message, as the inbox delivers it, on a topic the uplink
 	// rule also matches.
-	br.deliver(&Record{Topic: topics.ToNodeAppPrefix("node-a") + "loop/x", Payload: []byte("down"), QoS: 1})
+	br.deliver(&queue.Record{Topic: topics.ToNodeAppPrefix("node-a") + "loop/x", Payload: []byte("down"), QoS: 1})
 	// A local app's publish on the same topic is captured.
 	c := dial(t, srv.URL(), "app", "")
 	if tok := c.Publish("loop/x", 1, false, []byte("up")); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {

@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -370,7 +371,7 @@ type ConsumerConfig struct {
 // each message of every node exactly once.
 type Consumer struct {
 	cfg   ConsumerConfig
-	dedup *Dedup
+	dedup *queue.Dedup
 	c     paho.Client
 	log   *slog.Logger
 }
@@ -389,7 +390,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Consumer{cfg: cfg, dedup: NewDedup(cfg.Store, "consumer/"+cfg.Client.ClientID+"/"), log: cfg.Logger}
+	c := &Consumer{cfg: cfg, dedup: queue.NewDedup(cfg.Store, "consumer/"+cfg.Client.ClientID+"/"), log: cfg.Logger}
 	return c, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -67,7 +68,7 @@ type DownlinkConfig struct {
 	// Store is the cloud process's store.
 	Store store.Store
 	// Queue bounds the outbox (all nodes together).
-	Queue QueueOptions
+	Queue queue.Options
 	// Window is how many messages may be sent to a node beyond what it
 	// acknowledged; default 4096.
 	Window int
@@ -77,7 +78,7 @@ type DownlinkConfig struct {
 	Limits topics.Limits
 	// Dead, if set, keeps a record of each message for a node refused for
 	// its size (and reports it as an error event).
-	Dead    *DeadLetters
+	Dead    *queue.DeadLetters
 	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
@@ -96,7 +97,7 @@ type DownlinkConfig struct {
 type Downlink struct {
 	mqtt.HookBase
 	cfg   DownlinkConfig
-	q     *Queue
+	q     *queue.Queue
 	epoch uint64
 	bus   Bus
 	log   *slog.Logger
@@ -140,7 +141,7 @@ func NewDownlink(cfg DownlinkConfig) (*Downlink, error) {
 	}
 	qo := cfg.Queue
 	qo.Name, qo.Metrics, qo.Logger = "downlink", cfg.Metrics, cfg.Logger
-	q, err := OpenQueue(store.Sub(cfg.Store, "downlink/"), qo)
+	q, err := queue.Open(store.Sub(cfg.Store, "downlink/"), qo)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +159,7 @@ func (d *Downlink) Provides(b byte) bool { return b == mqtt.OnPublish }
 func (d *Downlink) Attach(s *Server) { d.srv, d.clock = s.Mochi(), s.cfg.Clock }
 
 // Queue returns the outbox (for statistics).
-func (d *Downlink) Queue() *Queue { return d.q }
+func (d *Downlink) Queue() *queue.Queue { return d.q }
 
 // Start listens to node status and acknowledgements on bus and sends.
 func (d *Downlink) Start(bus Bus) error {
@@ -196,11 +197,11 @@ func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byt
 	if len(payload) > d.cfg.Limits.MaxBody {
 		return 0, fmt.Errorf("broker: downlink: payload of %d bytes is over the limit of %d", len(payload), d.cfg.Limits.MaxBody)
 	}
-	r := Record{Topic: topic, Payload: payload, Retain: retain, QoS: qos}
+	r := queue.Record{Topic: topic, Payload: payload, Retain: retain, QoS: qos}
 	if ttl > 0 {
 		r.Expires = d.clock.Now().Add(ttl)
 	}
-	return d.q.Append(node, []Record{r}, nil)
+	return d.q.Append(node, []queue.Record{r}, nil)
 }
 
 // Online reports whether node is connected, as the latest status it gave
@@ -270,7 +271,7 @@ func (d *Downlink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		detail := fmt.Sprintf("a message of %d bytes for node %s, over the limit of %d", len(pk.Payload), p.Node, d.cfg.Limits.MaxBody)
 		d.log.Warn("downlink: publish too large", "topic", pk.TopicName, "client", cl.ID, "bytes", len(pk.Payload))
 		if d.cfg.Dead != nil {
-			d.cfg.Dead.Add(DeadLetter{Component: "cloud/downlink", Reason: "too-large", Detail: detail, Topic: pk.TopicName, Client: cl.ID})
+			d.cfg.Dead.Add(queue.DeadLetter{Component: "cloud/downlink", Reason: "too-large", Detail: detail, Topic: pk.TopicName, Client: cl.ID})
 		}
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
 			return pk, packets.ErrQuotaExceeded

@@ -37,6 +37,15 @@ func testCredentials(t testing.TB) *Credentials {
 	return c
 }
 
+func openTestStore(t testing.TB, dir string) *store.Badger {
+	t.Helper()
+	s, err := store.OpenBadger(store.Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // startServer starts a broker on a free loopback port.
 func startServer(t testing.TB, cfg Config) *Server {
 	t.Helper()

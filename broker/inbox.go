@@ -6,6 +6,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -78,7 +79,7 @@ func (b *Bridge) takeFrame(m paho.Message) (ok, durable bool) {
 		err = fmt.Errorf("frame for node %q stream %q arrived at node %q", f.Node, f.Stream, b.node)
 	}
 	if err != nil {
-		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
+		b.dead.Add(queue.DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
 			Topic: m.Topic(), Payload: m.Payload()})
 		return true, false
 	}
@@ -86,7 +87,7 @@ func (b *Bridge) takeFrame(m paho.Message) (ok, durable bool) {
 		// Best effort only: nothing to keep, nothing to acknowledge.
 		for i := range f.Messages {
 			fm := &f.Messages[i]
-			b.deliver(&Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+			b.deliver(&queue.Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
 				Time: fm.Time, Expires: fm.Expires, Origin: f.ID(fm)})
 		}
 		return true, false
@@ -98,12 +99,12 @@ func (b *Bridge) takeFrame(m paho.Message) (ok, durable bool) {
 	}
 	txn.Raise(f.Floor)
 	txn.Skip(f.Skipped)
-	var recs, now []Record
+	var recs, now []queue.Record
 	dups := 0
 	for i := range f.Messages {
 		fm := &f.Messages[i]
 		if fm.Seq == 0 {
-			now = append(now, Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+			now = append(now, queue.Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
 				Time: fm.Time, Expires: fm.Expires, Origin: f.ID(fm)})
 			continue
 		}
@@ -111,7 +112,7 @@ func (b *Bridge) takeFrame(m paho.Message) (ok, durable bool) {
 			dups++
 			continue
 		}
-		recs = append(recs, Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+		recs = append(recs, queue.Record{Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
 			Time: fm.Time, Expires: fm.Expires, Origin: f.ID(fm)})
 	}
 	var extra store.Batch
@@ -193,7 +194,7 @@ func (b *Bridge) republish() {
 // deliver publishes one downlink message on the edge broker under its
 // local topic, or gives it to the in-process consumer of that topic
 // (Consume).
-func (b *Bridge) deliver(r *Record) {
+func (b *Bridge) deliver(r *queue.Record) {
 	if topics.Expired(r.Time, r.Expires, b.srv.Now(), 0) {
 		if b.metrics != nil {
 			b.metrics.Expired.WithLabelValues(downStream).Inc()
@@ -202,7 +203,7 @@ func (b *Bridge) deliver(r *Record) {
 	}
 	_, local, ok := b.rules.In(r.Topic)
 	if !ok {
-		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: "no-rule",
+		b.dead.Add(queue.DeadLetter{Component: "edge/inbox", Reason: "no-rule",
 			Detail: "no downlink rule maps this topic to the edge broker", Topic: r.Topic,
 			Message: r.Origin.String(), Payload: r.Payload})
 		return
@@ -210,12 +211,12 @@ func (b *Bridge) deliver(r *Record) {
 	switch topics.PayloadOf(local) {
 	case topics.PayloadEnvelope:
 		if _, err := topics.UnmarshalEnvelope(r.Payload, b.cfg.Limits); err != nil {
-			b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
+			b.dead.Add(queue.DeadLetter{Component: "edge/inbox", Reason: topics.ReasonOf(err), Detail: err.Error(),
 				Topic: r.Topic, Message: r.Origin.String(), Payload: r.Payload})
 			return
 		}
 	case topics.PayloadFrame, topics.PayloadInvalid:
-		b.dead.Add(DeadLetter{Component: "edge/inbox", Reason: "bad-topic",
+		b.dead.Add(queue.DeadLetter{Component: "edge/inbox", Reason: "bad-topic",
 			Detail: "a downlink rule maps this message to " + local + ", which is not for apps", Topic: r.Topic,
 			Message: r.Origin.String(), Payload: r.Payload})
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -23,7 +24,7 @@ type IngressConfig struct {
 	// Limits bound frames and envelopes; default topics.DefaultLimits.
 	Limits topics.Limits
 	// Dead receives refused frames and messages.
-	Dead    *DeadLetters
+	Dead    *queue.DeadLetters
 	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
@@ -54,8 +55,8 @@ type Ingress struct {
 	cfg   IngressConfig
 	srv   *Server
 	clock Clock
-	wal   *Queue
-	dedup *Dedup
+	wal   *queue.Queue
+	dedup *queue.Dedup
 	log   *slog.Logger
 	ready chan struct{}
 }
@@ -77,11 +78,11 @@ func NewIngress(cfg IngressConfig) (*Ingress, error) {
 	// The window records go into the log's own writes, which are made to
 	// the store the process's store may be a view of.
 	root, pfx := store.Split(cfg.Store)
-	wal, err := OpenQueue(store.Sub(cfg.Store, "ingress/wal/"), QueueOptions{Name: "ingress", Metrics: cfg.Metrics, Logger: cfg.Logger})
+	wal, err := queue.Open(store.Sub(cfg.Store, "ingress/wal/"), queue.Options{Name: "ingress", Metrics: cfg.Metrics, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	return &Ingress{cfg: cfg, wal: wal, dedup: NewDedup(root, pfx+"ingress/dd/"), log: cfg.Logger,
+	return &Ingress{cfg: cfg, wal: wal, dedup: queue.NewDedup(root, pfx+"ingress/dd/"), log: cfg.Logger,
 		ready: make(chan struct{})}, nil
 }
 
@@ -161,7 +162,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	<-h.ready
 	dead := func(reason, detail string, payload []byte) {
-		h.cfg.Dead.Add(DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail,
+		h.cfg.Dead.Add(queue.DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail,
 			Topic: pk.TopicName, Client: cl.ID, Payload: payload})
 	}
 	f, err := topics.UnmarshalFrame(pk.Payload, h.cfg.Limits)
@@ -188,7 +189,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	skipped := append(f.Skipped, txn.Raise(f.Floor)...)
 	txn.Skip(f.Skipped)
 	now := h.clock.Now()
-	var recs []Record
+	var recs []queue.Record
 	var keep []topics.FrameMessage
 	dups, expired := 0, 0
 	changed := false // a payload was stamped with its ID
@@ -201,7 +202,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		id := f.ID(m)
 		before := len(m.Payload)
 		if reason, detail := checkRelayed(f.Node, m, id, h.cfg.Limits); reason != "" {
-			h.cfg.Dead.Add(DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail, Topic: m.Topic,
+			h.cfg.Dead.Add(queue.DeadLetter{Component: "cloud/ingress", Reason: reason, Detail: detail, Topic: m.Topic,
 				Client: cl.ID, Message: id.String(), Payload: m.Payload})
 			continue
 		}
@@ -210,7 +211,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			expired++
 			continue
 		}
-		recs = append(recs, Record{Topic: m.Topic, Payload: m.Payload, Retain: m.Retain, QoS: m.QoS,
+		recs = append(recs, queue.Record{Topic: m.Topic, Payload: m.Payload, Retain: m.Retain, QoS: m.QoS,
 			Time: m.Time, Expires: m.Expires, Origin: id})
 		keep = append(keep, *m)
 	}

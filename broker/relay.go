@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -20,7 +21,7 @@ type RelayConfig struct {
 	Bus     Bus
 	Store   store.Store
 	Limits  topics.Limits
-	Dead    *DeadLetters
+	Dead    *queue.DeadLetters
 	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
@@ -50,7 +51,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		Logger: cfg.Logger, Handler: func(d Delivery, _ *store.Batch) error {
 			m := topics.FrameMessage{Seq: d.ID.Seq, Topic: d.Topic, Payload: d.Payload, Retain: d.Retain, QoS: d.QoS}
 			if reason, detail := checkRelayed(d.ID.Node, &m, d.ID, cfg.Limits); reason != "" {
-				cfg.Dead.Add(DeadLetter{Component: "cloud/relay", Reason: reason, Detail: detail, Topic: d.Topic,
+				cfg.Dead.Add(queue.DeadLetter{Component: "cloud/relay", Reason: reason, Detail: detail, Topic: d.Topic,
 					Message: d.ID.String(), Payload: d.Payload})
 				return nil
 			}

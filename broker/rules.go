@@ -1,10 +1,8 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/sedna-go/sedna/topics"
 )
@@ -38,31 +36,6 @@ type Rule struct {
 	// TTL, if set, drops uplink messages not sent within it.
 	TTL Duration `json:"ttl,omitempty"`
 }
-
-// Duration is a time.Duration written as "30s" in YAML and JSON.
-type Duration time.Duration
-
-// UnmarshalJSON reads "1m30s" or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("duration: want \"30s\" or seconds, got %s", b)
-	}
-	*d = Duration(secs * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON writes the duration as "30s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Durable reports whether the rule keeps messages in the durable queue.
 func (r *Rule) Durable() bool { return r.QoS == nil || *r.QoS > 0 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -110,7 +111,7 @@ type Config struct {
 	MessageLimits topics.Limits
 	// Dead, if set, keeps a record of each publish the broker dropped for
 	// its size, which it reports as an error event.
-	Dead *DeadLetters
+	Dead *queue.DeadLetters
 	// Credentials authenticate clients. On the cloud, clients without
 	// valid credentials are refused; on the edge, credentials are for
 	// clients that are not on loopback.
@@ -429,7 +430,7 @@ func (s *Server) raise(ev topics.ErrorEvent) {
 
 // setDead gives the broker the dead-letter store of its process (the
 // bridge's, on a node); call before Start.
-func (s *Server) setDead(d *DeadLetters) {
+func (s *Server) setDead(d *queue.DeadLetters) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.Dead == nil {
@@ -450,7 +451,7 @@ func (s *Server) droppedOversize(g *gatedConn, o oversize) {
 	dead := s.cfg.Dead
 	s.mu.Unlock()
 	if dead != nil {
-		dead.Add(DeadLetter{Component: string(s.cfg.Role) + "/broker", Reason: "too-large", Detail: detail,
+		dead.Add(queue.DeadLetter{Component: string(s.cfg.Role) + "/broker", Reason: "too-large", Detail: detail,
 			Topic: o.topic, Client: client})
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/store"
@@ -86,7 +87,7 @@ type ControlConfig struct {
 	// PassEnv names variables of the manager's environment its workers get.
 	PassEnv []string
 	// Dead, if set, keeps the messages the control plane could not read.
-	Dead *broker.DeadLetters
+	Dead *queue.DeadLetters
 }
 
 // Access is what the control plane lets users do beyond their role.
@@ -882,7 +883,7 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 func (c *ControlPlane) refuse(topic, from string, payload []byte, err error) {
 	c.log.Warn("message refused", "topic", topic, "from", from, "error", err)
 	if c.cfg.Dead != nil {
-		c.cfg.Dead.Add(broker.DeadLetter{Component: "cloud/control", Reason: topics.ReasonOf(err), Detail: from + ": " + err.Error(),
+		c.cfg.Dead.Add(queue.DeadLetter{Component: "cloud/control", Reason: topics.ReasonOf(err), Detail: from + ": " + err.Error(),
 			Topic: topic, Payload: payload})
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -146,7 +147,7 @@ type Manager struct {
 	srv       *broker.Server
 	ingress   *broker.Ingress
 	downlink  *broker.Downlink
-	dead      *broker.DeadLetters
+	dead      *queue.DeadLetters
 	bus       broker.Bus
 	client    *broker.ClientBus
 	relay     *broker.Relay
@@ -196,12 +197,12 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.metrics = metrics.New(reg)
-	m.dead, err = broker.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
+	m.dead, err = queue.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
 	if err != nil {
 		return fail(err)
 	}
 	m.downlink, err = broker.NewDownlink(broker.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
-		Queue: broker.QueueOptions{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
+		Queue: queue.Options{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
 	if err != nil {
 		return fail(err)
 	}
@@ -357,7 +358,7 @@ func (m *Manager) Broker() *broker.Server { return m.srv }
 func (m *Manager) Downlink() *broker.Downlink { return m.downlink }
 
 // DeadLetters returns the manager's dead-letter store.
-func (m *Manager) DeadLetters() *broker.DeadLetters { return m.dead }
+func (m *Manager) DeadLetters() *queue.DeadLetters { return m.dead }
 
 // Store returns the manager's store.
 func (m *Manager) Store() store.Store { return m.store }

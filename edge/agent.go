@@ -26,6 +26,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/httpserve"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -227,7 +228,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		Node: cfg.Node, CloudURL: cfg.Cloud.URL, Username: cfg.Cloud.Username, Password: cfg.Cloud.Password,
 		TLS: tlsConf, Rules: rules, Store: a.store, Server: a.srv, Version: opts.Version,
 		MinBackoff: time.Duration(cfg.Cloud.ReconnectMin), MaxBackoff: time.Duration(cfg.Cloud.ReconnectMax),
-		Queue:   broker.QueueOptions{MaxBytes: cfg.Queue.MaxBytes, MaxAge: time.Duration(cfg.Queue.MaxAge), Policy: cfg.Queue.Policy},
+		Queue:   queue.Options{MaxBytes: cfg.Queue.MaxBytes, MaxAge: time.Duration(cfg.Queue.MaxAge), Policy: cfg.Queue.Policy},
 		Metrics: a.metrics, Logger: a.log,
 	})
 	if err != nil {

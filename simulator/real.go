@@ -26,6 +26,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
@@ -330,7 +331,7 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 		Broker: edge.BrokerConfig{Listen: n.addr}, Cloud: edge.CloudLink{URL: cloudURL, Username: n.name, Password: simPassword,
 			ReconnectMin: broker.Duration(50 * time.Millisecond), ReconnectMax: broker.Duration(time.Second)},
 		ExtraRules: simRules, Metrics: "off",
-		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: broker.FullPolicy(r.s.Nodes.Queue.Policy),
+		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: queue.FullPolicy(r.s.Nodes.Queue.Policy),
 			MaxAge: broker.Duration(r.s.Nodes.Queue.MaxAge)}},
 		edge.Options{Paradigms: all.All(), Logger: r.o.Log, KeepMemoryLimit: true, Clock: n.now})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -82,7 +83,7 @@ func TestBestEffortSendsBypassTheQueues(t *testing.T) {
 	}
 }
 
-func total(st []broker.StreamStats) int64 {
+func total(st []queue.StreamStats) int64 {
 	var n int64
 	for _, s := range st {
 		n += s.Messages

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -242,7 +243,7 @@ func TestMessagesStampedIn1970AreNotExpired(t *testing.T) {
 	topic := topics.NodeAppPrefix("edge-1") + "boot/1970"
 	got := consumeTopics(t, m.BrokerURL(), "boot-consumer", filepath.Join(dir, "consumer"))
 	boot := time.Unix(60, 0)
-	recs := []broker.Record{
+	recs := []queue.Record{
 		{Topic: topic, Payload: []byte("a"), QoS: 1, Time: boot},
 		{Topic: topic, Payload: []byte("b"), QoS: 1, Time: boot, Expires: boot.Add(time.Minute)},
 	}

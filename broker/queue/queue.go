@@ -1,4 +1,4 @@
-package broker
+package queue
 
 import (
 	"encoding/binary"
@@ -33,18 +33,6 @@ type Record struct {
 
 func (r *Record) size() int { return len(r.Payload) + len(r.Topic) + 48 }
 
-// QueueLimits bound a durable queue as a config file says them (the
-// node's uplink, the cloud's per-node outbox).
-type QueueLimits struct {
-	// MaxBytes bounds what waits; default 256 MiB on a node, 1 GiB for
-	// the cloud's outbox.
-	MaxBytes int64 `json:"maxBytes,omitempty"`
-	// MaxAge drops what waited longer; default none.
-	MaxAge Duration `json:"maxAge,omitempty"`
-	// Policy when full: "refuse" (default) or "drop-oldest".
-	Policy FullPolicy `json:"policy,omitempty"`
-}
-
 // FullPolicy says what a full queue does with a new message.
 type FullPolicy string
 
@@ -58,12 +46,12 @@ const (
 	DropOldest FullPolicy = "drop-oldest"
 )
 
-// ErrQueueFull is returned by Append when the queue is full and its policy
+// ErrFull is returned by Append when the queue is full and its policy
 // is RefuseNew.
-var ErrQueueFull = errors.New("broker: queue full")
+var ErrFull = errors.New("broker: queue full")
 
-// QueueOptions bound a queue.
-type QueueOptions struct {
+// Options bound a queue.
+type Options struct {
 	// MaxBytes bounds the bytes waiting in all streams; 0 means no bound.
 	MaxBytes int64
 	// MaxAge drops messages older than this instead of sending them; 0
@@ -78,10 +66,12 @@ type QueueOptions struct {
 	OnDrop func(stream string, n int, reason string)
 	// Metrics, if set, get the queue's backlog under Name.
 	Metrics *metrics.Set
-	Name    string
-	Logger  *slog.Logger
+	// Name names the queue in metrics, logs and errors ("uplink").
+	Name string
+	// Logger receives the queue's warnings; default slog.Default().
+	Logger *slog.Logger
 	// Clock stamps appended records that have no time; nil: the system's.
-	Clock Clock
+	Clock func() time.Time
 }
 
 // Queue is a durable, bounded log of messages in streams, kept in a store.
@@ -99,7 +89,7 @@ type Queue struct {
 	s      store.Store // the queue's view, for reads
 	root   store.Store // the store the view is of, for writes
 	prefix string      // the view's prefix in root
-	opts   QueueOptions
+	opts   Options
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -146,9 +136,9 @@ func msgKey(stream string, seq uint64) []byte {
 }
 func cursorKey(stream string) []byte { return []byte("c/" + stream) }
 
-// OpenQueue opens the queue kept in s (give it a Sub view of its own) and
+// Open opens the queue kept in s (give it a Sub view of its own) and
 // loads what is waiting.
-func OpenQueue(s store.Store, o QueueOptions) (*Queue, error) {
+func Open(s store.Store, o Options) (*Queue, error) {
 	if o.Policy == "" {
 		o.Policy = RefuseNew
 	}
@@ -227,7 +217,7 @@ func (q *Queue) streamLocked(name string) *stream {
 // same atomic write, and returns the seq of the first record. The keys of
 // extra are keys of the store the queue's view was made from (see
 // store.Split), so other parts can commit their state with the records. It returns
-// once they are in the store, or ErrQueueFull, or the store's error.
+// once they are in the store, or ErrFull, or the store's error.
 func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (uint64, error) {
 	if len(recs) == 0 && extra == nil {
 		return 0, nil
@@ -245,7 +235,7 @@ func (q *Queue) Append(streamName string, recs []Record, extra *store.Batch) (ui
 }
 
 // AppendIfRoom is Append that never evicts: when the queue is full it
-// returns ErrQueueFull whatever the policy. For the queue's own reports (a
+// returns ErrFull whatever the policy. For the queue's own reports (a
 // report of dropped messages must not drop more of them).
 func (q *Queue) AppendIfRoom(streamName string, recs []Record) (uint64, error) {
 	if len(recs) == 0 {
@@ -264,7 +254,7 @@ func (q *Queue) AppendIfRoom(streamName string, recs []Record) (uint64, error) {
 }
 
 // AppendAsync is Append for callers that must not wait: the limits are
-// checked and the seqs assigned now (ErrQueueFull is returned now), the
+// checked and the seqs assigned now (ErrFull is returned now), the
 // records are written by the queue's writer goroutine together with every
 // other asynchronous append waiting, and done is called with the result.
 func (q *Queue) AppendAsync(streamName string, recs []Record, done func(error)) (uint64, error) {
@@ -289,6 +279,18 @@ func (q *Queue) SetMaxBytes(n int64) {
 	q.mu.Lock()
 	q.opts.MaxBytes = n
 	q.mu.Unlock()
+}
+
+// MaxAge is the age past which a waiting message is dropped instead of
+// sent (0: none), for the queue's reader to apply.
+func (q *Queue) MaxAge() time.Duration { return q.opts.MaxAge }
+
+// now is the queue's clock.
+func (q *Queue) now() time.Time {
+	if q.opts.Clock == nil {
+		return time.Now()
+	}
+	return q.opts.Clock()
 }
 
 // Bytes is what the queue holds, in bytes.
@@ -355,11 +357,11 @@ func (q *Queue) reserveLocked(streamName string, recs []Record, evict bool) (*st
 	st := q.streamLocked(streamName)
 	if q.opts.MaxBytes > 0 && q.total+size > q.opts.MaxBytes {
 		if q.opts.Policy == RefuseNew || !evict || !q.dropOldestLocked(st, q.total+size-q.opts.MaxBytes) {
-			return nil, 0, nil, fmt.Errorf("%w: %s holds %d bytes, limit %d", ErrQueueFull, q.opts.Name, q.total, q.opts.MaxBytes)
+			return nil, 0, nil, fmt.Errorf("%w: %s holds %d bytes, limit %d", ErrFull, q.opts.Name, q.total, q.opts.MaxBytes)
 		}
 	}
 	first := st.next
-	now := q.opts.Clock.Now()
+	now := q.now()
 	for i := range recs {
 		r := &recs[i]
 		r.Seq = st.next

@@ -1,4 +1,4 @@
-package broker
+package queue
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ func recs(n int, size int) []Record {
 func TestQueueAppendReadAckAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openTestStore(t, dir)
-	q, err := OpenQueue(store.Sub(s, "q/"), QueueOptions{Name: "test"})
+	q, err := Open(store.Sub(s, "q/"), Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestQueueAppendReadAckAndReopen(t *testing.T) {
 
 	s = openTestStore(t, dir)
 	defer s.Close()
-	q, err = OpenQueue(store.Sub(s, "q/"), QueueOptions{Name: "test"})
+	q, err = Open(store.Sub(s, "q/"), Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestQueueOutOfOrderAcksAndStoreReads(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	defer s.Close()
 	// A tiny cache forces reads from the store.
-	q, err := OpenQueue(store.Sub(s, "q/"), QueueOptions{Name: "test", CacheBytes: 200})
+	q, err := Open(store.Sub(s, "q/"), Options{Name: "test", CacheBytes: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	defer s.Close()
 	size := int64(recs(1, 100)[0].size())
-	refuse, err := OpenQueue(store.Sub(s, "r/"), QueueOptions{Name: "r", MaxBytes: 10 * size})
+	refuse, err := Open(store.Sub(s, "r/"), Options{Name: "r", MaxBytes: 10 * size})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	if _, err := refuse.Append(string(topics.StreamBulk), recs(10, 100), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := refuse.Append(string(topics.StreamBulk), recs(1, 100), nil); !errors.Is(err, ErrQueueFull) {
+	if _, err := refuse.Append(string(topics.StreamBulk), recs(1, 100), nil); !errors.Is(err, ErrFull) {
 		t.Fatalf("refuse policy: %v", err)
 	}
 	refuse.Ack(string(topics.StreamBulk), 1)
@@ -137,7 +137,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	}
 
 	var dropped []string
-	drop, err := OpenQueue(store.Sub(s, "d/"), QueueOptions{Name: "d", MaxBytes: 10 * size, Policy: DropOldest,
+	drop, err := Open(store.Sub(s, "d/"), Options{Name: "d", MaxBytes: 10 * size, Policy: DropOldest,
 		OnDrop: func(stream string, n int, reason string) { dropped = append(dropped, fmt.Sprint(stream, n, reason)) }})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	if fmt.Sprint(dropped) != "[control2full]" {
 		t.Fatalf("drops reported: %v", dropped)
 	}
-	if _, err := OpenQueue(store.Sub(s, "x/"), QueueOptions{Policy: "bogus"}); err == nil {
+	if _, err := Open(store.Sub(s, "x/"), Options{Policy: "bogus"}); err == nil {
 		t.Fatal("unknown policy accepted")
 	}
 
@@ -168,7 +168,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	// error event) once deadlocked: the report now comes after the lock.
 	var self *Queue
 	reports := 0
-	self, err = OpenQueue(store.Sub(s, "r/"), QueueOptions{Name: "r", MaxBytes: 10 * size, Policy: DropOldest,
+	self, err = Open(store.Sub(s, "r/"), Options{Name: "r", MaxBytes: 10 * size, Policy: DropOldest,
 		OnDrop: func(stream string, n int, reason string) {
 			reports++
 			// It may find the queue full again; what matters is that it
@@ -191,7 +191,7 @@ func TestQueueFullPolicies(t *testing.T) {
 	// Reports queued with AppendIfRoom (as the bridge does) never evict
 	// data: the newest messages that fit stay.
 	var keep *Queue
-	keep, err = OpenQueue(store.Sub(s, "k/"), QueueOptions{Name: "k", MaxBytes: 10 * size, Policy: DropOldest,
+	keep, err = Open(store.Sub(s, "k/"), Options{Name: "k", MaxBytes: 10 * size, Policy: DropOldest,
 		OnDrop: func(stream string, n int, reason string) {
 			_, _ = keep.AppendIfRoom(string(topics.StreamEvents), recs(1, 100))
 		}})
@@ -212,7 +212,7 @@ func TestQueueFullPolicies(t *testing.T) {
 func TestQueueConcurrentAppendsKeepSeqsContiguous(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	defer s.Close()
-	q, err := OpenQueue(store.Sub(s, "q/"), QueueOptions{Name: "test"})
+	q, err := Open(store.Sub(s, "q/"), Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestQueueConcurrentAppendsKeepSeqsContiguous(t *testing.T) {
 func TestQueueTrimsDoneRecords(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	defer s.Close()
-	q, err := OpenQueue(store.Sub(s, "q/"), QueueOptions{Name: "test"})
+	q, err := Open(store.Sub(s, "q/"), Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
