@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -21,7 +21,7 @@ import (
 // admin), sends requests on its user's request topic and waits for the
 // replies, and watches status and events.
 type Client struct {
-	bus     *broker.ClientBus
+	bus     *cloudlink.ClientBus
 	id      string
 	user    string
 	seq     atomic.Uint64
@@ -45,7 +45,7 @@ var ErrClosed = errors.New("cloud: the client is closed")
 
 // Dial connects. cfg.ClientID, if empty, is made up; it names the reply
 // topic, so it must be unique.
-func Dial(cfg broker.ClientConfig) (*Client, error) {
+func Dial(cfg cloudlink.ClientConfig) (*Client, error) {
 	if cfg.ClientID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -74,7 +74,7 @@ func Dial(cfg broker.ClientConfig) (*Client, error) {
 				"client", c.id, "filter", filter, "error", err)
 		}
 	}
-	bus, err := broker.DialBus(cfg)
+	bus, err := cloudlink.DialBus(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -36,7 +37,7 @@ func startWatchCloud(t *testing.T) (*Manager, *Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	c, err := Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "app", Password: watchTestPassword})
+	c, err := Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "app", Password: watchTestPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

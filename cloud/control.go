@@ -20,6 +20,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/paradigm"
@@ -60,8 +61,8 @@ type ControlConfig struct {
 	// Name is the cloud's node name: workers placed on it run here.
 	Name      string
 	Store     store.Store
-	Bus       broker.Bus
-	Downlink  *broker.Downlink
+	Bus       cloudlink.Bus
+	Downlink  *cloudlink.Downlink
 	Admission api.Admission
 	// WorkerLogDir, when set, makes the control plane run the workers placed
 	// on the cloud, their output kept there.

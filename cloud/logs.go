@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -62,7 +62,7 @@ func (c *ControlPlane) logs(_ caller, req topics.APIRequest) topics.APIReply {
 	// Best effort: a live request, worth nothing once its requester gave
 	// up, which sends it again to renew it.
 	if err := c.cfg.Downlink.SendNow(w.Node, topics.ToNodeJobLogs(w.Node, ref), raw, fwd.Lease); err != nil {
-		if errors.Is(err, broker.ErrNodeOffline) {
+		if errors.Is(err, cloudlink.ErrNodeOffline) {
 			return offline()
 		}
 		return topics.APIReply{Error: fmt.Sprintf("logs: the request did not reach node %s: %v", w.Node, err)}

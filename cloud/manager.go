@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/httpserve"
@@ -145,12 +146,12 @@ type Manager struct {
 	store     *store.Badger
 	metrics   *metrics.Set
 	srv       *broker.Server
-	ingress   *broker.Ingress
-	downlink  *broker.Downlink
+	ingress   *cloudlink.Ingress
+	downlink  *cloudlink.Downlink
 	dead      *queue.DeadLetters
-	bus       broker.Bus
-	client    *broker.ClientBus
-	relay     *broker.Relay
+	bus       cloudlink.Bus
+	client    *cloudlink.ClientBus
+	relay     *cloudlink.Relay
 	http      *httpserve.Server
 	plugins   *plugins.Host
 	control   *ControlPlane
@@ -201,7 +202,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err != nil {
 		return fail(err)
 	}
-	m.downlink, err = broker.NewDownlink(broker.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
+	m.downlink, err = cloudlink.NewDownlink(cloudlink.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
 		Queue: queue.Options{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
 	if err != nil {
 		return fail(err)
@@ -249,7 +250,7 @@ func (m *Manager) startEmbedded(opts Options) error {
 		}
 	}
 	var err error
-	m.ingress, err = broker.NewIngress(broker.IngressConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log})
+	m.ingress, err = cloudlink.NewIngress(cloudlink.IngressConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log})
 	if err != nil {
 		return err
 	}
@@ -269,18 +270,18 @@ func (m *Manager) startEmbedded(opts Options) error {
 	if err := m.srv.Listen(); err != nil {
 		return err
 	}
-	m.bus = broker.NewInlineBus(m.srv, broker.SystemPrincipal("cloud"))
+	m.bus = cloudlink.NewInlineBus(m.srv, broker.SystemPrincipal("cloud"))
 	m.roles = creds.Role
 	return nil
 }
 
 func (m *Manager) startExternal() error {
 	ext := m.cfg.External
-	client := func(suffix string) broker.ClientConfig {
-		return broker.ClientConfig{URL: ext.URL, ClientID: ext.ClientIDPrefix + "-" + suffix, Username: ext.Username, Password: ext.Password}
+	client := func(suffix string) cloudlink.ClientConfig {
+		return cloudlink.ClientConfig{URL: ext.URL, ClientID: ext.ClientIDPrefix + "-" + suffix, Username: ext.Username, Password: ext.Password}
 	}
 	var err error
-	if m.client, err = broker.DialBus(client("bus")); err != nil {
+	if m.client, err = cloudlink.DialBus(client("bus")); err != nil {
 		return err
 	}
 	m.bus = m.client
@@ -313,7 +314,7 @@ func (m *Manager) startExternal() error {
 	}); err != nil {
 		return err
 	}
-	m.relay, err = broker.NewRelay(broker.RelayConfig{Client: client("ingress"), Bus: m.client, Store: m.store,
+	m.relay, err = cloudlink.NewRelay(cloudlink.RelayConfig{Client: client("ingress"), Bus: m.client, Store: m.store,
 		Dead: m.dead, Metrics: m.metrics, Logger: m.log})
 	if err != nil {
 		return err
@@ -355,7 +356,7 @@ func (m *Manager) MetricsAddr() string {
 func (m *Manager) Broker() *broker.Server { return m.srv }
 
 // Downlink returns the per-node outbox.
-func (m *Manager) Downlink() *broker.Downlink { return m.downlink }
+func (m *Manager) Downlink() *cloudlink.Downlink { return m.downlink }
 
 // DeadLetters returns the manager's dead-letter store.
 func (m *Manager) DeadLetters() *queue.DeadLetters { return m.dead }

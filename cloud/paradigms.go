@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
@@ -43,8 +43,8 @@ func (m *Manager) view(kind string) paradigm.View {
 // cloudBus is a paradigm's bus in the cloud: the cloud broker, and the
 // nodes' downlinks.
 type cloudBus struct {
-	bus      broker.Bus
-	downlink *broker.Downlink
+	bus      cloudlink.Bus
+	downlink *cloudlink.Downlink
 }
 
 func (b *cloudBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
@@ -91,7 +91,7 @@ func (b *cloudBus) SendNow(m paradigm.Outbound) error {
 		return err
 	}
 	err = b.downlink.SendNow(m.Node, m.Topic, m.Payload, d)
-	if errors.Is(err, broker.ErrNodeOffline) {
+	if errors.Is(err, cloudlink.ErrNodeOffline) {
 		return fmt.Errorf("%w: %w", paradigm.ErrOffline, err)
 	}
 	return err

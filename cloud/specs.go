@@ -1,7 +1,7 @@
 package cloud
 
 import (
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -10,7 +10,7 @@ import (
 // (its jobs keep the newest revision per key, so a delete made while the
 // node was away is applied when it returns, and a name created again
 // after a delete reaches it).
-func sendSpec(d *broker.Downlink, node string, ref topics.JobRef, sp topics.Spec) error {
+func sendSpec(d *cloudlink.Downlink, node string, ref topics.JobRef, sp topics.Spec) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}

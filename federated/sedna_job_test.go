@@ -14,6 +14,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/ml"
@@ -154,7 +155,7 @@ spec: {url: %q, format: txt, nodeName: edge2}
 			}
 		}
 	}
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: "pw"})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -546,7 +547,7 @@ func (r *realRun) applyJobs(ctx context.Context) ([]JobReport, *cloud.Client, er
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := cloud.Dial(broker.ClientConfig{URL: r.cloud.BrokerURL(), Username: "sim-ops", Password: simPassword})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: r.cloud.BrokerURL(), Username: "sim-ops", Password: simPassword})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -85,7 +85,7 @@ func (f *controlFlags) dial() (*cloud.Client, error) {
 	if err := f.resolve(); err != nil {
 		return nil, err
 	}
-	return cloud.Dial(broker.ClientConfig{URL: f.url, Username: f.username, Password: f.password})
+	return cloud.Dial(cloudlink.ClientConfig{URL: f.url, Username: f.username, Password: f.password})
 }
 
 func (f *controlFlags) do(ctx context.Context, req topics.APIRequest) (topics.APIReply, error) {

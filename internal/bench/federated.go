@@ -9,6 +9,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/federated/digits"
 	"github.com/sedna-go/sedna/federated"
@@ -58,7 +59,7 @@ func (b *bencher) federated(ctx context.Context) error {
 			a.Close()
 		}
 	}()
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: pw})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: pw})
 	if err != nil {
 		return err
 	}

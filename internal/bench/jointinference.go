@@ -15,6 +15,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
 	"github.com/sedna-go/sedna/internal/demo"
@@ -47,7 +48,7 @@ func (b *bencher) jointInference(ctx context.Context) error {
 		return err
 	}
 	defer e.stop()
-	c, err := cloud.Dial(broker.ClientConfig{URL: cloudURL, Username: "reader", Password: pw})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: cloudURL, Username: "reader", Password: pw})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
@@ -44,7 +45,7 @@ func (b *bencher) models(ctx context.Context) error {
 		return err
 	}
 	defer e.stop()
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: pw})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "ops", Password: pw})
 	if err != nil {
 		return err
 	}

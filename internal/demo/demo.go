@@ -21,6 +21,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
@@ -108,10 +109,10 @@ func Run(ctx context.Context, out io.Writer, o Options) (err error) {
 		return err
 	}
 	defer cstore.Close()
-	cons, err := broker.NewConsumer(broker.ConsumerConfig{
-		Client: broker.ClientConfig{URL: m.BrokerURL(), ClientID: "demo-counter", Username: "demo", Password: pw},
+	cons, err := cloudlink.NewConsumer(cloudlink.ConsumerConfig{
+		Client: cloudlink.ClientConfig{URL: m.BrokerURL(), ClientID: "demo-counter", Username: "demo", Password: pw},
 		Store:  cstore, Logger: o.Log,
-		Handler: func(d broker.Delivery, _ *store.Batch) error {
+		Handler: func(d cloudlink.Delivery, _ *store.Batch) error {
 			n, ok := demoCounter(d.Topic, d.Payload)
 			if !ok {
 				return nil

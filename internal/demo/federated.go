@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/federated/digits"
@@ -100,7 +100,7 @@ func demoFederated(ctx context.Context, say func(string, ...any), m *cloud.Manag
 	}()
 	o := digits.Options{Dir: filepath.Join(dir, "fl-data"), Nodes: flDemoNodes, Alpha: 0.5, Rounds: 30}
 	say("federated learning on %s: the digits split non-IID (Dirichlet alpha %g), %d rounds of FedAvg", strings.Join(flDemoNodes, ", "), o.Alpha, o.Rounds)
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "demo", Password: pw})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "demo", Password: pw})
 	if err != nil {
 		return err
 	}

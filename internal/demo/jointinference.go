@@ -11,7 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
@@ -38,7 +38,7 @@ func demoJointInference(ctx context.Context, say func(string, ...any), m *cloud.
 	if err != nil {
 		return err
 	}
-	c, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "demo", Password: pw})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "demo", Password: pw})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -70,12 +71,12 @@ func TestBestEffortSendsBypassTheQueues(t *testing.T) {
 	if after := cl.Downlink().Queue().Stats(); total(after) != total(downBefore) {
 		t.Fatalf("the cloud's outbox went from %d to %d messages", total(downBefore), total(after))
 	}
-	if err := cl.Downlink().SendNow("edge-9", topics.ToNodeAppPrefix("edge-9")+"replies/x", []byte("reply"), time.Minute); !errors.Is(err, broker.ErrNodeOffline) {
+	if err := cl.Downlink().SendNow("edge-9", topics.ToNodeAppPrefix("edge-9")+"replies/x", []byte("reply"), time.Minute); !errors.Is(err, cloudlink.ErrNodeOffline) {
 		t.Fatalf("to a node never seen: %v", err)
 	}
 
 	ag.Close()
-	if err := cl.Downlink().SendNow("edge-1", topics.ToNodeAppPrefix("edge-1")+"replies/x", []byte("late"), time.Minute); err != nil && !errors.Is(err, broker.ErrNodeOffline) {
+	if err := cl.Downlink().SendNow("edge-1", topics.ToNodeAppPrefix("edge-1")+"replies/x", []byte("late"), time.Minute); err != nil && !errors.Is(err, cloudlink.ErrNodeOffline) {
 		t.Fatalf("to a node that left: %v", err)
 	}
 	if err := ag.Bridge().SendNow(topics.StreamEvents, upTopic, []byte("x"), time.Now().Add(time.Minute)); !errors.Is(err, broker.ErrLinkDown) {

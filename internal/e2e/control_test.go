@@ -16,7 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/internal/shareddir"
 	"github.com/sedna-go/sedna/topics"
@@ -24,7 +24,7 @@ import (
 
 func apiClient(t testing.TB, url string) *cloud.Client {
 	t.Helper()
-	c, err := cloud.Dial(broker.ClientConfig{URL: url, Username: "app", Password: password})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: url, Username: "app", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/shareddir"
@@ -135,7 +135,7 @@ spec:
 	}
 	apply(t, admin, docs, "created")
 
-	viewer, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "viewer", Password: password})
+	viewer, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "viewer", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
@@ -21,7 +21,7 @@ func apiRequestTopic(user string) string { return topics.APIRequestTopic(user) }
 
 func adminClient(t testing.TB, url string) *cloud.Client {
 	t.Helper()
-	c, err := cloud.Dial(broker.ClientConfig{URL: url, Username: adminUser, Password: password})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: url, Username: adminUser, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

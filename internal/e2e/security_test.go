@@ -22,6 +22,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/shareddir"
@@ -1005,7 +1006,7 @@ func TestNodeStatusFollowsTheLatestSession(t *testing.T) {
 func TestRolesOfTheAPI(t *testing.T) {
 	_, m := cloudOnly(t)
 	ops := apiClient(t, m.BrokerURL())
-	viewer, err := cloud.Dial(broker.ClientConfig{URL: m.BrokerURL(), Username: "viewer", Password: password})
+	viewer, err := cloud.Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "viewer", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
 
 // startConsumer consumes every uplink frame from url with a persistent
 // session and counts the messages of run on topic.
-func startConsumer(t testing.TB, url, id string, st store.Store, run uint32, topic string) (*broker.Consumer, *counter) {
+func startConsumer(t testing.TB, url, id string, st store.Store, run uint32, topic string) (*cloudlink.Consumer, *counter) {
 	c := newCounter()
-	cons, err := broker.NewConsumer(broker.ConsumerConfig{
-		Client: broker.ClientConfig{URL: url, ClientID: id, Username: "app", Password: password},
+	cons, err := cloudlink.NewConsumer(cloudlink.ConsumerConfig{
+		Client: cloudlink.ClientConfig{URL: url, ClientID: id, Username: "app", Password: password},
 		Store:  st,
-		Handler: func(d broker.Delivery, _ *store.Batch) error {
+		Handler: func(d cloudlink.Delivery, _ *store.Batch) error {
 			if d.Topic != topic {
 				return nil
 			}
@@ -61,11 +61,11 @@ func TestUplinkExactlyOnceInOrder(t *testing.T) {
 
 // startRawConsumer consumes every uplink frame and hands each new message
 // to fn.
-func startRawConsumer(t testing.TB, url, id string, st store.Store, fn func(deliveryView)) (*broker.Consumer, error) {
-	cons, err := broker.NewConsumer(broker.ConsumerConfig{
-		Client: broker.ClientConfig{URL: url, ClientID: id, Username: "app", Password: password},
+func startRawConsumer(t testing.TB, url, id string, st store.Store, fn func(deliveryView)) (*cloudlink.Consumer, error) {
+	cons, err := cloudlink.NewConsumer(cloudlink.ConsumerConfig{
+		Client: cloudlink.ClientConfig{URL: url, ClientID: id, Username: "app", Password: password},
 		Store:  st,
-		Handler: func(d broker.Delivery, _ *store.Batch) error {
+		Handler: func(d cloudlink.Delivery, _ *store.Batch) error {
 			fn(deliveryView{ID: d.ID, Topic: d.Topic, Payload: d.Payload})
 			return nil
 		},

@@ -1,4 +1,4 @@
-package broker
+package cloudlink
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -32,13 +33,13 @@ type Bus interface {
 
 // InlineBus is a Bus over the embedded broker's inline client.
 type InlineBus struct {
-	srv  *Server
-	from Principal
+	srv  *broker.Server
+	from broker.Principal
 }
 
 // NewInlineBus makes a Bus over srv whose publishes are from (see
 // Server.Publish).
-func NewInlineBus(srv *Server, from Principal) *InlineBus {
+func NewInlineBus(srv *broker.Server, from broker.Principal) *InlineBus {
 	return &InlineBus{srv: srv, from: from}
 }
 
@@ -61,7 +62,7 @@ func (b *InlineBus) Watch(filter string, handler func(topic string, payload []by
 }
 
 // Server is the broker the bus is on.
-func (b *InlineBus) Server() *Server { return b.srv }
+func (b *InlineBus) Server() *broker.Server { return b.srv }
 
 // DownlinkConfig configures the cloud's Downlink.
 type DownlinkConfig struct {
@@ -102,7 +103,7 @@ type Downlink struct {
 	bus   Bus
 	log   *slog.Logger
 	srv   *mqtt.Server
-	clock Clock
+	clock broker.Clock
 
 	mu    sync.Mutex
 	nodes map[string]*nodeLink
@@ -156,7 +157,7 @@ func (d *Downlink) ID() string { return "sedna-downlink" }
 func (d *Downlink) Provides(b byte) bool { return b == mqtt.OnPublish }
 
 // Attach gives the hook its broker, to refuse publishes properly.
-func (d *Downlink) Attach(s *Server) { d.srv, d.clock = s.Mochi(), s.cfg.Clock }
+func (d *Downlink) Attach(s *broker.Server) { d.srv, d.clock = s.Mochi(), s.Now }
 
 // Queue returns the outbox (for statistics).
 func (d *Downlink) Queue() *queue.Queue { return d.q }

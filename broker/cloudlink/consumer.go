@@ -1,4 +1,4 @@
-package broker
+package cloudlink
 
 import (
 	"crypto/tls"

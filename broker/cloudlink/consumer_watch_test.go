@@ -1,4 +1,4 @@
-package broker
+package cloudlink
 
 import (
 	"sync"
@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/sedna-go/sedna/broker"
 )
 
 // qosWatch is a hook that tells the test which QoS 1 messages the broker
@@ -54,7 +56,7 @@ func (h *qosWatch) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 // the first message until release is closed (the test closes it): paho
 // runs handlers one at a time, so nothing the broker sends after it is
 // acknowledged meanwhile.
-func holdingBus(t *testing.T, srv *Server, id string) (bus *ClientBus, held <-chan struct{}, release chan struct{}) {
+func holdingBus(t *testing.T, srv *broker.Server, id string) (bus *ClientBus, held <-chan struct{}, release chan struct{}) {
 	t.Helper()
 	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: id, CleanSession: true, FailFast: true})
 	if err != nil {
@@ -85,7 +87,7 @@ func holdingBus(t *testing.T, srv *Server, id string) (bus *ClientBus, held <-ch
 // never called (issue 15: a watch that received nothing at all, for
 // minutes, while the job had completed).
 func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
-	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a"})
+	srv := startServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a"})
 	bus, held, release := holdingBus(t, srv, "watcher") // paho's packet 1: the SUBSCRIBE of "busy"
 	released := false
 	defer func() {
@@ -96,7 +98,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 	// The broker sends three messages, its packet IDs 1, 2 and 3; the
 	// first is held, so none is acknowledged.
 	for range 3 {
-		if err := srv.Publish(SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
+		if err := srv.Publish(broker.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +112,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	cl, ok := srv.mochi.Clients.Get("watcher")
+	cl, ok := srv.Mochi().Clients.Get("watcher")
 	if !ok {
 		t.Fatal("the client is not connected")
 	}
@@ -119,7 +121,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 	}
 	close(release)
 	released = true
-	if err := srv.Publish(SystemPrincipal("test"), "quiet", []byte("hello"), false, 1); err != nil {
+	if err := srv.Publish(broker.SystemPrincipal("test"), "quiet", []byte("hello"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -135,7 +137,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 // A subscription the broker refuses for good is an error of Subscribe,
 // and leaves nothing behind.
 func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
-	srv := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t)})
+	srv := startServer(t, broker.Config{Role: broker.RoleCloud, Credentials: testCredentials(t)})
 	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "nosy", Username: "node-a", Password: testPassword,
 		CleanSession: true, FailFast: true})
 	if err != nil {
@@ -160,7 +162,7 @@ func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
 // life of the connection.
 func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	hook := newQoSWatch("watcher")
-	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
+	srv := startServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
 	bus, held, release := holdingBus(t, srv, "watcher")
 	released := false
 	defer func() {
@@ -175,19 +177,19 @@ func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Publish(SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
+	if err := srv.Publish(broker.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	<-held
 	// Sent while the client is busy: paho reads it, and holds it until the
 	// handler of "busy" returns.
-	if err := srv.Publish(SystemPrincipal("test"), "gone", []byte("late"), false, 1); err != nil {
+	if err := srv.Publish(broker.SystemPrincipal("test"), "gone", []byte("late"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.Unsubscribe("gone"); err != nil {
 		t.Fatal(err)
 	}
-	cl, ok := srv.mochi.Clients.Get("watcher")
+	cl, ok := srv.Mochi().Clients.Get("watcher")
 	if !ok {
 		t.Fatal("the client is not connected")
 	}

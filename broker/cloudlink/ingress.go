@@ -1,4 +1,4 @@
-package broker
+package cloudlink
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -53,8 +54,8 @@ type IngressConfig struct {
 type Ingress struct {
 	mqtt.HookBase
 	cfg   IngressConfig
-	srv   *Server
-	clock Clock
+	srv   *broker.Server
+	clock broker.Clock
 	wal   *queue.Queue
 	dedup *queue.Dedup
 	log   *slog.Logger
@@ -95,7 +96,7 @@ func (h *Ingress) Provides(b byte) bool {
 }
 
 // Attach gives the hook its broker; call before the broker starts.
-func (h *Ingress) Attach(s *Server) { h.srv, h.clock = s, s.cfg.Clock }
+func (h *Ingress) Attach(s *broker.Server) { h.srv, h.clock = s, s.Now }
 
 // OnStarted publishes what the write-ahead log holds from before a crash,
 // then lets frames in.
@@ -136,13 +137,13 @@ func (h *Ingress) replay() (int, error) {
 			seqs := make([]uint64, 0, j-i)
 			for k := i; k < j; k++ {
 				r := &recs[k]
-				_ = h.srv.Publish(NodePrincipal(o.Node), r.Topic, r.Payload, r.Retain, r.QoS)
+				_ = h.srv.Publish(broker.NodePrincipal(o.Node), r.Topic, r.Payload, r.Retain, r.QoS)
 				f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Origin.Seq, Topic: r.Topic, Payload: r.Payload,
 					Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
 				seqs = append(seqs, r.Seq)
 			}
 			if raw, err := f.Marshal(); err == nil && topics.ValidateName("node", o.Node) == nil {
-				_ = h.srv.Publish(SystemPrincipal("ingress"), topics.Uplink(o.Node, o.Stream), raw, false, 1)
+				_ = h.srv.Publish(broker.SystemPrincipal("ingress"), topics.Uplink(o.Node, o.Stream), raw, false, 1)
 			}
 			h.wal.Ack(walStream, seqs...)
 			total += j - i
@@ -248,7 +249,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	// marked seen. Inline publishes reach every subscriber (and the
 	// session store) before they return.
 	for i := range recs {
-		_ = h.srv.Publish(NodePrincipal(f.Node), recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
+		_ = h.srv.Publish(broker.NodePrincipal(f.Node), recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
 	}
 	out := pk.Payload
 	if changed || len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
@@ -258,7 +259,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			out = raw
 		}
 	}
-	_ = h.srv.Publish(SystemPrincipal("ingress"), pk.TopicName, out, false, 1)
+	_ = h.srv.Publish(broker.SystemPrincipal("ingress"), pk.TopicName, out, false, 1)
 	if len(recs) > 0 {
 		seqs := make([]uint64, len(recs))
 		for i := range seqs {
@@ -274,7 +275,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 // subtree, not the bridge's own topics, a valid topic), and an envelope
 // must decode (it is then stamped with its ID).
 func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.Limits) (reason, detail string) {
-	if err := Authorize(RoleCloud, "", NodePrincipal(node), PathFrame, m.Topic); err != nil {
+	if err := broker.Authorize(broker.RoleCloud, "", broker.NodePrincipal(node), broker.PathFrame, m.Topic); err != nil {
 		return "not-allowed", err.Error()
 	}
 	switch topics.PayloadOf(m.Topic) {
