@@ -265,7 +265,7 @@ func (h *AuthHook) admit(cl *mqtt.Client, pk packets.Packet, p Principal) (packe
 			}
 			return packets.ErrNotAuthorized, err.Error()
 		}
-		if reason, detail := checkPayload(topic, pk.Connect.WillPayload, h.limits); reason != "" {
+		if reason, detail := CheckPayload(topic, pk.Connect.WillPayload, h.limits); reason != "" {
 			h.refused("will")
 			return packets.ErrPayloadFormatInvalid, "will on " + topic + ": " + detail
 		}
@@ -310,11 +310,11 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
-// checkPayload returns a reason if payload may not go to topic (in the
+// CheckPayload returns a reason if payload may not go to topic (in the
 // cloud): over the size limit, not an envelope on an envelope topic, or a
 // topic of the bridge's frames or of no known shape. The capture hook
 // checks what it takes up so, and the AuthHook a will.
-func checkPayload(topic string, payload []byte, lim topics.Limits) (reason, detail string) {
+func CheckPayload(topic string, payload []byte, lim topics.Limits) (reason, detail string) {
 	if len(payload) > lim.MaxBody {
 		return "too-large", fmt.Sprintf("payload of %d bytes, over the limit of %d", len(payload), lim.MaxBody)
 	}

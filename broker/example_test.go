@@ -1,49 +1,53 @@
 package broker_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
-	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
 
-// An edge node's broker with its bridge: a local app's QoS 1 publish on a
-// KubeEdge topic is on disk, in the uplink queue, when its PUBACK arrives;
-// the bridge sends it to the cloud when the link is up.
+// An edge node's broker: local apps on loopback connect without
+// credentials; the process subscribes in-process (Watch) and publishes on
+// behalf of a principal, which the one authorization point checks as it
+// checks every client.
 func Example() {
-	dir, _ := os.MkdirTemp("", "broker-example")
-	defer os.RemoveAll(dir)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: quiet})
-	defer s.Close()
-
-	srv, _ := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Store: s, Logger: quiet})
-	bridge, err := broker.NewBridge(broker.BridgeConfig{Node: "edge-1", CloudURL: "tcp://127.0.0.1:1", // no cloud yet
-		Store: s, Server: srv, Logger: quiet})
+	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Logger: quiet})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_ = srv.Start()
+	if err := srv.Start(); err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer srv.Close()
-	bridge.Start()
-	defer bridge.Close()
+	got := make(chan string, 1)
+	stop, _ := srv.Watch("sensors/#", func(topic string, payload []byte, _ bool) { got <- topic + " " + string(payload) })
+	defer stop()
 
 	app := paho.NewClient(paho.NewClientOptions().AddBroker(srv.URL()).SetClientID("mapper"))
 	app.Connect().Wait()
 	defer app.Disconnect(0)
-	tok := app.Publish("$hw/events/upload/thermometer", 1, false, []byte(`{"temperature":21.5}`))
-	tok.WaitTimeout(5 * time.Second)
+	app.Publish("sensors/t", 1, false, []byte("21.5")).WaitTimeout(5 * time.Second)
+	select {
+	case m := <-got:
+		fmt.Println(m)
+	case <-time.After(5 * time.Second):
+		fmt.Println("nothing arrived")
+	}
 
-	recs, _, _ := bridge.Queue().Read(string(topics.StreamTelemetry), 0, 10, 1<<20)
-	fmt.Println(len(recs), recs[0].Topic)
+	// A local app does not speak for the node's bridge.
+	err = srv.Publish(broker.LocalAppPrincipal, topics.NodeStatusTopic("edge-1"), []byte("offline"), true, 1)
+	fmt.Println(errors.Is(err, broker.ErrNotAuthorized))
 	// Output:
-	// 1 sedna/v1/node/edge-1/kubeedge/$hw/events/upload/thermometer
+	// sensors/t 21.5
+	// true
 }

@@ -25,6 +25,27 @@ import (
 // whole window of publishes is written in one group commit, and mochi goes
 // on reading meanwhile.
 
+// AckGate is the ack gate of one client connection, for a hook that takes
+// a message in before its PUBACK (the bridge's capture hook): Hold keeps
+// the acknowledgement of a packet ID back, Release lets it go once the
+// message is written, Fail drops the connection instead (the message was
+// not written: the client sends it again). Every connection of the
+// server's listeners has one; the inline client has none.
+type AckGate interface {
+	Hold(pid uint16)
+	Release(pid uint16)
+	Fail(pid uint16)
+}
+
+// GateOf returns the ack gate of a client's connection (mochi's
+// Client.Net.Conn), if it has one.
+func GateOf(conn net.Conn) (AckGate, bool) {
+	if g, ok := conn.(*gatedConn); ok {
+		return g, true
+	}
+	return nil, false
+}
+
 // maxGateBuffer bounds the bytes a connection holds back before its client
 // logged in and its session was resent (establish sets the limit after).
 const maxGateBuffer = 256 << 20

@@ -144,7 +144,7 @@ type Server struct {
 	report func(topics.ErrorEvent)
 
 	mu        sync.Mutex
-	ackSeen   func(c *gatedConn, pid uint16)
+	ackSeen   func(conn net.Conn, pid uint16)
 	started   bool
 	listening bool
 	closed    bool
@@ -260,9 +260,11 @@ func (s *Server) AddHook(h mqtt.Hook) error {
 	return s.mochi.AddHook(h, nil)
 }
 
-// observeAcks sets who is told when a gated connection writes an
-// acknowledgement; call before Start.
-func (s *Server) observeAcks(f func(c *gatedConn, pid uint16)) {
+// ObserveAcks sets who is told when the ack gate of a connection (see
+// AckGate) has written an acknowledgement, the PUBACK or PUBREC of pid:
+// conn is the client's connection (mochi's Client.Net.Conn). Call it
+// before Start; there is one observer, the bridge's capture hook.
+func (s *Server) ObserveAcks(f func(conn net.Conn, pid uint16)) {
 	s.mu.Lock()
 	s.ackSeen = f
 	s.mu.Unlock()
@@ -411,7 +413,9 @@ func (s *Server) SetReport(f func(topics.ErrorEvent)) {
 	s.report = f
 }
 
-func (s *Server) setReportIfUnset(f func(topics.ErrorEvent)) {
+// SetDefaultReport is SetReport unless SetReport gave the broker where to
+// report already: the bridge gives a node's broker its own reports.
+func (s *Server) SetDefaultReport(f func(topics.ErrorEvent)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.report == nil {
@@ -428,9 +432,10 @@ func (s *Server) raise(ev topics.ErrorEvent) {
 	}
 }
 
-// setDead gives the broker the dead-letter store of its process (the
-// bridge's, on a node); call before Start.
-func (s *Server) setDead(d *queue.DeadLetters) {
+// SetDeadLetters gives the broker the dead-letter store of its process
+// (the bridge's, on a node) unless Config.Dead named one; call it before
+// Start.
+func (s *Server) SetDeadLetters(d *queue.DeadLetters) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.Dead == nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/httpserve"
@@ -51,8 +52,8 @@ type Config struct {
 	Cloud CloudLink `json:"cloud"`
 	// Rules replace the default bridge rules; ExtraRules are added to
 	// whichever rules apply.
-	Rules      []broker.Rule `json:"rules,omitempty"`
-	ExtraRules []broker.Rule `json:"extraRules,omitempty"`
+	Rules      []bridge.Rule `json:"rules,omitempty"`
+	ExtraRules []bridge.Rule `json:"extraRules,omitempty"`
 	// Queue bounds the uplink queue.
 	Queue QueueConfig `json:"queue,omitempty"`
 	// Metrics is the address of the Prometheus /metrics endpoint; default
@@ -133,7 +134,7 @@ type Agent struct {
 	log       *slog.Logger
 	store     *store.Badger
 	srv       *broker.Server
-	bridge    *broker.Bridge
+	bridge    *bridge.Bridge
 	metrics   *metrics.Set
 	http      *httpserve.Server
 	workers   *workers.Supervisor
@@ -221,10 +222,10 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	rules := cfg.Rules
 	if rules == nil {
-		rules = broker.DefaultRules()
+		rules = bridge.DefaultRules()
 	}
-	rules = append(append([]broker.Rule{}, rules...), cfg.ExtraRules...)
-	a.bridge, err = broker.NewBridge(broker.BridgeConfig{
+	rules = append(append([]bridge.Rule{}, rules...), cfg.ExtraRules...)
+	a.bridge, err = bridge.New(bridge.Config{
 		Node: cfg.Node, CloudURL: cfg.Cloud.URL, Username: cfg.Cloud.Username, Password: cfg.Cloud.Password,
 		TLS: tlsConf, Rules: rules, Store: a.store, Server: a.srv, Version: opts.Version,
 		MinBackoff: time.Duration(cfg.Cloud.ReconnectMin), MaxBackoff: time.Duration(cfg.Cloud.ReconnectMax),
@@ -299,7 +300,7 @@ func (a *Agent) MetricsAddr() string {
 }
 
 // Bridge returns the node's bridge.
-func (a *Agent) Bridge() *broker.Bridge { return a.bridge }
+func (a *Agent) Bridge() *bridge.Bridge { return a.bridge }
 
 // Workers reports the workers the node runs now, by ID
 // (kind/namespace/name/role).

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
@@ -44,7 +45,7 @@ func (a *Agent) Env(p paradigm.Paradigm) paradigm.Env {
 // bridge to the cloud.
 type edgeBus struct {
 	srv    *broker.Server
-	bridge *broker.Bridge
+	bridge *bridge.Bridge
 }
 
 func (b *edgeBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
@@ -80,7 +81,7 @@ func (b *edgeBus) SendNow(m paradigm.Outbound) error {
 		return fmt.Errorf("edge: a message for node %q: a node sends only to the cloud", m.Node)
 	}
 	err := b.bridge.SendNow(stream(m), m.Topic, m.Payload, m.Expires)
-	if errors.Is(err, broker.ErrLinkDown) {
+	if errors.Is(err, bridge.ErrLinkDown) {
 		return fmt.Errorf("%w: %w", paradigm.ErrOffline, err)
 	}
 	return err

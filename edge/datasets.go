@@ -15,6 +15,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -28,7 +29,7 @@ type datasets struct {
 	node    string
 	st      store.Store
 	srv     *broker.Server
-	bridge  *broker.Bridge
+	bridge  *bridge.Bridge
 	poll    time.Duration
 	log     *slog.Logger
 	mu      sync.Mutex
@@ -50,7 +51,7 @@ type dataset struct {
 	done    chan struct{}
 }
 
-func newDatasets(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, poll time.Duration, log *slog.Logger) *datasets {
+func newDatasets(node string, st store.Store, srv *broker.Server, bridge *bridge.Bridge, poll time.Duration, log *slog.Logger) *datasets {
 	if poll <= 0 {
 		poll = time.Second
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -28,7 +29,7 @@ type jobs struct {
 	node    string
 	st      store.Store
 	srv     *broker.Server
-	bridge  *broker.Bridge
+	bridge  *bridge.Bridge
 	sup     *workers.Supervisor
 	log     *slog.Logger
 	owner   *serial.Loop
@@ -49,7 +50,7 @@ func (s storedSpec) revision() topics.Revision {
 	return topics.Revision{Created: s.Created, Generation: s.Gen}
 }
 
-func newJobs(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, sup *workers.Supervisor, log *slog.Logger) *jobs {
+func newJobs(node string, st store.Store, srv *broker.Server, bridge *bridge.Bridge, sup *workers.Supervisor, log *slog.Logger) *jobs {
 	return &jobs{node: node, st: st, srv: srv, bridge: bridge, sup: sup, log: log.With("component", "jobs"),
 		owner: serial.New(256), specs: map[string]storedSpec{}}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -25,7 +26,7 @@ type logs struct {
 	log    *slog.Logger
 }
 
-func newLogs(node, dir string, srv *broker.Server, bridge *broker.Bridge, sup *workers.Supervisor, log *slog.Logger) *logs {
+func newLogs(node, dir string, srv *broker.Server, bridge *bridge.Bridge, sup *workers.Supervisor, log *slog.Logger) *logs {
 	l := &logs{node: node, srv: srv, log: log.With("component", "logs")}
 	l.server = workers.NewLogServer(workers.LogServerConfig{Node: node, Dir: dir, Log: l.log,
 		Send: func(job topics.JobRef, req topics.LogRequest, c topics.LogChunk) error {

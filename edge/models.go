@@ -16,6 +16,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -39,7 +40,7 @@ type Models struct {
 	node   string
 	st     store.Store
 	srv    *broker.Server
-	bridge *broker.Bridge
+	bridge *bridge.Bridge
 	log    *slog.Logger
 	window int
 	stall  time.Duration
@@ -106,7 +107,7 @@ type heldModel struct {
 	Chunks  int    `msgpack:"chunks"`
 }
 
-func newModels(node string, st store.Store, srv *broker.Server, bridge *broker.Bridge, log *slog.Logger) *Models {
+func newModels(node string, st store.Store, srv *broker.Server, bridge *bridge.Bridge, log *slog.Logger) *Models {
 	return &Models{node: node, st: st, srv: srv, bridge: bridge, log: log.With("component", "models"), window: 8,
 		stall: 30 * time.Second, fetching: map[string]*modelFetch{}, current: map[string]*atomic.Pointer[Model]{},
 		wanted: map[string]bool{}, watchers: map[chan ModelProgress]struct{}{}, stop: make(chan struct{})}

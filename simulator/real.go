@@ -26,6 +26,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/cloud"
@@ -316,9 +317,9 @@ func (r *realRun) answerTwin(n *simNode, d *simDevice, seq int64, report []byte)
 // sim/# through the durable queue (QoS 1 devices), sim0/# only while the
 // link is up (QoS 0 devices: nothing is promised, as with mosquitto's
 // bridge at QoS 0).
-var simRules = []broker.Rule{
-	{Filter: "sim/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry},
-	{Filter: "sim0/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry, QoS: new(int)},
+var simRules = []bridge.Rule{
+	{Filter: "sim/#", Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry},
+	{Filter: "sim0/#", Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry, QoS: new(int)},
 }
 
 func (r *realRun) startNode(ctx context.Context, n *simNode) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/internal/brokertest"
 )
 
 // qosWatch is a hook that tells the test which QoS 1 messages the broker
@@ -87,7 +88,7 @@ func holdingBus(t *testing.T, srv *broker.Server, id string) (bus *ClientBus, he
 // never called (issue 15: a watch that received nothing at all, for
 // minutes, while the job had completed).
 func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
-	srv := startServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a"})
+	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a"})
 	bus, held, release := holdingBus(t, srv, "watcher") // paho's packet 1: the SUBSCRIBE of "busy"
 	released := false
 	defer func() {
@@ -137,8 +138,8 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 // A subscription the broker refuses for good is an error of Subscribe,
 // and leaves nothing behind.
 func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
-	srv := startServer(t, broker.Config{Role: broker.RoleCloud, Credentials: testCredentials(t)})
-	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "nosy", Username: "node-a", Password: testPassword,
+	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
+	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "nosy", Username: "node-a", Password: brokertest.Password,
 		CleanSession: true, FailFast: true})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +163,7 @@ func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
 // life of the connection.
 func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	hook := newQoSWatch("watcher")
-	srv := startServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
+	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
 	bus, held, release := holdingBus(t, srv, "watcher")
 	released := false
 	defer func() {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
@@ -111,9 +111,9 @@ and restarts.`,
 // returns an error if the cloud refused the node's credentials; any other
 // outcome (connected, cloud unreachable) is left to the bridge, which keeps
 // trying.
-func refusedAtFirst(ctx context.Context, b *broker.Bridge, url, user string) error {
-	var lerr *broker.LinkError
-	if err := b.FirstAttempt(ctx); errors.As(err, &lerr) && lerr.Failure == broker.LinkBadCredentials {
+func refusedAtFirst(ctx context.Context, b *bridge.Bridge, url, user string) error {
+	var lerr *bridge.LinkError
+	if err := b.FirstAttempt(ctx); errors.As(err, &lerr) && lerr.Failure == bridge.LinkBadCredentials {
 		return fmt.Errorf("--fail-fast: the cloud %s refused user %q: %v; %s", url, user, lerr.Err, lerr.Failure.Advice())
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/topics"
@@ -112,7 +113,7 @@ func TestExampleConfigs(t *testing.T) {
 	if _, ok := creds.Check([]byte("ops"), []byte("change-me")); !ok {
 		t.Fatal("the example password does not match its hash")
 	}
-	if _, err := broker.NewRules(e.Node, append(broker.DefaultRules(), e.ExtraRules...)); err != nil {
+	if _, err := bridge.NewRules(e.Node, append(bridge.DefaultRules(), e.ExtraRules...)); err != nil {
 		t.Fatalf("edge.yaml rules: %v", err)
 	}
 }

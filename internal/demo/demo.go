@@ -21,6 +21,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -282,7 +283,7 @@ func demoCounter(topic string, payload []byte) (uint64, bool) {
 func (n *demoNode) start(pw string, log *slog.Logger, version string) error {
 	a, err := edge.Start(edge.Config{Node: n.name, DataDir: n.dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: "tcp://" + n.link.Addr(), Username: n.name, Password: pw},
-		ExtraRules: []broker.Rule{{Filter: "sensors/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}")}},
+		ExtraRules: []bridge.Rule{{Filter: "sensors/#", Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}")}},
 		Metrics:    "off"}, edge.Options{Paradigms: all.All(), Logger: log, Version: version, KeepMemoryLimit: true})
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/topics"
@@ -79,7 +79,7 @@ func TestBestEffortSendsBypassTheQueues(t *testing.T) {
 	if err := cl.Downlink().SendNow("edge-1", topics.ToNodeAppPrefix("edge-1")+"replies/x", []byte("late"), time.Minute); err != nil && !errors.Is(err, cloudlink.ErrNodeOffline) {
 		t.Fatalf("to a node that left: %v", err)
 	}
-	if err := ag.Bridge().SendNow(topics.StreamEvents, upTopic, []byte("x"), time.Now().Add(time.Minute)); !errors.Is(err, broker.ErrLinkDown) {
+	if err := ag.Bridge().SendNow(topics.StreamEvents, upTopic, []byte("x"), time.Now().Add(time.Minute)); !errors.Is(err, bridge.ErrLinkDown) {
 		t.Fatalf("from a stopped bridge: %v", err)
 	}
 }

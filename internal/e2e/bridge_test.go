@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -18,8 +19,8 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-func rule(filter string, stream topics.Stream, ttl time.Duration) broker.Rule {
-	return broker.Rule{Filter: filter, Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: stream, TTL: broker.Duration(ttl)}
+func rule(filter string, stream topics.Stream, ttl time.Duration) bridge.Rule {
+	return bridge.Rule{Filter: filter, Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: stream, TTL: broker.Duration(ttl)}
 }
 
 // edgeWith starts an edge agent with a custom configuration.
@@ -102,7 +103,7 @@ func TestStreamPriorityAndTTL(t *testing.T) {
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Metrics: "127.0.0.1:0",
 		Cloud: edge.CloudLink{URL: "tcp://" + link.Addr()},
-		ExtraRules: []broker.Rule{rule("camera/#", topics.StreamBulk, 0), rule("alerts/#", topics.StreamEvents, 0),
+		ExtraRules: []bridge.Rule{rule("camera/#", topics.StreamBulk, 0), rule("alerts/#", topics.StreamEvents, 0),
 			rule("stale/#", topics.StreamEvents, time.Millisecond)}})
 	defer ag.Close()
 	pub := client(t, "tcp://"+ag.BrokerAddr(), "pub", "", true)
@@ -172,7 +173,7 @@ func TestRefusedMessageIsDeadLettered(t *testing.T) {
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"),
 		Cloud:      edge.CloudLink{URL: "tcp://" + link.Addr(), ReconnectMax: broker.Duration(200 * time.Millisecond)},
-		ExtraRules: []broker.Rule{rule("camera/#", topics.StreamBulk, 0)}})
+		ExtraRules: []bridge.Rule{rule("camera/#", topics.StreamBulk, 0)}})
 	defer ag.Close()
 	pub := client(t, "tcp://"+ag.BrokerAddr(), "pub", "", true)
 	// Both wait in the queue first, so the first frame carries both: the
@@ -201,7 +202,7 @@ func TestFullQueueRefusesWithoutLoss(t *testing.T) {
 	got := consumeTopics(t, cl.BrokerURL(), "consumer-f", filepath.Join(dir, "consumer"))
 	link.SetDown(true)
 	ag := edgeWith(t, edge.Config{Node: "edge-1", DataDir: filepath.Join(dir, "edge"), Cloud: edge.CloudLink{URL: "tcp://" + link.Addr()},
-		Queue: edge.QueueConfig{MaxBytes: 64 << 10}, ExtraRules: []broker.Rule{rule("sensors/#", topics.StreamTelemetry, 0)}})
+		Queue: edge.QueueConfig{MaxBytes: 64 << 10}, ExtraRules: []bridge.Rule{rule("sensors/#", topics.StreamTelemetry, 0)}})
 	defer ag.Close()
 	pub := client(t, "tcp://"+ag.BrokerAddr(), "pub", "", true)
 	acked := 0

@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
@@ -25,7 +26,7 @@ func TestSkewedNodeClocksKeepTimesToLive(t *testing.T) {
 	dir := t.TempDir()
 	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
 	defer cl.Close()
-	ttlRule := broker.Rule{Filter: "timed/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"),
+	ttlRule := bridge.Rule{Filter: "timed/#", Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}"),
 		Stream: topics.StreamTelemetry, TTL: broker.Duration(30 * time.Second)}
 
 	skews := map[string]time.Duration{"edge-1": 2 * time.Hour, "edge-2": -2 * time.Hour}
@@ -51,7 +52,7 @@ func TestSkewedNodeClocksKeepTimesToLive(t *testing.T) {
 		skew := skew
 		ag, err := edge.Start(edge.Config{Node: node, DataDir: filepath.Join(dir, node), Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 			Cloud:      edge.CloudLink{URL: cl.BrokerURL(), Username: node, Password: password},
-			ExtraRules: []broker.Rule{ttlRule}, Metrics: "off"},
+			ExtraRules: []bridge.Rule{ttlRule}, Metrics: "off"},
 			edge.Options{Paradigms: all.All(), Logger: testLogger(t), KeepMemoryLimit: true, Clock: func() time.Time { return time.Now().Add(skew) }})
 		if err != nil {
 			t.Fatal(err)

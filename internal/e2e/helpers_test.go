@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -101,15 +102,15 @@ func startCloud(t testing.TB, dir string, listen string) *cloud.Manager {
 }
 
 // sensorsRule carries sensors/# up under the node's app prefix.
-var sensorsRule = broker.Rule{Filter: "sensors/#", Direction: broker.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry}
+var sensorsRule = bridge.Rule{Filter: "sensors/#", Direction: bridge.Out, RemotePrefix: topics.NodeAppPrefix("{node}"), Stream: topics.StreamTelemetry}
 
-func startEdge(t testing.TB, node, dir, cloudURL string, extra ...broker.Rule) *edge.Agent {
+func startEdge(t testing.TB, node, dir, cloudURL string, extra ...bridge.Rule) *edge.Agent {
 	t.Helper()
 	return startEdgeWith(t, node, dir, cloudURL, edge.Options{}, extra...)
 }
 
 // startEdgeWith is startEdge with options (built-in workers of the test's).
-func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, extra ...broker.Rule) *edge.Agent {
+func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, extra ...bridge.Rule) *edge.Agent {
 	t.Helper()
 	opts.Logger, opts.KeepMemoryLimit = testLogger(t), true
 	if opts.Paradigms == nil {
@@ -117,7 +118,7 @@ func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, 
 	}
 	a, err := edge.Start(edge.Config{Node: node, DataDir: dir, Broker: edge.BrokerConfig{Listen: "127.0.0.1:0"},
 		Cloud:      edge.CloudLink{URL: cloudURL, Username: node, Password: password},
-		ExtraRules: append([]broker.Rule{sensorsRule}, extra...), Metrics: "off"}, opts)
+		ExtraRules: append([]bridge.Rule{sensorsRule}, extra...), Metrics: "off"}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -103,7 +104,7 @@ func TestRulesFromYAML(t *testing.T) {
 	if !strings.Contains(string(b), `"ttl":"1m30s"`) {
 		t.Fatalf("marshal: %s", b)
 	}
-	var d Duration
+	var d broker.Duration
 	if err := json.Unmarshal([]byte(`2.5`), &d); err != nil || time.Duration(d) != 2500*time.Millisecond {
 		t.Fatalf("seconds: %v %v", d, err)
 	}
@@ -170,7 +171,7 @@ func TestDefaultRulesCarryEveryKubeEdgeTopic(t *testing.T) {
 		{"dormant life-cycle connected", "$hw/events/connected/dev1", none},
 		{"dormant life-cycle disconnected", "$hw/events/disconnected/dev1", none},
 	}
-	ops := Principal{Kind: Operator, User: "ops"}
+	ops := broker.Principal{Kind: broker.Operator, User: "ops"}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			remoteUp := topics.NodeKubeEdgePrefix(node) + c.topic
@@ -185,22 +186,22 @@ func TestDefaultRulesCarryEveryKubeEdgeTopic(t *testing.T) {
 			}
 			// Local apps publish and read every KubeEdge topic, as with
 			// EventBus's broker.
-			for _, path := range []Path{PathPublish, PathSubscribe} {
-				if err := Authorize(RoleEdge, node, LocalAppPrincipal, path, c.topic); err != nil {
+			for _, path := range []broker.Path{broker.PathPublish, broker.PathSubscribe} {
+				if err := broker.Authorize(broker.RoleEdge, node, broker.LocalAppPrincipal, path, c.topic); err != nil {
 					t.Errorf("a local app: %v", err)
 				}
 			}
 			if c.dir&up != 0 {
 				// The cloud's ingress republishes it from the node's frame.
-				if err := Authorize(RoleCloud, "", NodePrincipal(node), PathFrame, remoteUp); err != nil {
+				if err := broker.Authorize(broker.RoleCloud, "", broker.NodePrincipal(node), broker.PathFrame, remoteUp); err != nil {
 					t.Errorf("the node's frame: %v", err)
 				}
 			}
 			if c.dir&down != 0 {
-				if err := Authorize(RoleCloud, "", ops, PathPublish, remoteDown); err != nil {
+				if err := broker.Authorize(broker.RoleCloud, "", ops, broker.PathPublish, remoteDown); err != nil {
 					t.Errorf("a cloud operator: %v", err)
 				}
-				if err := Authorize(RoleEdge, node, CloudDownlinkPrincipal, PathInline, c.topic); err != nil {
+				if err := broker.Authorize(broker.RoleEdge, node, broker.CloudDownlinkPrincipal, broker.PathInline, c.topic); err != nil {
 					t.Errorf("the downlink on the node: %v", err)
 				}
 			}

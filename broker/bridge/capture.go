@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -42,7 +43,7 @@ type CaptureHook struct {
 	srv     *mqtt.Server
 	metrics *metrics.Set
 	log     *slog.Logger
-	clock   Clock
+	clock   broker.Clock
 
 	// Draining: a planned stop refuses new publishes and waits until the
 	// PUBACKs of those already taken are written, so no app resends a
@@ -195,7 +196,7 @@ func (h *CaptureHook) subscribed(client, topic string) bool {
 // on a connection without an ack gate (a gated one reports it itself,
 // when the bytes really leave).
 func (h *CaptureHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if _, gated := cl.Net.Conn.(*gatedConn); gated {
+	if _, gated := broker.GateOf(cl.Net.Conn); gated {
 		return
 	}
 	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
@@ -204,7 +205,7 @@ func (h *CaptureHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte)
 }
 
 // ackWritten is told by a gated connection that an acknowledgement left.
-func (h *CaptureHook) ackWritten(c *gatedConn, pid uint16) { h.settle(pendingAck{c, pid}) }
+func (h *CaptureHook) ackWritten(c net.Conn, pid uint16) { h.settle(pendingAck{c, pid}) }
 
 // OnDisconnect forgets the PUBACKs a client will never get.
 func (h *CaptureHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
@@ -266,7 +267,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	if reason, detail := checkPayload(remote, pk.Payload, h.limits); reason != "" {
+	if reason, detail := broker.CheckPayload(remote, pk.Payload, h.limits); reason != "" {
 		return dead(reason, detail)
 	}
 	rec := queue.Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}
@@ -277,7 +278,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		h.direct(rule.Stream, rec)
 		return pk, nil
 	}
-	if gc, ok := cl.Net.Conn.(*gatedConn); ok && pk.FixedHeader.Qos > 0 {
+	if gc, ok := broker.GateOf(cl.Net.Conn); ok && pk.FixedHeader.Qos > 0 {
 		// Hold the PUBACK in the connection until the message is written,
 		// and let mochi read the client's next packet meanwhile.
 		pid := pk.PacketID

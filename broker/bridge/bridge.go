@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"context"
@@ -16,14 +16,15 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
 
-// BridgeConfig configures the bridge of an edge node.
-type BridgeConfig struct {
+// Config configures the bridge of an edge node.
+type Config struct {
 	// Node is the node's name, one topic level.
 	Node string
 	// CloudURL is the cloud broker: tcp://, ssl://, ws:// or wss://.
@@ -39,7 +40,7 @@ type BridgeConfig struct {
 	Store store.Store
 	// Server is the node's broker; the bridge captures from it and
 	// republishes downlink messages on it.
-	Server *Server
+	Server *broker.Server
 	// Queue bounds the uplink queue.
 	Queue queue.Options
 	// Window is the number of frames in flight per stream; default 8.
@@ -81,7 +82,7 @@ type BridgeConfig struct {
 // inbox, then republished on the edge broker. It also keeps the node's
 // status (online, or offline by MQTT will).
 type Bridge struct {
-	cfg     BridgeConfig
+	cfg     Config
 	node    string
 	epoch   uint64
 	rules   Rules
@@ -90,7 +91,7 @@ type Bridge struct {
 	dedup   *queue.Dedup
 	dead    *queue.DeadLetters
 	capture *CaptureHook
-	srv     *Server
+	srv     *broker.Server
 	log     *slog.Logger
 	metrics *metrics.Set
 	meta    store.Store
@@ -155,9 +156,9 @@ type refusal struct {
 	count int
 }
 
-// NewBridge opens the bridge's durable parts and registers its capture
+// New opens the bridge's durable parts and registers its capture
 // hook on cfg.Server, which must not be started yet. Call Start to connect.
-func NewBridge(cfg BridgeConfig) (*Bridge, error) {
+func New(cfg Config) (*Bridge, error) {
 	if err := topics.ValidateName("node", cfg.Node); err != nil {
 		return nil, fmt.Errorf("broker: bridge: %w", err)
 	}
@@ -217,7 +218,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		return nil, err
 	}
 	qo := cfg.Queue
-	qo.Name, qo.Metrics, qo.Logger, qo.Clock = "uplink", cfg.Metrics, b.log, cfg.Server.cfg.Clock
+	qo.Name, qo.Metrics, qo.Logger, qo.Clock = "uplink", cfg.Metrics, b.log, cfg.Server.Now
 	if qo.OnDrop == nil {
 		qo.OnDrop = func(stream string, n int, reason string) {
 			b.reportError(topics.ErrorEvent{Component: "edge/queue", Reason: "dropped-" + reason,
@@ -227,7 +228,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if b.up, err = queue.Open(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
 		return nil, err
 	}
-	if b.inbox, err = queue.Open(store.Sub(cfg.Store, "bridge/in/"), queue.Options{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.cfg.Clock}); err != nil {
+	if b.inbox, err = queue.Open(store.Sub(cfg.Store, "bridge/in/"), queue.Options{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.Now}); err != nil {
 		_ = b.up.Close()
 		return nil, err
 	}
@@ -240,11 +241,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if v, err := b.meta.Get([]byte("session")); err == nil && len(v) == 8 {
 		b.session = beUint64(v)
 	}
-	cfg.Server.setDead(b.dead)
-	cfg.Server.setReportIfUnset(b.reportError)
+	cfg.Server.SetDeadLetters(b.dead)
+	cfg.Server.SetDefaultReport(b.reportError)
 	b.capture = &CaptureHook{rules: rules, queue: b.up, dead: b.dead, limits: cfg.Limits, direct: b.sendDirect,
-		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log, clock: cfg.Server.cfg.Clock}
-	cfg.Server.observeAcks(b.capture.ackWritten)
+		srv: cfg.Server.Mochi(), metrics: cfg.Metrics, log: b.log, clock: cfg.Server.Now}
+	cfg.Server.ObserveAcks(b.capture.ackWritten)
 	if err := cfg.Server.AddHook(b.capture); err != nil {
 		_ = b.up.Close()
 		_ = b.inbox.Close()
@@ -275,15 +276,15 @@ func (b *Bridge) Connected() (bool, <-chan struct{}) {
 	return b.connected, b.linkCh
 }
 
-// ErrBridgeClosed: the bridge was closed before what was waited for
+// ErrClosed: the bridge was closed before what was waited for
 // happened.
-var ErrBridgeClosed = errors.New("bridge: closed")
+var ErrClosed = errors.New("bridge: closed")
 
 // FirstAttempt waits until the bridge's first attempt to connect to the
 // cloud has ended and returns its error: nil if it connected, else a
 // *LinkError that says why (LinkBadCredentials: the cloud refused the
 // node's user or password). It returns ctx's error if ctx ends first, and
-// ErrBridgeClosed if the bridge is closed first. The bridge goes on trying
+// ErrClosed if the bridge is closed first. The bridge goes on trying
 // either way; `sedna edge --fail-fast` stops on refused credentials.
 func (b *Bridge) FirstAttempt(ctx context.Context) error {
 	select {
@@ -292,7 +293,7 @@ func (b *Bridge) FirstAttempt(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-b.stop:
-		return ErrBridgeClosed
+		return ErrClosed
 	}
 }
 
@@ -347,7 +348,7 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 func (b *Bridge) newClient(lost chan struct{}, timeout time.Duration) paho.Client {
 	o := paho.NewClientOptions().
 		AddBroker(b.cfg.CloudURL).
-		SetClientID(BridgeClientID(b.node)).
+		SetClientID(broker.BridgeClientID(b.node)).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
 		SetCleanSession(true).
@@ -402,7 +403,7 @@ func (b *Bridge) run() {
 		b.nextSession()
 		c := b.newClient(lost, step.Timeout)
 		err := b.connect(c, step.Timeout)
-		if errors.Is(err, ErrBridgeClosed) {
+		if errors.Is(err, ErrClosed) {
 			return
 		}
 		var lerr *LinkError
@@ -451,7 +452,7 @@ func (b *Bridge) connect(c paho.Client, timeout time.Duration) error {
 		return errConnectTimeout
 	case <-b.stop:
 		c.Disconnect(0)
-		return ErrBridgeClosed
+		return ErrClosed
 	}
 }
 
@@ -829,7 +830,7 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []queue.Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
-	_ = b.srv.Publish(SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
+	_ = b.srv.Publish(broker.SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
 }
 
 func beUint64(b []byte) uint64 {

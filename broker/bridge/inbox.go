@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"encoding/binary"
@@ -6,6 +6,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -225,7 +226,7 @@ func (b *Bridge) deliver(r *queue.Record) {
 		take(local, r.Payload)
 		return
 	}
-	if err := b.srv.Publish(CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
+	if err := b.srv.Publish(broker.CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
 		b.log.Warn("inbox: local publish failed", "topic", local, "error", err)
 	}
 }

@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/internal/brokertest"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/topics"
@@ -25,15 +27,15 @@ import (
 // while it is held, no PUBACK may arrive; once it arrives, the message must
 // be readable from the store.
 func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
-	base := openTestStore(t, filepath.Join(t.TempDir(), "s"))
+	base := brokertest.OpenStore(t, filepath.Join(t.TempDir(), "s"))
 	defer base.Close()
 	gs := &gatedStore{Store: base, prefix: "bridge/up/m/", pending: make(chan struct{}, 1), gate: make(chan struct{})}
-	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rules := append(DefaultRules(), Rule{Filter: "sensors/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")})
-	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: gs, Server: srv, Rules: rules, Logger: quietLogger()})
+	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: gs, Server: srv, Rules: rules, Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 		}
 	}()
 
-	c := dial(t, srv.URL(), "pub", "")
+	c := brokertest.Dial(t, srv.URL(), "pub", "")
 	payload := []byte("must be on disk before its PUBACK")
 	for round := 0; round < 3; round++ {
 		tok := c.Publish("sensors/t", 1, false, payload)
@@ -89,20 +91,20 @@ func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 // Messages the bridge publishes itself (downlink republished locally) are
 // never captured again, even when an uplink rule matches their topic.
 func TestInjectedMessagesAreNotCaptured(t *testing.T) {
-	s := openTestStore(t, t.TempDir())
+	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
-	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	both := Rule{Filter: "loop/#", Direction: Both, RemotePrefix: topics.NodeAppPrefix("{node}")}
 	down := Rule{Filter: "loop/#", Direction: In, RemotePrefix: topics.ToNodeAppPrefix("{node}")}
-	if _, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Rules: []Rule{both, down}, Logger: quietLogger()}); err == nil {
+	if _, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+		Rules: []Rule{both, down}, Logger: brokertest.QuietLogger()}); err == nil {
 		t.Fatal("a both-way rule whose remote prefix is the node's uplink subtree must be refused for the downlink")
 	}
-	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Rules: []Rule{{Filter: "loop/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")}, down}, Logger: quietLogger()})
+	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+		Rules: []Rule{{Filter: "loop/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")}, down}, Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 	// rule also matches.
 	br.deliver(&queue.Record{Topic: topics.ToNodeAppPrefix("node-a") + "loop/x", Payload: []byte("down"), QoS: 1})
 	// A local app's publish on the same topic is captured.
-	c := dial(t, srv.URL(), "app", "")
+	c := brokertest.Dial(t, srv.URL(), "app", "")
 	if tok := c.Publish("loop/x", 1, false, []byte("up")); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -126,14 +128,14 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 }
 
 func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
-	s := openTestStore(t, t.TempDir())
+	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
-	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Limits: topics.Limits{MaxBody: 1024}, Logger: quietLogger()})
+	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+		Limits: topics.Limits{MaxBody: 1024}, Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 	}
 	defer srv.Close()
 	defer br.Close()
-	c := dial(t, srv.URL(), "app", "")
+	c := brokertest.Dial(t, srv.URL(), "app", "")
 	good, _ := topics.NewEnvelope(topics.KindTest, "test", topics.TestBody{Run: "x", Counter: 1})
 	goodRaw, _ := good.Marshal()
 	v9 := *good
@@ -190,15 +192,15 @@ func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 // a rule carries, a subscriber takes (even one away with a persistent
 // session) or that is retained is not. A will counts as the app's.
 func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
-	s := openTestStore(t, t.TempDir())
+	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
 	m := metrics.New(prometheus.NewRegistry())
-	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(), Metrics: m})
+	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &recordingHandler{lines: make(chan slog.Record, 100)}
-	br, err := NewBridge(BridgeConfig{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
+	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
 		Metrics: m, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -209,17 +211,17 @@ func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	defer srv.Close()
 	defer br.Close()
 
-	sub := dial(t, srv.URL(), "sub", "")
+	sub := brokertest.Dial(t, srv.URL(), "sub", "")
 	if tok := sub.Subscribe("sensors/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	away := dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
+	away := brokertest.Dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
 	if tok := away.Subscribe("away/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	away.Disconnect(50)
 
-	c := dial(t, srv.URL(), "app", "")
+	c := brokertest.Dial(t, srv.URL(), "app", "")
 	publish := func(topic string, qos byte, retain bool) {
 		t.Helper()
 		if tok := c.Publish(topic, qos, retain, []byte(`{"event_id":"","timestamp":0}`)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -235,7 +237,7 @@ func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	publish("nobody/qos0", 0, false)
 	publish("nobody/listens/here", 1, false) // after the QoS 0 one, on the same connection
 	// The downlink, with no device app subscribed.
-	if err := srv.Publish(CloudDownlinkPrincipal, "$hw/events/device/default/dev1/twin/update/delta", []byte("{}"), false, 1); err != nil {
+	if err := srv.Publish(broker.CloudDownlinkPrincipal, "$hw/events/device/default/dev1/twin/update/delta", []byte("{}"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -255,7 +257,7 @@ func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	// A will nobody takes: the app's connection drops without DISCONNECT.
 	var conn net.Conn
 	var mu sync.Mutex
-	dial(t, srv.URL(), "willing", "", func(o *paho.ClientOptions) {
+	brokertest.Dial(t, srv.URL(), "willing", "", func(o *paho.ClientOptions) {
 		o.SetWill("nobody/will", "gone", 0, false)
 		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 			nc, err := net.Dial("tcp", u.Host)

@@ -1,9 +1,10 @@
-package broker
+package bridge
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -34,7 +35,7 @@ type Rule struct {
 	// Stream is the traffic class of uplink messages; default telemetry.
 	Stream topics.Stream `json:"stream,omitempty"`
 	// TTL, if set, drops uplink messages not sent within it.
-	TTL Duration `json:"ttl,omitempty"`
+	TTL broker.Duration `json:"ttl,omitempty"`
 }
 
 // Durable reports whether the rule keeps messages in the durable queue.

@@ -1,4 +1,4 @@
-package broker
+package bridge
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/internal/brokertest"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -123,7 +125,7 @@ func trailing(failed []logRec, n int, reason string) bool {
 // linkSetup is an edge node whose bridge reaches a cloud broker at url
 // (the cloud's own address, or a proxy in front of it).
 type linkSetup struct {
-	edge   *Server
+	edge   *broker.Server
 	bridge *Bridge
 	log    *logRecorder
 }
@@ -131,23 +133,23 @@ type linkSetup struct {
 // startLinked starts an edge node "node-a" whose bridge connects to url
 // with password; configure may change the bridge's config and the bridge
 // itself before it starts.
-func startLinked(t *testing.T, url, password string, configure func(*BridgeConfig), prepare func(*Bridge)) *linkSetup {
+func startLinked(t *testing.T, url, password string, configure func(*Config), prepare func(*Bridge)) *linkSetup {
 	t.Helper()
 	ls := &linkSetup{log: newLogRecorder()}
-	st := openTestStore(t, filepath.Join(t.TempDir(), "edge"))
+	st := brokertest.OpenStore(t, filepath.Join(t.TempDir(), "edge"))
 	t.Cleanup(func() { _ = st.Close() })
 	var err error
-	ls.edge, err = NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Store: st, Logger: quietLogger()})
+	ls.edge, err = broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Store: st, Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := BridgeConfig{Node: "node-a", CloudURL: url, Username: "node-a", Password: password, Store: st, Server: ls.edge,
+	cfg := Config{Node: "node-a", CloudURL: url, Username: "node-a", Password: password, Store: st, Server: ls.edge,
 		Logger: slog.New(ls.log), MinBackoff: time.Millisecond, FastBackoff: 2 * time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		ConnectTimeout: 5 * time.Second}
 	if configure != nil {
 		configure(&cfg)
 	}
-	if ls.bridge, err = NewBridge(cfg); err != nil {
+	if ls.bridge, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if prepare != nil {
@@ -215,9 +217,9 @@ func firstAttempt(t *testing.T, b *Bridge) error {
 // that refuses the password, a closed port, a TLS listener whose
 // certificate the node does not trust or that names another host.
 func TestFirstAttemptSaysWhy(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
-	cloud := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t),
-		TLS: TLSConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}})
+	certFile, keyFile, pool := brokertest.SelfSigned(t)
+	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t),
+		TLS: broker.TLSConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -233,15 +235,15 @@ func TestFirstAttemptSaysWhy(t *testing.T) {
 		tls      *tls.Config
 		want     LinkFailure // LinkUnknown: connected
 	}{
-		{"connected", cloud.URL(), testPassword, nil, LinkUnknown},
+		{"connected", cloud.URL(), brokertest.Password, nil, LinkUnknown},
 		{"wrong password", cloud.URL(), "not the password", nil, LinkBadCredentials},
-		{"nothing listening", "tcp://" + closed, testPassword, nil, LinkUnreachable},
-		{"untrusted certificate", "ssl://" + cloud.Addr("tls"), testPassword, &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}, LinkTLS},
-		{"certificate of another host", "ssl://localhost:" + tlsPort, testPassword, trusting, LinkTLS},
-		{"TLS connected", "ssl://" + cloud.Addr("tls"), testPassword, trusting, LinkUnknown},
+		{"nothing listening", "tcp://" + closed, brokertest.Password, nil, LinkUnreachable},
+		{"untrusted certificate", "ssl://" + cloud.Addr("tls"), brokertest.Password, &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}, LinkTLS},
+		{"certificate of another host", "ssl://localhost:" + tlsPort, brokertest.Password, trusting, LinkTLS},
+		{"TLS connected", "ssl://" + cloud.Addr("tls"), brokertest.Password, trusting, LinkUnknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ls := startLinked(t, tc.url, tc.password, func(c *BridgeConfig) { c.TLS = tc.tls }, nil)
+			ls := startLinked(t, tc.url, tc.password, func(c *Config) { c.TLS = tc.tls }, nil)
 			err := firstAttempt(t, ls.bridge)
 			if tc.want == LinkUnknown {
 				if err != nil {
@@ -262,7 +264,7 @@ func TestFirstAttemptSaysWhy(t *testing.T) {
 // that is down, then a cloud that refuses the node's password, then the
 // link down again.
 func TestLinkFailureLoggedOncePerReason(t *testing.T) {
-	cloud := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -301,14 +303,14 @@ func TestLinkFailureLoggedOncePerReason(t *testing.T) {
 // When the link comes back the bridge connects again and sends what was
 // queued meanwhile, and the next failure is logged at WARN again.
 func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
-	cloud := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeLink(t, link) }) // after the bridge stops (cleanups run last first)
-	ls := startLinked(t, "tcp://"+link.Addr(), testPassword, nil, nil)
-	watcher := dial(t, cloud.URL(), "watcher", "admin")
+	ls := startLinked(t, "tcp://"+link.Addr(), brokertest.Password, nil, nil)
+	watcher := brokertest.Dial(t, cloud.URL(), "watcher", "admin")
 	frames := make(chan struct{}, 16)
 	if tok := watcher.Subscribe(topics.Uplink("node-a", topics.StreamEvents), 1, func(paho.Client, paho.Message) {
 		select {
@@ -349,7 +351,7 @@ func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
 // time, and refused credentials were reported as the 3.1 attempt's error).
 // And an attempt on a link that swallows everything ends, as a timeout.
 func TestOneConnectionPerAttempt(t *testing.T) {
-	cloud := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
 	t.Run("refused", func(t *testing.T) {
 		link, err := netfault.New(cloud.Addr("tcp"))
 		if err != nil {
@@ -359,7 +361,7 @@ func TestOneConnectionPerAttempt(t *testing.T) {
 		// Steps of an hour at most, drawn at their longest: no second
 		// attempt while the test looks.
 		ls := startLinked(t, "tcp://"+link.Addr(), "not the password",
-			func(c *BridgeConfig) { c.MinBackoff, c.FastBackoff, c.MaxBackoff = time.Hour, time.Hour, time.Hour },
+			func(c *Config) { c.MinBackoff, c.FastBackoff, c.MaxBackoff = time.Hour, time.Hour, time.Hour },
 			func(b *Bridge) { b.jitter = func(n int64) int64 { return n - 1 } })
 		var lerr *LinkError
 		if err := firstAttempt(t, ls.bridge); !errors.As(err, &lerr) || lerr.Failure != LinkBadCredentials {
@@ -376,8 +378,8 @@ func TestOneConnectionPerAttempt(t *testing.T) {
 		}
 		t.Cleanup(func() { closeLink(t, link) }) // after the bridge stops (cleanups run last first)
 		link.SetStall(true)
-		ls := startLinked(t, "tcp://"+link.Addr(), testPassword,
-			func(c *BridgeConfig) { c.ConnectTimeout = 300 * time.Millisecond }, nil)
+		ls := startLinked(t, "tcp://"+link.Addr(), brokertest.Password,
+			func(c *Config) { c.ConnectTimeout = 300 * time.Millisecond }, nil)
 		err = firstAttempt(t, ls.bridge)
 		var lerr *LinkError
 		if !errors.As(err, &lerr) || lerr.Failure != LinkUnreachable || !isTimeout(err) {
