@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -19,7 +20,7 @@ import (
 // checks every client.
 func Example() {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Logger: quiet})
+	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Logger: quiet})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -45,8 +46,8 @@ func Example() {
 	}
 
 	// A local app does not speak for the node's bridge.
-	err = srv.Publish(broker.LocalAppPrincipal, topics.NodeStatusTopic("edge-1"), []byte("offline"), true, 1)
-	fmt.Println(errors.Is(err, broker.ErrNotAuthorized))
+	err = srv.Publish(access.LocalAppPrincipal, topics.NodeStatusTopic("edge-1"), []byte("offline"), true, 1)
+	fmt.Println(errors.Is(err, access.ErrNotAuthorized))
 	// Output:
 	// sensors/t 21.5
 	// true

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -35,10 +36,10 @@ type ConnLimits struct {
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
 }
 
-func (l ConnLimits) withDefaults(role Role) ConnLimits {
+func (l ConnLimits) withDefaults(role access.Role) ConnLimits {
 	if l.MaxConnections <= 0 {
 		l.MaxConnections = 1024
-		if role == RoleCloud {
+		if role == access.RoleCloud {
 			l.MaxConnections = 10000
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/store"
 )
 
@@ -23,13 +24,13 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func testCredentials(t testing.TB) *Credentials {
+func testCredentials(t testing.TB) *access.Credentials {
 	h, _ := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
-	c, err := NewCredentials(
-		User{Username: "node-a", PasswordHash: string(h), Role: UserNode},
-		User{Username: "node-b", PasswordHash: string(h), Role: UserNode},
-		User{Username: "app", PasswordHash: string(h), Role: UserOperator},
-		User{Username: "admin", PasswordHash: string(h), Role: UserAdmin},
+	c, err := access.NewCredentials(
+		access.User{Username: "node-a", PasswordHash: string(h), Role: access.UserNode},
+		access.User{Username: "node-b", PasswordHash: string(h), Role: access.UserNode},
+		access.User{Username: "app", PasswordHash: string(h), Role: access.UserOperator},
+		access.User{Username: "admin", PasswordHash: string(h), Role: access.UserAdmin},
 	)
 	if err != nil {
 		t.Fatal(err)

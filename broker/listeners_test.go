@@ -17,6 +17,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sedna-go/sedna/broker/access"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key, and returns
@@ -49,7 +51,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // same authentication.
 func TestTLSAndWebSocketListeners(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	srv, err := NewServer(Config{Role: RoleCloud, Credentials: testCredentials(t), Logger: quietLogger(),
+	srv, err := NewServer(Config{Role: access.RoleCloud, Credentials: testCredentials(t), Logger: quietLogger(),
 		Listen: "127.0.0.1:0", WebSocket: "127.0.0.1:0",
 		TLS: TLSConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}})
 	if err != nil {
@@ -87,7 +89,7 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 	if _, err := tryDial("ssl://"+srv.Addr("tls"), "untrusting", "app"); err == nil {
 		t.Error("TLS connection without trusting the certificate succeeded")
 	}
-	bad, err := NewServer(Config{Role: RoleCloud, Credentials: testCredentials(t), Listen: "127.0.0.1:0", Logger: quietLogger(),
+	bad, err := NewServer(Config{Role: access.RoleCloud, Credentials: testCredentials(t), Listen: "127.0.0.1:0", Logger: quietLogger(),
 		TLS: TLSConfig{Listen: "127.0.0.1:0", CertFile: "/nonexistent", KeyFile: keyFile}})
 	if err != nil {
 		t.Fatal(err)

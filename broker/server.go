@@ -16,23 +16,11 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
-)
-
-// Role says which side of the bridge a broker serves.
-type Role string
-
-// The roles.
-const (
-	// RoleEdge: the broker of an edge node; anonymous clients on loopback
-	// are local apps and mappers, as KubeEdge expects.
-	RoleEdge Role = "edge"
-	// RoleCloud: the cloud broker; every client authenticates and nodes
-	// are confined to their own subtree.
-	RoleCloud Role = "cloud"
 )
 
 // Default listen addresses: the edge listens where KubeEdge's EventBus
@@ -62,7 +50,7 @@ type ListenerConfig struct {
 	// MaxPacketSize bounds one packet after login; default what the
 	// largest message needs (1 MiB and its topic).
 	MaxPacketSize int `json:"maxPacketSize,omitempty"`
-	// CredentialsFile lists users (LoadCredentials): a node's local apps;
+	// CredentialsFile lists users (access.LoadCredentials): a node's local apps;
 	// in the cloud the nodes, operators, viewers and admins (required
 	// there).
 	CredentialsFile string `json:"credentialsFile,omitempty"`
@@ -89,8 +77,8 @@ type TLSConfig struct {
 // Config configures a Server. The zero value of each field is a working
 // default for the Role.
 type Config struct {
-	Role Role
-	// Node is the name of this edge node (RoleEdge only).
+	Role access.Role
+	// Node is the name of this edge node (access.RoleEdge only).
 	Node string
 	// Listen is the plain TCP listener; "" takes the role's default and
 	// "off" disables it.
@@ -115,7 +103,7 @@ type Config struct {
 	// Credentials authenticate clients. On the cloud, clients without
 	// valid credentials are refused; on the edge, credentials are for
 	// clients that are not on loopback.
-	Credentials *Credentials
+	Credentials *access.Credentials
 	// Store, if set, keeps sessions, subscriptions, in-flight and retained
 	// messages across restarts.
 	Store store.Store
@@ -140,7 +128,7 @@ type Server struct {
 	log   *slog.Logger
 	subs  *SubscriberHook
 
-	authz  *AuthzHook
+	authz  *access.AuthzHook
 	report func(topics.ErrorEvent)
 
 	mu        sync.Mutex
@@ -158,17 +146,17 @@ type Server struct {
 
 // NewServer makes a broker from cfg; call Start to listen.
 func NewServer(cfg Config) (*Server, error) {
-	if cfg.Role != RoleEdge && cfg.Role != RoleCloud {
+	if cfg.Role != access.RoleEdge && cfg.Role != access.RoleCloud {
 		return nil, fmt.Errorf("broker: unknown role %q", cfg.Role)
 	}
-	if cfg.Role == RoleEdge {
+	if cfg.Role == access.RoleEdge {
 		if err := topics.ValidateName("node", cfg.Node); err != nil {
 			return nil, fmt.Errorf("broker: edge needs its node name: %w", err)
 		}
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultEdgeListen
-		if cfg.Role == RoleCloud {
+		if cfg.Role == access.RoleCloud {
 			cfg.Listen = DefaultCloudListen
 		}
 	}
@@ -180,7 +168,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Role == RoleCloud && cfg.Credentials == nil {
+	if cfg.Role == access.RoleCloud && cfg.Credentials == nil {
 		return nil, fmt.Errorf("broker: the cloud broker needs credentials (a credentials file): it refuses anonymous clients")
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -201,10 +189,14 @@ func NewServer(cfg Config) (*Server, error) {
 	})
 	s := &Server{cfg: cfg, mochi: m, log: cfg.Logger, addrs: map[string]string{}}
 	s.subs = NewSubscriberHook(cfg.Subscribers, cfg.Role, cfg.Metrics, cfg.Logger, s.raise)
-	s.authz = NewAuthzHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.Logger, cfg.Metrics)
-	s.authz.srv, s.authz.subs = m, s.subs
-	auth := NewAuthHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.MessageLimits, cfg.Logger, cfg.Metrics)
-	auth.srv = m
+	s.authz = access.NewAuthzHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.Logger, cfg.Metrics)
+	s.authz.Attach(m, s.subs.Full)
+	auth := access.NewAuthHook(cfg.Role, cfg.Node, cfg.Credentials, cfg.MessageLimits, cfg.Logger, cfg.Metrics)
+	auth.Attach(m, func(cl *mqtt.Client) {
+		if g, ok := cl.Net.Conn.(*gatedConn); ok {
+			g.authenticated(cl.Properties.ProtocolVersion, cl.ID, string(cl.Properties.Username))
+		}
+	})
 
 	add := func(h mqtt.Hook, conf any) error {
 		if err := m.AddHook(h, conf); err != nil {
@@ -218,7 +210,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := add(s.authz, nil); err != nil {
 		return nil, err
 	}
-	if cfg.Role == RoleCloud {
+	if cfg.Role == access.RoleCloud {
 		if err := add(NewStatusHook(cfg.Logger), nil); err != nil {
 			return nil, err
 		}
@@ -393,12 +385,11 @@ func clientURL(addr string) string {
 }
 
 // Publish publishes a message from inside the process (the inline client)
-// on behalf of from: Authorize decides with PathInline, as it does for
-// every other way into the broker. Inline publishes are never captured by
-// the bridge (see CaptureHook).
-func (s *Server) Publish(from Principal, topic string, payload []byte, retain bool, qos byte) error {
-	if err := Authorize(s.cfg.Role, s.cfg.Node, from, PathInline, topic); err != nil {
-		s.authz.denied(PathInline, err)
+// on behalf of from: access.Authorize decides with PathInline, as it does
+// for every other way into the broker. Inline publishes are never captured
+// by the bridge (see bridge.CaptureHook).
+func (s *Server) Publish(from access.Principal, topic string, payload []byte, retain bool, qos byte) error {
+	if err := s.authz.Authorize(from, access.PathInline, topic); err != nil {
 		return err
 	}
 	return s.mochi.Publish(topic, payload, retain, qos)

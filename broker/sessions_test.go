@@ -8,6 +8,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sedna-go/sedna/broker/access"
 )
 
 // A persistent subscriber that reconnects again and again while messages
@@ -20,10 +22,10 @@ func TestPersistentSubscriberReconnectingLosesNothing(t *testing.T) {
 	t.Run("with-session-store", func(t *testing.T) {
 		s := openTestStore(t, t.TempDir())
 		defer s.Close()
-		takeoverFlow(t, startServer(t, Config{Role: RoleEdge, Node: "node-a", Store: s}))
+		takeoverFlow(t, startServer(t, Config{Role: access.RoleEdge, Node: "node-a", Store: s}))
 	})
 	t.Run("in-memory", func(t *testing.T) {
-		takeoverFlow(t, startServer(t, Config{Role: RoleEdge, Node: "node-a"}))
+		takeoverFlow(t, startServer(t, Config{Role: access.RoleEdge, Node: "node-a"}))
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -34,13 +35,13 @@ type SubscriberLimits struct {
 	Disabled bool `json:"-"`
 }
 
-func (l SubscriberLimits) withDefaults(role Role) SubscriberLimits {
+func (l SubscriberLimits) withDefaults(role access.Role) SubscriberLimits {
 	if l.MaxPending <= 0 {
 		l.MaxPending = 8192
 	}
 	if l.MaxPendingBytes <= 0 {
 		l.MaxPendingBytes = 16 << 20
-		if role == RoleEdge {
+		if role == access.RoleEdge {
 			l.MaxPendingBytes = 4 << 20
 		}
 	}
@@ -49,7 +50,7 @@ func (l SubscriberLimits) withDefaults(role Role) SubscriberLimits {
 	}
 	if l.MaxSessionBytes <= 0 {
 		l.MaxSessionBytes = 64 << 20
-		if role == RoleEdge {
+		if role == access.RoleEdge {
 			l.MaxSessionBytes = 16 << 20
 		}
 	}
@@ -148,7 +149,7 @@ type subState struct {
 
 // NewSubscriberHook makes the hook; report, if set, receives the error
 // events it raises.
-func NewSubscriberHook(l SubscriberLimits, role Role, m *metrics.Set, log *slog.Logger, report func(topics.ErrorEvent)) *SubscriberHook {
+func NewSubscriberHook(l SubscriberLimits, role access.Role, m *metrics.Set, log *slog.Logger, report func(topics.ErrorEvent)) *SubscriberHook {
 	return &SubscriberHook{limits: l.withDefaults(role), metrics: m, log: log, report: report}
 }
 

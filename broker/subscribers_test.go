@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -116,7 +117,7 @@ func TestSlowPersistentSubscriberLosesNothing(t *testing.T) {
 		each = 2500
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Metrics: m,
+	srv := startServer(t, Config{Role: access.RoleEdge, Node: "node-a", Metrics: m,
 		Subscribers: SubscriberLimits{MaxPending: 256, MaxPendingBytes: 64 << 10}})
 	col := newCollector(pubs * each)
 	sub := dial(t, srv.URL(), "slow-persistent", "", func(o *paho.ClientOptions) {
@@ -227,7 +228,7 @@ func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry())
 	var events []topics.ErrorEvent
 	var evMu sync.Mutex
-	srv := startServer(t, Config{Role: RoleCloud, Credentials: testCredentials(t), Metrics: m,
+	srv := startServer(t, Config{Role: access.RoleCloud, Credentials: testCredentials(t), Metrics: m,
 		Subscribers: SubscriberLimits{MaxPendingBytes: 256 << 10}})
 	srv.SetReport(func(ev topics.ErrorEvent) {
 		evMu.Lock()
@@ -282,7 +283,7 @@ func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
 // back it gets what the session kept.
 func TestAwaySessionIsBounded(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry())
-	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Metrics: m,
+	srv := startServer(t, Config{Role: access.RoleEdge, Node: "node-a", Metrics: m,
 		Subscribers: SubscriberLimits{MaxSessionMessages: 100}})
 	away := dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
 	if tok := away.Subscribe("t", 1, func(paho.Client, paho.Message) {}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -325,7 +326,7 @@ func TestSlowSubscriberControlLoses(t *testing.T) {
 	if raceEnabled {
 		work = 500 * time.Microsecond // the publishers are slower too: the subscriber must still fall behind
 	}
-	srv := startServer(t, Config{Role: RoleEdge, Node: "node-a", Subscribers: SubscriberLimits{Disabled: true}})
+	srv := startServer(t, Config{Role: access.RoleEdge, Node: "node-a", Subscribers: SubscriberLimits{Disabled: true}})
 	col := newCollector(pubs * each)
 	sub := dial(t, srv.URL(), "slow-sub", "")
 	if tok := sub.Subscribe("fan/in", 1, func(_ paho.Client, msg paho.Message) {

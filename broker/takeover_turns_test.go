@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 )
 
@@ -208,7 +209,7 @@ type takeoverRig struct {
 func newTakeoverRig(t *testing.T, id string) *takeoverRig {
 	r := &takeoverRig{t: t, stall: newTakeoverStall(id), events: make(chan string, 16),
 		m: metrics.New(prometheus.NewRegistry())}
-	srv, err := NewServer(Config{Role: RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(),
+	srv, err := NewServer(Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: quietLogger(),
 		Metrics: r.m, Hooks: []mqtt.Hook{r.stall}})
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ func newTakeoverRig(t *testing.T, id string) *takeoverRig {
 
 func (r *takeoverRig) publish(p string) {
 	r.t.Helper()
-	if err := r.srv.Publish(SystemPrincipal("test"), "t", []byte(p), false, 1); err != nil {
+	if err := r.srv.Publish(access.SystemPrincipal("test"), "t", []byte(p), false, 1); err != nil {
 		r.t.Fatal(err)
 	}
 	r.want = append(r.want, p)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -23,11 +23,11 @@ const watchTestPassword = "secret"
 // dials it as the operator "app".
 func startWatchCloud(t *testing.T) (*Manager, *Client) {
 	t.Helper()
-	hash, err := broker.HashPassword(watchTestPassword)
+	hash, err := access.HashPassword(watchTestPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := broker.NewCredentials(broker.User{Username: "app", PasswordHash: hash, Role: broker.UserOperator})
+	creds, err := access.NewCredentials(access.User{Username: "app", PasswordHash: hash, Role: access.UserOperator})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func publishWatchedStatus(t *testing.T, m *Manager, st api.Status) {
 
 func publishWatchedRaw(t *testing.T, m *Manager, topic string, raw []byte) {
 	t.Helper()
-	if err := m.Broker().Publish(broker.SystemPrincipal("test"), topic, raw, true, 1); err != nil {
+	if err := m.Broker().Publish(access.SystemPrincipal("test"), topic, raw, true, 1); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/internal/serial"
@@ -79,7 +79,7 @@ type ControlConfig struct {
 	View func(kind string) paradigm.View
 	// Roles says what each user may ask (see Access); nil refuses every
 	// request.
-	Roles func(user string) (broker.UserRole, bool)
+	Roles func(user string) (access.UserRole, bool)
 	// Access bounds what users and the resources they apply may do.
 	Access Access
 	// RunAs is the user the cloud's external workers run as; nil is
@@ -134,7 +134,7 @@ type record struct {
 	// the role it had: a resource with commands is run only if that role
 	// may run them.
 	AppliedBy string          `msgpack:"by,omitempty"`
-	Role      broker.UserRole `msgpack:"role,omitempty"`
+	Role      access.UserRole `msgpack:"role,omitempty"`
 }
 
 func recordKey(k string) []byte { return []byte("r/" + k) }
@@ -319,7 +319,7 @@ func (c *ControlPlane) onRequest(topic string, payload []byte) {
 		c.log.Warn("api request refused: bad client name", "user", p.User, "client", req.Client)
 		return
 	}
-	role, known := broker.UserRole(""), false
+	role, known := access.UserRole(""), false
 	if c.cfg.Roles != nil {
 		role, known = c.cfg.Roles(p.User)
 	}
@@ -335,7 +335,7 @@ func (c *ControlPlane) onRequest(topic string, payload []byte) {
 // caller is who sent a request: its user and role.
 type caller struct {
 	user string
-	role broker.UserRole
+	role access.UserRole
 }
 
 func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIReply) {
@@ -353,14 +353,14 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 }
 
 // may lists the operations of each role.
-var may = map[broker.UserRole][]string{
-	broker.UserViewer:   {"get", "describe", "nodes", "logs"},
-	broker.UserOperator: {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
-	broker.UserAdmin:    {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
+var may = map[access.UserRole][]string{
+	access.UserViewer:   {"get", "describe", "nodes", "logs"},
+	access.UserOperator: {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
+	access.UserAdmin:    {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
-	if ops := may[broker.UserAdmin]; !slices.Contains(ops, req.Op) {
+	if ops := may[access.UserAdmin]; !slices.Contains(ops, req.Op) {
 		return topics.APIReply{Error: fmt.Sprintf("unknown operation %q (%s)", req.Op, strings.Join(ops, ", "))}
 	}
 	if !slices.Contains(may[who.role], req.Op) {
@@ -384,8 +384,8 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 
 // commandAllowed says why a resource applied by role may not run its
 // workers' commands, or "" if it may.
-func (c *ControlPlane) commandAllowed(r *api.Resource, role broker.UserRole) string {
-	if role == broker.UserAdmin {
+func (c *ControlPlane) commandAllowed(r *api.Resource, role access.UserRole) string {
+	if role == access.UserAdmin {
 		return ""
 	}
 	for _, w := range r.Workers() {

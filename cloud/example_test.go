@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/topics"
@@ -17,8 +17,8 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "cloud-example")
 	defer os.RemoveAll(dir)
-	hash, _ := broker.HashPassword("secret")
-	creds, _ := broker.NewCredentials(broker.User{Username: "edge-1", PasswordHash: hash, Role: broker.UserNode})
+	hash, _ := access.HashPassword("secret")
+	creds, _ := access.NewCredentials(access.User{Username: "edge-1", PasswordHash: hash, Role: access.UserNode})
 	m, err := cloud.Start(cloud.Config{DataDir: dir, Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
 		cloud.Options{Paradigms: all.All(), Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

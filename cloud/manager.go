@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
@@ -123,14 +124,14 @@ type ExternalBroker struct {
 	// not see that broker's credentials. The broker's ACL must let each
 	// user write only its own request topic (mosquitto:
 	// "pattern write sedna/v1/api/request/%u"); docs/SECURITY.md.
-	Roles map[string]broker.UserRole `json:"roles,omitempty"`
+	Roles map[string]access.UserRole `json:"roles,omitempty"`
 }
 
 // Options is what Config cannot say in YAML.
 type Options struct {
 	Logger *slog.Logger
 	// Credentials, if set, are used instead of Broker.CredentialsFile.
-	Credentials *broker.Credentials
+	Credentials *access.Credentials
 	// Paradigms are the learning paradigms the cloud runs (joint
 	// inference, federated learning, ...): each one's cloud half is
 	// started with the control plane, and gives its built-in workers and
@@ -157,7 +158,7 @@ type Manager struct {
 	control   *ControlPlane
 	opts      Options
 	paradigms *paradigm.Started
-	roles     func(user string) (broker.UserRole, bool)
+	roles     func(user string) (access.UserRole, bool)
 	once      sync.Once
 }
 
@@ -245,7 +246,7 @@ func (m *Manager) startEmbedded(opts Options) error {
 			return errors.New("cloud: the embedded broker needs a credentials file (broker.credentialsFile or --credentials); make entries with `sedna passwd`")
 		}
 		var err error
-		if creds, err = broker.LoadCredentials(m.cfg.Broker.CredentialsFile); err != nil {
+		if creds, err = access.LoadCredentials(m.cfg.Broker.CredentialsFile); err != nil {
 			return err
 		}
 	}
@@ -255,7 +256,7 @@ func (m *Manager) startEmbedded(opts Options) error {
 		return err
 	}
 	m.srv, err = broker.NewServer(broker.Config{
-		Role: broker.RoleCloud, Listen: m.cfg.Broker.Listen, TLS: m.cfg.Broker.TLS, WebSocket: m.cfg.Broker.WebSocket,
+		Role: access.RoleCloud, Listen: m.cfg.Broker.Listen, TLS: m.cfg.Broker.TLS, WebSocket: m.cfg.Broker.WebSocket,
 		MaxPacketSize: m.cfg.Broker.MaxPacketSize, Limits: m.cfg.Broker.Limits, Subscribers: m.cfg.Broker.Subscribers,
 		Credentials: creds, Store: m.store,
 		Dead: m.dead, Metrics: m.metrics, Logger: m.log,
@@ -270,7 +271,7 @@ func (m *Manager) startEmbedded(opts Options) error {
 	if err := m.srv.Listen(); err != nil {
 		return err
 	}
-	m.bus = cloudlink.NewInlineBus(m.srv, broker.SystemPrincipal("cloud"))
+	m.bus = cloudlink.NewInlineBus(m.srv, access.SystemPrincipal("cloud"))
 	m.roles = creds.Role
 	return nil
 }
@@ -285,18 +286,18 @@ func (m *Manager) startExternal() error {
 		return err
 	}
 	m.bus = m.client
-	roles := map[string]broker.UserRole{}
+	roles := map[string]access.UserRole{}
 	for u, r := range ext.Roles {
 		switch r {
-		case broker.UserCloud:
-			r = broker.UserOperator
-		case broker.UserOperator, broker.UserViewer, broker.UserAdmin:
+		case access.UserCloud:
+			r = access.UserOperator
+		case access.UserOperator, access.UserViewer, access.UserAdmin:
 		default:
 			return fmt.Errorf("cloud: external.roles: user %q has role %q (want operator, viewer or admin)", u, r)
 		}
 		roles[u] = r
 	}
-	m.roles = func(u string) (broker.UserRole, bool) { r, ok := roles[u]; return r, ok }
+	m.roles = func(u string) (access.UserRole, bool) { r, ok := roles[u]; return r, ok }
 	// Messages for nodes: taken into the outbox, acknowledged once there.
 	// Who published one is not known here, so only what any user may send
 	// a node is taken: jobs reach nodes through the control plane alone.
@@ -305,7 +306,7 @@ func (m *Manager) startExternal() error {
 		if err != nil {
 			return nil
 		}
-		if err := broker.Authorize(broker.RoleCloud, "", broker.Principal{Kind: broker.Operator}, broker.PathPublish, topic); err != nil {
+		if err := access.Authorize(access.RoleCloud, "", access.Principal{Kind: access.Operator}, access.PathPublish, topic); err != nil {
 			m.log.Warn("a message for a node refused", "topic", topic, "error", err)
 			return nil
 		}

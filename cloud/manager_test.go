@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -29,7 +29,7 @@ func TestRelativeReadDirs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	creds, err := broker.NewCredentials()
+	creds, err := access.NewCredentials()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRelativeReadDirs(t *testing.T) {
 // say its worker is not running; and what the workers said of the old
 // generation (Succeeded) is not taken for the new one.
 func TestReportOfAReplacedWorkerIsNotTheNewOnes(t *testing.T) {
-	creds, err := broker.NewCredentials()
+	creds, err := access.NewCredentials()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestReportOfAReplacedWorkerIsNotTheNewOnes(t *testing.T) {
 "cloudWorker":{"model":{"name":"m"},"template":{"spec":{"nodeName":"edge1"}}}}}`)
 	}
 	ref := topics.JobRef{Kind: "JointInferenceService", Namespace: "default", Name: "ji"}
-	admin := caller{user: "a", role: broker.UserAdmin}
+	admin := caller{user: "a", role: access.UserAdmin}
 	var st api.Status
 	run := func(f func()) {
 		done := make(chan struct{})

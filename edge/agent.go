@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
@@ -178,10 +179,10 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		cfg.Cloud.Password = string(trimNewline(b))
 	}
 	a := &Agent{cfg: cfg, log: opts.Logger.With("node", cfg.Node)}
-	var creds *broker.Credentials
+	var creds *access.Credentials
 	if cfg.Broker.CredentialsFile != "" {
 		var err error
-		if creds, err = broker.LoadCredentials(cfg.Broker.CredentialsFile); err != nil {
+		if creds, err = access.LoadCredentials(cfg.Broker.CredentialsFile); err != nil {
 			return nil, err
 		}
 	}
@@ -213,7 +214,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.srv, err = broker.NewServer(broker.Config{
-		Role: broker.RoleEdge, Node: cfg.Node, Listen: cfg.Broker.Listen, TLS: cfg.Broker.TLS,
+		Role: access.RoleEdge, Node: cfg.Node, Listen: cfg.Broker.Listen, TLS: cfg.Broker.TLS,
 		WebSocket: cfg.Broker.WebSocket, MaxPacketSize: cfg.Broker.MaxPacketSize, Limits: cfg.Broker.Limits, Subscribers: cfg.Broker.Subscribers, Credentials: creds,
 		Store: a.store, Metrics: a.metrics, Logger: a.log, Clock: opts.Clock,
 	})

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -49,11 +50,11 @@ type edgeBus struct {
 }
 
 func (b *edgeBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
-	return b.srv.Publish(broker.SystemPrincipal("paradigm"), topic, payload, retain, qos)
+	return b.srv.Publish(access.SystemPrincipal("paradigm"), topic, payload, retain, qos)
 }
 
 func (b *edgeBus) Answer(topic string, payload []byte) error {
-	return b.srv.Publish(broker.LocalAppPrincipal, topic, payload, false, 1)
+	return b.srv.Publish(access.LocalAppPrincipal, topic, payload, false, 1)
 }
 
 func (b *edgeBus) Subscribe(filter string, h func(paradigm.Message) error) (func() error, error) {

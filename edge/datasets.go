@@ -15,6 +15,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -260,7 +261,7 @@ func (d *datasets) report(ds *dataset, count uint64, problem string) {
 		return
 	}
 	topic := topics.NodeJob(d.node, ds.ref, "status")
-	_ = d.srv.Publish(broker.SystemPrincipal("edge/datasets"), topic, raw, true, 1)
+	_ = d.srv.Publish(access.SystemPrincipal("edge/datasets"), topic, raw, true, 1)
 	if err := d.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
 		d.log.Warn("dataset status not queued", "dataset", ds.key, "error", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/internal/serial"
 	"github.com/sedna-go/sedna/store"
@@ -231,7 +232,7 @@ func (j *jobs) serve(key string, s storedSpec) {
 	if err != nil {
 		return
 	}
-	from := broker.SystemPrincipal("edge/jobs")
+	from := access.SystemPrincipal("edge/jobs")
 	if s.Deleted {
 		_ = j.srv.Publish(from, topics.JobSpec(ref), raw, false, 1)
 		_ = j.srv.Publish(from, topics.JobSpec(ref), nil, true, 1)
@@ -264,7 +265,7 @@ func (j *jobs) send(spec workers.Spec, kind, what string, body any, local bool) 
 	}
 	topic := topics.NodeJob(j.node, spec.Job, what+spec.Role)
 	if local {
-		_ = j.srv.Publish(broker.SystemPrincipal("edge/jobs"), topic, raw, false, 1)
+		_ = j.srv.Publish(access.SystemPrincipal("edge/jobs"), topic, raw, false, 1)
 	}
 	if err := j.bridge.Send(topics.StreamEvents, topic, raw, false); err != nil {
 		j.log.Warn("worker report not queued", "worker", spec.ID(), "kind", kind, "error", err)

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -39,10 +39,10 @@ func TestSednaJobSizedByItsDatasets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := broker.NewCredentials(
-		broker.User{Username: "edge1", PasswordHash: string(hash), Role: broker.UserNode},
-		broker.User{Username: "edge2", PasswordHash: string(hash), Role: broker.UserNode},
-		broker.User{Username: "ops", PasswordHash: string(hash), Role: broker.UserOperator})
+	creds, err := access.NewCredentials(
+		access.User{Username: "edge1", PasswordHash: string(hash), Role: access.UserNode},
+		access.User{Username: "edge2", PasswordHash: string(hash), Role: access.UserNode},
+		access.User{Username: "ops", PasswordHash: string(hash), Role: access.UserOperator})
 	if err != nil {
 		t.Fatal(err)
 	}

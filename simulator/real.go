@@ -26,6 +26,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/broker/queue"
@@ -180,12 +181,12 @@ func (r *realRun) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	users := []broker.User{{Username: "sim-counter", PasswordHash: string(h), Role: broker.UserOperator},
-		{Username: "sim-ops", PasswordHash: string(h), Role: broker.UserOperator}}
+	users := []access.User{{Username: "sim-counter", PasswordHash: string(h), Role: access.UserOperator},
+		{Username: "sim-ops", PasswordHash: string(h), Role: access.UserOperator}}
 	for i := range s.Nodes.Count {
-		users = append(users, broker.User{Username: s.NodeName(i), PasswordHash: string(h), Role: broker.UserNode})
+		users = append(users, access.User{Username: s.NodeName(i), PasswordHash: string(h), Role: access.UserNode})
 	}
-	creds, err := broker.NewCredentials(users...)
+	creds, err := access.NewCredentials(users...)
 	if err != nil {
 		return err
 	}

@@ -149,10 +149,12 @@ type LinkError struct {
 	Err     error
 }
 
+// Error says what failed, why, and what to check.
 func (e *LinkError) Error() string {
 	return fmt.Sprintf("cloud link: %s: %v (%s)", e.Failure, e.Err, e.Failure.Advice())
 }
 
+// Unwrap returns the error of the attempt.
 func (e *LinkError) Unwrap() error { return e.Err }
 
 // backoffConfig bounds the bridge's schedule of connection attempts.

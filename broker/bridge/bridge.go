@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -348,7 +349,7 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 func (b *Bridge) newClient(lost chan struct{}, timeout time.Duration) paho.Client {
 	o := paho.NewClientOptions().
 		AddBroker(b.cfg.CloudURL).
-		SetClientID(broker.BridgeClientID(b.node)).
+		SetClientID(access.BridgeClientID(b.node)).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
 		SetCleanSession(true).
@@ -830,7 +831,7 @@ func (b *Bridge) reportError(ev topics.ErrorEvent) {
 	if _, err := b.up.AppendIfRoom(string(topics.StreamEvents), []queue.Record{rec}); err != nil {
 		b.log.Warn("error event not queued", "error", err)
 	}
-	_ = b.srv.Publish(broker.SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
+	_ = b.srv.Publish(access.SystemPrincipal("bridge"), topics.NodeEvents(b.node, "error"), raw, false, 0)
 }
 
 func beUint64(b []byte) uint64 {

@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/internal/brokertest"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
@@ -139,7 +140,7 @@ func startLinked(t *testing.T, url, password string, configure func(*Config), pr
 	st := brokertest.OpenStore(t, filepath.Join(t.TempDir(), "edge"))
 	t.Cleanup(func() { _ = st.Close() })
 	var err error
-	ls.edge, err = broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Store: st, Logger: brokertest.QuietLogger()})
+	ls.edge, err = broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Store: st, Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func firstAttempt(t *testing.T, b *Bridge) error {
 // certificate the node does not trust or that names another host.
 func TestFirstAttemptSaysWhy(t *testing.T) {
 	certFile, keyFile, pool := brokertest.SelfSigned(t)
-	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t),
+	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t),
 		TLS: broker.TLSConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -264,7 +265,7 @@ func TestFirstAttemptSaysWhy(t *testing.T) {
 // that is down, then a cloud that refuses the node's password, then the
 // link down again.
 func TestLinkFailureLoggedOncePerReason(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +304,7 @@ func TestLinkFailureLoggedOncePerReason(t *testing.T) {
 // When the link comes back the bridge connects again and sends what was
 // queued meanwhile, and the next failure is logged at WARN again.
 func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +352,7 @@ func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
 // time, and refused credentials were reported as the 3.1 attempt's error).
 // And an attempt on a link that swallows everything ends, as a timeout.
 func TestOneConnectionPerAttempt(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	t.Run("refused", func(t *testing.T) {
 		link, err := netfault.New(cloud.Addr("tcp"))
 		if err != nil {

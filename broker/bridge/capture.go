@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -267,7 +268,7 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	if reason, detail := broker.CheckPayload(remote, pk.Payload, h.limits); reason != "" {
+	if reason, detail := access.CheckPayload(remote, pk.Payload, h.limits); reason != "" {
 		return dead(reason, detail)
 	}
 	rec := queue.Record{Topic: remote, Payload: append([]byte(nil), pk.Payload...), Retain: pk.FixedHeader.Retain, QoS: rule.qos(), Time: h.clock.Now()}

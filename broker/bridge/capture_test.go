@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/internal/brokertest"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
@@ -30,7 +31,7 @@ func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 	base := brokertest.OpenStore(t, filepath.Join(t.TempDir(), "s"))
 	defer base.Close()
 	gs := &gatedStore{Store: base, prefix: "bridge/up/m/", pending: make(chan struct{}, 1), gate: make(chan struct{})}
-	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
-	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
-	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
+	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
 	defer s.Close()
 	m := metrics.New(prometheus.NewRegistry())
-	srv, err := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger(), Metrics: m})
+	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	publish("nobody/qos0", 0, false)
 	publish("nobody/listens/here", 1, false) // after the QoS 0 one, on the same connection
 	// The downlink, with no device app subscribed.
-	if err := srv.Publish(broker.CloudDownlinkPrincipal, "$hw/events/device/default/dev1/twin/update/delta", []byte("{}"), false, 1); err != nil {
+	if err := srv.Publish(access.CloudDownlinkPrincipal, "$hw/events/device/default/dev1/twin/update/delta", []byte("{}"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 

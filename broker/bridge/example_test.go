@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -25,7 +26,7 @@ func Example() {
 	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: quiet})
 	defer s.Close()
 
-	srv, _ := broker.NewServer(broker.Config{Role: broker.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Store: s, Logger: quiet})
+	srv, _ := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Store: s, Logger: quiet})
 	br, err := bridge.New(bridge.Config{Node: "edge-1", CloudURL: "tcp://127.0.0.1:1", // no cloud yet
 		Store: s, Server: srv, Logger: quiet})
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -226,7 +226,7 @@ func (b *Bridge) deliver(r *queue.Record) {
 		take(local, r.Payload)
 		return
 	}
-	if err := b.srv.Publish(broker.CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
+	if err := b.srv.Publish(access.CloudDownlinkPrincipal, local, r.Payload, r.Retain, r.QoS); err != nil {
 		b.log.Warn("inbox: local publish failed", "topic", local, "error", err)
 	}
 }

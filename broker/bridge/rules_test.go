@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -171,7 +172,7 @@ func TestDefaultRulesCarryEveryKubeEdgeTopic(t *testing.T) {
 		{"dormant life-cycle connected", "$hw/events/connected/dev1", none},
 		{"dormant life-cycle disconnected", "$hw/events/disconnected/dev1", none},
 	}
-	ops := broker.Principal{Kind: broker.Operator, User: "ops"}
+	ops := access.Principal{Kind: access.Operator, User: "ops"}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			remoteUp := topics.NodeKubeEdgePrefix(node) + c.topic
@@ -186,22 +187,22 @@ func TestDefaultRulesCarryEveryKubeEdgeTopic(t *testing.T) {
 			}
 			// Local apps publish and read every KubeEdge topic, as with
 			// EventBus's broker.
-			for _, path := range []broker.Path{broker.PathPublish, broker.PathSubscribe} {
-				if err := broker.Authorize(broker.RoleEdge, node, broker.LocalAppPrincipal, path, c.topic); err != nil {
+			for _, path := range []access.Path{access.PathPublish, access.PathSubscribe} {
+				if err := access.Authorize(access.RoleEdge, node, access.LocalAppPrincipal, path, c.topic); err != nil {
 					t.Errorf("a local app: %v", err)
 				}
 			}
 			if c.dir&up != 0 {
 				// The cloud's ingress republishes it from the node's frame.
-				if err := broker.Authorize(broker.RoleCloud, "", broker.NodePrincipal(node), broker.PathFrame, remoteUp); err != nil {
+				if err := access.Authorize(access.RoleCloud, "", access.NodePrincipal(node), access.PathFrame, remoteUp); err != nil {
 					t.Errorf("the node's frame: %v", err)
 				}
 			}
 			if c.dir&down != 0 {
-				if err := broker.Authorize(broker.RoleCloud, "", ops, broker.PathPublish, remoteDown); err != nil {
+				if err := access.Authorize(access.RoleCloud, "", ops, access.PathPublish, remoteDown); err != nil {
 					t.Errorf("a cloud operator: %v", err)
 				}
-				if err := broker.Authorize(broker.RoleEdge, node, broker.CloudDownlinkPrincipal, broker.PathInline, c.topic); err != nil {
+				if err := access.Authorize(access.RoleEdge, node, access.CloudDownlinkPrincipal, access.PathInline, c.topic); err != nil {
 					t.Errorf("the downlink on the node: %v", err)
 				}
 			}

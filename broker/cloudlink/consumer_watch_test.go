@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/internal/brokertest"
 )
 
@@ -88,7 +89,7 @@ func holdingBus(t *testing.T, srv *broker.Server, id string) (bus *ClientBus, he
 // never called (issue 15: a watch that received nothing at all, for
 // minutes, while the job had completed).
 func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
-	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a"})
+	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a"})
 	bus, held, release := holdingBus(t, srv, "watcher") // paho's packet 1: the SUBSCRIBE of "busy"
 	released := false
 	defer func() {
@@ -99,7 +100,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 	// The broker sends three messages, its packet IDs 1, 2 and 3; the
 	// first is held, so none is acknowledged.
 	for range 3 {
-		if err := srv.Publish(broker.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
+		if err := srv.Publish(access.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 	}
 	close(release)
 	released = true
-	if err := srv.Publish(broker.SystemPrincipal("test"), "quiet", []byte("hello"), false, 1); err != nil {
+	if err := srv.Publish(access.SystemPrincipal("test"), "quiet", []byte("hello"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -138,7 +139,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 // A subscription the broker refuses for good is an error of Subscribe,
 // and leaves nothing behind.
 func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
-	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleCloud, Credentials: brokertest.Credentials(t)})
+	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "nosy", Username: "node-a", Password: brokertest.Password,
 		CleanSession: true, FailFast: true})
 	if err != nil {
@@ -163,7 +164,7 @@ func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
 // life of the connection.
 func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	hook := newQoSWatch("watcher")
-	srv := brokertest.StartServer(t, broker.Config{Role: broker.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
+	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
 	bus, held, release := holdingBus(t, srv, "watcher")
 	released := false
 	defer func() {
@@ -178,13 +179,13 @@ func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Publish(broker.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
+	if err := srv.Publish(access.SystemPrincipal("test"), "busy", []byte("x"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	<-held
 	// Sent while the client is busy: paho reads it, and holds it until the
 	// handler of "busy" returns.
-	if err := srv.Publish(broker.SystemPrincipal("test"), "gone", []byte("late"), false, 1); err != nil {
+	if err := srv.Publish(access.SystemPrincipal("test"), "gone", []byte("late"), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.Unsubscribe("gone"); err != nil {

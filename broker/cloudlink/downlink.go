@@ -12,6 +12,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -34,12 +35,12 @@ type Bus interface {
 // InlineBus is a Bus over the embedded broker's inline client.
 type InlineBus struct {
 	srv  *broker.Server
-	from broker.Principal
+	from access.Principal
 }
 
 // NewInlineBus makes a Bus over srv whose publishes are from (see
 // Server.Publish).
-func NewInlineBus(srv *broker.Server, from broker.Principal) *InlineBus {
+func NewInlineBus(srv *broker.Server, from access.Principal) *InlineBus {
 	return &InlineBus{srv: srv, from: from}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -137,13 +138,13 @@ func (h *Ingress) replay() (int, error) {
 			seqs := make([]uint64, 0, j-i)
 			for k := i; k < j; k++ {
 				r := &recs[k]
-				_ = h.srv.Publish(broker.NodePrincipal(o.Node), r.Topic, r.Payload, r.Retain, r.QoS)
+				_ = h.srv.Publish(access.NodePrincipal(o.Node), r.Topic, r.Payload, r.Retain, r.QoS)
 				f.Messages = append(f.Messages, topics.FrameMessage{Seq: r.Origin.Seq, Topic: r.Topic, Payload: r.Payload,
 					Retain: r.Retain, QoS: r.QoS, Time: r.Time, Expires: r.Expires})
 				seqs = append(seqs, r.Seq)
 			}
 			if raw, err := f.Marshal(); err == nil && topics.ValidateName("node", o.Node) == nil {
-				_ = h.srv.Publish(broker.SystemPrincipal("ingress"), topics.Uplink(o.Node, o.Stream), raw, false, 1)
+				_ = h.srv.Publish(access.SystemPrincipal("ingress"), topics.Uplink(o.Node, o.Stream), raw, false, 1)
 			}
 			h.wal.Ack(walStream, seqs...)
 			total += j - i
@@ -249,7 +250,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	// marked seen. Inline publishes reach every subscriber (and the
 	// session store) before they return.
 	for i := range recs {
-		_ = h.srv.Publish(broker.NodePrincipal(f.Node), recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
+		_ = h.srv.Publish(access.NodePrincipal(f.Node), recs[i].Topic, recs[i].Payload, recs[i].Retain, recs[i].QoS)
 	}
 	out := pk.Payload
 	if changed || len(keep) != len(f.Messages) || f.Floor != 0 || len(skipped) != len(f.Skipped) {
@@ -259,7 +260,7 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			out = raw
 		}
 	}
-	_ = h.srv.Publish(broker.SystemPrincipal("ingress"), pk.TopicName, out, false, 1)
+	_ = h.srv.Publish(access.SystemPrincipal("ingress"), pk.TopicName, out, false, 1)
 	if len(recs) > 0 {
 		seqs := make([]uint64, len(recs))
 		for i := range seqs {
@@ -271,11 +272,11 @@ func (h *Ingress) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 }
 
 // checkRelayed returns a reason if a message from node may not be
-// delivered: Authorize must let the node send it in a frame (its own
+// delivered: access.Authorize must let the node send it in a frame (its own
 // subtree, not the bridge's own topics, a valid topic), and an envelope
 // must decode (it is then stamped with its ID).
 func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.Limits) (reason, detail string) {
-	if err := broker.Authorize(broker.RoleCloud, "", broker.NodePrincipal(node), broker.PathFrame, m.Topic); err != nil {
+	if err := access.Authorize(access.RoleCloud, "", access.NodePrincipal(node), access.PathFrame, m.Topic); err != nil {
 		return "not-allowed", err.Error()
 	}
 	switch topics.PayloadOf(m.Topic) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 )
 
@@ -36,7 +36,7 @@ spec: {url: /data/a.txt, format: txt, nodeName: edge1, nodename: edge2}
 // command exits 0; with --strict it is an error and nothing is applied; a
 // kind Sedna defines but Sedna-Go does not run is refused in one line.
 func TestApplyFromStdinWarnsOfUnknownFields(t *testing.T) {
-	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator})
+	m := cloudWithUsers(t, map[string]access.UserRole{"ops": access.UserOperator})
 	conn := []string{"--cloud", m.BrokerURL(), "--username", "ops", "--password", "pw"}
 
 	out, errOut, err := runSednaErr(t, strings.Replace(typoJob, "typo", "strict", 1), append([]string{"apply", "-f", "-", "--strict"}, conn...)...)

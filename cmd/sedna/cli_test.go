@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
 )
@@ -60,17 +60,17 @@ func (s *syncBuffer) String() string {
 
 // cloudWithUsers starts a cloud manager whose users are name: role, each
 // with the password "pw"; it stops with the test.
-func cloudWithUsers(t *testing.T, users map[string]broker.UserRole) *cloud.Manager {
+func cloudWithUsers(t *testing.T, users map[string]access.UserRole) *cloud.Manager {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var us []broker.User
+	var us []access.User
 	for name, role := range users {
-		us = append(us, broker.User{Username: name, PasswordHash: string(h), Role: role})
+		us = append(us, access.User{Username: name, PasswordHash: string(h), Role: role})
 	}
-	creds, err := broker.NewCredentials(us...)
+	creds, err := access.NewCredentials(us...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func cloudWithUsers(t *testing.T, users map[string]broker.UserRole) *cloud.Manag
 
 // cliCloud is a cloud manager with one admin, ops.
 func cliCloud(t *testing.T) *cloud.Manager {
-	return cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserAdmin})
+	return cloudWithUsers(t, map[string]access.UserRole{"ops": access.UserAdmin})
 }
 
 const twoNamespaces = `apiVersion: sedna.io/v1alpha1

@@ -8,12 +8,12 @@ import (
 	"testing"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/topics"
 )
 
 func TestApplyGetDescribeDelete(t *testing.T) {
-	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator})
+	m := cloudWithUsers(t, map[string]access.UserRole{"ops": access.UserOperator})
 	conn := []string{"--cloud", m.BrokerURL(), "--username", "ops", "--password", "pw"}
 	run := func(args ...string) (string, error) { return runSedna(t, "", append(args, conn...)...) }
 

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 )
 
 // TestEdgeFailFast: `sedna edge --fail-fast` exits non-zero at start when
 // the cloud refuses its credentials at the first attempt, saying so and
 // what to check.
 func TestEdgeFailFast(t *testing.T) {
-	m := cloudWithUsers(t, map[string]broker.UserRole{"edge1": broker.UserNode})
+	m := cloudWithUsers(t, map[string]access.UserRole{"edge1": access.UserNode})
 	t.Setenv("SEDNA_PASSWORD", "wrong")
 	done := make(chan error, 1)
 	go func() {

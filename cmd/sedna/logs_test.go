@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 )
 
@@ -44,7 +44,7 @@ func TestLogsNamesAWorkerAsWordsOrAsOne(t *testing.T) {
 // and says plainly why it cannot: a node that never joined, a job with
 // several workers and no role given.
 func TestLogsCommand(t *testing.T) {
-	m := cloudWithUsers(t, map[string]broker.UserRole{"ops": broker.UserOperator, "see": broker.UserViewer})
+	m := cloudWithUsers(t, map[string]access.UserRole{"ops": access.UserOperator, "see": access.UserViewer})
 	as := func(user string) []string {
 		return []string{"--cloud", m.BrokerURL(), "--username", user, "--password", "pw"}
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -106,7 +106,7 @@ func TestExampleConfigs(t *testing.T) {
 	if err := loadConfig("../../examples/cloud.yaml", &c); err != nil || c.Broker.Listen != ":1884" {
 		t.Fatalf("cloud.yaml: %+v %v", c, err)
 	}
-	creds, err := broker.LoadCredentials("../../examples/credentials.yaml")
+	creds, err := access.LoadCredentials("../../examples/credentials.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 )
 
 func newPasswdCmd() *cobra.Command {
@@ -35,7 +35,7 @@ the first line of standard input.`,
 			if err != nil {
 				return err
 			}
-			h, err := broker.HashPassword(pw)
+			h, err := access.HashPassword(pw)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
@@ -339,12 +339,12 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 
 func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (benchResult, error) {
 	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return benchResult{}, err
 	}
-	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
+	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
+		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
 	if err != nil {
 		return benchResult{}, err
 	}

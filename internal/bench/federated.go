@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/federated/digits"
@@ -30,15 +30,15 @@ func (b *bencher) federated(ctx context.Context) error {
 		names[i] = fmt.Sprintf("fl-%d", i)
 	}
 	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return err
 	}
-	users := []broker.User{{Username: "ops", PasswordHash: hash, Role: broker.UserOperator}}
+	users := []access.User{{Username: "ops", PasswordHash: hash, Role: access.UserOperator}}
 	for _, n := range names {
-		users = append(users, broker.User{Username: n, PasswordHash: hash, Role: broker.UserNode})
+		users = append(users, access.User{Username: n, PasswordHash: hash, Role: access.UserNode})
 	}
-	creds, err := broker.NewCredentials(users...)
+	creds, err := access.NewCredentials(users...)
 	if err != nil {
 		return err
 	}

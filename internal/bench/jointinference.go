@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
@@ -29,12 +29,12 @@ import (
 // a stream of frames from a camera in this process.
 func (b *bencher) jointInference(ctx context.Context) error {
 	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return err
 	}
-	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
+	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
+		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func roundAll(v []float64) []int {
 
 // startJICloud starts the cloud for the joint inference bench: in this
 // process, or with --cloud-cpu a 'sedna cloud' process pinned there.
-func (b *bencher) startJICloud(ctx context.Context, creds *broker.Credentials, hash string) (string, func(), error) {
+func (b *bencher) startJICloud(ctx context.Context, creds *access.Credentials, hash string) (string, func(), error) {
 	if b.o.CloudCPU == "" {
 		m, err := cloud.Start(cloud.Config{DataDir: b.subdir("cloud-ji"), Broker: cloud.BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
 			cloud.Options{Paradigms: all.All(), Logger: b.o.Log, Credentials: creds})

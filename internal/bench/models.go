@@ -13,7 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -25,12 +25,12 @@ import (
 // edge's resident memory, and the latency of apply.
 func (b *bencher) models(ctx context.Context) error {
 	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return err
 	}
-	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "ops", PasswordHash: hash, Role: broker.UserOperator})
+	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
+		access.User{Username: "ops", PasswordHash: hash, Role: access.UserOperator})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -147,12 +147,12 @@ func (b *bencher) reconnect(ctx context.Context) error {
 	// sedna: a 'sedna edge' process, its bridge through a proxy to the
 	// embedded cloud broker of a cloud manager in this process.
 	pw := randomPassword()
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return err
 	}
-	creds, err := broker.NewCredentials(broker.User{Username: "bench", PasswordHash: hash, Role: broker.UserNode},
-		broker.User{Username: "reader", PasswordHash: hash, Role: broker.UserOperator})
+	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
+		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
@@ -76,18 +76,18 @@ func Run(ctx context.Context, out io.Writer, o Options) (err error) {
 	pwb := make([]byte, 12)
 	_, _ = rand.Read(pwb)
 	pw := hex.EncodeToString(pwb)
-	hash, err := broker.HashPassword(pw)
+	hash, err := access.HashPassword(pw)
 	if err != nil {
 		return err
 	}
-	users := []broker.User{
-		{Username: "edge-a", PasswordHash: hash, Role: broker.UserNode},
-		{Username: "edge-b", PasswordHash: hash, Role: broker.UserNode},
-		{Username: "demo", PasswordHash: hash, Role: broker.UserOperator}}
+	users := []access.User{
+		{Username: "edge-a", PasswordHash: hash, Role: access.UserNode},
+		{Username: "edge-b", PasswordHash: hash, Role: access.UserNode},
+		{Username: "demo", PasswordHash: hash, Role: access.UserOperator}}
 	for _, n := range flDemoNodes {
-		users = append(users, broker.User{Username: n, PasswordHash: hash, Role: broker.UserNode})
+		users = append(users, access.User{Username: n, PasswordHash: hash, Role: access.UserNode})
 	}
-	creds, err := broker.NewCredentials(users...)
+	creds, err := access.NewCredentials(users...)
 	if err != nil {
 		return err
 	}

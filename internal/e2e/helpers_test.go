@@ -14,7 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -48,22 +48,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 // credentials: nodes edge-0..edge-31 and edge1..edge3, an operator "app",
 // "admin" and "viewer", all with the same password (cheap bcrypt cost, for
 // tests).
-func credentials(t testing.TB) *broker.Credentials {
+func credentials(t testing.TB) *access.Credentials {
 	hashOnce.Do(func() {
 		h, _ := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		hash = string(h)
 	})
-	var users []broker.User
+	var users []access.User
 	for i := 0; i < 32; i++ {
-		users = append(users, broker.User{Username: fmt.Sprintf("edge-%d", i), PasswordHash: hash, Role: broker.UserNode})
+		users = append(users, access.User{Username: fmt.Sprintf("edge-%d", i), PasswordHash: hash, Role: access.UserNode})
 	}
 	for i := 1; i <= 3; i++ { // the node names of examples/sedna
-		users = append(users, broker.User{Username: fmt.Sprintf("edge%d", i), PasswordHash: hash, Role: broker.UserNode})
+		users = append(users, access.User{Username: fmt.Sprintf("edge%d", i), PasswordHash: hash, Role: access.UserNode})
 	}
-	users = append(users, broker.User{Username: "app", PasswordHash: hash, Role: broker.UserOperator},
-		broker.User{Username: "admin", PasswordHash: hash, Role: broker.UserAdmin},
-		broker.User{Username: "viewer", PasswordHash: hash, Role: broker.UserViewer})
-	c, err := broker.NewCredentials(users...)
+	users = append(users, access.User{Username: "app", PasswordHash: hash, Role: access.UserOperator},
+		access.User{Username: "admin", PasswordHash: hash, Role: access.UserAdmin},
+		access.User{Username: "viewer", PasswordHash: hash, Role: access.UserViewer})
+	c, err := access.NewCredentials(users...)
 	if err != nil {
 		t.Fatal(err)
 	}

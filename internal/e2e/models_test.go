@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
@@ -112,7 +112,7 @@ func TestModelReachesEveryNodeThroughDropsAndRestarts(t *testing.T) {
 	waitProgress(t, watch["edge1"], "edge1 starts", func(p edge.ModelProgress) bool { return p.Total == chunks })
 	bad, _ := topics.NewEnvelope(topics.KindModelChunk, "test", topics.ModelChunk{Key: ref.String(), Version: 1, Index: chunks - 1, Data: []byte("not the model")})
 	raw, _ := bad.Marshal()
-	if err := edges["edge1"].Server().Publish(broker.CloudDownlinkPrincipal, topics.JobPrefix(ref)+"chunk", raw, false, 1); err != nil {
+	if err := edges["edge1"].Server().Publish(access.CloudDownlinkPrincipal, topics.JobPrefix(ref)+"chunk", raw, false, 1); err != nil {
 		t.Fatal(err)
 	}
 	// edge2: the link drops after the first chunk.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
@@ -308,7 +309,7 @@ func TestModelURLsStayInTheModelDirectories(t *testing.T) {
 // subscribes to its downlink.
 func bridgeAs(t testing.TB, url, node string) *rawConn {
 	t.Helper()
-	conn, code := rawConnect(t, url, 4, packets.ConnectParams{ClientIdentifier: broker.BridgeClientID(node), Clean: true,
+	conn, code := rawConnect(t, url, 4, packets.ConnectParams{ClientIdentifier: access.BridgeClientID(node), Clean: true,
 		Username: []byte(node), Password: []byte(password)})
 	if code != 0 {
 		t.Fatalf("%s's bridge refused: 0x%02x", node, code)
@@ -552,7 +553,7 @@ func TestBridgeClientIDsAreBoundToTheirNode(t *testing.T) {
 	_, changed := a.Bridge().Connected()
 	for _, user := range []string{"edge-2", operatorUser, adminUser} {
 		for i := 0; i < 3; i++ {
-			conn, code := rawConnect(t, m.BrokerURL(), 4, packets.ConnectParams{ClientIdentifier: broker.BridgeClientID("edge-1"), Clean: true,
+			conn, code := rawConnect(t, m.BrokerURL(), 4, packets.ConnectParams{ClientIdentifier: access.BridgeClientID("edge-1"), Clean: true,
 				Username: []byte(user), Password: []byte(password)})
 			if code == 0 {
 				t.Errorf("%s connected with edge-1's bridge client ID", user)
@@ -811,7 +812,7 @@ func TestProfilesAreNotServedByDefault(t *testing.T) {
 func TestNodeStatusWillIsAccepted(t *testing.T) {
 	_, m := cloudOnly(t)
 	status, _ := topics.Encode(topics.KindNodeStatus, "edge/bridge", topics.NodeStatus{Node: "edge-1", State: topics.NodeOffline, Session: 1})
-	conn, code := rawConnect(t, m.BrokerURL(), 4, packets.ConnectParams{ClientIdentifier: broker.BridgeClientID("edge-1"), Clean: true,
+	conn, code := rawConnect(t, m.BrokerURL(), 4, packets.ConnectParams{ClientIdentifier: access.BridgeClientID("edge-1"), Clean: true,
 		Username: []byte("edge-1"), Password: []byte(password), WillFlag: true, WillTopic: topics.NodeStatusTopic("edge-1"),
 		WillPayload: status, WillQos: 1, WillRetain: true})
 	if code != 0 {
@@ -960,7 +961,7 @@ func TestNodeStatusFollowsTheLatestSession(t *testing.T) {
 		return conn
 	}
 	old := link("edge-1-old-link", 1)
-	link(broker.BridgeClientID("edge-1"), 2)
+	link(access.BridgeClientID("edge-1"), 2)
 	// The old link dies now: its will says offline, of session 1.
 	old.c.Close()
 	// A watcher that subscribes after sees the retained status; and

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/store"
 )
 
@@ -41,13 +42,13 @@ func QuietLogger() *slog.Logger {
 
 // Credentials are the users node-a and node-b (nodes), app (an operator)
 // and admin, all with Password.
-func Credentials(t testing.TB) *broker.Credentials {
+func Credentials(t testing.TB) *access.Credentials {
 	h, _ := bcrypt.GenerateFromPassword([]byte(Password), bcrypt.MinCost)
-	c, err := broker.NewCredentials(
-		broker.User{Username: "node-a", PasswordHash: string(h), Role: broker.UserNode},
-		broker.User{Username: "node-b", PasswordHash: string(h), Role: broker.UserNode},
-		broker.User{Username: "app", PasswordHash: string(h), Role: broker.UserOperator},
-		broker.User{Username: "admin", PasswordHash: string(h), Role: broker.UserAdmin},
+	c, err := access.NewCredentials(
+		access.User{Username: "node-a", PasswordHash: string(h), Role: access.UserNode},
+		access.User{Username: "node-b", PasswordHash: string(h), Role: access.UserNode},
+		access.User{Username: "app", PasswordHash: string(h), Role: access.UserOperator},
+		access.User{Username: "admin", PasswordHash: string(h), Role: access.UserAdmin},
 	)
 	if err != nil {
 		t.Fatal(err)

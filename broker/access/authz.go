@@ -1,4 +1,4 @@
-package broker
+package access
 
 import (
 	"errors"
@@ -18,6 +18,20 @@ import (
 // Authorize alone decides, so that no path (a will, a retained message, a
 // message inside a bridge frame, a publish made by the process on behalf
 // of someone) is a way around the rules: docs/SECURITY.md is the model.
+
+// Role says which side of the bridge a broker serves; the side decides
+// who may connect and what each principal may use (Authorize).
+type Role string
+
+// The roles.
+const (
+	// RoleEdge: the broker of an edge node; anonymous clients on loopback
+	// are local apps and mappers, as KubeEdge expects.
+	RoleEdge Role = "edge"
+	// RoleCloud: the cloud broker; every client authenticates and nodes
+	// are confined to their own subtree.
+	RoleCloud Role = "cloud"
+)
 
 // PrincipalKind is what a sender or reader is to a broker.
 type PrincipalKind uint8
@@ -382,14 +396,33 @@ type AuthzHook struct {
 	log     *slog.Logger
 	metrics *metrics.Set
 	srv     *mqtt.Server
-	// subs, if set, refuses a delivery to a session that is full while
-	// its client is away.
-	subs *SubscriberHook
+	// full, if set, says whether the session of a client away is full: a
+	// delivery to it is refused.
+	full func(cl *mqtt.Client) bool
 }
 
 // NewAuthzHook makes the authorization hook of a broker.
 func NewAuthzHook(role Role, node string, creds *Credentials, log *slog.Logger, m *metrics.Set) *AuthzHook {
 	return &AuthzHook{role: role, node: node, creds: creds, log: log, metrics: m}
+}
+
+// Attach gives the hook its broker, to disconnect an MQTT 3.1.1 client
+// whose retained publish it refuses, and full, if set, which says whether
+// the session of a client away is full (a delivery to it is then refused,
+// and counted there). Call it before the broker starts.
+func (h *AuthzHook) Attach(srv *mqtt.Server, full func(cl *mqtt.Client) bool) {
+	h.srv, h.full = srv, full
+}
+
+// Authorize is Authorize on the hook's broker, for a publish the process
+// makes on behalf of p: a refusal is logged and counted as the hook's own
+// are.
+func (h *AuthzHook) Authorize(p Principal, path Path, topic string) error {
+	err := Authorize(h.role, h.node, p, path, topic)
+	if err != nil {
+		h.denied(path, err)
+	}
+	return err
 }
 
 // ID names the hook.
@@ -413,7 +446,7 @@ func (h *AuthzHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	// mochi asks before it queues a message for a client: a session that
 	// is full while its client is away takes no more (counted there).
-	if !write && cl.Closed() && h.subs != nil && h.subs.Full(cl) {
+	if !write && cl.Closed() && h.full != nil && h.full(cl) {
 		return false
 	}
 	return true

@@ -1,4 +1,4 @@
-package broker
+package access
 
 import (
 	"crypto/sha256"
@@ -201,6 +201,8 @@ type AuthHook struct {
 	log     *slog.Logger
 	metrics *metrics.Set
 	srv     *mqtt.Server
+	// loggedIn, if set, is told of each client let in.
+	loggedIn func(cl *mqtt.Client)
 
 	// verified caches a SHA-256 of the last password that passed bcrypt
 	// per user, so that a reconnecting bridge does not pay bcrypt each time.
@@ -212,6 +214,14 @@ type AuthHook struct {
 // broker's node, lim bounds wills.
 func NewAuthHook(role Role, node string, creds *Credentials, lim topics.Limits, log *slog.Logger, m *metrics.Set) *AuthHook {
 	return &AuthHook{role: role, node: node, creds: creds, limits: lim.OrDefault(), log: log, metrics: m, verified: map[string][32]byte{}}
+}
+
+// Attach gives the hook its broker, to answer a refused CONNECT with the
+// reason and to find the sessions of client IDs, and loggedIn, if set,
+// which is told of each client let in (the broker's connection guard
+// lifts its limits of login). Call it before the broker starts.
+func (h *AuthHook) Attach(srv *mqtt.Server, loggedIn func(cl *mqtt.Client)) {
+	h.srv, h.loggedIn = srv, loggedIn
 }
 
 // ID names the hook.
@@ -236,8 +246,8 @@ func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		}
 		return false
 	}
-	if g, ok := cl.Net.Conn.(*gatedConn); ok {
-		g.authenticated(cl.Properties.ProtocolVersion, cl.ID, string(cl.Properties.Username))
+	if h.loggedIn != nil {
+		h.loggedIn(cl)
 	}
 	return true
 }
