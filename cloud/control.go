@@ -47,6 +47,11 @@ type ControlPlane struct {
 	since    map[string]time.Time
 	seen     map[string]time.Time
 	sup      *workers.Supervisor
+	// deleted is when the last deleted incarnation of each name was
+	// created: a new one is created later, whatever the clock says.
+	deleted map[string]int64
+	// fx carries out what job control decides (effects).
+	fx effects
 	// logsrv serves the logs of the cloud's own workers, once asked.
 	logsrv *workers.LogServer
 
@@ -155,19 +160,10 @@ func refOf(r *api.Resource) topics.JobRef {
 
 // NewControlPlane loads what the store holds and starts serving requests.
 func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
-	if cfg.Name == "" {
-		cfg.Name = "cloud"
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	c := &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store,
-		owner: serial.New(1024),
-		res:   map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{},
-		since: map[string]time.Time{}, seen: map[string]time.Time{}}
+	fx := &storeEffects{st: cfg.Store, bus: cfg.Bus, downlink: cfg.Downlink}
+	c := newControl(cfg, fx)
+	cfg = c.cfg // with its defaults
+	c.owner = serial.New(1024)
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -179,18 +175,10 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker,
 			RunAs: cfg.RunAs, PassEnv: cfg.PassEnv,
 			ReportMetrics: c.ReportWorkerMetrics, ReportEvent: c.ReportWorkerEvent, Builtins: builtins})
+		fx.sup = c.sup
 	}
 	c.owner.Start()
-	// Republish what the broker may have lost (an embedded broker keeps
-	// retained messages in memory), and run the cloud's workers again.
-	c.do(func() {
-		for _, e := range c.sorted() {
-			c.publishSpec(e)
-			c.publishStatus(e)
-			c.dispatch(e)
-		}
-		c.offerModels()
-	})
+	c.do(c.start)
 	subs := []struct {
 		filter string
 		h      func(string, []byte)
@@ -207,6 +195,35 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 		}
 	}
 	return c, nil
+}
+
+// newControl is the machine of job control with no state yet, its effects
+// carried out by fx: NewControlPlane's, or a test's.
+func newControl(cfg ControlConfig, fx effects) *ControlPlane {
+	if cfg.Name == "" {
+		cfg.Name = "cloud"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store, fx: fx,
+		res: map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{},
+		since: map[string]time.Time{}, seen: map[string]time.Time{}, deleted: map[string]int64{}}
+}
+
+// start is what the control plane does once its state is loaded:
+// republish what the broker may have lost (an embedded broker keeps
+// retained messages in memory), and run the cloud's workers again.
+func (c *ControlPlane) start() {
+	for _, e := range c.sorted() {
+		c.publishSpec(e)
+		c.publishStatus(e)
+		c.dispatch(e)
+	}
+	c.offerModels()
 }
 
 // do queues f for the owner goroutine.
@@ -262,6 +279,16 @@ func (c *ControlPlane) load() error {
 		c.nodes[strings.TrimPrefix(string(k), "n/")] = string(v)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	err = c.st.Scan([]byte("t/"), nil, func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("control: the history of %s is unreadable: %d bytes", strings.TrimPrefix(string(k), "t/"), len(v))
+		}
+		c.deleted[strings.TrimPrefix(string(k), "t/")] = int64(binary.BigEndian.Uint64(v))
+		return nil
+	})
 	c.log.Info("control plane loaded", "resources", len(c.res), "nodes", len(c.nodes))
 	return err
 }
@@ -281,18 +308,7 @@ func (c *ControlPlane) sorted() []*entry {
 
 func (c *ControlPlane) save(e *entry) error {
 	e.rec.Dispatched, e.rec.SentTo = e.dispatched, e.sentTo
-	rv, err := msgpack.Marshal(&e.rec)
-	if err != nil {
-		return err
-	}
-	sv, err := msgpack.Marshal(&e.status)
-	if err != nil {
-		return err
-	}
-	var b store.Batch
-	b.Put(recordKey(e.res.Key()), rv)
-	b.Put(statusKey(e.res.Key()), sv)
-	return c.st.Write(&b)
+	return c.fx.save(e.res.Key(), e.rec, e.status)
 }
 
 // ---- requests ----
@@ -468,11 +484,7 @@ func (c *ControlPlane) apply(who caller, req topics.APIRequest) topics.APIReply 
 			// said of the old one (Succeeded, a crash loop) is not of it.
 			e.status.Workers, e.status.CompletionTime, e.status.Progress = nil, nil, nil
 		} else {
-			created, err := c.creationTime(key, now)
-			if err != nil {
-				rep.Results = append(rep.Results, topics.APIResult{Key: key, Action: "rejected", Message: "not stored: " + err.Error()})
-				continue
-			}
+			created := c.creationTime(key, now)
 			e = &entry{res: r, rec: record{Generation: 1, Created: created, Updated: now.UnixNano(), Source: r.Source}}
 			e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Admitted", "", now)
 			e.status.StartTime = &now
@@ -521,17 +533,12 @@ func unknownWarnings(fields []string) string {
 
 // creationTime is the creation time of a new incarnation of key: now,
 // or later than the incarnation deleted last if the clock says otherwise.
-func (c *ControlPlane) creationTime(key string, now time.Time) (int64, error) {
+func (c *ControlPlane) creationTime(key string, now time.Time) int64 {
 	created := now.UnixNano()
-	v, err := c.st.Get(deletedKey(key))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return 0, fmt.Errorf("the history of %s is unreadable: %w", key, err)
-	case len(v) == 8:
-		created = max(created, int64(binary.BigEndian.Uint64(v))+1)
+	if last, ok := c.deleted[key]; ok {
+		created = max(created, last+1)
 	}
-	return created, nil
+	return created
 }
 
 func (c *ControlPlane) lookup(req topics.APIRequest) (*entry, string) {
@@ -558,26 +565,21 @@ func (c *ControlPlane) delete(req topics.APIRequest) topics.APIReply {
 	}
 	key := e.res.Key()
 	ref := refOf(e.res)
-	var b store.Batch
-	b.Delete(recordKey(key))
-	b.Delete(statusKey(key))
-	b.Put(deletedKey(key), binary.BigEndian.AppendUint64(nil, uint64(e.rec.Created)))
-	if err := c.st.Write(&b); err != nil {
+	if err := c.fx.forget(key, e.rec.Created); err != nil {
 		return topics.APIReply{Error: "not deleted: " + err.Error()}
 	}
 	delete(c.res, key)
+	c.deleted[key] = e.rec.Created
 	for _, n := range e.sentTo {
 		rev := e.rec.revision()
 		rev.Generation++
-		if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: rev.Generation, Created: rev.Created, Deleted: true}); err != nil {
+		if err := c.fx.sendSpec(n, ref, topics.Spec{Generation: rev.Generation, Created: rev.Created, Deleted: true}); err != nil {
 			c.log.Error("tombstone not queued", "node", n, "key", key, "error", err)
 		}
 	}
-	if c.sup != nil {
-		c.sup.Stop(ref)
-	}
-	_ = c.cfg.Bus.Publish(topics.JobSpec(ref), nil, true, 1)
-	_ = c.cfg.Bus.Publish(topics.JobStatus(ref), nil, true, 1)
+	c.fx.stop(ref)
+	_ = c.fx.clear(topics.JobSpec(ref))
+	_ = c.fx.clear(topics.JobStatus(ref))
 	c.event(e, "Normal", "Deleted", "")
 	c.reevaluate(c.cfg.Now())
 	return topics.APIReply{Results: []topics.APIResult{{Key: key, Action: "deleted"}}}
@@ -736,14 +738,14 @@ func (c *ControlPlane) dispatch(e *entry) {
 	}
 	if e.dispatched < e.rec.Generation {
 		for _, n := range nodes {
-			if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}); err != nil {
+			if err := c.fx.sendSpec(n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}); err != nil {
 				c.log.Error("spec not queued", "node", n, "key", e.res.Key(), "error", err)
 				return
 			}
 		}
 		for _, n := range e.sentTo { // nodes the job left
 			if !slices.Contains(nodes, n) {
-				if err := sendSpec(c.cfg.Downlink, n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Deleted: true}); err != nil {
+				if err := c.fx.sendSpec(n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Deleted: true}); err != nil {
 					c.log.Error("tombstone not queued", "node", n, "key", e.res.Key(), "error", err)
 				}
 			}
@@ -753,25 +755,16 @@ func (c *ControlPlane) dispatch(e *entry) {
 			c.log.Error("dispatch not stored", "key", e.res.Key(), "error", err)
 		}
 	}
-	if c.sup != nil {
-		for _, w := range e.res.Workers() {
-			if w.Node == c.cfg.Name {
-				c.sup.Ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Created: e.rec.Created, Worker: w,
-					BrokerURL: c.cfg.BrokerURL, Document: e.rec.Source})
-			}
+	for _, w := range e.res.Workers() {
+		if w.Node == c.cfg.Name {
+			c.fx.ensure(workers.Spec{Job: ref, Generation: e.rec.Generation, Created: e.rec.Created, Worker: w,
+				BrokerURL: c.cfg.BrokerURL, Document: e.rec.Source})
 		}
 	}
 }
 
 func (c *ControlPlane) publish(topic, kind string, body any, retain bool) {
-	env, err := topics.NewEnvelope(kind, "cloud/control", body)
-	if err == nil {
-		var raw []byte
-		if raw, err = env.Marshal(); err == nil {
-			err = c.cfg.Bus.Publish(topic, raw, retain, 1)
-		}
-	}
-	if err != nil {
+	if err := c.fx.publish(topic, kind, body, retain); err != nil {
 		c.log.Error("publish failed", "topic", topic, "error", err)
 	}
 }
@@ -806,28 +799,30 @@ func (c *ControlPlane) onNodeStatus(topic string, payload []byte) {
 		c.log.Warn("node status not read", "node", p.Node, "error", err)
 		return
 	}
-	c.do(func() {
-		if old, ok := c.sessions[p.Node]; ok && !ns.Supersedes(old) {
-			return // a will of an older session
+	c.do(func() { c.nodeStatus(p.Node, ns) })
+}
+
+// nodeStatus takes a node's status: the first one it ever sends makes it
+// joined, which the jobs that wait for it see.
+func (c *ControlPlane) nodeStatus(node string, ns topics.NodeStatus) {
+	if old, ok := c.sessions[node]; ok && !ns.Supersedes(old) {
+		return // a will of an older session
+	}
+	now := c.cfg.Now()
+	if old, ok := c.sessions[node]; !ok || old.State != ns.State {
+		c.since[node] = now
+	}
+	c.sessions[node] = ns
+	c.seen[node] = now
+	first := c.nodes[node] == ""
+	c.nodes[node] = ns.State
+	if first {
+		if err := c.fx.joined(node, ns.State); err != nil {
+			c.log.Error("node not stored", "node", node, "error", err)
 		}
-		now := c.cfg.Now()
-		if old, ok := c.sessions[p.Node]; !ok || old.State != ns.State {
-			c.since[p.Node] = now
-		}
-		c.sessions[p.Node] = ns
-		c.seen[p.Node] = now
-		first := c.nodes[p.Node] == ""
-		c.nodes[p.Node] = ns.State
-		if first {
-			var b store.Batch
-			b.Put([]byte("n/"+p.Node), []byte(ns.State))
-			if err := c.st.Write(&b); err != nil {
-				c.log.Error("node not stored", "node", p.Node, "error", err)
-			}
-			c.reevaluate(c.cfg.Now())
-			c.offerModels()
-		}
-	})
+		c.reevaluate(c.cfg.Now())
+		c.offerModels()
+	}
 }
 
 func (c *ControlPlane) onNodeJob(topic string, payload []byte) {

@@ -321,7 +321,7 @@ func (c *ControlPlane) offer(node, ns, name string) {
 	}
 	// Versions never go back (the registry outlives a deleted Model), so
 	// the version alone orders a model's offers.
-	if err := sendSpec(c.cfg.Downlink, node, ref, topics.Spec{Generation: mv.Version, Data: data}); err != nil {
+	if err := c.fx.sendSpec(node, ref, topics.Spec{Generation: mv.Version, Data: data}); err != nil {
 		c.log.Error("model offer not queued", "node", node, "model", ref.String(), "error", err)
 		return
 	}
@@ -513,10 +513,7 @@ func (c *ControlPlane) registerVersion(ns, name, format, source string, metrics 
 		if err != nil {
 			return modelVersion{}, false, key, err
 		}
-		created, err := c.creationTime(key, now)
-		if err != nil {
-			return modelVersion{}, false, key, err
-		}
+		created := c.creationTime(key, now)
 		e = &entry{res: r, rec: record{Generation: 1, Created: created, Updated: now.UnixNano(), Source: r.Source}}
 		e.status.SetCondition(api.ConditionAccepted, api.StatusTrue, "Registered", "", now)
 		c.res[key] = e

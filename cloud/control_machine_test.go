@@ -1,0 +1,354 @@
+package cloud
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker/access"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// recorder is job control's effects written down, one line each, in the
+// order the machine asks for them; saved records and statuses are kept so
+// a test can restart a machine from them.
+type recorder struct {
+	lines    []string
+	records  map[string]record
+	statuses map[string]api.Status
+	joinedAs map[string]string
+	deleted  map[string]int64
+}
+
+func newRecorder() *recorder {
+	return &recorder{records: map[string]record{}, statuses: map[string]api.Status{}, joinedAs: map[string]string{}, deleted: map[string]int64{}}
+}
+
+func (r *recorder) add(format string, a ...any) { r.lines = append(r.lines, fmt.Sprintf(format, a...)) }
+
+// take returns what was recorded since the last take.
+func (r *recorder) take() []string {
+	out := r.lines
+	r.lines = nil
+	return out
+}
+
+func (r *recorder) save(key string, rec record, st api.Status) error {
+	r.records[key], r.statuses[key] = rec, st
+	r.add("save %s gen %d: %s", key, rec.Generation, st.Phase)
+	return nil
+}
+
+func (r *recorder) forget(key string, created int64) error {
+	delete(r.records, key)
+	delete(r.statuses, key)
+	r.deleted[key] = created
+	r.add("forget %s", key)
+	return nil
+}
+
+func (r *recorder) joined(node, state string) error {
+	r.joinedAs[node] = state
+	r.add("joined %s %s", node, state)
+	return nil
+}
+
+func (r *recorder) publish(topic, kind string, body any, retain bool) error {
+	p, _ := topics.Parse(topic)
+	switch b := body.(type) {
+	case topics.Spec:
+		r.add("publish spec %s gen %d", b.Key, b.Generation)
+	case api.Status:
+		msg := ""
+		if len(b.Conditions) > 0 {
+			msg = b.Conditions[len(b.Conditions)-1].Message
+			for _, c := range b.Conditions {
+				if c.Type == b.Phase || (b.Phase == api.PhaseCrashLoop && c.Type == api.PhaseCrashLoop) {
+					msg = c.Message
+				}
+			}
+		}
+		r.add("publish status %s: %s (%s)", p.Job, b.Phase, msg)
+	case topics.JobEvent:
+		r.add("event %s %s: %s", b.Key, b.Reason, b.Message)
+	default:
+		r.add("publish %s %s", kind, topic)
+	}
+	return nil
+}
+
+func (r *recorder) clear(topic string) error {
+	r.add("clear %s", topic)
+	return nil
+}
+
+func (r *recorder) sendSpec(node string, ref topics.JobRef, sp topics.Spec) error {
+	what := "spec"
+	if sp.Deleted {
+		what = "tombstone"
+	}
+	r.add("send %s %s %s gen %d", node, what, ref, sp.Generation)
+	return nil
+}
+
+func (r *recorder) ensure(spec workers.Spec) {
+	r.add("ensure %s/%s gen %d", spec.Job, spec.Role, spec.Generation)
+}
+
+func (r *recorder) stop(ref topics.JobRef) { r.add("stop %s", ref) }
+
+// clock is a fake clock a test moves.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock               { return &clock{t: time.Unix(1_800_000_000, 0)} }
+func operator() caller               { return caller{user: "op", role: access.UserOperator} }
+func flView(kind string) paradigm.View { // federated learning's view (federated.Paradigm)
+	if kind == api.KindFederatedLearningJob {
+		return paradigm.View{Deciders: []string{"aggregation"}}
+	}
+	return paradigm.View{}
+}
+
+// machine is job control with recorded effects and a fake clock; its
+// store is only the model registry's (empty: no Model has a version).
+func machine(t *testing.T, clk *clock, fx *recorder) *ControlPlane {
+	t.Helper()
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return newControl(ControlConfig{Name: "cloud", Store: st, Now: clk.now, View: flView, Logger: slog.New(slog.DiscardHandler)}, fx)
+}
+
+func apply(t *testing.T, c *ControlPlane, yaml string) topics.APIReply {
+	t.Helper()
+	var docs [][]byte
+	for _, d := range strings.Split(yaml, "\n---\n") {
+		docs = append(docs, []byte(d))
+	}
+	return c.apply(operator(), topics.APIRequest{Op: "apply", Documents: docs})
+}
+
+func expect(t *testing.T, step string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: effects\n  %s\nwant\n  %s", step, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+const (
+	datasetYAML = `apiVersion: sedna.io/v1alpha1
+kind: Dataset
+metadata: {name: d1}
+spec: {url: /data/d1.txt, format: txt, nodeName: edge1}`
+	flYAML = `apiVersion: sedna.io/v1alpha1
+kind: FederatedLearningJob
+metadata: {name: fl}
+spec:
+  aggregationWorker: {template: {spec: {nodeName: cloud, containers: [{name: agg, image: x}]}}}
+  trainingWorkers:
+    - dataset: {name: d1}
+      template: {spec: {nodeName: edge1, containers: [{name: train, image: x}]}}`
+)
+
+func online(node string, session uint64) topics.NodeStatus {
+	return topics.NodeStatus{State: topics.NodeOnline, Session: session}
+}
+
+// A job applied before what it names: it waits, says for what, and is
+// dispatched (its spec to its node, its cloud worker started) once the
+// Dataset it names exists, whichever came first; the node joining later
+// ends the wait for it without sending anything again.
+func TestMachineReferencesResolveInAnyOrder(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	rep := apply(t, c, flYAML)
+	if len(rep.Results) != 1 || rep.Results[0].Action != "created" {
+		t.Fatalf("%+v", rep)
+	}
+	expect(t, "the job alone", fx.take(),
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"publish spec FederatedLearningJob/default/fl gen 1",
+		`publish status FederatedLearningJob/default/fl: Pending (waiting for Dataset "d1" (spec.trainingWorkers[0].dataset.name), node "edge1" to join)`,
+		"event FederatedLearningJob/default/fl Created: generation 1")
+	clk.add(time.Second)
+	apply(t, c, datasetYAML)
+	expect(t, "then its Dataset", fx.take(),
+		"save Dataset/default/d1 gen 1: Pending",
+		"publish spec Dataset/default/d1 gen 1",
+		`publish status Dataset/default/d1: Pending (waiting for node "edge1" to join)`,
+		"event Dataset/default/d1 Created: generation 1",
+		// A node that never joined does not hold dispatch: its outbox
+		// keeps the spec until it does.
+		"send edge1 spec Dataset/default/d1 gen 1",
+		"save Dataset/default/d1 gen 1: Pending",
+		// The job waits for nothing it names now: it is dispatched.
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		`publish status FederatedLearningJob/default/fl: Pending (waiting for node "edge1" to join)`,
+		"send edge1 spec FederatedLearningJob/default/fl gen 1",
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"ensure FederatedLearningJob/default/fl/aggregation gen 1")
+	clk.add(time.Second)
+	c.nodeStatus("edge1", online("edge1", 1))
+	expect(t, "the node joins", fx.take(),
+		"joined edge1 online",
+		"save Dataset/default/d1 gen 1: Pending",
+		"publish status Dataset/default/d1: Pending (waiting for its node to report the dataset)",
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (no report yet), worker train-0 on edge1 (no report yet))",
+		// Dispatch again: the spec went already; the cloud's worker is
+		// made sure of (the supervisor starts only what does not run).
+		"ensure FederatedLearningJob/default/fl/aggregation gen 1")
+	// A second status of the node's session changes nothing; nor does
+	// its leaving (its workers' last reports stand until they report
+	// again), nor the will of an older session after a newer one.
+	c.nodeStatus("edge1", online("edge1", 1))
+	expect(t, "the same session again", fx.take())
+	c.nodeStatus("edge1", topics.NodeStatus{State: topics.NodeOffline, Session: 1})
+	c.nodeStatus("edge1", online("edge1", 2))
+	c.nodeStatus("edge1", topics.NodeStatus{State: topics.NodeOffline, Session: 1})
+	expect(t, "the node leaves and comes back", fx.take())
+	if c.nodes["edge1"] != topics.NodeOnline {
+		t.Fatalf("node state %q after an older session's will", c.nodes["edge1"])
+	}
+}
+
+// A job's workers report: it runs once its deciding worker runs (a
+// federated job's aggregation), a report of a worker it does not place
+// there or of an older revision is ignored, a worker that keeps failing
+// makes the job say CrashLoopBackOff with its error, and its success
+// completes the job.
+func TestMachineWorkerReports(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	apply(t, c, datasetYAML+"\n---\n"+flYAML)
+	c.datasetStatus(topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "d1"}, "edge1", topics.DatasetStatus{NumberOfSamples: 10})
+	fx.take()
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	created := c.res[job.String()].rec.Created
+	report := func(role, node, phase string, failures int) {
+		clk.add(time.Second)
+		c.workerStatus(job, api.WorkerStatus{Role: role, Node: node, Phase: phase, Generation: 1, Created: created, Failures: failures, Restarts: failures, LastError: "boom"})
+	}
+	report("aggregation", "cloud", api.WorkerRunning, 0)
+	expect(t, "the aggregation runs", fx.take(),
+		"event FederatedLearningJob/default/fl WorkerRunning: worker aggregation on cloud: Running",
+		"save FederatedLearningJob/default/fl gen 1: Running",
+		"publish status FederatedLearningJob/default/fl: Running (1 of 2 workers running; not running: worker train-0 on edge1 (no report yet))")
+	report("train-0", "edge2", api.WorkerRunning, 0) // not placed there
+	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerFailed, Generation: 1, Created: created - 1})
+	expect(t, "reports to ignore", fx.take())
+	report("train-0", "edge1", api.WorkerRunning, 0)
+	expect(t, "the training worker runs", fx.take(),
+		"event FederatedLearningJob/default/fl WorkerRunning: worker train-0 on edge1: Running",
+		"save FederatedLearningJob/default/fl gen 1: Running",
+		"publish status FederatedLearningJob/default/fl: Running (2 of 2 workers running)")
+	report("aggregation", "cloud", api.WorkerRestarting, 1)
+	report("aggregation", "cloud", api.WorkerCrashLoop, 2)
+	expect(t, "the aggregation crash-loops", fx.take(),
+		"event FederatedLearningJob/default/fl WorkerRestarting: worker aggregation on cloud: Restarting",
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (restarting))",
+		"event FederatedLearningJob/default/fl WorkerCrashLoopBackOff: worker aggregation on cloud: CrashLoopBackOff",
+		"save FederatedLearningJob/default/fl gen 1: CrashLoopBackOff",
+		"publish status FederatedLearningJob/default/fl: CrashLoopBackOff (worker aggregation on cloud restarted 2 times: boom)")
+	report("aggregation", "cloud", api.WorkerSucceeded, 0)
+	expect(t, "the aggregation succeeds", fx.take(),
+		"event FederatedLearningJob/default/fl WorkerSucceeded: worker aggregation on cloud: Succeeded",
+		"save FederatedLearningJob/default/fl gen 1: Completed",
+		"publish status FederatedLearningJob/default/fl: Completed ()")
+}
+
+// Delete, re-apply and restart: a delete forgets the job, sends a
+// tombstone to the nodes it went to, stops its cloud workers and clears
+// what the broker retains of it; applied again with the clock gone back,
+// it is a new incarnation created after the deleted one; a changed
+// document is a new generation that goes to its node again and resets
+// what the workers said of the old one; an unchanged one changes nothing;
+// a restarted machine, from what was saved, republishes and runs its
+// cloud workers without sending a spec again.
+func TestMachineDeleteReapplyRestart(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	apply(t, c, datasetYAML+"\n---\n"+flYAML)
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	first := c.res[job.String()].rec.Created
+	fx.take()
+	rep := c.delete(topics.APIRequest{Op: "delete", Kind: "fl", Name: "fl"})
+	if rep.Error != "" || rep.Results[0].Action != "deleted" {
+		t.Fatalf("%+v", rep)
+	}
+	expect(t, "delete", fx.take(),
+		"forget FederatedLearningJob/default/fl",
+		"send edge1 tombstone FederatedLearningJob/default/fl gen 2",
+		"stop FederatedLearningJob/default/fl",
+		"clear sedna/v1/job/FederatedLearningJob/default/fl/spec",
+		"clear sedna/v1/job/FederatedLearningJob/default/fl/status",
+		"event FederatedLearningJob/default/fl Deleted: ")
+	clk.add(-time.Hour) // the cloud's clock went back
+	apply(t, c, flYAML)
+	if again := c.res[job.String()].rec.Created; again <= first {
+		t.Fatalf("created again at %d, not after %d", again, first)
+	}
+	expect(t, "apply again", fx.take(),
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"publish spec FederatedLearningJob/default/fl gen 1",
+		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (no report yet), worker train-0 on edge1 (no report yet))",
+		"event FederatedLearningJob/default/fl Created: generation 1",
+		"send edge1 spec FederatedLearningJob/default/fl gen 1",
+		"save FederatedLearningJob/default/fl gen 1: Pending",
+		"ensure FederatedLearningJob/default/fl/aggregation gen 1")
+	clk.add(time.Minute)
+	if rep := apply(t, c, flYAML); rep.Results[0].Action != "unchanged" {
+		t.Fatalf("%+v", rep)
+	}
+	expect(t, "the same document", fx.take())
+	c.workerStatus(job, api.WorkerStatus{Role: "aggregation", Node: "cloud", Phase: api.WorkerSucceeded, Generation: 1, Created: c.res[job.String()].rec.Created})
+	fx.take()
+	if rep := apply(t, c, strings.Replace(flYAML, "image: x}]}}}", "image: z}]}}}", 1)); rep.Results[0].Action != "configured" {
+		t.Fatalf("%+v", rep)
+	}
+	expect(t, "a new generation", fx.take(),
+		"save FederatedLearningJob/default/fl gen 2: Pending",
+		"publish spec FederatedLearningJob/default/fl gen 2",
+		// What the workers said of generation 1 (Succeeded) is not of 2.
+		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (no report yet), worker train-0 on edge1 (no report yet))",
+		"event FederatedLearningJob/default/fl Configured: generation 2",
+		"send edge1 spec FederatedLearningJob/default/fl gen 2",
+		"save FederatedLearningJob/default/fl gen 2: Pending",
+		"ensure FederatedLearningJob/default/fl/aggregation gen 2")
+
+	// Restart from what was saved.
+	c2 := machine(t, clk, fx)
+	for key, rec := range fx.records {
+		r, err := api.ParseDocument(rec.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2.res[key] = &entry{rec: rec, res: r, status: fx.statuses[key], dispatched: rec.Dispatched, sentTo: rec.SentTo}
+	}
+	for n, st := range fx.joinedAs {
+		c2.nodes[n] = st
+	}
+	maps.Copy(c2.deleted, fx.deleted)
+	c2.start()
+	expect(t, "restart", fx.take(),
+		"publish spec Dataset/default/d1 gen 1",
+		"publish status Dataset/default/d1: Pending (waiting for its node to report the dataset)",
+		"publish spec FederatedLearningJob/default/fl gen 2",
+		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (no report yet), worker train-0 on edge1 (no report yet))",
+		"ensure FederatedLearningJob/default/fl/aggregation gen 2")
+}
