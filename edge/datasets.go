@@ -37,7 +37,6 @@ type datasets struct {
 	active  map[string]*dataset
 	byTopic map[string]*dataset
 	wg      sync.WaitGroup
-	subID   int
 }
 
 // dataset is one Dataset being ingested; its goroutine owns the file offset
@@ -57,7 +56,7 @@ func newDatasets(node string, st store.Store, srv *broker.Server, bridge *bridge
 		poll = time.Second
 	}
 	return &datasets{node: node, st: st, srv: srv, bridge: bridge, poll: poll, log: log.With("component", "datasets"),
-		active: map[string]*dataset{}, byTopic: map[string]*dataset{}, subID: 2 << 20}
+		active: map[string]*dataset{}, byTopic: map[string]*dataset{}}
 }
 
 // onSpec follows the node's job specs: Datasets placed here start, deleted
@@ -104,7 +103,7 @@ func (d *datasets) stopLocked(key string) {
 // subscribe takes the samples local apps publish for any of the node's
 // datasets; one subscription made before the broker serves.
 func (d *datasets) subscribe() error {
-	return d.srv.Subscribe(topics.NodeDataset(d.node, "+", "+"), d.subID, func(topic string, payload []byte, _ bool) {
+	_, err := d.srv.Watch(topics.NodeDataset(d.node, "+", "+"), func(topic string, payload []byte, _ bool) {
 		d.mu.Lock()
 		ds := d.byTopic[topic]
 		d.mu.Unlock()
@@ -117,6 +116,7 @@ func (d *datasets) subscribe() error {
 		case <-ds.stop:
 		}
 	})
+	return err
 }
 
 func (d *datasets) close() {

@@ -54,7 +54,7 @@ func newLogs(node, dir string, srv *broker.Server, bridge *bridge.Bridge, sup *w
 // subscribe listens for log requests. Like the agent's other inline
 // subscriptions, it is made before the broker serves.
 func (l *logs) subscribe() error {
-	return l.srv.Subscribe(topics.JobLogsFilter(), 4<<20, func(topic string, payload []byte, _ bool) {
+	_, err := l.srv.Watch(topics.JobLogsFilter(), func(topic string, payload []byte, _ bool) {
 		p, err := topics.Parse(topic)
 		if err != nil || p.Class != topics.ClassJob || len(payload) == 0 {
 			return
@@ -70,6 +70,7 @@ func (l *logs) subscribe() error {
 		}
 		l.server.Serve(p.Job, req)
 	})
+	return err
 }
 
 // close ends the streams being served and waits for them.

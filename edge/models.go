@@ -136,7 +136,7 @@ func (m *Models) start() error {
 		return err
 	}
 	filter := topics.JobTopic(topics.JobRef{Kind: api.KindModel, Namespace: "+", Name: "+"}, "chunk")
-	if err := m.srv.Subscribe(filter, 3<<20, func(_ string, payload []byte, _ bool) { m.onChunk(payload) }); err != nil {
+	if _, err := m.srv.Watch(filter, func(_ string, payload []byte, _ bool) { m.onChunk(payload) }); err != nil {
 		return err
 	}
 	m.wg.Add(1)
