@@ -18,6 +18,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/internal/brokertest"
+	"github.com/sedna-go/sedna/broker/internal/servertest"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -219,7 +220,7 @@ func firstAttempt(t *testing.T, b *Bridge) error {
 // certificate the node does not trust or that names another host.
 func TestFirstAttemptSaysWhy(t *testing.T) {
 	certFile, keyFile, pool := brokertest.SelfSigned(t)
-	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t),
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t),
 		TLS: broker.TLSConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -265,7 +266,7 @@ func TestFirstAttemptSaysWhy(t *testing.T) {
 // that is down, then a cloud that refuses the node's password, then the
 // link down again.
 func TestLinkFailureLoggedOncePerReason(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +305,7 @@ func TestLinkFailureLoggedOncePerReason(t *testing.T) {
 // When the link comes back the bridge connects again and sends what was
 // queued meanwhile, and the next failure is logged at WARN again.
 func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	link, err := netfault.New(cloud.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +353,7 @@ func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
 // time, and refused credentials were reported as the 3.1 attempt's error).
 // And an attempt on a link that swallows everything ends, as a timeout.
 func TestOneConnectionPerAttempt(t *testing.T) {
-	cloud := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	t.Run("refused", func(t *testing.T) {
 		link, err := netfault.New(cloud.Addr("tcp"))
 		if err != nil {

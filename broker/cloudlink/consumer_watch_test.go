@@ -11,6 +11,7 @@ import (
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/internal/brokertest"
+	"github.com/sedna-go/sedna/broker/internal/servertest"
 )
 
 // qosWatch is a hook that tells the test which QoS 1 messages the broker
@@ -89,7 +90,7 @@ func holdingBus(t *testing.T, srv *broker.Server, id string) (bus *ClientBus, he
 // never called (issue 15: a watch that received nothing at all, for
 // minutes, while the job had completed).
 func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
-	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a"})
+	srv := servertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a"})
 	bus, held, release := holdingBus(t, srv, "watcher") // paho's packet 1: the SUBSCRIBE of "busy"
 	released := false
 	defer func() {
@@ -139,7 +140,7 @@ func TestClientBusSubscribeRefusedForPacketIDInUseIsMadeAgain(t *testing.T) {
 // A subscription the broker refuses for good is an error of Subscribe,
 // and leaves nothing behind.
 func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
-	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	srv := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
 	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "nosy", Username: "node-a", Password: brokertest.Password,
 		CleanSession: true, FailFast: true})
 	if err != nil {
@@ -164,7 +165,7 @@ func TestClientBusSubscribeRefusedIsAnError(t *testing.T) {
 // life of the connection.
 func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	hook := newQoSWatch("watcher")
-	srv := brokertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
+	srv := servertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
 	bus, held, release := holdingBus(t, srv, "watcher")
 	released := false
 	defer func() {

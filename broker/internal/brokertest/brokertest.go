@@ -1,7 +1,7 @@
-// Package brokertest holds what the tests of the broker's parts (the
-// bridge, the cloud's link) share: a broker on a free loopback port, MQTT
-// clients of it, users with one password, a store. Package broker's own
-// tests keep their copy: they cannot import a package that imports broker.
+// Package brokertest holds what the tests of the broker and its parts (the
+// bridge, the cloud's link) share: MQTT clients, users with one password,
+// a store, a certificate. It imports no broker package, so package
+// broker's own tests use it too; servertest starts a broker.
 package brokertest
 
 import (
@@ -24,7 +24,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/store"
 )
@@ -63,25 +62,6 @@ func OpenStore(t testing.TB, dir string) *store.Badger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
-}
-
-// StartServer starts a broker on a free loopback port, closed when the
-// test ends.
-func StartServer(t testing.TB, cfg broker.Config) *broker.Server {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	if cfg.Logger == nil {
-		cfg.Logger = QuietLogger()
-	}
-	s, err := broker.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
