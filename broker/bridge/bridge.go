@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -113,7 +114,7 @@ type Bridge struct {
 	firstDone chan struct{}       // closed when the first connection attempt has ended
 	firstErr  error               // its error (a *LinkError), set before firstDone is closed
 
-	consumers []consumer // in-process consumers of downlink messages (Consume)
+	consumers atomic.Pointer[[]consumer] // in-process consumers of downlink messages (Consume); read per delivery without a lock
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -135,13 +136,20 @@ type consumer struct {
 func (b *Bridge) Consume(filter string, take func(topic string, payload []byte)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.consumers = append(b.consumers, consumer{filter: filter, take: take})
+	var cs []consumer
+	if old := b.consumers.Load(); old != nil {
+		cs = append(cs, *old...)
+	}
+	cs = append(cs, consumer{filter: filter, take: take})
+	b.consumers.Store(&cs)
 }
 
 func (b *Bridge) consumer(topic string) func(string, []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, c := range b.consumers {
+	cs := b.consumers.Load()
+	if cs == nil {
+		return nil
+	}
+	for _, c := range *cs {
 		if topics.Match(c.filter, topic) {
 			return c.take
 		}
