@@ -299,9 +299,7 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 		}
 	}
 	seen := map[string]bool{}
-	roles := make([]string, len(cfg.clients))
-	for i, cl := range cfg.clients {
-		roles[i] = cl.Role
+	for _, cl := range cfg.clients {
 		if !seen[cl.Node] {
 			seen[cl.Node] = true
 			r.nodes = append(r.nodes, cl.Node)
@@ -352,8 +350,7 @@ func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, l
 	if !st.Done {
 		st.Gen = spec.Generation // a running job takes its new generation's rules
 	}
-	r.coord, err = NewCoordinator(Rules{Clients: roles, MinClients: cfg.minClients, Rounds: cfg.rounds, Deadline: cfg.timeout,
-		Target: cfg.target, Patience: cfg.patience}, st)
+	r.coord, err = NewCoordinator(cfg.rules(), st)
 	if err != nil {
 		return nil, err
 	}
@@ -598,50 +595,35 @@ func (r *run) broadcast(nodes []string) {
 }
 
 func (r *run) run(ctx context.Context, inbox <-chan message) error {
-	if r.coord.State().Done {
-		return r.finish(ctx)
-	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	warned := false
-	var askedAgain time.Time
 	for {
-		if r.coord.Ready(time.Now()) {
+		s := r.coord.Next(time.Now())
+		switch {
+		case s.Done:
+			return r.finish(ctx)
+		case s.Close:
 			if err := r.close(ctx); err != nil {
 				return err
 			}
-			if r.coord.State().Done {
-				return r.finish(ctx)
-			}
-		}
-		if r.coord.Deadline().IsZero() {
-			round := r.coord.Begin(time.Now())
+			continue
+		case s.Begin:
 			clear(r.pieces)
-			r.bytesUp, r.bytesDown, warned, askedAgain = 0, 0, false, time.Time{}
+			r.bytesUp, r.bytesDown = 0, 0
 			r.broadcast(r.nodes)
-			r.log.Debug("federated: round started", "round", round)
+			r.log.Debug("federated: round started", "round", s.Round)
 		}
-		wait := time.Until(r.coord.Deadline())
-		if wait <= 0 {
-			// Past the deadline without the minimum: the round stays open
-			// until it has it (checked on every update), and asks its
-			// missing clients again once per deadline's length (a global
-			// or an update lost on the way is sent again).
+		if s.Overdue {
 			have, need, missing := r.coord.Waiting()
-			if !warned {
-				warned = true
-				r.log.Warn("federated: round past its deadline without enough clients", "round", r.coord.State().Round,
-					"have", have, "need", need, "missing", missing)
-				r.spec.Event("Warning", "RoundWaiting", fmt.Sprintf("round %d: %d of the %d updates it needs at its deadline; waiting for %v",
-					r.coord.State().Round, have, need, missing))
-			}
-			if time.Since(askedAgain) >= r.cfg.timeout {
-				askedAgain = time.Now()
-				r.broadcast(r.nodesOf(missing))
-			}
-			wait = time.Until(askedAgain.Add(r.cfg.timeout))
+			r.log.Warn("federated: round past its deadline without enough clients", "round", s.Round,
+				"have", have, "need", need, "missing", missing)
+			r.spec.Event("Warning", "RoundWaiting", fmt.Sprintf("round %d: %d of the %d updates it needs at its deadline; waiting for %v",
+				s.Round, have, need, missing))
 		}
-		timer.Reset(wait)
+		if len(s.Ask) > 0 {
+			r.broadcast(r.nodesOf(s.Ask))
+		}
+		timer.Reset(time.Until(s.Wait))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -849,22 +831,11 @@ func (r *run) close(ctx context.Context) error {
 	return nil
 }
 
-// report gives the job its numbers (round and rounds make its progress).
+// report gives the job its numbers (RoundMetrics).
 func (r *run) report(rec Record) {
-	if r.spec.ReportMetrics == nil {
-		return
+	if r.spec.ReportMetrics != nil {
+		r.spec.ReportMetrics(RoundMetrics(rec, r.coord.State(), r.cfg.rounds))
 	}
-	st := r.coord.State()
-	m := map[string]float64{
-		"round": float64(rec.Round), "rounds": float64(r.cfg.rounds), "participants": float64(rec.Participants),
-		"clients": float64(rec.Clients), "samples": float64(rec.Samples), "trainLoss": rec.TrainLoss,
-		"lateUpdates": float64(st.Late), "bytesUp": float64(rec.BytesUp), "bytesDown": float64(rec.BytesDown),
-		"roundSeconds": rec.Seconds, "overheadSeconds": max(rec.Seconds-rec.TrainSeconds, 0),
-	}
-	if rec.Accuracy >= 0 {
-		m["accuracy"], m["loss"], m["bestAccuracy"] = rec.Accuracy, rec.Loss, st.Best
-	}
-	r.spec.ReportMetrics(m)
 }
 
 // finish registers the final model and tells the workers the job is over.

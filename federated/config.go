@@ -292,3 +292,34 @@ func parseTrainConfig(spec workers.Spec) (*trainConfig, error) {
 	c.fit.Momentum = float32(m)
 	return c, nil
 }
+
+// Plan is what an aggregation worker's spec says of its job's rounds:
+// their rules, and the node of each training worker (by role).
+type Plan struct {
+	Rules Rules
+	Nodes map[string]string
+}
+
+// PlanOf reads the plan of a FederatedLearningJob's aggregation worker
+// from its spec, as the worker does (the same parameters and defaults,
+// the same errors).
+func PlanOf(spec workers.Spec) (Plan, error) {
+	cfg, err := parseAggConfig(spec)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Rules: cfg.rules(), Nodes: map[string]string{}}
+	for _, cl := range cfg.clients {
+		p.Nodes[cl.Role] = cl.Node
+	}
+	return p, nil
+}
+
+// rules are the rounds' rules the configuration gives.
+func (c *aggConfig) rules() Rules {
+	r := Rules{MinClients: c.minClients, Rounds: c.rounds, Deadline: c.timeout, Target: c.target, Patience: c.patience}
+	for _, cl := range c.clients {
+		r.Clients = append(r.Clients, cl.Role)
+	}
+	return r
+}

@@ -109,6 +109,10 @@ type Coordinator struct {
 	started  time.Time
 	got      map[string]Contribution
 	late     int64
+	// overdue: the open round was said to be past its deadline without
+	// its minimum; asked: when its missing clients were last asked again.
+	overdue bool
+	asked   time.Time
 }
 
 // NewCoordinator resumes a job from st (a fresh job has a zero State with
@@ -137,8 +141,60 @@ func (c *Coordinator) Begin(now time.Time) int64 {
 		c.started, c.deadline = now, now.Add(c.rules.Deadline)
 		clear(c.got)
 		c.late = 0
+		c.overdue, c.asked = false, time.Time{}
 	}
 	return c.st.Round
+}
+
+// Step is what the aggregation does next (Coordinator.Next).
+type Step struct {
+	// Done: the job is over (Close decided it); nothing more to do.
+	Done bool
+	// Close: the open round closes now (Close, then Next again).
+	Close bool
+	// Begin: a round began; its global model goes to every client.
+	Begin bool
+	// Round is the round in progress.
+	Round int64
+	// Overdue: the round is past its deadline without its minimum, said
+	// once per round.
+	Overdue bool
+	// Ask are the clients to send the round's global again: past the
+	// deadline without the minimum, once per deadline's length (a global
+	// or an update lost on the way is sent again).
+	Ask []string
+	// Wait is when to call Next again if no update comes first.
+	Wait time.Time
+}
+
+// Next says what the aggregation does at now: the whole policy of a
+// job's rounds, which the aggregation worker and the deterministic
+// simulator both follow. A round stays open past its deadline until it
+// has its minimum (checked on every update).
+func (c *Coordinator) Next(now time.Time) Step {
+	if c.st.Done {
+		return Step{Done: true, Round: c.st.Round}
+	}
+	if c.Ready(now) {
+		return Step{Close: true, Round: c.st.Round}
+	}
+	if c.started.IsZero() {
+		round := c.Begin(now)
+		return Step{Begin: true, Round: round, Wait: c.deadline}
+	}
+	s := Step{Round: c.st.Round, Wait: c.deadline}
+	if now.Before(c.deadline) {
+		return s
+	}
+	if !c.overdue {
+		c.overdue, s.Overdue = true, true
+	}
+	if c.asked.IsZero() || now.Sub(c.asked) >= c.rules.Deadline {
+		c.asked = now
+		_, _, s.Ask = c.Waiting()
+	}
+	s.Wait = c.asked.Add(c.rules.Deadline)
+	return s
 }
 
 // Deadline is when the open round stops waiting for all its clients.
@@ -238,4 +294,19 @@ func (c *Coordinator) Close(now time.Time, global []byte, aggState []float32, re
 	clear(c.got)
 	c.late = 0
 	return rec
+}
+
+// RoundMetrics are the numbers a job's status shows after a round (round
+// and rounds make its progress): what the aggregation worker reports.
+func RoundMetrics(rec Record, st State, rounds int64) map[string]float64 {
+	m := map[string]float64{
+		"round": float64(rec.Round), "rounds": float64(rounds), "participants": float64(rec.Participants),
+		"clients": float64(rec.Clients), "samples": float64(rec.Samples), "trainLoss": rec.TrainLoss,
+		"lateUpdates": float64(st.Late), "bytesUp": float64(rec.BytesUp), "bytesDown": float64(rec.BytesDown),
+		"roundSeconds": rec.Seconds, "overheadSeconds": max(rec.Seconds-rec.TrainSeconds, 0),
+	}
+	if rec.Accuracy >= 0 {
+		m["accuracy"], m["loss"], m["bestAccuracy"] = rec.Accuracy, rec.Loss, st.Best
+	}
+	return m
 }

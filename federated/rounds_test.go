@@ -1,6 +1,7 @@
 package federated
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,60 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	if c.Has("train-0") {
 		t.Error("a closed round still has an update")
+	}
+}
+
+// Next is the rounds' policy, step by step: a round begins and waits for
+// its deadline; with every client in it closes at once; past its deadline
+// without the minimum it says so once, asks its missing clients again
+// once per deadline's length and stays open until it has the minimum;
+// after the last round the job is done.
+func TestNextStepsThroughTheRounds(t *testing.T) {
+	r := rules()
+	r.Rounds = 2
+	c, err := NewCoordinator(r, State{Run: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	steps := []struct {
+		name  string
+		at    time.Duration
+		offer []string // before the step, for the round in progress
+		want  Step
+	}{
+		{"round 1 begins", 0, nil, Step{Begin: true, Round: 1, Wait: at(time.Minute)}},
+		{"an update before the deadline: wait on", 10 * time.Second, []string{"train-0"}, Step{Round: 1, Wait: at(time.Minute)}},
+		{"the deadline with 1 of 2: overdue, ask the missing", time.Minute, nil,
+			Step{Round: 1, Overdue: true, Ask: []string{"train-1", "train-2"}, Wait: at(2 * time.Minute)}},
+		{"before the next ask: wait", 90 * time.Second, nil, Step{Round: 1, Wait: at(2 * time.Minute)}},
+		{"a deadline's length later: ask again, not overdue again", 2 * time.Minute, nil,
+			Step{Round: 1, Ask: []string{"train-1", "train-2"}, Wait: at(3 * time.Minute)}},
+		{"the minimum: close", 150 * time.Second, []string{"train-2"}, Step{Close: true, Round: 1}},
+	}
+	for _, s := range steps {
+		for _, role := range s.offer {
+			if v := c.Offer(7, c.State().Round, contribution(role)); v != Accepted {
+				t.Fatalf("%s: %s: %v", s.name, role, v)
+			}
+		}
+		if got := c.Next(at(s.at)); !reflect.DeepEqual(got, s.want) {
+			t.Fatalf("%s: %+v, want %+v", s.name, got, s.want)
+		}
+	}
+	c.Close(at(150*time.Second), nil, nil, Record{Accuracy: -1})
+	if got, want := c.Next(at(3*time.Minute)), (Step{Begin: true, Round: 2, Wait: at(4 * time.Minute)}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("round 2: %+v, want %+v", got, want)
+	}
+	for _, role := range r.Clients {
+		c.Offer(7, 2, contribution(role))
+	}
+	if got := c.Next(at(3*time.Minute + time.Second)); !got.Close {
+		t.Fatalf("every client in: %+v", got)
+	}
+	c.Close(at(3*time.Minute+time.Second), nil, nil, Record{Accuracy: -1})
+	if got := c.Next(at(5 * time.Minute)); !got.Done || got.Round != 2 {
+		t.Fatalf("after the last round: %+v", got)
 	}
 }
