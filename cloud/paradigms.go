@@ -33,12 +33,7 @@ func (m *Manager) startParadigms(c *ControlPlane) map[string]workers.Builtin {
 
 // view is how the jobs of kind read in their status: their paradigm's
 // view (every worker decides for a kind the manager does not run).
-func (m *Manager) view(kind string) paradigm.View {
-	if p, ok := m.opts.Paradigms.Find(kind); ok {
-		return p.View()
-	}
-	return paradigm.View{}
-}
+func (m *Manager) view(kind string) paradigm.View { return m.opts.Paradigms.View(kind) }
 
 // cloudBus is a paradigm's bus in the cloud: the cloud broker, and the
 // nodes' downlinks.

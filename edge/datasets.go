@@ -76,7 +76,7 @@ func (d *datasets) onSpec(key string, r *api.Resource, deleted bool) {
 	if deleted || spec == nil || spec.NodeName != d.node || old != nil {
 		return
 	}
-	ref, err := parseKey(key)
+	ref, err := topics.ParseJobRef(key)
 	if err != nil {
 		return
 	}

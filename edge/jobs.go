@@ -168,18 +168,9 @@ func (j *jobs) do(f func()) { j.owner.Do(f) }
 
 func (j *jobs) close() { j.owner.Close() }
 
-func parseKey(key string) (topics.JobRef, error) {
-	parts := strings.SplitN(key, "/", 3)
-	if len(parts) != 3 {
-		return topics.JobRef{}, fmt.Errorf("jobs: bad key %q", key)
-	}
-	r := topics.JobRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]}
-	return r, r.Validate()
-}
-
 // apply makes the node's workers match the spec.
 func (j *jobs) apply(key string, s storedSpec) {
-	ref, err := parseKey(key)
+	ref, err := topics.ParseJobRef(key)
 	if err != nil {
 		j.log.Error("spec refused", "error", err)
 		return
@@ -224,7 +215,7 @@ func (j *jobs) notify(key string, r *api.Resource, deleted bool) {
 // read it there (SEDNA_SPEC_TOPIC): retained; a tombstone is published to
 // live subscribers and the retained copy goes away.
 func (j *jobs) serve(key string, s storedSpec) {
-	ref, err := parseKey(key)
+	ref, err := topics.ParseJobRef(key)
 	if err != nil {
 		return
 	}

@@ -306,7 +306,7 @@ func (m *Models) request(f *modelFetch, refetch []int) {
 	if len(ask) == 0 && len(refetch) == 0 {
 		return
 	}
-	ref, err := parseKey(f.offer.Key)
+	ref, err := topics.ParseJobRef(f.offer.Key)
 	if err != nil {
 		return
 	}
@@ -431,7 +431,7 @@ func (m *Models) complete(key string, version uint64) {
 }
 
 func (m *Models) report(key string, version uint64, sum []byte) {
-	ref, err := parseKey(key)
+	ref, err := topics.ParseJobRef(key)
 	if err != nil {
 		return
 	}

@@ -213,6 +213,15 @@ func (s Set) Find(kind string) (Paradigm, bool) {
 	return nil, false
 }
 
+// View is how the jobs of kind read in their status: their paradigm's
+// view, or the zero View (every worker decides) for a kind of none.
+func (s Set) View(kind string) View {
+	if p, ok := s.Find(kind); ok {
+		return p.View()
+	}
+	return View{}
+}
+
 // Kinds lists the kinds of s, in order.
 func (s Set) Kinds() []string {
 	out := make([]string, len(s))

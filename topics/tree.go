@@ -251,6 +251,17 @@ func (r JobRef) Validate() error {
 // String returns "kind/namespace/name".
 func (r JobRef) String() string { return join(r.Kind, r.Namespace, r.Name) }
 
+// ParseJobRef reads a key "kind/namespace/name" (JobRef.String) and
+// validates it.
+func ParseJobRef(key string) (JobRef, error) {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 {
+		return JobRef{}, fmt.Errorf("topics: %q is not kind/namespace/name", key)
+	}
+	r := JobRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]}
+	return r, r.Validate()
+}
+
 // JobPrefix is the subtree of one job: "sedna/v1/job/{kind}/{ns}/{name}/".
 func JobPrefix(r JobRef) string { return join(Root, levelJob, r.Kind, r.Namespace, r.Name) + "/" }
 
