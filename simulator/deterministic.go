@@ -72,11 +72,16 @@ type desDevice struct {
 	rtt       []time.Duration
 }
 
-// desDelta is a twin delta in the cloud's outbox for a node: kept until
-// it arrived, sent again after each reconnection.
-type desDelta struct {
-	msg   *desMsg
-	epoch int // of the connection it was last sent on; -1: not sent
+// desParcel is a message kept for the other end of a node's link until
+// it arrived, sent again after each reconnection: in the cloud's outbox
+// for the node (a twin delta, a spec, a federated global), or in the
+// node's durable uplink (a worker's report, a federated update). It
+// survives a kill of the node.
+type desParcel struct {
+	deliver func() // at the other end
+	epoch   int    // of the connection it was last sent on; -1: not sent
+	// expires, if set, is when it is dropped unsent (the fake clock).
+	expires time.Duration
 }
 
 type desNode struct {
@@ -98,7 +103,13 @@ type desNode struct {
 	diskFull  bool          // the queue holds what it holds; nothing new fits
 	clock     time.Duration // the node's clock, off real (fake) time
 	dropped   int64         // device connections dropped to refuse a publish
-	outbox    []*desDelta   // twin deltas the cloud keeps for the node
+	outbox    []*desParcel  // what the cloud keeps for the node
+	uplink    []*desParcel  // the node's reports, kept for the cloud
+	// life counts the agent's starts: what a killed agent had scheduled
+	// (a training) is dropped.
+	life    int
+	session uint64 // of the node's connections, as its status says
+	jobs    *desNodeJobs
 }
 
 type desRun struct {
@@ -110,6 +121,7 @@ type desRun struct {
 	nodes  []*desNode
 	seen   map[string]bool // cloud dedup: node/device/seq
 	faults []string
+	jobs   *desJobs // nil: the scenario has none
 }
 
 const desWindow = 64
@@ -119,7 +131,7 @@ func (r *desRun) at(t time.Duration, fn func()) {
 	heap.Push(&r.q, &event{at: t, seq: r.seq, fn: fn})
 }
 
-func runDeterministic(s *Scenario) *Report {
+func runDeterministic(s *Scenario) (*Report, error) {
 	r := &desRun{s: s, rng: rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed)), seen: map[string]bool{}}
 	limit := int(time.Duration(s.Duration).Seconds()*maxRate(s)) + 16
 	for i := range s.Nodes.Count {
@@ -137,9 +149,19 @@ func runDeterministic(s *Scenario) *Report {
 		}
 		r.nodes = append(r.nodes, n)
 		r.at(time.Duration(r.rng.Int64N(int64(10*time.Millisecond))), func() { r.connect(n) })
+		n.jobs = &desNodeJobs{specs: map[string]topics.Spec{}, trained: map[string]desRound{}, training: map[string]desRound{}}
 		for _, d := range n.devices {
 			r.at(d.offset, func() { r.publish(n, d) })
 		}
+	}
+	if len(s.Jobs) > 0 {
+		jobs, err := newDesJobs(r)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: %w", err)
+		}
+		defer jobs.close()
+		r.jobs = jobs
+		r.at(desApplyAt, jobs.apply)
 	}
 	r.schedule()
 	end := time.Duration(s.Duration)
@@ -161,7 +183,7 @@ func runDeterministic(s *Scenario) *Report {
 		}
 		r.now = e.at
 		e.fn()
-		if r.now >= end && r.drained() {
+		if r.now >= end && r.drained() && (r.jobs == nil || r.jobs.ended()) {
 			break
 		}
 	}
@@ -183,8 +205,11 @@ func runDeterministic(s *Scenario) *Report {
 	rep.total()
 	rep.latencies(lat)
 	rep.Faults = r.faults
+	if r.jobs != nil {
+		rep.Jobs = r.jobs.report()
+	}
 	rep.check(s.Expect)
-	return rep
+	return rep, nil
 }
 
 func (r *desRun) fault(format string, a ...any) {
@@ -256,6 +281,10 @@ func (r *desRun) connect(n *desNode) {
 		}
 		n.connected = true
 		n.inflight = 0 // what was in flight is sent again
+		n.session++
+		if r.jobs != nil {
+			r.jobs.online(n, true)
+		}
 		r.pump(n)
 	})
 }
@@ -265,6 +294,9 @@ func (r *desRun) disconnect(n *desNode) {
 		n.connected = false
 		n.epoch++
 		n.inflight = 0
+		if r.jobs != nil {
+			r.jobs.online(n, false)
+		}
 	}
 }
 
@@ -279,7 +311,10 @@ func (r *desRun) clockOf(n *desNode) time.Time { return desEpoch.Add(r.now + n.c
 // stamp before the clock floor never expires).
 func (r *desRun) pump(n *desNode) {
 	if len(n.outbox) > 0 {
-		r.sendDown(n)
+		r.carry(n, &n.outbox)
+	}
+	if len(n.uplink) > 0 {
+		r.carry(n, &n.uplink)
 	}
 	maxAge := time.Duration(r.s.Nodes.Queue.MaxAge)
 	for n.connected && !n.stalled && n.inflight < desWindow && n.inflight < len(n.queue) {
@@ -294,34 +329,50 @@ func (r *desRun) pump(n *desNode) {
 	}
 }
 
-// sendDown sends the node's outbox over its link while it is connected:
-// a delta arrives after the link's latency unless the connection drops
-// first, when it waits for the next one.
-func (r *desRun) sendDown(n *desNode) {
+// carry sends a list of parcels (the node's outbox or uplink) over its
+// link while it is connected: a parcel arrives after the link's latency
+// unless the connection drops first, when it waits for the next one; one
+// past its expiry is dropped unsent.
+func (r *desRun) carry(n *desNode, list *[]*desParcel) {
 	if !n.connected || n.stalled {
 		return
 	}
-	for _, d := range n.outbox {
-		if d.epoch == n.epoch {
+	kept := (*list)[:0]
+	for _, p := range *list {
+		if p.expires > 0 && r.now >= p.expires && p.epoch != n.epoch {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear((*list)[len(kept):])
+	*list = kept
+	for _, p := range *list {
+		if p.epoch == n.epoch {
 			continue // in flight on this connection
 		}
-		d.epoch = n.epoch
+		p.epoch = n.epoch
 		epoch := n.epoch
 		r.at(r.now+n.latency+100*time.Microsecond, func() {
 			if n.epoch != epoch || !n.up {
 				return // lost with its connection: sent again on the next
 			}
-			dev, seq := d.msg.dev, d.msg.seq
-			dev.deltaSeen[seq]++
-			dev.rtt[seq] = r.now - d.msg.sent
-			for i, x := range n.outbox {
-				if x == d {
-					n.outbox = append(n.outbox[:i], n.outbox[i+1:]...)
+			for i, x := range *list {
+				if x == p {
+					*list = append((*list)[:i], (*list)[i+1:]...)
+					p.deliver()
 					break
 				}
 			}
 		})
 	}
+}
+
+// send queues a parcel on a node's outbox or uplink and sends it if the
+// link is up.
+func (r *desRun) send(n *desNode, list *[]*desParcel, p *desParcel) {
+	p.epoch = -1
+	*list = append(*list, p)
+	r.carry(n, list)
 }
 
 // transmit carries a message over the link; a durable one is acknowledged
@@ -344,10 +395,12 @@ func (r *desRun) transmit(n *desNode, m *desMsg, durable bool) {
 			r.seen[key] = true
 			m.dev.seen[m.seq]++
 			m.dev.lat[m.seq] = r.now - m.sent
-			if m.dev.deltaSeen != nil { // the cloud answers a twin report
-				m.dev.deltaSent[m.seq] = true
-				n.outbox = append(n.outbox, &desDelta{msg: m, epoch: -1})
-				r.sendDown(n)
+			if dev := m.dev; dev.deltaSeen != nil { // the cloud answers a twin report
+				dev.deltaSent[m.seq] = true
+				r.send(n, &n.outbox, &desParcel{deliver: func() {
+					dev.deltaSeen[m.seq]++
+					dev.rtt[m.seq] = r.now - m.sent
+				}})
 			}
 		}
 		if !durable {
@@ -374,6 +427,10 @@ func (r *desRun) transmit(n *desNode, m *desMsg, durable bool) {
 
 func (r *desRun) restart(n *desNode) {
 	n.up = true
+	n.life++
+	if r.jobs != nil {
+		r.jobs.restarted(n)
+	}
 	r.connect(n)
 }
 
@@ -416,9 +473,11 @@ func (r *desRun) apply(f Fault, idx []int, on bool) {
 			r.pump(n)
 		case "kill":
 			n.up = false
+			n.life++
 			r.disconnect(n) // the queue is on disk: it survives
 		case "restart":
 			n.up = false
+			n.life++
 			r.disconnect(n)
 			r.restart(n)
 		case "clockSet", "clockSkew", "clockJump":

@@ -210,24 +210,7 @@ func parseCounted(topic string, payload []byte) (node, dev string, seq int64, se
 // the held-out fifth as validation.csv, the rest shared between the nodes
 // as the scenario's split says, {node}.csv each.
 func writeDataFiles(s *Scenario, dir string) error {
-	var all *datasets.Dataset
-	var err error
-	switch s.Data.Dataset {
-	case "", "digits":
-		all, err = datasets.Digits()
-	case "fashion":
-		all, _, err = datasets.FashionSubset()
-	default:
-		return fmt.Errorf("data.dataset %q: want digits or fashion", s.Data.Dataset)
-	}
-	if err != nil {
-		return err
-	}
-	train, test, err := all.Split(0.2, s.Seed+1)
-	if err != nil {
-		return err
-	}
-	share, err := split(s, train)
+	train, test, share, err := shares(s)
 	if err != nil {
 		return err
 	}
@@ -243,6 +226,28 @@ func writeDataFiles(s *Scenario, dir string) error {
 		}
 	}
 	return nil
+}
+
+// shares are the scenario's data set split: the training part, the
+// held-out fifth, and each node's rows of the training part.
+func shares(s *Scenario) (train, test *datasets.Dataset, share [][]int, err error) {
+	var all *datasets.Dataset
+	switch s.Data.Dataset {
+	case "", "digits":
+		all, err = datasets.Digits()
+	case "fashion":
+		all, _, err = datasets.FashionSubset()
+	default:
+		err = fmt.Errorf("data.dataset %q: want digits or fashion", s.Data.Dataset)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if train, test, err = all.Split(0.2, s.Seed+1); err != nil {
+		return nil, nil, nil, err
+	}
+	share, err = split(s, train)
+	return train, test, share, err
 }
 
 // split shares d's rows between the scenario's nodes.

@@ -31,7 +31,7 @@ func TestJobExpectations(t *testing.T) {
 		t.Fatalf("failures: %v", ok.Failures)
 	}
 	if _, err := Parse([]byte("name: x\nmode: deterministic\nduration: 1s\nnodes: {count: 1}\nexpect: {jobs: [{key: a/b/c}]}\n")); err == nil ||
-		!strings.Contains(err.Error(), "expect.jobs[0]") {
-		t.Fatalf("job expectations in deterministic mode: %v", err)
+		!strings.Contains(err.Error(), "expect.jobs[0]: the scenario has no jobs files") {
+		t.Fatalf("job expectations without jobs: %v", err)
 	}
 }

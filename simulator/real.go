@@ -52,7 +52,7 @@ type Options struct {
 // Run runs a scenario and reports.
 func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	if s.Mode == "deterministic" {
-		return runDeterministic(s), nil
+		return runDeterministic(s)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -581,30 +581,20 @@ const DataPlaceholder = "${SIM_DATA}"
 // jobResources reads the job files, writing the data files first when one
 // names them.
 func (r *realRun) jobResources() ([]*api.Resource, error) {
-	var out []*api.Resource
 	dataDir := filepath.Join(r.o.Dir, "data")
-	written := false
 	for _, f := range r.s.JobFiles() {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
 		if bytes.Contains(b, []byte(DataPlaceholder)) {
-			if !written {
-				if err := writeDataFiles(r.s, dataDir); err != nil {
-					return nil, fmt.Errorf("data files: %w", err)
-				}
-				written = true
+			if err := writeDataFiles(r.s, dataDir); err != nil {
+				return nil, fmt.Errorf("data files: %w", err)
 			}
-			b = bytes.ReplaceAll(b, []byte(DataPlaceholder), []byte(dataDir))
+			break
 		}
-		rs, err := api.Parse(b, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rs...)
 	}
-	return out, nil
+	return r.s.jobResources(dataDir)
 }
 
 // waitJobs waits, until the end of the drain, for each job the scenario
@@ -612,9 +602,8 @@ func (r *realRun) jobResources() ([]*api.Resource, error) {
 func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time) {
 	var want []topics.JobRef
 	for _, je := range r.s.Expect.Jobs {
-		parts := strings.SplitN(je.Key, "/", 3)
-		if len(parts) == 3 && (je.Phase == api.ConditionCompleted || je.Phase == api.ConditionFailed) {
-			want = append(want, topics.JobRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]})
+		if ref, err := topics.ParseJobRef(je.Key); err == nil && (je.Phase == api.ConditionCompleted || je.Phase == api.ConditionFailed) {
+			want = append(want, ref)
 		}
 	}
 	if len(want) == 0 {
@@ -649,12 +638,12 @@ func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time
 // jobStates reads each job's state at the end of the run.
 func (r *realRun) jobStates(ctx context.Context, c *cloud.Client, jobs []JobReport) {
 	for i, j := range jobs {
-		parts := strings.SplitN(j.Key, "/", 3)
-		if len(parts) != 3 {
+		ref, err := topics.ParseJobRef(j.Key)
+		if err != nil {
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		rep, err := c.Do(qctx, topics.APIRequest{Op: "describe", Kind: parts[0], Namespace: parts[1], Name: parts[2]})
+		rep, err := c.Do(qctx, topics.APIRequest{Op: "describe", Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name})
 		cancel()
 		if err != nil || len(rep.Objects) == 0 {
 			continue
@@ -663,10 +652,7 @@ func (r *realRun) jobStates(ctx context.Context, c *cloud.Client, jobs []JobRepo
 		if json.Unmarshal(rep.Objects[0].Status, &st) != nil {
 			continue
 		}
-		jobs[i].Phase, jobs[i].Pending, jobs[i].Metrics = st.Phase, st.Pending, st.Metrics
-		for _, w := range st.Workers {
-			jobs[i].Workers = append(jobs[i].Workers, fmt.Sprintf("%s@%s:%s", w.Role, w.Node, w.Phase))
-		}
+		jobs[i].fill(st)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sedna-go/sedna/api"
 )
 
 // NodeReport counts one node's messages.
@@ -44,6 +46,14 @@ type JobReport struct {
 	Workers []string `json:"workers,omitempty"` // role@node: phase
 	// Metrics are what the job's status reports (accuracy, counts, ...).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+}
+
+// fill takes what a resource's status says at the end.
+func (j *JobReport) fill(st api.Status) {
+	j.Phase, j.Pending, j.Metrics = st.Phase, st.Pending, st.Metrics
+	for _, w := range st.Workers {
+		j.Workers = append(j.Workers, fmt.Sprintf("%s@%s:%s", w.Role, w.Node, w.Phase))
+	}
 }
 
 // Report is what a run measured, and whether its expectations held.

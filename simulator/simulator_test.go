@@ -322,3 +322,69 @@ func TestFederatedScenario(t *testing.T) {
 		t.Fatalf("job report %+v", fl)
 	}
 }
+
+// Deterministic mode runs the cloud's job control and the federated
+// rounds themselves on the fake clock: the federated job completes its 20
+// rounds through flapping links and a killed node, with updates that came
+// too late counted, every worker ending Succeeded; the same seed gives a
+// byte-identical report. With three of its six nodes killed at 3 s and
+// the run ending at 12 s (no drain), its rounds cannot have their minimum
+// of four from then on: the round in progress stays open and the job says
+// Running, not Completed.
+func TestDeterministicFederatedJob(t *testing.T) {
+	load := func() *simulator.Scenario {
+		s, err := simulator.Load("../examples/scenarios/federated-deterministic.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	run := func(s *simulator.Scenario) (*simulator.Report, []byte) {
+		rep, err := simulator.Run(context.Background(), s, simulator.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := rep.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		return rep, b.Bytes()
+	}
+	job := func(rep *simulator.Report) simulator.JobReport {
+		for _, j := range rep.Jobs {
+			if j.Key == "FederatedLearningJob/default/sim-digits-fl" {
+				return j
+			}
+		}
+		t.Fatalf("no federated job in %+v", rep.Jobs)
+		return simulator.JobReport{}
+	}
+	rep, a := run(load())
+	if !rep.OK() {
+		t.Fatalf("failures: %v", rep.Failures)
+	}
+	fl := job(rep)
+	if fl.Metrics["lateUpdates"] == 0 {
+		t.Errorf("no late update through flapping links and a kill: %+v", fl.Metrics)
+	}
+	if len(fl.Workers) != 7 {
+		t.Errorf("workers %v", fl.Workers)
+	}
+	for _, w := range fl.Workers {
+		if !strings.HasSuffix(w, ":Succeeded") {
+			t.Errorf("worker %s, want Succeeded", w)
+		}
+	}
+	if _, b := run(load()); !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave two different reports")
+	}
+
+	s := load()
+	s.Faults = []simulator.Fault{{At: simulator.Duration(3 * time.Second), Nodes: []string{"fl-0", "fl-1", "fl-2"}, Action: "kill"}}
+	s.Drain, s.Expect = 0, simulator.Expect{}
+	rep, _ = run(s)
+	fl = job(rep)
+	if fl.Phase != "Running" || fl.Metrics["round"] >= 20 || fl.Metrics["round"] < 1 {
+		t.Fatalf("with 3 of a minimum of 4 clients: phase %s, metrics %v", fl.Phase, fl.Metrics)
+	}
+}
