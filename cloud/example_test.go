@@ -51,13 +51,7 @@ func (world) Stop(ref topics.JobRef) { fmt.Println("stop", ref) }
 // simulator does: a Dataset for a node that has not joined yet, which
 // joins and reports it.
 func ExampleMachine() {
-	dir, _ := os.MkdirTemp("", "machine-example")
-	defer os.RemoveAll(dir)
-	st, err := store.OpenBadger(store.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
+	st, _ := store.OpenTemp(store.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer st.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := cloud.NewMachine(cloud.MachineConfig{Store: st, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)}, world{})

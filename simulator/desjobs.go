@@ -47,7 +47,6 @@ type desJobs struct {
 	r       *desRun
 	m       *cloud.Machine
 	st      store.Store
-	dir     string
 	docs    []*api.Resource
 	applied []JobReport
 	aggs    map[string]*desAgg // by job key
@@ -75,12 +74,8 @@ func newDesJobs(r *desRun) (*desJobs, error) {
 	if j.docs, err = r.s.jobResources("/sim-data"); err != nil {
 		return nil, err
 	}
-	if j.dir, err = os.MkdirTemp("", "sedna-sim-"); err != nil {
-		return nil, err
-	}
 	// The machine's model registry is a real store.
-	if j.st, err = store.OpenBadger(store.Options{Dir: j.dir, Logger: slog.New(slog.DiscardHandler)}); err != nil {
-		_ = os.RemoveAll(j.dir)
+	if j.st, err = store.OpenTemp(store.Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		return nil, err
 	}
 	if _, _, share, err := shares(r.s); err == nil {
@@ -93,10 +88,7 @@ func newDesJobs(r *desRun) (*desJobs, error) {
 	return j, nil
 }
 
-func (j *desJobs) close() {
-	_ = j.st.Close()
-	_ = os.RemoveAll(j.dir)
-}
+func (j *desJobs) close() { _ = j.st.Close() }
 
 func (j *desJobs) now() time.Time { return desEpoch.Add(j.r.now) }
 

@@ -58,6 +58,7 @@ var epochKey = append(append([]byte{}, metaPrefix...), "epoch"...)
 // Badger is a Store over one Badger database.
 type Badger struct {
 	db     *badger.DB
+	dir    string
 	mode   Mode
 	epoch  uint64
 	log    *slog.Logger
@@ -73,6 +74,7 @@ type Badger struct {
 	once    sync.Once
 	closeMu sync.RWMutex // held for writing by Close: no Write starts after
 	closed  bool
+	temp    string // a directory of OpenTemp's, removed by Close
 }
 
 type request struct {
@@ -178,7 +180,7 @@ func OpenBadger(o Options) (*Badger, error) {
 	// log (cost). Keep a margin for its per-entry overhead.
 	maxBatch := int(o.MemTableBytes * 15 / 100)
 	s := &Badger{
-		db: db, mode: o.Mode, log: o.Logger, vlog: o.ValueLogFileBytes,
+		db: db, dir: o.Dir, mode: o.Mode, log: o.Logger, vlog: o.ValueLogFileBytes,
 		guard:   newDiskGuard(o.Dir, o.MinFreeBytes, freeBytes, o.Logger),
 		budget:  maxBatch * 3 / 4,
 		count:   maxBatch / 400,
@@ -559,8 +561,31 @@ func (s *Badger) Close() error {
 		s.closeMu.Unlock()
 		s.wg.Wait()
 		err = s.db.Close()
+		if s.temp != "" {
+			err = errors.Join(err, os.RemoveAll(s.temp))
+		}
 	})
 	return err
+}
+
+// Dir is the directory of the store's files.
+func (s *Badger) Dir() string { return s.dir }
+
+// OpenTemp opens a store in a new directory under the system's temporary
+// directory (o.Dir is not used), which Close removes: for examples,
+// simulations and tools that keep nothing.
+func OpenTemp(o Options) (*Badger, error) {
+	dir, err := os.MkdirTemp("", "sedna-store-")
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
+	s, err := OpenBadger(o)
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	s.temp = dir
+	return s, nil
 }
 
 func mapErr(err error) error {

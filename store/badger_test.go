@@ -180,3 +180,30 @@ func TestOpenAfterAnEmptyMemtableFile(t *testing.T) {
 		t.Fatalf("after reopen: %q %v", v, err)
 	}
 }
+
+// OpenTemp's store works like any other, in a directory of its own that
+// Close removes.
+func TestOpenTempIsRemovedByClose(t *testing.T) {
+	s, err := store.OpenTemp(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b store.Batch
+	b.Put([]byte("k"), []byte("v"))
+	if err := s.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("get: %q %v", v, err)
+	}
+	dir := s.Dir()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the store's directory: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s after Close: %v", dir, err)
+	}
+}

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/sedna-go/sedna/store"
 )
 
 // One store per process; each part gets a view with its own prefix.
 func Example() {
-	dir, _ := os.MkdirTemp("", "store-example")
-	defer os.RemoveAll(dir)
-	s, err := store.OpenBadger(store.Options{Dir: dir, Mode: store.Process})
+	s, err := store.OpenTemp(store.Options{Mode: store.Process}) // OpenBadger opens one in a directory of one's own
 	if err != nil {
 		fmt.Println(err)
 		return

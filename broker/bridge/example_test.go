@@ -2,9 +2,7 @@ package bridge_test
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -20,10 +18,8 @@ import (
 // KubeEdge topic is on disk, in the uplink queue, when its PUBACK arrives;
 // the bridge sends it to the cloud when the link is up.
 func Example() {
-	dir, _ := os.MkdirTemp("", "bridge-example")
-	defer os.RemoveAll(dir)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: quiet})
+	quiet := slog.New(slog.DiscardHandler)
+	s, _ := store.OpenTemp(store.Options{Logger: quiet})
 	defer s.Close()
 
 	srv, _ := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "edge-1", Listen: "127.0.0.1:0", Store: s, Logger: quiet})

@@ -2,9 +2,7 @@ package cloudlink_test
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/sedna-go/sedna/broker/cloudlink"
@@ -16,10 +14,8 @@ import (
 // node acknowledges it, online or not; SendNow is for what is worth
 // nothing later, and fails while the node is away.
 func Example() {
-	dir, _ := os.MkdirTemp("", "cloudlink-example")
-	defer os.RemoveAll(dir)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: quiet})
+	quiet := slog.New(slog.DiscardHandler)
+	s, _ := store.OpenTemp(store.Options{Logger: quiet})
 	defer s.Close()
 
 	d, err := cloudlink.NewDownlink(cloudlink.DownlinkConfig{Store: s, Logger: quiet})

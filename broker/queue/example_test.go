@@ -2,9 +2,7 @@ package queue_test
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -15,9 +13,7 @@ import (
 // when Append returns, read in order, and gone once acknowledged; a
 // reopened queue resumes with what was not.
 func Example() {
-	dir, _ := os.MkdirTemp("", "queue-example")
-	defer os.RemoveAll(dir)
-	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, _ := store.OpenTemp(store.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer s.Close()
 
 	q, _ := queue.Open(store.Sub(s, "uplink/"), queue.Options{Name: "uplink", MaxBytes: 1 << 20})
@@ -45,9 +41,7 @@ func Example() {
 // A receiver's window of one sender: deliveries may come out of order, and
 // a repeat is dropped whenever it comes.
 func ExampleDedup() {
-	dir, _ := os.MkdirTemp("", "dedup-example")
-	defer os.RemoveAll(dir)
-	s, _ := store.OpenBadger(store.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, _ := store.OpenTemp(store.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer s.Close()
 
 	d := queue.NewDedup(s, "dd/")
