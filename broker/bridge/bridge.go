@@ -186,12 +186,7 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.FrameBytes <= 0 {
 		cfg.FrameBytes = 256 << 10
 	}
-	if cfg.Limits.MaxBody <= 0 {
-		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
-	}
-	if cfg.Limits.MaxMessages <= 0 {
-		cfg.Limits.MaxMessages = topics.DefaultLimits.MaxMessages
-	}
+	cfg.Limits = cfg.Limits.OrDefault()
 	if cfg.MaxRefusals <= 0 {
 		cfg.MaxRefusals = 5
 	}

@@ -135,9 +135,7 @@ func NewDownlink(cfg DownlinkConfig) (*Downlink, error) {
 	if cfg.FrameBytes <= 0 {
 		cfg.FrameBytes = 256 << 10
 	}
-	if cfg.Limits.MaxBody <= 0 {
-		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
-	}
+	cfg.Limits = cfg.Limits.OrDefault()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -65,12 +65,7 @@ type Ingress struct {
 
 // NewIngress opens the ingress's write-ahead log and dedup windows.
 func NewIngress(cfg IngressConfig) (*Ingress, error) {
-	if cfg.Limits.MaxBody <= 0 {
-		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
-	}
-	if cfg.Limits.MaxMessages <= 0 {
-		cfg.Limits.MaxMessages = topics.DefaultLimits.MaxMessages
-	}
+	cfg.Limits = cfg.Limits.OrDefault()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

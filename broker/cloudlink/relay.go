@@ -44,9 +44,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Bus == nil || cfg.Dead == nil {
 		return nil, errors.New("broker: relay needs a bus and a dead-letter store")
 	}
-	if cfg.Limits.MaxBody <= 0 {
-		cfg.Limits.MaxBody = topics.DefaultLimits.MaxBody
-	}
+	cfg.Limits = cfg.Limits.OrDefault()
 	c, err := NewConsumer(ConsumerConfig{Client: cfg.Client, Store: cfg.Store, Limits: cfg.Limits, Metrics: cfg.Metrics,
 		Logger: cfg.Logger, Handler: func(d Delivery, _ *store.Batch) error {
 			m := topics.FrameMessage{Seq: d.ID.Seq, Topic: d.Topic, Payload: d.Payload, Retain: d.Retain, QoS: d.QoS}
