@@ -25,13 +25,5 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	s, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return brokertest.Serve(t, func() (*Server, error) { return NewServer(cfg) })
 }

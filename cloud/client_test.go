@@ -19,6 +19,19 @@ import (
 
 const watchTestPassword = "secret"
 
+// startManager starts a cloud manager with creds on a free loopback port,
+// closed when the test ends.
+func startManager(t *testing.T, creds *access.Credentials) *Manager {
+	t.Helper()
+	m, err := Start(Config{DataDir: t.TempDir(), Broker: BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
+		Options{Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // startWatchCloud starts a cloud manager on a free loopback port and
 // dials it as the operator "app".
 func startWatchCloud(t *testing.T) (*Manager, *Client) {
@@ -31,12 +44,7 @@ func startWatchCloud(t *testing.T) (*Manager, *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Start(Config{DataDir: t.TempDir(), Broker: BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		Options{Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := startManager(t, creds)
 	c, err := Dial(cloudlink.ClientConfig{URL: m.BrokerURL(), Username: "app", Password: watchTestPassword})
 	if err != nil {
 		t.Fatal(err)

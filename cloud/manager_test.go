@@ -65,12 +65,7 @@ func TestReportOfAReplacedWorkerIsNotTheNewOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Start(Config{DataDir: t.TempDir(), Broker: BrokerConfig{Listen: "127.0.0.1:0"}, Metrics: "off"},
-		Options{Credentials: creds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := startManager(t, creds)
 	c := m.Control()
 	doc := func(value string) []byte {
 		return []byte(`{"apiVersion":"sedna.io/v1alpha1","kind":"JointInferenceService","metadata":{"name":"ji"},"spec":{

@@ -29,22 +29,10 @@ import (
 // be readable from the store.
 func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 	base := brokertest.OpenStore(t, filepath.Join(t.TempDir(), "s"))
-	defer base.Close()
+	t.Cleanup(func() { _ = base.Close() })
 	gs := &gatedStore{Store: base, prefix: "bridge/up/m/", pending: make(chan struct{}, 1), gate: make(chan struct{})}
-	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rules := append(DefaultRules(), Rule{Filter: "sensors/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")})
-	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: gs, Server: srv, Rules: rules, Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	defer br.Close()
+	srv, _ := edgeBridge(t, broker.Config{}, Config{Store: gs, Rules: rules})
 	var opened bool
 	// On failure, let held writes through so everything can stop.
 	defer func() {
@@ -93,27 +81,15 @@ func TestPubackOnlyAfterTheMessageIsStored(t *testing.T) {
 // never captured again, even when an uplink rule matches their topic.
 func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
-	defer s.Close()
-	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	both := Rule{Filter: "loop/#", Direction: Both, RemotePrefix: topics.NodeAppPrefix("{node}")}
+	t.Cleanup(func() { _ = s.Close() })
 	down := Rule{Filter: "loop/#", Direction: In, RemotePrefix: topics.ToNodeAppPrefix("{node}")}
+	srv, br := edgeBridge(t, broker.Config{}, Config{Store: s,
+		Rules: []Rule{{Filter: "loop/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")}, down}})
+	both := Rule{Filter: "loop/#", Direction: Both, RemotePrefix: topics.NodeAppPrefix("{node}")}
 	if _, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
 		Rules: []Rule{both, down}, Logger: brokertest.QuietLogger()}); err == nil {
 		t.Fatal("a both-way rule whose remote prefix is the node's uplink subtree must be refused for the downlink")
 	}
-	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Rules: []Rule{{Filter: "loop/#", Direction: Out, RemotePrefix: topics.NodeAppPrefix("{node}")}, down}, Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	defer br.Close()
 	// A downlink message, as the inbox delivers it, on a topic the uplink
 	// rule also matches.
 	br.deliver(&queue.Record{Topic: topics.ToNodeAppPrefix("node-a") + "loop/x", Payload: []byte("down"), QoS: 1})
@@ -130,21 +106,8 @@ func TestInjectedMessagesAreNotCaptured(t *testing.T) {
 
 func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
-	defer s.Close()
-	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Limits: topics.Limits{MaxBody: 1024}, Logger: brokertest.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	defer br.Close()
+	t.Cleanup(func() { _ = s.Close() })
+	srv, br := edgeBridge(t, broker.Config{}, Config{Store: s, Limits: topics.Limits{MaxBody: 1024}})
 	c := brokertest.Dial(t, srv.URL(), "app", "")
 	good, _ := topics.NewEnvelope(topics.KindTest, "test", topics.TestBody{Run: "x", Counter: 1})
 	goodRaw, _ := good.Marshal()
@@ -194,23 +157,10 @@ func TestCaptureDeadLettersBadEnvelopes(t *testing.T) {
 // session) or that is retained is not. A will counts as the app's.
 func TestUnroutedPublishesAreCountedAndLoggedOnce(t *testing.T) {
 	s := brokertest.OpenStore(t, t.TempDir())
-	defer s.Close()
+	t.Cleanup(func() { _ = s.Close() })
 	m := metrics.New(prometheus.NewRegistry())
-	srv, err := broker.NewServer(broker.Config{Role: access.RoleEdge, Node: "node-a", Listen: "127.0.0.1:0", Logger: brokertest.QuietLogger(), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &recordingHandler{lines: make(chan slog.Record, 100)}
-	br, err := New(Config{Node: "node-a", CloudURL: "tcp://127.0.0.1:1", Store: s, Server: srv,
-		Metrics: m, Logger: slog.New(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	defer br.Close()
+	srv, _ := edgeBridge(t, broker.Config{Metrics: m}, Config{Store: s, Metrics: m, Logger: slog.New(logs)})
 
 	sub := brokertest.Dial(t, srv.URL(), "sub", "")
 	if tok := sub.Subscribe("sensors/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -318,4 +268,36 @@ func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 		h.lines <- r.Clone()
 	}
 	return nil
+}
+
+// edgeBridge starts node-a's edge broker (srv's settings) and its bridge
+// (cfg's, with the node, an unreachable cloud, the server and a quiet
+// logger filled in); when the test ends the bridge is closed, then the
+// broker.
+func edgeBridge(t *testing.T, srv broker.Config, cfg Config) (*broker.Server, *Bridge) {
+	t.Helper()
+	srv.Role, srv.Node, srv.Listen = access.RoleEdge, "node-a", "127.0.0.1:0"
+	if srv.Logger == nil {
+		srv.Logger = brokertest.QuietLogger()
+	}
+	s, err := broker.NewServer(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node, cfg.CloudURL, cfg.Server = "node-a", "tcp://127.0.0.1:1", s
+	if cfg.Logger == nil {
+		cfg.Logger = brokertest.QuietLogger()
+	}
+	br, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = br.Close()
+		_ = s.Close()
+	})
+	return s, br
 }

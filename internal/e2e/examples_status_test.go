@@ -22,13 +22,7 @@ import (
 // examples name files on Sedna's machines: none exists here).
 func TestSednaExamplesTellWhatTheyWaitFor(t *testing.T) {
 	dir := t.TempDir()
-	m := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer m.Close()
-	for _, n := range []string{"edge1", "edge2"} {
-		a := startEdge(t, n, filepath.Join(dir, n), m.BrokerURL())
-		defer a.Close()
-		waitLink(t, a)
-	}
+	m, _ := startLinked(t, dir, "edge1", "edge2")
 	waitJoined(t, m.BrokerURL(), "edge1", "edge2")
 	c := adminClient(t, m.BrokerURL())
 	rs, err := api.ParseFiles("../../examples/sedna")

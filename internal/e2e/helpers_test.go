@@ -109,6 +109,23 @@ func startEdge(t testing.TB, node, dir, cloudURL string, extra ...bridge.Rule) *
 	return startEdgeWith(t, node, dir, cloudURL, edge.Options{}, extra...)
 }
 
+// startLinked starts a cloud manager in dir/cloud and an edge agent per
+// node in dir/{node}, and waits for each agent's link to be up; when the
+// test ends the agents are closed, then the cloud.
+func startLinked(t testing.TB, dir string, nodes ...string) (*cloud.Manager, []*edge.Agent) {
+	t.Helper()
+	m := startCloud(t, filepath.Join(dir, "cloud"), "")
+	t.Cleanup(func() { m.Close() })
+	var agents []*edge.Agent
+	for _, n := range nodes {
+		a := startEdge(t, n, filepath.Join(dir, n), m.BrokerURL())
+		t.Cleanup(func() { a.Close() })
+		waitLink(t, a)
+		agents = append(agents, a)
+	}
+	return m, agents
+}
+
 // startEdgeWith is startEdge with options (built-in workers of the test's).
 func startEdgeWith(t testing.TB, node, dir, cloudURL string, opts edge.Options, extra ...bridge.Rule) *edge.Agent {
 	t.Helper()

@@ -34,12 +34,8 @@ func mosquittoClient(t testing.TB, name string) string {
 // carries arbitrary bytes.
 func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 	pub, sub := mosquittoClient(t, "mosquitto_pub"), mosquittoClient(t, "mosquitto_sub")
-	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer cl.Close()
-	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), cl.BrokerURL())
-	defer ag.Close()
-	waitLink(t, ag)
+	cl, agents := startLinked(t, t.TempDir(), "edge-1")
+	ag := agents[0]
 	host, port, _ := splitHostPort(ag.BrokerAddr())
 
 	got := make(chan paho.Message, 10)
@@ -78,7 +74,7 @@ func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin[0], bin[1] = 0, 0xff
-	f := filepath.Join(dir, "payload.bin")
+	f := filepath.Join(t.TempDir(), "payload.bin")
 	if err := os.WriteFile(f, bin, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +111,8 @@ func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 // form was dropped on the node without a trace.
 func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
 	pub, sub := mosquittoClient(t, "mosquitto_pub"), mosquittoClient(t, "mosquitto_sub")
-	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
-	defer cl.Close()
-	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), cl.BrokerURL())
-	defer ag.Close()
-	waitLink(t, ag)
+	cl, agents := startLinked(t, t.TempDir(), "edge-1")
+	ag := agents[0]
 	host, port, _ := splitHostPort(ag.BrokerAddr())
 
 	got := make(chan paho.Message, 10)

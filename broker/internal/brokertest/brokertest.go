@@ -123,3 +123,24 @@ func SelfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// Server is what Serve starts: a broker.
+type Server interface {
+	Start() error
+	Close() error
+}
+
+// Serve makes a server with open, starts it and closes it when the test
+// ends.
+func Serve[S Server](t testing.TB, open func() (S, error)) S {
+	t.Helper()
+	s, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}

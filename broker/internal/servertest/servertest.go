@@ -17,13 +17,5 @@ func StartServer(t testing.TB, cfg broker.Config) *broker.Server {
 	if cfg.Logger == nil {
 		cfg.Logger = brokertest.QuietLogger()
 	}
-	s, err := broker.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return brokertest.Serve(t, func() (*broker.Server, error) { return broker.NewServer(cfg) })
 }
