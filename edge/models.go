@@ -266,9 +266,15 @@ func (m *Models) begin(o topics.ModelOffer) {
 		}
 	}
 	m.fetching[o.Key] = f
-	m.notify(ModelProgress{Key: o.Key, Version: o.Version, Have: len(f.have) - f.missing, Total: len(f.have)})
+	m.progressed(f, o.Key, o.Version)
+}
+
+// progressed tells of a fetch's progress, and completes it or asks for
+// what it misses.
+func (m *Models) progressed(f *modelFetch, key string, version uint64) {
+	m.notify(ModelProgress{Key: key, Version: version, Have: len(f.have) - f.missing, Total: len(f.have)})
 	if f.missing == 0 {
-		m.completeLater(o.Key, o.Version)
+		m.completeLater(key, version)
 		return
 	}
 	m.request(f, nil)
@@ -358,12 +364,7 @@ func (m *Models) onChunk(payload []byte) {
 	f.missing--
 	delete(f.requested, c.Index)
 	f.progress = time.Now()
-	m.notify(ModelProgress{Key: c.Key, Version: c.Version, Have: len(f.have) - f.missing, Total: len(f.have)})
-	if f.missing == 0 {
-		m.completeLater(c.Key, c.Version)
-		return
-	}
-	m.request(f, nil)
+	m.progressed(f, c.Key, c.Version)
 }
 
 // complete checks a fully fetched version, makes it the one held, swaps it

@@ -88,6 +88,16 @@ func (f *controlFlags) dial() (*cloud.Client, error) {
 	return cloud.Dial(cloudlink.ClientConfig{URL: f.url, Username: f.username, Password: f.password})
 }
 
+// session dials the cloud and makes a context that SIGINT or SIGTERM
+// cancels; end closes both.
+func (f *controlFlags) session() (c *cloud.Client, ctx context.Context, end func(), err error) {
+	if c, err = f.dial(); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, stop := untilSignal()
+	return c, ctx, func() { stop(); c.Close() }, nil
+}
+
 func (f *controlFlags) do(ctx context.Context, req topics.APIRequest) (topics.APIReply, error) {
 	c, err := f.dial()
 	if err != nil {
@@ -770,13 +780,11 @@ completes (exit 0) or fails (exit 1), on Ctrl-C, or after --for.`,
 			if err := ref.Validate(); err != nil {
 				return err
 			}
-			c, err := f.dial()
+			c, ctx, closeSession, err := f.session()
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, stop := untilSignal()
-			defer stop()
+			defer closeSession()
 			if until > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, until)

@@ -54,13 +54,11 @@ standard error.`,
 			}
 			stderr := cmd.ErrOrStderr()
 			o.Notice = func(s string) { fmt.Fprintln(stderr, s) }
-			c, err := f.dial()
+			c, ctx, end, err := f.session()
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, stop := untilSignal()
-			defer stop()
+			defer end()
 			_, err = c.Logs(ctx, o, cmd.OutOrStdout())
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return nil // Ctrl-C

@@ -338,13 +338,7 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 }
 
 func (b *bencher) sednaBridge(ctx context.Context, mode string, pubs int) (benchResult, error) {
-	pw := randomPassword()
-	hash, err := access.HashPassword(pw)
-	if err != nil {
-		return benchResult{}, err
-	}
-	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
-		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
+	pw, _, creds, err := benchUsers("reader")
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -464,6 +458,18 @@ func (b *bencher) startMosquitto(extra string) (string, func(), error) {
 			return "", nil, errors.New("mosquitto not listening after 10 s")
 		}
 	}
+}
+
+// benchUsers makes the bench's users with a random password: "bench", a
+// node, and operator, an operator.
+func benchUsers(operator string) (pw, hash string, creds *access.Credentials, err error) {
+	pw = randomPassword()
+	if hash, err = access.HashPassword(pw); err != nil {
+		return "", "", nil, err
+	}
+	creds, err = access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
+		access.User{Username: operator, PasswordHash: hash, Role: access.UserOperator})
+	return pw, hash, creds, err
 }
 
 func randomPassword() string {

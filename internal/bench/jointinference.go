@@ -28,13 +28,7 @@ import (
 // process: passes of EdgeOnly and of the example's miner, alternating, each
 // a stream of frames from a camera in this process.
 func (b *bencher) jointInference(ctx context.Context) error {
-	pw := randomPassword()
-	hash, err := access.HashPassword(pw)
-	if err != nil {
-		return err
-	}
-	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
-		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
+	pw, hash, creds, err := benchUsers("reader")
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -24,13 +23,7 @@ import (
 // bridge's raw downlink throughput for the same bytes, in one run, with the
 // edge's resident memory, and the latency of apply.
 func (b *bencher) models(ctx context.Context) error {
-	pw := randomPassword()
-	hash, err := access.HashPassword(pw)
-	if err != nil {
-		return err
-	}
-	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
-		access.User{Username: "ops", PasswordHash: hash, Role: access.UserOperator})
+	pw, _, creds, err := benchUsers("ops")
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/internal/netfault"
 	"github.com/sedna-go/sedna/paradigm/all"
@@ -146,13 +145,7 @@ func (b *bencher) reconnect(ctx context.Context) error {
 
 	// sedna: a 'sedna edge' process, its bridge through a proxy to the
 	// embedded cloud broker of a cloud manager in this process.
-	pw := randomPassword()
-	hash, err := access.HashPassword(pw)
-	if err != nil {
-		return err
-	}
-	creds, err := access.NewCredentials(access.User{Username: "bench", PasswordHash: hash, Role: access.UserNode},
-		access.User{Username: "reader", PasswordHash: hash, Role: access.UserOperator})
+	pw, _, creds, err := benchUsers("reader")
 	if err != nil {
 		return err
 	}
