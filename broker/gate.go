@@ -64,6 +64,9 @@ type gatedListener struct {
 	blockAt   int // see gatedConn.blockAt
 	refused   func(reason string)
 	dropped   func(g *gatedConn, o oversize)
+	// disconnect disconnects the listener's clients when it closes (in
+	// place of mochi's closer, see Server.disconnectListenerClients).
+	disconnect func(listener string)
 
 	mu       sync.Mutex
 	closing  bool
@@ -71,6 +74,15 @@ type gatedListener struct {
 	unauth   int        // connections that have not logged in
 	entering int        // connections between the check and mochi's first read
 	settled  *sync.Cond // signalled when entering drops
+}
+
+// Close closes the listener and disconnects its clients with the
+// server's own closer, not mochi's (closeClients), which can deadlock.
+func (l *gatedListener) Close(closeClients listeners.CloseFn) {
+	if l.disconnect != nil {
+		closeClients = l.disconnect
+	}
+	l.Listener.Close(closeClients)
 }
 
 // Serve wraps each accepted connection, and keeps it in live while mochi

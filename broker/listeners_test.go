@@ -63,3 +63,31 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 	}
 	_ = bad.Close()
 }
+
+// A listener that closes disconnects its own clients and no other's: the
+// broker's closer (which replaces mochi's, whose double read lock of the
+// clients' map deadlocked a Close about once in 300 runs of
+// TestAwaySessionIsBounded, mochi-mqtt/server#488) picks them by listener.
+func TestAClosingListenerDisconnectsItsOwnClients(t *testing.T) {
+	srv := startServer(t, Config{Role: access.RoleEdge, Node: "node-a", WebSocket: "127.0.0.1:0"})
+	lost := make(chan string, 2)
+	onLost := func(name string) func(*paho.ClientOptions) {
+		return func(o *paho.ClientOptions) {
+			o.SetConnectionLostHandler(func(paho.Client, error) { lost <- name })
+		}
+	}
+	tcp := dial(t, srv.URL(), "on-tcp", "", onLost("tcp"))
+	ws := dial(t, "ws://"+srv.Addr("ws"), "on-ws", "", onLost("ws"))
+	srv.disconnectListenerClients("tcp")
+	select {
+	case name := <-lost:
+		if name != "tcp" {
+			t.Fatalf("the %s client was disconnected", name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tcp listener's client is still connected")
+	}
+	if tcp.IsConnectionOpen() || !ws.IsConnectionOpen() {
+		t.Fatalf("tcp client open %v, ws client open %v", tcp.IsConnectionOpen(), ws.IsConnectionOpen())
+	}
+}

@@ -326,7 +326,7 @@ func (s *Server) listen(inner listeners.Listener) error {
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.ConnectRefused.WithLabelValues(reason).Inc()
 		}
-	}, dropped: s.droppedOversize}
+	}, dropped: s.droppedOversize, disconnect: s.disconnectListenerClients}
 	if s.cfg.Subscribers.Disabled {
 		l.blockAt = 64 << 10 // about what a socket buffers: mochi alone writes to the socket
 	}
@@ -526,6 +526,19 @@ func (s *Server) Close() error {
 		<-done
 	}
 	return nil
+}
+
+// disconnectListenerClients disconnects the clients of a listener that
+// closes, as mochi's own closer does, but reading its clients' map once:
+// mochi's GetByListener read-locks the map twice (it calls Len), which
+// deadlocks when a client joins or leaves between the two locks, and
+// Close then never returned (mochi-mqtt/server#488).
+func (s *Server) disconnectListenerClients(listener string) {
+	for _, cl := range s.mochi.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = s.mochi.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // closeGrace is how long Close waits for mochi to disconnect its clients

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -280,16 +281,26 @@ func TestStalledCleanSubscriberIsDisconnectedAndItsLossCounted(t *testing.T) {
 
 // A session full while its client is away drops what comes for it (and
 // counts it), so it cannot take the broker's memory; once the client is
-// back it gets what the session kept.
+// back it gets what the session kept. The messages are published once the
+// broker has taken the client's leave (a message published before would
+// go to the leaving connection, which may take it), and counted once a
+// marker published after them has arrived (mochi acknowledges a message
+// before it delivers it).
 func TestAwaySessionIsBounded(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry())
+	left := &leaveHook{id: "away", gone: make(chan struct{})}
 	srv := startServer(t, Config{Role: access.RoleEdge, Node: "node-a", Metrics: m,
-		Subscribers: SubscriberLimits{MaxSessionMessages: 100}})
+		Subscribers: SubscriberLimits{MaxSessionMessages: 100}, Hooks: []mqtt.Hook{left}})
 	away := dial(t, srv.URL(), "away", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
 	if tok := away.Subscribe("t", 1, func(paho.Client, paho.Message) {}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	away.Disconnect(0)
+	select {
+	case <-left.gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker never saw the client leave")
+	}
 	pub := dial(t, srv.URL(), "pub", "")
 	for i := 0; i < 150; i++ {
 		b := make([]byte, 8)
@@ -297,6 +308,22 @@ func TestAwaySessionIsBounded(t *testing.T) {
 		if tok := pub.Publish("t", 1, false, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
+	}
+	// mochi sends a PUBACK before it delivers the message: a marker
+	// published after the 150 and received says they were all delivered.
+	marked := make(chan struct{})
+	var markOnce sync.Once
+	watcher := dial(t, srv.URL(), "watcher", "")
+	if tok := watcher.Subscribe("marker", 1, func(paho.Client, paho.Message) { markOnce.Do(func() { close(marked) }) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if tok := pub.Publish("marker", 1, false, []byte("after the 150")); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case <-marked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the marker never arrived")
 	}
 	if n := testutil.ToFloat64(m.Lost.WithLabelValues("session-full")); n != 50 {
 		t.Fatalf("dropped for the full session: %v, want 50", n)
@@ -311,6 +338,23 @@ func TestAwaySessionIsBounded(t *testing.T) {
 	})
 	if n := col.waitAll(30*time.Second, 0); n != 100 {
 		t.Fatalf("the session kept %d of 100", n)
+	}
+}
+
+// leaveHook closes gone once the broker has taken the leave of client id
+// (it runs after the broker's own hooks).
+type leaveHook struct {
+	mqtt.HookBase
+	id   string
+	gone chan struct{}
+	once sync.Once
+}
+
+func (h *leaveHook) ID() string           { return "test-leave" }
+func (h *leaveHook) Provides(b byte) bool { return b == mqtt.OnDisconnect }
+func (h *leaveHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if cl.ID == h.id {
+		h.once.Do(func() { close(h.gone) })
 	}
 }
 
