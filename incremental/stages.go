@@ -134,8 +134,8 @@ type State struct {
 	TrainedAt int64 `msgpack:"trainedAt"`
 	// Eval is the last evaluation: the candidate's and the serving
 	// model's numbers.
-	Eval    Metrics `msgpack:"eval,omitempty"`
-	Base    Metrics `msgpack:"base,omitempty"`
+	Eval    Metrics   `msgpack:"eval,omitempty"`
+	Base    Metrics   `msgpack:"base,omitempty"`
 	Checked time.Time `msgpack:"checked,omitempty"` // the last check of the stage's trigger
 	// Deployed counts the cycles whose model was deployed.
 	Deployed int64  `msgpack:"deployed"`
@@ -459,4 +459,6 @@ func (c *Controller) targetMet() bool {
 }
 
 // num writes a number without trailing zeros.
-func num(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", v), "0"), ".") }
+func num(v float64) string {
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", v), "0"), ".")
+}
