@@ -1,5 +1,5 @@
 # Sedna-Go: `make test` installs what the tests need (Debian packages, Go
-# modules) when missing, vets, cross-builds sedna for ARM boards, checks the
+# modules) when missing, checks gofmt and vets, cross-builds sedna for ARM boards, checks the
 # committed WASM modules against their sources and runs every test with the
 # race detector.
 
@@ -29,6 +29,8 @@ deps:
 	$(GO) mod download
 
 vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:" $$unformatted; exit 1; fi
 	$(GO) vet ./...
 
 # The edge agent runs on ARM boards: arm64, and armv7 (GOARM=7).
