@@ -162,11 +162,7 @@ func TestOpenAfterAnEmptyMemtableFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b store.Batch
-	b.Put([]byte("k"), []byte("v"))
-	if err := s.Write(&b); err != nil {
-		t.Fatal(err)
-	}
+	putKV(t, s, "k", "v")
 	s.Close()
 	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -188,11 +184,7 @@ func TestOpenTempIsRemovedByClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b store.Batch
-	b.Put([]byte("k"), []byte("v"))
-	if err := s.Write(&b); err != nil {
-		t.Fatal(err)
-	}
+	putKV(t, s, "k", "v")
 	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("get: %q %v", v, err)
 	}
@@ -205,5 +197,15 @@ func TestOpenTempIsRemovedByClose(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s after Close: %v", dir, err)
+	}
+}
+
+// putKV writes k=v in a batch of its own.
+func putKV(t *testing.T, s store.Store, k, v string) {
+	t.Helper()
+	var b store.Batch
+	b.Put([]byte(k), []byte(v))
+	if err := s.Write(&b); err != nil {
+		t.Fatal(err)
 	}
 }
