@@ -22,6 +22,11 @@ type Condition struct {
 	LastTransitionTime time.Time `json:"lastTransitionTime" msgpack:"tr"`
 	Reason             string    `json:"reason,omitempty" msgpack:"reason,omitempty"`
 	Message            string    `json:"message,omitempty" msgpack:"msg,omitempty"`
+	// Stage and Data are a learning job's stage condition, as Sedna's
+	// IncrementalLearningJob and LifelongLearningJob write them: the stage
+	// (Train, Eval, Deploy) and its input or output as JSON.
+	Stage string `json:"stage,omitempty" msgpack:"stage,omitempty"`
+	Data  string `json:"data,omitempty" msgpack:"data,omitempty"`
 }
 
 // WorkerStatus is what the control plane knows of one worker.

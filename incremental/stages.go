@@ -192,6 +192,12 @@ type Condition struct {
 	Time    time.Time `json:"lastTransitionTime"`
 }
 
+// API is the condition as a resource's status holds it.
+func (c Condition) API() api.Condition {
+	return api.Condition{Type: string(c.Type), Status: c.Status, Stage: string(c.Stage), Reason: c.Reason, Message: c.Message,
+		Data: c.Data, LastTransitionTime: c.Time, LastHeartbeatTime: c.Time}
+}
+
 // Action is one thing the controller asks its adapter to do.
 type Action struct {
 	Kind    ActionKind

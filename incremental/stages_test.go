@@ -232,3 +232,21 @@ func TestStopConditionsEndTheJob(t *testing.T) {
 		t.Fatalf("after the target: %+v", st)
 	}
 }
+
+// A reported condition reads in the status as Sedna's: type, status,
+// stage, the stage's data as JSON, its time.
+func TestConditionsReadAsSednas(t *testing.T) {
+	c := NewController(Rules{}, State{Serving: 1})
+	acts := c.Tick(at(0))
+	var conds []api.Condition
+	for _, a := range acts {
+		if a.Kind == Report {
+			conds = append(conds, a.Cond.API())
+		}
+	}
+	want := api.Condition{Type: "Starting", Status: "True", Stage: "Train", Message: "attempt 1-train-1",
+		Data: `{"cycle":1,"model":1,"serving":1}`, LastTransitionTime: at(0), LastHeartbeatTime: at(0)}
+	if len(conds) != 2 || conds[1] != want {
+		t.Fatalf("conditions %+v, want the second %+v", conds, want)
+	}
+}
