@@ -282,16 +282,22 @@ func (s *LogServer) Serve(job topics.JobRef, req topics.LogRequest) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		defer func() {
+		// An answer is done (kept until its lease ends) before its last
+		// chunk goes: whoever has the last chunk and asks again once the
+		// lease ended is answered again.
+		finish := func() {
 			s.mu.Lock()
 			if req.Follow {
-				delete(s.streams, req.Stream)
+				if s.streams[req.Stream] == st { // not a new stream of the same name
+					delete(s.streams, req.Stream)
+				}
 			} else {
-				st.done = true // kept until its lease ends
+				st.done = true
 			}
 			s.mu.Unlock()
-		}()
-		s.stream(job, req, &st.lease)
+		}
+		defer finish()
+		s.stream(job, req, &st.lease, finish)
 	}()
 }
 
@@ -330,9 +336,12 @@ func (s *LogServer) send(job topics.JobRef, req topics.LogRequest, c topics.LogC
 
 // stream sends the end of the log, then with Follow what is appended,
 // until the lease ends.
-func (s *LogServer) stream(job topics.JobRef, req topics.LogRequest, l *lease) {
+func (s *LogServer) stream(job topics.JobRef, req topics.LogRequest, l *lease, finish func()) {
 	worker := job.String() + "/" + req.Role
-	fail := func(msg string) { s.send(job, req, topics.LogChunk{Error: msg}) }
+	fail := func(msg string) {
+		finish()
+		s.send(job, req, topics.LogChunk{Error: msg})
+	}
 	if err := topics.ValidateName("role", req.Role); err != nil {
 		fail(err.Error())
 		return
@@ -371,7 +380,11 @@ func (s *LogServer) stream(job topics.JobRef, req topics.LogRequest, l *lease) {
 		off, err = TailStart(f, size, limit, req.Lines)
 	}
 	if err == nil {
-		off, err = s.sendRange(job, req, f, off, size, truncated, !req.Follow)
+		var last func()
+		if !req.Follow {
+			last = finish
+		}
+		off, err = s.sendRange(job, req, f, off, size, truncated, last)
 	}
 	if err != nil || !req.Follow {
 		return
@@ -404,7 +417,7 @@ func (s *LogServer) stream(job topics.JobRef, req topics.LogRequest, l *lease) {
 		if size == off && !truncated {
 			continue
 		}
-		if off, err = s.sendRange(job, req, f, off, size, truncated, false); err != nil {
+		if off, err = s.sendRange(job, req, f, off, size, truncated, nil); err != nil {
 			return
 		}
 	}
@@ -414,13 +427,17 @@ func (s *LogServer) stream(job topics.JobRef, req topics.LogRequest, l *lease) {
 var errNotSent = errors.New("log chunk not sent")
 
 // sendRange sends the bytes of f from from to to in chunks (one with no
-// data if there are none), the first marked truncated if so, the last
-// marked EOF if eof; it returns the offset reached.
-func (s *LogServer) sendRange(job topics.JobRef, req topics.LogRequest, f io.ReaderAt, from, to int64, truncated, eof bool) (int64, error) {
+// data if there are none), the first marked truncated if so; with eof
+// set the last is marked EOF, eof called just before it is sent; it
+// returns the offset reached.
+func (s *LogServer) sendRange(job topics.JobRef, req topics.LogRequest, f io.ReaderAt, from, to int64, truncated bool, eof func()) (int64, error) {
 	first := true
 	return readChunks(f, from, to, topics.LogChunkSize, func(off int64, data []byte, last bool) error {
-		c := topics.LogChunk{Offset: off, Data: data, Truncated: truncated && first, EOF: eof && last}
+		c := topics.LogChunk{Offset: off, Data: data, Truncated: truncated && first, EOF: eof != nil && last}
 		first = false
+		if c.EOF {
+			eof()
+		}
 		if !s.send(job, req, c) {
 			return errNotSent
 		}
