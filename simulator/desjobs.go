@@ -50,8 +50,17 @@ type desJobs struct {
 	docs    []*api.Resource
 	applied []JobReport
 	aggs    map[string]*desAgg // by job key
-	samples map[string]int64   // a node's share of the data
+	byName  map[string]*desNode
+	samples map[string]int64 // a node's share of the data
 	runs    uint64
+}
+
+// heldSpec is a spec a node keeps, with its resource read once (nil for
+// a tombstone, or a document the node cannot read).
+type heldSpec struct {
+	topics.Spec
+	res *api.Resource
+	ref topics.JobRef
 }
 
 // desRound is a federated job's round in a run.
@@ -63,13 +72,16 @@ type desRound struct {
 // desNodeJobs is a node's side: the specs it holds, what its training
 // workers did.
 type desNodeJobs struct {
-	specs    map[string]topics.Spec // by key, the newest revision
-	trained  map[string]desRound    // job/role: the last round it sent an update for
-	training map[string]desRound    // job/role: the round it trains on (this life)
+	specs    map[string]heldSpec // by key, the newest revision
+	trained  map[string]desRound // job/role: the last round it sent an update for
+	training map[string]desRound // job/role: the round it trains on (this life)
 }
 
 func newDesJobs(r *desRun) (*desJobs, error) {
-	j := &desJobs{r: r, aggs: map[string]*desAgg{}, samples: map[string]int64{}}
+	j := &desJobs{r: r, aggs: map[string]*desAgg{}, samples: map[string]int64{}, byName: map[string]*desNode{}}
+	for _, n := range r.nodes {
+		j.byName[n.name] = n
+	}
 	var err error
 	if j.docs, err = r.s.jobResources("/sim-data"); err != nil {
 		return nil, err
@@ -138,14 +150,7 @@ func (j *desJobs) report() []JobReport {
 	return out
 }
 
-func (j *desJobs) node(name string) *desNode {
-	for _, n := range j.r.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
-}
+func (j *desJobs) node(name string) *desNode { return j.byName[name] }
 
 // online tells the machine of a node's connection, or of its will, after
 // the link's latency.
@@ -175,7 +180,7 @@ func (j *desJobs) Run(spec workers.Spec) {
 	if a := j.aggs[key]; a != nil && a.spec.Generation == spec.Generation && a.spec.Created == spec.Created {
 		return
 	}
-	delete(j.aggs, key)
+	j.Stop(spec.Job) // an older revision's, replaced
 	ws := api.WorkerStatus{Role: spec.Role, Node: "cloud", Phase: api.WorkerRunning, Generation: spec.Generation, Created: spec.Created}
 	if spec.Job.Kind == api.KindFederatedLearningJob && spec.Role == "aggregation" {
 		plan, err := federated.PlanOf(spec)
@@ -214,10 +219,14 @@ func (j *desJobs) takeSpec(n *desNode, sp topics.Spec) {
 	if old, ok := n.jobs.specs[sp.Key]; ok && !sp.Revision().After(old.Revision()) {
 		return
 	}
-	n.jobs.specs[sp.Key] = sp
+	h := heldSpec{Spec: sp}
 	if !sp.Deleted {
-		j.start(n, sp)
+		if res, err := api.ParseDocument(sp.Data); err == nil && res != nil {
+			h.res, h.ref = res, topics.JobRef{Kind: res.Kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
+		}
 	}
+	n.jobs.specs[sp.Key] = h
+	j.start(n, h)
 }
 
 // restarted starts again, after a restart, what the node's specs place on
@@ -230,20 +239,17 @@ func (j *desJobs) restarted(n *desNode) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if sp := n.jobs.specs[k]; !sp.Deleted {
-			j.start(n, sp)
-		}
+		j.start(n, n.jobs.specs[k])
 	}
 }
 
 // start reports a resource's workers on the node running (a Dataset: its
 // sample count); a federated training worker joins its job.
-func (j *desJobs) start(n *desNode, sp topics.Spec) {
-	res, err := api.ParseDocument(sp.Data)
-	if err != nil || res == nil {
+func (j *desJobs) start(n *desNode, sp heldSpec) {
+	res, ref := sp.res, sp.ref
+	if res == nil {
 		return
 	}
-	ref := topics.JobRef{Kind: res.Kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
 	if ds, ok := res.Spec.(*api.DatasetSpec); ok && ds.NodeName == n.name {
 		st := topics.DatasetStatus{Key: sp.Key, NumberOfSamples: j.samples[n.name], Updated: j.now().UnixNano()}
 		j.up(n, func() { j.m.DatasetStatus(ref, n.name, st) })
@@ -253,7 +259,7 @@ func (j *desJobs) start(n *desNode, sp topics.Spec) {
 		if w.Node != n.name {
 			continue
 		}
-		j.reportWorker(n, ref, sp, w.Role, api.WorkerRunning)
+		j.reportWorker(n, ref, sp.Spec, w.Role, api.WorkerRunning)
 		if res.Kind == api.KindFederatedLearningJob && w.Role != "aggregation" {
 			role := w.Role
 			j.up(n, func() {
@@ -281,21 +287,17 @@ func (j *desJobs) up(n *desNode, deliver func()) {
 // for it; the job's end makes them succeed.
 func (j *desJobs) global(n *desNode, key string, g desRound, done bool) {
 	sp, ok := n.jobs.specs[key]
-	if !ok || sp.Deleted || !n.up {
+	if !ok || sp.res == nil || !n.up {
 		return
 	}
-	res, err := api.ParseDocument(sp.Data)
-	if err != nil || res == nil {
-		return
-	}
-	ref := topics.JobRef{Kind: res.Kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
+	res, ref := sp.res, sp.ref
 	for _, w := range res.Workers() {
 		if w.Node != n.name || w.Role == "aggregation" {
 			continue
 		}
 		id := key + "/" + w.Role
 		if done {
-			j.reportWorker(n, ref, sp, w.Role, api.WorkerSucceeded)
+			j.reportWorker(n, ref, sp.Spec, w.Role, api.WorkerSucceeded)
 			continue
 		}
 		if n.jobs.trained[id] == g {

@@ -149,7 +149,7 @@ func runDeterministic(s *Scenario) (*Report, error) {
 		}
 		r.nodes = append(r.nodes, n)
 		r.at(time.Duration(r.rng.Int64N(int64(10*time.Millisecond))), func() { r.connect(n) })
-		n.jobs = &desNodeJobs{specs: map[string]topics.Spec{}, trained: map[string]desRound{}, training: map[string]desRound{}}
+		n.jobs = &desNodeJobs{specs: map[string]heldSpec{}, trained: map[string]desRound{}, training: map[string]desRound{}}
 		for _, d := range n.devices {
 			r.at(d.offset, func() { r.publish(n, d) })
 		}
