@@ -98,14 +98,12 @@ func OpenPool(st store.Store, lim PoolLimits) (*Pool, error) {
 func (p *Pool) Add(e HardExample) (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.stats.Next++
-	e.Seq = p.stats.Next
+	e.Seq = p.stats.Next + 1
 	rec, err := msgpack.Marshal(&e)
 	if err != nil {
 		return 0, err
 	}
 	if int64(len(rec)) > p.lim.MaxBytes {
-		p.stats.Next--
 		return 0, fmt.Errorf("incremental: a hard example of %d bytes is over the pool's %d", len(rec), p.lim.MaxBytes)
 	}
 	var b store.Batch
@@ -120,7 +118,7 @@ func (p *Pool) Add(e HardExample) (uint64, error) {
 	}
 	b.Put(exampleKey(e.Seq), rec)
 	next := p.stats
-	next.Kept, next.Bytes = kept+1, bytes+int64(len(rec))
+	next.Kept, next.Bytes, next.Next = kept+1, bytes+int64(len(rec)), e.Seq
 	next.Added++
 	next.Dropped += int64(drop)
 	sv, err := msgpack.Marshal(&next)
@@ -129,7 +127,6 @@ func (p *Pool) Add(e HardExample) (uint64, error) {
 	}
 	b.Put(statsKey, sv)
 	if err := p.st.Write(&b); err != nil {
-		p.stats.Next--
 		return 0, fmt.Errorf("incremental: hard example not kept: %w", err)
 	}
 	for _, old := range p.order[:drop] {
@@ -143,25 +140,21 @@ func (p *Pool) Add(e HardExample) (uint64, error) {
 
 // Oldest returns up to n kept examples, oldest first.
 func (p *Pool) Oldest(n int) ([]HardExample, error) {
-	p.mu.Lock()
-	seqs := append([]uint64(nil), p.order[:min(n, len(p.order))]...)
-	p.mu.Unlock()
-	out := make([]HardExample, 0, len(seqs))
-	for _, seq := range seqs {
-		v, err := p.st.Get(exampleKey(seq))
-		if errors.Is(err, store.ErrNotFound) {
-			continue // removed or dropped meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
+	var out []HardExample
+	if n <= 0 {
+		return out, nil
+	}
+	err := p.st.Scan([]byte("e/"), nil, func(_, v []byte) error {
 		var e HardExample
 		if err := msgpack.Unmarshal(v, &e); err != nil {
-			return nil, fmt.Errorf("incremental: hard example %d: %w", seq, err)
+			return fmt.Errorf("incremental: a hard example: %w", err)
 		}
-		out = append(out, e)
-	}
-	return out, nil
+		if out = append(out, e); len(out) == n {
+			return store.ErrStop
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Remove forgets examples (sent up); one not kept is skipped.
