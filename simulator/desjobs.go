@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -83,7 +82,7 @@ func newDesJobs(r *desRun) (*desJobs, error) {
 		j.byName[n.name] = n
 	}
 	var err error
-	if j.docs, err = r.s.jobResources("/sim-data"); err != nil {
+	if j.docs, err = r.s.jobResources("/sim-data", nil); err != nil {
 		return nil, err
 	}
 	// The machine's model registry is a real store.
@@ -458,18 +457,27 @@ func (a *desAgg) nodes() []string {
 }
 
 // jobResources reads the scenario's job files, dataDir standing for
-// DataPlaceholder.
-func (s *Scenario) jobResources(dataDir string) ([]*api.Resource, error) {
+// DataPlaceholder; data, if set, is called once before the first file
+// that names it is read as resources.
+func (s *Scenario) jobResources(dataDir string, data func() error) ([]*api.Resource, error) {
 	var out []*api.Resource
 	for _, f := range s.JobFiles() {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		b = bytes.ReplaceAll(b, []byte(DataPlaceholder), []byte(dataDir))
-		rs, err := api.Parse(b, f)
+		if bytes.Contains(b, []byte(DataPlaceholder)) {
+			if data != nil {
+				if err := data(); err != nil {
+					return nil, err
+				}
+				data = nil
+			}
+			b = bytes.ReplaceAll(b, []byte(DataPlaceholder), []byte(dataDir))
+		}
+		rs, err := api.Parse(b, f) // its errors name the file and document
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, err
 		}
 		out = append(out, rs...)
 	}

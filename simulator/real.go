@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -582,19 +581,12 @@ const DataPlaceholder = "${SIM_DATA}"
 // names them.
 func (r *realRun) jobResources() ([]*api.Resource, error) {
 	dataDir := filepath.Join(r.o.Dir, "data")
-	for _, f := range r.s.JobFiles() {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
+	return r.s.jobResources(dataDir, func() error {
+		if err := writeDataFiles(r.s, dataDir); err != nil {
+			return fmt.Errorf("data files: %w", err)
 		}
-		if bytes.Contains(b, []byte(DataPlaceholder)) {
-			if err := writeDataFiles(r.s, dataDir); err != nil {
-				return nil, fmt.Errorf("data files: %w", err)
-			}
-			break
-		}
-	}
-	return r.s.jobResources(dataDir)
+		return nil
+	})
 }
 
 // waitJobs waits, until the end of the drain, for each job the scenario
