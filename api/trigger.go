@@ -77,8 +77,9 @@ func ParseMetric(s string) (MetricRef, error) {
 }
 
 // Lookup finds the metric's value among values, each a list (one value,
-// or one per class). A metric without an index takes a list of one value;
-// a list of several needs an index (Sedna reads it as 0 without a word).
+// or one per class). A metric with an index takes that class's value;
+// without one, the mean of the list (for a per-class metric, its macro
+// average: Sedna reads a bare name as class 0 without a word).
 func (m MetricRef) Lookup(values map[string][]float64) (float64, error) {
 	vs, ok := values[m.Name]
 	if !ok {
@@ -94,10 +95,14 @@ func (m MetricRef) Lookup(values map[string][]float64) (float64, error) {
 		return vs[m.Index], nil
 	case m.Indexed:
 		return 0, fmt.Errorf("metric %s: only %d values", m, len(vs))
-	case len(vs) == 1:
-		return vs[0], nil
+	case len(vs) == 0:
+		return 0, fmt.Errorf("metric %s: no value", m)
 	}
-	return 0, fmt.Errorf("metric %s has %d values, one per class: name one, e.g. %s[0]", m, len(vs), m.Name)
+	var sum float64
+	for _, v := range vs {
+		sum += v
+	}
+	return sum / float64(len(vs)), nil
 }
 
 // Window is a daily window of a trigger's timer, in minutes after

@@ -64,9 +64,10 @@ func TestParseMetric(t *testing.T) {
 }
 
 // TestConditionCheck looks metrics up as Sedna's deploy trigger feeds
-// them (a list per metric, one value per class) and says why it cannot.
+// them (a list per metric, one value per class; a bare name is the
+// list's mean) and says why it cannot.
 func TestConditionCheck(t *testing.T) {
-	values := map[string][]float64{"num_of_samples": {600}, "precision_delta": {0.1, 0.2}}
+	values := map[string][]float64{"num_of_samples": {600}, "precision_delta": {0.1, 0.2}, "empty": {}}
 	for _, tc := range []struct {
 		c    TriggerCondition
 		want bool
@@ -77,7 +78,9 @@ func TestConditionCheck(t *testing.T) {
 		{c: TriggerCondition{Operator: "gt", Threshold: 0.1, Metric: "precision_delta[1]"}, want: true},
 		{c: TriggerCondition{Operator: "ge", Threshold: 0.2, Metric: "precision_delta[1]"}, want: true},
 		{c: TriggerCondition{Operator: ">", Threshold: 0.1, Metric: "precision_delta[2]"}, err: "only 2 values"},
-		{c: TriggerCondition{Operator: ">", Threshold: 0.1, Metric: "precision_delta"}, err: "name one, e.g. precision_delta[0]"},
+		{c: TriggerCondition{Operator: ">", Threshold: 0.14, Metric: "precision_delta"}, want: true}, // the mean, 0.15
+		{c: TriggerCondition{Operator: ">", Threshold: 0.16, Metric: "precision_delta"}, want: false},
+		{c: TriggerCondition{Operator: ">", Threshold: 0.1, Metric: "empty"}, err: "no value"},
 		{c: TriggerCondition{Operator: ">", Threshold: 0.1, Metric: "recall_delta[0]"}, err: "not reported"},
 	} {
 		got, err := tc.c.Check(values)

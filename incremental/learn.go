@@ -1,0 +1,191 @@
+package incremental
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/sedna-go/sedna/ml"
+)
+
+// Data types of an example's values.
+const (
+	DTypeU8  = "u8"  // bytes 0..255, read as v/255
+	DTypeF32 = "f32" // little-endian float32
+)
+
+// Example is a labelled sample of a job's train or eval set: a hard
+// example a node mined, as the device sent it, with the label it got.
+type Example struct {
+	// Key names it in the job (node/seq): the train/eval split hashes it.
+	Key   string `msgpack:"key"`
+	Shape []int  `msgpack:"shape,omitempty"`
+	DType string `msgpack:"dtype,omitempty"`
+	Data  []byte `msgpack:"data"`
+	Label int    `msgpack:"label"`
+	// Seq is its place in the job's labelled examples, in the order they
+	// were labelled.
+	Seq uint64 `msgpack:"seq"`
+}
+
+// Values returns the example's values as floats.
+func (e Example) Values() ([]float32, error) { return decodeValues(e.DType, e.Data) }
+
+func decodeValues(dtype string, data []byte) ([]float32, error) {
+	switch dtype {
+	case "", DTypeU8:
+		out := make([]float32, len(data))
+		for i, b := range data {
+			out[i] = float32(b) / 255
+		}
+		return out, nil
+	case DTypeF32:
+		if len(data)%4 != 0 {
+			return nil, fmt.Errorf("incremental: %d bytes are not float32 values", len(data))
+		}
+		out := make([]float32, len(data)/4)
+		for i := range out {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+			if v != v || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("incremental: value %d is not finite", i)
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("incremental: data type %q: want %s or %s", dtype, DTypeU8, DTypeF32)
+}
+
+// Fit is how a training fits the serving model to the train set: Sedna's
+// template env names (epochs, batch_size, learning_rate) are read.
+type Fit struct {
+	Epochs       int
+	BatchSize    int
+	LearningRate float32
+	Seed         uint64
+}
+
+// FitOf reads a worker's parameters; what is not set has a default that
+// fine-tunes (8 epochs of Adam at 0.001, batches of 32).
+func FitOf(params map[string]string) (Fit, error) {
+	f := Fit{Epochs: 8, BatchSize: 32, LearningRate: 0.001, Seed: 1}
+	for _, p := range []struct {
+		key    string
+		lo, hi int
+		dst    *int
+	}{{"epochs", 1, 1000, &f.Epochs}, {"batch_size", 1, 4096, &f.BatchSize}} {
+		if v := params[p.key]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < p.lo || n > p.hi {
+				return f, fmt.Errorf("incremental: %s=%q: want %d to %d", p.key, v, p.lo, p.hi)
+			}
+			*p.dst = n
+		}
+	}
+	if v := params["learning_rate"]; v != "" {
+		x, err := strconv.ParseFloat(v, 32)
+		if err != nil || !(x > 0 && x <= 1) {
+			return f, fmt.Errorf("incremental: learning_rate=%q: want a number in (0, 1]", v)
+		}
+		f.LearningRate = float32(x)
+	}
+	return f, nil
+}
+
+// TrainSet is what a training learns from: the examples labelled since
+// the last training that succeeded, and the earlier ones, by the training
+// that first learnt them (oldest first).
+type TrainSet struct {
+	New []Example
+	Old [][]Example
+}
+
+// FineTune fine-tunes a copy of base on set and returns it. The earlier
+// examples are replayed: they are repeated until they count as many as
+// all the examples together, so a cycle of new data (a drift) does not
+// make the model forget what the earlier cycles taught.
+func FineTune(ctx context.Context, base *ml.Network, set TrainSet, fit Fit) (*ml.Network, error) {
+	in := base.Inputs()
+	var x []float32
+	var y []int
+	add := func(e Example) error {
+		v, err := e.Values()
+		if err != nil {
+			return fmt.Errorf("example %s: %w", e.Key, err)
+		}
+		if len(v) != in {
+			return fmt.Errorf("incremental: example %s has %d values; the model takes %d", e.Key, len(v), in)
+		}
+		if e.Label < 0 || e.Label >= base.Classes() {
+			return fmt.Errorf("incremental: example %s is labelled %d; the model has %d classes", e.Key, e.Label, base.Classes())
+		}
+		x, y = append(x, v...), append(y, e.Label)
+		return nil
+	}
+	for _, e := range set.New {
+		if err := add(e); err != nil {
+			return nil, err
+		}
+	}
+	var old []Example
+	for _, group := range set.Old {
+		old = append(old, group...)
+	}
+	for _, e := range old {
+		if err := add(e); err != nil {
+			return nil, err
+		}
+	}
+	// Replay: the earlier examples again, until they weigh as much as all.
+	if n := len(old); n > 0 {
+		total := len(y)
+		for k := range total {
+			j := len(set.New) + k%n
+			x, y = append(x, x[j*in:(j+1)*in]...), append(y, y[j])
+		}
+	}
+	if len(y) == 0 {
+		return nil, fmt.Errorf("incremental: nothing to train on")
+	}
+	m := base.Clone().(*ml.Network)
+	err := m.Fit(ctx, x, y, ml.FitOptions{Epochs: fit.Epochs, BatchSize: fit.BatchSize, LearningRate: fit.LearningRate,
+		Optimizer: ml.Adam, Seed: fit.Seed})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Evaluate scores m on examples: accuracy (one value), and precision and
+// recall (one value per class; a trigger on the bare name reads their
+// mean over the classes).
+func Evaluate(m *ml.Network, examples []Example) (Metrics, error) {
+	if len(examples) == 0 {
+		return nil, fmt.Errorf("incremental: the eval set is empty")
+	}
+	in := m.Inputs()
+	x := make([]float32, 0, len(examples)*in)
+	y := make([]int, 0, len(examples))
+	for _, e := range examples {
+		v, err := e.Values()
+		if err != nil {
+			return nil, fmt.Errorf("example %s: %w", e.Key, err)
+		}
+		if len(v) != in {
+			return nil, fmt.Errorf("incremental: example %s has %d values; the model takes %d", e.Key, len(v), in)
+		}
+		x, y = append(x, v...), append(y, e.Label)
+	}
+	ev, err := ml.Evaluate(m, x, y)
+	if err != nil {
+		return nil, err
+	}
+	out := Metrics{"accuracy": {ev.Accuracy}}
+	for _, s := range ev.Confusion.PerClass() {
+		out["precision"] = append(out["precision"], s.Precision)
+		out["recall"] = append(out["recall"], s.Recall)
+	}
+	return out, nil
+}
