@@ -14,12 +14,17 @@ import (
 // HardExample is a sample the deployed model found hard (its miner said
 // so): what it was given, which model version judged it, and when.
 type HardExample struct {
-	Seq   uint64    `msgpack:"seq"` // its place in the node's pool, given by Add
-	Key   string    `msgpack:"key"` // the sample's own key (InTrainSet splits by it)
-	Input []float32 `msgpack:"x"`
-	Model uint64    `msgpack:"model"`
-	Score float64   `msgpack:"score,omitempty"` // the miner's, where it gives one
-	At    int64     `msgpack:"at"`              // the node's clock, unix nanoseconds
+	Seq uint64 `msgpack:"seq"` // its place in the node's pool, given by Add
+	// ID is the device's name for the sample, as its request gave it.
+	ID string `msgpack:"id,omitempty"`
+	// Shape, DType and Data are the sample as the device sent it (an
+	// 8-bit image stays 8-bit: every byte counts on the uplink).
+	Shape []int   `msgpack:"shape,omitempty"`
+	DType string  `msgpack:"dtype,omitempty"`
+	Data  []byte  `msgpack:"data"`
+	Model uint64  `msgpack:"model"`
+	Score float64 `msgpack:"score,omitempty"` // the miner's, where it gives one
+	At    int64   `msgpack:"at"`              // the node's clock, unix nanoseconds
 }
 
 // PoolLimits bound a node's hard examples.

@@ -42,7 +42,7 @@ func TestPoolDropsTheOldestAndSurvivesARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := p.Add(HardExample{Key: "k", Input: []float32{float32(i), 1}, Model: 7}); err != nil {
+		if _, err := p.Add(HardExample{ID: "k", Data: []byte{byte(i), 1}, Model: 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,7 +50,7 @@ func TestPoolDropsTheOldestAndSurvivesARestart(t *testing.T) {
 		t.Fatalf("kept %v", got)
 	}
 	es, _ := p.Oldest(1)
-	if es[0].Input[0] != 2 || es[0].Model != 7 {
+	if es[0].Data[0] != 2 || es[0].Model != 7 {
 		t.Fatalf("oldest kept %+v", es[0])
 	}
 	if s := p.Stats(); s.Kept != 3 || s.Added != 5 || s.Dropped != 2 {
@@ -69,7 +69,7 @@ func TestPoolDropsTheOldestAndSurvivesARestart(t *testing.T) {
 	if got := seqs(t, p); !slices.Equal(got, []uint64{3, 4, 5}) {
 		t.Fatalf("kept after a restart %v", got)
 	}
-	seq, err := p.Add(HardExample{Key: "k"})
+	seq, err := p.Add(HardExample{ID: "k"})
 	if err != nil || seq != 6 {
 		t.Fatalf("next after a restart: %d %v", seq, err)
 	}
@@ -93,7 +93,7 @@ func TestPoolBytesBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := one.Add(HardExample{Key: "k", Input: make([]float32, 100)}); err != nil {
+	if _, err := one.Add(HardExample{ID: "k", Data: make([]byte, 400)}); err != nil {
 		t.Fatal(err)
 	}
 	size := one.Stats().Bytes
@@ -102,14 +102,14 @@ func TestPoolBytesBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := p.Add(HardExample{Key: "k", Input: make([]float32, 100)}); err != nil {
+		if _, err := p.Add(HardExample{ID: "k", Data: make([]byte, 400)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got := seqs(t, p); !slices.Equal(got, []uint64{2, 3}) {
 		t.Fatalf("kept %v", got)
 	}
-	if _, err := p.Add(HardExample{Key: "big", Input: make([]float32, 1000)}); err == nil {
+	if _, err := p.Add(HardExample{ID: "big", Data: make([]byte, 4000)}); err == nil {
 		t.Fatal("an example larger than the pool was kept")
 	}
 	if got := seqs(t, p); !slices.Equal(got, []uint64{2, 3}) {
@@ -133,10 +133,10 @@ func TestPoolWriteErrorLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Add(HardExample{Key: "a"})
-	p.Add(HardExample{Key: "b"})
+	p.Add(HardExample{ID: "a"})
+	p.Add(HardExample{ID: "b"})
 	p.st = failingStore{p.st}
-	if _, err := p.Add(HardExample{Key: "c"}); !errors.Is(err, store.ErrFull) {
+	if _, err := p.Add(HardExample{ID: "c"}); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("add on a full disk: %v", err)
 	}
 	if err := p.Remove(1); !errors.Is(err, store.ErrFull) {

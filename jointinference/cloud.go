@@ -224,7 +224,7 @@ func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
 		s := &b.Samples[i]
 		out.Results[i].ID = s.ID
 		r := s.request()
-		x, err := r.values()
+		x, err := r.Floats()
 		if err == nil {
 			x, err = model.features(x, s.Shape)
 		}

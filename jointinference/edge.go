@@ -138,10 +138,10 @@ func (in *inbox) take(bus paradigm.Bus, payload []byte, retained bool) {
 	if retained {
 		return // a retained sample is old news
 	}
-	req, replyTo, corr, asJSON, err := decodeRequest(payload, topics.Limits{})
+	req, replyTo, corr, asJSON, err := DecodeRequest(payload, topics.Limits{})
 	it := &item{req: req, replyTo: replyTo, corr: corr, asJSON: asJSON, arrived: time.Now()}
 	if err == nil {
-		it.x, err = req.values()
+		it.x, err = req.Floats()
 	}
 	results := in.results.Load().(string)
 	if err != nil {
@@ -593,7 +593,7 @@ func publishResult(bus paradigm.Bus, it *item, results string, r Result) {
 		return
 	}
 	it.answered = true
-	raw, err := encodeResult(r, it.corr, it.asJSON)
+	raw, err := EncodeResult(r, it.corr, it.asJSON)
 	if err != nil {
 		return
 	}

@@ -18,11 +18,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"shape":[2],"values":[0.5,0.25],"replyTo":"apps/out"}`))
 	f.Add([]byte(`{"shape":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, _, _, _, err := decodeRequest(b, topics.Limits{MaxBody: 1 << 16})
+		req, _, _, _, err := DecodeRequest(b, topics.Limits{MaxBody: 1 << 16})
 		if err != nil {
 			return
 		}
-		_, _ = req.values()
+		_, _ = req.Floats()
 	})
 }
 
@@ -37,11 +37,11 @@ func TestDeepRequestIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, _, err := decodeRequest(raw, topics.Limits{}); !errors.Is(err, topics.ErrTooDeep) {
+	if _, _, _, _, err := DecodeRequest(raw, topics.Limits{}); !errors.Is(err, topics.ErrTooDeep) {
 		t.Fatalf("a request 100,000 levels deep: %v", err)
 	}
 	deep := []byte(`{"shape":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`)
-	if _, _, _, _, err := decodeRequest(deep, topics.Limits{}); err == nil {
+	if _, _, _, _, err := DecodeRequest(deep, topics.Limits{}); err == nil {
 		t.Fatal("a JSON request 20,000 levels deep was taken")
 	}
 }

@@ -96,10 +96,10 @@ type cloudResult struct {
 	Error string       `msgpack:"e,omitempty"`
 }
 
-// decodeRequest reads a device's message: JSON if it starts with '{',
+// DecodeRequest reads a device's message: JSON if it starts with '{',
 // else an envelope of KindRequest. replyTo is where the result goes ("" for
 // the service's result topic); asJSON says to answer in JSON.
-func decodeRequest(payload []byte, lim topics.Limits) (req Request, replyTo, corr string, asJSON bool, err error) {
+func DecodeRequest(payload []byte, lim topics.Limits) (req Request, replyTo, corr string, asJSON bool, err error) {
 	if len(payload) > 0 && payload[0] == '{' {
 		if err := json.Unmarshal(payload, &req); err != nil {
 			return req, "", "", true, fmt.Errorf("request: %w", err)
@@ -119,9 +119,9 @@ func decodeRequest(payload []byte, lim topics.Limits) (req Request, replyTo, cor
 	return req, env.ReplyTo, env.CorrelationID, false, nil
 }
 
-// encodeResult writes a Result as the request came: JSON, or an envelope
+// EncodeResult writes a Result as the request came: JSON, or an envelope
 // carrying the request's correlation ID.
-func encodeResult(r Result, corr string, asJSON bool) ([]byte, error) {
+func EncodeResult(r Result, corr string, asJSON bool) ([]byte, error) {
 	if asJSON {
 		return json.Marshal(r)
 	}
@@ -165,8 +165,8 @@ func DecodeResult(payload []byte) (Result, string, error) {
 
 var errNoValues = errors.New("no values: give data or values")
 
-// values returns the sample as floats: bytes normalised to [0, 1].
-func (r *Request) values() ([]float32, error) {
+// Floats returns the sample as floats: bytes normalised to [0, 1].
+func (r *Request) Floats() ([]float32, error) {
 	n := 1
 	for _, d := range r.Shape {
 		if d < 1 || d > 1<<16 {

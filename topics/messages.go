@@ -38,6 +38,10 @@ const (
 	// "metrics/"+role): a worker's own numbers, merged into the job's
 	// status without an event.
 	KindWorkerMetrics = "worker.metrics"
+	// KindStageCondition: a learning job's stage condition
+	// (incremental.StageCondition), from the controller on the node of the
+	// job's Dataset, on NodeJob(node, ref, "conditions").
+	KindStageCondition = "job.stage"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
 	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").

@@ -5,11 +5,12 @@ package all
 
 import (
 	"github.com/sedna-go/sedna/federated"
+	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/paradigm"
 )
 
 // All returns every paradigm Sedna-Go ships.
 func All() paradigm.Set {
-	return paradigm.Set{jointinference.Paradigm{}, federated.Paradigm{}}
+	return paradigm.Set{jointinference.Paradigm{}, federated.Paradigm{}, incremental.Paradigm{}}
 }

@@ -1,0 +1,42 @@
+package incremental
+
+import (
+	"fmt"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// job is what the halves read of an IncrementalLearningJob's spec.
+type job struct {
+	ref       topics.JobRef
+	spec      *api.IncrementalLearningJobSpec
+	rules     Rules
+	dataset   string
+	trainProb float64
+	initial   string // the model that serves before the first deploy
+	deploy    string // the model each deploy makes a version of
+}
+
+func jobOf(ref topics.JobRef, doc []byte) (*job, error) {
+	res, err := api.ParseDocument(doc)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := res.Spec.(*api.IncrementalLearningJobSpec)
+	if !ok {
+		return nil, fmt.Errorf("incremental: a %s, not an IncrementalLearningJob", res.Kind)
+	}
+	j := &job{ref: ref, spec: s, dataset: s.Dataset.Name, trainProb: s.Dataset.TrainProb, initial: s.InitialModel.Name,
+		deploy: s.DeploySpec.Model.Name}
+	if j.trainProb == 0 {
+		j.trainProb = 0.8 // Sedna's default
+	}
+	if j.rules.TrainTrigger, err = NewTrigger(&s.TrainSpec.Trigger); err != nil {
+		return nil, fmt.Errorf("incremental: spec.trainSpec.trigger: %w", err)
+	}
+	if j.rules.DeployTrigger, err = NewTrigger(s.DeploySpec.Trigger); err != nil {
+		return nil, fmt.Errorf("incremental: spec.deploySpec.trigger: %w", err)
+	}
+	return j, nil
+}

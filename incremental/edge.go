@@ -1,0 +1,611 @@
+package incremental
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// InputTopic and ResultTopic are a job's default topics on its inference
+// node's broker: devices publish samples (joint inference's request
+// format, JSON or envelope) on the first, answers come on the second or on
+// the request's reply topic.
+func InputTopic(namespace, name string) string  { return "il/" + namespace + "/" + name + "/input" }
+func ResultTopic(namespace, name string) string { return "il/" + namespace + "/" + name + "/result" }
+
+// ConditionsTopic is where a job's controller publishes each stage
+// condition on its node's broker (and sends it to the cloud's control
+// plane as a KindStageCondition).
+func ConditionsTopic(r topics.JobRef) string { return topics.JobTopic(r, "conditions") }
+
+// Edge is the edge half of incremental learning on a node: the controller
+// of each job whose Dataset the node holds (its triggers are checked
+// here, so they hold while the link is down; its state is in the node's
+// store, so a restart resumes the stage it was in), and the inference
+// worker.
+type Edge struct {
+	env      paradigm.Env
+	mu       sync.Mutex
+	datasets map[string]bool        // "ns/name" of the Datasets held here
+	specs    map[string]topics.Spec // the jobs' specs, by "ns/name"
+	ctls     map[string]*ctlRun
+	labelled sync.Map // "ns/name" → int64: the cloud's count of labelled examples
+	stops    []func() error
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+type ctlRun struct {
+	gen    uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewEdge subscribes to the node's Dataset and job specs and runs the
+// controllers of the jobs whose Dataset is here.
+func NewEdge(env paradigm.Env) (*Edge, error) {
+	env.Log = env.Logger()
+	e := &Edge{env: env, datasets: map[string]bool{}, specs: map[string]topics.Spec{}, ctls: map[string]*ctlRun{}}
+	for _, s := range []struct {
+		kind string
+		fn   func(paradigm.Message) error
+	}{{api.KindDataset, e.onDataset}, {api.KindIncrementalLearningJob, e.onJob}} {
+		filter := topics.JobSpec(topics.JobRef{Kind: s.kind, Namespace: "+", Name: "+"})
+		stop, err := env.Bus.Subscribe(filter, s.fn)
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("incremental: subscribe %s: %w", filter, err)
+		}
+		e.stops = append(e.stops, stop)
+	}
+	return e, nil
+}
+
+// Close stops the controllers.
+func (e *Edge) Close() {
+	for _, st := range e.stops {
+		_ = st()
+	}
+	e.mu.Lock()
+	e.closed = true
+	for _, r := range e.ctls {
+		r.cancel()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+func (e *Edge) onDataset(m paradigm.Message) error {
+	p, err := topics.Parse(m.Topic)
+	if err != nil {
+		return nil
+	}
+	key := jobKey(p.Job)
+	held := false
+	var s topics.Spec
+	if len(m.Payload) > 0 && decode(m.Payload, topics.KindSpec, &s) == nil && !s.Deleted {
+		if res, err := api.ParseDocument(s.Data); err == nil {
+			if ds, ok := res.Spec.(*api.DatasetSpec); ok && ds.NodeName == e.env.Node {
+				held = true
+			}
+		}
+	}
+	e.mu.Lock()
+	e.datasets[key] = held
+	e.reconcileLocked()
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Edge) onJob(m paradigm.Message) error {
+	p, err := topics.Parse(m.Topic)
+	if err != nil {
+		return nil
+	}
+	key := jobKey(p.Job)
+	var s topics.Spec
+	if len(m.Payload) > 0 {
+		if err := decode(m.Payload, topics.KindSpec, &s); err != nil {
+			e.env.Log.Warn("incremental: a job's spec refused", "topic", m.Topic, "error", err)
+			return nil
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(m.Payload) == 0 || s.Deleted {
+		delete(e.specs, key)
+		e.reconcileLocked()
+		// A deleted job's controller state goes with it.
+		var b store.Batch
+		b.Delete(ctlKey(key))
+		if err := e.env.Store.Write(&b); err != nil {
+			e.env.Log.Warn("incremental: a deleted job's state not removed", "job", key, "error", err)
+		}
+		return nil
+	}
+	e.specs[key] = s
+	e.reconcileLocked()
+	return nil
+}
+
+func ctlKey(job string) []byte { return []byte("ctl/" + job) }
+
+// reconcileLocked runs a controller for each job whose Dataset is here,
+// restarted on a new generation, and stops the others.
+func (e *Edge) reconcileLocked() {
+	if e.closed {
+		return
+	}
+	for key, r := range e.ctls {
+		s, ok := e.specs[key]
+		if ok && s.Generation == r.gen && e.holds(s) {
+			continue
+		}
+		r.cancel()
+		<-r.done
+		delete(e.ctls, key)
+	}
+	for key, s := range e.specs {
+		if _, ok := e.ctls[key]; ok || !e.holds(s) {
+			continue
+		}
+		ref, err := topics.ParseJobRef(s.Key)
+		if err != nil {
+			continue
+		}
+		j, err := jobOf(ref, s.Data)
+		if err != nil {
+			e.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &ctlRun{gen: s.Generation, cancel: cancel, done: make(chan struct{})}
+		e.ctls[key] = r
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer close(r.done)
+			if err := e.control(ctx, j); err != nil && ctx.Err() == nil {
+				e.env.Log.Error("incremental: a job's controller stopped", "job", key, "error", err)
+			}
+		}()
+	}
+}
+
+func (e *Edge) holds(s topics.Spec) bool {
+	ref, err := topics.ParseJobRef(s.Key)
+	if err != nil {
+		return false
+	}
+	res, err := api.ParseDocument(s.Data)
+	if err != nil {
+		return false
+	}
+	il, ok := res.Spec.(*api.IncrementalLearningJobSpec)
+	return ok && e.datasets[ref.Namespace+"/"+il.Dataset.Name]
+}
+
+// StageCondition is what a controller sends the control plane for each
+// move of its job: the condition in Sedna's shape and where the job is.
+type StageCondition struct {
+	Condition api.Condition `msgpack:"cond"`
+	Cycle     int64         `msgpack:"cycle"`
+	Serving   uint64        `msgpack:"serving"`
+	Deployed  int64         `msgpack:"deployed"`
+	Done      bool          `msgpack:"done,omitempty"`
+	Reason    string        `msgpack:"reason,omitempty"`
+}
+
+// control runs one job's controller until ctx ends.
+func (e *Edge) control(ctx context.Context, j *job) error {
+	key := jobKey(j.ref)
+	var st State
+	raw, err := e.env.Store.Get(ctlKey(key))
+	switch {
+	case err == nil:
+		if err := msgpack.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("the job's stored state: %w", err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	c := NewController(j.rules, st)
+	events := make(chan func(), 256)
+	for what, fn := range map[string]func([]byte) func(){
+		"stage": func(p []byte) func() {
+			var r stageReport
+			if err := decode(p, KindStage, &r); err != nil {
+				return nil
+			}
+			return func() {
+				now := e.env.Clock()
+				switch {
+				case r.Started:
+					e.act(j, c, c.Started(r.Attempt, now))
+				case r.Error != "":
+					e.act(j, c, c.Failed(r.Attempt, r.Error, now))
+				case r.Done:
+					e.act(j, c, c.Succeeded(r.Attempt, r.Output, now))
+				}
+			}
+		},
+		"labelled": func(p []byte) func() {
+			var n labelledCount
+			if err := decode(p, KindLabelled, &n); err != nil {
+				return nil
+			}
+			return func() { e.labelled.Store(key, n.Total) }
+		},
+	} {
+		stop, err := e.env.Bus.Subscribe(topics.JobTopic(j.ref, what), func(m paradigm.Message) error {
+			if f := fn(m.Payload); f != nil {
+				select {
+				case events <- f:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = stop() }()
+	}
+	// A hello: the cloud learns where the controller is and tells it the
+	// labelled count.
+	e.send(j, "run", KindRun, runRequest{})
+	e.act(j, c, c.Resume(e.env.Clock()))
+	var counted uint64
+	var samples int64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-events:
+			f()
+		case <-tick.C:
+			if err := e.env.Data.Samples(j.ref.Namespace, j.dataset, counted, func(i uint64, _ []byte) error {
+				counted, samples = i, samples+1
+				return nil
+			}); err != nil {
+				e.env.Log.Warn("incremental: the Dataset's samples not counted", "job", key, "error", err)
+			}
+			var lab int64
+			if v, ok := e.labelled.Load(key); ok {
+				lab = v.(int64)
+			}
+			now := e.env.Clock()
+			e.act(j, c, c.Samples(samples+lab, now))
+			e.act(j, c, c.Tick(now))
+		}
+	}
+}
+
+// act does a controller's actions in order: the state saved first.
+func (e *Edge) act(j *job, c *Controller, acts []Action) {
+	key := jobKey(j.ref)
+	for _, a := range acts {
+		switch a.Kind {
+		case Save:
+			raw, err := msgpack.Marshal(a.State)
+			if err != nil {
+				continue
+			}
+			var b store.Batch
+			b.Put(ctlKey(key), raw)
+			if err := e.env.Store.Write(&b); err != nil {
+				// Not saved: a restart resumes from the last saved state.
+				e.env.Log.Error("incremental: the job's state not saved", "job", key, "error", err)
+			}
+		case Start:
+			e.send(j, "run", KindRun, runRequest{Attempt: a.Attempt, Stage: a.Stage, Input: a.Input})
+		case Report:
+			st := c.State()
+			sc := StageCondition{Condition: a.Cond.API(), Cycle: st.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, Reason: st.Reason}
+			if raw, err := topics.Encode(topics.KindStageCondition, "incremental/edge", sc); err == nil {
+				_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
+			}
+			e.send(j, "conditions", topics.KindStageCondition, sc)
+			e.env.Log.Info("incremental: stage", "job", key, "cycle", st.Cycle, "stage", a.Cond.Stage, "phase", a.Cond.Type,
+				"reason", a.Cond.Reason, "message", a.Cond.Message)
+		}
+	}
+}
+
+// send queues a message of the job for the cloud, durably.
+func (e *Edge) send(j *job, what, kind string, body any) {
+	raw, err := topics.Encode(kind, "incremental/edge", body)
+	if err != nil {
+		return
+	}
+	if err := e.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(e.env.Node, j.ref, what), Payload: raw}); err != nil {
+		e.env.Log.Warn("incremental: not queued for the cloud", "job", j.ref.String(), "what", what, "error", err)
+	}
+}
+
+// ---- the inference worker ----
+
+// servingModel is the model the inference worker answers with.
+type servingModel struct {
+	net     *ml.Network
+	name    string
+	version uint64
+}
+
+// Inference is the built-in inference worker (the deploy template's):
+// it answers devices' samples with the serving model, judges each answer
+// with the job's hard-example miner, keeps the hard ones in the node's
+// store (bounded) and sends them to the cloud in the background; a newly
+// deployed model version is loaded beside the serving one and swapped in
+// between two samples.
+func (e *Edge) Inference() workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		j, err := jobOf(spec.Job, spec.Document)
+		if err != nil {
+			return err
+		}
+		hem := j.spec.DeploySpec.HardExampleMining
+		if hem == nil || hem.Name == "" {
+			return errors.New("incremental: spec.deploySpec.hardExampleMining.name is empty: the worker needs a miner")
+		}
+		params := map[string]string{}
+		for _, kv := range hem.Parameters {
+			params[kv.Key] = kv.Value
+		}
+		host, err := e.env.Plugins()
+		if err != nil {
+			return err
+		}
+		miner, err := host.Miner(hem.Name, params)
+		if err != nil {
+			return fmt.Errorf("incremental: hard-example miner: %w", err)
+		}
+		pool, err := OpenPool(store.Sub(e.env.Store, "pool/"+jobKey(j.ref)+"/"), PoolLimits{})
+		if err != nil {
+			return err
+		}
+		w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1)}
+		return w.run(ctx)
+	}
+}
+
+type inference struct {
+	env   paradigm.Env
+	j     *job
+	spec  workers.Spec
+	log   *slog.Logger
+	miner *plugins.Miner
+	pool  *Pool
+	model atomic.Pointer[servingModel]
+	in    chan []byte
+	kick  chan struct{}
+	// numbers
+	samples, hard, bytesSeen, bytesUp, dropped, errors atomic.Int64
+}
+
+func (w *inference) run(ctx context.Context) error {
+	if err := w.refresh(); err != nil {
+		return err
+	}
+	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
+	stop, err := w.env.Bus.Subscribe(input, func(m paradigm.Message) error {
+		if m.Retained {
+			return nil
+		}
+		select {
+		case w.in <- m.Payload:
+		default:
+			w.dropped.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("incremental: subscribe %s: %w", input, err)
+	}
+	defer func() { _ = stop() }()
+	m := w.model.Load()
+	w.log.Info("incremental: inference worker ready", "input", input, "model", m.name, "version", m.version, "miner", w.miner.Info().Name)
+	w.spec.Say("")
+	var wg sync.WaitGroup
+	upCtx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); w.upload(upCtx) }()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	report := time.NewTicker(2 * time.Second)
+	defer report.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.metrics()
+			return nil
+		case raw := <-w.in:
+			w.answer(ctx, raw)
+		case <-poll.C:
+			if err := w.refresh(); err != nil {
+				w.log.Warn("incremental: the deployed model not loaded", "error", err)
+			}
+		case <-report.C:
+			w.metrics()
+		}
+	}
+}
+
+// refresh loads the newest deployed version (or, before the first deploy,
+// the initial model) when it is not the one serving, and swaps it in.
+func (w *inference) refresh() error {
+	cur := w.model.Load()
+	var have uint64
+	if cur != nil && cur.name == w.j.deploy {
+		have = cur.version
+	}
+	v, data, err := w.env.Models.Latest(w.j.ref.Namespace, w.j.deploy, have)
+	name := w.j.deploy
+	if err != nil || v == 0 {
+		if cur != nil {
+			return nil // nothing deployed yet: the initial model serves on
+		}
+		name = w.j.initial
+		if v, data, err = w.env.Models.Latest(w.j.ref.Namespace, name, 0); err != nil {
+			return fmt.Errorf("incremental: model %s: %w", name, err)
+		}
+	}
+	if data == nil {
+		return nil // the version serving
+	}
+	net, err := ml.Unmarshal(data)
+	if err != nil {
+		return fmt.Errorf("incremental: model %s version %d: %w", name, v, err)
+	}
+	w.model.Store(&servingModel{net: net, name: name, version: v})
+	if cur != nil {
+		w.log.Info("incremental: hot update", "model", name, "from", cur.version, "to", v)
+		w.spec.Event("Normal", "ModelUpdated", fmt.Sprintf("the inference worker serves model %s version %d", name, v))
+	}
+	return nil
+}
+
+func (w *inference) answer(ctx context.Context, raw []byte) {
+	req, replyTo, corr, asJSON, err := jointinference.DecodeRequest(raw, topics.Limits{})
+	res := jointinference.Result{ID: req.ID, Source: "edge"}
+	m := w.model.Load()
+	var x []float32
+	if err == nil {
+		x, err = req.Floats()
+	}
+	if err == nil && len(x) != m.net.Inputs() {
+		err = fmt.Errorf("a sample of %d values does not fit a model of %d inputs", len(x), m.net.Inputs())
+	}
+	var probs []float32
+	if err == nil {
+		probs, err = m.net.PredictProba(x)
+	}
+	if err != nil {
+		w.errors.Add(1)
+		res.Error = err.Error()
+	} else {
+		w.samples.Add(1)
+		w.bytesSeen.Add(int64(len(raw)))
+		k := m.net.Classes()
+		best := 0
+		for i := range k {
+			if probs[i] > probs[best] {
+				best = i
+			}
+		}
+		res.Class, res.Score, res.Probs = best, probs[best], probs
+		if vs, err := w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: k}); err == nil && len(vs) == 1 && vs[0].Hard {
+			res.Hard = true
+			w.keep(req, m.version, float64(vs[0].Score))
+		}
+	}
+	out, err := jointinference.EncodeResult(res, corr, asJSON)
+	if err != nil {
+		return
+	}
+	if replyTo != "" {
+		_ = w.env.Bus.Answer(replyTo, out)
+	} else {
+		_ = w.env.Bus.Publish(ResultTopic(w.j.ref.Namespace, w.j.ref.Name), out, false, 1)
+	}
+}
+
+// keep puts a hard sample in the node's pool, as the device sent it.
+func (w *inference) keep(req jointinference.Request, version uint64, score float64) {
+	e := HardExample{ID: req.ID, Shape: req.Shape, DType: req.DType, Data: req.Data, Model: version, Score: score, At: w.env.Clock().UnixNano()}
+	if len(req.Values) > 0 {
+		e.DType, e.Data = DTypeF32, packF32(req.Values)
+	}
+	if _, err := w.pool.Add(e); err != nil {
+		w.log.Warn("incremental: a hard example not kept", "error", err)
+		return
+	}
+	w.hard.Add(1)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// upload sends the pool's oldest examples to the cloud while the link is
+// up, and removes what was queued.
+func (w *inference) upload(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		for ctx.Err() == nil {
+			if up, _ := w.env.Bus.Link(); !up {
+				break
+			}
+			es, err := w.pool.Oldest(64)
+			if err != nil || len(es) == 0 {
+				break
+			}
+			raw, err := topics.Encode(KindExamples, "incremental/edge", exampleBatch{Examples: es})
+			if err != nil {
+				break
+			}
+			if err := w.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(w.env.Node, w.j.ref, "examples"), Payload: raw, Bulk: true}); err != nil {
+				w.log.Warn("incremental: hard examples not queued", "error", err)
+				break
+			}
+			w.bytesUp.Add(int64(len(raw)))
+			seqs := make([]uint64, len(es))
+			for i, e := range es {
+				seqs[i] = e.Seq
+			}
+			if err := w.pool.Remove(seqs...); err != nil {
+				w.log.Warn("incremental: sent examples not removed from the pool", "error", err)
+				break
+			}
+		}
+	}
+}
+
+func (w *inference) metrics() {
+	m := w.model.Load()
+	ps := w.pool.Stats()
+	if w.spec.ReportMetrics == nil {
+		return
+	}
+	w.spec.ReportMetrics(map[string]float64{
+		"samples": float64(w.samples.Load()), "hardExamples": float64(w.hard.Load()),
+		"bytesSeen": float64(w.bytesSeen.Load()), "bytesUp": float64(w.bytesUp.Load()),
+		"poolKept": float64(ps.Kept), "poolDropped": float64(ps.Dropped), "inputDropped": float64(w.dropped.Load()),
+		"badInputs": float64(w.errors.Load()), "modelVersion": float64(m.version),
+	})
+}
+
+func packF32(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, f := range v {
+		u := math.Float32bits(f)
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package incremental
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// Paradigm is incremental learning as the runtime runs it: the controller
+// at the node of each job's Dataset and the inference worker ("deploy")
+// at the edge; the labelling, the sets and the Train, Eval and Deploy
+// stages in the cloud.
+type Paradigm struct{}
+
+var _ paradigm.Paradigm = Paradigm{}
+
+// Kind is api.KindIncrementalLearningJob.
+func (Paradigm) Kind() string { return api.KindIncrementalLearningJob }
+
+// Name is "il".
+func (Paradigm) Name() string { return "il" }
+
+// View: the inference worker decides whether the job runs (the training
+// and evaluation workers run the stages when asked).
+func (Paradigm) View() paradigm.View { return paradigm.View{Deciders: []string{"deploy"}} }
+
+// Edge starts a node's controllers and gives it the inference worker.
+func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
+	e, err := NewEdge(env)
+	if err != nil {
+		return paradigm.Half{}, err
+	}
+	return paradigm.Half{Workers: map[string]workers.Builtin{"deploy": e.Inference()}, Close: e.Close}, nil
+}
+
+// Cloud starts the cloud's labelling and stages, and gives it the
+// training and evaluation workers, which stand for the cloud's stage
+// runner in the job's status.
+func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
+	c, err := NewCloud(env)
+	if err != nil {
+		return paradigm.Half{}, err
+	}
+	standBy := func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		spec.Say("runs the job's " + spec.Role + " attempts when its controller asks")
+		<-ctx.Done()
+		return nil
+	}
+	return paradigm.Half{Workers: map[string]workers.Builtin{"train": standBy, "eval": standBy}, Close: c.Close}, nil
+}

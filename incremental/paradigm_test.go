@@ -1,0 +1,290 @@
+package incremental_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/incremental"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/datasets"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/paradigm/paradigmtest"
+	"github.com/sedna-go/sedna/plugins"
+	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
+)
+
+// registry is a model registry both sides read, as if the model
+// distribution had brought each version to the node at once.
+type registry struct {
+	mu       sync.Mutex
+	versions map[string][][]byte
+}
+
+func (r *registry) Latest(ns, name string, have uint64) (uint64, []byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vs := r.versions[ns+"/"+name]
+	if len(vs) == 0 {
+		return 0, nil, fmt.Errorf("model %s has no version", name)
+	}
+	if uint64(len(vs)) == have {
+		return have, nil, nil
+	}
+	return uint64(len(vs)), vs[len(vs)-1], nil
+}
+
+func (r *registry) Register(_ context.Context, ns, name, _, _ string, _ map[string]string, data []byte) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.versions[ns+"/"+name] = append(r.versions[ns+"/"+name], data)
+	return uint64(len(r.versions[ns+"/"+name])), nil
+}
+
+const ilJob = `apiVersion: sedna.io/v1alpha1
+kind: IncrementalLearningJob
+metadata: {name: helmet, namespace: default}
+spec:
+  initialModel: {name: initial-model}
+  dataset: {name: cam, trainProb: 0.8}
+  trainSpec:
+    template: {spec: {nodeName: cloud, containers: [{name: t, env: [{name: epochs, value: "4"}]}]}}
+    trigger:
+      condition: {operator: ">", threshold: 150, metric: num_of_samples}
+  evalSpec:
+    template: {spec: {nodeName: cloud}}
+  deploySpec:
+    model: {name: deploy-model, hotUpdateEnabled: true}
+    trigger:
+      condition: {operator: ">", threshold: 0.05, metric: accuracy_delta}
+    hardExampleMining:
+      name: CrossEntropy
+      parameters: [{key: threshold_cross_entropy, value: "0.9"}]
+    template: {spec: {nodeName: edge1}}
+`
+
+const ilDataset = `apiVersion: sedna.io/v1alpha1
+kind: Dataset
+metadata: {name: cam, namespace: default}
+spec: {url: /data/cam.txt, format: txt, nodeName: edge1}
+`
+
+func retainSpec(t *testing.T, bus paradigm.Bus, kind, doc string, gen uint64) topics.JobRef {
+	t.Helper()
+	res, err := api.ParseDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := topics.JobRef{Kind: kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
+	raw, err := topics.Encode(topics.KindSpec, "test", topics.Spec{Key: ref.String(), Generation: gen, Data: []byte(doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(topics.JobSpec(ref), raw, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TestACycleRunsEndToEndAcrossTheHalves runs an incremental job with both
+// halves joined by an in-memory link (real Badger stores, the real WASM
+// miner): a camera's drifted samples are answered by the initial model,
+// the hard ones go up and wait for labels, an oracle labels them, the
+// controller at the Dataset's node sees the count pass the trigger, and
+// Train, Eval and Deploy run in the cloud, each once; the deployed version
+// is swapped into the inference worker, which then answers better; only
+// hard examples left the node.
+func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	ctx := context.Background()
+	train, test, err := datasets.FashionSubset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := ml.NewMLP(train.Cols, []int{64}, 10, 1)
+	if err := base.Fit(ctx, train.X[:4000*train.Cols], train.Y[:4000], ml.FitOptions{Epochs: 5, Optimizer: ml.Adam, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := base.MarshalBinary()
+	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	stream, err := test.Drifted(cameraDrift)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	net := paradigmtest.NewNet()
+	edgeBus := net.Node("edge1")
+	host, err := plugins.New(ctx, plugins.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = host.Close(ctx) }()
+	open := func() store.Store {
+		st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cloudEnv := paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: open(), Log: log}
+	edgeEnv := paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: open(), Log: log,
+		Plugins: func() (*plugins.Host, error) { return host, nil },
+		Data:    paradigm.SamplesFunc(func(string, string, uint64, func(uint64, []byte) error) error { return nil })}
+	cloudHalf, err := incremental.Paradigm{}.Cloud(cloudEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloudHalf.Close()
+	edgeHalf, err := incremental.Paradigm{}.Edge(edgeEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edgeHalf.Close()
+
+	// The oracle: labels every waiting example with the truth of its ID.
+	stopOracle, _ := net.Cloud.Subscribe("sedna/v1/job/IncrementalLearningJob/+/+/waiting", func(m paradigm.Message) error {
+		env, err := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
+		if err != nil {
+			return err
+		}
+		var w incremental.WaitingExample
+		if err := env.DecodeBody(&w); err != nil {
+			return err
+		}
+		var i int
+		fmt.Sscanf(w.ID, "s%d", &i)
+		raw := fmt.Sprintf(`{"key": %q, "label": %d}`, w.Key, stream.Y[i])
+		go func() { _ = net.Cloud.Publish(strings.TrimSuffix(m.Topic, "waiting")+"label", []byte(raw), false, 1) }()
+		return nil
+	})
+	defer stopOracle()
+
+	var mu sync.Mutex
+	var conds []incremental.StageCondition
+	deployed := make(chan struct{})
+	var once sync.Once
+	stopConds, _ := edgeBus.Subscribe("sedna/v1/job/IncrementalLearningJob/default/helmet/conditions", func(m paradigm.Message) error {
+		env, _ := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
+		var sc incremental.StageCondition
+		if env != nil && env.DecodeBody(&sc) == nil {
+			mu.Lock()
+			conds = append(conds, sc)
+			mu.Unlock()
+			if sc.Condition.Stage == "Deploy" && sc.Condition.Type == "Completed" {
+				once.Do(func() { close(deployed) })
+			}
+		}
+		return nil
+	})
+	defer stopConds()
+	results := make(chan jointinference.Result, 4096)
+	stopRes, _ := edgeBus.Subscribe(incremental.ResultTopic("default", "helmet"), func(m paradigm.Message) error {
+		r, _, err := jointinference.DecodeResult(m.Payload)
+		if err == nil {
+			results <- r
+		}
+		return nil
+	})
+	defer stopRes()
+
+	retainSpec(t, edgeBus, api.KindDataset, ilDataset, 1)
+	ref := retainSpec(t, edgeBus, api.KindIncrementalLearningJob, ilJob, 1)
+	retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metrics := make(chan map[string]float64, 64)
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	spec := workers.Spec{Job: ref, Generation: 1, Document: []byte(ilJob), Worker: api.Worker{Role: "deploy", Node: "edge1"},
+		ReportMessage: func(string) { readyOnce.Do(func() { close(ready) }) },
+		ReportMetrics: func(m map[string]float64) {
+			select {
+			case metrics <- m:
+			default:
+			}
+		}}
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- edgeHalf.Workers["deploy"](wctx, spec, log) }()
+	select {
+	case <-ready: // subscribed to its input
+	case err := <-workerDone:
+		t.Fatalf("the inference worker stopped: %v", err)
+	}
+
+	// The camera: half the drifted stream, answered by the initial model.
+	send := func(lo, hi int) (correct int) {
+		for i := lo; i < hi; i++ {
+			raw, _ := jointinference.EncodeRequest(jointinference.Request{ID: fmt.Sprintf("s%d", i), Shape: []int{14, 14}, Data: u8(stream.Row(i))}, "", "")
+			if err := edgeBus.Publish(incremental.InputTopic("default", "helmet"), raw, false, 0); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-results:
+				if r.Error != "" {
+					t.Fatalf("sample %d: %s", i, r.Error)
+				}
+				if r.Class == stream.Y[i] {
+					correct++
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("sample %d: no answer", i)
+			}
+		}
+		return correct
+	}
+	before := send(0, 1000)
+	select {
+	case <-deployed:
+	case <-time.After(2 * time.Minute):
+		mu.Lock()
+		t.Fatalf("no deploy in 2 minutes; conditions: %+v", conds)
+	}
+	// The worker swaps the new version in within a poll.
+	for v, _, _ := reg.Latest("default", "deploy-model", 0); ; {
+		m := <-metrics
+		if uint64(m["modelVersion"]) == v && v > 0 {
+			break
+		}
+	}
+	after := send(1000, 2000)
+	t.Logf("drifted camera: %d of 1000 right before the cycle, %d of 1000 after", before, after)
+	if after <= before {
+		t.Errorf("the deployed model is not better: %d then %d of 1000", before, after)
+	}
+	mu.Lock()
+	starts := map[string]int{}
+	for _, c := range conds {
+		if c.Condition.Type == "Starting" && c.Cycle == 1 {
+			starts[c.Condition.Stage]++
+		}
+	}
+	mu.Unlock()
+	for _, s := range []string{"Train", "Eval", "Deploy"} {
+		if starts[s] != 1 {
+			t.Errorf("stage %s of cycle 1 started %d times, want once", s, starts[s])
+		}
+	}
+	m := <-metrics
+	if m["bytesUp"] <= 0 || m["bytesUp"] >= m["bytesSeen"] || m["hardExamples"] >= m["samples"] {
+		t.Errorf("bytes up %v of %v seen, %v hard of %v samples: only hard examples should leave the node",
+			m["bytesUp"], m["bytesSeen"], m["hardExamples"], m["samples"])
+	}
+	t.Logf("%v samples, %v hard; %v bytes seen, %v bytes sent up", m["samples"], m["hardExamples"], m["bytesSeen"], m["bytesUp"])
+	cancel()
+	if err := <-workerDone; err != nil {
+		t.Fatal(err)
+	}
+}
