@@ -9,17 +9,17 @@ import (
 // Envelope kinds of the paradigm's messages.
 const (
 	// KindExamples: an exampleBatch, a node's hard examples for the cloud.
-	KindExamples = "il.examples"
+	KindExamples = topics.KindILExamples
 	// KindWaiting: a WaitingExample, announced on the job's waiting topic.
-	KindWaiting = "il.waiting"
+	KindWaiting = topics.KindILWaiting
 	// KindLabel: a Label, on the job's label topic.
-	KindLabel = "il.label"
+	KindLabel = topics.KindILLabel
 	// KindRun: a runRequest, the controller asking for a stage's attempt.
-	KindRun = "il.run"
+	KindRun = topics.KindILRun
 	// KindStage: a stageReport, an attempt's start, success or failure.
-	KindStage = "il.stage"
+	KindStage = topics.KindILStage
 	// KindLabelled: a labelledCount, the labelled examples of the job.
-	KindLabelled = "il.labelled"
+	KindLabelled = topics.KindILLabelled
 )
 
 // Topics of a job (r) on the cloud's broker, for labelling tools.

@@ -42,6 +42,16 @@ const (
 	// (incremental.StageCondition), from the controller on the node of the
 	// job's Dataset, on NodeJob(node, ref, "conditions").
 	KindStageCondition = "job.stage"
+	// Incremental learning's messages (package incremental has their
+	// bodies): a node's hard examples, one waiting for a label, a label,
+	// a controller's stage request, an attempt's report, the labelled
+	// count.
+	KindILExamples = "il.examples"
+	KindILWaiting  = "il.waiting"
+	KindILLabel    = "il.label"
+	KindILRun      = "il.run"
+	KindILStage    = "il.stage"
+	KindILLabelled = "il.labelled"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
 	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").
