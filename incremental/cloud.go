@@ -56,7 +56,7 @@ type cloudState struct {
 	// Labelled numbers the labelled examples.
 	Labelled uint64 `msgpack:"labelled"`
 	// TrainedUpTo is the last labelled example the last successful
-	// training saw; Groups are the cutoffs of the earlier trainings.
+	// training saw.
 	TrainedUpTo uint64 `msgpack:"trained"`
 }
 
@@ -174,25 +174,29 @@ func (c *Cloud) onSpec(m paradigm.Message) error {
 	return nil
 }
 
-// forget deletes a deleted job's examples, sets, runs and candidates.
+// forget deletes a deleted job's examples, sets, runs and candidates (one
+// per cycle a Train attempt was asked for).
 func (c *Cloud) forget(key string) {
 	var b store.Batch
+	cycles := map[int64]bool{}
 	for _, prefix := range []string{"w/", "x/", "r/"} {
-		_ = c.env.Store.Scan([]byte(prefix+key+"/"), nil, func(k, _ []byte) error {
+		_ = c.env.Store.Scan([]byte(prefix+key+"/"), nil, func(k, v []byte) error {
 			b.Delete(append([]byte(nil), k...))
+			var rec runRecord
+			if prefix == "r/" && msgpack.Unmarshal(v, &rec) == nil && rec.Req.Stage == Train {
+				cycles[rec.Req.Input.Cycle] = true
+			}
 			return nil
 		})
 	}
 	b.Delete(stateKeyOf(key))
+	for cycle := range cycles {
+		if err := store.DeleteBlob(c.env.Store, candidateBlob(key, cycle)); err != nil {
+			c.env.Log.Warn("incremental: a deleted job's candidate not removed", "job", key, "cycle", cycle, "error", err)
+		}
+	}
 	if err := c.env.Store.Write(&b); err != nil {
 		c.env.Log.Warn("incremental: a deleted job's data not removed", "job", key, "error", err)
-	}
-	for cycle := int64(1); ; cycle++ {
-		if store.DeleteBlob(c.env.Store, candidateBlob(key, cycle)) != nil {
-			if _, err := store.StatBlob(c.env.Store, candidateBlob(key, cycle+1)); err != nil {
-				break
-			}
-		}
 	}
 }
 
