@@ -557,11 +557,10 @@ func (c *Cloud) train(j *job, in Input, tmpl api.PodTemplate) (Output, error) {
 		return Output{}, err
 	}
 	var set TrainSet
-	var old []Example
 	var upTo uint64
 	if err := c.examples(key, true, func(e Example) error {
 		if e.Seq <= st.TrainedUpTo {
-			old = append(old, e)
+			set.Old = append(set.Old, e)
 		} else {
 			set.New = append(set.New, e)
 		}
@@ -569,9 +568,6 @@ func (c *Cloud) train(j *job, in Input, tmpl api.PodTemplate) (Output, error) {
 		return nil
 	}); err != nil {
 		return Output{}, err
-	}
-	if len(old) > 0 {
-		set.Old = [][]Example{old}
 	}
 	m, err := FineTune(c.ctx, base, set, fit)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,6 +226,17 @@ func (e *Edge) control(ctx context.Context, j *job) error {
 	}
 	c := NewController(j.rules, st)
 	events := make(chan func(), 256)
+	stopLabelled, err := e.env.Bus.Subscribe(topics.JobTopic(j.ref, "labelled"), func(m paradigm.Message) error {
+		var n labelledCount
+		if decode(m.Payload, KindLabelled, &n) == nil {
+			e.labelled.Store(key, n.Total)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopLabelled() }()
 	for what, fn := range map[string]func([]byte) func(){
 		"stage": func(p []byte) func() {
 			var r stageReport
@@ -244,13 +254,6 @@ func (e *Edge) control(ctx context.Context, j *job) error {
 					e.act(j, c, c.Succeeded(r.Attempt, r.Output, now))
 				}
 			}
-		},
-		"labelled": func(p []byte) func() {
-			var n labelledCount
-			if err := decode(p, KindLabelled, &n); err != nil {
-				return nil
-			}
-			return func() { e.labelled.Store(key, n.Total) }
 		},
 	} {
 		stop, err := e.env.Bus.Subscribe(topics.JobTopic(j.ref, what), func(m paradigm.Message) error {
@@ -531,10 +534,8 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 
 // keep puts a hard sample in the node's pool, as the device sent it.
 func (w *inference) keep(req jointinference.Request, version uint64, score float64) {
-	e := HardExample{ID: req.ID, Shape: req.Shape, DType: req.DType, Data: req.Data, Model: version, Score: score, At: w.env.Clock().UnixNano()}
-	if len(req.Values) > 0 {
-		e.DType, e.Data = DTypeF32, packF32(req.Values)
-	}
+	dtype, data := req.Packed()
+	e := HardExample{ID: req.ID, Shape: req.Shape, DType: dtype, Data: data, Model: version, Score: score, At: w.env.Clock().UnixNano()}
 	if _, err := w.pool.Add(e); err != nil {
 		w.log.Warn("incremental: a hard example not kept", "error", err)
 		return
@@ -599,13 +600,4 @@ func (w *inference) metrics() {
 		"poolKept": float64(ps.Kept), "poolDropped": float64(ps.Dropped), "inputDropped": float64(w.dropped.Load()),
 		"badInputs": float64(w.errors.Load()), "modelVersion": float64(m.version),
 	})
-}
-
-func packF32(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, f := range v {
-		u := math.Float32bits(f)
-		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return out
 }

@@ -2,18 +2,11 @@ package incremental
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strconv"
 
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
-)
-
-// Data types of an example's values.
-const (
-	DTypeU8  = "u8"  // bytes 0..255, read as v/255
-	DTypeF32 = "f32" // little-endian float32
 )
 
 // Example is a labelled sample of a job's train or eval set: a hard
@@ -22,6 +15,7 @@ type Example struct {
 	// Key names it in the job (node/seq): the train/eval split hashes it.
 	Key   string `msgpack:"key"`
 	Shape []int  `msgpack:"shape,omitempty"`
+	// DType is jointinference.DTypeU8 ("" too) or DTypeF32.
 	DType string `msgpack:"dtype,omitempty"`
 	Data  []byte `msgpack:"data"`
 	Label int    `msgpack:"label"`
@@ -30,32 +24,11 @@ type Example struct {
 	Seq uint64 `msgpack:"seq"`
 }
 
-// Values returns the example's values as floats.
-func (e Example) Values() ([]float32, error) { return decodeValues(e.DType, e.Data) }
-
-func decodeValues(dtype string, data []byte) ([]float32, error) {
-	switch dtype {
-	case "", DTypeU8:
-		out := make([]float32, len(data))
-		for i, b := range data {
-			out[i] = float32(b) / 255
-		}
-		return out, nil
-	case DTypeF32:
-		if len(data)%4 != 0 {
-			return nil, fmt.Errorf("incremental: %d bytes are not float32 values", len(data))
-		}
-		out := make([]float32, len(data)/4)
-		for i := range out {
-			v := math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-			if v != v || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("incremental: value %d is not finite", i)
-			}
-			out[i] = v
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("incremental: data type %q: want %s or %s", dtype, DTypeU8, DTypeF32)
+// Values returns the example's values as floats, as the inference worker
+// read them.
+func (e Example) Values() ([]float32, error) {
+	r := jointinference.Request{Shape: e.Shape, DType: e.DType, Data: e.Data}
+	return r.Floats()
 }
 
 // Fit is how a training fits the serving model to the train set: Sedna's
@@ -95,11 +68,9 @@ func FitOf(params map[string]string) (Fit, error) {
 }
 
 // TrainSet is what a training learns from: the examples labelled since
-// the last training that succeeded, and the earlier ones, by the training
-// that first learnt them (oldest first).
+// the last training that succeeded, and the earlier ones.
 type TrainSet struct {
-	New []Example
-	Old [][]Example
+	New, Old []Example
 }
 
 // FineTune fine-tunes a copy of base on set and returns it. The earlier
@@ -107,50 +78,23 @@ type TrainSet struct {
 // all the examples together, so a cycle of new data (a drift) does not
 // make the model forget what the earlier cycles taught.
 func FineTune(ctx context.Context, base *ml.Network, set TrainSet, fit Fit) (*ml.Network, error) {
-	in := base.Inputs()
-	var x []float32
-	var y []int
-	add := func(e Example) error {
-		v, err := e.Values()
-		if err != nil {
-			return fmt.Errorf("example %s: %w", e.Key, err)
-		}
-		if len(v) != in {
-			return fmt.Errorf("incremental: example %s has %d values; the model takes %d", e.Key, len(v), in)
-		}
-		if e.Label < 0 || e.Label >= base.Classes() {
-			return fmt.Errorf("incremental: example %s is labelled %d; the model has %d classes", e.Key, e.Label, base.Classes())
-		}
-		x, y = append(x, v...), append(y, e.Label)
-		return nil
+	x, y, err := matrix(base, append(append([]Example(nil), set.New...), set.Old...))
+	if err != nil {
+		return nil, err
 	}
-	for _, e := range set.New {
-		if err := add(e); err != nil {
-			return nil, err
-		}
-	}
-	var old []Example
-	for _, group := range set.Old {
-		old = append(old, group...)
-	}
-	for _, e := range old {
-		if err := add(e); err != nil {
-			return nil, err
-		}
+	if len(y) == 0 {
+		return nil, fmt.Errorf("incremental: nothing to train on")
 	}
 	// Replay: the earlier examples again, until they weigh as much as all.
-	if n := len(old); n > 0 {
-		total := len(y)
+	if n := len(set.Old); n > 0 {
+		in, total := base.Inputs(), len(y)
 		for k := range total {
 			j := len(set.New) + k%n
 			x, y = append(x, x[j*in:(j+1)*in]...), append(y, y[j])
 		}
 	}
-	if len(y) == 0 {
-		return nil, fmt.Errorf("incremental: nothing to train on")
-	}
 	m := base.Clone().(*ml.Network)
-	err := m.Fit(ctx, x, y, ml.FitOptions{Epochs: fit.Epochs, BatchSize: fit.BatchSize, LearningRate: fit.LearningRate,
+	err = m.Fit(ctx, x, y, ml.FitOptions{Epochs: fit.Epochs, BatchSize: fit.BatchSize, LearningRate: fit.LearningRate,
 		Optimizer: ml.Adam, Seed: fit.Seed})
 	if err != nil {
 		return nil, err
@@ -165,18 +109,9 @@ func Evaluate(m *ml.Network, examples []Example) (Metrics, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("incremental: the eval set is empty")
 	}
-	in := m.Inputs()
-	x := make([]float32, 0, len(examples)*in)
-	y := make([]int, 0, len(examples))
-	for _, e := range examples {
-		v, err := e.Values()
-		if err != nil {
-			return nil, fmt.Errorf("example %s: %w", e.Key, err)
-		}
-		if len(v) != in {
-			return nil, fmt.Errorf("incremental: example %s has %d values; the model takes %d", e.Key, len(v), in)
-		}
-		x, y = append(x, v...), append(y, e.Label)
+	x, y, err := matrix(m, examples)
+	if err != nil {
+		return nil, err
 	}
 	ev, err := ml.Evaluate(m, x, y)
 	if err != nil {
@@ -188,4 +123,25 @@ func Evaluate(m *ml.Network, examples []Example) (Metrics, error) {
 		out["recall"] = append(out["recall"], s.Recall)
 	}
 	return out, nil
+}
+
+// matrix is examples as rows and labels for m, each checked to fit it.
+func matrix(m *ml.Network, examples []Example) ([]float32, []int, error) {
+	in := m.Inputs()
+	x := make([]float32, 0, len(examples)*in)
+	y := make([]int, 0, len(examples))
+	for _, e := range examples {
+		v, err := e.Values()
+		if err != nil {
+			return nil, nil, fmt.Errorf("incremental: example %s: %w", e.Key, err)
+		}
+		if len(v) != in {
+			return nil, nil, fmt.Errorf("incremental: example %s has %d values; the model takes %d", e.Key, len(v), in)
+		}
+		if e.Label < 0 || e.Label >= m.Classes() {
+			return nil, nil, fmt.Errorf("incremental: example %s is labelled %d; the model has %d classes", e.Key, e.Label, m.Classes())
+		}
+		x, y = append(x, v...), append(y, e.Label)
+	}
+	return x, y, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sedna-go/sedna/incremental"
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/datasets"
 	"github.com/sedna-go/sedna/plugins"
@@ -83,8 +84,7 @@ func TestDriftIsLearntWithoutForgetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	serving := base
-	var evalSet, newSet []incremental.Example
-	var oldSets [][]incremental.Example
+	var evalSet, newSet, oldSet []incremental.Example
 	const perCycle = 2500
 	var seq uint64
 	recovered := 0
@@ -110,7 +110,7 @@ func TestDriftIsLearntWithoutForgetting(t *testing.T) {
 			}
 			hard++
 			seq++
-			e := incremental.Example{Key: fmt.Sprintf("edge1/%d", seq), Seq: seq, Shape: []int{14, 14}, DType: incremental.DTypeU8,
+			e := incremental.Example{Key: fmt.Sprintf("edge1/%d", seq), Seq: seq, Shape: []int{14, 14}, DType: jointinference.DTypeU8,
 				Data: u8(src.Row(lo + i)), Label: src.Y[lo+i]}
 			if incremental.InTrainSet(e.Key, 0.8) {
 				newSet = append(newSet, e)
@@ -118,12 +118,12 @@ func TestDriftIsLearntWithoutForgetting(t *testing.T) {
 				evalSet = append(evalSet, e)
 			}
 		}
-		set := incremental.TrainSet{Old: oldSets, New: newSet}
+		set := incremental.TrainSet{Old: oldSet, New: newSet}
 		cand, err := incremental.FineTune(ctx, serving, set, incremental.Fit{Epochs: 8, BatchSize: 32, LearningRate: 0.001, Seed: uint64(cycle)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		oldSets, newSet = append(oldSets, newSet), nil
+		oldSet, newSet = append(oldSet, newSet...), nil
 		got, err := incremental.Evaluate(cand, evalSet)
 		if err != nil {
 			t.Fatal(err)

@@ -209,17 +209,22 @@ func (r *Request) Floats() ([]float32, error) {
 	return out, nil
 }
 
-// compact is the sample as it goes up, without its ID: 8-bit data as it
-// came; floats as raw f32 (JSON values are packed).
-func (r *Request) compact() offloadSample {
-	s := offloadSample{Shape: r.Shape, DType: r.DType, Data: r.Data}
-	if s.DType == DTypeU8 {
-		s.DType = ""
-	}
+// Packed is the sample as bytes, for sending or keeping: 8-bit data as it
+// came (dtype ""); floats as raw little-endian f32 (JSON values packed).
+func (r *Request) Packed() (dtype string, data []byte) {
 	if len(r.Values) > 0 {
-		s.DType, s.Data = DTypeF32, packF32(r.Values)
+		return DTypeF32, packF32(r.Values)
 	}
-	return s
+	if r.DType == DTypeU8 {
+		return "", r.Data
+	}
+	return r.DType, r.Data
+}
+
+// compact is the sample as it goes up, without its ID.
+func (r *Request) compact() offloadSample {
+	dtype, data := r.Packed()
+	return offloadSample{Shape: r.Shape, DType: dtype, Data: data}
 }
 
 func (s *offloadSample) request() Request {
