@@ -145,6 +145,14 @@ func (s *Status) Settle(o Observed, now time.Time) {
 			t := now
 			s.CompletionTime = &t
 		}
+	case s.Stage != nil && s.Stage.Done && len(looping) == 0:
+		// A learning job whose stop condition held: its cycles ended (its
+		// inference worker serves on with the last model).
+		s.become(PhaseAndCondition{ConditionCompleted, "StopConditionMet", s.Stage.Reason}, now)
+		if s.CompletionTime == nil {
+			t := now
+			s.CompletionTime = &t
+		}
 	case len(o.Waits) > 0:
 		// Its workers may run (started before, or waiting themselves):
 		// the job cannot do its work without what it names.

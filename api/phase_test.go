@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,7 @@ func ws(role, node, phase string, restarts, failures int, lastErr string) Worker
 func TestSettle(t *testing.T) {
 	ji := workersOf(KindJointInferenceService, "edge", "cloud")
 	fl := []Worker{{Role: "aggregation", Node: "cloud"}, {Role: "train-0", Node: "edge-1"}, {Role: "train-1", Node: "edge-2"}}
+	il := []Worker{{Role: "train", Node: "cloud"}, {Role: "eval", Node: "cloud"}, {Role: "deploy", Node: "edge-1"}}
 	cases := []struct {
 		name      string
 		o         Observed
@@ -38,6 +41,8 @@ func TestSettle(t *testing.T) {
 		message   string // a substring of the message
 		ready     int
 		falses    []string // conditions that must be False
+		stage     *StageStatus
+		stageCond []Condition // a learning job's stage conditions, kept as they are
 	}{
 		{name: "waits for a reference",
 			o:     Observed{Kind: KindJointInferenceService, Desired: ji, Waits: []string{`Model "little" (spec.edgeWorker.model.name)`}},
@@ -95,6 +100,23 @@ func TestSettle(t *testing.T) {
 			o:       Observed{Kind: KindJointInferenceService, Desired: ji, Waits: []string{`Model "little" (spec.edgeWorker.model.name)`}},
 			workers: []WorkerStatus{ws("cloud", "cloud", WorkerRunning, 0, 0, ""), ws("edge", "edge-1", WorkerRunning, 0, 0, "")},
 			phase:   ConditionPending, condition: ConditionPending, reason: "Waiting", message: `waiting for Model "little" (spec.edgeWorker.model.name) (2 of 2 workers running meanwhile)`, ready: 2},
+		{name: "incremental: the inference worker runs, a stage's Running is not the job's",
+			o:         Observed{Kind: KindIncrementalLearningJob, Deciders: ilDeciders, Desired: il},
+			workers:   []WorkerStatus{ws("deploy", "edge-1", WorkerRunning, 0, 0, ""), ws("train", "cloud", WorkerRunning, 0, 0, ""), ws("eval", "cloud", WorkerRunning, 0, 0, "")},
+			stage:     &StageStatus{Cycle: 2, Stage: "Train", Phase: "Running"},
+			stageCond: []Condition{{Type: "Running", Status: StatusTrue, Stage: "Train"}, {Type: "Completed", Status: StatusTrue, Stage: "Deploy"}},
+			phase:     ConditionRunning, condition: ConditionRunning, reason: "WorkersRunning", message: "3 of 3 workers running", ready: 3},
+		{name: "incremental: a stop condition held",
+			o:         Observed{Kind: KindIncrementalLearningJob, Deciders: ilDeciders, Desired: il},
+			workers:   []WorkerStatus{ws("deploy", "edge-1", WorkerRunning, 0, 0, ""), ws("train", "cloud", WorkerRunning, 0, 0, ""), ws("eval", "cloud", WorkerRunning, 0, 0, "")},
+			stage:     &StageStatus{Cycle: 3, Stage: "Deploy", Phase: "Completed", Done: true, Reason: "3 cycles run, the most the job allows"},
+			stageCond: []Condition{{Type: "Completed", Status: StatusTrue, Stage: "Deploy"}},
+			phase:     ConditionCompleted, condition: ConditionCompleted, reason: "StopConditionMet", message: "3 cycles run", ready: 3},
+		{name: "incremental: stopped, but the inference worker crash-loops",
+			o:       Observed{Kind: KindIncrementalLearningJob, Deciders: ilDeciders, Desired: il},
+			workers: []WorkerStatus{ws("deploy", "edge-1", WorkerCrashLoop, 3, 3, "model unreadable"), ws("train", "cloud", WorkerRunning, 0, 0, ""), ws("eval", "cloud", WorkerRunning, 0, 0, "")},
+			stage:   &StageStatus{Cycle: 3, Done: true, Reason: "3 cycles run"},
+			phase:   PhaseCrashLoop, reason: "CrashLoopBackOff", message: "worker deploy on edge-1 restarted 3 times: model unreadable", ready: 2},
 		{name: "a dataset not reported yet",
 			o:     Observed{Kind: KindDataset},
 			phase: ConditionPending, condition: ConditionPending, reason: "WaitingForNode", message: "report the dataset"},
@@ -111,16 +133,24 @@ func TestSettle(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Unix(1000, 0)
-			st := Status{Workers: tc.workers}
+			st := Status{Workers: tc.workers, Stage: tc.stage}
+			for _, c := range tc.stageCond {
+				st.AddStageCondition(c)
+			}
 			st.Settle(tc.o, now)
 			if st.Phase != tc.phase {
 				t.Fatalf("phase %q, want %q (conditions %+v)", st.Phase, tc.phase, st.Conditions)
 			}
-			var trues []Condition
+			var trues, stages []Condition
 			for _, c := range st.Conditions {
-				if c.Status == StatusTrue {
+				if c.Stage != "" {
+					stages = append(stages, c)
+				} else if c.Status == StatusTrue {
 					trues = append(trues, c)
 				}
+			}
+			if !slices.Equal(stages, tc.stageCond) {
+				t.Fatalf("stage conditions %+v, want them as they were: %+v", stages, tc.stageCond)
 			}
 			if tc.condition == "" {
 				if len(trues) != 0 {
@@ -206,3 +236,36 @@ func TestWorkerStatusCrashLooping(t *testing.T) {
 // flDeciders is the view of federated learning (federated.Paradigm): its
 // aggregation worker decides.
 var flDeciders = []string{"aggregation"}
+
+// ilDeciders is incremental learning's view: its inference worker decides.
+var ilDeciders = []string{"deploy"}
+
+// TestStageConditionsAreKeptApart: a status keeps the newest
+// StageConditionsKept stage conditions in order, and the job's own
+// conditions (found and set by type) are never a stage's of the same
+// type.
+func TestStageConditionsAreKeptApart(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var st Status
+	st.SetCondition(ConditionRunning, StatusTrue, "WorkersRunning", "", now)
+	for i := range StageConditionsKept + 5 {
+		st.AddStageCondition(Condition{Type: ConditionRunning, Status: StatusTrue, Stage: "Train", Message: fmt.Sprint(i)})
+	}
+	if len(st.Conditions) != StageConditionsKept+1 {
+		t.Fatalf("%d conditions, want %d stage conditions and the job's", len(st.Conditions), StageConditionsKept)
+	}
+	for i, c := range st.Conditions[1:] {
+		if want := fmt.Sprint(i + 5); c.Message != want {
+			t.Fatalf("stage condition %d says %q, want %q: the oldest go first", i, c.Message, want)
+		}
+	}
+	st.SetCondition(ConditionRunning, StatusFalse, "Stopped", "", now)
+	if c, _ := st.Condition(ConditionRunning); c.Stage != "" || c.Status != StatusFalse || c.Reason != "Stopped" {
+		t.Fatalf("the job's Running condition: %+v", c)
+	}
+	for _, c := range st.Conditions[1:] {
+		if c.Status != StatusTrue {
+			t.Fatalf("setting the job's condition changed a stage's: %+v", c)
+		}
+	}
+}

@@ -32,6 +32,9 @@ var sednaFields = map[string][]string{
 		"spec.deploySpec.trigger=trigger",
 		"spec.deploySpec.hardExampleMining.name", "spec.deploySpec.hardExampleMining.parameters[].key", "spec.deploySpec.hardExampleMining.parameters[].value",
 		"spec.deploySpec.template=pod",
+		// Sedna-Go's: when the job ends.
+		"spec.stopCondition.maxCycles", "spec.stopCondition.target.operator", "spec.stopCondition.target.threshold",
+		"spec.stopCondition.target.metric",
 	},
 	KindFederatedLearningJob: {
 		"spec.aggregationWorker.model.name", "spec.aggregationWorker.template=pod",

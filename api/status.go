@@ -79,6 +79,54 @@ type Status struct {
 	ReadyWorkers   int `json:"readyWorkers,omitempty" msgpack:"ready,omitempty"`
 	DesiredWorkers int `json:"desiredWorkers,omitempty" msgpack:"desired,omitempty"`
 	Restarts       int `json:"restarts,omitempty" msgpack:"restarts,omitempty"`
+	// Stage is where a learning job's cycles are, as its controller last
+	// said (its stage conditions are in Conditions, with Stage set).
+	Stage *StageStatus `json:"stage,omitempty" msgpack:"stage,omitempty"`
+}
+
+// StageStatus is where a learning job's cycles are.
+type StageStatus struct {
+	// Cycle is the current cycle (from 1); Stage and Phase where it is.
+	Cycle int64  `json:"cycle" msgpack:"cycle"`
+	Stage string `json:"stage" msgpack:"stage"`
+	Phase string `json:"phase" msgpack:"phase"`
+	// Serving is the model version that serves; Deployed counts the
+	// cycles whose model was deployed.
+	Serving  uint64 `json:"serving" msgpack:"serving"`
+	Deployed int64  `json:"deployed" msgpack:"deployed"`
+	// Done is set once a stop condition of the job held, Reason says
+	// which: the job is Completed (its inference worker serves on).
+	Done   bool   `json:"done,omitempty" msgpack:"done,omitempty"`
+	Reason string `json:"reason,omitempty" msgpack:"reason,omitempty"`
+}
+
+// StageConditionsKept is how many stage conditions a status keeps (the
+// newest); the job's events keep every one.
+const StageConditionsKept = 30
+
+// AddStageCondition appends a learning job's stage condition (c.Stage
+// set), keeping the newest StageConditionsKept.
+func (s *Status) AddStageCondition(c Condition) {
+	s.Conditions = append(s.Conditions, c)
+	n := 0
+	for _, x := range s.Conditions {
+		if x.Stage != "" {
+			n++
+		}
+	}
+	if n <= StageConditionsKept {
+		return
+	}
+	drop := n - StageConditionsKept
+	out := s.Conditions[:0]
+	for _, x := range s.Conditions {
+		if x.Stage != "" && drop > 0 {
+			drop--
+			continue
+		}
+		out = append(out, x)
+	}
+	s.Conditions = out
 }
 
 // Progress counts a job's rounds or stages.
@@ -89,11 +137,12 @@ type Progress struct {
 }
 
 // SetCondition records a condition, moving its transition time only when
-// its status changes.
+// its status changes. Stage conditions (AddStageCondition) are apart: a
+// stage's "Running" is not the job's.
 func (s *Status) SetCondition(typ, status, reason, message string, now time.Time) {
 	for i := range s.Conditions {
 		c := &s.Conditions[i]
-		if c.Type == typ {
+		if c.Type == typ && c.Stage == "" {
 			if c.Status != status {
 				c.LastTransitionTime = now
 			}
@@ -104,10 +153,10 @@ func (s *Status) SetCondition(typ, status, reason, message string, now time.Time
 	s.Conditions = append(s.Conditions, Condition{Type: typ, Status: status, Reason: reason, Message: message, LastHeartbeatTime: now, LastTransitionTime: now})
 }
 
-// Condition returns the condition of a type.
+// Condition returns the condition of a type (not a stage condition).
 func (s *Status) Condition(typ string) (Condition, bool) {
 	for _, c := range s.Conditions {
-		if c.Type == typ {
+		if c.Type == typ && c.Stage == "" {
 			return c, true
 		}
 	}

@@ -169,6 +169,17 @@ type IncrementalLearningJobSpec struct {
 	EvalSpec     EvalSpec   `json:"evalSpec"`
 	DeploySpec   DeploySpec `json:"deploySpec"`
 	OutputDir    string     `json:"outputDir"`
+	// StopCondition is Sedna-Go's: without it the job runs cycles until
+	// it is deleted, as in Sedna.
+	StopCondition *StopCondition `json:"stopCondition,omitempty"`
+}
+
+// StopCondition ends a learning job (Completed; its inference worker
+// serves on with the last model): after MaxCycles cycles, or once a
+// deployed model's evaluation meets Target ("accuracy >= 0.9").
+type StopCondition struct {
+	MaxCycles int64             `json:"maxCycles,omitempty"`
+	Target    *TriggerCondition `json:"target,omitempty"`
 }
 
 // AggregationWorker is a federated job's cloud side.

@@ -83,6 +83,17 @@ func Validate(r *Resource, adm Admission) error {
 			c.mining("spec.deploySpec.hardExampleMining", s.DeploySpec.HardExampleMining, false)
 		}
 		c.template("spec.deploySpec.template", s.DeploySpec.Template)
+		if sc := s.StopCondition; sc != nil {
+			if sc.MaxCycles < 0 {
+				c.fail("spec.stopCondition.maxCycles", "negative")
+			}
+			if sc.Target != nil {
+				c.condition("spec.stopCondition.target", sc.Target)
+			}
+			if sc.MaxCycles == 0 && sc.Target == nil {
+				c.fail("spec.stopCondition", "give maxCycles, a target, or both (without a stopCondition the job runs until deleted)")
+			}
+		}
 	case *FederatedLearningJobSpec:
 		c.template("spec.aggregationWorker.template", s.AggregationWorker.Template)
 		if s.AggregationWorker.Model.Name != "" {
@@ -174,14 +185,18 @@ func (c *checker) trigger(field string, t *Trigger) {
 		// "05:00"); start equal to end is that one minute, as in Sedna.
 	}
 	if t.Condition != nil {
-		if !contains(Operators, t.Condition.Operator) {
-			c.fail(field+".condition.operator", "%q: want one of %s", t.Condition.Operator, strings.Join(Operators, " "))
-		}
-		if t.Condition.Metric == "" {
-			c.fail(field+".condition.metric", "required")
-		} else if _, err := ParseMetric(t.Condition.Metric); err != nil {
-			c.fail(field+".condition.metric", "%v", err)
-		}
+		c.condition(field+".condition", t.Condition)
+	}
+}
+
+func (c *checker) condition(field string, tc *TriggerCondition) {
+	if !contains(Operators, tc.Operator) {
+		c.fail(field+".operator", "%q: want one of %s", tc.Operator, strings.Join(Operators, " "))
+	}
+	if tc.Metric == "" {
+		c.fail(field+".metric", "required")
+	} else if _, err := ParseMetric(tc.Metric); err != nil {
+		c.fail(field+".metric", "%v", err)
 	}
 }
 

@@ -639,7 +639,7 @@ func (c *ControlPlane) observe(e *entry) api.Observed {
 			}
 		}
 	}
-	for _, n := range e.res.Nodes() {
+	for _, n := range c.nodesOf(e) {
 		switch {
 		case n == c.cfg.Name:
 		case c.nodes[n] == "":
@@ -708,6 +708,39 @@ func (c *ControlPlane) waitsForResources(e *entry) bool {
 	return false
 }
 
+// nodesOf lists the nodes a resource places work on: those of its workers
+// and, for a learning job, the node of its Dataset, where its controller
+// runs (its triggers hold there while the link is down).
+func (c *ControlPlane) nodesOf(e *entry) []string {
+	nodes := e.res.Nodes()
+	var dataset string
+	switch s := e.res.Spec.(type) {
+	case *api.IncrementalLearningJobSpec:
+		dataset = s.Dataset.Name
+	case *api.LifelongLearningJobSpec:
+		dataset = s.Dataset.Name
+	default:
+		return nodes
+	}
+	if d, ok := c.datasetNode(e.res.Metadata.Namespace, dataset); ok && !slices.Contains(nodes, d) {
+		nodes = append(nodes, d)
+	}
+	return nodes
+}
+
+// datasetNode is the node of a Dataset, if it is applied.
+func (c *ControlPlane) datasetNode(namespace, name string) (string, bool) {
+	m, ok := c.res[api.KindDataset+"/"+namespace+"/"+name]
+	if !ok {
+		return "", false
+	}
+	ds, ok := m.res.Spec.(*api.DatasetSpec)
+	if !ok || ds.NodeName == "" {
+		return "", false
+	}
+	return ds.NodeName, true
+}
+
 // dispatch sends the spec to the nodes that run part of it and runs the
 // cloud's workers.
 func (c *ControlPlane) dispatch(e *entry) {
@@ -731,7 +764,7 @@ func (c *ControlPlane) dispatch(e *entry) {
 	}
 	ref := refOf(e.res)
 	var nodes []string
-	for _, n := range e.res.Nodes() {
+	for _, n := range c.nodesOf(e) {
 		if n != c.cfg.Name {
 			nodes = append(nodes, n)
 		}
@@ -859,6 +892,11 @@ func (c *ControlPlane) onNodeJob(topic string, payload []byte) {
 		var ds topics.DatasetStatus
 		if decode(&ds) {
 			c.do(func() { c.datasetStatus(p.Job, p.Node, ds) })
+		}
+	case topics.KindStageCondition:
+		var sc topics.StageCondition
+		if decode(&sc) {
+			c.do(func() { c.stageCondition(p.Job, p.Node, sc) })
 		}
 	case topics.KindModelFetch:
 		var f topics.ModelFetch
@@ -1001,6 +1039,70 @@ func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 	c.publishStatus(e)
 }
 
+// stageCondition takes a learning job's move from its controller: a stage
+// condition in the status (the newest api.StageConditionsKept), where the
+// cycles are, an event, and the job Completed once a stop condition held.
+func (c *ControlPlane) stageCondition(ref topics.JobRef, node string, sc topics.StageCondition) {
+	e, ok := c.res[ref.String()]
+	if !ok {
+		return
+	}
+	var dataset string
+	switch s := e.res.Spec.(type) {
+	case *api.IncrementalLearningJobSpec:
+		dataset = s.Dataset.Name
+	case *api.LifelongLearningJobSpec:
+		dataset = s.Dataset.Name
+	default:
+		c.log.Warn("a stage condition for a job without stages: ignored", "key", e.res.Key(), "node", node)
+		return
+	}
+	if d, ok := c.datasetNode(e.res.Metadata.Namespace, dataset); !ok || d != node {
+		c.log.Warn("a stage condition from a node that does not hold the job's Dataset: ignored", "key", e.res.Key(), "node", node)
+		return
+	}
+	// A controller of the job deleted and applied again since says its
+	// last word late: it is not the new one's.
+	if sc.Revision.Created != 0 && sc.Revision.Created < e.rec.Created {
+		return
+	}
+	at := time.Unix(0, sc.Time)
+	cond := api.Condition{Type: sc.Type, Status: sc.Status, Stage: sc.Stage, Reason: sc.Reason, Message: sc.Message, Data: sc.Data,
+		LastTransitionTime: at, LastHeartbeatTime: at}
+	for _, x := range e.status.Conditions {
+		if x.Stage == cond.Stage && x.Type == cond.Type && x.LastTransitionTime.Equal(at) {
+			return // sent again (a redelivery after a reconnect)
+		}
+	}
+	e.status.AddStageCondition(cond)
+	e.status.Stage = &api.StageStatus{Cycle: sc.Cycle, Stage: sc.Stage, Phase: sc.Type, Serving: sc.Serving, Deployed: sc.Deployed,
+		Done: sc.Done, Reason: sc.DoneReason}
+	if il, ok := e.res.Spec.(*api.IncrementalLearningJobSpec); ok && il.StopCondition != nil && il.StopCondition.MaxCycles > 0 {
+		done := sc.Cycle - 1
+		if sc.Done {
+			done = sc.Cycle
+		}
+		e.status.Progress = &api.Progress{Done: int(done), Total: int(il.StopCondition.MaxCycles), Unit: "cycles"}
+	}
+	typ := "Normal"
+	if sc.Type == "Failed" {
+		typ = "Warning"
+	}
+	msg := fmt.Sprintf("cycle %d: %s %s", sc.Cycle, sc.Stage, sc.Type)
+	if t := strings.TrimSpace(sc.Reason + " " + sc.Message); t != "" {
+		msg += ": " + t
+	}
+	if sc.Data != "" {
+		msg += " " + sc.Data
+	}
+	c.event(e, typ, "Stage"+sc.Type, msg)
+	c.settle(e, c.cfg.Now())
+	if err := c.save(e); err != nil {
+		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
+	}
+	c.publishStatus(e)
+}
+
 func (c *ControlPlane) datasetStatus(ref topics.JobRef, node string, ds topics.DatasetStatus) {
 	e, ok := c.res[ref.String()]
 	if !ok || e.res.Kind != api.KindDataset {
@@ -1048,7 +1150,7 @@ func (c *ControlPlane) nodeList() []topics.NodeInfo {
 		info(n)
 	}
 	for _, e := range c.sorted() {
-		for _, n := range e.res.Nodes() {
+		for _, n := range c.nodesOf(e) {
 			if n == c.cfg.Name {
 				continue
 			}

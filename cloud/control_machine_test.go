@@ -71,7 +71,7 @@ func (r *recorder) publish(topic, kind string, body any, retain bool) error {
 		if len(b.Conditions) > 0 {
 			msg = b.Conditions[len(b.Conditions)-1].Message
 			for _, c := range b.Conditions {
-				if c.Type == b.Phase || (b.Phase == api.PhaseCrashLoop && c.Type == api.PhaseCrashLoop) {
+				if c.Stage == "" && (c.Type == b.Phase || (b.Phase == api.PhaseCrashLoop && c.Type == api.PhaseCrashLoop)) {
 					msg = c.Message
 				}
 			}
@@ -112,9 +112,12 @@ func (c *clock) now() time.Time      { return c.t }
 func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *clock               { return &clock{t: time.Unix(1_800_000_000, 0)} }
 func operator() caller               { return caller{user: "op", role: access.UserOperator} }
-func flView(kind string) paradigm.View { // federated learning's view (federated.Paradigm)
-	if kind == api.KindFederatedLearningJob {
+func flView(kind string) paradigm.View { // federated and incremental learning's views (their Paradigms')
+	switch kind {
+	case api.KindFederatedLearningJob:
 		return paradigm.View{Deciders: []string{"aggregation"}}
+	case api.KindIncrementalLearningJob:
+		return paradigm.View{Deciders: []string{"deploy"}}
 	}
 	return paradigm.View{}
 }
@@ -351,4 +354,101 @@ func TestMachineDeleteReapplyRestart(t *testing.T) {
 		"publish spec FederatedLearningJob/default/fl gen 2",
 		"publish status FederatedLearningJob/default/fl: Pending (waiting for worker aggregation on cloud (no report yet), worker train-0 on edge1 (no report yet))",
 		"ensure FederatedLearningJob/default/fl/aggregation gen 2")
+}
+
+const ilYAML = `apiVersion: sedna.io/v1alpha1
+kind: IncrementalLearningJob
+metadata: {name: il}
+spec:
+  initialModel: {name: m0}
+  dataset: {name: d1}
+  trainSpec:
+    template: {spec: {nodeName: cloud}}
+    trigger: {condition: {operator: ">", threshold: 100, metric: num_of_samples}}
+  evalSpec: {template: {spec: {nodeName: cloud}}}
+  deploySpec:
+    model: {name: m1}
+    template: {spec: {nodeName: edge2}}
+  stopCondition: {maxCycles: 2}`
+
+// A learning job's controller runs at its Dataset's node: the job's spec
+// goes there beside its inference worker's node; the controller's stage
+// conditions (from that node only, once each) go into the status in
+// Sedna's shape with where the cycles are, and its stop condition makes
+// the job Completed.
+func TestMachineStageConditions(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	c.nodeStatus("edge2", online("edge2", 1))
+	apply(t, c, datasetYAML)
+	if _, _, err := c.register("default", "m0", "sedna", "push", nil, strings.NewReader("a model")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"m0", "m1"} {
+		apply(t, c, "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: "+m+"}\nspec: {url: /models/"+m+", format: sedna}")
+	}
+	fx.take()
+	apply(t, c, ilYAML)
+	var sent []string
+	for _, l := range fx.take() {
+		if strings.HasPrefix(l, "send ") {
+			sent = append(sent, l)
+		}
+	}
+	expect(t, "the job's spec goes to its nodes", sent,
+		"send edge2 spec IncrementalLearningJob/default/il gen 1",
+		"send edge1 spec IncrementalLearningJob/default/il gen 1")
+	job := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: "il"}
+	e := c.res[job.String()]
+	c.workerStatus(job, api.WorkerStatus{Role: "deploy", Node: "edge2", Phase: api.WorkerRunning, Generation: 1, Created: e.rec.Created})
+	fx.take()
+	rev := topics.Revision{Created: e.rec.Created, Generation: 1}
+	at := clk.t
+	cond := func(cycle int64, stage, typ, reason string, done bool) topics.StageCondition {
+		at = at.Add(time.Second)
+		sc := topics.StageCondition{Type: typ, Status: api.StatusTrue, Stage: stage, Reason: reason, Time: at.UnixNano(), Revision: rev,
+			Cycle: cycle, Serving: 1, Done: done}
+		if done {
+			sc.DoneReason = "2 cycles done"
+		}
+		return sc
+	}
+	train := cond(1, "Train", "Running", "", false)
+	c.stageCondition(job, "edge1", train)
+	expect(t, "a stage runs", fx.take(),
+		"event IncrementalLearningJob/default/il StageRunning: cycle 1: Train Running",
+		"save IncrementalLearningJob/default/il gen 1: Running",
+		"publish status IncrementalLearningJob/default/il: Running (1 of 3 workers running; not running: worker train on cloud (no report yet), worker eval on cloud (no report yet))")
+	c.stageCondition(job, "edge1", train)
+	c.stageCondition(job, "edge2", cond(1, "Train", "Failed", "", false))
+	old := cond(1, "Train", "Failed", "", false)
+	old.Revision.Created--
+	c.stageCondition(job, "edge1", old)
+	expect(t, "sent again, from a node without the Dataset, from a deleted incarnation: ignored", fx.take())
+	st := c.res[job.String()].status
+	if st.Stage == nil || st.Stage.Cycle != 1 || st.Stage.Stage != "Train" || st.Stage.Phase != "Running" {
+		t.Fatalf("stage %+v", st.Stage)
+	}
+	if st.Progress == nil || *st.Progress != (api.Progress{Done: 0, Total: 2, Unit: "cycles"}) {
+		t.Fatalf("progress %+v", st.Progress)
+	}
+	if c, ok := st.Condition(api.ConditionRunning); !ok || c.Stage != "" || c.Reason != "WorkersRunning" {
+		t.Fatalf("the job's Running condition: %+v", c)
+	}
+	c.stageCondition(job, "edge1", cond(2, "Deploy", "Completed", "", true))
+	expect(t, "the stop condition held", fx.take(),
+		"event IncrementalLearningJob/default/il StageCompleted: cycle 2: Deploy Completed",
+		"save IncrementalLearningJob/default/il gen 1: Completed",
+		"publish status IncrementalLearningJob/default/il: Completed (2 cycles done)")
+	st = c.res[job.String()].status
+	var stages []string
+	for _, x := range st.Conditions {
+		if x.Stage != "" {
+			stages = append(stages, x.Stage+" "+x.Type)
+		}
+	}
+	if !slices.Equal(stages, []string{"Train Running", "Deploy Completed"}) || st.Progress.Done != 2 || st.CompletionTime == nil {
+		t.Fatalf("stage conditions %v, progress %+v, completed at %v", stages, st.Progress, st.CompletionTime)
+	}
 }

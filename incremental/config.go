@@ -16,6 +16,7 @@ type job struct {
 	trainProb float64
 	initial   string // the model that serves before the first deploy
 	deploy    string // the model each deploy makes a version of
+	rev       topics.Revision
 }
 
 func jobOf(ref topics.JobRef, doc []byte) (*job, error) {
@@ -37,6 +38,9 @@ func jobOf(ref topics.JobRef, doc []byte) (*job, error) {
 	}
 	if j.rules.DeployTrigger, err = NewTrigger(s.DeploySpec.Trigger); err != nil {
 		return nil, fmt.Errorf("incremental: spec.deploySpec.trigger: %w", err)
+	}
+	if sc := s.StopCondition; sc != nil {
+		j.rules.MaxCycles, j.rules.Target = sc.MaxCycles, sc.Target
 	}
 	return j, nil
 }

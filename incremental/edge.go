@@ -173,6 +173,7 @@ func (e *Edge) reconcileLocked() {
 			e.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
 			continue
 		}
+		j.rev = topics.Revision{Created: s.Created, Generation: s.Generation}
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &ctlRun{gen: s.Generation, cancel: cancel, done: make(chan struct{})}
 		e.ctls[key] = r
@@ -198,17 +199,6 @@ func (e *Edge) holds(s topics.Spec) bool {
 	}
 	il, ok := res.Spec.(*api.IncrementalLearningJobSpec)
 	return ok && e.datasets[ref.Namespace+"/"+il.Dataset.Name]
-}
-
-// StageCondition is what a controller sends the control plane for each
-// move of its job: the condition in Sedna's shape and where the job is.
-type StageCondition struct {
-	Condition api.Condition `msgpack:"cond"`
-	Cycle     int64         `msgpack:"cycle"`
-	Serving   uint64        `msgpack:"serving"`
-	Deployed  int64         `msgpack:"deployed"`
-	Done      bool          `msgpack:"done,omitempty"`
-	Reason    string        `msgpack:"reason,omitempty"`
 }
 
 // control runs one job's controller until ctx ends.
@@ -322,7 +312,9 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 			e.send(j, "run", KindRun, runRequest{Attempt: a.Attempt, Stage: a.Stage, Input: a.Input})
 		case Report:
 			st := c.State()
-			sc := StageCondition{Condition: a.Cond.API(), Cycle: st.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, Reason: st.Reason}
+			sc := topics.StageCondition{Type: string(a.Cond.Type), Status: a.Cond.Status, Stage: string(a.Cond.Stage), Reason: a.Cond.Reason,
+				Message: a.Cond.Message, Data: a.Cond.Data, Time: a.Cond.Time.UnixNano(), Revision: j.rev,
+				Cycle: st.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, DoneReason: st.Reason}
 			if raw, err := topics.Encode(topics.KindStageCondition, "incremental/edge", sc); err == nil {
 				_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
 			}

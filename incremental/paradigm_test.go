@@ -173,17 +173,17 @@ func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
 	defer stopOracle()
 
 	var mu sync.Mutex
-	var conds []incremental.StageCondition
+	var conds []topics.StageCondition
 	deployed := make(chan struct{})
 	var once sync.Once
 	stopConds, _ := edgeBus.Subscribe("sedna/v1/job/IncrementalLearningJob/default/helmet/conditions", func(m paradigm.Message) error {
 		env, _ := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
-		var sc incremental.StageCondition
+		var sc topics.StageCondition
 		if env != nil && env.DecodeBody(&sc) == nil {
 			mu.Lock()
 			conds = append(conds, sc)
 			mu.Unlock()
-			if sc.Condition.Stage == "Deploy" && sc.Condition.Type == "Completed" {
+			if sc.Stage == "Deploy" && sc.Type == "Completed" {
 				once.Do(func() { close(deployed) })
 			}
 		}
@@ -267,8 +267,8 @@ func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
 	mu.Lock()
 	starts := map[string]int{}
 	for _, c := range conds {
-		if c.Condition.Type == "Starting" && c.Cycle == 1 {
-			starts[c.Condition.Stage]++
+		if c.Type == "Starting" && c.Cycle == 1 {
+			starts[c.Stage]++
 		}
 	}
 	mu.Unlock()

@@ -38,9 +38,9 @@ const (
 	// "metrics/"+role): a worker's own numbers, merged into the job's
 	// status without an event.
 	KindWorkerMetrics = "worker.metrics"
-	// KindStageCondition: a learning job's stage condition
-	// (incremental.StageCondition), from the controller on the node of the
-	// job's Dataset, on NodeJob(node, ref, "conditions").
+	// KindStageCondition: a learning job's StageCondition, from the
+	// controller on the node of the job's Dataset, on NodeJob(node, ref,
+	// "conditions").
 	KindStageCondition = "job.stage"
 	// Incremental learning's messages (package incremental has their
 	// bodies): a node's hard examples, one waiting for a label, a label,
@@ -191,6 +191,31 @@ type WorkerMetrics struct {
 	Role    string             `msgpack:"role"`
 	Metrics map[string]float64 `msgpack:"metrics"`
 	Updated int64              `msgpack:"t"`
+}
+
+// StageCondition is a learning job's move, from the controller on the
+// node of its Dataset: the condition in Sedna's stage shape (Type is the
+// stage's phase: Waiting, Ready, Starting, Running, Completed, Failed;
+// Data the stage's input or output as JSON) and where the job's cycles
+// are.
+type StageCondition struct {
+	Type    string `msgpack:"type"`
+	Status  string `msgpack:"status"`
+	Stage   string `msgpack:"stage"`
+	Reason  string `msgpack:"reason,omitempty"`
+	Message string `msgpack:"msg,omitempty"`
+	Data    string `msgpack:"data,omitempty"`
+	Time    int64  `msgpack:"t"` // unix nanoseconds
+	// Revision is the job's spec the controller runs (a report of a job
+	// deleted and applied again since is not the new one's).
+	Revision Revision `msgpack:"rev"`
+	// Cycle, the serving model's version and the cycles deployed, after
+	// the move; Done and DoneReason once a stop condition held.
+	Cycle      int64  `msgpack:"cycle"`
+	Serving    uint64 `msgpack:"serving"`
+	Deployed   int64  `msgpack:"deployed"`
+	Done       bool   `msgpack:"done,omitempty"`
+	DoneReason string `msgpack:"doneReason,omitempty"`
 }
 
 // DatasetStatus is what a node reports of a dataset it holds.

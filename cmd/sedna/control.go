@@ -522,6 +522,9 @@ func printRows(w io.Writer, objs []topics.APIObject, header bool) error {
 // info is the INFO column: what a resource holds, does or waits for.
 func info(st api.Status) string {
 	switch {
+	case st.Stage != nil && st.Phase == api.ConditionRunning:
+		return fmt.Sprintf("cycle %d %s/%s, serving v%d, %d deployed", st.Stage.Cycle, st.Stage.Stage, st.Stage.Phase,
+			st.Stage.Serving, st.Stage.Deployed)
 	case st.Progress != nil && st.Phase == api.ConditionRunning:
 		return fmt.Sprintf("%d/%d %s", st.Progress.Done, st.Progress.Total, st.Progress.Unit)
 	case st.NumberOfSamples != nil && st.Phase == api.PhaseReady:
@@ -530,7 +533,7 @@ func info(st api.Status) string {
 		return fmt.Sprintf("version %d", st.Model.Version)
 	}
 	for _, c := range st.Conditions {
-		if c.Status == api.StatusTrue && c.Type != api.ConditionAccepted && c.Message != "" {
+		if c.Status == api.StatusTrue && c.Type != api.ConditionAccepted && c.Stage == "" && c.Message != "" {
 			return c.Message
 		}
 	}
@@ -626,6 +629,13 @@ func describe(w io.Writer, o topics.APIObject) error {
 	if st.Progress != nil {
 		fmt.Fprintf(w, "Progress:    %d/%d %s\n", st.Progress.Done, st.Progress.Total, st.Progress.Unit)
 	}
+	if sg := st.Stage; sg != nil {
+		fmt.Fprintf(w, "Stage:       cycle %d, %s %s; model version %d serves, %d cycles deployed\n", sg.Cycle, sg.Stage, sg.Phase,
+			sg.Serving, sg.Deployed)
+		if sg.Done {
+			fmt.Fprintf(w, "Stopped:     %s\n", sg.Reason)
+		}
+	}
 	if md := st.Model; md != nil {
 		fmt.Fprintf(w, "Version:     %d (%s, %d bytes, %s, from %s)\n", md.Version, md.Format, md.Size, md.Digest, md.Source)
 		if len(md.Metrics) > 0 {
@@ -654,9 +664,18 @@ func describe(w io.Writer, o topics.APIObject) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Conditions) > 0 {
 		fmt.Fprintln(w, "Conditions:")
-		fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tLAST TRANSITION\tMESSAGE")
+		fmt.Fprintln(tw, "  TYPE\tSTATUS\tSTAGE\tREASON\tLAST TRANSITION\tMESSAGE")
 		for _, c := range st.Conditions {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Message)
+			stage := c.Stage
+			if stage == "" {
+				stage = "-"
+			}
+			msg := c.Message
+			if c.Data != "" {
+				msg += " " + c.Data
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, stage, c.Reason, c.LastTransitionTime.UTC().Format(time.RFC3339),
+				strings.TrimSpace(msg))
 		}
 		tw.Flush()
 	}
