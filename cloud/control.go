@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,9 @@ type ControlConfig struct {
 	// View gives how the jobs of a kind read in their status (their
 	// paradigm's); nil: every worker decides.
 	View func(kind string) paradigm.View
+	// JobOps, if set, finds the operation op a paradigm serves about its
+	// jobs of kind (paradigm.Half.Ops).
+	JobOps func(kind, op string) (paradigm.Op, bool)
 	// Roles says what each user may ask (see Access); nil refuses every
 	// request.
 	Roles func(user string) (access.UserRole, bool)
@@ -370,9 +374,9 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 
 // may lists the operations of each role.
 var may = map[access.UserRole][]string{
-	access.UserViewer:   {"get", "describe", "nodes", "logs"},
-	access.UserOperator: {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
-	access.UserAdmin:    {"get", "describe", "nodes", "logs", "apply", "delete", "model.push"},
+	access.UserViewer:   {"get", "describe", "nodes", "logs", "examples.waiting"},
+	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "apply", "delete", "model.push", "examples.label"},
+	access.UserAdmin:    {"get", "describe", "nodes", "logs", "examples.waiting", "apply", "delete", "model.push", "examples.label"},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -394,8 +398,36 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return topics.APIReply{Nodes: c.nodeList()}
 	case "logs":
 		return c.logs(who, req)
+	case "examples.waiting", "examples.label":
+		return c.jobOp(req)
 	}
 	return c.get(req)
+}
+
+// jobOpTimeout bounds an operation a paradigm serves.
+const jobOpTimeout = 30 * time.Second
+
+// jobOp asks the paradigm of a job for an operation it serves (its hard
+// examples waiting for labels, labels for them).
+func (c *ControlPlane) jobOp(req topics.APIRequest) topics.APIReply {
+	e, msg := c.lookup(req)
+	if e == nil {
+		return topics.APIReply{Error: msg}
+	}
+	var op paradigm.Op
+	if c.cfg.JobOps != nil {
+		op, _ = c.cfg.JobOps(e.res.Kind, req.Op)
+	}
+	if op == nil {
+		return topics.APIReply{Error: fmt.Sprintf("%s: a %s has no %s", e.res.Key(), e.res.Kind, req.Op)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jobOpTimeout)
+	defer cancel()
+	body, err := op(ctx, refOf(e.res), req.Body)
+	if err != nil {
+		return topics.APIReply{Error: fmt.Sprintf("%s: %s: %v", e.res.Key(), req.Op, err)}
+	}
+	return topics.APIReply{Body: body}
 }
 
 // commandAllowed says why a resource applied by role may not run its

@@ -409,7 +409,7 @@ func (m *Manager) startControl() error {
 	}
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
-		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
+		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
 		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
 }

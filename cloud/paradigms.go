@@ -31,6 +31,14 @@ func (m *Manager) startParadigms(c *ControlPlane) map[string]workers.Builtin {
 	return m.paradigms.Builtins()
 }
 
+// jobOp is the operation op the paradigm of kind serves about its jobs.
+func (m *Manager) jobOp(kind, op string) (paradigm.Op, bool) {
+	if m.paradigms == nil {
+		return nil, false
+	}
+	return m.paradigms.Op(kind, op)
+}
+
 // view is how the jobs of kind read in their status: their paradigm's
 // view (every worker decides for a kind the manager does not run).
 func (m *Manager) view(kind string) paradigm.View { return m.opts.Paradigms.View(kind) }

@@ -247,22 +247,92 @@ func (c *Cloud) onExamples(m paradigm.Message) error {
 	return nil
 }
 
-// Waiting lists a job's hard examples that wait for a label, oldest key
-// first, at most limit (0: all).
+// Waiting lists a job's hard examples that wait for a label, in key
+// order, at most limit (0: all).
 func (c *Cloud) Waiting(ref topics.JobRef, limit int) ([]WaitingExample, error) {
-	var out []WaitingExample
-	err := c.env.Store.Scan([]byte("w/"+jobKey(ref)+"/"), nil, func(_, v []byte) error {
+	l, err := c.waitingList(ref, WaitingRequest{Limit: limit}, limit == 0)
+	return l.Examples, err
+}
+
+// waitingList answers a WaitingRequest; all lists every example whatever
+// its size.
+func (c *Cloud) waitingList(ref topics.JobRef, req WaitingRequest, all bool) (WaitingList, error) {
+	limit := req.Limit
+	if limit <= 0 {
+		limit = DefaultWaitingLimit
+	}
+	prefix := []byte("w/" + jobKey(ref) + "/")
+	var l WaitingList
+	size := 0
+	err := c.env.Store.Scan(prefix, nil, func(k, v []byte) error {
+		l.Total++
+		if req.After != "" && string(k[len(prefix):]) <= req.After {
+			return nil
+		}
+		if !all && (len(l.Examples) >= limit || size+len(v) > MaxWaitingBytes) {
+			l.More = true
+			return nil
+		}
 		var w WaitingExample
 		if err := msgpack.Unmarshal(v, &w); err != nil {
-			return err
+			return fmt.Errorf("a waiting example %s: %w", k, err)
 		}
-		out = append(out, w)
-		if limit > 0 && len(out) >= limit {
-			return store.ErrStop
-		}
+		l.Examples = append(l.Examples, w)
+		size += len(v)
 		return nil
 	})
-	return out, err
+	return l, err
+}
+
+// ops are the operations users may ask of the cloud half (Half.Ops).
+func (c *Cloud) ops() map[string]paradigm.Op {
+	return map[string]paradigm.Op{
+		OpWaiting: func(_ context.Context, ref topics.JobRef, body []byte) ([]byte, error) {
+			var req WaitingRequest
+			if len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, &req); err != nil {
+					return nil, fmt.Errorf("a waiting request: %w", err)
+				}
+			}
+			l, err := c.waitingList(ref, req, false)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(l)
+		},
+		OpLabel: func(_ context.Context, ref topics.JobRef, body []byte) ([]byte, error) {
+			var ls []Label
+			if err := json.Unmarshal(body, &ls); err != nil {
+				return nil, fmt.Errorf("labels: want a JSON list of {\"key\": ..., \"label\": ...}: %w", err)
+			}
+			for _, l := range ls { // all or nothing: checked before any is taken
+				if l.Label < 0 {
+					return nil, fmt.Errorf("label %d of %s: a class is not negative", l.Label, l.Key)
+				}
+				if l.Key == "" {
+					return nil, errors.New("a label without a key")
+				}
+			}
+			var res LabelResult
+			var last *cloudState
+			for _, l := range ls {
+				st, err := c.label(jobKey(ref), l)
+				if err != nil {
+					return nil, err
+				}
+				if st == nil {
+					res.NotWaiting = append(res.NotWaiting, l.Key)
+					continue
+				}
+				res.Labelled++
+				last = st
+			}
+			if last != nil {
+				c.tell(ref, *last)
+			}
+			return json.Marshal(res)
+		},
+	}
 }
 
 // onLabel moves a labelled example into the job's train or eval set and
@@ -277,6 +347,9 @@ func (c *Cloud) onLabel(m paradigm.Message) error {
 		err = json.Unmarshal(m.Payload, &l)
 	} else {
 		err = decode(m.Payload, KindLabel, &l)
+	}
+	if err == nil && (l.Label < 0 || l.Key == "") {
+		err = fmt.Errorf("label %d of %q: want a key and a class that is not negative", l.Label, l.Key)
 	}
 	if err != nil {
 		c.env.Log.Warn("incremental: a label refused", "topic", m.Topic, "error", err)

@@ -1,8 +1,12 @@
 package incremental_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -49,5 +53,80 @@ func TestDeletingAJobForgetsItsExamples(t *testing.T) {
 	}
 	if w, err := c.Waiting(ref, 0); err != nil || len(w) != 0 {
 		t.Fatalf("waiting after the delete: %v %v", w, err)
+	}
+}
+
+// TestLabellingOperations: the cloud half's operations list the waiting
+// examples a page at a time with the total, label some (a key not
+// waiting is named, not an error) and refuse what is not a label list or
+// has a negative class, labelling nothing then.
+func TestLabellingOperations(t *testing.T) {
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	net := paradigmtest.NewNet()
+	half, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
+	var es []incremental.HardExample
+	for i := range 5 {
+		es = append(es, incremental.HardExample{Seq: uint64(i + 1), ID: fmt.Sprint("s", i), Data: []byte{byte(i)}})
+	}
+	raw, _ := topics.Encode(incremental.KindExamples, "test", map[string]any{"e": es})
+	if err := net.Node("edge1").Send(paradigm.Outbound{Topic: topics.NodeJob("edge1", ref, "examples"), Payload: raw}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waiting := func(req string) incremental.WaitingList {
+		t.Helper()
+		out, err := half.Ops[incremental.OpWaiting](ctx, ref, []byte(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l incremental.WaitingList
+		if err := json.Unmarshal(out, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	keys := func(l incremental.WaitingList) (ks []string) {
+		for _, e := range l.Examples {
+			ks = append(ks, e.Key)
+		}
+		return ks
+	}
+	page := waiting(`{"limit": 2}`)
+	if !slices.Equal(keys(page), []string{"edge1/1", "edge1/2"}) || page.Total != 5 || !page.More {
+		t.Fatalf("first page: %v of %d, more %v", keys(page), page.Total, page.More)
+	}
+	page = waiting(`{"limit": 2, "after": "edge1/2"}`)
+	if !slices.Equal(keys(page), []string{"edge1/3", "edge1/4"}) || !page.More {
+		t.Fatalf("second page: %v, more %v", keys(page), page.More)
+	}
+	if all := waiting(""); len(all.Examples) != 5 || all.More || string(all.Examples[0].Data) != "\x00" || all.Examples[0].ID != "s0" {
+		t.Fatalf("everything: %+v", all)
+	}
+	label := half.Ops[incremental.OpLabel]
+	for _, bad := range []string{`{"key": "edge1/1", "label": 1}`, `[{"key": "edge1/1", "label": 1}, {"key": "edge1/2", "label": -1}]`} {
+		if _, err := label(ctx, ref, []byte(bad)); err == nil {
+			t.Errorf("labels %s taken", bad)
+		}
+	}
+	out, err := label(ctx, ref, []byte(`[{"key": "edge1/1", "label": 3}, {"key": "edge1/9", "label": 1}, {"key": "edge1/2", "label": 0}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res incremental.LabelResult
+	if err := json.Unmarshal(out, &res); err != nil || res.Labelled != 2 || !slices.Equal(res.NotWaiting, []string{"edge1/9"}) {
+		t.Fatalf("labelled: %s (%v)", out, err)
+	}
+	if rest := waiting(""); !slices.Equal(keys(rest), []string{"edge1/3", "edge1/4", "edge1/5"}) || rest.Total != 3 {
+		t.Fatalf("still waiting: %v of %d", keys(rest), rest.Total)
 	}
 }

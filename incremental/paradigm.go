@@ -49,5 +49,5 @@ func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
 		<-ctx.Done()
 		return nil
 	}
-	return paradigm.Half{Workers: map[string]workers.Builtin{"train": standBy, "eval": standBy}, Close: c.Close}, nil
+	return paradigm.Half{Workers: map[string]workers.Builtin{"train": standBy, "eval": standBy}, Close: c.Close, Ops: c.ops()}, nil
 }

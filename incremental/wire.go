@@ -26,7 +26,8 @@ const (
 func WaitingTopic(r topics.JobRef) string { return topics.JobTopic(r, "waiting") }
 
 // LabelTopic is where labels for a job's hard examples are published.
-func LabelTopic(r topics.JobRef) string { return topics.JobTopic(r, "label") }
+// Cloud users of role operator may publish there (not retained).
+func LabelTopic(r topics.JobRef) string { return topics.JobLabel(r) }
 
 // WaitingExample is a hard example waiting for its label, as the cloud announces
 // it on WaitingTopic.
@@ -45,6 +46,48 @@ type WaitingExample struct {
 type Label struct {
 	Key   string `msgpack:"key" json:"key"`
 	Label int    `msgpack:"label" json:"label"`
+}
+
+// The operations the cloud half serves about a job (paradigm.Half.Ops),
+// which the control plane offers as API operations and `sedna label` uses.
+const (
+	// OpWaiting lists the hard examples waiting for a label: a
+	// WaitingRequest gives a WaitingList.
+	OpWaiting = "examples.waiting"
+	// OpLabel labels waiting examples: a list of Label gives a
+	// LabelResult.
+	OpLabel = "examples.label"
+)
+
+// WaitingRequest asks for the waiting examples, oldest first: at most
+// Limit (0: DefaultWaitingLimit), after the key After (to page on).
+type WaitingRequest struct {
+	Limit int    `json:"limit,omitempty"`
+	After string `json:"after,omitempty"`
+}
+
+// DefaultWaitingLimit is how many waiting examples a WaitingRequest gets
+// without a limit; a list stops sooner at MaxWaitingBytes.
+const (
+	DefaultWaitingLimit = 100
+	MaxWaitingBytes     = 512 << 10
+)
+
+// WaitingList is the answer of OpWaiting: the examples and how many wait
+// in all.
+type WaitingList struct {
+	Examples []WaitingExample `json:"examples"`
+	Total    int              `json:"total"`
+	// More is set when examples after the last one listed wait too.
+	More bool `json:"more,omitempty"`
+}
+
+// LabelResult is the answer of OpLabel: how many labels moved an example
+// into the train or eval set, and the keys that were not waiting
+// (labelled before, or never seen).
+type LabelResult struct {
+	Labelled   int      `json:"labelled"`
+	NotWaiting []string `json:"notWaiting,omitempty"`
 }
 
 type exampleBatch struct {

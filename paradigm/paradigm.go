@@ -25,6 +25,7 @@ import (
 
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
@@ -65,7 +66,15 @@ type Half struct {
 	// Close stops what the half runs beside its workers; nil when there
 	// is nothing. The runtime calls it once, after its workers stopped.
 	Close func()
+	// Ops are what users may ask of the half about one of its jobs, by
+	// name (the cloud's control plane serves them as API operations:
+	// "examples.waiting", "examples.label"); nil when there are none.
+	Ops map[string]Op
 }
+
+// Op answers a user's request about a job: body and the answer are JSON.
+// An error is the user's to read.
+type Op func(ctx context.Context, job topics.JobRef, body []byte) ([]byte, error)
 
 // Side says where a half runs.
 type Side int
@@ -301,6 +310,17 @@ func (st *Started) Builtins() map[string]workers.Builtin {
 		}
 	}
 	return out
+}
+
+// Op finds the operation named op of the half of the paradigm of kind.
+func (st *Started) Op(kind, op string) (Op, bool) {
+	for _, h := range st.halves {
+		if h.kind == kind {
+			f, ok := h.half.Ops[op]
+			return f, ok
+		}
+	}
+	return nil, false
 }
 
 // Close closes every started half, in the reverse order of their start.

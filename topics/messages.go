@@ -126,7 +126,7 @@ type ModelUpload struct {
 type APIRequest struct {
 	ID        string   `msgpack:"id"`
 	Client    string   `msgpack:"client"`
-	Op        string   `msgpack:"op"` // apply, delete, get, describe, nodes, model.push, logs
+	Op        string   `msgpack:"op"` // apply, delete, get, describe, nodes, model.push, logs, examples.waiting, examples.label
 	Kind      string   `msgpack:"kind,omitempty"`
 	Namespace string   `msgpack:"ns,omitempty"`
 	Name      string   `msgpack:"name,omitempty"`
@@ -141,6 +141,9 @@ type APIRequest struct {
 	// NodeJobLogsFilter(job, "+", Logs.Stream); the reply's Nodes names
 	// the node that answers.
 	Logs *LogRequest `msgpack:"logs,omitempty"`
+	// Body is the JSON of an operation a paradigm serves about the job
+	// Kind/Namespace/Name (Op "examples.waiting", "examples.label").
+	Body []byte `msgpack:"body,omitempty"`
 }
 
 // APIReply answers an APIRequest.
@@ -151,6 +154,8 @@ type APIReply struct {
 	Objects []APIObject `msgpack:"objects,omitempty"`
 	// Nodes answers Op "nodes".
 	Nodes []NodeInfo `msgpack:"nodes,omitempty"`
+	// Body is the JSON answer of an operation a paradigm serves.
+	Body []byte `msgpack:"body,omitempty"`
 }
 
 // APIResult is what became of one document of an apply or of a delete.

@@ -15,6 +15,16 @@ func TreeFilter() string { return Root + "/#" }
 // "rounds", "chunk", ...).
 func JobTopic(r JobRef, what string) string { return JobPrefix(r) + what }
 
+// JobLabel is where labels for a learning job's hard examples are
+// published: the one job topic a cloud user (an operator, not a viewer)
+// may write, unretained, so that labelling tools need no more rights.
+func JobLabel(r JobRef) string { return JobPrefix(r) + jobLabel }
+
+const jobLabel = "label"
+
+// IsJobLabel reports whether p, a parsed topic, is a JobLabel.
+func IsJobLabel(p Parsed) bool { return p.Class == ClassJob && p.Rest == jobLabel }
+
 // NodeApp is topic rest of node's plain MQTT apps as it arrives in the
 // cloud under the suggested rule (NodeAppPrefix).
 func NodeApp(node, rest string) string { return NodeAppPrefix(node) + rest }

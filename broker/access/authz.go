@@ -285,6 +285,13 @@ func userWrite(p Principal, path Path, topic string, pr topics.Parsed, perr erro
 			return nil
 		}
 		return deny(p, path, topic, "a broadcast is never retained nor a will")
+	case topics.ClassJob:
+		if topics.IsJobLabel(pr) {
+			if path == PathPublish {
+				return nil
+			}
+			return deny(p, path, topic, "a label is never retained nor a will")
+		}
 	}
 	return deny(p, path, topic, "desired and observed state belong to the control plane and the nodes: use the API")
 }

@@ -57,6 +57,7 @@ func TestAuthorizeTable(t *testing.T) {
 		"broadcast":      topics.Broadcast("x"),
 		"job.spec":       topics.JobSpec(job),
 		"job.status":     topics.JobStatus(job),
+		"job.label":      topics.JobLabel(job),
 		"cloud.events":   topics.CloudEvents("error"),
 		"api.ops":        topics.APIRequestTopic("ops"),
 		"api.eve":        topics.APIRequestTopic("eve"),
@@ -78,7 +79,7 @@ func TestAuthorizeTable(t *testing.T) {
 	all := []Path{PathPublish, PathRetain, PathWill, PathFrame, PathInline, PathSubscribe}
 	// readable: what every subscriber of the kind may read, beside its own list.
 	readable := []string{"a.status", "a.up", "a.downack", "a.events", "a.job", "a.app", "a.dataset", "b.events", "b.status",
-		"to.a.app", "to.a.kubeedge", "to.a.job", "down.a", "broadcast", "job.spec", "job.status", "cloud.events",
+		"to.a.app", "to.a.kubeedge", "to.a.job", "down.a", "broadcast", "job.spec", "job.status", "job.label", "cloud.events",
 		"api.ops", "api.eve", "unknown", "foreign", "kubeedge", "sys", "filter.all", "filter.down.a", "filter.down.b",
 		"bad.wildcard"} // a topic with a wildcard is a filter one may subscribe to
 	type key struct {
@@ -97,7 +98,7 @@ func TestAuthorizeTable(t *testing.T) {
 		"nobody":   {},
 	}
 	valid := []string{"a.status", "a.up", "a.downack", "a.events", "a.job", "a.app", "a.dataset", "b.events", "b.status",
-		"to.a.app", "to.a.kubeedge", "to.a.job", "down.a", "broadcast", "job.spec", "job.status", "cloud.events",
+		"to.a.app", "to.a.kubeedge", "to.a.job", "down.a", "broadcast", "job.spec", "job.status", "job.label", "cloud.events",
 		"api.ops", "api.eve", "reply.ops", "reply.eve", "unknown", "foreign", "kubeedge"}
 	allowed := map[key][]string{}
 	for _, side := range []Role{RoleCloud, RoleEdge} {
@@ -117,7 +118,7 @@ func TestAuthorizeTable(t *testing.T) {
 	allowed[key{RoleCloud, "node-a", PathInline}] = []string{"a.events", "a.job", "a.app", "a.dataset"}
 	allowed[key{RoleCloud, "node-a", PathSubscribe}] = []string{"down.a", "broadcast", "filter.down.a"}
 	for _, who := range []string{"operator", "admin"} {
-		allowed[key{RoleCloud, who, PathPublish}] = []string{"to.a.app", "to.a.kubeedge", "broadcast", "api.ops", "foreign"}
+		allowed[key{RoleCloud, who, PathPublish}] = []string{"to.a.app", "to.a.kubeedge", "broadcast", "api.ops", "job.label", "foreign"}
 		allowed[key{RoleCloud, who, PathRetain}] = []string{"to.a.app", "to.a.kubeedge", "foreign"}
 		allowed[key{RoleCloud, who, PathWill}] = []string{"foreign"}
 		allowed[key{RoleCloud, who, PathSubscribe}] = append(append([]string{}, readable...), "reply.ops")
@@ -130,7 +131,7 @@ func TestAuthorizeTable(t *testing.T) {
 	}
 	allowed[key{RoleEdge, "local", PathSubscribe}] = append(append([]string{}, readable...), "reply.ops", "reply.eve", "filter.replies")
 	for _, p := range []Path{PathFrame, PathInline} {
-		allowed[key{RoleEdge, "cloud-dl", p}] = []string{"broadcast", "job.spec", "job.status", "foreign", "kubeedge"}
+		allowed[key{RoleEdge, "cloud-dl", p}] = []string{"broadcast", "job.spec", "job.status", "job.label", "foreign", "kubeedge"}
 	}
 
 	universe := make([]string, 0, len(named))
