@@ -145,6 +145,9 @@ func (r *Resource) NodeModels() map[string][]string {
 		add(s.CloudWorker.Template.Spec.NodeName, s.CloudWorker.Model.Name)
 	case *IncrementalLearningJobSpec:
 		add(s.TrainSpec.Template.Spec.NodeName, s.InitialModel.Name)
+		// The inference worker serves the initial model until a cycle
+		// deploys a version of the deploy model.
+		add(s.DeploySpec.Template.Spec.NodeName, s.InitialModel.Name)
 		add(s.DeploySpec.Template.Spec.NodeName, s.DeploySpec.Model.Name)
 	case *FederatedLearningJobSpec:
 		add(s.AggregationWorker.Template.Spec.NodeName, s.AggregationWorker.Model.Name)

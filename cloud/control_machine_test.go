@@ -372,7 +372,8 @@ spec:
   stopCondition: {maxCycles: 2}`
 
 // A learning job's controller runs at its Dataset's node: the job's spec
-// goes there beside its inference worker's node; the controller's stage
+// goes there beside its inference worker's node (which gets the initial
+// model it serves first); the controller's stage
 // conditions (from that node only, once each) go into the status in
 // Sedna's shape with where the cycles are, and its stop condition makes
 // the job Completed.
@@ -396,9 +397,10 @@ func TestMachineStageConditions(t *testing.T) {
 			sent = append(sent, l)
 		}
 	}
-	expect(t, "the job's spec goes to its nodes", sent,
+	expect(t, "the job's spec goes to its nodes, the initial model to its inference worker's", sent,
 		"send edge2 spec IncrementalLearningJob/default/il gen 1",
-		"send edge1 spec IncrementalLearningJob/default/il gen 1")
+		"send edge1 spec IncrementalLearningJob/default/il gen 1",
+		"send edge2 spec Model/default/m0 gen 1")
 	job := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: "il"}
 	e := c.res[job.String()]
 	c.workerStatus(job, api.WorkerStatus{Role: "deploy", Node: "edge2", Phase: api.WorkerRunning, Generation: 1, Created: e.rec.Created})

@@ -534,6 +534,7 @@ func (c *Cloud) runAttempt(j *cloudJob, attempt string) {
 	spec := j.spec
 	c.mu.Unlock()
 	c.report(j.ref, rec.Node, stageReport{Attempt: attempt, Started: true})
+	c.announce(j.ref, AttemptEvent{Attempt: attempt, Stage: rec.Req.Stage, Node: rec.Node, Started: true})
 	t0 := time.Now()
 	out, err := c.run(spec, rec.Req)
 	if c.ctx.Err() != nil {
@@ -554,6 +555,17 @@ func (c *Cloud) runAttempt(j *cloudJob, attempt string) {
 		c.env.Log.Warn("incremental: a stage's result not stored", "job", j.ref.String(), "attempt", attempt, "error", err)
 	}
 	c.report(j.ref, rec.Node, rep)
+	c.announce(j.ref, AttemptEvent{Attempt: attempt, Stage: rec.Req.Stage, Node: rec.Node, Done: true, Error: rep.Error, Output: rep.Output,
+		Millis: time.Since(t0).Milliseconds()})
+}
+
+// announce publishes an attempt's start or end on the job's attempts
+// topic in the cloud, for whoever watches (each attempt runs once: its
+// start is announced once).
+func (c *Cloud) announce(ref topics.JobRef, ev AttemptEvent) {
+	if raw, err := topics.Encode(KindAttempt, "incremental/cloud", ev); err == nil {
+		_ = c.env.Bus.Publish(AttemptsTopic(ref), raw, false, 1)
+	}
 }
 
 // run does one attempt of a stage.

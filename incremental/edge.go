@@ -393,7 +393,7 @@ type inference struct {
 	in    chan []byte
 	kick  chan struct{}
 	// numbers
-	samples, hard, bytesSeen, bytesUp, dropped, errors atomic.Int64
+	samples, hard, bytesSeen, bytesUp, dropped, errors, updates atomic.Int64
 }
 
 func (w *inference) run(ctx context.Context) error {
@@ -473,6 +473,7 @@ func (w *inference) refresh() error {
 	}
 	w.model.Store(&servingModel{net: net, name: name, version: v})
 	if cur != nil {
+		w.updates.Add(1)
 		w.log.Info("incremental: hot update", "model", name, "from", cur.version, "to", v)
 		w.spec.Event("Normal", "ModelUpdated", fmt.Sprintf("the inference worker serves model %s version %d", name, v))
 	}
@@ -590,6 +591,6 @@ func (w *inference) metrics() {
 		"samples": float64(w.samples.Load()), "hardExamples": float64(w.hard.Load()),
 		"bytesSeen": float64(w.bytesSeen.Load()), "bytesUp": float64(w.bytesUp.Load()),
 		"poolKept": float64(ps.Kept), "poolDropped": float64(ps.Dropped), "inputDropped": float64(w.dropped.Load()),
-		"badInputs": float64(w.errors.Load()), "modelVersion": float64(m.version),
+		"badInputs": float64(w.errors.Load()), "modelVersion": float64(m.version), "hotUpdates": float64(w.updates.Load()),
 	})
 }

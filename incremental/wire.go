@@ -20,7 +20,26 @@ const (
 	KindStage = topics.KindILStage
 	// KindLabelled: a labelledCount, the labelled examples of the job.
 	KindLabelled = topics.KindILLabelled
+	// KindAttempt: an AttemptEvent, on the job's attempts topic.
+	KindAttempt = topics.KindILAttempt
 )
+
+// AttemptsTopic is where the cloud announces each stage attempt it runs
+// for a job: its start and its end (not retained).
+func AttemptsTopic(r topics.JobRef) string { return topics.JobTopic(r, "attempts") }
+
+// AttemptEvent is a stage attempt run in the cloud: its start, or its end
+// with its output or error and how long it took.
+type AttemptEvent struct {
+	Attempt string `msgpack:"attempt"`
+	Stage   Stage  `msgpack:"stage"`
+	Node    string `msgpack:"node"` // the controller's
+	Started bool   `msgpack:"started,omitempty"`
+	Done    bool   `msgpack:"done,omitempty"`
+	Error   string `msgpack:"error,omitempty"`
+	Output  Output `msgpack:"output"`
+	Millis  int64  `msgpack:"ms,omitempty"`
+}
 
 // Topics of a job (r) on the cloud's broker, for labelling tools.
 func WaitingTopic(r topics.JobRef) string { return topics.JobTopic(r, "waiting") }

@@ -52,6 +52,7 @@ const (
 	KindILRun      = "il.run"
 	KindILStage    = "il.stage"
 	KindILLabelled = "il.labelled"
+	KindILAttempt  = "il.attempt"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
 	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").

@@ -1,0 +1,429 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/examples/incremental/drift"
+	"github.com/sedna-go/sedna/incremental"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml/datasets"
+	"github.com/sedna-go/sedna/topics"
+)
+
+// ilCamera is a device on a node's broker that sends frames to an
+// incremental learning job's inference worker and collects the answers.
+type ilCamera struct {
+	c      paho.Client
+	topic  string
+	reply  string
+	mu     sync.Mutex
+	got    map[string]jointinference.Result
+	signal chan struct{}
+}
+
+func newILCamera(t *testing.T, addr string, ref topics.JobRef) *ilCamera {
+	t.Helper()
+	cam := &ilCamera{topic: incremental.InputTopic(ref.Namespace, ref.Name), reply: "cam/" + ref.Name + "/results",
+		got: map[string]jointinference.Result{}, signal: make(chan struct{}, 1)}
+	cam.c = client(t, "tcp://"+addr, "camera-"+ref.Name, "", true)
+	if tok := cam.c.Subscribe(cam.reply, 1, func(_ paho.Client, m paho.Message) {
+		if r, _, err := jointinference.DecodeResult(m.Payload()); err == nil {
+			cam.mu.Lock()
+			cam.got[r.ID] = r
+			cam.mu.Unlock()
+			select {
+			case cam.signal <- struct{}{}:
+			default:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("camera: %v", tok.Error())
+	}
+	return cam
+}
+
+// send sends frames lo..hi-1 of d, at most 64 unanswered at a time, and
+// returns their answers in order; every frame must be answered.
+func (cam *ilCamera) send(t *testing.T, d *datasets.Dataset, lo, hi int, prefix string) []jointinference.Result {
+	t.Helper()
+	answered := func(id string) bool {
+		cam.mu.Lock()
+		defer cam.mu.Unlock()
+		_, ok := cam.got[id]
+		return ok
+	}
+	deadline := time.After(2 * time.Minute)
+	for i := lo; i < hi; i++ {
+		for i-64 >= lo && !answered(fmt.Sprint(prefix, i-64)) {
+			select {
+			case <-cam.signal:
+			case <-deadline:
+				t.Fatalf("frame %s%d unanswered after 2 minutes", prefix, i-64)
+			}
+		}
+		raw, err := jointinference.EncodeRequest(drift.Request(d, i, prefix), cam.reply, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := cam.c.Publish(cam.topic, 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("camera: publish: %v", tok.Error())
+		}
+	}
+	out := make([]jointinference.Result, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		id := fmt.Sprint(prefix, i)
+		for !answered(id) {
+			select {
+			case <-cam.signal:
+			case <-deadline:
+				t.Fatalf("frame %s unanswered after 2 minutes", id)
+			}
+		}
+		cam.mu.Lock()
+		out = append(out, cam.got[id])
+		cam.mu.Unlock()
+	}
+	return out
+}
+
+// accuracy is the share of results whose class is the frame's label.
+func accuracy(rs []jointinference.Result, d *datasets.Dataset, lo int) (right float64, hard int) {
+	n := 0
+	for i, r := range rs {
+		if r.Error != "" {
+			continue
+		}
+		if r.Class == d.Y[lo+i] {
+			n++
+		}
+		if r.Hard {
+			hard++
+		}
+	}
+	return float64(n) / float64(len(rs)), hard
+}
+
+// stageLog collects a job's stage conditions as its controller publishes
+// them on its node's broker, and wakes waiters.
+type stageLog struct {
+	mu    sync.Mutex
+	all   []topics.StageCondition
+	moved chan struct{}
+}
+
+func watchStages(t *testing.T, addr string, ref topics.JobRef) *stageLog {
+	t.Helper()
+	l := &stageLog{moved: make(chan struct{}, 1)}
+	c := client(t, "tcp://"+addr, "stages-"+ref.Name, "", true)
+	if tok := c.Subscribe(incremental.ConditionsTopic(ref), 1, func(_ paho.Client, m paho.Message) {
+		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
+		var sc topics.StageCondition
+		if err == nil && env.DecodeBody(&sc) == nil {
+			l.mu.Lock()
+			l.all = append(l.all, sc)
+			l.mu.Unlock()
+			select {
+			case l.moved <- struct{}{}:
+			default:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("stages: %v", tok.Error())
+	}
+	return l
+}
+
+func (l *stageLog) list() []topics.StageCondition {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]topics.StageCondition(nil), l.all...)
+}
+
+// wait waits until a condition of cycle, stage and type is published.
+func (l *stageLog) wait(t *testing.T, cycle int64, stage, typ string, within time.Duration) topics.StageCondition {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		for _, sc := range l.list() {
+			if sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ {
+				return sc
+			}
+		}
+		select {
+		case <-l.moved:
+		case <-deadline:
+			t.Fatalf("no %s %s in cycle %d within %v; conditions: %s", stage, typ, cycle, within, l)
+		}
+	}
+}
+
+func (l *stageLog) String() string {
+	var b strings.Builder
+	for _, sc := range l.list() {
+		fmt.Fprintf(&b, "\n  cycle %d %s %s %s %s %s", sc.Cycle, sc.Stage, sc.Type, sc.Reason, sc.Message, sc.Data)
+	}
+	return b.String()
+}
+
+// attemptLog collects the stage attempts the cloud announces for a job.
+type attemptLog struct {
+	mu    sync.Mutex
+	all   []incremental.AttemptEvent
+	moved chan struct{}
+}
+
+func watchAttempts(t *testing.T, url string, ref topics.JobRef) *attemptLog {
+	t.Helper()
+	l := &attemptLog{moved: make(chan struct{}, 1)}
+	c := client(t, url, "attempts-"+ref.Name, "app", true)
+	if tok := c.Subscribe(incremental.AttemptsTopic(ref), 1, func(_ paho.Client, m paho.Message) {
+		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
+		var ev incremental.AttemptEvent
+		if err == nil && env.DecodeBody(&ev) == nil {
+			l.mu.Lock()
+			l.all = append(l.all, ev)
+			l.mu.Unlock()
+			select {
+			case l.moved <- struct{}{}:
+			default:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("attempts: %v", tok.Error())
+	}
+	return l
+}
+
+func (l *attemptLog) list() []incremental.AttemptEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]incremental.AttemptEvent(nil), l.all...)
+}
+
+// wait waits for the end of an attempt.
+func (l *attemptLog) wait(t *testing.T, attempt string, within time.Duration) incremental.AttemptEvent {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		for _, ev := range l.list() {
+			if ev.Attempt == attempt && ev.Done {
+				return ev
+			}
+		}
+		select {
+		case <-l.moved:
+		case <-deadline:
+			t.Fatalf("attempt %s not done within %v: %+v", attempt, within, l.list())
+		}
+	}
+}
+
+// sednaCLI runs the sedna binary as user app against the cloud at url.
+func sednaCLI(t *testing.T, url string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(sednaBin, append(args, "--cloud", url, "--username", "app", "--password", password)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sedna %v: %v\n%s%s", args, err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// waitStatus watches a job's status until ok holds.
+func (f *flFleet) waitStatus(t *testing.T, ref topics.JobRef, what string, within time.Duration, ok func(api.Status) bool) api.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, within)
+	defer cancel()
+	var last api.Status
+	for ctx.Err() == nil {
+		wctx, reached := context.WithCancel(ctx)
+		err := f.api.Watch(wctx, ref, func(st api.Status) {
+			last = st
+			if ok(st) {
+				reached()
+			}
+		}, nil)
+		reached()
+		if ok(last) {
+			return last
+		}
+		if err == nil {
+			break
+		}
+		t.Logf("the watch of %s ended: %v; watching again", ref, err)
+	}
+	b, _ := json.Marshal(last)
+	t.Fatalf("%s: not %s within %v; last status: %s", ref, what, within, b)
+	return last
+}
+
+// Must-shows 2 and 3 of incremental learning, over real brokers, a real
+// bridge through a fault proxy and the sedna CLI: a camera on the node
+// sends drifted frames, the initial model answers them and the
+// CrossEntropy miner keeps the hard ones, which alone go up (bytes up
+// below bytes seen, in the job's status); `sedna label list` shows every
+// one of them waiting and `sedna label set` labels them; the controller
+// at the node starts a cloud training, and the link is cut while it runs:
+// the node answers every frame meanwhile and keeps the new hard examples,
+// the cycle cannot go on, and it finishes once the link returns; each
+// stage started once; the deployed model answers the drifted frames better;
+// the job, with stopCondition.maxCycles 1, is Completed.
+func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
+	f := startFLWith(t, []string{"edge1"}, flOptions{proxied: []string{"edge1"}})
+	o := drift.Options{Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 150}
+	if err := drift.Write(o); err != nil {
+		t.Fatal(err)
+	}
+	base, stream, _, _, err := drift.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, err := drift.TrainInitial(f.ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := m0.MarshalBinary()
+	if _, err := f.api.PushModel(f.ctx, "default", o.InitialModel(), "sedna-ml", nil, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := api.Parse([]byte(drift.YAML(o)), "incremental.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := f.api.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.WithDefaults().Job}
+	edgeAddr := f.edges["edge1"].BrokerAddr()
+	stages := watchStages(t, edgeAddr, ref)
+	attempts := watchAttempts(t, f.cloud.BrokerURL(), ref)
+	// The inference worker reports its numbers once it serves (subscribed,
+	// its model loaded).
+	f.waitStatus(t, ref, "serving", 2*time.Minute, func(st api.Status) bool {
+		_, serving := st.Metrics["samples"]
+		return st.Phase == api.ConditionRunning && serving
+	})
+
+	// The hard examples of 1,000 frames go up and wait for labels.
+	cam := newILCamera(t, edgeAddr, ref)
+	// Each hard example is announced on the job's waiting topic once the
+	// cloud keeps it; then the CLI lists them.
+	announced := make(chan struct{}, 4096)
+	watcher := client(t, f.cloud.BrokerURL(), "waiting-"+ref.Name, "app", true)
+	if tok := watcher.Subscribe(incremental.WaitingTopic(ref), 1, func(paho.Client, paho.Message) { announced <- struct{}{} }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("waiting topic: %v", tok.Error())
+	}
+	before, hard := accuracy(cam.send(t, stream, 0, 1000, "s"), stream, 0)
+	t.Logf("initial model on 1,000 drifted frames: %.3f, %d hard", before, hard)
+	if hard < o.TrainAfter {
+		t.Fatalf("%d hard examples: too few for the trigger (%d)", hard, o.TrainAfter)
+	}
+	for n := 0; n < hard; n++ {
+		select {
+		case <-announced:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%d of %d hard examples announced in the cloud after 2 minutes", n, hard)
+		}
+	}
+	var list incremental.WaitingList
+	out := sednaCLI(t, f.cloud.BrokerURL(), "", "label", "list", ref.Name, "--all", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("sedna label list -o json: %v\n%s", err, out)
+	}
+	if list.Total != hard || len(list.Examples) != hard || list.More {
+		t.Fatalf("sedna label list: %d listed of %d waiting (more %v), want the %d hard examples", len(list.Examples), list.Total, list.More, hard)
+	}
+	oracle := drift.Oracle(stream, "s")
+	var labels strings.Builder
+	for _, e := range list.Examples {
+		y, ok := oracle(e.ID)
+		if !ok || e.Node != "edge1" || e.Model != 1 {
+			t.Fatalf("a waiting example not of the camera's frames: %+v", e)
+		}
+		fmt.Fprintf(&labels, "%s %d\n", e.Key, y)
+	}
+	if out := sednaCLI(t, f.cloud.BrokerURL(), labels.String(), "label", "set", ref.Name); strings.TrimSpace(out) != fmt.Sprintf("%d labelled", hard) {
+		t.Fatalf("sedna label set: %q", out)
+	}
+
+	// The trigger holds at the node; the link goes down while the cloud
+	// trains, which it finishes meanwhile: its end waits in the node's
+	// downlink.
+	stages.wait(t, 1, "Train", "Running", 2*time.Minute)
+	f.links["edge1"].SetDown(true)
+	cut := time.Now()
+	during, hardDuring := accuracy(cam.send(t, stream, 1000, 1500, "s"), stream, 1000)
+	t.Logf("link down: 500 frames answered at the edge (%.3f), %d hard kept", during, hardDuring)
+	trained := attempts.wait(t, "1-train-1", 2*time.Minute)
+	if trained.Error != "" {
+		t.Fatalf("the training failed: %s", trained.Error)
+	}
+	for _, sc := range stages.list() {
+		if sc.Stage != "Train" || sc.Type == "Completed" {
+			t.Fatalf("the cycle went on while the link was down (the training took %d ms: too short to cut the link in?): %s", trained.Millis, stages)
+		}
+	}
+	f.links["edge1"].SetDown(false)
+	up := time.Now()
+	st := f.waitStatus(t, ref, "completed", 5*time.Minute, func(st api.Status) bool { return st.Phase == api.ConditionCompleted })
+	deployed := stages.wait(t, 1, "Deploy", "Completed", time.Minute)
+	t.Logf("link down %v (the training took %d ms in the cloud meanwhile); the cycle finished %v after the link came back",
+		up.Sub(cut).Round(time.Millisecond), trained.Millis, time.Since(up).Round(time.Millisecond))
+	if st.Stage == nil || st.Stage.Deployed != 1 || st.Stage.Serving != 1 || !st.Stage.Done {
+		t.Fatalf("stage status %+v, want one cycle deployed (version 1 of the deployed model) and done", st.Stage)
+	}
+	// Each stage ran once: the cloud announced one start of each.
+	starts := map[incremental.Stage]int{}
+	for _, ev := range attempts.list() {
+		if ev.Started {
+			starts[ev.Stage]++
+		}
+	}
+	for _, s := range []incremental.Stage{incremental.Train, incremental.Eval, incremental.Deploy} {
+		if starts[s] != 1 {
+			t.Errorf("stage %s ran %d times in the cloud, want once: %+v", s, starts[s], attempts.list())
+		}
+	}
+	var stageConds int
+	for _, c := range st.Conditions {
+		if c.Stage != "" {
+			stageConds++
+		}
+	}
+	if stageConds == 0 {
+		t.Errorf("no stage condition in the job's status: %+v", st.Conditions)
+	}
+
+	// The deployed model serves (hot update), and answers better.
+	st = f.waitStatus(t, ref, "serving the deployed model", time.Minute, func(st api.Status) bool {
+		return st.Metrics["hotUpdates"] >= 1 && st.Metrics["samples"] >= 1500
+	})
+	after, _ := accuracy(cam.send(t, stream, 1500, 2500, "s"), stream, 1500)
+	t.Logf("deployed model on the next 1,000 drifted frames: %.3f (initial model %.3f); deploy condition: %s", after, before, deployed.Message)
+	if after < before+0.15 {
+		t.Errorf("accuracy on the drifted frames %.3f after the cycle, %.3f before: want at least 15 points better", after, before)
+	}
+	// Must-show 2: only hard examples left the node.
+	st = f.waitStatus(t, ref, "counting 2,500 samples", time.Minute, func(st api.Status) bool { return st.Metrics["samples"] >= 2500 })
+	m := st.Metrics
+	t.Logf("status: %v samples, %v hard; %v bytes seen, %v bytes sent up (%.1f%%)", m["samples"], m["hardExamples"], m["bytesSeen"], m["bytesUp"],
+		100*m["bytesUp"]/m["bytesSeen"])
+	if m["bytesUp"] <= 0 || m["bytesUp"] >= m["bytesSeen"] || m["hardExamples"] >= m["samples"] {
+		t.Errorf("bytes up %v of %v seen, %v hard of %v samples: only the hard examples should leave the node", m["bytesUp"], m["bytesSeen"],
+			m["hardExamples"], m["samples"])
+	}
+}
