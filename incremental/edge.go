@@ -314,12 +314,12 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 			st := c.State()
 			sc := topics.StageCondition{Type: string(a.Cond.Type), Status: a.Cond.Status, Stage: string(a.Cond.Stage), Reason: a.Cond.Reason,
 				Message: a.Cond.Message, Data: a.Cond.Data, Time: a.Cond.Time.UnixNano(), Revision: j.rev,
-				Cycle: st.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, DoneReason: st.Reason}
+				Cycle: a.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, DoneReason: st.Reason}
 			if raw, err := topics.Encode(topics.KindStageCondition, "incremental/edge", sc); err == nil {
 				_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
 			}
 			e.send(j, "conditions", topics.KindStageCondition, sc)
-			e.env.Log.Info("incremental: stage", "job", key, "cycle", st.Cycle, "stage", a.Cond.Stage, "phase", a.Cond.Type,
+			e.env.Log.Info("incremental: stage", "job", key, "cycle", a.Cycle, "stage", a.Cond.Stage, "phase", a.Cond.Type,
 				"reason", a.Cond.Reason, "message", a.Cond.Message)
 		}
 	}
@@ -397,8 +397,28 @@ type inference struct {
 }
 
 func (w *inference) run(ctx context.Context) error {
-	if err := w.refresh(); err != nil {
-		return err
+	// The initial model may still be on its way to the node: the worker
+	// waits for it, saying so (a model that came but does not load is an
+	// error).
+	for said := false; ; {
+		err := w.refresh()
+		if err == nil {
+			break
+		}
+		var miss *missingModel
+		if !errors.As(err, &miss) {
+			return err
+		}
+		if !said {
+			w.log.Info("incremental: waiting for the model to reach the node", "error", err)
+			w.spec.Say(fmt.Sprintf("waiting for model %s to reach the node", miss.name))
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
 	stop, err := w.env.Bus.Subscribe(input, func(m paradigm.Message) error {
@@ -461,7 +481,7 @@ func (w *inference) refresh() error {
 		}
 		name = w.j.initial
 		if v, data, err = w.env.Models.Latest(w.j.ref.Namespace, name, 0); err != nil {
-			return fmt.Errorf("incremental: model %s: %w", name, err)
+			return &missingModel{name: name, err: err}
 		}
 	}
 	if data == nil {
@@ -479,6 +499,15 @@ func (w *inference) refresh() error {
 	}
 	return nil
 }
+
+// missingModel is no version of the model on the node yet.
+type missingModel struct {
+	name string
+	err  error
+}
+
+func (m *missingModel) Error() string { return fmt.Sprintf("incremental: model %s: %v", m.name, m.err) }
+func (m *missingModel) Unwrap() error { return m.err }
 
 func (w *inference) answer(ctx context.Context, raw []byte) {
 	req, replyTo, corr, asJSON, err := jointinference.DecodeRequest(raw, topics.Limits{})

@@ -206,6 +206,7 @@ type Action struct {
 	Attempt string    // Start
 	Input   Input     // Start
 	Cond    Condition // Report
+	Cycle   int64     // Report: the cycle the condition is of
 }
 
 // Controller is the pure logic of an incremental job's cycles: Train,
@@ -261,7 +262,7 @@ func (s *step) enter(p Phase, reason, msg string, data any) {
 			cond.Data = string(b)
 		}
 	}
-	s.out = append(s.out, Action{Kind: Report, Cond: cond})
+	s.out = append(s.out, Action{Kind: Report, Cond: cond, Cycle: st.Cycle})
 }
 
 // start makes a new attempt of the current stage and asks for its worker.
@@ -339,10 +340,10 @@ func (c *Controller) decideDeploy(s *step) {
 	ok, why, err := tr.holds(s.now, deltas(st.Eval, st.Base))
 	switch {
 	case err != nil:
-		s.enter(Completed, "NotDeployed", fmt.Sprintf("the deploy trigger cannot be evaluated: %v; model version %d keeps serving", err, st.Serving), nil)
+		s.enter(Completed, "NotDeployed", fmt.Sprintf("the deploy trigger cannot be evaluated: %v; %s keeps serving", err, serving(st.Serving)), nil)
 		c.next(s, false)
 	case !ok:
-		s.enter(Completed, "NotDeployed", fmt.Sprintf("%s: model version %d keeps serving", why, st.Serving), nil)
+		s.enter(Completed, "NotDeployed", fmt.Sprintf("%s: %s keeps serving", why, serving(st.Serving)), nil)
 		c.next(s, false)
 	default:
 		s.enter(Ready, "TriggerHeld", why, nil)
@@ -462,6 +463,15 @@ func (c *Controller) next(s *step, deployed bool) {
 func (c *Controller) targetMet() bool {
 	ok, err := c.rules.Target.Check(c.st.Eval)
 	return err == nil && ok
+}
+
+// serving names the serving model in a message: a version of the deploy
+// model, or the initial model before the first deploy.
+func serving(v uint64) string {
+	if v == 0 {
+		return "the initial model"
+	}
+	return fmt.Sprintf("model version %d", v)
 }
 
 // num writes a number without trailing zeros.

@@ -123,6 +123,25 @@ func TestAModelThatIsNotBetterIsNotDeployed(t *testing.T) {
 	}
 }
 
+// Each condition says the cycle it is of, though the step that ends a
+// cycle saves the next; before the first deploy, the initial model is the
+// one that serves on.
+func TestConditionsSayTheirCycle(t *testing.T) {
+	c := NewController(rules(t), State{Cycle: 1, Stage: Eval, Phase: Running, Attempt: "1-eval-1", Tries: 1, Candidate: 1})
+	out := Output{Eval: Metrics{"precision": {0.72, 0.9}}, Base: Metrics{"precision": {0.7, 0.9}}}
+	var got []string
+	for _, a := range c.Succeeded("1-eval-1", out, at(0)) {
+		if a.Kind == Report {
+			got = append(got, fmt.Sprintf("%d %s %s %s", a.Cycle, a.Cond.Stage, a.Cond.Type, a.Cond.Message))
+		}
+	}
+	want := []string{"1 Eval Completed attempt 1-eval-1", "1 Deploy Waiting ",
+		"1 Deploy Completed precision_delta[0] = 0.02, needs > 0.1: the initial model keeps serving", "2 Train Waiting cycle 2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("conditions\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
 // Triggers: checkPeriodSeconds is honoured (a check within the period is
 // none), a timer's window is ANDed with the condition, a stage with no
 // condition starts at its first check in the window.
