@@ -377,7 +377,11 @@ func (e *Edge) Inference() workers.Builtin {
 		if err != nil {
 			return err
 		}
-		w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1)}
+		w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1),
+			hot: j.spec.DeploySpec.Model.HotUpdateEnabled, poll: time.Second, restart: make(chan *servingModel)}
+		if p := j.spec.DeploySpec.Model.PollPeriodSeconds; p > 0 {
+			w.poll = time.Duration(p) * time.Second
+		}
 		return w.run(ctx)
 	}
 }
@@ -392,6 +396,12 @@ type inference struct {
 	model atomic.Pointer[servingModel]
 	in    chan []byte
 	kick  chan struct{}
+	// hot is deploySpec.model.hotUpdateEnabled; poll its
+	// pollPeriodSeconds (default 1 s: the check is of the node's cache);
+	// restart takes a new model to restart with when hot is off.
+	hot     bool
+	poll    time.Duration
+	restart chan *servingModel
 	// numbers
 	samples, hard, bytesSeen, bytesUp, dropped, errors, updates atomic.Int64
 }
@@ -421,31 +431,38 @@ func (w *inference) run(ctx context.Context) error {
 		}
 	}
 	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
-	stop, err := w.env.Bus.Subscribe(input, func(m paradigm.Message) error {
-		if m.Retained {
+	subscribe := func() (func() error, error) {
+		stop, err := w.env.Bus.Subscribe(input, func(m paradigm.Message) error {
+			if m.Retained {
+				return nil
+			}
+			select {
+			case w.in <- m.Payload:
+			default:
+				w.dropped.Add(1)
+			}
 			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("incremental: subscribe %s: %w", input, err)
 		}
-		select {
-		case w.in <- m.Payload:
-		default:
-			w.dropped.Add(1)
-		}
-		return nil
-	})
+		return stop, nil
+	}
+	stop, err := subscribe()
 	if err != nil {
-		return fmt.Errorf("incremental: subscribe %s: %w", input, err)
+		return err
 	}
 	defer func() { _ = stop() }()
 	m := w.model.Load()
-	w.log.Info("incremental: inference worker ready", "input", input, "model", m.name, "version", m.version, "miner", w.miner.Info().Name)
+	w.log.Info("incremental: inference worker ready", "input", input, "model", m.name, "version", m.version, "miner", w.miner.Info().Name,
+		"hotUpdate", w.hot)
 	w.spec.Say("")
 	var wg sync.WaitGroup
-	upCtx, cancel := context.WithCancel(ctx)
+	bg, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	wg.Add(1)
-	go func() { defer wg.Done(); w.upload(upCtx) }()
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
+	wg.Add(2)
+	go func() { defer wg.Done(); w.upload(bg) }()
+	go func() { defer wg.Done(); w.watchModels(bg) }()
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
 	for {
@@ -455,9 +472,23 @@ func (w *inference) run(ctx context.Context) error {
 			return nil
 		case raw := <-w.in:
 			w.answer(ctx, raw)
-		case <-poll.C:
-			if err := w.refresh(); err != nil {
-				w.log.Warn("incremental: the deployed model not loaded", "error", err)
+		case next := <-w.restart:
+			// hotUpdateEnabled false: the worker restarts with the new
+			// model, as Sedna's does: its input is unsubscribed while it
+			// loads (what devices send meanwhile is not received), what
+			// it had received is answered by the old model.
+			_ = stop()
+			for drained := false; !drained; {
+				select {
+				case raw := <-w.in:
+					w.answer(ctx, raw)
+				default:
+					drained = true
+				}
+			}
+			w.swap(next)
+			if stop, err = subscribe(); err != nil {
+				return err
 			}
 		case <-report.C:
 			w.metrics()
@@ -465,9 +496,63 @@ func (w *inference) run(ctx context.Context) error {
 	}
 }
 
-// refresh loads the newest deployed version (or, before the first deploy,
-// the initial model) when it is not the one serving, and swaps it in.
+// watchModels checks the node's model cache every poll period and loads a
+// newly deployed version beside the serving one: swapped in at once with
+// hot update, handed to the worker's restart without.
+func (w *inference) watchModels(ctx context.Context) {
+	t := time.NewTicker(w.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next, err := w.load()
+		switch {
+		case err != nil:
+			w.log.Warn("incremental: the deployed model not loaded", "error", err)
+		case next == nil:
+		case w.hot:
+			w.swap(next)
+		default:
+			select {
+			case w.restart <- next:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// swap makes next the serving model (an atomic pointer: a sample is
+// answered by one model or the other, whole).
+func (w *inference) swap(next *servingModel) {
+	cur := w.model.Swap(next)
+	if cur == nil {
+		return
+	}
+	w.updates.Add(1)
+	how := "hot update"
+	if !w.hot {
+		how = "restart"
+	}
+	w.log.Info("incremental: "+how, "model", next.name, "from", cur.version, "to", next.version)
+	w.spec.Event("Normal", "ModelUpdated", fmt.Sprintf("the inference worker serves model %s version %d (%s)", next.name, next.version, how))
+}
+
+// refresh loads the model to serve and swaps it in (at the start).
 func (w *inference) refresh() error {
+	next, err := w.load()
+	if err == nil && next != nil {
+		w.swap(next)
+	}
+	return err
+}
+
+// load reads the newest deployed version (or, before the first deploy,
+// the initial model) when it is not the one serving; nil when it is.
+func (w *inference) load() (*servingModel, error) {
 	cur := w.model.Load()
 	var have uint64
 	if cur != nil && cur.name == w.j.deploy {
@@ -477,27 +562,21 @@ func (w *inference) refresh() error {
 	name := w.j.deploy
 	if err != nil || v == 0 {
 		if cur != nil {
-			return nil // nothing deployed yet: the initial model serves on
+			return nil, nil // nothing deployed yet: the initial model serves on
 		}
 		name = w.j.initial
 		if v, data, err = w.env.Models.Latest(w.j.ref.Namespace, name, 0); err != nil {
-			return &missingModel{name: name, err: err}
+			return nil, &missingModel{name: name, err: err}
 		}
 	}
 	if data == nil {
-		return nil // the version serving
+		return nil, nil // the version serving
 	}
 	net, err := ml.Unmarshal(data)
 	if err != nil {
-		return fmt.Errorf("incremental: model %s version %d: %w", name, v, err)
+		return nil, fmt.Errorf("incremental: model %s version %d: %w", name, v, err)
 	}
-	w.model.Store(&servingModel{net: net, name: name, version: v})
-	if cur != nil {
-		w.updates.Add(1)
-		w.log.Info("incremental: hot update", "model", name, "from", cur.version, "to", v)
-		w.spec.Event("Normal", "ModelUpdated", fmt.Sprintf("the inference worker serves model %s version %d", name, v))
-	}
-	return nil
+	return &servingModel{net: net, name: name, version: v}, nil
 }
 
 // missingModel is no version of the model on the node yet.
