@@ -33,11 +33,12 @@ type ilCamera struct {
 	signal chan struct{}
 }
 
-func newILCamera(t *testing.T, addr string, ref topics.JobRef) *ilCamera {
+func newILCamera(t *testing.T, addr string, ref topics.JobRef, id ...string) *ilCamera {
 	t.Helper()
 	cam := &ilCamera{topic: incremental.InputTopic(ref.Namespace, ref.Name), reply: "cam/" + ref.Name + "/results",
 		got: map[string]jointinference.Result{}, signal: make(chan struct{}, 1)}
-	cam.c = client(t, "tcp://"+addr, "camera-"+ref.Name, "", true)
+	cam.c = client(t, "tcp://"+addr, "camera-"+ref.Name+strings.Join(id, ""), "", true)
+	cam.reply += strings.Join(id, "")
 	if tok := cam.c.Subscribe(cam.reply, 1, func(_ paho.Client, m paho.Message) {
 		if r, _, err := jointinference.DecodeResult(m.Payload()); err == nil {
 			cam.mu.Lock()
@@ -123,10 +124,10 @@ type stageLog struct {
 	moved chan struct{}
 }
 
-func watchStages(t *testing.T, addr string, ref topics.JobRef) *stageLog {
+func watchStages(t *testing.T, addr string, ref topics.JobRef, id ...string) *stageLog {
 	t.Helper()
 	l := &stageLog{moved: make(chan struct{}, 1)}
-	c := client(t, "tcp://"+addr, "stages-"+ref.Name, "", true)
+	c := client(t, "tcp://"+addr, "stages-"+ref.Name+strings.Join(id, ""), "", true)
 	if tok := c.Subscribe(incremental.ConditionsTopic(ref), 1, func(_ paho.Client, m paho.Message) {
 		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
 		var sc topics.StageCondition
@@ -165,6 +166,24 @@ func (l *stageLog) wait(t *testing.T, cycle int64, stage, typ string, within tim
 		case <-l.moved:
 		case <-deadline:
 			t.Fatalf("no %s %s in cycle %d within %v; conditions: %s", stage, typ, cycle, within, l)
+		}
+	}
+}
+
+// waitFor reports whether a condition of cycle, stage and type is
+// published within d.
+func (l *stageLog) waitFor(cycle int64, stage, typ string, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		for _, sc := range l.list() {
+			if sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ {
+				return true
+			}
+		}
+		select {
+		case <-l.moved:
+		case <-deadline:
+			return false
 		}
 	}
 }
@@ -246,6 +265,18 @@ func sednaCLI(t *testing.T, url string, stdin string, args ...string) string {
 // waitStatus watches a job's status until ok holds.
 func (f *flFleet) waitStatus(t *testing.T, ref topics.JobRef, what string, within time.Duration, ok func(api.Status) bool) api.Status {
 	t.Helper()
+	last, held := f.watchUntil(t, ref, within, ok)
+	if !held {
+		b, _ := json.Marshal(last)
+		t.Fatalf("%s: not %s within %v; last status: %s", ref, what, within, b)
+	}
+	return last
+}
+
+// watchUntil watches a job's status until ok holds (true) or within ends
+// (false), and returns the last status seen.
+func (f *flFleet) watchUntil(t *testing.T, ref topics.JobRef, within time.Duration, ok func(api.Status) bool) (api.Status, bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, within)
 	defer cancel()
 	var last api.Status
@@ -259,16 +290,14 @@ func (f *flFleet) waitStatus(t *testing.T, ref topics.JobRef, what string, withi
 		}, nil)
 		reached()
 		if ok(last) {
-			return last
+			return last, true
 		}
 		if err == nil {
 			break
 		}
 		t.Logf("the watch of %s ended: %v; watching again", ref, err)
 	}
-	b, _ := json.Marshal(last)
-	t.Fatalf("%s: not %s within %v; last status: %s", ref, what, within, b)
-	return last
+	return last, false
 }
 
 // Must-shows 2 and 3 of incremental learning, over real brokers, a real
@@ -431,9 +460,9 @@ func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 // startOracle labels each hard example of a job as the cloud announces it,
 // as a labelling tool would: a JSON label on the job's label topic,
 // published as user app (an operator), which the broker lets through.
-func startOracle(t *testing.T, url string, ref topics.JobRef, label func(id string) (int, bool)) {
+func startOracle(t *testing.T, url string, ref topics.JobRef, label func(id string) (int, bool), id ...string) {
 	t.Helper()
-	c := client(t, url, "oracle-"+ref.Name, "app", true)
+	c := client(t, url, "oracle-"+ref.Name+strings.Join(id, ""), "app", true)
 	if tok := c.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, m paho.Message) {
 		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
 		var w incremental.WaitingExample
@@ -546,4 +575,155 @@ func TestIncrementalDeployTriggerThatDoesNotHold(t *testing.T) {
 		t.Errorf("the strict job's model changed: %v hot updates, accuracy %.3f then %.3f", st.Metrics["hotUpdates"], strict.before, again)
 	}
 	t.Logf("strict job: %.3f before the cycle, %.3f after (the initial model serves on)", strict.before, again)
+}
+
+// Must-show 5: `sedna edge`, then `sedna cloud`, SIGKILLed in each stage
+// of a cycle and restarted at once. To kill in a stage that lasts
+// milliseconds, the node's link (a fault proxy) is cut the moment its
+// controller reports the stage Starting: the job cannot leave the stage
+// until the link returns, after the restart. Every cycle still completes,
+// each of its stages with one attempt completed once (the same attempt id
+// across the kill: the stage resumed, it never ran again from the start),
+// and the job ends after its six cycles. The table of the stage killed in
+// and the first condition after the restart is in the test's log and
+// docs/BENCHMARKS.md.
+func TestIncrementalKilledInEachStage(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	url := "tcp://" + addr
+	cloudArgs := []string{"cloud", "--listen", addr, "--data", filepath.Join(dir, "cloud"), "--credentials", writeCredentials(t, dir),
+		"--metrics", "off", "--log-level", "warn"}
+	cp := startProc(t, cloudArgs...)
+	link := proxyTo(t, url)
+	edgeAddr := freeAddr(t)
+	edgeArgs := edgeArgs("edge1", filepath.Join(dir, "edge1"), "tcp://"+link.Addr())
+	for i, a := range edgeArgs {
+		if a == "127.0.0.1:0" {
+			edgeArgs[i] = edgeAddr
+		}
+	}
+	ep := startProc(t, edgeArgs...)
+	waitJoined(t, url, "edge1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	f := &flFleet{dir: dir, ctx: ctx, api: apiClient(t, url)}
+
+	base, stream, _, _, err := drift.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, err := drift.TrainInitial(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := m0.MarshalBinary()
+	plan := []struct{ side, stage string }{{"edge", "Train"}, {"edge", "Eval"}, {"edge", "Deploy"}, {"cloud", "Train"}, {"cloud", "Eval"}, {"cloud", "Deploy"}}
+	// Every model is deployed (accuracy_delta > -1): each cycle reaches
+	// its Deploy stage.
+	o := drift.Options{Dir: filepath.Join(dir, "data"), Node: "edge1", TrainAfter: 100, DeployDelta: -1, MaxCycles: len(plan)}
+	ref := f.startILJob(t, o, blob)
+	oracle := drift.Oracle(stream, "s")
+
+	completed := func(st api.Status, attempt string) bool {
+		for _, c := range st.Conditions {
+			if c.Stage != "" && c.Type == "Completed" && c.Message == "attempt "+attempt {
+				return true
+			}
+		}
+		return false
+	}
+	var table strings.Builder
+	for k, p := range plan {
+		cycle := int64(k + 1)
+		id := fmt.Sprint(k)
+		stages := watchStages(t, edgeAddr, ref, id)
+		// The inference worker answers (after a restart of the node, once
+		// it is back): a probe frame until one is answered.
+		cam := newILCamera(t, edgeAddr, ref, id)
+		cam.probe(t, stream)
+		startOracle(t, url, ref, oracle, id)
+		// Frames until the stage to kill in starts (the better the model,
+		// the fewer of them are hard: the trigger needs more).
+		for sent := 0; ; sent += 200 {
+			if sent >= 2600 {
+				t.Fatalf("cycle %d: %s never started after %d frames: %s", cycle, p.stage, sent, stages)
+			}
+			cam.send(t, stream, 2600*k+sent, 2600*k+sent+200, "s")
+			if stages.waitFor(cycle, p.stage, "Starting", 20*time.Second) {
+				break
+			}
+		}
+		link.SetDown(true)
+		seen := stages.list()
+		last := seen[len(seen)-1]
+		killed := time.Now()
+		if p.side == "edge" {
+			ep.kill()
+			ep = startProc(t, edgeArgs...)
+		} else {
+			cp.kill()
+			cp = startProc(t, cloudArgs...)
+		}
+		link.SetDown(false)
+		restarted := time.Now()
+		if p.side == "cloud" {
+			f.api = apiClient(t, url)
+		}
+		st := f.waitStatus(t, ref, "cycle done", 3*time.Minute, func(st api.Status) bool { return completed(st, fmt.Sprintf("%d-deploy-1", cycle)) })
+		first := "-"
+		for _, c := range st.Conditions {
+			if c.Stage != "" && c.LastTransitionTime.After(killed) {
+				first = fmt.Sprintf("%s %s %s", c.Stage, c.Type, c.Message)
+				break
+			}
+		}
+		row := fmt.Sprintf("| %s | %s | %s %s %s | %s | %v |", p.side, p.stage, last.Stage, last.Type, last.Message, first,
+			time.Since(restarted).Round(10*time.Millisecond))
+		t.Logf("cycle %d: %s", cycle, row)
+		table.WriteString("\n" + row)
+		// Each stage of the cycle: one attempt, completed once.
+		for _, stage := range []string{"Train", "Eval", "Deploy"} {
+			n, retried := 0, false
+			for _, c := range st.Conditions {
+				if c.Stage == stage && c.Type == "Completed" && strings.HasPrefix(c.Message, fmt.Sprintf("attempt %d-", cycle)) {
+					n++
+				}
+				if c.Stage == stage && strings.HasSuffix(c.Message, fmt.Sprintf("%d-%s-2", cycle, strings.ToLower(stage))) {
+					retried = true
+				}
+			}
+			if n != 1 || retried {
+				t.Errorf("cycle %d (%s killed in %s): stage %s completed %d times, a second attempt: %v; conditions: %+v", cycle, p.side, p.stage,
+					stage, n, retried, st.Conditions)
+			}
+		}
+	}
+	st := f.waitStatus(t, ref, "completed", time.Minute, func(st api.Status) bool { return st.Phase == api.ConditionCompleted })
+	t.Logf("each kill, the condition the node had reported last, the first one after the restart, the time to the cycle's end:\n| killed | in | last condition before | first condition after | cycle done after |\n|---|---|---|---|---|%s", table.String())
+	if st.Stage == nil || st.Stage.Deployed != int64(len(plan)) {
+		t.Errorf("stage status %+v, want %d cycles deployed", st.Stage, len(plan))
+	}
+}
+
+// probe sends probe frames until one is answered: the inference worker
+// serves.
+func (cam *ilCamera) probe(t *testing.T, d *datasets.Dataset) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for i := 0; ; i++ {
+		raw, err := jointinference.EncodeRequest(drift.Request(d, i, "probe"), cam.reply, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := cam.c.Publish(cam.topic, 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("camera: publish: %v", tok.Error())
+		}
+		select {
+		case <-cam.signal:
+			return
+		case <-time.After(time.Second): // not subscribed yet: that frame is gone, send another
+		case <-deadline:
+			t.Fatal("the inference worker answers no probe within 2 minutes")
+		}
+	}
 }
