@@ -39,6 +39,11 @@ type Cloud struct {
 	jobs  map[string]*cloudJob // by job key
 	stops []func() error
 	wg    sync.WaitGroup
+	// remote are the attempts run on edge nodes, waiting for their
+	// result (by job key/attempt); results puts the results' parts
+	// together.
+	remote  map[string]chan workResult
+	results *assembler
 }
 
 // cloudJob is a job's runner: one attempt at a time, in order.
@@ -99,6 +104,7 @@ func NewCloud(env paradigm.Env) (*Cloud, error) {
 		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "examples"), c.onExamples},
 		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "run"), c.onRun},
 		{LabelTopic(all), c.onLabel},
+		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "work"), c.onWork},
 	} {
 		st, err := env.Bus.Subscribe(s.filter, s.fn)
 		if err != nil {
@@ -577,32 +583,34 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 	case Eval:
 		tmpl = j.spec.EvalSpec.Template
 	}
-	if n := tmpl.Spec.NodeName; req.Stage != Deploy && n != "" && n != c.env.Node {
-		return Output{}, fmt.Errorf("the %s stage is placed on node %s: this build runs Train and Eval in the cloud (%s) only", req.Stage, n, c.env.Node)
+	node := tmpl.Spec.NodeName
+	if node == c.env.Node {
+		node = "" // the cloud's own
 	}
 	switch req.Stage {
 	case Train:
-		return c.train(j, req.Input, tmpl)
+		return c.train(j, req.Attempt, req.Input, tmpl, node)
 	case Eval:
-		return c.eval(j, req.Input)
+		return c.eval(j, req.Attempt, req.Input, node)
 	case Deploy:
 		return c.deployCandidate(j, req.Input)
 	}
 	return Output{}, fmt.Errorf("unknown stage %q", req.Stage)
 }
 
-// serving returns the serving model: the deploy model's newest version
-// once one was deployed, the initial model's before.
-func (c *Cloud) serving(j *job, version uint64) (*ml.Network, error) {
+// serving returns the serving model and its encoding: the deploy model's
+// newest version once one was deployed, the initial model's before.
+func (c *Cloud) serving(j *job, version uint64) (*ml.Network, []byte, error) {
 	name := j.initial
 	if version > 0 {
 		name = j.deploy
 	}
 	_, data, err := c.env.Models.Latest(j.ref.Namespace, name, 0)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", name, err)
+		return nil, nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	return ml.Unmarshal(data)
+	m, err := ml.Unmarshal(data)
+	return m, data, err
 }
 
 // examples reads a job's train or eval set.
@@ -618,7 +626,9 @@ func (c *Cloud) examples(job string, train bool, fn func(Example) error) error {
 	})
 }
 
-func (c *Cloud) train(j *job, in Input, tmpl api.PodTemplate) (Output, error) {
+// train fine-tunes the serving model on the job's train set, in the
+// cloud or on node (the template's placement, "" for the cloud).
+func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, node string) (Output, error) {
 	key := jobKey(j.ref)
 	params := map[string]string{}
 	if len(tmpl.Spec.Containers) > 0 {
@@ -631,7 +641,7 @@ func (c *Cloud) train(j *job, in Input, tmpl api.PodTemplate) (Output, error) {
 		return Output{}, err
 	}
 	fit.Seed = uint64(in.Cycle)
-	base, err := c.serving(j, in.Serving)
+	base, baseBlob, err := c.serving(j, in.Serving)
 	if err != nil {
 		return Output{}, err
 	}
@@ -654,13 +664,24 @@ func (c *Cloud) train(j *job, in Input, tmpl api.PodTemplate) (Output, error) {
 	}); err != nil {
 		return Output{}, err
 	}
-	m, err := FineTune(c.ctx, base, set, fit)
-	if err != nil {
-		return Output{}, err
-	}
-	blob, err := m.MarshalBinary()
-	if err != nil {
-		return Output{}, err
+	var blob []byte
+	if node != "" {
+		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Train, Base: baseBlob, Set: set, Fit: fit})
+		if err != nil {
+			return Output{}, err
+		}
+		if _, err := ml.Unmarshal(res.Model); err != nil {
+			return Output{}, fmt.Errorf("the candidate node %s trained: %w", node, err)
+		}
+		blob = res.Model
+	} else {
+		m, err := FineTune(c.ctx, base, set, fit)
+		if err != nil {
+			return Output{}, err
+		}
+		if blob, err = m.MarshalBinary(); err != nil {
+			return Output{}, err
+		}
 	}
 	if _, err := store.PutBlob(c.env.Store, candidateBlob(key, in.Cycle), bytes.NewReader(blob), 0); err != nil {
 		return Output{}, fmt.Errorf("the candidate not stored: %w", err)
@@ -693,19 +714,28 @@ func (c *Cloud) candidate(job string, cycle uint64) (*ml.Network, []byte, error)
 	return m, data, err
 }
 
-func (c *Cloud) eval(j *job, in Input) (Output, error) {
+// eval scores the candidate and the serving model on the job's eval set,
+// in the cloud or on node.
+func (c *Cloud) eval(j *job, attempt string, in Input, node string) (Output, error) {
 	key := jobKey(j.ref)
-	cand, _, err := c.candidate(key, in.Model)
+	cand, candBlob, err := c.candidate(key, in.Model)
 	if err != nil {
 		return Output{}, err
 	}
-	base, err := c.serving(j, in.Serving)
+	base, baseBlob, err := c.serving(j, in.Serving)
 	if err != nil {
 		return Output{}, err
 	}
 	var set []Example
 	if err := c.examples(key, false, func(e Example) error { set = append(set, e); return nil }); err != nil {
 		return Output{}, err
+	}
+	if node != "" {
+		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Eval, Base: baseBlob, Candidate: candBlob, Eval: set})
+		if err != nil {
+			return Output{}, err
+		}
+		return Output{Eval: res.Eval, Base: res.Base}, nil
 	}
 	got, err := Evaluate(cand, set)
 	if err != nil {

@@ -11,8 +11,9 @@ import (
 
 // Paradigm is incremental learning as the runtime runs it: the controller
 // at the node of each job's Dataset and the inference worker ("deploy")
-// at the edge; the labelling, the sets and the Train, Eval and Deploy
-// stages in the cloud.
+// at the edge; the labelling, the sets and the stages in the cloud, Train
+// and Eval done by an edge node's workers when their templates place them
+// there.
 type Paradigm struct{}
 
 var _ paradigm.Paradigm = Paradigm{}
@@ -27,13 +28,15 @@ func (Paradigm) Name() string { return "il" }
 // and evaluation workers run the stages when asked).
 func (Paradigm) View() paradigm.View { return paradigm.View{Deciders: []string{"deploy"}} }
 
-// Edge starts a node's controllers and gives it the inference worker.
+// Edge starts a node's controllers and gives it the inference worker, and
+// the training and evaluation workers for stages placed on the node.
 func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
 	e, err := NewEdge(env)
 	if err != nil {
 		return paradigm.Half{}, err
 	}
-	return paradigm.Half{Workers: map[string]workers.Builtin{"deploy": e.Inference()}, Close: e.Close}, nil
+	return paradigm.Half{Workers: map[string]workers.Builtin{"deploy": e.Inference(), "train": e.stageWorker(Train), "eval": e.stageWorker(Eval)},
+		Close: e.Close}, nil
 }
 
 // Cloud starts the cloud's labelling and stages, and gives it the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,16 @@ func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model")
 	}
+	t.Run("trained in the cloud", func(t *testing.T) { runCycle(t, ilJob) })
+	// As Sedna's example places them: the cloud sends the node the
+	// models and examples, the node's train and eval workers send back
+	// the candidate and the numbers.
+	t.Run("trained and evaluated on the node", func(t *testing.T) {
+		runCycle(t, strings.ReplaceAll(ilJob, "nodeName: cloud", "nodeName: edge1"))
+	})
+}
+
+func runCycle(t *testing.T, ilJob string) {
 	ctx := context.Background()
 	train, test, err := datasets.FashionSubset()
 	if err != nil {
@@ -218,6 +229,26 @@ func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
 		}}
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- edgeHalf.Workers["deploy"](wctx, spec, log) }()
+	var fromNode atomic.Int64 // results of stages sent up by the node
+	stopWork, _ := net.Cloud.Subscribe(topics.NodeJobsFilter(api.KindIncrementalLearningJob, "work"), func(paradigm.Message) error {
+		fromNode.Add(1)
+		return nil
+	})
+	defer stopWork()
+	onNode := strings.Contains(ilJob, "{spec: {nodeName: edge1, containers: [{name: t")
+	defer func() {
+		if got := fromNode.Load(); onNode != (got > 0) {
+			t.Errorf("%d parts of stage results came from the node; stages placed on it: %v", got, onNode)
+		}
+	}()
+	if onNode {
+		for _, role := range []string{"train", "eval"} {
+			s := spec
+			s.Role = role
+			s.ReportMessage, s.ReportMetrics = nil, nil
+			go func() { _ = edgeHalf.Workers[role](wctx, s, log) }()
+		}
+	}
 	select {
 	case <-ready: // subscribed to its input
 	case err := <-workerDone:

@@ -22,6 +22,9 @@ const (
 	KindLabelled = topics.KindILLabelled
 	// KindAttempt: an AttemptEvent, on the job's attempts topic.
 	KindAttempt = topics.KindILAttempt
+	// KindWork: a part of a work order for an edge node's train or eval
+	// worker, or of its result.
+	KindWork = topics.KindILWork
 )
 
 // AttemptsTopic is where the cloud announces each stage attempt it runs

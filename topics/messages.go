@@ -53,6 +53,7 @@ const (
 	KindILStage    = "il.stage"
 	KindILLabelled = "il.labelled"
 	KindILAttempt  = "il.attempt"
+	KindILWork     = "il.work"
 	// KindDatasetStatus: DatasetStatus on NodeJob(node, ref, "status").
 	KindDatasetStatus = "dataset.status"
 	// KindModelChunk: ModelChunk on ToNodeJob(node, modelRef, "chunk").
