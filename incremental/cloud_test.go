@@ -130,3 +130,51 @@ func TestLabellingOperations(t *testing.T) {
 		t.Fatalf("still waiting: %v of %d", keys(rest), rest.Total)
 	}
 }
+
+// TestDeletingAJobEmptiesItsNodePool: a node forgets a deleted job's
+// controller state and the hard examples it had not sent yet; another
+// job's stay.
+func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	net := paradigmtest.NewNet()
+	bus := net.Node("edge1")
+	e, err := incremental.NewEdge(paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: bus, Store: st, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pools := map[string]*incremental.Pool{}
+	for _, job := range []string{"helmet", "other"} {
+		p, err := incremental.OpenPool(store.Sub(st, "pool/default/"+job+"/"), incremental.PoolLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1500 {
+			if _, err := p.Add(incremental.HardExample{ID: fmt.Sprint(i), Data: []byte{1, 2, 3}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pools[job] = p
+	}
+	ref := retainSpec(t, bus, api.KindIncrementalLearningJob, ilJob, 1)
+	if err := bus.Publish(topics.JobSpec(ref), nil, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	left := func(job string) int {
+		n := 0
+		if err := st.Scan([]byte("pool/default/"+job+"/"), nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := left("helmet"); n != 0 {
+		t.Errorf("%d keys of the deleted job's pool left", n)
+	}
+	if n := left("other"); n < 1500 {
+		t.Errorf("%d keys of the other job's pool left, want its 1,500 examples", n)
+	}
+}
