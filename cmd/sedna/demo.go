@@ -23,10 +23,12 @@ link is cut and edge-b's agent is stopped and restarted on its store. The
 cloud counts what arrives by message ID. The command prints the count per
 node and exits non-zero if any message was lost or duplicated. Then the joint
 inference example runs on edge-b: its two models are trained and registered,
-the service applied, and a camera sends 2,000 Fashion-MNIST frames. Last,
+the service applied, and a camera sends 2,000 Fashion-MNIST frames. Then
 five more nodes run the federated learning example: the digits split
 non-IID over them, 30 rounds of FedAvg, compared with training on all the
-data in one place.`,
+data in one place. Last, the incremental learning example runs on edge-b: a
+camera's frames drift, the hard ones go up and an oracle labels them, one
+cycle trains, evaluates and deploys a better model, swapped in at the edge.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()

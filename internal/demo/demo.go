@@ -257,6 +257,9 @@ report:
 	if err := demoFederated(ctx, say, m, dir, pw, o.Log); err != nil {
 		return fmt.Errorf("demo: federated learning: %w", err)
 	}
+	if err := demoIncremental(ctx, say, m, ag, b.name, dir, pw); err != nil {
+		return fmt.Errorf("demo: incremental learning: %w", err)
+	}
 	say("took %v in all", time.Since(start).Round(time.Millisecond))
 	return nil
 }

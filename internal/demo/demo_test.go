@@ -25,7 +25,8 @@ func TestDemoCountsEveryMessage(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "nothing lost, nothing duplicated") || !strings.Contains(out.String(), "frames in") ||
-		!strings.Contains(out.String(), "joint accuracy") || !strings.Contains(out.String(), "mAP@0.5 joint") {
+		!strings.Contains(out.String(), "joint accuracy") || !strings.Contains(out.String(), "mAP@0.5 joint") ||
+		!strings.Contains(out.String(), "swapped in at the edge") {
 		t.Fatalf("demo output:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())

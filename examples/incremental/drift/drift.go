@@ -45,7 +45,7 @@ type Options struct {
 	// MaxCycles stops the job after that many cycles (0: it runs until
 	// deleted).
 	MaxCycles int
-	// Epochs of each fine-tuning; default 4.
+	// Epochs of each fine-tuning; default 30.
 	Epochs int
 	// Threshold is the CrossEntropy miner's threshold_cross_entropy;
 	// default 0.9.
@@ -71,7 +71,7 @@ func (o Options) WithDefaults() Options {
 		o.DeployDelta = 0.02
 	}
 	if o.Epochs == 0 {
-		o.Epochs = 4
+		o.Epochs = 30
 	}
 	return o
 }
