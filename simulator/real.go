@@ -585,6 +585,9 @@ func (r *realRun) jobResources() ([]*api.Resource, error) {
 		if err := writeDataFiles(r.s, dataDir); err != nil {
 			return fmt.Errorf("data files: %w", err)
 		}
+		if r.s.Incremental != nil {
+			return writeLearningFile(dataDir)
+		}
 		return nil
 	})
 }
@@ -657,7 +660,18 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 	if client != nil {
 		defer client.Close()
 	}
+	var lr *learning
+	if r.s.Incremental != nil && client != nil {
+		if lr, err = r.startLearning(ctx, client); err != nil {
+			return nil, err
+		}
+		defer lr.close()
+	}
 	r.start0 = time.Now()
+	if lr != nil {
+		r.logFault("incremental: %s's camera sends up to %d drifting frames to %s; an oracle labels its hard examples", r.s.Incremental.Node,
+			lr.frames, r.s.Incremental.Job)
+	}
 	r.schedule(ctx)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -702,6 +716,9 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 	}
 	close(stop)
 	wg.Wait()
+	if lr != nil {
+		lr.stop()
+	}
 	// Every fault that was meant to end does; then what is queued drains.
 	r.mu.Lock()
 	for _, t := range r.timers {
@@ -735,6 +752,9 @@ waiting:
 	}
 	if client != nil {
 		r.waitJobs(ctx, client, drainEnd)
+	}
+	if lr != nil {
+		r.logFault("incremental: the camera sent %d frames; the oracle labelled %d hard examples", lr.sent.Load(), lr.labelled.Load())
 	}
 	close(sampling)
 	<-sampleDone

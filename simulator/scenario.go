@@ -59,7 +59,10 @@ type Scenario struct {
 	// cloud's job control and federated rounds are the system's own on the
 	// fake clock, the nodes' workers a model (desjobs.go).
 	Jobs []string `json:"jobs"`
-	dir  string
+	// Incremental, if set, runs an incremental learning job's camera and
+	// labelling oracle beside the devices (real mode; see Learning).
+	Incremental *Learning `json:"incremental,omitempty"`
+	dir         string
 }
 
 // Nodes says how many nodes the fleet has and how they run.
@@ -261,6 +264,12 @@ func (s *Scenario) check() error {
 	}
 	if d := s.Nodes.DiskMiB; d != 0 && (d < 64 || s.Nodes.Subprocess == 0) {
 		fail("nodes.diskMiB %d: at least 64 (a store keeps 32 MiB free), for subprocess nodes", d)
+	}
+	if s.Incremental != nil {
+		errs = append(errs, s.Incremental.check(s)...)
+		if len(s.Jobs) == 0 {
+			fail("incremental: the scenario has no jobs files")
+		}
 	}
 	for i, je := range s.Expect.Jobs {
 		if len(s.Jobs) == 0 {

@@ -117,6 +117,9 @@ func TestScenarioErrorsNameTheField(t *testing.T) {
 		{"name: x\nmode: simulated\nduration: 1s\nnodes: {count: 2}\n", "want real or deterministic"},
 		{"name: x\nduration: 1s\nnodes: {count: 2}\nnodez: 3\n", "nodez"},
 		{"name: x\nduration: 1s\nnodes: {count: 2, subprocess: 1}\nfaults: [{at: 1s, nodes: [all], action: diskFull}]\n", "node-0 is a subprocess"},
+		{"name: x\nduration: 1s\nnodes: {count: 2}\njobs: [j.yaml]\nincremental: {job: j, node: node-5, initialModel: m}\n", `incremental: node "node-5"`},
+		{"name: x\nmode: deterministic\nduration: 1s\nnodes: {count: 2}\njobs: [j.yaml]\nincremental: {job: j, node: node-1, initialModel: m}\n", "real mode only"},
+		{"name: x\nduration: 1s\nnodes: {count: 2}\nincremental: {job: j, node: node-1, initialModel: m}\n", "no jobs files"},
 	} {
 		if _, err := simulator.Parse([]byte(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error naming %s", c.doc, err, c.want)
@@ -320,6 +323,22 @@ func TestFederatedScenario(t *testing.T) {
 	fl := rep.Jobs[len(rep.Jobs)-1]
 	if fl.Key != "FederatedLearningJob/default/sim-digits-fl" || fl.Phase != "Completed" || fl.Metrics["round"] != 20 || fl.Metrics["accuracy"] < 0.9 {
 		t.Fatalf("job report %+v", fl)
+	}
+}
+
+// The incremental example on a fleet whose camera node loses its link
+// for 3 s: the run pushes the initial model, its camera sends drifting
+// frames and its oracle labels the hard ones; the job completes its one
+// cycle with the deployed model hot-swapped at the edge, hard examples
+// sent up, and the sensors lose nothing.
+func TestIncrementalScenario(t *testing.T) {
+	rep := run(t, "incremental.yaml", nil)
+	if !rep.OK() {
+		t.Fatalf("%v", rep.Failures)
+	}
+	il := rep.Jobs[len(rep.Jobs)-1]
+	if il.Key != "IncrementalLearningJob/default/sim-il" || il.Phase != "Completed" || il.Metrics["hotUpdates"] < 1 || il.Metrics["bytesUp"] <= 0 {
+		t.Fatalf("job report %+v", il)
 	}
 }
 
