@@ -523,8 +523,11 @@ func printRows(w io.Writer, objs []topics.APIObject, header bool) error {
 func info(st api.Status) string {
 	switch {
 	case st.Stage != nil && st.Phase == api.ConditionRunning:
-		return fmt.Sprintf("cycle %d %s/%s, serving v%d, %d deployed", st.Stage.Cycle, st.Stage.Stage, st.Stage.Phase,
-			st.Stage.Serving, st.Stage.Deployed)
+		serving := "initial"
+		if st.Stage.Serving > 0 {
+			serving = fmt.Sprintf("v%d", st.Stage.Serving)
+		}
+		return fmt.Sprintf("cycle %d %s/%s, serving %s, %d deployed", st.Stage.Cycle, st.Stage.Stage, st.Stage.Phase, serving, st.Stage.Deployed)
 	case st.Progress != nil && st.Phase == api.ConditionRunning:
 		return fmt.Sprintf("%d/%d %s", st.Progress.Done, st.Progress.Total, st.Progress.Unit)
 	case st.NumberOfSamples != nil && st.Phase == api.PhaseReady:
@@ -630,8 +633,11 @@ func describe(w io.Writer, o topics.APIObject) error {
 		fmt.Fprintf(w, "Progress:    %d/%d %s\n", st.Progress.Done, st.Progress.Total, st.Progress.Unit)
 	}
 	if sg := st.Stage; sg != nil {
-		fmt.Fprintf(w, "Stage:       cycle %d, %s %s; model version %d serves, %d cycles deployed\n", sg.Cycle, sg.Stage, sg.Phase,
-			sg.Serving, sg.Deployed)
+		serving := "the initial model serves"
+		if sg.Serving > 0 {
+			serving = fmt.Sprintf("model version %d serves", sg.Serving)
+		}
+		fmt.Fprintf(w, "Stage:       cycle %d, %s %s; %s, %d cycles deployed\n", sg.Cycle, sg.Stage, sg.Phase, serving, sg.Deployed)
 		if sg.Done {
 			fmt.Fprintf(w, "Stopped:     %s\n", sg.Reason)
 		}

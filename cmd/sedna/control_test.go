@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker/access"
@@ -134,5 +135,40 @@ func TestWatcherAndDescribeShowMetrics(t *testing.T) {
 	}
 	if !strings.Contains(d.String(), "Metrics:     inferences=200\n             uploadRatio=0.3") {
 		t.Fatalf("describe:\n%s", d.String())
+	}
+}
+
+// A learning job's describe says where its cycles are and lists its stage
+// conditions with their stage and data; get's INFO column says the cycle
+// and stage while it runs.
+func TestDescribeShowsALearningJobsStages(t *testing.T) {
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	st := api.Status{Phase: api.ConditionRunning, Stage: &api.StageStatus{Cycle: 2, Stage: "Eval", Phase: "Running", Serving: 1, Deployed: 1}}
+	st.SetCondition(api.ConditionRunning, api.StatusTrue, "WorkersRunning", "3 of 3 workers running", at)
+	st.AddStageCondition(api.Condition{Type: "Completed", Status: api.StatusTrue, Stage: "Deploy", Reason: "NotDeployed",
+		Message: "accuracy_delta = 0.01, needs > 0.02: model version 1 keeps serving", LastTransitionTime: at})
+	st.AddStageCondition(api.Condition{Type: "Starting", Status: api.StatusTrue, Stage: "Eval", Message: "attempt 2-eval-1",
+		Data: `{"cycle":2,"model":2,"serving":1}`, LastTransitionTime: at})
+	raw, _ := json.Marshal(st)
+	var d strings.Builder
+	if err := describe(&d, topics.APIObject{Key: "IncrementalLearningJob/default/il", Status: raw}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Stage:       cycle 2, Eval Running; model version 1 serves, 1 cycles deployed",
+		"Running    True    -       WorkersRunning",
+		"Completed  True    Deploy  NotDeployed     2026-12-02T10:00:00Z  accuracy_delta = 0.01, needs > 0.02: model version 1 keeps serving",
+		`Starting   True    Eval                    2026-12-02T10:00:00Z  attempt 2-eval-1 {"cycle":2,"model":2,"serving":1}`,
+	} {
+		if !strings.Contains(d.String(), want) {
+			t.Errorf("describe has no %q:\n%s", want, d.String())
+		}
+	}
+	if got := info(st); got != "cycle 2 Eval/Running, serving v1, 1 deployed" {
+		t.Errorf("INFO %q", got)
+	}
+	st.Stage = &api.StageStatus{Cycle: 1, Stage: "Train", Phase: "Waiting"}
+	if got := info(st); got != "cycle 1 Train/Waiting, serving initial, 0 deployed" {
+		t.Errorf("INFO before a deploy %q", got)
 	}
 }
