@@ -395,7 +395,7 @@ func (c *Cloud) label(key string, l Label) (*cloudState, error) {
 		trainProb = j.spec.trainProb
 	}
 	st.Labelled++
-	e := Example{Key: w.Key, Shape: w.Shape, DType: w.DType, Data: w.Data, Label: l.Label, Seq: st.Labelled}
+	e := Example{Key: w.Key, Shape: w.Shape, DType: w.DType, Data: w.Data, Label: l.Label, Boxes: l.Boxes, Seq: st.Labelled}
 	ev, err := msgpack.Marshal(e)
 	if err != nil {
 		return nil, err
@@ -583,6 +583,11 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 	case Eval:
 		tmpl = j.spec.EvalSpec.Template
 	}
+	if req.Stage != Deploy && len(tmpl.Spec.Containers) > 0 && len(tmpl.Spec.Containers[0].Command) > 0 {
+		// Said, not ignored: the built-in would run in the command's place.
+		return Output{}, fmt.Errorf("the %s template runs a command: an external %s worker of incremental learning is not supported yet "+
+			"(remove the command to use the built-in)", strings.ToLower(string(req.Stage)), strings.ToLower(string(req.Stage)))
+	}
 	node := tmpl.Spec.NodeName
 	if node == c.env.Node {
 		node = "" // the cloud's own
@@ -666,7 +671,7 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 	}
 	var blob []byte
 	if node != "" {
-		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Train, Base: baseBlob, Set: set, Fit: fit})
+		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Train, Task: j.task, Base: baseBlob, Set: set, Fit: fit})
 		if err != nil {
 			return Output{}, err
 		}
@@ -675,7 +680,7 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 		}
 		blob = res.Model
 	} else {
-		m, err := FineTune(c.ctx, base, set, fit)
+		m, err := Learn(c.ctx, j.task, base, set, fit)
 		if err != nil {
 			return Output{}, err
 		}
@@ -731,17 +736,17 @@ func (c *Cloud) eval(j *job, attempt string, in Input, node string) (Output, err
 		return Output{}, err
 	}
 	if node != "" {
-		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Eval, Base: baseBlob, Candidate: candBlob, Eval: set})
+		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Eval, Task: j.task, Base: baseBlob, Candidate: candBlob, Eval: set})
 		if err != nil {
 			return Output{}, err
 		}
 		return Output{Eval: res.Eval, Base: res.Base}, nil
 	}
-	got, err := Evaluate(cand, set)
+	got, err := Score(j.task, cand, set)
 	if err != nil {
 		return Output{}, err
 	}
-	was, err := Evaluate(base, set)
+	was, err := Score(j.task, base, set)
 	if err != nil {
 		return Output{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,55 @@ func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
 	}
 	if n := left("other"); n < 1500 {
 		t.Errorf("%d keys of the other job's pool left, want its 1,500 examples", n)
+	}
+}
+
+// A Train template with a command (an external worker, not supported yet
+// for incremental learning's stages) fails its attempt saying so, instead
+// of running the built-in in its place.
+func TestAnExternalTrainWorkerIsRefusedNotIgnored(t *testing.T) {
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	net := paradigmtest.NewNet()
+	c, err := incremental.NewCloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	doc := strings.Replace(ilJob, "containers: [{name: t, env:", "containers: [{name: t, command: [/usr/bin/python3, train.py], env:", 1)
+	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, doc, 1)
+	edge := net.Node("edge1")
+	reports := make(chan map[string]any, 4)
+	stop, _ := edge.Subscribe(topics.JobTopic(ref, "stage"), func(m paradigm.Message) error {
+		env, err := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
+		var r map[string]any
+		if err == nil && env.DecodeBody(&r) == nil {
+			reports <- r
+		}
+		return nil
+	})
+	defer func() { _ = stop() }()
+	raw, _ := topics.Encode(incremental.KindRun, "test", map[string]any{"attempt": "1-train-1", "stage": "Train",
+		"input": map[string]any{"cycle": 1}})
+	if err := edge.Send(paradigm.Outbound{Topic: topics.NodeJob("edge1", ref, "run"), Payload: raw}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case r := <-reports:
+			if r["started"] == true {
+				continue
+			}
+			if e, _ := r["error"].(string); !strings.Contains(e, "external train worker") || r["done"] != true {
+				t.Fatalf("report %v: want the attempt failed for its command", r)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("no report of the attempt")
+		}
 	}
 }

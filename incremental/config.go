@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -17,6 +18,9 @@ type job struct {
 	initial   string // the model that serves before the first deploy
 	deploy    string // the model each deploy makes a version of
 	rev       topics.Revision
+	// task is what the models do (the deploy template's SEDNA_IL_TASK):
+	// classification, or detection with a window classifier.
+	task jointinference.Task
 }
 
 func jobOf(ref topics.JobRef, doc []byte) (*job, error) {
@@ -38,6 +42,15 @@ func jobOf(ref topics.JobRef, doc []byte) (*job, error) {
 	}
 	if j.rules.DeployTrigger, err = NewTrigger(s.DeploySpec.Trigger); err != nil {
 		return nil, fmt.Errorf("incremental: spec.deploySpec.trigger: %w", err)
+	}
+	params := map[string]string{}
+	if cs := s.DeploySpec.Template.Spec.Containers; len(cs) > 0 {
+		for _, e := range cs[0].Env {
+			params[e.Name] = e.Value
+		}
+	}
+	if j.task, err = taskOf(params); err != nil {
+		return nil, fmt.Errorf("spec.deploySpec.template: %w", err)
 	}
 	if sc := s.StopCondition; sc != nil {
 		j.rules.MaxCycles, j.rules.Target = sc.MaxCycles, sc.Target

@@ -14,6 +14,7 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/detect"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/store"
@@ -628,6 +629,24 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	if err == nil {
 		x, err = req.Floats()
 	}
+	if err == nil && w.j.task.Detection {
+		w.detect(ctx, req, x, m, &res, len(raw))
+	} else {
+		w.classify(ctx, req, x, err, m, &res, len(raw))
+	}
+	out, err := jointinference.EncodeResult(res, corr, asJSON)
+	if err != nil {
+		return
+	}
+	if replyTo != "" {
+		_ = w.env.Bus.Answer(replyTo, out)
+	} else {
+		_ = w.env.Bus.Publish(ResultTopic(w.j.ref.Namespace, w.j.ref.Name), out, false, 1)
+	}
+}
+
+// classify answers a classification sample and mines it.
+func (w *inference) classify(ctx context.Context, req jointinference.Request, x []float32, err error, m *servingModel, res *jointinference.Result, size int) {
 	if err == nil && len(x) != m.net.Inputs() {
 		err = fmt.Errorf("a sample of %d values does not fit a model of %d inputs", len(x), m.net.Inputs())
 	}
@@ -638,30 +657,52 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	if err != nil {
 		w.errors.Add(1)
 		res.Error = err.Error()
-	} else {
-		w.samples.Add(1)
-		w.bytesSeen.Add(int64(len(raw)))
-		k := m.net.Classes()
-		best := 0
-		for i := range k {
-			if probs[i] > probs[best] {
-				best = i
-			}
-		}
-		res.Class, res.Score, res.Probs = best, probs[best], probs
-		if vs, err := w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: k}); err == nil && len(vs) == 1 && vs[0].Hard {
-			res.Hard = true
-			w.keep(req, m.version, float64(vs[0].Score))
-		}
-	}
-	out, err := jointinference.EncodeResult(res, corr, asJSON)
-	if err != nil {
 		return
 	}
-	if replyTo != "" {
-		_ = w.env.Bus.Answer(replyTo, out)
+	w.samples.Add(1)
+	w.bytesSeen.Add(int64(size))
+	k := m.net.Classes()
+	best := 0
+	for i := range k {
+		if probs[i] > probs[best] {
+			best = i
+		}
+	}
+	res.Class, res.Score, res.Probs = best, probs[best], probs
+	if vs, err := w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: k}); err == nil && len(vs) == 1 && vs[0].Hard {
+		res.Hard = true
+		w.keep(req, m.version, float64(vs[0].Score))
+	}
+}
+
+// detect answers a detection sample (a scene) with boxes and mines it
+// (IBT judges the boxes).
+func (w *inference) detect(ctx context.Context, req jointinference.Request, x []float32, m *servingModel, res *jointinference.Result, size int) {
+	var boxes []detect.Box
+	var err error
+	if len(req.Shape) != 2 || req.Shape[0]*req.Shape[1] != len(x) {
+		err = fmt.Errorf("a detection sample is a [height, width] scene; got shape %v for %d values", req.Shape, len(x))
 	} else {
-		_ = w.env.Bus.Publish(ResultTopic(w.j.ref.Namespace, w.j.ref.Name), out, false, 1)
+		boxes, err = w.j.task.Detector(m.net).Detect(detect.Scene{Height: req.Shape[0], Width: req.Shape[1], Pixels: x})
+	}
+	if err != nil {
+		w.errors.Add(1)
+		res.Error = err.Error()
+		return
+	}
+	w.samples.Add(1)
+	w.bytesSeen.Add(int64(size))
+	pb := make([]plugins.Box, len(boxes))
+	for i, b := range boxes {
+		res.Boxes = append(res.Boxes, b.Array())
+		pb[i] = plugins.Box(b.Array())
+	}
+	if len(boxes) > 0 {
+		res.Class, res.Score = boxes[0].Label, boxes[0].Score
+	}
+	if vs, err := w.miner.Mine(ctx, plugins.Batch{Boxes: [][]plugins.Box{pb}}); err == nil && len(vs) == 1 && vs[0].Hard {
+		res.Hard = true
+		w.keep(req, m.version, float64(vs[0].Score))
 	}
 }
 

@@ -19,6 +19,9 @@ type Example struct {
 	DType string `msgpack:"dtype,omitempty"`
 	Data  []byte `msgpack:"data"`
 	Label int    `msgpack:"label"`
+	// Boxes are a detection example's objects: xmin, ymin, xmax, ymax,
+	// score (ignored), class.
+	Boxes [][6]float32 `msgpack:"boxes,omitempty"`
 	// Seq is its place in the job's labelled examples, in the order they
 	// were labelled.
 	Seq uint64 `msgpack:"seq"`
@@ -78,23 +81,35 @@ type TrainSet struct {
 // all the examples together, so a cycle of new data (a drift) does not
 // make the model forget what the earlier cycles taught.
 func FineTune(ctx context.Context, base *ml.Network, set TrainSet, fit Fit) (*ml.Network, error) {
-	x, y, err := matrix(base, append(append([]Example(nil), set.New...), set.Old...))
+	nx, ny, err := matrix(base, set.New)
 	if err != nil {
 		return nil, err
 	}
+	ox, oy, err := matrix(base, set.Old)
+	if err != nil {
+		return nil, err
+	}
+	return fineTuneRows(ctx, base, nx, ny, ox, oy, fit)
+}
+
+// fineTuneRows fine-tunes a copy of base on the new rows and the old ones,
+// the old replayed until they weigh as much as all together.
+func fineTuneRows(ctx context.Context, base *ml.Network, nx []float32, ny []int, ox []float32, oy []int, fit Fit) (*ml.Network, error) {
+	x := append(append([]float32(nil), nx...), ox...)
+	y := append(append([]int(nil), ny...), oy...)
 	if len(y) == 0 {
 		return nil, fmt.Errorf("incremental: nothing to train on")
 	}
 	// Replay: the earlier examples again, until they weigh as much as all.
-	if n := len(set.Old); n > 0 {
+	if n := len(oy); n > 0 {
 		in, total := base.Inputs(), len(y)
 		for k := range total {
-			j := len(set.New) + k%n
+			j := len(ny) + k%n
 			x, y = append(x, x[j*in:(j+1)*in]...), append(y, y[j])
 		}
 	}
 	m := base.Clone().(*ml.Network)
-	err = m.Fit(ctx, x, y, ml.FitOptions{Epochs: fit.Epochs, BatchSize: fit.BatchSize, LearningRate: fit.LearningRate,
+	err := m.Fit(ctx, x, y, ml.FitOptions{Epochs: fit.Epochs, BatchSize: fit.BatchSize, LearningRate: fit.LearningRate,
 		Optimizer: ml.Adam, Seed: fit.Seed})
 	if err != nil {
 		return nil, err

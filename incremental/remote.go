@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
@@ -26,8 +27,9 @@ import (
 
 // workOrder is what a node needs for one attempt of a stage.
 type workOrder struct {
-	Attempt string `msgpack:"attempt"`
-	Stage   Stage  `msgpack:"stage"`
+	Attempt string              `msgpack:"attempt"`
+	Stage   Stage               `msgpack:"stage"`
+	Task    jointinference.Task `msgpack:"task"`
 	// Base is the serving model; Candidate the model to evaluate beside
 	// it (Eval).
 	Base      []byte    `msgpack:"base"`
@@ -341,7 +343,7 @@ func work(ctx context.Context, o workOrder) workResult {
 	}
 	switch o.Stage {
 	case Train:
-		m, err := FineTune(ctx, base, o.Set, o.Fit)
+		m, err := Learn(ctx, o.Task, base, o.Set, o.Fit)
 		if err != nil {
 			return fail(err)
 		}
@@ -353,10 +355,10 @@ func work(ctx context.Context, o workOrder) workResult {
 		if err != nil {
 			return fail(fmt.Errorf("the candidate: %w", err))
 		}
-		if res.Eval, err = Evaluate(cand, o.Eval); err != nil {
+		if res.Eval, err = Score(o.Task, cand, o.Eval); err != nil {
 			return fail(err)
 		}
-		if res.Base, err = Evaluate(base, o.Eval); err != nil {
+		if res.Base, err = Score(o.Task, base, o.Eval); err != nil {
 			return fail(err)
 		}
 	default:

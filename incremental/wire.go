@@ -64,10 +64,14 @@ type WaitingExample struct {
 }
 
 // Label is a hard example's label, published on LabelTopic as JSON
-// ({"key": "edge1/17", "label": 3}) or in an envelope of KindLabel.
+// ({"key": "edge1/17", "label": 3}) or in an envelope of KindLabel. A
+// detection job's label is the scene's objects instead: {"key": ...,
+// "boxes": [[xmin, ymin, xmax, ymax, 1, class], ...]} (none: an empty
+// list).
 type Label struct {
-	Key   string `msgpack:"key" json:"key"`
-	Label int    `msgpack:"label" json:"label"`
+	Key   string       `msgpack:"key" json:"key"`
+	Label int          `msgpack:"label" json:"label"`
+	Boxes [][6]float32 `msgpack:"boxes,omitempty" json:"boxes,omitempty"`
 }
 
 // The operations the cloud half serves about a job (paradigm.Half.Ops),

@@ -62,6 +62,27 @@ func taskOf(p map[string]string) (task, error) {
 	return t, nil
 }
 
+// Task is a worker's task as its template's env says it (the Param*
+// names), for the workers of other paradigms that serve the same models.
+type Task struct {
+	Detection bool
+	// Window, Stride, MinScore and NMS are the detector's (Detection).
+	Window, Stride int
+	MinScore, NMS  float32
+}
+
+// TaskOf reads a Task from a template's env values (the Param* names).
+func TaskOf(p map[string]string) (Task, error) {
+	t, err := taskOf(p)
+	return Task{Detection: t.kind == TaskDetection, Window: t.window, Stride: t.stride, MinScore: t.minScore, NMS: t.nms}, err
+}
+
+// Detector is the task's detector over m, a window classifier whose last
+// class is the background.
+func (t Task) Detector(m ml.Model) *detect.Detector {
+	return &detect.Detector{Model: m, Window: t.Window, Stride: t.Stride, MinScore: t.MinScore, NMS: t.NMS}
+}
+
 // model is a model of the learning substrate doing the service's task.
 // A classification sample with k² times the model's inputs, square and
 // divisible by k, is average-pooled k×k first (the edge model of the

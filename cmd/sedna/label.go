@@ -37,7 +37,8 @@ shape, the model version that found it hard); -o json gives the examples
 with their data for a labelling tool, --save DIR writes each as a file.
 'sedna label set' takes labels as lines "KEY CLASS" (or "KEY,CLASS"; # starts
 a comment) or as a JSON list [{"key": ..., "label": ...}], from a file or
-standard input.
+standard input; a detection job's labels are the scenes' objects, in JSON:
+[{"key": ..., "boxes": [[xmin, ymin, xmax, ymax, 1, class], ...]}].
 
 A tool may also publish each label itself, unretained, on the job's label
 topic (sedna/v1/job/IncrementalLearningJob/NAMESPACE/NAME/label) as JSON

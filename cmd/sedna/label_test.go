@@ -1,7 +1,7 @@
 package main
 
 import (
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -9,7 +9,8 @@ import (
 )
 
 // TestParseLabels reads labels as lines (spaces, tabs or a comma between
-// key and class; blank lines and comments skipped) or as a JSON list, and
+// key and class; blank lines and comments skipped) or as a JSON list (a
+// detection job's with boxes), and
 // refuses a line or an item that is not a key and a class of 0 or more,
 // naming it.
 func TestParseLabels(t *testing.T) {
@@ -22,6 +23,7 @@ func TestParseLabels(t *testing.T) {
 		{in: "edge1/1 3\n\n# a comment\nedge1/2,0\nedge2/10\t9  # trailing\n", want: []incremental.Label{l("edge1/1", 3), l("edge1/2", 0), l("edge2/10", 9)}},
 		{in: ` [{"key": "edge1/1", "label": 2}, {"key": "e/2", "label": 0}]`, want: []incremental.Label{l("edge1/1", 2), l("e/2", 0)}},
 		{in: "", want: nil},
+		{in: `[{"key": "e/3", "boxes": [[1, 2, 9, 10, 1, 4]]}]`, want: []incremental.Label{{Key: "e/3", Boxes: [][6]float32{{1, 2, 9, 10, 1, 4}}}}},
 		{in: "edge1/1\n", err: `line 1: "edge1/1": want KEY CLASS`},
 		{in: "edge1/1 3\nedge1/2 cat\n", err: `line 2: class "cat"`},
 		{in: "edge1/1 -1\n", err: `line 1: class "-1"`},
@@ -38,7 +40,7 @@ func TestParseLabels(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%q: %v", tc.in, err)
-		case !slices.Equal(got, tc.want):
+		case !reflect.DeepEqual(got, tc.want):
 			t.Errorf("%q: %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
