@@ -2,9 +2,11 @@ package incremental_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +248,190 @@ func TestDetectionInferenceMinesWithIBT(t *testing.T) {
 	}
 	if last["samples"] != n || last["hardExamples"] != float64(hard) {
 		t.Fatalf("the worker's numbers %v: want %d samples, %d hard examples kept", last, n, hard)
+	}
+}
+
+// A detection job's cycle across both halves (in-memory link, Badger
+// stores, the WASM IBT miner), its training and evaluation placed on the
+// node: the noisy camera's scenes are answered with boxes, the ones IBT
+// finds hard go up, an oracle labels them with their true boxes, the node
+// fine-tunes the detector on them, and the deployed detector, swapped in,
+// finds the digits of other noisy scenes better (mAP@0.5 from its
+// answers).
+func TestADetectionCycleRunsAcrossTheHalves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a detector")
+	}
+	ctx := context.Background()
+	clean, noisy, noisyTest := detectionScenes(t)
+	more, err := func() ([]detect.Scene, error) { // the camera's stream: 900 noisy scenes
+		digits, err := datasets.Digits()
+		if err != nil {
+			return nil, err
+		}
+		_, b, err := digits.Split(0.5, 1)
+		if err != nil {
+			return nil, err
+		}
+		return detect.Scenes(b, 600, detect.SceneOptions{Width: detection.Size, Height: detection.Size, Noise: 0.3}, 4)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := append(append([]detect.Scene(nil), noisy...), more...)
+	base := initialDetector(t, clean)
+	blob, _ := base.MarshalBinary()
+	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	host, err := plugins.New(ctx, plugins.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = host.Close(ctx) }()
+	open := func() store.Store {
+		st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	net := paradigmtest.NewNet()
+	edgeBus := net.Node("edge1")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cloudHalf, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: open(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloudHalf.Close()
+	edgeHalf, err := incremental.Paradigm{}.Edge(paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: open(), Log: log,
+		Plugins: func() (*plugins.Host, error) { return host, nil },
+		Data:    paradigm.SamplesFunc(func(string, string, uint64, func(uint64, []byte) error) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edgeHalf.Close()
+	// The oracle labels each waiting scene with its true boxes.
+	stopOracle, _ := net.Cloud.Subscribe("sedna/v1/job/IncrementalLearningJob/+/+/waiting", func(m paradigm.Message) error {
+		env, err := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
+		if err != nil {
+			return err
+		}
+		var w incremental.WaitingExample
+		if err := env.DecodeBody(&w); err != nil {
+			return err
+		}
+		var i int
+		fmt.Sscanf(w.ID, "s%d", &i)
+		l := incremental.Label{Key: w.Key, Boxes: [][6]float32{}}
+		for _, b := range stream[i].Objects {
+			l.Boxes = append(l.Boxes, b.Array())
+		}
+		raw, _ := json.Marshal(l)
+		go func() { _ = net.Cloud.Publish(strings.TrimSuffix(m.Topic, "waiting")+"label", raw, false, 1) }()
+		return nil
+	})
+	defer stopOracle()
+	deployed := make(chan struct{})
+	var once sync.Once
+	stopConds, _ := edgeBus.Subscribe("sedna/v1/job/IncrementalLearningJob/default/helmet/conditions", func(m paradigm.Message) error {
+		env, _ := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
+		var sc topics.StageCondition
+		if env != nil && env.DecodeBody(&sc) == nil && sc.Stage == "Deploy" && sc.Type == "Completed" {
+			once.Do(func() { close(deployed) })
+		}
+		return nil
+	})
+	defer stopConds()
+	doc := strings.ReplaceAll(detectionJob, "nodeName: cloud", "nodeName: edge1")
+	doc = strings.Replace(doc, "threshold: 150, metric: num_of_samples", "threshold: 100, metric: num_of_samples", 1)
+	doc = strings.Replace(doc, "threshold: 0.05, metric: map_delta", "threshold: -1, metric: map_delta", 1)
+	doc = strings.Replace(doc, "template: {spec: {nodeName: edge1}}\n    trigger:", "template: {spec: {nodeName: edge1, containers: [{name: t, env: [{name: epochs, value: \"20\"}]}]}}\n    trigger:", 1)
+	retainSpec(t, edgeBus, api.KindDataset, ilDataset, 1)
+	ref := retainSpec(t, edgeBus, api.KindIncrementalLearningJob, doc, 1)
+	retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, doc, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	updated := make(chan struct{}, 1)
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	var wg sync.WaitGroup
+	for _, role := range []string{"deploy", "train", "eval"} {
+		spec := workers.Spec{Job: ref, Generation: 1, Document: []byte(doc), Worker: api.Worker{Role: role, Node: "edge1"}}
+		if role == "deploy" {
+			spec.ReportMessage = func(m string) {
+				if m == "" {
+					readyOnce.Do(func() { close(ready) })
+				}
+			}
+			spec.ReportMetrics = func(m map[string]float64) {
+				if m["hotUpdates"] >= 1 {
+					select {
+					case updated <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = edgeHalf.Workers[role](wctx, spec, log) }()
+	}
+	defer wg.Wait()
+	defer cancel()
+	<-ready
+	answers := make(chan jointinference.Result, 64)
+	stopRes, _ := edgeBus.Subscribe(incremental.ResultTopic("default", "helmet"), func(m paradigm.Message) error {
+		if r, _, err := jointinference.DecodeResult(m.Payload); err == nil {
+			answers <- r
+		}
+		return nil
+	})
+	defer stopRes()
+	detectAll := func(ss []detect.Scene, prefix string) (mAP float64, hard int) {
+		pred := make([][]detect.Box, len(ss))
+		truth := make([][]detect.Box, len(ss))
+		for i, s := range ss {
+			raw, _ := jointinference.EncodeRequest(jointinference.Request{ID: fmt.Sprint(prefix, i), Shape: []int{s.Height, s.Width}, Values: s.Pixels}, "", "")
+			if err := edgeBus.Publish(incremental.InputTopic("default", "helmet"), raw, false, 0); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-answers:
+				if r.Error != "" {
+					t.Fatalf("scene %d: %s", i, r.Error)
+				}
+				for _, b := range r.Boxes {
+					pred[i] = append(pred[i], detect.FromArray(b))
+				}
+				if r.Hard {
+					hard++
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("scene %d: no answer", i)
+			}
+			truth[i] = s.Objects
+		}
+		m, _, err := detect.MeanAveragePrecision(pred, truth, detection.Classes, 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, hard
+	}
+	before, _ := detectAll(noisyTest, "t")
+	_, hard := detectAll(stream, "s")
+	select {
+	case <-deployed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no deploy in 2 minutes")
+	}
+	select {
+	case <-updated:
+	case <-time.After(time.Minute):
+		t.Fatal("the deployed detector not swapped in within a minute")
+	}
+	after, _ := detectAll(noisyTest, "u")
+	t.Logf("%d of %d camera scenes hard by IBT; mAP@0.5 on other noisy scenes from the worker's answers: %.3f before the cycle, %.3f after",
+		hard, len(stream), before, after)
+	if after <= before+0.05 {
+		t.Errorf("mAP %.3f then %.3f: the deployed detector is not better", before, after)
 	}
 }
