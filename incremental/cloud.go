@@ -753,6 +753,34 @@ func (c *Cloud) eval(j *job, attempt string, in Input, node string) (Output, err
 	return Output{Eval: got, Base: was}, nil
 }
 
+// evaluated is the cycle's evaluation of its candidate (the last attempt
+// of its Eval that succeeded), as a registered version's metrics: each
+// value by name, a per-class one as name[i]; nil when there is none.
+func (c *Cloud) evaluated(j *job, cycle int64) map[string]string {
+	var eval Metrics
+	_ = c.env.Store.Scan([]byte(fmt.Sprintf("r/%s/%d-eval-", jobKey(j.ref), cycle)), nil, func(_, v []byte) error {
+		var rec runRecord
+		if msgpack.Unmarshal(v, &rec) == nil && rec.Report != nil && rec.Report.Error == "" && rec.Report.Output.Eval != nil {
+			eval = rec.Report.Output.Eval
+		}
+		return nil
+	})
+	if eval == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for name, vs := range eval {
+		if len(vs) == 1 {
+			out[name] = num(vs[0])
+			continue
+		}
+		for i, v := range vs {
+			out[fmt.Sprintf("%s[%d]", name, i)] = num(v)
+		}
+	}
+	return out
+}
+
 func (c *Cloud) deployCandidate(j *job, in Input) (Output, error) {
 	_, data, err := c.candidate(jobKey(j.ref), in.Model)
 	if err != nil {
@@ -761,7 +789,7 @@ func (c *Cloud) deployCandidate(j *job, in Input) (Output, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	source := fmt.Sprintf("%s cycle %d", strings.TrimPrefix(j.ref.String(), api.KindIncrementalLearningJob+"/"), in.Cycle)
-	v, err := c.env.Models.Register(ctx, j.ref.Namespace, j.deploy, "sedna", source, nil, data)
+	v, err := c.env.Models.Register(ctx, j.ref.Namespace, j.deploy, "sedna", source, c.evaluated(j, in.Cycle), data)
 	if err != nil {
 		return Output{}, fmt.Errorf("model %s not registered: %w", j.deploy, err)
 	}

@@ -309,8 +309,9 @@ func (f *flFleet) watchUntil(t *testing.T, ref topics.JobRef, within time.Durati
 // at the node starts a cloud training, and the link is cut while it runs:
 // the node answers every frame meanwhile and keeps the new hard examples,
 // the cycle cannot go on, and it finishes once the link returns; each
-// stage started once; the deployed model answers the drifted frames better;
-// the job, with stopCondition.maxCycles 1, is Completed.
+// stage started once; the deployed version is in the registry with its
+// evaluation's metrics, and answers the drifted frames better; the job,
+// with stopCondition.maxCycles 1, is Completed.
 func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{proxied: []string{"edge1"}})
 	o := drift.Options{Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 150}
@@ -437,6 +438,14 @@ func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 		t.Errorf("no stage condition in the job's status: %+v", st.Conditions)
 	}
 
+	// The deployed version is in the registry with its evaluation.
+	var mst api.Status
+	obj := objects(t, f.api, api.KindModel)["Model/default/"+o.DeployModel()]
+	if err := json.Unmarshal(obj.Status, &mst); err != nil || mst.Model == nil || mst.Model.Version != 1 || mst.Model.Metrics["accuracy"] == "" ||
+		mst.Model.Metrics["precision[0]"] == "" {
+		t.Fatalf("the deployed model's status %s (%v): want version 1 with the evaluation's accuracy and per-class precision", obj.Status, err)
+	}
+	t.Logf("registered: %s version %d, accuracy %s on the eval set", o.DeployModel(), mst.Model.Version, mst.Model.Metrics["accuracy"])
 	// The deployed model serves (hot update), and answers better.
 	st = f.waitStatus(t, ref, "serving the deployed model", time.Minute, func(st api.Status) bool {
 		return st.Metrics["hotUpdates"] >= 1 && st.Metrics["samples"] >= 1500
