@@ -156,10 +156,14 @@ func (c *Cloud) delegate(ctx context.Context, j *job, node string, order workOrd
 	}()
 	topic := topics.ToNodeJob(node, j.ref, workTopic(order.Stage))
 	send := func() {
+		// A copy expires after three periods: a node offline for a day
+		// finds a few copies in its downlink, not one per period (the
+		// parts of copies of one order come together).
+		expires := time.Now().Add(3 * workResend)
 		for _, p := range parts {
 			raw, err := topics.Encode(KindWork, "incremental/cloud", p)
 			if err == nil {
-				err = c.env.Bus.Send(paradigm.Outbound{Node: node, Topic: topic, Payload: raw, Bulk: true})
+				err = c.env.Bus.Send(paradigm.Outbound{Node: node, Topic: topic, Payload: raw, Bulk: true, Expires: expires})
 			}
 			if err != nil {
 				c.env.Log.Warn("incremental: a work order not queued", "job", j.ref.String(), "node", node, "error", err)
