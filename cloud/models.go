@@ -479,7 +479,7 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 	// the blob's writes would pin Badger's memtables and stall the writes.
 	pieces := &stagedReader{st: c.st, stage: stage, n: u.Index + 1}
 	mv, added, key, err := c.registerVersion(ns, req.Name, u.Format, "push", u.Metrics, pieces)
-	deletePrefix(c.st, []byte(stage))
+	_ = store.DeletePrefix(c.st, []byte(stage))
 	if err != nil {
 		return topics.APIReply{Error: "model push: " + err.Error()}
 	}
@@ -586,16 +586,6 @@ func (r *stagedReader) Read(p []byte) (int, error) {
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
-}
-
-// deletePrefix removes every key with prefix.
-func deletePrefix(s store.Store, prefix []byte) {
-	var b store.Batch
-	_ = s.Scan(prefix, nil, func(k, _ []byte) error {
-		b.Delete(append(append([]byte(nil), prefix...), k[len(prefix):]...))
-		return nil
-	})
-	_ = s.Write(&b)
 }
 
 // LatestModel returns the newest registered version of a model and, unless

@@ -390,7 +390,7 @@ func (m *Models) complete(key string, version uint64) {
 	}
 	if !bytes.Equal(whole.Sum(nil), o.SHA256) {
 		m.log.Error("model does not match its digest; fetching it again", "model", key, "version", version)
-		deletePrefixOf(m.st, chunkPrefixOf(key, version))
+		_ = store.DeletePrefix(m.st, chunkPrefixOf(key, version))
 		m.mu.Lock()
 		delete(m.fetching, key)
 		m.begin(o)
@@ -425,7 +425,7 @@ func (m *Models) complete(key string, version uint64) {
 	m.mu.Unlock()
 	var prev heldModel
 	if old != nil && msgpack.Unmarshal(old, &prev) == nil && prev.Version != version {
-		deletePrefixOf(m.st, chunkPrefixOf(key, prev.Version))
+		_ = store.DeletePrefix(m.st, chunkPrefixOf(key, prev.Version))
 	}
 	m.log.Info("model version held", "model", key, "version", version, "size", o.Size)
 	m.report(key, version, o.SHA256)
@@ -483,13 +483,4 @@ func (m *Models) watchdog() {
 		}
 		m.mu.Unlock()
 	}
-}
-
-func deletePrefixOf(s store.Store, prefix []byte) {
-	var b store.Batch
-	_ = s.Scan(prefix, nil, func(k, _ []byte) error {
-		b.Delete(append([]byte(nil), k...))
-		return nil
-	})
-	_ = s.Write(&b)
 }

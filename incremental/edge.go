@@ -137,7 +137,7 @@ func (e *Edge) onJob(m paradigm.Message) error {
 		b.Delete(ctlKey(key))
 		err := e.env.Store.Write(&b)
 		if err == nil {
-			err = clearPrefix(e.env.Store, []byte("pool/"+key+"/"))
+			err = store.DeletePrefix(e.env.Store, []byte("pool/"+key+"/"))
 		}
 		if err != nil {
 			e.env.Log.Warn("incremental: a deleted job's state not removed", "job", key, "error", err)
@@ -150,33 +150,6 @@ func (e *Edge) onJob(m paradigm.Message) error {
 }
 
 func ctlKey(job string) []byte { return []byte("ctl/" + job) }
-
-// clearPrefix deletes every key under prefix, a thousand a batch.
-func clearPrefix(st store.Store, prefix []byte) error {
-	for {
-		var keys [][]byte
-		err := st.Scan(prefix, nil, func(k, _ []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			if len(keys) == 1000 {
-				return store.ErrStop
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, store.ErrStop) {
-			return err
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		var b store.Batch
-		for _, k := range keys {
-			b.Delete(k)
-		}
-		if err := st.Write(&b); err != nil {
-			return err
-		}
-	}
-}
 
 // reconcileLocked runs a controller for each job whose Dataset is here,
 // restarted on a new generation, and stops the others.

@@ -209,3 +209,33 @@ func putKV(t *testing.T, s store.Store, k, v string) {
 		t.Fatal(err)
 	}
 }
+
+// DeletePrefix deletes every key with the prefix, more than one batch's
+// worth, through a view too, and nothing else.
+func TestDeletePrefix(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := store.Sub(s, "v/")
+	var b store.Batch
+	for i := range 2500 {
+		b.Put(fmt.Appendf(nil, "v/a/%05d", i), []byte{1})
+	}
+	b.Put([]byte("v/b/1"), []byte{1})
+	b.Put([]byte("a/1"), []byte{1})
+	if err := s.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeletePrefix(v, []byte("a/")); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	if err := s.Scan(nil, nil, func(k, _ []byte) error { left = append(left, string(k)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(left) != "[a/1 v/b/1]" {
+		t.Fatalf("left %v", left)
+	}
+}

@@ -141,6 +141,30 @@ func (b *Batch) Ops() []Op { return b.ops }
 // Reset empties the batch for reuse.
 func (b *Batch) Reset() { b.ops, b.size, b.lazy = b.ops[:0], 0, false }
 
+// DeletePrefix deletes every key with prefix, a thousand a batch (a
+// large prefix is not one batch held in memory).
+func DeletePrefix(s Store, prefix []byte) error {
+	for {
+		var b Batch
+		err := s.Scan(prefix, nil, func(k, _ []byte) error {
+			b.Delete(append([]byte(nil), k...))
+			if b.Len() == 1000 {
+				return ErrStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrStop) {
+			return err
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		if err := s.Write(&b); err != nil {
+			return err
+		}
+	}
+}
+
 // Sub returns a view of s in which every key is prefixed with prefix. Views
 // of views nest. Closing a view does nothing; close the parent.
 func Sub(s Store, prefix string) Store {
