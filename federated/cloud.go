@@ -272,7 +272,7 @@ type run struct {
 	model     *ml.Network // the current global
 	coord     *Coordinator
 	nodes     []string // the clients' nodes, without repeats
-	pieces    map[string]*assembly
+	pieces    map[string]*paradigm.Assembly
 	bytesUp   int64
 	bytesDown int64
 }
@@ -281,7 +281,7 @@ type run struct {
 // it the training workers' joins when the model's size waits for their
 // Datasets' reports.
 func (c *Cloud) newRun(ctx context.Context, spec workers.Spec, cfg *aggConfig, log *slog.Logger, inbox <-chan message) (*run, error) {
-	r := &run{c: c, spec: spec, cfg: cfg, log: log, pieces: map[string]*assembly{}}
+	r := &run{c: c, spec: spec, cfg: cfg, log: log, pieces: map[string]*paradigm.Assembly{}}
 	host, err := c.env.Plugins()
 	if err != nil {
 		return nil, fmt.Errorf("federated: plugins: %w", err)
@@ -588,7 +588,7 @@ func (r *run) broadcast(nodes []string) {
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	parts := chunks(st.Global, r.cfg.chunkBytes)
+	parts := paradigm.Chunks(st.Global, r.cfg.chunkBytes)
 	for i, p := range parts {
 		r.bytesDown += r.send(nodes, global{Run: st.Run, Round: st.Round, Rounds: r.cfg.rounds, Chunk: i, Chunks: len(parts), Size: len(st.Global), Data: p}, ttl, true)
 	}
@@ -679,10 +679,10 @@ func (r *run) take(m message) {
 		}
 		a := r.pieces[id]
 		if a == nil {
-			a = &assembly{max: 4 * r.model.NumWeights()}
+			a = &paradigm.Assembly{Max: 4 * r.model.NumWeights(), MinPiece: minChunkBytes}
 			r.pieces[id] = a
 		}
-		whole, err := a.add(u.Chunk, u.Chunks, u.Data)
+		whole, err := a.Add(u.Chunk, u.Chunks, u.Data)
 		if err != nil {
 			r.log.Warn("federated: update piece refused", "role", u.Role, "error", err)
 			delete(r.pieces, id)
@@ -693,7 +693,7 @@ func (r *run) take(m message) {
 			return
 		}
 		delete(r.pieces, id)
-		w, err := fromF32le(a.bytes())
+		w, err := fromF32le(a.Bytes())
 		if err == nil && len(w) != r.model.NumWeights() {
 			err = fmt.Errorf("%d weights, the model has %d", len(w), r.model.NumWeights())
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -118,35 +119,35 @@ func TestTrainingParameters(t *testing.T) {
 
 func TestChunksAndAssembly(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789"), 100)
-	parts := chunks(data, 64)
+	parts := paradigm.Chunks(data, 64)
 	if len(parts) != 16 {
 		t.Fatalf("%d parts", len(parts))
 	}
-	var a assembly
+	var a paradigm.Assembly
 	for i := len(parts) - 1; i >= 0; i-- { // in any order, with a repeat
-		whole, err := a.add(i, len(parts), parts[i])
+		whole, err := a.Add(i, len(parts), parts[i])
 		if err != nil || whole != (i == 0) {
 			t.Fatalf("piece %d: %v %v", i, whole, err)
 		}
 		if i == 5 {
-			if _, err := a.add(i, len(parts), parts[i]); err != nil {
+			if _, err := a.Add(i, len(parts), parts[i]); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if !bytes.Equal(a.bytes(), data) {
+	if !bytes.Equal(a.Bytes(), data) {
 		t.Fatal("reassembled bytes differ")
 	}
-	var b assembly
-	if _, err := b.add(0, 2, nil); err != nil {
+	var b paradigm.Assembly
+	if _, err := b.Add(0, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range [][2]int{{1, 3}, {2, 2}, {-1, 2}, {0, 0}} {
-		if _, err := b.add(bad[0], bad[1], nil); err == nil {
+		if _, err := b.Add(bad[0], bad[1], nil); err == nil {
 			t.Errorf("piece %d of %d accepted", bad[0], bad[1])
 		}
 	}
-	if len(chunks(nil, 8)) != 1 {
+	if len(paradigm.Chunks(nil, 8)) != 1 {
 		t.Error("an empty model has no piece")
 	}
 	w := []float32{1, -2.5, 3e-9}
@@ -199,14 +200,14 @@ func TestUpdatesAreChecked(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	a := assembly{max: 12288}
-	if _, err := a.add(0, 2, make([]byte, 8192)); err != nil {
+	a := paradigm.Assembly{Max: 12288, MinPiece: minChunkBytes}
+	if _, err := a.Add(0, 2, make([]byte, 8192)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.add(1, 2, make([]byte, 8192)); err == nil {
+	if _, err := a.Add(1, 2, make([]byte, 8192)); err == nil {
 		t.Error("pieces beyond the model's size kept")
 	}
-	if _, err := (&assembly{max: 12288}).add(0, 1000, nil); err == nil {
+	if _, err := (&paradigm.Assembly{Max: 12288, MinPiece: minChunkBytes}).Add(0, 1000, nil); err == nil {
 		t.Error("1,000 pieces announced for 12 KB")
 	}
 	if _, err := parseTrainConfig(specFor(t, "train-0", map[string]string{ParamLearningRate: "0"})); err == nil {

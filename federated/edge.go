@@ -46,7 +46,7 @@ type trainer struct {
 	// the global model being assembled
 	asmRun   uint64
 	asmRound int64
-	asm      *assembly
+	asm      *paradigm.Assembly
 	trained  int64
 	pending  *pendingRound // a round waiting for samples
 	last     [][]byte      // the last update sent (its messages), sent again when the cloud asks
@@ -238,11 +238,11 @@ func (t *trainer) take(ctx context.Context, raw []byte) (done bool, err error) {
 	t.pending = nil // a newer round replaces one waiting for samples
 	switch {
 	case t.asm == nil || g.Run != t.asmRun || g.Round > t.asmRound:
-		t.asmRun, t.asmRound, t.asm = g.Run, g.Round, &assembly{max: g.Size}
+		t.asmRun, t.asmRound, t.asm = g.Run, g.Round, &paradigm.Assembly{Max: g.Size, MinPiece: minChunkBytes}
 	case g.Round < t.asmRound:
 		return false, nil // a piece of an older round, while a newer one comes
 	}
-	whole, err := t.asm.add(g.Chunk, g.Chunks, g.Data)
+	whole, err := t.asm.Add(g.Chunk, g.Chunks, g.Data)
 	if err != nil {
 		t.log.Warn("federated: global model piece refused", "error", err)
 		t.asm = nil
@@ -251,7 +251,7 @@ func (t *trainer) take(ctx context.Context, raw []byte) (done bool, err error) {
 	if !whole {
 		return false, nil
 	}
-	blob := t.asm.bytes()
+	blob := t.asm.Bytes()
 	t.asm = nil
 	if len(blob) != g.Size {
 		t.log.Warn("federated: global model of the wrong size", "got", len(blob), "want", g.Size)
@@ -330,7 +330,7 @@ func (t *trainer) train(ctx context.Context, g global, blob []byte) error {
 		return nil
 	}
 	weights := f32le(model.Weights())
-	parts := chunks(weights, defaultChunkBytes)
+	parts := paradigm.Chunks(weights, defaultChunkBytes)
 	var sent [][]byte
 	for i, p := range parts {
 		raw, err := topics.Encode(KindUpdate, "federated/edge", update{Run: g.Run, Round: g.Round, Role: t.spec.Role,

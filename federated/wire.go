@@ -81,66 +81,6 @@ type join struct {
 	Data *datasetReport `msgpack:"ds,omitempty"`
 }
 
-// chunks cuts data into pieces of at most size bytes (at least one piece).
-func chunks(data []byte, size int) [][]byte {
-	if len(data) == 0 {
-		return [][]byte{nil}
-	}
-	var out [][]byte
-	for len(data) > 0 {
-		n := min(size, len(data))
-		out = append(out, data[:n])
-		data = data[n:]
-	}
-	return out
-}
-
-// assembly puts the pieces of one model or update back together.
-type assembly struct {
-	parts [][]byte
-	have  int
-	size  int
-	// max bounds the whole (0: 1 GiB), so a sender cannot make the
-	// receiver hold more than the model's size.
-	max int
-}
-
-// add keeps piece i of n and reports whether the whole has arrived.
-// Pieces that do not agree with the first one's count, or that would make
-// the whole larger than max, are an error.
-func (a *assembly) add(i, n int, data []byte) (bool, error) {
-	limit := a.max
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	if n < 1 || n > 1<<16 || i < 0 || i >= n || n > limit/minChunkBytes+1 {
-		return false, fmt.Errorf("piece %d of %d", i, n)
-	}
-	if a.parts == nil {
-		a.parts = make([][]byte, n)
-	}
-	if len(a.parts) != n {
-		return false, fmt.Errorf("piece %d of %d, earlier pieces said %d", i, n, len(a.parts))
-	}
-	if a.parts[i] == nil {
-		if a.size+len(data) > limit {
-			return false, fmt.Errorf("pieces of more than %d bytes", limit)
-		}
-		a.parts[i] = append([]byte{}, data...)
-		a.have++
-		a.size += len(data)
-	}
-	return a.have == n, nil
-}
-
-func (a *assembly) bytes() []byte {
-	out := make([]byte, 0, a.size)
-	for _, p := range a.parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
 // f32le encodes weights as little-endian float32s.
 func f32le(w []float32) []byte {
 	out := make([]byte, 4*len(w))

@@ -77,50 +77,52 @@ func split(attempt string, v any) ([]workPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := max(1, (len(raw)+workPartBytes-1)/workPartBytes)
-	parts := make([]workPart, n)
-	for i := range parts {
-		parts[i] = workPart{Attempt: attempt, Part: i, Parts: n, Data: raw[i*workPartBytes : min(len(raw), (i+1)*workPartBytes)]}
+	chunks := paradigm.Chunks(raw, workPartBytes)
+	parts := make([]workPart, len(chunks))
+	for i, c := range chunks {
+		parts[i] = workPart{Attempt: attempt, Part: i, Parts: len(chunks), Data: c}
 	}
 	return parts, nil
 }
 
 // assembler puts the parts of attempts together; it holds at most
 // maxAssembling attempts (the oldest forgotten: sent again, they come
-// again).
+// again). A part that disagrees with the earlier ones on their count
+// starts its attempt again.
 type assembler struct {
-	parts map[string][][]byte
+	parts map[string]*paradigm.Assembly
 	order []string
 }
 
 const maxAssembling = 4
 
-func newAssembler() *assembler { return &assembler{parts: map[string][][]byte{}} }
+func newAssembler() *assembler { return &assembler{parts: map[string]*paradigm.Assembly{}} }
 
 // add takes a part; it returns the whole encoding once every part came.
 func (a *assembler) add(p workPart) ([]byte, error) {
-	if p.Parts <= 0 || p.Parts > 1<<14 || p.Part < 0 || p.Part >= p.Parts {
-		return nil, fmt.Errorf("a part %d of %d", p.Part, p.Parts)
+	fresh := func() *paradigm.Assembly { return &paradigm.Assembly{MinPiece: workPartBytes} }
+	as, held := a.parts[p.Attempt]
+	if !held {
+		as = fresh()
 	}
-	ps, ok := a.parts[p.Attempt]
-	if !ok || len(ps) != p.Parts {
-		if !ok {
-			a.order = append(a.order, p.Attempt)
-			if len(a.order) > maxAssembling {
-				delete(a.parts, a.order[0])
-				a.order = a.order[1:]
-			}
-		}
-		ps = make([][]byte, p.Parts)
-		a.parts[p.Attempt] = ps
+	whole, err := as.Add(p.Part, p.Parts, p.Data)
+	if err != nil && held { // another count: the attempt again
+		as = fresh()
+		whole, err = as.Add(p.Part, p.Parts, p.Data)
 	}
-	ps[p.Part] = p.Data
-	var whole []byte
-	for _, d := range ps {
-		if d == nil {
-			return nil, nil
+	if err != nil {
+		return nil, err
+	}
+	if !held {
+		a.order = append(a.order, p.Attempt)
+		if len(a.order) > maxAssembling {
+			delete(a.parts, a.order[0])
+			a.order = a.order[1:]
 		}
-		whole = append(whole, d...)
+	}
+	a.parts[p.Attempt] = as
+	if !whole {
+		return nil, nil
 	}
 	delete(a.parts, p.Attempt)
 	for i, at := range a.order {
@@ -129,7 +131,7 @@ func (a *assembler) add(p workPart) ([]byte, error) {
 			break
 		}
 	}
-	return whole, nil
+	return as.Bytes(), nil
 }
 
 // ---- the cloud's side ----
