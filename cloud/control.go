@@ -745,19 +745,26 @@ func (c *ControlPlane) waitsForResources(e *entry) bool {
 // runs (its triggers hold there while the link is down).
 func (c *ControlPlane) nodesOf(e *entry) []string {
 	nodes := e.res.Nodes()
-	var dataset string
-	switch s := e.res.Spec.(type) {
-	case *api.IncrementalLearningJobSpec:
-		dataset = s.Dataset.Name
-	case *api.LifelongLearningJobSpec:
-		dataset = s.Dataset.Name
-	default:
+	dataset, ok := learningDataset(e.res)
+	if !ok {
 		return nodes
 	}
 	if d, ok := c.datasetNode(e.res.Metadata.Namespace, dataset); ok && !slices.Contains(nodes, d) {
 		nodes = append(nodes, d)
 	}
 	return nodes
+}
+
+// learningDataset is the Dataset of a learning job (incremental or
+// lifelong), whose node runs its controller; ok is false for other kinds.
+func learningDataset(r *api.Resource) (name string, ok bool) {
+	switch s := r.Spec.(type) {
+	case *api.IncrementalLearningJobSpec:
+		return s.Dataset.Name, true
+	case *api.LifelongLearningJobSpec:
+		return s.Dataset.Name, true
+	}
+	return "", false
 }
 
 // datasetNode is the node of a Dataset, if it is applied.
@@ -1079,13 +1086,8 @@ func (c *ControlPlane) stageCondition(ref topics.JobRef, node string, sc topics.
 	if !ok {
 		return
 	}
-	var dataset string
-	switch s := e.res.Spec.(type) {
-	case *api.IncrementalLearningJobSpec:
-		dataset = s.Dataset.Name
-	case *api.LifelongLearningJobSpec:
-		dataset = s.Dataset.Name
-	default:
+	dataset, ok := learningDataset(e.res)
+	if !ok {
 		c.log.Warn("a stage condition for a job without stages: ignored", "key", e.res.Key(), "node", node)
 		return
 	}
