@@ -602,10 +602,24 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	if err == nil {
 		x, err = req.Floats()
 	}
-	if err == nil && w.j.task.Detection {
-		w.detect(ctx, req, x, m, &res, len(raw))
+	var batch plugins.Batch
+	switch {
+	case err != nil:
+	case w.j.task.Detection:
+		batch, err = w.detect(req, x, m, &res)
+	default:
+		batch, err = w.classify(x, m, &res)
+	}
+	if err != nil {
+		w.errors.Add(1)
+		res.Error = err.Error()
 	} else {
-		w.classify(ctx, req, x, err, m, &res, len(raw))
+		w.samples.Add(1)
+		w.bytesSeen.Add(int64(len(raw)))
+		if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
+			res.Hard = true
+			w.keep(req, m.version, float64(vs[0].Score))
+		}
 	}
 	out, err := jointinference.EncodeResult(res, corr, asJSON)
 	if err != nil {
@@ -618,22 +632,16 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	}
 }
 
-// classify answers a classification sample and mines it.
-func (w *inference) classify(ctx context.Context, req jointinference.Request, x []float32, err error, m *servingModel, res *jointinference.Result, size int) {
-	if err == nil && len(x) != m.net.Inputs() {
-		err = fmt.Errorf("a sample of %d values does not fit a model of %d inputs", len(x), m.net.Inputs())
+// classify answers a classification sample; the batch is what the miner
+// judges.
+func (w *inference) classify(x []float32, m *servingModel, res *jointinference.Result) (plugins.Batch, error) {
+	if len(x) != m.net.Inputs() {
+		return plugins.Batch{}, fmt.Errorf("a sample of %d values does not fit a model of %d inputs", len(x), m.net.Inputs())
 	}
-	var probs []float32
-	if err == nil {
-		probs, err = m.net.PredictProba(x)
-	}
+	probs, err := m.net.PredictProba(x)
 	if err != nil {
-		w.errors.Add(1)
-		res.Error = err.Error()
-		return
+		return plugins.Batch{}, err
 	}
-	w.samples.Add(1)
-	w.bytesSeen.Add(int64(size))
 	k := m.net.Classes()
 	best := 0
 	for i := range k {
@@ -642,29 +650,19 @@ func (w *inference) classify(ctx context.Context, req jointinference.Request, x 
 		}
 	}
 	res.Class, res.Score, res.Probs = best, probs[best], probs
-	if vs, err := w.miner.Mine(ctx, plugins.Batch{Probs: probs, Classes: k}); err == nil && len(vs) == 1 && vs[0].Hard {
-		res.Hard = true
-		w.keep(req, m.version, float64(vs[0].Score))
-	}
+	return plugins.Batch{Probs: probs, Classes: k}, nil
 }
 
-// detect answers a detection sample (a scene) with boxes and mines it
-// (IBT judges the boxes).
-func (w *inference) detect(ctx context.Context, req jointinference.Request, x []float32, m *servingModel, res *jointinference.Result, size int) {
-	var boxes []detect.Box
-	var err error
+// detect answers a detection sample (a scene) with boxes; the batch is
+// them, for IBT to judge.
+func (w *inference) detect(req jointinference.Request, x []float32, m *servingModel, res *jointinference.Result) (plugins.Batch, error) {
 	if len(req.Shape) != 2 || req.Shape[0]*req.Shape[1] != len(x) {
-		err = fmt.Errorf("a detection sample is a [height, width] scene; got shape %v for %d values", req.Shape, len(x))
-	} else {
-		boxes, err = w.j.task.Detector(m.net).Detect(detect.Scene{Height: req.Shape[0], Width: req.Shape[1], Pixels: x})
+		return plugins.Batch{}, fmt.Errorf("a detection sample is a [height, width] scene; got shape %v for %d values", req.Shape, len(x))
 	}
+	boxes, err := w.j.task.Detector(m.net).Detect(detect.Scene{Height: req.Shape[0], Width: req.Shape[1], Pixels: x})
 	if err != nil {
-		w.errors.Add(1)
-		res.Error = err.Error()
-		return
+		return plugins.Batch{}, err
 	}
-	w.samples.Add(1)
-	w.bytesSeen.Add(int64(size))
 	pb := make([]plugins.Box, len(boxes))
 	for i, b := range boxes {
 		res.Boxes = append(res.Boxes, b.Array())
@@ -673,10 +671,7 @@ func (w *inference) detect(ctx context.Context, req jointinference.Request, x []
 	if len(boxes) > 0 {
 		res.Class, res.Score = boxes[0].Label, boxes[0].Score
 	}
-	if vs, err := w.miner.Mine(ctx, plugins.Batch{Boxes: [][]plugins.Box{pb}}); err == nil && len(vs) == 1 && vs[0].Hard {
-		res.Hard = true
-		w.keep(req, m.version, float64(vs[0].Score))
-	}
+	return plugins.Batch{Boxes: [][]plugins.Box{pb}}, nil
 }
 
 // keep puts a hard sample in the node's pool, as the device sent it.
