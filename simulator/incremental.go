@@ -3,7 +3,6 @@ package simulator
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,18 +96,12 @@ func (r *realRun) startLearning(ctx context.Context, c *cloud.Client) (*learning
 	}
 	ref := topics.JobRef{Kind: "IncrementalLearningJob", Namespace: "default", Name: l.Job}
 	lr := &learning{stopCam: make(chan struct{}), frames: frames}
-	oracle := drift.Oracle(stream, "s-")
+	labels := drift.Labels(stream, "s-")
 	lr.oracle = paho.NewClient(paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-oracle").
 		SetUsername("sim-ops").SetPassword(simPassword).SetAutoReconnect(true).
 		SetOnConnectHandler(func(cl paho.Client) {
 			cl.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-				env, err := topics.UnmarshalEnvelope(msg.Payload(), topics.Limits{})
-				var w incremental.WaitingExample
-				if err != nil || env.DecodeBody(&w) != nil {
-					return
-				}
-				if y, ok := oracle(w.ID); ok {
-					raw, _ := json.Marshal(incremental.Label{Key: w.Key, Label: y})
+				if raw, ok := labels(msg.Payload()); ok {
 					cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
 					lr.labelled.Add(1)
 				}

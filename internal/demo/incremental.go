@@ -3,7 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -70,20 +69,14 @@ func demoIncremental(ctx context.Context, say func(string, ...any), m *cloud.Man
 	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.WithDefaults().Job}
 
 	// The oracle: a labelling tool that knows the stream's labels.
-	oracle := drift.Oracle(stream, "s-")
+	labels := drift.Labels(stream, "s-")
 	lab := paho.NewClient(paho.NewClientOptions().AddBroker(m.BrokerURL()).SetClientID("demo-oracle").SetUsername("demo").SetPassword(pw))
 	if tok := lab.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("oracle: %v", tok.Error())
 	}
 	defer lab.Disconnect(100)
 	if tok := lab.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-		env, err := topics.UnmarshalEnvelope(msg.Payload(), topics.Limits{})
-		var w incremental.WaitingExample
-		if err != nil || env.DecodeBody(&w) != nil {
-			return
-		}
-		if y, ok := oracle(w.ID); ok {
-			raw, _ := json.Marshal(incremental.Label{Key: w.Key, Label: y})
+		if raw, ok := labels(msg.Payload()); ok {
 			cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
 		}
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

@@ -469,17 +469,11 @@ func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 // startOracle labels each hard example of a job as the cloud announces it,
 // as a labelling tool would: a JSON label on the job's label topic,
 // published as user app (an operator), which the broker lets through.
-func startOracle(t *testing.T, url string, ref topics.JobRef, label func(id string) (int, bool), id ...string) {
+func startOracle(t *testing.T, url string, ref topics.JobRef, labels func(waiting []byte) ([]byte, bool), id ...string) {
 	t.Helper()
 	c := client(t, url, "oracle-"+ref.Name+strings.Join(id, ""), "app", true)
 	if tok := c.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, m paho.Message) {
-		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
-		var w incremental.WaitingExample
-		if err != nil || env.DecodeBody(&w) != nil {
-			return
-		}
-		if y, ok := label(w.ID); ok {
-			raw, _ := json.Marshal(incremental.Label{Key: w.Key, Label: y})
+		if raw, ok := labels(m.Payload()); ok {
 			cl.Publish(incremental.LabelTopic(ref), 1, false, raw) // not waited for: this runs on paho's router
 		}
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -542,7 +536,7 @@ func TestIncrementalDeployTriggerThatDoesNotHold(t *testing.T) {
 		o := drift.Options{Job: "il-" + name, Dir: filepath.Join(f.dir, "data"), Node: "edge1", TrainAfter: 150, DeployDelta: delta}
 		ref := f.startILJob(t, o, blob)
 		r := &run{ref: ref, stages: watchStages(t, edgeAddr, ref), cam: newILCamera(t, edgeAddr, ref)}
-		startOracle(t, f.cloud.BrokerURL(), ref, drift.Oracle(stream, "s"))
+		startOracle(t, f.cloud.BrokerURL(), ref, drift.Labels(stream, "s"))
 		runs[name] = r
 	}
 	for _, r := range runs {
@@ -631,7 +625,7 @@ func TestIncrementalKilledInEachStage(t *testing.T) {
 	// its Deploy stage.
 	o := drift.Options{Dir: filepath.Join(dir, "data"), Node: "edge1", TrainAfter: 100, DeployDelta: -1, MaxCycles: len(plan)}
 	ref := f.startILJob(t, o, blob)
-	oracle := drift.Oracle(stream, "s")
+	labels := drift.Labels(stream, "s")
 
 	completed := func(st api.Status, attempt string) bool {
 		for _, c := range st.Conditions {
@@ -650,7 +644,7 @@ func TestIncrementalKilledInEachStage(t *testing.T) {
 		// it is back): a probe frame until one is answered.
 		cam := newILCamera(t, edgeAddr, ref, id)
 		cam.probe(t, stream)
-		startOracle(t, url, ref, oracle, id)
+		startOracle(t, url, ref, labels, id)
 		// Frames until the stage to kill in starts (the better the model,
 		// the fewer of them are hard: the trigger needs more).
 		for sent := 0; ; sent += 200 {
