@@ -116,24 +116,25 @@ func accuracy(rs []jointinference.Result, d *datasets.Dataset, lo int) (right fl
 	return float64(n) / float64(len(rs)), hard
 }
 
-// stageLog collects a job's stage conditions as its controller publishes
-// them on its node's broker, and wakes waiters.
-type stageLog struct {
+// watched collects the bodies of the envelopes a topic carries, in order,
+// and wakes its waiters.
+type watched[T any] struct {
 	mu    sync.Mutex
-	all   []topics.StageCondition
+	all   []T
 	moved chan struct{}
 }
 
-func watchStages(t *testing.T, addr string, ref topics.JobRef, id ...string) *stageLog {
+// watch subscribes a client of user to topic on the broker at url.
+func watch[T any](t *testing.T, url, id, user, topic string) *watched[T] {
 	t.Helper()
-	l := &stageLog{moved: make(chan struct{}, 1)}
-	c := client(t, "tcp://"+addr, "stages-"+ref.Name+strings.Join(id, ""), "", true)
-	if tok := c.Subscribe(incremental.ConditionsTopic(ref), 1, func(_ paho.Client, m paho.Message) {
+	l := &watched[T]{moved: make(chan struct{}, 1)}
+	c := client(t, url, id, user, true)
+	if tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
 		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
-		var sc topics.StageCondition
-		if err == nil && env.DecodeBody(&sc) == nil {
+		var v T
+		if err == nil && env.DecodeBody(&v) == nil {
 			l.mu.Lock()
-			l.all = append(l.all, sc)
+			l.all = append(l.all, v)
 			l.mu.Unlock()
 			select {
 			case l.moved <- struct{}{}:
@@ -141,54 +142,63 @@ func watchStages(t *testing.T, addr string, ref topics.JobRef, id ...string) *st
 			}
 		}
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("stages: %v", tok.Error())
+		t.Fatalf("subscribe %s: %v", topic, tok.Error())
 	}
 	return l
 }
 
-func (l *stageLog) list() []topics.StageCondition {
+func (l *watched[T]) list() []T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]topics.StageCondition(nil), l.all...)
+	return append([]T(nil), l.all...)
 }
 
-// wait waits until a condition of cycle, stage and type is published.
-func (l *stageLog) wait(t *testing.T, cycle int64, stage, typ string, within time.Duration) topics.StageCondition {
-	t.Helper()
-	deadline := time.After(within)
+// first waits up to d for a body that ok accepts (found false: none came).
+func (l *watched[T]) first(ok func(T) bool, d time.Duration) (v T, found bool) {
+	deadline := time.After(d)
 	for {
-		for _, sc := range l.list() {
-			if sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ {
-				return sc
+		for _, v := range l.list() {
+			if ok(v) {
+				return v, true
 			}
 		}
 		select {
 		case <-l.moved:
 		case <-deadline:
-			t.Fatalf("no %s %s in cycle %d within %v; conditions: %s", stage, typ, cycle, within, l)
+			return v, false
 		}
 	}
+}
+
+// stageLog is a job's stage conditions as its controller publishes them
+// on its node's broker.
+type stageLog struct {
+	*watched[topics.StageCondition]
+}
+
+func watchStages(t *testing.T, addr string, ref topics.JobRef, id ...string) stageLog {
+	t.Helper()
+	return stageLog{watch[topics.StageCondition](t, "tcp://"+addr, "stages-"+ref.Name+strings.Join(id, ""), "", incremental.ConditionsTopic(ref))}
+}
+
+// wait waits until a condition of cycle, stage and type is published.
+func (l stageLog) wait(t *testing.T, cycle int64, stage, typ string, within time.Duration) topics.StageCondition {
+	t.Helper()
+	sc, ok := l.first(func(sc topics.StageCondition) bool { return sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ }, within)
+	if !ok {
+		t.Fatalf("no %s %s in cycle %d within %v; conditions: %s", stage, typ, cycle, within, l)
+	}
+	return sc
 }
 
 // waitFor reports whether a condition of cycle, stage and type is
 // published within d.
-func (l *stageLog) waitFor(cycle int64, stage, typ string, d time.Duration) bool {
-	deadline := time.After(d)
-	for {
-		for _, sc := range l.list() {
-			if sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ {
-				return true
-			}
-		}
-		select {
-		case <-l.moved:
-		case <-deadline:
-			return false
-		}
-	}
+func (l stageLog) waitFor(cycle int64, stage, typ string, d time.Duration) bool {
+	_, ok := l.first(func(sc topics.StageCondition) bool { return sc.Cycle == cycle && sc.Stage == stage && sc.Type == typ }, d)
+	return ok
 }
 
-func (l *stageLog) String() string {
+func (l stageLog) String() string {
 	var b strings.Builder
 	for _, sc := range l.list() {
 		fmt.Fprintf(&b, "\n  cycle %d %s %s %s %s %s", sc.Cycle, sc.Stage, sc.Type, sc.Reason, sc.Message, sc.Data)
@@ -196,57 +206,24 @@ func (l *stageLog) String() string {
 	return b.String()
 }
 
-// attemptLog collects the stage attempts the cloud announces for a job.
+// attemptLog is the stage attempts the cloud announces for a job.
 type attemptLog struct {
-	mu    sync.Mutex
-	all   []incremental.AttemptEvent
-	moved chan struct{}
+	*watched[incremental.AttemptEvent]
 }
 
-func watchAttempts(t *testing.T, url string, ref topics.JobRef) *attemptLog {
+func watchAttempts(t *testing.T, url string, ref topics.JobRef) attemptLog {
 	t.Helper()
-	l := &attemptLog{moved: make(chan struct{}, 1)}
-	c := client(t, url, "attempts-"+ref.Name, "app", true)
-	if tok := c.Subscribe(incremental.AttemptsTopic(ref), 1, func(_ paho.Client, m paho.Message) {
-		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
-		var ev incremental.AttemptEvent
-		if err == nil && env.DecodeBody(&ev) == nil {
-			l.mu.Lock()
-			l.all = append(l.all, ev)
-			l.mu.Unlock()
-			select {
-			case l.moved <- struct{}{}:
-			default:
-			}
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("attempts: %v", tok.Error())
-	}
-	return l
-}
-
-func (l *attemptLog) list() []incremental.AttemptEvent {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]incremental.AttemptEvent(nil), l.all...)
+	return attemptLog{watch[incremental.AttemptEvent](t, url, "attempts-"+ref.Name, "app", incremental.AttemptsTopic(ref))}
 }
 
 // wait waits for the end of an attempt.
-func (l *attemptLog) wait(t *testing.T, attempt string, within time.Duration) incremental.AttemptEvent {
+func (l attemptLog) wait(t *testing.T, attempt string, within time.Duration) incremental.AttemptEvent {
 	t.Helper()
-	deadline := time.After(within)
-	for {
-		for _, ev := range l.list() {
-			if ev.Attempt == attempt && ev.Done {
-				return ev
-			}
-		}
-		select {
-		case <-l.moved:
-		case <-deadline:
-			t.Fatalf("attempt %s not done within %v: %+v", attempt, within, l.list())
-		}
+	ev, ok := l.first(func(ev incremental.AttemptEvent) bool { return ev.Attempt == attempt && ev.Done }, within)
+	if !ok {
+		t.Fatalf("attempt %s not done within %v: %+v", attempt, within, l.list())
 	}
+	return ev
 }
 
 // sednaCLI runs the sedna binary as user app against the cloud at url.
@@ -527,7 +504,7 @@ func TestIncrementalDeployTriggerThatDoesNotHold(t *testing.T) {
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	type run struct {
 		ref    topics.JobRef
-		stages *stageLog
+		stages stageLog
 		cam    *ilCamera
 		before float64
 	}
