@@ -112,24 +112,31 @@ func newLabelListCmd() *cobra.Command {
 	return cmd
 }
 
-// waitingPage asks for one page of the waiting examples.
-func waitingPage(ctx context.Context, c *cloud.Client, timeout time.Duration, job topics.APIRequest, wr incremental.WaitingRequest) (incremental.WaitingList, error) {
-	var l incremental.WaitingList
-	body, err := json.Marshal(wr)
+// jobOp asks the control plane for an operation a paradigm serves about
+// a job: in and out are its body and answer, as JSON.
+func jobOp(ctx context.Context, c *cloud.Client, timeout time.Duration, job topics.APIRequest, op string, in, out any) error {
+	body, err := json.Marshal(in)
 	if err != nil {
-		return l, err
+		return err
 	}
-	job.Op, job.Body = incremental.OpWaiting, body
+	job.Op, job.Body = op, body
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rep, err := c.Do(ctx, job)
 	if err != nil {
-		return l, err
+		return err
 	}
-	if err := json.Unmarshal(rep.Body, &l); err != nil {
-		return l, fmt.Errorf("the cloud's list of waiting examples: %w", err)
+	if err := json.Unmarshal(rep.Body, out); err != nil {
+		return fmt.Errorf("the cloud's answer to %s: %w", op, err)
 	}
-	return l, nil
+	return nil
+}
+
+// waitingPage asks for one page of the waiting examples.
+func waitingPage(ctx context.Context, c *cloud.Client, timeout time.Duration, job topics.APIRequest, wr incremental.WaitingRequest) (incremental.WaitingList, error) {
+	var l incremental.WaitingList
+	err := jobOp(ctx, c, timeout, job, incremental.OpWaiting, wr, &l)
+	return l, err
 }
 
 func printWaiting(w io.Writer, l incremental.WaitingList) error {
@@ -240,21 +247,8 @@ const labelsPerRequest = 2000
 
 func setLabels(ctx context.Context, c *cloud.Client, timeout time.Duration, job topics.APIRequest, ls []incremental.Label) (incremental.LabelResult, error) {
 	var res incremental.LabelResult
-	body, err := json.Marshal(ls)
-	if err != nil {
-		return res, err
-	}
-	job.Op, job.Body = incremental.OpLabel, body
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	rep, err := c.Do(ctx, job)
-	if err != nil {
-		return res, err
-	}
-	if err := json.Unmarshal(rep.Body, &res); err != nil {
-		return res, fmt.Errorf("the cloud's answer to the labels: %w", err)
-	}
-	return res, nil
+	err := jobOp(ctx, c, timeout, job, incremental.OpLabel, ls, &res)
+	return res, err
 }
 
 // parseLabels reads labels as a JSON list of {"key", "label"}, or as
