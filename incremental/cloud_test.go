@@ -22,11 +22,7 @@ import (
 // TestDeletingAJobForgetsItsExamples: a deleted job's waiting examples
 // are removed from the cloud's store, and the delete returns.
 func TestDeletingAJobForgetsItsExamples(t *testing.T) {
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	c, err := incremental.NewCloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -62,11 +58,7 @@ func TestDeletingAJobForgetsItsExamples(t *testing.T) {
 // waiting is named, not an error) and refuse what is not a label list or
 // has a negative class, labelling nothing then.
 func TestLabellingOperations(t *testing.T) {
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	half, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -136,11 +128,7 @@ func TestLabellingOperations(t *testing.T) {
 // controller state and the hard examples it had not sent yet; another
 // job's stay.
 func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	bus := net.Node("edge1")
 	e, err := incremental.NewEdge(paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: bus, Store: st, Log: slog.New(slog.DiscardHandler)})
@@ -184,11 +172,7 @@ func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
 // for incremental learning's stages) fails its attempt saying so, instead
 // of running the built-in in its place.
 func TestAnExternalTrainWorkerIsRefusedNotIgnored(t *testing.T) {
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	c, err := incremental.NewCloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -21,7 +21,6 @@ import (
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/paradigm/paradigmtest"
 	"github.com/sedna-go/sedna/plugins"
-	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -157,16 +156,8 @@ func TestDetectionInferenceMinesWithIBT(t *testing.T) {
 	base := initialDetector(t, clean)
 	blob, _ := base.MarshalBinary()
 	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
-	host, err := plugins.New(ctx, plugins.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = host.Close(ctx) }()
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	host := testHost(t)
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	bus := net.Node("edge1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -282,28 +273,16 @@ func TestADetectionCycleRunsAcrossTheHalves(t *testing.T) {
 	base := initialDetector(t, clean)
 	blob, _ := base.MarshalBinary()
 	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
-	host, err := plugins.New(ctx, plugins.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = host.Close(ctx) }()
-	open := func() store.Store {
-		st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
+	host := testHost(t)
 	net := paradigmtest.NewNet()
 	edgeBus := net.Node("edge1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cloudHalf, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: open(), Log: log})
+	cloudHalf, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: tempStore(t), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cloudHalf.Close()
-	edgeHalf, err := incremental.Paradigm{}.Edge(paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: open(), Log: log,
+	edgeHalf, err := incremental.Paradigm{}.Edge(paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: tempStore(t), Log: log,
 		Plugins: func() (*plugins.Host, error) { return host, nil },
 		Data:    paradigm.SamplesFunc(func(string, string, uint64, func(uint64, []byte) error) error { return nil })})
 	if err != nil {

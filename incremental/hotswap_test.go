@@ -19,7 +19,6 @@ import (
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/paradigm/paradigmtest"
 	"github.com/sedna-go/sedna/plugins"
-	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -48,16 +47,8 @@ func newSwapRig(t testing.TB, hot bool, hidden int) *swapRig {
 	blob, _ := m.MarshalBinary()
 	r := &swapRig{reg: &registry{versions: map[string][][]byte{"default/initial-model": {blob}, "default/deploy-model": {blob}}}, net: m,
 		done: make(chan error, 1), fresh: make(chan struct{}, 1)}
-	host, err := plugins.New(ctx, plugins.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close(ctx) })
-	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	host := testHost(t)
+	st := tempStore(t)
 	net := paradigmtest.NewNet()
 	r.bus = net.Node("edge1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -24,6 +24,29 @@ import (
 	"github.com/sedna-go/sedna/workers"
 )
 
+// tempStore is a Badger store in the test's directory, closed after it.
+func tempStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// testHost is a plugin host with the built-in WASM miners, closed after
+// the test.
+func testHost(t testing.TB) *plugins.Host {
+	t.Helper()
+	host, err := plugins.New(context.Background(), plugins.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+	return host
+}
+
 // registry is a model registry both sides read, as if the model
 // distribution had brought each version to the node at once.
 type registry struct {
@@ -136,22 +159,10 @@ func runCycle(t *testing.T, ilJob string) {
 
 	net := paradigmtest.NewNet()
 	edgeBus := net.Node("edge1")
-	host, err := plugins.New(ctx, plugins.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = host.Close(ctx) }()
-	open := func() store.Store {
-		st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
+	host := testHost(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cloudEnv := paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: open(), Log: log}
-	edgeEnv := paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: open(), Log: log,
+	cloudEnv := paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Models: reg, Store: tempStore(t), Log: log}
+	edgeEnv := paradigm.Env{Side: paradigm.Edge, Node: "edge1", Bus: edgeBus, Models: reg, Store: tempStore(t), Log: log,
 		Plugins: func() (*plugins.Host, error) { return host, nil },
 		Data:    paradigm.SamplesFunc(func(string, string, uint64, func(uint64, []byte) error) error { return nil })}
 	cloudHalf, err := incremental.Paradigm{}.Cloud(cloudEnv)
