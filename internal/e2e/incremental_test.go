@@ -292,9 +292,6 @@ func (f *flFleet) watchUntil(t *testing.T, ref topics.JobRef, within time.Durati
 func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{proxied: []string{"edge1"}})
 	o := drift.Options{Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 150}
-	if err := drift.Write(o); err != nil {
-		t.Fatal(err)
-	}
 	base, stream, _, _, err := drift.Data()
 	if err != nil {
 		t.Fatal(err)
@@ -304,26 +301,10 @@ func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob, _ := m0.MarshalBinary()
-	if _, err := f.api.PushModel(f.ctx, "default", o.InitialModel(), "sedna-ml", nil, bytes.NewReader(blob)); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := api.Parse([]byte(drift.YAML(o)), "incremental.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := f.api.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
-	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.WithDefaults().Job}
+	ref := f.startILJob(t, o, blob)
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)
 	attempts := watchAttempts(t, f.cloud.BrokerURL(), ref)
-	// The inference worker reports its numbers once it serves (subscribed,
-	// its model loaded).
-	f.waitStatus(t, ref, "serving", 2*time.Minute, func(st api.Status) bool {
-		_, serving := st.Metrics["samples"]
-		return st.Phase == api.ConditionRunning && serving
-	})
 
 	// The hard examples of 1,000 frames go up and wait for labels.
 	cam := newILCamera(t, edgeAddr, ref)
