@@ -63,6 +63,10 @@ type Half struct {
 	// Workers are its built-in workers on this side, by role (the role a
 	// job's worker template names, without a replica suffix).
 	Workers map[string]workers.Builtin
+	// Drivers run, by role, in place of a template that has a command,
+	// and run the command when the paradigm needs it (workers.DriverKey);
+	// a role without one runs its command as a process of its own.
+	Drivers map[string]workers.Builtin
 	// Close stops what the half runs beside its workers; nil when there
 	// is nothing. The runtime calls it once, after its workers stopped.
 	Close func()
@@ -301,12 +305,16 @@ func (s Set) Start(side Side, env func(Paradigm) Env, log *slog.Logger) *Started
 	return st
 }
 
-// Builtins are the started halves' workers, by workers.BuiltinKey.
+// Builtins are the started halves' workers, by workers.BuiltinKey, and
+// their drivers, by workers.DriverKey.
 func (st *Started) Builtins() map[string]workers.Builtin {
 	out := map[string]workers.Builtin{}
 	for _, h := range st.halves {
 		for role, w := range h.half.Workers {
 			out[workers.BuiltinKey(h.kind, role)] = w
+		}
+		for role, w := range h.half.Drivers {
+			out[workers.DriverKey(h.kind, role)] = w
 		}
 	}
 	return out

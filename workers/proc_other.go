@@ -3,6 +3,7 @@
 package workers
 
 import (
+	"os"
 	"os/exec"
 	"time"
 )
@@ -15,3 +16,7 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration, waited <-chan error) {
 }
 
 func exitCode(cmd *exec.Cmd) int { return cmd.ProcessState.ExitCode() }
+
+func handOver(string, *Credential) error { return nil }
+
+func openOutput(path string, _ *Credential) (*os.File, error) { return os.Open(path) }

@@ -56,6 +56,9 @@ type Spec struct {
 	// what a running worker waits for or does now ("" when nothing worth
 	// saying): it becomes the message of its status, and of its job's.
 	ReportMessage func(message string) `json:"-"`
+	// Command, set by the Supervisor for a driver (DriverKey), runs the
+	// template's command; nil for every other worker.
+	Command *Command `json:"-"`
 }
 
 // Say reports what the worker waits for or does now, when its supervisor
@@ -298,7 +301,10 @@ func (s *Supervisor) reportWith(w *worker, edit func(*api.WorkerStatus) bool) {
 func (s *Supervisor) run(ctx context.Context, w *worker) {
 	log := s.cfg.Log.With("worker", w.spec.ID(), "node", s.cfg.Node)
 	var builtin Builtin
-	if !w.spec.External() {
+	driver := s.cfg.Builtins[DriverKey(w.spec.Job.Kind, w.spec.Role)]
+	if w.spec.External() && driver != nil {
+		builtin = driver
+	} else if !w.spec.External() {
 		builtin = s.cfg.Builtins[BuiltinKey(w.spec.Job.Kind, w.spec.Role)]
 		if builtin == nil {
 			s.report(w, PhasePending, fmt.Sprintf("no built-in worker for %s role %s yet: give the template a command", w.spec.Job.Kind, w.spec.Role), nil)
@@ -346,11 +352,14 @@ func (s *Supervisor) run(ctx context.Context, w *worker) {
 					return true
 				})
 			}
+			if spec.External() {
+				spec.Command = &Command{s: s, spec: w.spec, log: log}
+			}
 			blog, end := s.builtinLog(spec, log)
 			err = runBuiltin(ctx, builtin, spec, blog)
 			end(ctx, err)
 		} else {
-			code, err = s.runProcess(ctx, w.spec, log)
+			code, err = s.runProcess(ctx, w.spec, log, nil)
 		}
 		stable.Stop()
 		if ctx.Err() != nil {
@@ -420,15 +429,16 @@ func Environment(spec Spec) []string {
 	return env
 }
 
-// runProcess runs the worker's command once and returns its exit code.
-func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger) (*int, error) {
+// runProcess runs the worker's command once, with env added to its
+// environment, and returns its exit code.
+func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger, env []string) (*int, error) {
 	if s.runAsErr != nil {
 		return nil, s.runAsErr
 	}
 	c := spec.Container
 	cmd := exec.Command(c.Command[0], append(append([]string{}, c.Command[1:]...), c.Args...)...)
 	cmd.Dir = c.WorkingDir
-	cmd.Env = append(baseEnv(s.cfg.RunAs, s.cfg.PassEnv), Environment(spec)...)
+	cmd.Env = append(append(baseEnv(s.cfg.RunAs, s.cfg.PassEnv), Environment(spec)...), env...)
 	setProcess(cmd, s.cfg.RunAs)
 	var out io.Writer = io.Discard
 	tail := &tailBuffer{max: 2048}

@@ -230,3 +230,70 @@ func TestExternalWorkersNeverRunAsRoot(t *testing.T) {
 		}
 	}
 }
+
+// A driver (workers.DriverKey) runs in place of a template with a
+// command and runs the command itself, as often as it needs: each run
+// gets the driver's environment added and the run's directory (readable
+// by the worker's user, nobody when the tests run as root; its "out"
+// writable), and the driver reads back what the command wrote there. A
+// role without a driver runs its command as a process of its own.
+func TestADriverRunsItsTemplatesCommand(t *testing.T) {
+	job := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: "il"}
+	type run struct {
+		out  string
+		code *int
+		err  error
+	}
+	runs := make(chan run, 2)
+	driver := func(ctx context.Context, spec workers.Spec, _ *slog.Logger) error {
+		if spec.Command == nil {
+			return errors.New("no command")
+		}
+		for i := range 2 {
+			dir, err := os.MkdirTemp("", "driver-") // 0700: the run gives it to the worker's user
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if err := os.WriteFile(filepath.Join(dir, "in"), []byte(fmt.Sprint("input ", i)), 0o600); err != nil {
+				return err
+			}
+			code, err := spec.Command.Run(ctx, dir, []string{"IN=" + filepath.Join(dir, "in"), "OUT=" + filepath.Join(dir, workers.OutDir, "result")})
+			out, rerr := spec.Command.Output(dir, "result", 64)
+			if err == nil {
+				err = rerr
+			}
+			runs <- run{string(out), code, err}
+		}
+		<-ctx.Done()
+		return nil
+	}
+	rep := newReports()
+	s := workers.New(workers.Config{Node: "edge1", LogDir: t.TempDir(), Report: rep.add, Log: slog.New(slog.DiscardHandler),
+		Builtins: map[string]workers.Builtin{workers.DriverKey(job.Kind, "train"): driver}})
+	defer s.Close()
+	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "train", Node: "edge1",
+		Container: api.Container{Command: []string{"/bin/sh", "-c", `(cat "$IN"; echo " as $(id -u)") > "$OUT"`}}}})
+	uid := os.Geteuid()
+	if uid == 0 {
+		u, err := user.Lookup(workers.DefaultUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+	}
+	for i := range 2 {
+		r := <-runs
+		if want := fmt.Sprintf("input %d as %d\n", i, uid); r.err != nil || r.out != want || r.code == nil || *r.code != 0 {
+			t.Fatalf("run %d: %q (exit %v, %v), want %q", i, r.out, r.code, r.err, want)
+		}
+	}
+	// Without a driver, the same template runs as a process: it ends at
+	// once (no IN), and its worker says it failed.
+	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "eval", Node: "edge1",
+		Container: api.Container{Command: []string{"/bin/sh", "-c", `exit 7`}}}})
+	st := rep.waitFor(t, "the eval process's exit", func(st api.WorkerStatus) bool { return st.Role == "eval" && st.ExitCode != nil })
+	if *st.ExitCode != 7 {
+		t.Fatalf("eval: %+v", st)
+	}
+}
