@@ -137,6 +137,10 @@ type State struct {
 	Eval    Metrics   `msgpack:"eval,omitempty"`
 	Base    Metrics   `msgpack:"base,omitempty"`
 	Checked time.Time `msgpack:"checked,omitempty"` // the last check of the stage's trigger
+	// Failures counts the cycles in a row that ended with a stage
+	// failed; the train trigger is not checked before RetryAt then.
+	Failures int       `msgpack:"failures,omitempty"`
+	RetryAt  time.Time `msgpack:"retryAt,omitempty"`
 	// Deployed counts the cycles whose model was deployed.
 	Deployed int64  `msgpack:"deployed"`
 	Done     bool   `msgpack:"done,omitempty"`
@@ -311,6 +315,9 @@ func (c *Controller) Tick(now time.Time) []Action {
 	switch st.Stage {
 	case Train:
 		tr := c.rules.TrainTrigger
+		if now.Before(st.RetryAt) {
+			return nil // after failed cycles: not yet
+		}
 		if tr.Period > 0 && !st.Checked.IsZero() && now.Sub(st.Checked) < tr.Period {
 			return nil
 		}
@@ -341,10 +348,10 @@ func (c *Controller) decideDeploy(s *step) {
 	switch {
 	case err != nil:
 		s.enter(Completed, "NotDeployed", fmt.Sprintf("the deploy trigger cannot be evaluated: %v; %s keeps serving", err, serving(st.Serving)), nil)
-		c.next(s, false)
+		c.next(s, false, "", "")
 	case !ok:
 		s.enter(Completed, "NotDeployed", fmt.Sprintf("%s: %s keeps serving", why, serving(st.Serving)), nil)
-		c.next(s, false)
+		c.next(s, false, "", "")
 	default:
 		s.enter(Ready, "TriggerHeld", why, nil)
 		s.start(c.input())
@@ -394,6 +401,7 @@ func (c *Controller) Succeeded(attempt string, out Output, now time.Time) []Acti
 	switch st.Stage {
 	case Train:
 		st.Candidate, st.TrainedAt = out.Model, st.Training
+		st.Failures, st.RetryAt = 0, time.Time{}
 		st.Stage = Eval
 		s.enter(Waiting, "", "", nil)
 		s.enter(Ready, "", "an evaluation follows each training", nil)
@@ -406,7 +414,7 @@ func (c *Controller) Succeeded(attempt string, out Output, now time.Time) []Acti
 	case Deploy:
 		st.Serving = out.Model
 		st.Deployed++
-		c.next(s, true)
+		c.next(s, true, "", "")
 	}
 	return s.done()
 }
@@ -426,8 +434,29 @@ func (c *Controller) Failed(attempt, why string, now time.Time) []Action {
 		return s.done()
 	}
 	st.Tries, st.Attempt = 0, "" // a failed training's samples count again
-	c.next(s, false)
+	st.Failures++
+	wait := FailedCycleBackoff(st.Failures)
+	st.RetryAt = now.Add(wait)
+	c.next(s, false, "CycleFailed", fmt.Sprintf("; %s in a row failed: the train trigger is checked again in %v", plural(st.Failures, "cycle"), wait))
 	return s.done()
+}
+
+// FailedCycleBackoff is how long the train trigger waits after n cycles
+// in a row ended with a stage failed: 10 s, doubling, at most 10 minutes
+// (a worker that always fails does not start a cycle every check).
+func FailedCycleBackoff(n int) time.Duration {
+	d := 10 * time.Second
+	for i := 1; i < n && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Resume is the job after a restart of its node: a stage whose worker was
@@ -442,7 +471,7 @@ func (c *Controller) Resume(now time.Time) []Action {
 
 // next ends the cycle: the job is done if a stop condition holds,
 // otherwise the next cycle waits for the train trigger.
-func (c *Controller) next(s *step, deployed bool) {
+func (c *Controller) next(s *step, deployed bool, reason, note string) {
 	st := &c.st
 	switch {
 	case c.rules.Target != nil && deployed && c.targetMet():
@@ -455,7 +484,7 @@ func (c *Controller) next(s *step, deployed bool) {
 	}
 	st.Cycle++
 	st.Stage, st.Candidate = Train, 0
-	s.enter(Waiting, "", fmt.Sprintf("cycle %d", st.Cycle), nil)
+	s.enter(Waiting, reason, fmt.Sprintf("cycle %d%s", st.Cycle, note), nil)
 }
 
 // targetMet reports whether the serving model (the one just deployed,

@@ -206,12 +206,50 @@ func TestAFailingStageIsRetriedThenTheCycleEnds(t *testing.T) {
 	expect(t, "second failure", c.Failed("1-train-2", "out of memory", at(20)),
 		"save cycle 2 Train/Waiting",
 		"Train Failed (WorkerFailed: attempt 1-train-2: out of memory)",
-		"Train Waiting (: cycle 2)")
+		"Train Waiting (CycleFailed: cycle 2; 1 cycle in a row failed: the train trigger is checked again in 10s)")
 	expect(t, "the trigger again, a period later", c.Tick(at(80)),
 		"save cycle 2 Train/Starting",
 		"Train Ready (TriggerHeld: num_of_samples = 600, needs > 500)",
 		`Train Starting (: attempt 2-train-1) {"cycle":2,"model":1,"serving":1,"samples":600}`,
 		"start Train 2-train-1 model 1 serving 1 samples 600")
+}
+
+// Cycles that fail in a row make the train trigger wait longer each time
+// (10 s, 20 s, ... at most 10 minutes), so a worker that always fails
+// does not start a cycle at every check; a training that succeeds ends
+// the wait.
+func TestFailedCyclesBackOff(t *testing.T) {
+	r := rules(t)
+	r.Attempts = 1
+	r.TrainTrigger.Period = 0 // checked at every tick
+	c := NewController(r, State{Serving: 1})
+	c.Samples(600, at(0))
+	now := 0
+	for cycle, wait := range []int{10, 20, 40} {
+		attempt := fmt.Sprintf("%d-train-1", cycle+1)
+		expect(t, "failure of "+attempt, c.Failed(attempt, "exit 1", at(now)),
+			fmt.Sprintf("save cycle %d Train/Waiting", cycle+2),
+			fmt.Sprintf("Train Failed (WorkerFailed: attempt %s: exit 1)", attempt),
+			fmt.Sprintf("Train Waiting (CycleFailed: cycle %d; %s in a row failed: the train trigger is checked again in %v)",
+				cycle+2, plural(cycle+1, "cycle"), time.Duration(wait)*time.Second))
+		if acts := c.Tick(at(now + wait - 1)); acts != nil {
+			t.Fatalf("cycle %d started %d s after the failure, before its wait of %d s: %v", cycle+2, wait-1, wait, lines(acts))
+		}
+		now += wait
+		if acts := c.Tick(at(now)); len(acts) == 0 || acts[len(acts)-1].Kind != Start {
+			t.Fatalf("cycle %d did not start after its wait: %v", cycle+2, lines(acts))
+		}
+	}
+	c.Started("4-train-1", at(now))
+	c.Succeeded("4-train-1", Output{Model: 2}, at(now+1))
+	if st := c.State(); st.Failures != 0 || !st.RetryAt.IsZero() {
+		t.Fatalf("after a training that succeeded: %d failures, retry at %v", st.Failures, st.RetryAt)
+	}
+	for n, want := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 6: 320 * time.Second, 7: 10 * time.Minute, 40: 10 * time.Minute} {
+		if got := FailedCycleBackoff(n); got != want {
+			t.Errorf("FailedCycleBackoff(%d) = %v, want %v", n, got, want)
+		}
+	}
 }
 
 // After a restart the stage whose worker was asked to run is asked again
