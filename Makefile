@@ -17,8 +17,9 @@ test: deps vet cross wasm-check
 # benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge
 # apps would use them), clang, lld, wasi-libc and libclang-rt-14-dev-wasm32
 # (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test),
-# iproute2 (the README's test brings up loopback in a network namespace).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2
+# iproute2 (the README's test brings up loopback in a network namespace),
+# python3-numpy (NumPy reads the arrays handed to external workers).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

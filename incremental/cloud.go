@@ -44,6 +44,10 @@ type Cloud struct {
 	// together.
 	remote  map[string]chan workResult
 	results *assembler
+	// local are the cloud's drivers of external train and eval workers
+	// (by job key/stage); localChanged is closed when one comes or goes.
+	local        map[string]chan localWork
+	localChanged chan struct{}
 }
 
 // cloudJob is a job's runner: one attempt at a time, in order.
@@ -94,7 +98,7 @@ func candidateBlob(job string, cycle int64) string {
 func NewCloud(env paradigm.Env) (*Cloud, error) {
 	env.Log = env.Logger()
 	ctx, stop := context.WithCancel(context.Background())
-	c := &Cloud{env: env, ctx: ctx, stop: stop, jobs: map[string]*cloudJob{}}
+	c := &Cloud{env: env, ctx: ctx, stop: stop, jobs: map[string]*cloudJob{}, local: map[string]chan localWork{}, localChanged: make(chan struct{})}
 	all := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "+", Name: "+"}
 	for _, s := range []struct {
 		filter string
@@ -583,11 +587,6 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 	case Eval:
 		tmpl = j.spec.EvalSpec.Template
 	}
-	if req.Stage != Deploy && len(tmpl.Spec.Containers) > 0 && len(tmpl.Spec.Containers[0].Command) > 0 {
-		// Said, not ignored: the built-in would run in the command's place.
-		return Output{}, fmt.Errorf("the %s template runs a command: an external %s worker of incremental learning is not supported yet "+
-			"(remove the command to use the built-in)", strings.ToLower(string(req.Stage)), strings.ToLower(string(req.Stage)))
-	}
 	node := tmpl.Spec.NodeName
 	if node == c.env.Node {
 		node = "" // the cloud's own
@@ -596,7 +595,7 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 	case Train:
 		return c.train(j, req.Attempt, req.Input, tmpl, node)
 	case Eval:
-		return c.eval(j, req.Attempt, req.Input, node)
+		return c.eval(j, req.Attempt, req.Input, tmpl, node)
 	case Deploy:
 		return c.deployCandidate(j, req.Input)
 	}
@@ -670,13 +669,13 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 		return Output{}, err
 	}
 	var blob []byte
-	if node != "" {
-		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Train, Task: j.task, Base: baseBlob, Set: set, Fit: fit})
+	if node != "" || commanded(tmpl) {
+		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Train, Task: j.task, Base: baseBlob, Set: set, Fit: fit})
 		if err != nil {
 			return Output{}, err
 		}
-		if _, err := ml.Unmarshal(res.Model); err != nil {
-			return Output{}, fmt.Errorf("the candidate node %s trained: %w", node, err)
+		if err := sameShape(baseBlob, res.Model); err != nil {
+			return Output{}, fmt.Errorf("the candidate %s trained: %w", where(node), err)
 		}
 		blob = res.Model
 	} else {
@@ -721,7 +720,7 @@ func (c *Cloud) candidate(job string, cycle uint64) (*ml.Network, []byte, error)
 
 // eval scores the candidate and the serving model on the job's eval set,
 // in the cloud or on node.
-func (c *Cloud) eval(j *job, attempt string, in Input, node string) (Output, error) {
+func (c *Cloud) eval(j *job, attempt string, in Input, tmpl api.PodTemplate, node string) (Output, error) {
 	key := jobKey(j.ref)
 	cand, candBlob, err := c.candidate(key, in.Model)
 	if err != nil {
@@ -735,8 +734,8 @@ func (c *Cloud) eval(j *job, attempt string, in Input, node string) (Output, err
 	if err := c.examples(key, false, func(e Example) error { set = append(set, e); return nil }); err != nil {
 		return Output{}, err
 	}
-	if node != "" {
-		res, err := c.delegate(c.ctx, j, node, workOrder{Attempt: attempt, Stage: Eval, Task: j.task, Base: baseBlob, Candidate: candBlob, Eval: set})
+	if node != "" || commanded(tmpl) {
+		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Eval, Task: j.task, Base: baseBlob, Candidate: candBlob, Eval: set})
 		if err != nil {
 			return Output{}, err
 		}

@@ -13,10 +13,12 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/incremental"
+	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/paradigm/paradigmtest"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // TestDeletingAJobForgetsItsExamples: a deleted job's waiting examples
@@ -168,20 +170,59 @@ func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
 	}
 }
 
-// A Train template with a command (an external worker, not supported yet
-// for incremental learning's stages) fails its attempt saying so, instead
-// of running the built-in in its place.
-func TestAnExternalTrainWorkerIsRefusedNotIgnored(t *testing.T) {
+// An external train worker that fails its attempt fails it with a reason
+// a user can act on: its exit status and last output, no model written,
+// a model that is not one, a link where the model should be (the worker
+// runs as nobody when the tests run as root: a link to a file it could
+// not read is refused, not sent up).
+func TestAnExternalTrainWorkerThatFailsSaysWhy(t *testing.T) {
+	for _, c := range []struct{ name, script, want string }{
+		{"exits 3", "echo boom; exit 3", "the train command: exited with exit status 3; last output: boom"},
+		{"writes nothing", "true", "the train command exited 0 but left no model at MODEL_URL"},
+		{"writes no model", `echo garbage > "$MODEL_URL"`, "the model the train command wrote: "},
+		{"links to a file", `ln -s /etc/passwd "$MODEL_URL"`, "output model is a link"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := runExternalTrain(t, c.script)
+			if !strings.Contains(got, c.want) {
+				t.Fatalf("the attempt failed with %q, want %q in it", got, c.want)
+			}
+		})
+	}
+}
+
+// runExternalTrain runs one Train attempt in the cloud with script as its
+// command and returns the attempt's error.
+func runExternalTrain(t *testing.T, script string) string {
+	t.Helper()
 	st := tempStore(t)
 	net := paradigmtest.NewNet()
-	c, err := incremental.NewCloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	m, err := ml.NewMLP(4, []int{3}, 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	doc := strings.Replace(ilJob, "containers: [{name: t, env:", "containers: [{name: t, command: [/usr/bin/python3, train.py], env:", 1)
+	blob, _ := m.MarshalBinary()
+	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	log := slog.New(slog.DiscardHandler)
+	half, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st, Models: reg, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	doc := strings.Replace(ilJob, "containers: [{name: t, env:", "containers: [{name: t, command: [/bin/sh, -c, '"+script+"'], env:", 1)
 	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, doc, 1)
+	res, err := api.ParseDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := workers.New(workers.Config{Node: "cloud", LogDir: t.TempDir(), Log: log,
+		Builtins: map[string]workers.Builtin{workers.DriverKey(ref.Kind, "train"): half.Drivers["train"]}})
+	defer sup.Close()
+	for _, w := range res.Workers() {
+		if w.Role == "train" {
+			sup.Ensure(workers.Spec{Job: ref, Generation: 1, Document: []byte(doc), Worker: w})
+		}
+	}
 	edge := net.Node("edge1")
 	reports := make(chan map[string]any, 4)
 	stop, _ := edge.Subscribe(topics.JobTopic(ref, "stage"), func(m paradigm.Message) error {
@@ -204,11 +245,12 @@ func TestAnExternalTrainWorkerIsRefusedNotIgnored(t *testing.T) {
 			if r["started"] == true {
 				continue
 			}
-			if e, _ := r["error"].(string); !strings.Contains(e, "external train worker") || r["done"] != true {
-				t.Fatalf("report %v: want the attempt failed for its command", r)
+			if r["done"] != true {
+				t.Fatalf("report %v: want the attempt done", r)
 			}
-			return
-		case <-time.After(10 * time.Second):
+			e, _ := r["error"].(string)
+			return e
+		case <-time.After(30 * time.Second):
 			t.Fatal("no report of the attempt")
 		}
 	}

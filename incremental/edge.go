@@ -347,6 +347,7 @@ func (e *Edge) send(j *job, what, kind string, body any) {
 // servingModel is the model the inference worker answers with.
 type servingModel struct {
 	net     *ml.Network
+	raw     []byte // its encoding
 	name    string
 	version uint64
 }
@@ -359,37 +360,47 @@ type servingModel struct {
 // between two samples.
 func (e *Edge) Inference() workers.Builtin {
 	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
-		j, err := jobOf(spec.Job, spec.Document)
+		w, err := e.newInference(spec, log)
 		if err != nil {
 			return err
-		}
-		hem := j.spec.DeploySpec.HardExampleMining
-		if hem == nil || hem.Name == "" {
-			return errors.New("incremental: spec.deploySpec.hardExampleMining.name is empty: the worker needs a miner")
-		}
-		params := map[string]string{}
-		for _, kv := range hem.Parameters {
-			params[kv.Key] = kv.Value
-		}
-		host, err := e.env.Plugins()
-		if err != nil {
-			return err
-		}
-		miner, err := host.Miner(hem.Name, params)
-		if err != nil {
-			return fmt.Errorf("incremental: hard-example miner: %w", err)
-		}
-		pool, err := OpenPool(store.Sub(e.env.Store, "pool/"+jobKey(j.ref)+"/"), PoolLimits{})
-		if err != nil {
-			return err
-		}
-		w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1),
-			hot: j.spec.DeploySpec.Model.HotUpdateEnabled, poll: time.Second, restart: make(chan *servingModel)}
-		if p := j.spec.DeploySpec.Model.PollPeriodSeconds; p > 0 {
-			w.poll = time.Duration(p) * time.Second
 		}
 		return w.run(ctx)
 	}
+}
+
+// newInference sets an inference worker of spec's job up: its miner and
+// its pool of hard examples.
+func (e *Edge) newInference(spec workers.Spec, log *slog.Logger) (*inference, error) {
+	j, err := jobOf(spec.Job, spec.Document)
+	if err != nil {
+		return nil, err
+	}
+	hem := j.spec.DeploySpec.HardExampleMining
+	if hem == nil || hem.Name == "" {
+		return nil, errors.New("incremental: spec.deploySpec.hardExampleMining.name is empty: the worker needs a miner")
+	}
+	params := map[string]string{}
+	for _, kv := range hem.Parameters {
+		params[kv.Key] = kv.Value
+	}
+	host, err := e.env.Plugins()
+	if err != nil {
+		return nil, err
+	}
+	miner, err := host.Miner(hem.Name, params)
+	if err != nil {
+		return nil, fmt.Errorf("incremental: hard-example miner: %w", err)
+	}
+	pool, err := OpenPool(store.Sub(e.env.Store, "pool/"+jobKey(j.ref)+"/"), PoolLimits{})
+	if err != nil {
+		return nil, err
+	}
+	w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1),
+		hot: j.spec.DeploySpec.Model.HotUpdateEnabled, poll: time.Second, restart: make(chan *servingModel)}
+	if p := j.spec.DeploySpec.Model.PollPeriodSeconds; p > 0 {
+		w.poll = time.Duration(p) * time.Second
+	}
+	return w, nil
 }
 
 type inference struct {
@@ -408,22 +419,25 @@ type inference struct {
 	hot     bool
 	poll    time.Duration
 	restart chan *servingModel
+	// onSwap, when set, hears of each model swapped in (an external
+	// worker's files follow it).
+	onSwap func(*servingModel)
 	// numbers
 	samples, hard, bytesSeen, bytesUp, dropped, errors, updates atomic.Int64
 }
 
-func (w *inference) run(ctx context.Context) error {
-	// The initial model may still be on its way to the node: the worker
-	// waits for it, saying so (a model that came but does not load is an
-	// error).
+// awaitModel loads the model to serve first. The initial model may
+// still be on its way to the node: the worker waits for it, saying so (a
+// model that came but does not load is an error); false when ctx ended.
+func (w *inference) awaitModel(ctx context.Context) (bool, error) {
 	for said := false; ; {
 		err := w.refresh()
 		if err == nil {
-			break
+			return true, nil
 		}
 		var miss *missingModel
 		if !errors.As(err, &miss) {
-			return err
+			return false, err
 		}
 		if !said {
 			w.log.Info("incremental: waiting for the model to reach the node", "error", err)
@@ -432,9 +446,15 @@ func (w *inference) run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+func (w *inference) run(ctx context.Context) error {
+	if ok, err := w.awaitModel(ctx); !ok {
+		return err
 	}
 	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
 	subscribe := func() (func() error, error) {
@@ -538,6 +558,9 @@ func (w *inference) swap(next *servingModel) {
 	if cur == nil {
 		return
 	}
+	if w.onSwap != nil {
+		w.onSwap(next)
+	}
 	w.updates.Add(1)
 	how := "hot update"
 	if !w.hot {
@@ -582,7 +605,7 @@ func (w *inference) load() (*servingModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("incremental: model %s version %d: %w", name, v, err)
 	}
-	return &servingModel{net: net, name: name, version: v}, nil
+	return &servingModel{net: net, raw: data, name: name, version: v}, nil
 }
 
 // missingModel is no version of the model on the node yet.

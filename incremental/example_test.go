@@ -2,10 +2,13 @@ package incremental_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/incremental"
+	"github.com/sedna-go/sedna/jointinference"
 )
 
 // A cycle driven by hand: the train trigger holds on 600 new samples, the
@@ -34,4 +37,25 @@ func Example() {
 	// start Eval 1-eval-1
 	// start Deploy 1-deploy-1
 	// cycle 2 Train Waiting serving version 2
+}
+
+// An external train worker's dataset: WriteSet writes the index file and
+// a NumPy array per input, as the agent hands them to the program;
+// ReadSet reads them back (in a worker written in Go).
+func ExampleWriteSet() {
+	dir, _ := os.MkdirTemp("", "set-")
+	defer os.RemoveAll(dir)
+	index := filepath.Join(dir, "train.txt")
+	examples := []incremental.Example{{Shape: []int{2, 2}, Data: []byte{0, 64, 128, 255}, Label: 7}}
+	if err := incremental.WriteSet(index, jointinference.Task{}, examples); err != nil {
+		fmt.Println(err)
+		return
+	}
+	raw, _ := os.ReadFile(index)
+	fmt.Print(string(raw))
+	back, _ := incremental.ReadSet(index)
+	fmt.Println(back[0].Shape, back[0].DType, back[0].Data, back[0].Label)
+	// Output:
+	// samples/train-000000.npy 7
+	// [2 2] u8 [0 64 128 255] 7
 }

@@ -36,7 +36,8 @@ func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
 		return paradigm.Half{}, err
 	}
 	return paradigm.Half{Workers: map[string]workers.Builtin{"deploy": e.Inference(), "train": e.stageWorker(Train), "eval": e.stageWorker(Eval)},
-		Close: e.Close}, nil
+		Drivers: map[string]workers.Builtin{"deploy": e.ExternalInference(), "train": e.stageWorker(Train), "eval": e.stageWorker(Eval)},
+		Close:   e.Close}, nil
 }
 
 // Cloud starts the cloud's labelling and stages, and gives it the
@@ -52,5 +53,7 @@ func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
 		<-ctx.Done()
 		return nil
 	}
-	return paradigm.Half{Workers: map[string]workers.Builtin{"train": standBy, "eval": standBy}, Close: c.Close, Ops: c.ops()}, nil
+	return paradigm.Half{Workers: map[string]workers.Builtin{"train": standBy, "eval": standBy},
+		Drivers: map[string]workers.Builtin{"train": c.driver(Train), "eval": c.driver(Eval)},
+		Close:   c.Close, Ops: c.ops()}, nil
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,6 +143,48 @@ func TestACycleRunsEndToEndAcrossTheHalves(t *testing.T) {
 	})
 }
 
+// TestACycleRunsWithExternalStageWorkers: train and eval templates with a
+// command (examples/incremental/worker, built here) run it as a process
+// once per attempt, in the cloud and on the node: the cycle deploys a
+// better model, and the worker's log shows the program did the stages.
+func TestACycleRunsWithExternalStageWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	bin := workerBin(t)
+	doc := externalJob(ilJob, bin)
+	t.Run("in the cloud", func(t *testing.T) { runCycle(t, doc) })
+	t.Run("on the node", func(t *testing.T) { runCycle(t, strings.ReplaceAll(doc, "nodeName: cloud", "nodeName: edge1")) })
+}
+
+// workerBin builds examples/incremental/worker where any user may run it
+// (workers run as nobody when the tests run as root).
+func workerBin(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "il-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sedna-go/sedna/examples/incremental/worker").CombinedOutput(); err != nil {
+		t.Fatalf("build the worker: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// externalJob is doc with bin as the command of its train and eval
+// templates.
+func externalJob(doc, bin string) string {
+	doc = strings.Replace(doc, "containers: [{name: t, env:", "containers: [{name: t, command: ["+bin+"], env:", 1)
+	return strings.Replace(doc, "evalSpec:\n    template: {spec: {nodeName: cloud}}",
+		"evalSpec:\n    template: {spec: {nodeName: cloud, containers: [{name: e, command: ["+bin+"]}]}}", 1)
+}
+
+// runCycle runs a cycle of the job doc; its train and eval templates may
+// run a command (workers with a supervisor each where they are placed).
 func runCycle(t *testing.T, ilJob string) {
 	ctx := context.Background()
 	train, test, err := datasets.FashionSubset()
@@ -252,14 +297,40 @@ func runCycle(t *testing.T, ilJob string) {
 			t.Errorf("%d parts of stage results came from the node; stages placed on it: %v", got, onNode)
 		}
 	}()
-	if onNode {
-		for _, role := range []string{"train", "eval"} {
-			s := spec
-			s.Role = role
-			s.ReportMessage, s.ReportMetrics = nil, nil
-			go func() { _ = edgeHalf.Workers[role](wctx, s, log) }()
+	res, err := api.ParseDocument([]byte(ilJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	for _, w := range res.Workers() {
+		if w.Role == "deploy" {
+			continue
+		}
+		half := cloudHalf
+		if w.Node == "edge1" {
+			half = edgeHalf
+		} else if !w.External() {
+			continue // the cloud half runs built-in stages itself
+		}
+		dir := t.TempDir()
+		sup := workers.New(workers.Config{Node: w.Node, LogDir: dir, Log: log, Builtins: map[string]workers.Builtin{
+			workers.BuiltinKey(ref.Kind, w.Role): half.Workers[w.Role], workers.DriverKey(ref.Kind, w.Role): half.Drivers[w.Role]}})
+		defer sup.Close()
+		sup.Ensure(workers.Spec{Job: ref, Generation: 1, Document: []byte(ilJob), Worker: w})
+		if w.External() {
+			logs = append(logs, filepath.Join(dir, workers.LogName(ref, w.Role)))
 		}
 	}
+	defer func() {
+		for _, f := range logs {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Error(err)
+			} else if !strings.Contains(string(raw), "fine-tuning on") && !strings.Contains(string(raw), "scores map[") {
+				t.Errorf("%s: the external worker did not say what it did:\n%s", f, raw)
+			}
+		}
+	}()
 	select {
 	case <-ready: // subscribed to its input
 	case err := <-workerDone:

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
@@ -270,7 +272,11 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 			return err
 		}
 		defer func() { _ = stop() }()
-		spec.Say(fmt.Sprintf("runs the job's %s attempts the cloud sends this node", stage))
+		what := "runs the job's %s attempts the cloud sends this node"
+		if spec.Command != nil {
+			what += ", with the template's command"
+		}
+		spec.Say(fmt.Sprintf(what, strings.ToLower(string(stage))))
 		asm := newAssembler()
 		done := map[string][]workPart{} // results of attempts done, sent again when asked again
 		var doneOrder []string
@@ -304,7 +310,11 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 				res.Error = "a work order that cannot be read: " + err.Error()
 			} else {
 				t0 := time.Now()
-				res = work(ctx, order)
+				if spec.Command != nil {
+					res = external(ctx, spec.Command, j.ref, order)
+				} else {
+					res = work(ctx, order)
+				}
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -371,4 +381,112 @@ func work(ctx context.Context, o workOrder) workResult {
 		return fail(errors.New("no work for stage " + string(o.Stage)))
 	}
 	return res
+}
+
+// ---- external workers in the cloud ----
+
+// localWork is a work order for one of the cloud's drivers.
+type localWork struct {
+	order workOrder
+	reply chan workResult
+}
+
+// driverWait bounds how long a stage waits for the cloud's driver of its
+// worker to start (the cloud's supervisor starts it with the job).
+var driverWait = time.Minute
+
+// commanded reports whether a template runs a command (an external worker).
+func commanded(t api.PodTemplate) bool {
+	return len(t.Spec.Containers) > 0 && len(t.Spec.Containers[0].Command) > 0
+}
+
+func where(node string) string {
+	if node == "" {
+		return "in the cloud"
+	}
+	return "on node " + node
+}
+
+// execute has a work order done on node, or ("") by the cloud's driver of
+// the stage's external worker.
+func (c *Cloud) execute(j *job, node string, order workOrder) (workResult, error) {
+	if node != "" {
+		return c.delegate(c.ctx, j, node, order)
+	}
+	key := jobKey(j.ref) + "/" + string(order.Stage)
+	wait := time.NewTimer(driverWait)
+	defer wait.Stop()
+	for {
+		c.mu.Lock()
+		ch, changed := c.local[key], c.localChanged
+		c.mu.Unlock()
+		if ch != nil {
+			w := localWork{order: order, reply: make(chan workResult, 1)}
+			select {
+			case ch <- w:
+			case <-changed: // the driver went (or another came): look again
+				continue
+			case <-c.ctx.Done():
+				return workResult{}, c.ctx.Err()
+			}
+			select {
+			case res := <-w.reply:
+				if res.Error != "" {
+					return res, errors.New(res.Error)
+				}
+				return res, nil
+			case <-c.ctx.Done():
+				return workResult{}, c.ctx.Err()
+			}
+		}
+		select {
+		case <-changed:
+		case <-c.ctx.Done():
+			return workResult{}, c.ctx.Err()
+		case <-wait.C:
+			return workResult{}, fmt.Errorf("no %s worker of the job runs in the cloud after %v (see its workers in sedna describe)",
+				strings.ToLower(string(order.Stage)), driverWait)
+		}
+	}
+}
+
+// driver is the cloud's train or eval worker for a template with a
+// command: it runs the command for each attempt of its stage the job's
+// controller asks for.
+func (c *Cloud) driver(stage Stage) workers.Builtin {
+	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
+		if spec.Command == nil {
+			return errors.New("incremental: a driver without a command")
+		}
+		key := jobKey(spec.Job) + "/" + string(stage)
+		ch := make(chan localWork)
+		c.setLocal(key, ch)
+		defer c.setLocal(key, nil)
+		spec.Say(fmt.Sprintf("runs the template's command for each %s attempt of the job", strings.ToLower(string(stage))))
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case w := <-ch:
+				t0 := time.Now()
+				res := external(ctx, spec.Command, spec.Job, w.order)
+				log.Info("incremental: a stage's command done", "attempt", w.order.Attempt, "stage", stage, "took", time.Since(t0).Round(time.Millisecond),
+					"error", res.Error)
+				w.reply <- res
+			}
+		}
+	}
+}
+
+// setLocal registers (ch) or removes (nil) the cloud's driver of key.
+func (c *Cloud) setLocal(key string, ch chan localWork) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch == nil {
+		delete(c.local, key)
+	} else {
+		c.local[key] = ch
+	}
+	close(c.localChanged)
+	c.localChanged = make(chan struct{})
 }

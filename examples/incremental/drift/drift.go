@@ -53,6 +53,14 @@ type Options struct {
 	// Threshold is the CrossEntropy miner's threshold_cross_entropy;
 	// default 0.9.
 	Threshold string
+	// Restart, when set, turns hot update off: the inference worker
+	// restarts with each model deployed.
+	Restart bool
+	// Worker, when set, is the program the train, eval and deploy
+	// templates run (an external worker such as
+	// examples/incremental/worker, by absolute path); empty, they run
+	// the built-in workers.
+	Worker string
 }
 
 // WithDefaults fills what o leaves empty.
@@ -170,7 +178,7 @@ func YAML(o Options) string {
 	r := strings.NewReplacer("{job}", o.Job, "{ns}", o.Namespace, "{node}", o.Node, "{cloud}", o.Cloud, "{file}", abs,
 		"{after}", strconv.Itoa(o.TrainAfter), "{delta}", strconv.FormatFloat(o.DeployDelta, 'g', -1, 64),
 		"{epochs}", strconv.Itoa(o.Epochs), "{threshold}", o.Threshold, "{initial}", o.InitialModel(), "{model}", o.DeployModel(),
-		"{stop}", stop)
+		"{stop}", stop, "{cmd}", command(o.Worker), "{hot}", strconv.FormatBool(!o.Restart))
 	return r.Replace(`apiVersion: sedna.io/v1alpha1
 kind: Dataset
 metadata: {name: {job}-samples, namespace: {ns}}
@@ -196,21 +204,30 @@ spec:
     template:
       spec:
         nodeName: {cloud}
-        containers: [{name: train, env: [{name: epochs, value: "{epochs}"}]}]
+        containers: [{name: train, {cmd}env: [{name: epochs, value: "{epochs}"}]}]
     trigger:
       checkPeriodSeconds: 1
       condition: {operator: ">=", threshold: {after}, metric: num_of_samples}
   evalSpec:
-    template: {spec: {nodeName: {cloud}}}
+    template: {spec: {nodeName: {cloud}, containers: [{name: eval, {cmd}}]}}
   deploySpec:
-    model: {name: {model}, hotUpdateEnabled: true, pollPeriodSeconds: 1}
+    model: {name: {model}, hotUpdateEnabled: {hot}, pollPeriodSeconds: 1}
     trigger:
       condition: {operator: ">", threshold: {delta}, metric: accuracy_delta}
     hardExampleMining:
       name: CrossEntropy
       parameters: [{key: threshold_cross_entropy, value: "{threshold}"}]
-    template: {spec: {nodeName: {node}}}
+    template: {spec: {nodeName: {node}, containers: [{name: infer, {cmd}}]}}
 {stop}`)
+}
+
+// command is a container's command field for the program worker ("" for
+// none: the built-in).
+func command(worker string) string {
+	if worker == "" {
+		return ""
+	}
+	return fmt.Sprintf("command: [%q], ", worker)
 }
 
 // Request is frame i of a set as the camera sends it (joint inference's

@@ -2,8 +2,10 @@ package drift_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/ml/datasets"
@@ -31,6 +33,29 @@ func TestLabelsAnswersWhatItSent(t *testing.T) {
 	for _, bad := range [][]byte{announce("s-3"), announce("t-1"), []byte("{}")} {
 		if raw, ok := labels(bad); ok {
 			t.Errorf("%q labelled: %s", bad, raw)
+		}
+	}
+}
+
+// With a worker program, the train, eval and deploy templates run it (each
+// an external worker); without, none has a command (the built-ins).
+func TestTheYAMLRunsTheWorkerProgramWhenGiven(t *testing.T) {
+	for _, worker := range []string{"", "/usr/local/bin/il-worker"} {
+		rs, err := api.Parse([]byte(drift.YAML(drift.Options{Dir: "/d", Worker: worker})), "incremental.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roles := 0
+		for _, r := range rs {
+			for _, w := range r.Workers() {
+				roles++
+				if got := strings.Join(w.Container.Command, " "); got != worker {
+					t.Errorf("worker %s: command %q, want %q", w.Role, got, worker)
+				}
+			}
+		}
+		if roles != 3 {
+			t.Errorf("%d workers, want train, eval and deploy", roles)
 		}
 	}
 }

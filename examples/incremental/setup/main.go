@@ -27,6 +27,7 @@ func main() {
 	flag.IntVar(&o.TrainAfter, "train-after", 150, "labelled examples that start a training (num_of_samples)")
 	flag.Float64Var(&o.DeployDelta, "deploy-delta", 0.02, "accuracy_delta a new model needs to be deployed")
 	flag.IntVar(&o.MaxCycles, "max-cycles", 0, "stop after that many cycles (0: run until deleted)")
+	flag.StringVar(&o.Worker, "worker", "", "the program the train, eval and deploy templates run, by absolute path (examples/incremental/worker built); empty: the built-in workers")
 	flag.Parse()
 	if err := run(o, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
