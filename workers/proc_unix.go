@@ -54,9 +54,18 @@ func handOver(dir string, c *Credential) error {
 	if c == nil || int(c.UID) == os.Geteuid() {
 		return nil
 	}
+	out := filepath.Join(dir, OutDir)
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		// What the worker wrote (out) and links are not touched: a
+		// chmod follows a link, and a worker's link may point anywhere.
+		if path == out {
+			return fs.SkipDir
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
 		}
 		mode := os.FileMode(0o640)
 		if d.IsDir() {
@@ -70,7 +79,6 @@ func handOver(dir string, c *Credential) error {
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(dir, OutDir)
 	if err := os.Lchown(out, int(c.UID), int(c.GID)); err != nil {
 		return err
 	}

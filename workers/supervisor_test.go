@@ -235,8 +235,10 @@ func TestExternalWorkersNeverRunAsRoot(t *testing.T) {
 // command and runs the command itself, as often as it needs: each run
 // gets the driver's environment added and the run's directory (readable
 // by the worker's user, nobody when the tests run as root; its "out"
-// writable), and the driver reads back what the command wrote there. A
-// role without a driver runs its command as a process of its own.
+// writable), and the driver reads back what the command wrote there (a
+// link the command left is not an output, and handing the directory over
+// again does not follow it). A role without a driver runs its command as
+// a process of its own.
 func TestADriverRunsItsTemplatesCommand(t *testing.T) {
 	job := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: "il"}
 	type run struct {
@@ -245,6 +247,11 @@ func TestADriverRunsItsTemplatesCommand(t *testing.T) {
 		err  error
 	}
 	runs := make(chan run, 2)
+	// A file of the agent's the worker may not read, which its link names.
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	driver := func(ctx context.Context, spec workers.Spec, _ *slog.Logger) error {
 		if spec.Command == nil {
 			return errors.New("no command")
@@ -258,10 +265,19 @@ func TestADriverRunsItsTemplatesCommand(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "in"), []byte(fmt.Sprint("input ", i)), 0o600); err != nil {
 				return err
 			}
-			code, err := spec.Command.Run(ctx, dir, []string{"IN=" + filepath.Join(dir, "in"), "OUT=" + filepath.Join(dir, workers.OutDir, "result")})
+			code, err := spec.Command.Run(ctx, dir, []string{"IN=" + filepath.Join(dir, "in"), "OUT=" + filepath.Join(dir, workers.OutDir, "result"),
+				"SECRET=" + secret})
 			out, rerr := spec.Command.Output(dir, "result", 64)
 			if err == nil {
 				err = rerr
+			}
+			if _, lerr := spec.Command.Output(dir, "link", 64); err == nil && (lerr == nil || !strings.Contains(lerr.Error(), "is a link")) {
+				err = fmt.Errorf("a link read as an output: %v", lerr)
+			}
+			// Handing the directory over again leaves what the worker
+			// made alone: its link's target keeps its mode.
+			if herr := spec.Command.HandOver(dir); err == nil && herr != nil {
+				err = herr
 			}
 			runs <- run{string(out), code, err}
 		}
@@ -273,7 +289,7 @@ func TestADriverRunsItsTemplatesCommand(t *testing.T) {
 		Builtins: map[string]workers.Builtin{workers.DriverKey(job.Kind, "train"): driver}})
 	defer s.Close()
 	s.Ensure(workers.Spec{Job: job, Generation: 1, Worker: api.Worker{Role: "train", Node: "edge1",
-		Container: api.Container{Command: []string{"/bin/sh", "-c", `(cat "$IN"; echo " as $(id -u)") > "$OUT"`}}}})
+		Container: api.Container{Command: []string{"/bin/sh", "-c", `(cat "$IN"; echo " as $(id -u)") > "$OUT"; ln -sf "$SECRET" "$(dirname "$OUT")/link"`}}}})
 	uid := os.Geteuid()
 	if uid == 0 {
 		u, err := user.Lookup(workers.DefaultUser)
@@ -287,6 +303,9 @@ func TestADriverRunsItsTemplatesCommand(t *testing.T) {
 		if want := fmt.Sprintf("input %d as %d\n", i, uid); r.err != nil || r.out != want || r.code == nil || *r.code != 0 {
 			t.Fatalf("run %d: %q (exit %v, %v), want %q", i, r.out, r.code, r.err, want)
 		}
+	}
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the file the worker's link names: %v %v, want its mode 0600 kept", fi.Mode(), err)
 	}
 	// Without a driver, the same template runs as a process: it ends at
 	// once (no IN), and its worker says it failed.
