@@ -360,7 +360,7 @@ type servingModel struct {
 // between two samples.
 func (e *Edge) Inference() workers.Builtin {
 	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
-		w, err := e.newInference(spec, log)
+		w, err := e.newInference(spec, log, true)
 		if err != nil {
 			return err
 		}
@@ -369,27 +369,30 @@ func (e *Edge) Inference() workers.Builtin {
 }
 
 // newInference sets an inference worker of spec's job up: its miner and
-// its pool of hard examples.
-func (e *Edge) newInference(spec workers.Spec, log *slog.Logger) (*inference, error) {
+// its pool of hard examples. A job without a miner is refused when
+// needMiner, and otherwise has none (nil).
+func (e *Edge) newInference(spec workers.Spec, log *slog.Logger, needMiner bool) (*inference, error) {
 	j, err := jobOf(spec.Job, spec.Document)
 	if err != nil {
 		return nil, err
 	}
+	var miner *plugins.Miner
 	hem := j.spec.DeploySpec.HardExampleMining
-	if hem == nil || hem.Name == "" {
+	switch {
+	case hem != nil && hem.Name != "":
+		params := map[string]string{}
+		for _, kv := range hem.Parameters {
+			params[kv.Key] = kv.Value
+		}
+		host, err := e.env.Plugins()
+		if err != nil {
+			return nil, err
+		}
+		if miner, err = host.Miner(hem.Name, params); err != nil {
+			return nil, fmt.Errorf("incremental: hard-example miner: %w", err)
+		}
+	case needMiner:
 		return nil, errors.New("incremental: spec.deploySpec.hardExampleMining.name is empty: the worker needs a miner")
-	}
-	params := map[string]string{}
-	for _, kv := range hem.Parameters {
-		params[kv.Key] = kv.Value
-	}
-	host, err := e.env.Plugins()
-	if err != nil {
-		return nil, err
-	}
-	miner, err := host.Miner(hem.Name, params)
-	if err != nil {
-		return nil, fmt.Errorf("incremental: hard-example miner: %w", err)
 	}
 	pool, err := OpenPool(store.Sub(e.env.Store, "pool/"+jobKey(j.ref)+"/"), PoolLimits{})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
@@ -100,7 +101,7 @@ func (e *Edge) ExternalInference() workers.Builtin {
 		if spec.Command == nil {
 			return errors.New("incremental: an external inference worker without a command")
 		}
-		w, err := e.newInference(spec, log)
+		w, err := e.newInference(spec, log, false)
 		if err != nil {
 			return err
 		}
@@ -187,7 +188,13 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 	}
 	defer func() { _ = stop() }()
 	hem := w.j.spec.DeploySpec.HardExampleMining
+	if hem == nil {
+		hem = &api.HardExampleMining{}
+	}
 	params, _ := json.Marshal(hem.Parameters)
+	if hem.Parameters == nil {
+		params = []byte("[]")
+	}
 	ref := w.j.ref
 	base := []string{EnvTask + "=" + taskName(w.j.task), "NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name,
 		"WORKER_NAME=deploy-" + w.env.Node, EnvHEMName + "=" + hem.Name, EnvHEMParameters + "=" + string(params),
@@ -220,9 +227,15 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 		}()
 		return done, stop
 	}
-	w.log.Info("incremental: external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
-		"miner", w.miner.Info().Name, "hotUpdate", w.hot)
-	w.spec.Say("")
+	if w.miner == nil {
+		w.log.Info("incremental: external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
+			"miner", "none", "hotUpdate", w.hot)
+		w.spec.Say("no deploySpec.hardExampleMining: the samples the program answers are counted, none is kept as a hard example")
+	} else {
+		w.log.Info("incremental: external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
+			"miner", w.miner.Info().Name, "hotUpdate", w.hot)
+		w.spec.Say("")
+	}
 	done, stopProgram := start()
 	defer func() { stopProgram() }()
 	report := time.NewTicker(2 * time.Second)
@@ -289,6 +302,9 @@ func (w *inference) mineInferred(ctx context.Context, raw []byte) {
 	version := in.Model
 	if version == 0 {
 		version = w.model.Load().version
+	}
+	if w.miner == nil {
+		return
 	}
 	if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
 		w.keep(req, version, float64(vs[0].Score))

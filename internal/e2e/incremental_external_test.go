@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
+	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/workers"
 )
 
@@ -72,11 +74,39 @@ func runExternalIL(t *testing.T, bin string, restart bool) {
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)
 	cam := newILCamera(t, edgeAddr, ref)
-	startOracle(t, f.cloud.BrokerURL(), ref, drift.Labels(stream, "s"))
+	// The oracle holds its labels until the camera's frames are answered:
+	// without hot update the program restarts with the deployed model,
+	// and what the camera sends meanwhile is not received (as with
+	// Sedna's worker), so no cycle may run while it sends.
+	labels := drift.Labels(stream, "s")
+	var mu sync.Mutex
+	var held [][]byte
+	open := false
+	startOracle(t, f.cloud.BrokerURL(), ref, func(w []byte) ([]byte, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !open {
+			held = append(held, w)
+			return nil, false
+		}
+		return labels(w)
+	})
 	before, _ := accuracy(cam.send(t, stream, 0, 1000, "s"), stream, 0)
 	st := f.waitStatus(t, ref, "1,000 samples counted", time.Minute, func(st api.Status) bool { return st.Metrics["samples"] >= 1000 })
 	if st.Metrics["hardExamples"] < float64(o.TrainAfter) {
 		t.Fatalf("the agent mined %v hard examples of what the program answered; want at least %d", st.Metrics["hardExamples"], o.TrainAfter)
+	}
+	late := client(t, f.cloud.BrokerURL(), "oracle-late-"+ref.Name, "app", true)
+	mu.Lock()
+	open = true
+	pending := held
+	mu.Unlock()
+	for _, w := range pending {
+		if raw, ok := labels(w); ok {
+			if tok := late.Publish(incremental.LabelTopic(ref), 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("label: %v", tok.Error())
+			}
+		}
 	}
 	deployed := stages.wait(t, 1, "Deploy", "Completed", 3*time.Minute)
 	if deployed.Reason == "NotDeployed" {
