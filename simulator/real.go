@@ -593,12 +593,19 @@ func (r *realRun) jobResources() ([]*api.Resource, error) {
 }
 
 // waitJobs waits, until the end of the drain, for each job the scenario
-// expects to end (Completed or Failed) to have ended.
+// expects to end (Completed or Failed) to have ended and, when it ended in
+// the phase expected, for the metrics it expects a minimum of to reach it
+// (a worker reports its numbers every few seconds: a hot update just
+// before the end is counted a report later).
 func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time) {
-	var want []topics.JobRef
+	type wanted struct {
+		ref topics.JobRef
+		je  JobExpect
+	}
+	var want []wanted
 	for _, je := range r.s.Expect.Jobs {
 		if ref, err := topics.ParseJobRef(je.Key); err == nil && (je.Phase == api.ConditionCompleted || je.Phase == api.ConditionFailed) {
-			want = append(want, ref)
+			want = append(want, wanted{ref, je})
 		}
 	}
 	if len(want) == 0 {
@@ -607,14 +614,14 @@ func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time
 	wctx, cancel := context.WithDeadline(ctx, until)
 	ended := make(chan string, len(want))
 	var wg sync.WaitGroup
-	for _, ref := range want {
+	for _, w := range want {
 		var once sync.Once
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = c.Watch(wctx, ref, func(st api.Status) {
-				if st.Phase == api.ConditionCompleted || st.Phase == api.ConditionFailed {
-					once.Do(func() { ended <- ref.String() })
+			_ = c.Watch(wctx, w.ref, func(st api.Status) {
+				if w.je.settled(st) {
+					once.Do(func() { ended <- w.ref.String() })
 				}
 			}, nil)
 		}()
@@ -628,6 +635,24 @@ func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time
 	}
 	cancel()
 	wg.Wait()
+}
+
+// settled reports whether a job's status is final for e: it ended
+// (Completed or Failed), and, if in e's phase, every metric e wants a
+// minimum of reached it.
+func (e JobExpect) settled(st api.Status) bool {
+	if st.Phase != api.ConditionCompleted && st.Phase != api.ConditionFailed {
+		return false
+	}
+	if st.Phase != e.Phase {
+		return true // the check fails whatever comes next
+	}
+	for k, b := range e.Metrics {
+		if b.Min != nil && st.Metrics[k] < *b.Min {
+			return false
+		}
+	}
+	return true
 }
 
 // jobStates reads each job's state at the end of the run.
