@@ -23,12 +23,21 @@ type Mixture struct {
 	// information criterion (−2·LogLik + parameters·ln n), lower better.
 	LogLik float64 `json:"logLik" msgpack:"logLik"`
 	BIC    float64 `json:"bic" msgpack:"bic"`
+	// ICL is the BIC plus twice the entropy of the rows' assignment
+	// (Biernacki, Celeux and Govaert's integrated completed likelihood):
+	// it also penalises clusters that overlap, so it counts groups
+	// rather than the Gaussians a non-Gaussian group needs.
+	ICL float64 `json:"icl" msgpack:"icl"`
 
 	normals []*distmv.Normal
 }
 
 // K is the number of clusters.
 func (m *Mixture) K() int { return len(m.Weights) }
+
+// Reset drops what Predict prepared from the fields: call it after
+// changing them (adding a component, say).
+func (m *Mixture) Reset() { m.normals = nil }
 
 // MixtureOptions tune FitMixture; zero values take the defaults.
 type MixtureOptions struct {
@@ -39,6 +48,26 @@ type MixtureOptions struct {
 	// Tol ends EM when the mean log-likelihood per row gains less
 	// (default 1e-5).
 	Tol float64
+	// Criterion chooses the number of clusters in ChooseMixture:
+	// CriterionBIC (the default) or CriterionICL.
+	Criterion Criterion
+}
+
+// Criterion is what ChooseMixture minimises.
+type Criterion string
+
+// The criteria: the BIC finds the density's components, the ICL the
+// groups (well-separated clusters).
+const (
+	CriterionBIC Criterion = "bic"
+	CriterionICL Criterion = "icl"
+)
+
+func (m *Mixture) score(c Criterion) float64 {
+	if c == CriterionICL {
+		return m.ICL
+	}
+	return m.BIC
 }
 
 // FitMixture fits a mixture of k Gaussians to the rows of x by
@@ -85,6 +114,13 @@ func FitMixture(x []float32, dim, k int, o MixtureOptions) (*Mixture, []int, err
 	}
 	params := float64(k*dim + k*dim*(dim+1)/2 + k - 1)
 	m.BIC = -2*m.LogLik + params*math.Log(float64(n))
+	var entropy float64
+	for _, r := range resp {
+		if r > 0 {
+			entropy -= r * math.Log(r)
+		}
+	}
+	m.ICL = m.BIC + 2*entropy
 	out := make([]int, n)
 	for i := range out {
 		out[i] = floats.MaxIdx(resp[i*k : (i+1)*k])
@@ -201,17 +237,17 @@ func (m *Mixture) Predict(row []float32) (int, float64, error) {
 }
 
 // MixtureChoice is a mixture whose number of clusters was chosen from the
-// data by the least BIC.
+// data by the least BIC (or ICL).
 type MixtureChoice struct {
 	Mixture *Mixture
 	Labels  []int
-	// BICs of each k tried (index k−KMin).
-	BICs []float64
-	KMin int
+	// Scores are the criterion's value for each k tried (index k−KMin).
+	Scores []float64
+	KMin   int
 }
 
 // ChooseMixture fits mixtures of kmin to kmax (kmin ≥ 1) Gaussians and
-// keeps the one of the least BIC.
+// keeps the one of the least BIC (or ICL: o.Criterion).
 func ChooseMixture(x []float32, dim, kmin, kmax int, o MixtureOptions) (*MixtureChoice, error) {
 	n, err := check(x, dim)
 	if err != nil {
@@ -220,14 +256,17 @@ func ChooseMixture(x []float32, dim, kmin, kmax int, o MixtureOptions) (*Mixture
 	if kmin < 1 || kmax < kmin || kmax > n {
 		return nil, fmt.Errorf("%w: k from %d to %d for %d rows", ErrInvalid, kmin, kmax, n)
 	}
+	if o.Criterion != "" && o.Criterion != CriterionBIC && o.Criterion != CriterionICL {
+		return nil, fmt.Errorf("%w: criterion %q: want %s or %s", ErrInvalid, o.Criterion, CriterionBIC, CriterionICL)
+	}
 	best := &MixtureChoice{KMin: kmin}
 	for k := kmin; k <= kmax; k++ {
 		m, labels, err := FitMixture(x, dim, k, o)
 		if err != nil {
 			return nil, err
 		}
-		best.BICs = append(best.BICs, m.BIC)
-		if best.Mixture == nil || m.BIC < best.Mixture.BIC {
+		best.Scores = append(best.Scores, m.score(o.Criterion))
+		if best.Mixture == nil || m.score(o.Criterion) < best.Mixture.score(o.Criterion) {
 			best.Mixture, best.Labels = m, labels
 		}
 	}

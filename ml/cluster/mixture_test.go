@@ -39,7 +39,7 @@ func TestAMixtureFindsElongatedClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 	ari, _ := cluster.AdjustedRandIndex(ch.Labels, truth)
-	t.Logf("k-means: ARI %.3f; mixture: k=%d (BICs %.0f from k=1), ARI %.3f", kmARI, ch.Mixture.K(), ch.BICs, ari)
+	t.Logf("k-means: ARI %.3f; mixture: k=%d (BICs %.0f from k=1), ARI %.3f", kmARI, ch.Mixture.K(), ch.Scores, ari)
 	if ch.Mixture.K() != 2 || ari < 0.95 {
 		t.Fatalf("the mixture chose %d clusters, ARI %.3f; want 2 and at least 0.95", ch.Mixture.K(), ari)
 	}
@@ -80,5 +80,34 @@ func TestAMixtureIsReproducible(t *testing.T) {
 	}
 	if _, err := cluster.ChooseMixture(x, 2, 0, 2, cluster.MixtureOptions{}); !errors.Is(err, cluster.ErrInvalid) {
 		t.Errorf("k from 0: %v", err)
+	}
+}
+
+// One group that is not Gaussian (rows spread evenly over a long strip):
+// the BIC needs several Gaussians to describe its density, the ICL, which
+// also penalises clusters that overlap, counts one group.
+func TestTheICLCountsGroupsNotGaussians(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	var x []float32
+	for range 800 {
+		x = append(x, float32(10*rng.Float64()), float32(rng.Float64()))
+	}
+	o := cluster.MixtureOptions{Options: cluster.Options{Seed: 1}}
+	bic, err := cluster.ChooseMixture(x, 2, 1, 5, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Criterion = cluster.CriterionICL
+	icl, err := cluster.ChooseMixture(x, 2, 1, 5, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("BIC chose %d (%.0f), ICL %d (%.0f)", bic.Mixture.K(), bic.Scores, icl.Mixture.K(), icl.Scores)
+	if icl.Mixture.K() != 1 || bic.Mixture.K() < 2 {
+		t.Errorf("BIC chose %d, ICL %d: want several and 1", bic.Mixture.K(), icl.Mixture.K())
+	}
+	o.Criterion = "aic"
+	if _, err := cluster.ChooseMixture(x, 2, 1, 2, o); !errors.Is(err, cluster.ErrInvalid) {
+		t.Errorf("criterion aic: %v", err)
 	}
 }

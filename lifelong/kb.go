@@ -1,0 +1,433 @@
+package lifelong
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/cluster"
+)
+
+// ErrInvalid: samples or settings the knowledge base cannot take.
+var ErrInvalid = errors.New("lifelong: invalid input")
+
+// Sample is one labelled sample of a lifelong job: its features, its
+// class, and its task attribute (the value of the job's attribute
+// columns, "" when the job defines tasks by clustering).
+type Sample struct {
+	X    []float32
+	Y    int
+	Attr string
+}
+
+// Method is how the knowledge base defines tasks.
+type Method string
+
+// The two methods: by the samples' attribute (Sedna's default), or by
+// clustering their features when the job names no attribute.
+const (
+	ByAttribute Method = "attribute"
+	ByCluster   Method = "cluster"
+)
+
+// Config is how a knowledge base learns.
+type Config struct {
+	Method  Method
+	Dim     int // features per sample
+	Classes int
+	// Hidden are the task models' hidden layers (default one of 32).
+	Hidden []int
+	// Epochs, BatchSize and LearningRate fit each task's model (default
+	// 30 epochs of Adam at 0.001, batches of 32).
+	Epochs       int
+	BatchSize    int
+	LearningRate float32
+	// MaxTasks bounds the tasks one clustering may define (default 8).
+	MaxTasks int
+	// UnseenQuantile sets the threshold of the unseen-task test: the
+	// log density below which that share of the training windows fall
+	// (default 0.01). Window is how many consecutive samples of one
+	// source the test averages (default 10; 1 judges each sample).
+	UnseenQuantile float64
+	Window         int
+	Seed           uint64
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Method == "" {
+		c.Method = ByAttribute
+	}
+	if c.Method != ByAttribute && c.Method != ByCluster {
+		return c, fmt.Errorf("%w: method %q: want %s or %s", ErrInvalid, c.Method, ByAttribute, ByCluster)
+	}
+	if c.Dim < 1 || c.Classes < 2 {
+		return c, fmt.Errorf("%w: %d features to %d classes", ErrInvalid, c.Dim, c.Classes)
+	}
+	if c.Hidden == nil {
+		c.Hidden = []int{32}
+	}
+	if c.Epochs <= 0 {
+		c.Epochs = 30
+	}
+	if c.MaxTasks <= 0 {
+		c.MaxTasks = 8
+	}
+	if c.UnseenQuantile <= 0 || c.UnseenQuantile >= 1 {
+		c.UnseenQuantile = 0.01
+	}
+	if c.Window <= 0 {
+		c.Window = 10
+	}
+	return c, nil
+}
+
+// Task is a task of the knowledge base and its model.
+type Task struct {
+	// ID names it: "attr:VALUE" or "cluster:N".
+	ID    string
+	Attr  string
+	Model *ml.Network
+	// Samples is how many samples its model learnt from.
+	Samples int
+	// Accuracy is its model's on its own samples held out at training.
+	Accuracy float64
+	// Components are its clusters in the knowledge base's mixture
+	// (ByCluster).
+	Components []int
+}
+
+// KB is a knowledge base: the tasks the job met, a model per task, and
+// how a sample is allocated to a task (its attribute, or the nearest
+// cluster of a Gaussian mixture over the features), or recognised as of
+// none (an unseen task).
+type KB struct {
+	Config Config
+	Tasks  []*Task
+	// Mixture recognises the tasks by their features; component i
+	// belongs to task Owner[i]. Threshold is the unseen test's bound on
+	// a window's mean log density.
+	Mixture   *cluster.Mixture
+	Owner     []int
+	Threshold float64
+	data      map[string][]Sample // each task's samples, by ID
+}
+
+// New makes an empty knowledge base.
+func New(cfg Config) (*KB, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &KB{Config: cfg, data: map[string][]Sample{}}, nil
+}
+
+func (kb *KB) check(samples []Sample) error {
+	for i, s := range samples {
+		if len(s.X) != kb.Config.Dim {
+			return fmt.Errorf("%w: sample %d has %d features, want %d", ErrInvalid, i, len(s.X), kb.Config.Dim)
+		}
+		if s.Y < 0 || s.Y >= kb.Config.Classes {
+			return fmt.Errorf("%w: sample %d is of class %d of %d", ErrInvalid, i, s.Y, kb.Config.Classes)
+		}
+		if kb.Config.Method == ByAttribute && s.Attr == "" {
+			return fmt.Errorf("%w: sample %d has no task attribute", ErrInvalid, i)
+		}
+	}
+	return nil
+}
+
+// Learn adds labelled samples to the knowledge base: samples of a task it
+// knows retrain that task's model on all of the task's samples, samples of
+// new tasks make new tasks and models; the other tasks' models are not
+// touched (nothing they learnt is forgotten). It returns the IDs of the
+// tasks trained. By cluster, the samples a task's clusters explain join
+// that task, the others are clustered into new tasks.
+func (kb *KB) Learn(ctx context.Context, samples []Sample) ([]string, error) {
+	if len(samples) == 0 {
+		return nil, nil
+	}
+	if err := kb.check(samples); err != nil {
+		return nil, err
+	}
+	groups := map[string][]Sample{}
+	if kb.Config.Method == ByAttribute {
+		for _, s := range samples {
+			groups["attr:"+s.Attr] = append(groups["attr:"+s.Attr], s)
+		}
+	} else {
+		var err error
+		if groups, err = kb.groupByCluster(samples); err != nil {
+			return nil, err
+		}
+	}
+	ids := slices.Sorted(maps.Keys(groups))
+	for _, id := range ids {
+		t := kb.task(id)
+		if t == nil {
+			t = &Task{ID: id}
+			if kb.Config.Method == ByAttribute {
+				t.Attr = id[len("attr:"):]
+			}
+			kb.Tasks = append(kb.Tasks, t)
+		}
+		kb.data[id] = append(kb.data[id], groups[id]...)
+		if err := kb.train(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	if kb.Config.Method == ByCluster {
+		if err := kb.setThreshold(); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+func (kb *KB) task(id string) *Task {
+	for _, t := range kb.Tasks {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// groupByCluster assigns samples to the tasks whose clusters explain them
+// (windows of the samples in their order, as a source sends them) and
+// clusters the rest into new tasks, whose components join the mixture.
+func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
+	groups := map[string][]Sample{}
+	var rest []Sample
+	if kb.Mixture == nil {
+		rest = samples
+	} else {
+		w := kb.Config.Window
+		for lo := 0; lo < len(samples); lo += w {
+			win := samples[lo:min(lo+w, len(samples))]
+			task, unseen, err := kb.allocateWindow(win)
+			if err != nil {
+				return nil, err
+			}
+			if unseen {
+				rest = append(rest, win...)
+				continue
+			}
+			id := kb.Tasks[task].ID
+			groups[id] = append(groups[id], win...)
+		}
+	}
+	if len(rest) == 0 {
+		return groups, nil
+	}
+	dim := kb.Config.Dim
+	x := make([]float32, 0, len(rest)*dim)
+	for _, s := range rest {
+		x = append(x, s.X...)
+	}
+	kmax := min(kb.Config.MaxTasks, len(rest))
+	ch, err := cluster.ChooseMixture(x, dim, 1, kmax, cluster.MixtureOptions{Options: cluster.Options{Seed: kb.Config.Seed},
+		Criterion: cluster.CriterionICL})
+	if err != nil {
+		return nil, err
+	}
+	first := len(kb.Tasks)
+	base := 0
+	if kb.Mixture == nil {
+		kb.Mixture = &cluster.Mixture{Dim: dim}
+	} else {
+		base = kb.Mixture.K()
+	}
+	// The new components join the mixture, weighted by their share of
+	// all the samples the mixture has seen.
+	seen := 0
+	for _, d := range kb.data {
+		seen += len(d)
+	}
+	total := float64(seen + len(rest))
+	for i := range kb.Mixture.Weights {
+		kb.Mixture.Weights[i] *= float64(seen) / total
+	}
+	for c := range ch.Mixture.K() {
+		kb.Mixture.Weights = append(kb.Mixture.Weights, ch.Mixture.Weights[c]*float64(len(rest))/total)
+		kb.Mixture.Means = append(kb.Mixture.Means, ch.Mixture.Means[c])
+		kb.Mixture.Covs = append(kb.Mixture.Covs, ch.Mixture.Covs[c])
+		kb.Owner = append(kb.Owner, first+c)
+		id := fmt.Sprintf("cluster:%d", first+c)
+		kb.Tasks = append(kb.Tasks, &Task{ID: id, Components: []int{base + c}})
+	}
+	kb.Mixture.Reset()
+	for i, s := range rest {
+		id := fmt.Sprintf("cluster:%d", first+ch.Labels[i])
+		groups[id] = append(groups[id], s)
+	}
+	return groups, nil
+}
+
+// train fits a task's model on its samples, a fifth held out to measure
+// it; the model is then fitted on all of them.
+func (kb *KB) train(ctx context.Context, t *Task) error {
+	data := kb.data[t.ID]
+	cfg := kb.Config
+	split := len(data) * 4 / 5
+	fit := func(rows []Sample) (*ml.Network, error) {
+		m, err := ml.NewMLP(cfg.Dim, cfg.Hidden, cfg.Classes, cfg.Seed+1)
+		if err != nil {
+			return nil, err
+		}
+		x, y := matrix(rows)
+		err = m.Fit(ctx, x, y, ml.FitOptions{Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
+			Optimizer: ml.Adam, Seed: cfg.Seed + 1})
+		return m, err
+	}
+	if split >= 1 && split < len(data) {
+		m, err := fit(data[:split])
+		if err != nil {
+			return err
+		}
+		x, y := matrix(data[split:])
+		ev, err := ml.Evaluate(m, x, y)
+		if err != nil {
+			return err
+		}
+		t.Accuracy = ev.Accuracy
+	}
+	m, err := fit(data)
+	if err != nil {
+		return err
+	}
+	t.Model, t.Samples = m, len(data)
+	return nil
+}
+
+func matrix(rows []Sample) ([]float32, []int) {
+	x := make([]float32, 0, len(rows)*len(rows[0].X))
+	y := make([]int, len(rows))
+	for i, s := range rows {
+		x = append(x, s.X...)
+		y[i] = s.Y
+	}
+	return x, y
+}
+
+// setThreshold sets the unseen test's threshold from the windows of the
+// samples the knowledge base learnt from.
+func (kb *KB) setThreshold() error {
+	var means []float64
+	for _, t := range kb.Tasks {
+		data := kb.data[t.ID]
+		w := kb.Config.Window
+		for lo := 0; lo+w <= len(data); lo += w {
+			m, err := kb.meanLogDensity(data[lo : lo+w])
+			if err != nil {
+				return err
+			}
+			means = append(means, m)
+		}
+	}
+	if len(means) == 0 {
+		kb.Threshold = math.Inf(-1)
+		return nil
+	}
+	sort.Float64s(means)
+	kb.Threshold = means[int(kb.Config.UnseenQuantile*float64(len(means)))]
+	return nil
+}
+
+func (kb *KB) meanLogDensity(win []Sample) (float64, error) {
+	var sum float64
+	for _, s := range win {
+		_, lp, err := kb.Mixture.Predict(s.X)
+		if err != nil {
+			return 0, err
+		}
+		sum += lp
+	}
+	return sum / float64(len(win)), nil
+}
+
+// allocateWindow is the task of a window of samples of one source (the
+// task most of its samples' clusters belong to), or unseen when its mean
+// log density is below the threshold.
+func (kb *KB) allocateWindow(win []Sample) (int, bool, error) {
+	votes := make([]int, len(kb.Tasks))
+	var sum float64
+	for _, s := range win {
+		c, lp, err := kb.Mixture.Predict(s.X)
+		if err != nil {
+			return 0, false, err
+		}
+		votes[kb.Owner[c]]++
+		sum += lp
+	}
+	if sum/float64(len(win)) < kb.Threshold {
+		return 0, true, nil
+	}
+	best := 0
+	for t, v := range votes {
+		if v > votes[best] {
+			best = t
+		}
+	}
+	return best, false, nil
+}
+
+// Allocate is the task of each sample of a window from one source, and
+// whether the window is of a task the knowledge base has not seen: an
+// attribute it has no task of, or (by cluster) a window its clusters do
+// not explain. A window of attributes is judged sample by sample.
+func (kb *KB) Allocate(win []Sample) (tasks []int, unseen []bool, err error) {
+	tasks, unseen = make([]int, len(win)), make([]bool, len(win))
+	if kb.Config.Method == ByAttribute {
+		for i, s := range win {
+			t := kb.task("attr:" + s.Attr)
+			if t == nil {
+				unseen[i] = true
+				continue
+			}
+			tasks[i] = slices.Index(kb.Tasks, t)
+		}
+		return tasks, unseen, nil
+	}
+	if kb.Mixture == nil {
+		for i := range unseen {
+			unseen[i] = true
+		}
+		return tasks, unseen, nil
+	}
+	t, u, err := kb.allocateWindow(win)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range win {
+		tasks[i], unseen[i] = t, u
+	}
+	return tasks, unseen, nil
+}
+
+// Predict answers a window of samples from one source with their tasks'
+// models: each sample's class, -1 for a sample of an unseen task (no
+// model of the knowledge base is meant for it).
+func (kb *KB) Predict(win []Sample) (classes []int, unseen []bool, err error) {
+	tasks, unseen, err := kb.Allocate(win)
+	if err != nil {
+		return nil, nil, err
+	}
+	classes = make([]int, len(win))
+	for i, s := range win {
+		if unseen[i] {
+			classes[i] = -1
+			continue
+		}
+		p, err := kb.Tasks[tasks[i]].Model.Predict(s.X)
+		if err != nil {
+			return nil, nil, err
+		}
+		classes[i] = p[0]
+	}
+	return classes, unseen, nil
+}
