@@ -460,23 +460,7 @@ func (w *inference) run(ctx context.Context) error {
 		return err
 	}
 	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
-	subscribe := func() (func() error, error) {
-		stop, err := w.env.Bus.Subscribe(input, func(m paradigm.Message) error {
-			if m.Retained {
-				return nil
-			}
-			select {
-			case w.in <- m.Payload:
-			default:
-				w.dropped.Add(1)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("incremental: subscribe %s: %w", input, err)
-		}
-		return stop, nil
-	}
+	subscribe := func() (func() error, error) { return w.receive(input) }
 	stop, err := subscribe()
 	if err != nil {
 		return err
@@ -523,6 +507,26 @@ func (w *inference) run(ctx context.Context) error {
 			w.metrics()
 		}
 	}
+}
+
+// receive subscribes to topic: its messages (not retained ones) queue for
+// the worker, or are counted as dropped when the queue is full.
+func (w *inference) receive(topic string) (func() error, error) {
+	stop, err := w.env.Bus.Subscribe(topic, func(m paradigm.Message) error {
+		if m.Retained {
+			return nil
+		}
+		select {
+		case w.in <- m.Payload:
+		default:
+			w.dropped.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("incremental: subscribe %s: %w", topic, err)
+	}
+	return stop, nil
 }
 
 // watchModels checks the node's model cache every poll period and loads a

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
-	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/plugins"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -172,19 +171,9 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 		}
 	}
 	inferred := InferredTopic(w.j.ref.Namespace, w.j.ref.Name)
-	stop, err := w.env.Bus.Subscribe(inferred, func(m paradigm.Message) error {
-		if m.Retained {
-			return nil
-		}
-		select {
-		case w.in <- m.Payload:
-		default:
-			w.dropped.Add(1)
-		}
-		return nil
-	})
+	stop, err := w.receive(inferred)
 	if err != nil {
-		return fmt.Errorf("incremental: subscribe %s: %w", inferred, err)
+		return err
 	}
 	defer func() { _ = stop() }()
 	hem := w.j.spec.DeploySpec.HardExampleMining

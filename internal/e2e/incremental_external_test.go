@@ -61,15 +61,7 @@ func runExternalIL(t *testing.T, bin string, restart bool) {
 	t.Cleanup(func() { admin.Close() })
 	f.api = admin
 	o := drift.Options{Job: "il-ext", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 30, Worker: bin, Restart: restart}
-	base, stream, _, _, err := drift.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m0, err := drift.TrainInitial(f.ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, _ := m0.MarshalBinary()
+	stream, blob := driftInitial(t, f.ctx)
 	ref := f.startILJob(t, o, blob)
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)

@@ -292,15 +292,7 @@ func (f *flFleet) watchUntil(t *testing.T, ref topics.JobRef, within time.Durati
 func TestIncrementalLearningCycleWithTheLinkCutDuringTraining(t *testing.T) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{proxied: []string{"edge1"}})
 	o := drift.Options{Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 150}
-	base, stream, _, _, err := drift.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m0, err := drift.TrainInitial(f.ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, _ := m0.MarshalBinary()
+	stream, blob := driftInitial(t, f.ctx)
 	ref := f.startILJob(t, o, blob)
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)
@@ -439,6 +431,25 @@ func startOracle(t *testing.T, url string, ref topics.JobRef, labels func(waitin
 	}
 }
 
+// driftInitial is the example's drifted stream and its initial model,
+// encoded.
+func driftInitial(t *testing.T, ctx context.Context) (*datasets.Dataset, []byte) {
+	t.Helper()
+	base, stream, _, _, err := drift.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, err := drift.TrainInitial(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := m0.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream, blob
+}
+
 // startILJob pushes the initial model, applies the example's YAML for o
 // and waits until its inference worker serves.
 func (f *flFleet) startILJob(t *testing.T, o drift.Options, initial []byte) topics.JobRef {
@@ -473,15 +484,7 @@ func (f *flFleet) startILJob(t *testing.T, o drift.Options, initial []byte) topi
 // the job's status too, and its next cycle follows; the other deploys.
 func TestIncrementalDeployTriggerThatDoesNotHold(t *testing.T) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
-	base, stream, _, _, err := drift.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m0, err := drift.TrainInitial(f.ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, _ := m0.MarshalBinary()
+	stream, blob := driftInitial(t, f.ctx)
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	type run struct {
 		ref    topics.JobRef
@@ -569,15 +572,7 @@ func TestIncrementalKilledInEachStage(t *testing.T) {
 	defer cancel()
 	f := &flFleet{dir: dir, ctx: ctx, api: apiClient(t, url)}
 
-	base, stream, _, _, err := drift.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m0, err := drift.TrainInitial(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, _ := m0.MarshalBinary()
+	stream, blob := driftInitial(t, ctx)
 	plan := []struct{ side, stage string }{{"edge", "Train"}, {"edge", "Eval"}, {"edge", "Deploy"}, {"cloud", "Train"}, {"cloud", "Eval"}, {"cloud", "Deploy"}}
 	// Every model is deployed (accuracy_delta > -1): each cycle reaches
 	// its Deploy stage.
