@@ -135,6 +135,7 @@ func (e *Edge) onJob(m paradigm.Message) error {
 		// not sent yet go with it.
 		var b store.Batch
 		b.Delete(ctlKey(key))
+		b.Delete(outboxKey(key))
 		err := e.env.Store.Write(&b)
 		if err == nil {
 			err = store.DeletePrefix(e.env.Store, []byte("pool/"+key+"/"))
@@ -150,6 +151,10 @@ func (e *Edge) onJob(m paradigm.Message) error {
 }
 
 func ctlKey(job string) []byte { return []byte("ctl/" + job) }
+
+// outboxKey holds the stage conditions a job's controller has not yet
+// handed to the uplink, saved with the state they follow from.
+func outboxKey(job string) []byte { return []byte("ctl-out/" + job) }
 
 // reconcileLocked runs a controller for each job whose Dataset is here,
 // restarted on a new generation, and stops the others.
@@ -298,48 +303,94 @@ func (e *Edge) control(ctx context.Context, j *job) error {
 	}
 }
 
-// act does a controller's actions in order: the state saved first.
+// act does a controller's actions in order: the state saved first,
+// together with the stage conditions of the step (an outbox), which are
+// then handed to the uplink and taken out of the outbox. A kill between
+// the two sends them at the next act, so no condition of a saved state
+// is lost; one sent just before a kill is sent again, which the cloud
+// drops as a repeat.
 func (e *Edge) act(j *job, c *Controller, acts []Action) {
 	key := jobKey(j.ref)
+	var pending []topics.StageCondition
+	if raw, err := e.env.Store.Get(outboxKey(key)); err == nil {
+		if err := msgpack.Unmarshal(raw, &pending); err != nil {
+			e.env.Log.Error("incremental: the job's unsent conditions not readable: dropped", "job", key, "error", err)
+			pending = nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		e.env.Log.Error("incremental: the job's unsent conditions not read", "job", key, "error", err)
+	}
+	queued := len(pending)
+	st := c.State()
 	for _, a := range acts {
-		switch a.Kind {
-		case Save:
-			raw, err := msgpack.Marshal(a.State)
+		if a.Kind == Report {
+			pending = append(pending, topics.StageCondition{Type: string(a.Cond.Type), Status: a.Cond.Status, Stage: string(a.Cond.Stage),
+				Reason: a.Cond.Reason, Message: a.Cond.Message, Data: a.Cond.Data, Time: a.Cond.Time.UnixNano(), Revision: j.rev,
+				Cycle: a.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, DoneReason: st.Reason})
+		}
+	}
+	for _, a := range acts {
+		if a.Kind != Save {
+			continue
+		}
+		raw, err := msgpack.Marshal(a.State)
+		if err != nil {
+			continue
+		}
+		var b store.Batch
+		b.Put(ctlKey(key), raw)
+		if len(pending) > queued {
+			out, err := msgpack.Marshal(pending)
 			if err != nil {
 				continue
 			}
-			var b store.Batch
-			b.Put(ctlKey(key), raw)
-			if err := e.env.Store.Write(&b); err != nil {
-				// Not saved: a restart resumes from the last saved state.
-				e.env.Log.Error("incremental: the job's state not saved", "job", key, "error", err)
-			}
-		case Start:
-			e.send(j, "run", KindRun, runRequest{Attempt: a.Attempt, Stage: a.Stage, Input: a.Input})
-		case Report:
-			st := c.State()
-			sc := topics.StageCondition{Type: string(a.Cond.Type), Status: a.Cond.Status, Stage: string(a.Cond.Stage), Reason: a.Cond.Reason,
-				Message: a.Cond.Message, Data: a.Cond.Data, Time: a.Cond.Time.UnixNano(), Revision: j.rev,
-				Cycle: a.Cycle, Serving: st.Serving, Deployed: st.Deployed, Done: st.Done, DoneReason: st.Reason}
-			if raw, err := topics.Encode(topics.KindStageCondition, "incremental/edge", sc); err == nil {
-				_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
-			}
-			e.send(j, "conditions", topics.KindStageCondition, sc)
-			e.env.Log.Info("incremental: stage", "job", key, "cycle", a.Cycle, "stage", a.Cond.Stage, "phase", a.Cond.Type,
-				"reason", a.Cond.Reason, "message", a.Cond.Message)
+			b.Put(outboxKey(key), out)
 		}
+		if err := e.env.Store.Write(&b); err != nil {
+			// Not saved: a restart resumes from the last saved state.
+			e.env.Log.Error("incremental: the job's state not saved", "job", key, "error", err)
+		}
+	}
+	for _, a := range acts {
+		if a.Kind == Start {
+			e.send(j, "run", KindRun, runRequest{Attempt: a.Attempt, Stage: a.Stage, Input: a.Input})
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	sent := true
+	for _, sc := range pending {
+		if raw, err := topics.Encode(topics.KindStageCondition, "incremental/edge", sc); err == nil {
+			_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
+		}
+		sent = e.send(j, "conditions", topics.KindStageCondition, sc) && sent
+		e.env.Log.Info("incremental: stage", "job", key, "cycle", sc.Cycle, "stage", sc.Stage, "phase", sc.Type,
+			"reason", sc.Reason, "message", sc.Message)
+	}
+	if !sent {
+		return // kept for the next act
+	}
+	var b store.Batch
+	b.Delete(outboxKey(key))
+	if err := e.env.Store.Write(&b); err != nil {
+		e.env.Log.Warn("incremental: the job's sent conditions not cleared: they will be sent again", "job", key, "error", err)
 	}
 }
 
-// send queues a message of the job for the cloud, durably.
-func (e *Edge) send(j *job, what, kind string, body any) {
+// send queues a message of the job for the cloud, durably; it says false
+// when the uplink refused it (a full disk, say), to be tried again.
+func (e *Edge) send(j *job, what, kind string, body any) bool {
 	raw, err := topics.Encode(kind, "incremental/edge", body)
 	if err != nil {
-		return
+		e.env.Log.Error("incremental: not encoded for the cloud: dropped", "job", j.ref.String(), "what", what, "error", err)
+		return true
 	}
 	if err := e.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(e.env.Node, j.ref, what), Payload: raw}); err != nil {
 		e.env.Log.Warn("incremental: not queued for the cloud", "job", j.ref.String(), "what", what, "error", err)
+		return false
 	}
+	return true
 }
 
 // ---- the inference worker ----
