@@ -10,7 +10,8 @@ import (
 // Two tasks that judge the same reading oppositely (a thermostat's "too
 // warm" is another building's "fine"): one model per task answers each
 // right, and a sample of a third building is recognised as of a task the
-// knowledge base has not seen.
+// knowledge base has not seen (and answered by the nearest task's model
+// until that task is learnt).
 func ExampleKB() {
 	kb, err := lifelong.New(lifelong.Config{Method: lifelong.ByAttribute, Dim: 1, Classes: 2, Epochs: 200, Seed: 1})
 	if err != nil {
@@ -35,5 +36,5 @@ func ExampleKB() {
 		{X: []float32{0.8}, Attr: "greenhouse"}})
 	fmt.Println(len(kb.Tasks), "tasks; answers", classes, "unseen", unseen)
 	// Output:
-	// 2 tasks; answers [1 0 -1] unseen [false false true]
+	// 2 tasks; answers [1 0 1] unseen [false false true]
 }

@@ -37,25 +37,29 @@ const (
 
 // Config is how a knowledge base learns.
 type Config struct {
-	Method  Method
-	Dim     int // features per sample
-	Classes int
+	Method  Method `msgpack:"method" json:"method"`
+	Dim     int    `msgpack:"dim" json:"dim"` // features per sample
+	Classes int    `msgpack:"classes" json:"classes"`
 	// Hidden are the task models' hidden layers (default one of 32).
-	Hidden []int
+	Hidden []int `msgpack:"hidden" json:"hidden"`
 	// Epochs, BatchSize and LearningRate fit each task's model (default
 	// 30 epochs of Adam at 0.001, batches of 32).
-	Epochs       int
-	BatchSize    int
-	LearningRate float32
+	Epochs       int     `msgpack:"epochs" json:"epochs"`
+	BatchSize    int     `msgpack:"batchSize" json:"batchSize,omitempty"`
+	LearningRate float32 `msgpack:"learningRate" json:"learningRate,omitempty"`
+	// HoldOut is the share of each task's samples its model is not
+	// trained on but measured on (default 0.2; negative: none, and the
+	// task's accuracy is NaN).
+	HoldOut float64 `msgpack:"holdOut" json:"holdOut"`
 	// MaxTasks bounds the tasks one clustering may define (default 8).
-	MaxTasks int
+	MaxTasks int `msgpack:"maxTasks" json:"maxTasks"`
 	// UnseenQuantile sets the threshold of the unseen-task test: the
 	// log density below which that share of the training windows fall
 	// (default 0.01). Window is how many consecutive samples of one
 	// source the test averages (default 10; 1 judges each sample).
-	UnseenQuantile float64
-	Window         int
-	Seed           uint64
+	UnseenQuantile float64 `msgpack:"unseenQuantile" json:"unseenQuantile"`
+	Window         int     `msgpack:"window" json:"window"`
+	Seed           uint64  `msgpack:"seed" json:"seed"`
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -73,6 +77,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Epochs <= 0 {
 		c.Epochs = 30
+	}
+	if c.HoldOut == 0 {
+		c.HoldOut = 0.2
+	}
+	if c.HoldOut < 0 || c.HoldOut >= 1 {
+		c.HoldOut = 0
 	}
 	if c.MaxTasks <= 0 {
 		c.MaxTasks = 8
@@ -94,17 +104,19 @@ type Task struct {
 	Model *ml.Network
 	// Samples is how many samples its model learnt from.
 	Samples int
-	// Accuracy is its model's on its own samples held out at training.
+	// Accuracy is its model's on its own samples held out at training
+	// (NaN when none are).
 	Accuracy float64
-	// Components are its clusters in the knowledge base's mixture
-	// (ByCluster).
+	// Components are its clusters in the knowledge base's recognition
+	// mixture.
 	Components []int
 }
 
 // KB is a knowledge base: the tasks the job met, a model per task, and
 // how a sample is allocated to a task (its attribute, or the nearest
 // cluster of a Gaussian mixture over the features), or recognised as of
-// none (an unseen task).
+// none (an unseen task). Allocate and Predict may be called from several
+// goroutines at once; Learn may not be called with anything else.
 type KB struct {
 	Config Config
 	Tasks  []*Task
@@ -115,6 +127,7 @@ type KB struct {
 	Owner     []int
 	Threshold float64
 	data      map[string][]Sample // each task's samples, by ID
+	mixed     int                 // samples the mixture's clusters were fitted to
 }
 
 // New makes an empty knowledge base.
@@ -126,11 +139,21 @@ func New(cfg Config) (*KB, error) {
 	return &KB{Config: cfg, data: map[string][]Sample{}}, nil
 }
 
-func (kb *KB) check(samples []Sample) error {
+// checkX checks the samples' features.
+func (kb *KB) checkX(samples []Sample) error {
 	for i, s := range samples {
 		if len(s.X) != kb.Config.Dim {
 			return fmt.Errorf("%w: sample %d has %d features, want %d", ErrInvalid, i, len(s.X), kb.Config.Dim)
 		}
+	}
+	return nil
+}
+
+func (kb *KB) check(samples []Sample) error {
+	if err := kb.checkX(samples); err != nil {
+		return err
+	}
+	for i, s := range samples {
 		if s.Y < 0 || s.Y >= kb.Config.Classes {
 			return fmt.Errorf("%w: sample %d is of class %d of %d", ErrInvalid, i, s.Y, kb.Config.Classes)
 		}
@@ -159,6 +182,19 @@ func (kb *KB) Learn(ctx context.Context, samples []Sample) ([]string, error) {
 		for _, s := range samples {
 			groups["attr:"+s.Attr] = append(groups["attr:"+s.Attr], s)
 		}
+		// A new attribute's samples get clusters of their own in the
+		// recognition mixture, which answers the windows of attributes
+		// the knowledge base has not seen with the nearest task's model.
+		for _, id := range slices.Sorted(maps.Keys(groups)) {
+			if kb.task(id) != nil {
+				continue
+			}
+			ch, err := kb.cluster(groups[id], 1, 3)
+			if err != nil {
+				return nil, err
+			}
+			kb.addTasks(ch, len(groups[id]), func(int) *Task { return &Task{ID: id, Attr: id[len("attr:"):]} })
+		}
 	} else {
 		var err error
 		if groups, err = kb.groupByCluster(samples); err != nil {
@@ -168,22 +204,16 @@ func (kb *KB) Learn(ctx context.Context, samples []Sample) ([]string, error) {
 	ids := slices.Sorted(maps.Keys(groups))
 	for _, id := range ids {
 		t := kb.task(id)
-		if t == nil {
-			t = &Task{ID: id}
-			if kb.Config.Method == ByAttribute {
-				t.Attr = id[len("attr:"):]
-			}
-			kb.Tasks = append(kb.Tasks, t)
-		}
 		kb.data[id] = append(kb.data[id], groups[id]...)
 		if err := kb.train(ctx, t); err != nil {
 			return nil, err
 		}
 	}
-	if kb.Config.Method == ByCluster {
-		if err := kb.setThreshold(); err != nil {
-			return nil, err
-		}
+	if err := kb.setThreshold(); err != nil {
+		return nil, err
+	}
+	if err := kb.Mixture.Prepare(); err != nil {
+		return nil, err
 	}
 	return ids, nil
 }
@@ -224,43 +254,12 @@ func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
 	if len(rest) == 0 {
 		return groups, nil
 	}
-	dim := kb.Config.Dim
-	x := make([]float32, 0, len(rest)*dim)
-	for _, s := range rest {
-		x = append(x, s.X...)
-	}
-	kmax := min(kb.Config.MaxTasks, len(rest))
-	ch, err := cluster.ChooseMixture(x, dim, 1, kmax, cluster.MixtureOptions{Options: cluster.Options{Seed: kb.Config.Seed},
-		Criterion: cluster.CriterionICL})
+	ch, err := kb.cluster(rest, 1, min(kb.Config.MaxTasks, len(rest)))
 	if err != nil {
 		return nil, err
 	}
 	first := len(kb.Tasks)
-	base := 0
-	if kb.Mixture == nil {
-		kb.Mixture = &cluster.Mixture{Dim: dim}
-	} else {
-		base = kb.Mixture.K()
-	}
-	// The new components join the mixture, weighted by their share of
-	// all the samples the mixture has seen.
-	seen := 0
-	for _, d := range kb.data {
-		seen += len(d)
-	}
-	total := float64(seen + len(rest))
-	for i := range kb.Mixture.Weights {
-		kb.Mixture.Weights[i] *= float64(seen) / total
-	}
-	for c := range ch.Mixture.K() {
-		kb.Mixture.Weights = append(kb.Mixture.Weights, ch.Mixture.Weights[c]*float64(len(rest))/total)
-		kb.Mixture.Means = append(kb.Mixture.Means, ch.Mixture.Means[c])
-		kb.Mixture.Covs = append(kb.Mixture.Covs, ch.Mixture.Covs[c])
-		kb.Owner = append(kb.Owner, first+c)
-		id := fmt.Sprintf("cluster:%d", first+c)
-		kb.Tasks = append(kb.Tasks, &Task{ID: id, Components: []int{base + c}})
-	}
-	kb.Mixture.Reset()
+	kb.addTasks(ch, len(rest), func(c int) *Task { return &Task{ID: fmt.Sprintf("cluster:%d", first+c)} })
 	for i, s := range rest {
 		id := fmt.Sprintf("cluster:%d", first+ch.Labels[i])
 		groups[id] = append(groups[id], s)
@@ -268,39 +267,76 @@ func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
 	return groups, nil
 }
 
-// train fits a task's model on its samples, a fifth held out to measure
-// it; the model is then fitted on all of them.
+// cluster fits Gaussian mixtures of kmin to kmax clusters to samples'
+// features and keeps the one of the least ICL.
+func (kb *KB) cluster(samples []Sample, kmin, kmax int) (*cluster.MixtureChoice, error) {
+	dim := kb.Config.Dim
+	x := make([]float32, 0, len(samples)*dim)
+	for _, s := range samples {
+		x = append(x, s.X...)
+	}
+	return cluster.ChooseMixture(x, dim, kmin, min(kmax, len(samples)), cluster.MixtureOptions{
+		Options: cluster.Options{Seed: kb.Config.Seed}, Criterion: cluster.CriterionICL})
+}
+
+// addTasks adds ch's clusters, fitted to n samples, to the recognition
+// mixture: cluster c belongs to the task newTask(c) returns, a task that
+// is added to the knowledge base unless it is already the last one added
+// (by attribute, all of one attribute's clusters are one task). The
+// weights of the mixture are each cluster's share of all the samples it
+// has seen.
+func (kb *KB) addTasks(ch *cluster.MixtureChoice, n int, newTask func(c int) *Task) {
+	if kb.Mixture == nil {
+		kb.Mixture = &cluster.Mixture{Dim: kb.Config.Dim}
+	}
+	total := float64(kb.mixed + n)
+	for i := range kb.Mixture.Weights {
+		kb.Mixture.Weights[i] *= float64(kb.mixed) / total
+	}
+	kb.mixed += n
+	for c := range ch.Mixture.K() {
+		t := newTask(c)
+		if last := len(kb.Tasks) - 1; last < 0 || kb.Tasks[last].ID != t.ID {
+			kb.Tasks = append(kb.Tasks, t)
+		}
+		owner := len(kb.Tasks) - 1
+		kb.Tasks[owner].Components = append(kb.Tasks[owner].Components, kb.Mixture.K())
+		kb.Owner = append(kb.Owner, owner)
+		kb.Mixture.Weights = append(kb.Mixture.Weights, ch.Mixture.Weights[c]*float64(n)/total)
+		kb.Mixture.Means = append(kb.Mixture.Means, ch.Mixture.Means[c])
+		kb.Mixture.Covs = append(kb.Mixture.Covs, ch.Mixture.Covs[c])
+	}
+	kb.Mixture.Reset()
+}
+
+// train fits a task's model on its samples but the last HoldOut share,
+// on which its accuracy is measured (as the job's eval set measures it).
 func (kb *KB) train(ctx context.Context, t *Task) error {
 	data := kb.data[t.ID]
 	cfg := kb.Config
-	split := len(data) * 4 / 5
-	fit := func(rows []Sample) (*ml.Network, error) {
-		m, err := ml.NewMLP(cfg.Dim, cfg.Hidden, cfg.Classes, cfg.Seed+1)
-		if err != nil {
-			return nil, err
-		}
-		x, y := matrix(rows)
-		err = m.Fit(ctx, x, y, ml.FitOptions{Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
-			Optimizer: ml.Adam, Seed: cfg.Seed + 1})
-		return m, err
+	fit := len(data) - int(cfg.HoldOut*float64(len(data)))
+	if fit < 1 {
+		fit = len(data)
 	}
-	if split >= 1 && split < len(data) {
-		m, err := fit(data[:split])
-		if err != nil {
-			return err
-		}
-		x, y := matrix(data[split:])
+	m, err := ml.NewMLP(cfg.Dim, cfg.Hidden, cfg.Classes, cfg.Seed+1)
+	if err != nil {
+		return err
+	}
+	x, y := matrix(data[:fit])
+	if err := m.Fit(ctx, x, y, ml.FitOptions{Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
+		Optimizer: ml.Adam, Seed: cfg.Seed + 1}); err != nil {
+		return err
+	}
+	t.Accuracy = math.NaN()
+	if fit < len(data) {
+		x, y := matrix(data[fit:])
 		ev, err := ml.Evaluate(m, x, y)
 		if err != nil {
 			return err
 		}
 		t.Accuracy = ev.Accuracy
 	}
-	m, err := fit(data)
-	if err != nil {
-		return err
-	}
-	t.Model, t.Samples = m, len(data)
+	t.Model, t.Samples = m, fit
 	return nil
 }
 
@@ -351,8 +387,8 @@ func (kb *KB) meanLogDensity(win []Sample) (float64, error) {
 }
 
 // allocateWindow is the task of a window of samples of one source (the
-// task most of its samples' clusters belong to), or unseen when its mean
-// log density is below the threshold.
+// task most of its samples' clusters belong to), and whether its mean log
+// density is below the threshold (no task explains it).
 func (kb *KB) allocateWindow(win []Sample) (int, bool, error) {
 	votes := make([]int, len(kb.Tasks))
 	var sum float64
@@ -364,54 +400,54 @@ func (kb *KB) allocateWindow(win []Sample) (int, bool, error) {
 		votes[kb.Owner[c]]++
 		sum += lp
 	}
-	if sum/float64(len(win)) < kb.Threshold {
-		return 0, true, nil
-	}
 	best := 0
 	for t, v := range votes {
 		if v > votes[best] {
 			best = t
 		}
 	}
-	return best, false, nil
+	return best, sum/float64(len(win)) < kb.Threshold, nil
 }
 
 // Allocate is the task of each sample of a window from one source, and
-// whether the window is of a task the knowledge base has not seen: an
-// attribute it has no task of, or (by cluster) a window its clusters do
-// not explain. A window of attributes is judged sample by sample.
+// whether it is of a task the knowledge base has not seen: by attribute,
+// an attribute it has no task of; by cluster, a window its clusters do
+// not explain. A sample of an unseen task is allocated to the nearest
+// task (the one most of its window's clusters belong to), whose model
+// answers it until its own task is learnt. Before the knowledge base has
+// learnt anything, every task is -1 and every sample unseen.
 func (kb *KB) Allocate(win []Sample) (tasks []int, unseen []bool, err error) {
+	if err := kb.checkX(win); err != nil {
+		return nil, nil, err
+	}
 	tasks, unseen = make([]int, len(win)), make([]bool, len(win))
-	if kb.Config.Method == ByAttribute {
-		for i, s := range win {
-			t := kb.task("attr:" + s.Attr)
-			if t == nil {
-				unseen[i] = true
-				continue
-			}
-			tasks[i] = slices.Index(kb.Tasks, t)
+	if kb.Mixture == nil || len(win) == 0 {
+		for i := range win {
+			tasks[i], unseen[i] = -1, true
 		}
 		return tasks, unseen, nil
 	}
-	if kb.Mixture == nil {
-		for i := range unseen {
-			unseen[i] = true
-		}
-		return tasks, unseen, nil
-	}
-	t, u, err := kb.allocateWindow(win)
+	near, u, err := kb.allocateWindow(win)
 	if err != nil {
 		return nil, nil, err
 	}
-	for i := range win {
-		tasks[i], unseen[i] = t, u
+	for i, s := range win {
+		tasks[i], unseen[i] = near, u
+		if kb.Config.Method == ByAttribute {
+			if t := kb.task("attr:" + s.Attr); t != nil {
+				tasks[i], unseen[i] = slices.Index(kb.Tasks, t), false
+			} else {
+				unseen[i] = true
+			}
+		}
 	}
 	return tasks, unseen, nil
 }
 
 // Predict answers a window of samples from one source with their tasks'
-// models: each sample's class, -1 for a sample of an unseen task (no
-// model of the knowledge base is meant for it).
+// models: each sample's class (-1 before the knowledge base has learnt
+// anything) and whether it is of an unseen task, answered by the nearest
+// task's model.
 func (kb *KB) Predict(win []Sample) (classes []int, unseen []bool, err error) {
 	tasks, unseen, err := kb.Allocate(win)
 	if err != nil {
@@ -419,7 +455,7 @@ func (kb *KB) Predict(win []Sample) (classes []int, unseen []bool, err error) {
 	}
 	classes = make([]int, len(win))
 	for i, s := range win {
-		if unseen[i] {
+		if tasks[i] < 0 {
 			classes[i] = -1
 			continue
 		}

@@ -174,6 +174,28 @@ func (m *Mixture) maximise(x []float32, resp []float64, reg float64) {
 	m.normals = nil
 }
 
+// Prepare builds what Predict needs from the fields, or says why the
+// fields are not a mixture (a decoded one, say): sizes that disagree, a
+// weight that is not positive, a covariance that is not positive
+// definite. Predict prepares on first use; a mixture Predict is called on
+// from several goroutines must be prepared first.
+func (m *Mixture) Prepare() error {
+	if m.normals != nil {
+		return nil
+	}
+	if m.Dim < 1 || len(m.Means) != len(m.Weights) || len(m.Covs) != len(m.Weights) {
+		return fmt.Errorf("%w: a mixture of %d weights, %d means, %d covariances in %d dimensions",
+			ErrInvalid, len(m.Weights), len(m.Means), len(m.Covs), m.Dim)
+	}
+	for c, w := range m.Weights {
+		if !(w > 0) || len(m.Means[c]) != m.Dim || len(m.Covs[c]) != m.Dim*m.Dim {
+			return fmt.Errorf("%w: cluster %d: weight %v, a mean of %d and a covariance of %d values in %d dimensions",
+				ErrInvalid, c, w, len(m.Means[c]), len(m.Covs[c]), m.Dim)
+		}
+	}
+	return m.prepare()
+}
+
 // prepare builds each cluster's distribution.
 func (m *Mixture) prepare() error {
 	if m.normals != nil {

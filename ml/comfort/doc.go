@@ -16,7 +16,9 @@
 // Toftum's expectancy factor) and accept a wider band, and occupants of hot
 // and cold climates prefer to feel slightly cool and slightly warm. A model
 // trained on one task therefore judges another badly, which is what
-// lifelong learning needs to show. All randomness comes from the seed.
+// lifelong learning needs to show. Each task has three sites whose
+// occupants meet the same conditions and prefer differently, which no
+// feature shows. All randomness comes from the seed.
 //
 // The package does not train models (see ml) and ships no survey data.
 package comfort

@@ -32,28 +32,60 @@ const (
 	NV        Building = "nv"
 )
 
-// Task is one population of occupants: a climate, a season and a building
-// type. Tasks differ both in the conditions their occupants meet and in how
-// they judge them (see Params).
+// Task is one population of occupants: a climate, a season, a building
+// type and a site (which building of that type). Tasks differ both in the
+// conditions their occupants meet and in how they judge them (see Params).
 type Task struct {
 	Climate  Climate
 	Season   Season
 	Building Building
+	// Site is which building of its kind, 0 to Sites−1: the occupants of
+	// sites of one climate, season and building type meet the same
+	// conditions but prefer differently (SiteShift), as neutral
+	// temperatures differ from building to building in the field surveys
+	// of de Dear and Brager's database.
+	Site int
 }
 
-// Name is "climate-season-building", for example "tropical-summer-nv".
+// Sites is how many sites each climate, season and building type has.
+const Sites = 3
+
+// SiteShift is what each site adds to its occupants' preferred sensation:
+// site 0 prefers as its climate does, site 1 a warmer room (its occupants
+// feel best at a sensation 0.6 higher, about 2 °C), site 2 a cooler one.
+var SiteShift = [Sites]float64{0, 0.6, -0.6}
+
+// Name is "climate-season-building", for example "tropical-summer-nv", with
+// "-siteN" after it for sites other than 0.
 func (t Task) Name() string {
-	return string(t.Climate) + "-" + string(t.Season) + "-" + string(t.Building)
+	n := string(t.Climate) + "-" + string(t.Season) + "-" + string(t.Building)
+	if t.Site != 0 {
+		n += fmt.Sprintf("-site%d", t.Site)
+	}
+	return n
 }
 
-// Tasks returns the 12 tasks: every climate, season and building type.
+// Tasks returns the 12 tasks of site 0: every climate, season and building
+// type.
 func Tasks() []Task {
 	var out []Task
 	for _, c := range []Climate{Tropical, Temperate, Cold} {
 		for _, s := range []Season{Summer, Winter} {
 			for _, b := range []Building{AC, NV} {
-				out = append(out, Task{c, s, b})
+				out = append(out, Task{Climate: c, Season: s, Building: b})
 			}
+		}
+	}
+	return out
+}
+
+// AllTasks returns the 36 tasks: Tasks at every site.
+func AllTasks() []Task {
+	var out []Task
+	for _, t := range Tasks() {
+		for s := range Sites {
+			t.Site = s
+			out = append(out, t)
 		}
 	}
 	return out
@@ -61,7 +93,7 @@ func Tasks() []Task {
 
 // ParseTask is the inverse of Task.Name.
 func ParseTask(name string) (Task, error) {
-	for _, t := range Tasks() {
+	for _, t := range AllTasks() {
 		if t.Name() == strings.ToLower(name) {
 			return t, nil
 		}
@@ -118,6 +150,9 @@ func (t Task) Params() Params {
 		p.HumidityMin, p.HumidityMax = 25, 50
 		p.ClothingBase = 1.15
 		p.Preferred = 0.3 // and of cold climates slightly warm
+	}
+	if t.Site >= 0 && t.Site < Sites {
+		p.Preferred += SiteShift[t.Site]
 	}
 	switch t.Building {
 	case AC:

@@ -23,12 +23,31 @@ func TestTasks(t *testing.T) {
 			t.Fatalf("ParseTask(%q) = %v, %v", task.Name(), back, err)
 		}
 		p := task.Params()
-		if task.Building == comfort.NV && (p.Band <= comfort.Task{task.Climate, task.Season, comfort.AC}.Params().Band) {
+		if task.Building == comfort.NV && (p.Band <= comfort.Task{Climate: task.Climate, Season: task.Season, Building: comfort.AC}.Params().Band) {
 			t.Fatalf("%s: naturally ventilated occupants must accept a wider band", task.Name())
 		}
 	}
 	if len(tasks) != 12 || len(names) != 12 {
 		t.Fatalf("%d tasks, %d names", len(tasks), len(names))
+	}
+	all := comfort.AllTasks()
+	for _, task := range all {
+		names[task.Name()] = true
+		back, err := comfort.ParseTask(task.Name())
+		if err != nil || back != task {
+			t.Fatalf("ParseTask(%q) = %v, %v", task.Name(), back, err)
+		}
+		site0 := task
+		site0.Site = 0
+		if d := task.Params().Preferred - site0.Params().Preferred; math.Abs(d-comfort.SiteShift[task.Site]) > 1e-12 {
+			t.Fatalf("%s prefers %+.2f from its site 0", task.Name(), d)
+		}
+	}
+	if len(all) != 12*comfort.Sites || len(names) != 12*comfort.Sites {
+		t.Fatalf("%d tasks at all sites, %d names", len(all), len(names))
+	}
+	if _, err := comfort.Generate(comfort.Task{Climate: comfort.Cold, Season: comfort.Summer, Building: comfort.AC, Site: comfort.Sites}, 10, 1); !errors.Is(err, comfort.ErrInvalid) {
+		t.Fatalf("a site past the last: %v", err)
 	}
 	if _, err := comfort.ParseTask("arctic-summer-ac"); !errors.Is(err, comfort.ErrInvalid) {
 		t.Fatalf("unknown task: %v", err)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package lifelong_test
+
+const raceEnabled = false
