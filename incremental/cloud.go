@@ -16,7 +16,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -32,6 +31,7 @@ import (
 // request and result are stored: a request sent again is answered with
 // the stored result, and an attempt cut by a restart runs again.
 type Cloud struct {
+	fl    Flavour
 	env   paradigm.Env
 	ctx   context.Context
 	stop  context.CancelFunc
@@ -94,21 +94,24 @@ func candidateBlob(job string, cycle int64) string {
 }
 
 // NewCloud subscribes to the nodes' hard examples and stage requests, the
-// jobs' labels and specs.
-func NewCloud(env paradigm.Env) (*Cloud, error) {
+// jobs' labels and specs, for incremental learning jobs.
+func NewCloud(env paradigm.Env) (*Cloud, error) { return Incremental.NewCloud(env) }
+
+// NewCloud is the cloud's half of the flavour's jobs.
+func (fl Flavour) NewCloud(env paradigm.Env) (*Cloud, error) {
 	env.Log = env.Logger()
 	ctx, stop := context.WithCancel(context.Background())
-	c := &Cloud{env: env, ctx: ctx, stop: stop, jobs: map[string]*cloudJob{}, local: map[string]chan localWork{}, localChanged: make(chan struct{})}
-	all := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "+", Name: "+"}
+	c := &Cloud{fl: fl, env: env, ctx: ctx, stop: stop, jobs: map[string]*cloudJob{}, local: map[string]chan localWork{}, localChanged: make(chan struct{})}
+	all := topics.JobRef{Kind: fl.Kind, Namespace: "+", Name: "+"}
 	for _, s := range []struct {
 		filter string
 		fn     func(paradigm.Message) error
 	}{
 		{topics.JobSpec(all), c.onSpec},
-		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "examples"), c.onExamples},
-		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "run"), c.onRun},
+		{topics.NodeJobsFilter(fl.Kind, "examples"), c.onExamples},
+		{topics.NodeJobsFilter(fl.Kind, "run"), c.onRun},
 		{LabelTopic(all), c.onLabel},
-		{topics.NodeJobsFilter(api.KindIncrementalLearningJob, "work"), c.onWork},
+		{topics.NodeJobsFilter(fl.Kind, "work"), c.onWork},
 	} {
 		st, err := env.Bus.Subscribe(s.filter, s.fn)
 		if err != nil {
@@ -157,7 +160,7 @@ func (c *Cloud) onSpec(m paradigm.Message) error {
 	if s.Deleted {
 		return nil
 	}
-	spec, err := jobOf(ref, s.Data)
+	spec, err := jobOf(c.fl, ref, s.Data)
 	if err != nil {
 		c.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
 		return nil
@@ -238,7 +241,7 @@ func (c *Cloud) onExamples(m paradigm.Message) error {
 	var b store.Batch
 	var waiting []WaitingExample
 	for _, e := range batch.Examples {
-		w := WaitingExample{Key: fmt.Sprintf("%s/%d", p.Node, e.Seq), ID: e.ID, Node: p.Node, Shape: e.Shape, DType: e.DType, Data: e.Data, Model: e.Model}
+		w := WaitingExample{Key: fmt.Sprintf("%s/%d", p.Node, e.Seq), ID: e.ID, Node: p.Node, Shape: e.Shape, DType: e.DType, Data: e.Data, Model: e.Model, Attr: e.Attr}
 		raw, err := msgpack.Marshal(w)
 		if err != nil {
 			return nil
@@ -399,7 +402,7 @@ func (c *Cloud) label(key string, l Label) (*cloudState, error) {
 		trainProb = j.spec.trainProb
 	}
 	st.Labelled++
-	e := Example{Key: w.Key, Shape: w.Shape, DType: w.DType, Data: w.Data, Label: l.Label, Boxes: l.Boxes, Seq: st.Labelled}
+	e := Example{Key: w.Key, Shape: w.Shape, DType: w.DType, Data: w.Data, Label: l.Label, Boxes: l.Boxes, Seq: st.Labelled, Attr: w.Attr}
 	ev, err := msgpack.Marshal(e)
 	if err != nil {
 		return nil, err
@@ -583,9 +586,9 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 	var tmpl api.PodTemplate
 	switch req.Stage {
 	case Train:
-		tmpl = j.spec.TrainSpec.Template
+		tmpl = j.spec.TrainTemplate
 	case Eval:
-		tmpl = j.spec.EvalSpec.Template
+		tmpl = j.spec.EvalTemplate
 	}
 	node := tmpl.Spec.NodeName
 	if node == c.env.Node {
@@ -604,17 +607,19 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 
 // serving returns the serving model and its encoding: the deploy model's
 // newest version once one was deployed, the initial model's before.
-func (c *Cloud) serving(j *job, version uint64) (*ml.Network, []byte, error) {
+func (c *Cloud) serving(j *job, version uint64) ([]byte, error) {
 	name := j.initial
 	if version > 0 {
 		name = j.deploy
 	}
+	if name == "" {
+		return nil, nil // no model yet: the first training starts from none
+	}
 	_, data, err := c.env.Models.Latest(j.ref.Namespace, name, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model %s: %w", name, err)
+		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	m, err := ml.Unmarshal(data)
-	return m, data, err
+	return data, nil
 }
 
 // examples reads a job's train or eval set.
@@ -645,7 +650,11 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 		return Output{}, err
 	}
 	fit.Seed = uint64(in.Cycle)
-	base, baseBlob, err := c.serving(j, in.Serving)
+	baseBlob, err := c.serving(j, in.Serving)
+	if err != nil {
+		return Output{}, err
+	}
+	learner, err := j.learner(c.env)
 	if err != nil {
 		return Output{}, err
 	}
@@ -674,16 +683,12 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 		if err != nil {
 			return Output{}, err
 		}
-		if err := sameShape(baseBlob, res.Model); err != nil {
+		if err := learner.Fits(baseBlob, res.Model); err != nil {
 			return Output{}, fmt.Errorf("the candidate %s trained: %w", where(node), err)
 		}
 		blob = res.Model
 	} else {
-		m, err := Learn(c.ctx, j.task, base, set, fit)
-		if err != nil {
-			return Output{}, err
-		}
-		if blob, err = m.MarshalBinary(); err != nil {
+		if blob, err = learner.Learn(c.ctx, baseBlob, set, fit); err != nil {
 			return Output{}, err
 		}
 	}
@@ -705,28 +710,27 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 	return Output{Model: uint64(in.Cycle)}, nil
 }
 
-func (c *Cloud) candidate(job string, cycle uint64) (*ml.Network, []byte, error) {
+func (c *Cloud) candidate(job string, cycle uint64) ([]byte, error) {
 	r, err := store.OpenBlob(c.env.Store, candidateBlob(job, int64(cycle)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("the candidate of cycle %d: %w", cycle, err)
+		return nil, fmt.Errorf("the candidate of cycle %d: %w", cycle, err)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := ml.Unmarshal(data)
-	return m, data, err
+	return io.ReadAll(r)
 }
 
 // eval scores the candidate and the serving model on the job's eval set,
 // in the cloud or on node.
 func (c *Cloud) eval(j *job, attempt string, in Input, tmpl api.PodTemplate, node string) (Output, error) {
 	key := jobKey(j.ref)
-	cand, candBlob, err := c.candidate(key, in.Model)
+	candBlob, err := c.candidate(key, in.Model)
 	if err != nil {
 		return Output{}, err
 	}
-	base, baseBlob, err := c.serving(j, in.Serving)
+	baseBlob, err := c.serving(j, in.Serving)
+	if err != nil {
+		return Output{}, err
+	}
+	learner, err := j.learner(c.env)
 	if err != nil {
 		return Output{}, err
 	}
@@ -741,13 +745,15 @@ func (c *Cloud) eval(j *job, attempt string, in Input, tmpl api.PodTemplate, nod
 		}
 		return Output{Eval: res.Eval, Base: res.Base}, nil
 	}
-	got, err := Score(j.task, cand, set)
+	got, err := learner.Score(candBlob, set)
 	if err != nil {
 		return Output{}, err
 	}
-	was, err := Score(j.task, base, set)
-	if err != nil {
-		return Output{}, err
+	was := Metrics{}
+	if baseBlob != nil {
+		if was, err = learner.Score(baseBlob, set); err != nil {
+			return Output{}, err
+		}
 	}
 	return Output{Eval: got, Base: was}, nil
 }
@@ -781,13 +787,13 @@ func (c *Cloud) evaluated(j *job, cycle int64) map[string]string {
 }
 
 func (c *Cloud) deployCandidate(j *job, in Input) (Output, error) {
-	_, data, err := c.candidate(jobKey(j.ref), in.Model)
+	data, err := c.candidate(jobKey(j.ref), in.Model)
 	if err != nil {
 		return Output{}, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
-	source := fmt.Sprintf("%s cycle %d", strings.TrimPrefix(j.ref.String(), api.KindIncrementalLearningJob+"/"), in.Cycle)
+	source := fmt.Sprintf("%s cycle %d", strings.TrimPrefix(j.ref.String(), j.fl.Kind+"/"), in.Cycle)
 	v, err := c.env.Models.Register(ctx, j.ref.Namespace, j.deploy, "sedna", source, c.evaluated(j, in.Cycle), data)
 	if err != nil {
 		return Output{}, fmt.Errorf("model %s not registered: %w", j.deploy, err)

@@ -40,6 +40,7 @@ func ConditionsTopic(r topics.JobRef) string { return topics.JobTopic(r, "condit
 // store, so a restart resumes the stage it was in), and the inference
 // worker.
 type Edge struct {
+	fl       Flavour
 	env      paradigm.Env
 	mu       sync.Mutex
 	datasets map[string]bool        // "ns/name" of the Datasets held here
@@ -59,13 +60,16 @@ type ctlRun struct {
 
 // NewEdge subscribes to the node's Dataset and job specs and runs the
 // controllers of the jobs whose Dataset is here.
-func NewEdge(env paradigm.Env) (*Edge, error) {
+func NewEdge(env paradigm.Env) (*Edge, error) { return Incremental.NewEdge(env) }
+
+// NewEdge is the edge's half of the flavour's jobs.
+func (fl Flavour) NewEdge(env paradigm.Env) (*Edge, error) {
 	env.Log = env.Logger()
-	e := &Edge{env: env, datasets: map[string]bool{}, specs: map[string]topics.Spec{}, ctls: map[string]*ctlRun{}}
+	e := &Edge{fl: fl, env: env, datasets: map[string]bool{}, specs: map[string]topics.Spec{}, ctls: map[string]*ctlRun{}}
 	for _, s := range []struct {
 		kind string
 		fn   func(paradigm.Message) error
-	}{{api.KindDataset, e.onDataset}, {api.KindIncrementalLearningJob, e.onJob}} {
+	}{{api.KindDataset, e.onDataset}, {fl.Kind, e.onJob}} {
 		filter := topics.JobSpec(topics.JobRef{Kind: s.kind, Namespace: "+", Name: "+"})
 		stop, err := env.Bus.Subscribe(filter, s.fn)
 		if err != nil {
@@ -179,7 +183,7 @@ func (e *Edge) reconcileLocked() {
 		if err != nil {
 			continue
 		}
-		j, err := jobOf(ref, s.Data)
+		j, err := jobOf(e.fl, ref, s.Data)
 		if err != nil {
 			e.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
 			continue
@@ -397,7 +401,7 @@ func (e *Edge) send(j *job, what, kind string, body any) bool {
 
 // servingModel is the model the inference worker answers with.
 type servingModel struct {
-	net     *ml.Network
+	served  Served
 	raw     []byte // its encoding
 	name    string
 	version uint64
@@ -423,12 +427,12 @@ func (e *Edge) Inference() workers.Builtin {
 // its pool of hard examples. A job without a miner is refused when
 // needMiner, and otherwise has none (nil).
 func (e *Edge) newInference(spec workers.Spec, log *slog.Logger, needMiner bool) (*inference, error) {
-	j, err := jobOf(spec.Job, spec.Document)
+	j, err := jobOf(e.fl, spec.Job, spec.Document)
 	if err != nil {
 		return nil, err
 	}
 	var miner *plugins.Miner
-	hem := j.spec.DeploySpec.HardExampleMining
+	hem := j.spec.Mining
 	switch {
 	case hem != nil && hem.Name != "":
 		params := map[string]string{}
@@ -442,31 +446,36 @@ func (e *Edge) newInference(spec workers.Spec, log *slog.Logger, needMiner bool)
 		if miner, err = host.Miner(hem.Name, params); err != nil {
 			return nil, fmt.Errorf("incremental: hard-example miner: %w", err)
 		}
-	case needMiner:
+	case needMiner && j.spec.Learner == nil:
 		return nil, errors.New("incremental: spec.deploySpec.hardExampleMining.name is empty: the worker needs a miner")
+	}
+	learner, err := j.learner(e.env)
+	if err != nil {
+		return nil, err
 	}
 	pool, err := OpenPool(store.Sub(e.env.Store, "pool/"+jobKey(j.ref)+"/"), PoolLimits{})
 	if err != nil {
 		return nil, err
 	}
-	w := &inference{env: e.env, j: j, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1),
-		hot: j.spec.DeploySpec.Model.HotUpdateEnabled, poll: time.Second, restart: make(chan *servingModel)}
-	if p := j.spec.DeploySpec.Model.PollPeriodSeconds; p > 0 {
+	w := &inference{env: e.env, j: j, learner: learner, spec: spec, log: log, miner: miner, pool: pool, in: make(chan []byte, 1024), kick: make(chan struct{}, 1),
+		hot: j.spec.HotUpdate, poll: time.Second, restart: make(chan *servingModel)}
+	if p := j.spec.PollSeconds; p > 0 {
 		w.poll = time.Duration(p) * time.Second
 	}
 	return w, nil
 }
 
 type inference struct {
-	env   paradigm.Env
-	j     *job
-	spec  workers.Spec
-	log   *slog.Logger
-	miner *plugins.Miner
-	pool  *Pool
-	model atomic.Pointer[servingModel]
-	in    chan []byte
-	kick  chan struct{}
+	env     paradigm.Env
+	j       *job
+	learner Learner
+	spec    workers.Spec
+	log     *slog.Logger
+	miner   *plugins.Miner
+	pool    *Pool
+	model   atomic.Pointer[servingModel]
+	in      chan []byte
+	kick    chan struct{}
 	// hot is deploySpec.model.hotUpdateEnabled; poll its
 	// pollPeriodSeconds (default 1 s: the check is of the node's cache);
 	// restart takes a new model to restart with when hot is off.
@@ -510,7 +519,7 @@ func (w *inference) run(ctx context.Context) error {
 	if ok, err := w.awaitModel(ctx); !ok {
 		return err
 	}
-	input := InputTopic(w.j.ref.Namespace, w.j.ref.Name)
+	input := w.j.topic("input")
 	subscribe := func() (func() error, error) { return w.receive(input) }
 	stop, err := subscribe()
 	if err != nil {
@@ -518,7 +527,11 @@ func (w *inference) run(ctx context.Context) error {
 	}
 	defer func() { _ = stop() }()
 	m := w.model.Load()
-	w.log.Info("incremental: inference worker ready", "input", input, "model", m.name, "version", m.version, "miner", w.miner.Info().Name,
+	miner := "none"
+	if w.miner != nil {
+		miner = w.miner.Info().Name
+	}
+	w.log.Info(w.j.fl.Source+": inference worker ready", "input", input, "model", m.name, "version", m.version, "miner", miner,
 		"hotUpdate", w.hot)
 	w.spec.Say("")
 	var wg sync.WaitGroup
@@ -659,11 +672,11 @@ func (w *inference) load() (*servingModel, error) {
 	if data == nil {
 		return nil, nil // the version serving
 	}
-	net, err := ml.Unmarshal(data)
+	served, err := w.learner.Serve(data)
 	if err != nil {
-		return nil, fmt.Errorf("incremental: model %s version %d: %w", name, v, err)
+		return nil, fmt.Errorf("%s: model %s version %d: %w", w.j.fl.Source, name, v, err)
 	}
-	return &servingModel{net: net, raw: data, name: name, version: v}, nil
+	return &servingModel{served: served, raw: data, name: name, version: v}, nil
 }
 
 // missingModel is no version of the model on the node yet.
@@ -684,12 +697,10 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 		x, err = req.Floats()
 	}
 	var batch plugins.Batch
-	switch {
-	case err != nil:
-	case w.j.task.Detection:
-		batch, err = w.detect(req, x, m, &res)
-	default:
-		batch, err = w.classify(x, m, &res)
+	var keep bool
+	var score float64
+	if err == nil {
+		batch, keep, score, err = m.served.Answer(req, x, &res)
 	}
 	if err != nil {
 		w.errors.Add(1)
@@ -697,9 +708,14 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	} else {
 		w.samples.Add(1)
 		w.bytesSeen.Add(int64(len(raw)))
-		if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
-			res.Hard = true
-			w.keep(req, m.version, float64(vs[0].Score))
+		if !keep && w.miner != nil && (batch.Probs != nil || batch.Boxes != nil) {
+			if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
+				keep, score = true, float64(vs[0].Score)
+				res.Hard = true
+			}
+		}
+		if keep {
+			w.keep(req, m.version, score)
 		}
 	}
 	out, err := jointinference.EncodeResult(res, corr, asJSON)
@@ -709,13 +725,30 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 	if replyTo != "" {
 		_ = w.env.Bus.Answer(replyTo, out)
 	} else {
-		_ = w.env.Bus.Publish(ResultTopic(w.j.ref.Namespace, w.j.ref.Name), out, false, 1)
+		_ = w.env.Bus.Publish(w.j.topic("result"), out, false, 1)
 	}
+}
+
+// servedNetwork is a network answering an incremental job's samples.
+type servedNetwork struct {
+	net  *ml.Network
+	task jointinference.Task
+}
+
+func (m *servedNetwork) Answer(req jointinference.Request, x []float32, res *jointinference.Result) (plugins.Batch, bool, float64, error) {
+	var batch plugins.Batch
+	var err error
+	if m.task.Detection {
+		batch, err = m.detect(req, x, res)
+	} else {
+		batch, err = m.classify(x, res)
+	}
+	return batch, false, 0, err
 }
 
 // classify answers a classification sample; the batch is what the miner
 // judges.
-func (w *inference) classify(x []float32, m *servingModel, res *jointinference.Result) (plugins.Batch, error) {
+func (m *servedNetwork) classify(x []float32, res *jointinference.Result) (plugins.Batch, error) {
 	if len(x) != m.net.Inputs() {
 		return plugins.Batch{}, fmt.Errorf("a sample of %d values does not fit a model of %d inputs", len(x), m.net.Inputs())
 	}
@@ -736,11 +769,11 @@ func (w *inference) classify(x []float32, m *servingModel, res *jointinference.R
 
 // detect answers a detection sample (a scene) with boxes; the batch is
 // them, for IBT to judge.
-func (w *inference) detect(req jointinference.Request, x []float32, m *servingModel, res *jointinference.Result) (plugins.Batch, error) {
+func (m *servedNetwork) detect(req jointinference.Request, x []float32, res *jointinference.Result) (plugins.Batch, error) {
 	if len(req.Shape) != 2 || req.Shape[0]*req.Shape[1] != len(x) {
 		return plugins.Batch{}, fmt.Errorf("a detection sample is a [height, width] scene; got shape %v for %d values", req.Shape, len(x))
 	}
-	boxes, err := w.j.task.Detector(m.net).Detect(detect.Scene{Height: req.Shape[0], Width: req.Shape[1], Pixels: x})
+	boxes, err := m.task.Detector(m.net).Detect(detect.Scene{Height: req.Shape[0], Width: req.Shape[1], Pixels: x})
 	if err != nil {
 		return plugins.Batch{}, err
 	}
@@ -758,7 +791,8 @@ func (w *inference) detect(req jointinference.Request, x []float32, m *servingMo
 // keep puts a hard sample in the node's pool, as the device sent it.
 func (w *inference) keep(req jointinference.Request, version uint64, score float64) {
 	dtype, data := req.Packed()
-	e := HardExample{ID: req.ID, Shape: req.Shape, DType: dtype, Data: data, Model: version, Score: score, At: w.env.Clock().UnixNano()}
+	e := HardExample{ID: req.ID, Shape: req.Shape, DType: dtype, Data: data, Model: version, Score: score, At: w.env.Clock().UnixNano(),
+		Attr: req.Attr}
 	if _, err := w.pool.Add(e); err != nil {
 		w.log.Warn("incremental: a hard example not kept", "error", err)
 		return

@@ -176,7 +176,7 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 		return err
 	}
 	defer func() { _ = stop() }()
-	hem := w.j.spec.DeploySpec.HardExampleMining
+	hem := w.j.spec.Mining
 	if hem == nil {
 		hem = &api.HardExampleMining{}
 	}

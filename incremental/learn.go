@@ -25,6 +25,8 @@ type Example struct {
 	// Seq is its place in the job's labelled examples, in the order they
 	// were labelled.
 	Seq uint64 `msgpack:"seq"`
+	// Attr is its task attribute (lifelong jobs).
+	Attr string `msgpack:"attr,omitempty"`
 }
 
 // Values returns the example's values as floats, as the inference worker

@@ -30,8 +30,18 @@ func (Paradigm) View() paradigm.View { return paradigm.View{Deciders: []string{"
 
 // Edge starts a node's controllers and gives it the inference worker, and
 // the training and evaluation workers for stages placed on the node.
-func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
-	e, err := NewEdge(env)
+func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) { return Incremental.EdgeHalf(env) }
+
+// Cloud starts the cloud's labelling and stages, and gives it the
+// training and evaluation workers, which stand for the cloud's stage
+// runner in the job's status.
+func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) { return Incremental.CloudHalf(env) }
+
+// EdgeHalf is the flavour's edge half: the node's controllers, the
+// inference worker ("deploy"), and the training and evaluation workers
+// for stages placed on the node.
+func (fl Flavour) EdgeHalf(env paradigm.Env) (paradigm.Half, error) {
+	e, err := fl.NewEdge(env)
 	if err != nil {
 		return paradigm.Half{}, err
 	}
@@ -40,11 +50,11 @@ func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
 		Close:   e.Close}, nil
 }
 
-// Cloud starts the cloud's labelling and stages, and gives it the
-// training and evaluation workers, which stand for the cloud's stage
-// runner in the job's status.
-func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
-	c, err := NewCloud(env)
+// CloudHalf is the flavour's cloud half: the labelling and the stages,
+// and the training and evaluation workers, which stand for the cloud's
+// stage runner in the job's status.
+func (fl Flavour) CloudHalf(env paradigm.Env) (paradigm.Half, error) {
+	c, err := fl.NewCloud(env)
 	if err != nil {
 		return paradigm.Half{}, err
 	}

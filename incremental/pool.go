@@ -25,6 +25,9 @@ type HardExample struct {
 	Model uint64  `msgpack:"model"`
 	Score float64 `msgpack:"score,omitempty"` // the miner's, where it gives one
 	At    int64   `msgpack:"at"`              // the node's clock, unix nanoseconds
+	// Attr is the sample's task attribute, as its request gave it
+	// (lifelong jobs).
+	Attr string `msgpack:"attr,omitempty"`
 }
 
 // PoolLimits bound a node's hard examples.

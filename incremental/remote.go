@@ -12,7 +12,6 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
-	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
@@ -242,9 +241,9 @@ func (c *Cloud) onWork(m paradigm.Message) error {
 func (j *job) placement(s Stage) string {
 	switch s {
 	case Train:
-		return j.spec.TrainSpec.Template.Spec.NodeName
+		return j.spec.TrainTemplate.Spec.NodeName
 	case Eval:
-		return j.spec.EvalSpec.Template.Spec.NodeName
+		return j.spec.EvalTemplate.Spec.NodeName
 	}
 	return ""
 }
@@ -256,7 +255,11 @@ func (j *job) placement(s Stage) string {
 // work orders the cloud sends for its stage.
 func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 	return func(ctx context.Context, spec workers.Spec, log *slog.Logger) error {
-		j, err := jobOf(spec.Job, spec.Document)
+		j, err := jobOf(e.fl, spec.Job, spec.Document)
+		if err != nil {
+			return err
+		}
+		learner, err := j.learner(e.env)
 		if err != nil {
 			return err
 		}
@@ -313,7 +316,7 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 				if spec.Command != nil {
 					res = external(ctx, spec.Command, j.ref, order)
 				} else {
-					res = work(ctx, order)
+					res = work(ctx, learner, order)
 				}
 				if ctx.Err() != nil {
 					return nil
@@ -349,33 +352,25 @@ func (e *Edge) sendWork(j *job, stage Stage, parts []workPart) {
 	}
 }
 
-// work does a work order: a fine-tuning or an evaluation.
-func work(ctx context.Context, o workOrder) workResult {
+// work does a work order: a training or an evaluation.
+func work(ctx context.Context, learner Learner, o workOrder) workResult {
 	res := workResult{Attempt: o.Attempt}
 	fail := func(err error) workResult { res.Error = err.Error(); return res }
-	base, err := ml.Unmarshal(o.Base)
-	if err != nil {
-		return fail(fmt.Errorf("the serving model: %w", err))
-	}
+	var err error
 	switch o.Stage {
 	case Train:
-		m, err := Learn(ctx, o.Task, base, o.Set, o.Fit)
-		if err != nil {
-			return fail(err)
-		}
-		if res.Model, err = m.MarshalBinary(); err != nil {
+		if res.Model, err = learner.Learn(ctx, o.Base, o.Set, o.Fit); err != nil {
 			return fail(err)
 		}
 	case Eval:
-		cand, err := ml.Unmarshal(o.Candidate)
-		if err != nil {
+		if res.Eval, err = learner.Score(o.Candidate, o.Eval); err != nil {
 			return fail(fmt.Errorf("the candidate: %w", err))
 		}
-		if res.Eval, err = Score(o.Task, cand, o.Eval); err != nil {
-			return fail(err)
-		}
-		if res.Base, err = Score(o.Task, base, o.Eval); err != nil {
-			return fail(err)
+		res.Base = Metrics{}
+		if o.Base != nil {
+			if res.Base, err = learner.Score(o.Base, o.Eval); err != nil {
+				return fail(fmt.Errorf("the serving model: %w", err))
+			}
 		}
 	default:
 		return fail(errors.New("no work for stage " + string(o.Stage)))

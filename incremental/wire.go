@@ -61,6 +61,8 @@ type WaitingExample struct {
 	DType string `msgpack:"dtype,omitempty" json:"dtype,omitempty"`
 	Data  []byte `msgpack:"data" json:"data"`
 	Model uint64 `msgpack:"model" json:"model"`
+	// Attr is the sample's task attribute (lifelong jobs).
+	Attr string `msgpack:"attr,omitempty" json:"attr,omitempty"`
 }
 
 // Label is a hard example's label, published on LabelTopic as JSON

@@ -41,6 +41,12 @@ type Request struct {
 	Values []float32 `msgpack:"values,omitempty" json:"values,omitempty"`
 	// Label, when the device knows it, counts toward the accuracy metric.
 	Label *int `msgpack:"label,omitempty" json:"label,omitempty"`
+	// Attr is the sample's task attribute, for lifelong jobs that define
+	// tasks by attribute (the values of the job's attribute columns).
+	Attr string `msgpack:"attr,omitempty" json:"attr,omitempty"`
+	// Stream names the device or sensor the sample comes from: a
+	// lifelong job judges a stream's recent samples together.
+	Stream string `msgpack:"stream,omitempty" json:"stream,omitempty"`
 	// ReplyTo is where a JSON client wants its result; msgpack clients use
 	// the envelope's.
 	ReplyTo string `msgpack:"-" json:"replyTo,omitempty"`
@@ -63,6 +69,11 @@ type Result struct {
 	Fallback string `msgpack:"fallback,omitempty" json:"fallback,omitempty"`
 	// Error, when set, says why the sample has no answer (bad input).
 	Error string `msgpack:"error,omitempty" json:"error,omitempty"`
+	// Task is the lifelong task whose model answered; Unseen says the
+	// sample is of a task the knowledge base has not seen (answered by
+	// the nearest task's model, kept for labelling).
+	Task   string `msgpack:"task,omitempty" json:"task,omitempty"`
+	Unseen bool   `msgpack:"unseen,omitempty" json:"unseen,omitempty"`
 	// LatencyMicros is the time from the request's arrival at the edge
 	// worker to its answer.
 	LatencyMicros int64 `msgpack:"latencyUs" json:"latencyUs"`

@@ -1,0 +1,127 @@
+package incremental
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/jointinference"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/plugins"
+)
+
+// Flavour is a kind of learning job the engine of this package runs:
+// the stage machine at the node of the job's Dataset, the stages, the
+// labelling, the inference worker and its pool. Incremental learning is
+// one (Incremental); lifelong learning (package lifelong) is another,
+// whose models are knowledge bases.
+type Flavour struct {
+	// Kind is the jobs' kind; Prefix starts their devices' topics
+	// ("il": il/{ns}/{job}/input); Source names the flavour in the
+	// messages it sends and the logs.
+	Kind, Prefix, Source string
+	// Job reads a job's spec.
+	Job func(res *api.Resource) (JobSpec, error)
+}
+
+// JobSpec is what the engine reads of a job's spec.
+type JobSpec struct {
+	Dataset   string
+	TrainProb float64 // 0: Sedna's default, 0.8
+	// Initial is the model that serves before the first deploy ("": none,
+	// the inference worker waits for the first); Deploy the model each
+	// deploy registers a version of.
+	Initial, Deploy                             string
+	TrainTemplate, EvalTemplate, DeployTemplate api.PodTemplate
+	TrainTrigger                                api.Trigger
+	DeployTrigger                               *api.Trigger
+	Stop                                        *api.StopCondition
+	// Mining is the deploy's hard-example miner (nil: none; Learner
+	// decides what the worker keeps).
+	Mining      *api.HardExampleMining
+	HotUpdate   bool
+	PollSeconds int
+	// Learner makes the job's learner on a side; nil is a network of the
+	// deploy template's task (classification or detection).
+	Learner func(env paradigm.Env) (Learner, error)
+	// External says whether templates with a command (external workers)
+	// may run the job's stages and inference.
+	External bool
+}
+
+// Learner is what a job's models are to the stages and the inference
+// worker. Models travel as bytes: the registry's versions.
+type Learner interface {
+	// Learn trains a model on set, starting from base (nil before the
+	// job has a model).
+	Learn(ctx context.Context, base []byte, set TrainSet, fit Fit) ([]byte, error)
+	// Score measures a model on examples.
+	Score(model []byte, examples []Example) (Metrics, error)
+	// Fits checks that a model trained elsewhere (on a node, by an
+	// external worker) can stand in for base.
+	Fits(base, model []byte) error
+	// Serve loads a model for the inference worker.
+	Serve(model []byte) (Served, error)
+}
+
+// Served is a model the inference worker answers with; Answer may be
+// called from one goroutine at a time.
+type Served interface {
+	// Answer answers one sample (req, its values x) into res. batch is
+	// what the job's miner judges (empty when the learner judges itself);
+	// keep says the sample is to be kept for labelling whatever the miner
+	// says (a lifelong job's unseen task), with score.
+	Answer(req jointinference.Request, x []float32, res *jointinference.Result) (batch plugins.Batch, keep bool, score float64, err error)
+}
+
+// networkLearner is incremental learning's: one network of the task.
+type networkLearner struct{ task jointinference.Task }
+
+func (l networkLearner) Learn(ctx context.Context, base []byte, set TrainSet, fit Fit) ([]byte, error) {
+	if base == nil {
+		return nil, fmt.Errorf("incremental: no serving model to train from")
+	}
+	b, err := ml.Unmarshal(base)
+	if err != nil {
+		return nil, fmt.Errorf("the serving model: %w", err)
+	}
+	m, err := Learn(ctx, l.task, b, set, fit)
+	if err != nil {
+		return nil, err
+	}
+	return m.MarshalBinary()
+}
+
+func (l networkLearner) Score(model []byte, examples []Example) (Metrics, error) {
+	m, err := ml.Unmarshal(model)
+	if err != nil {
+		return nil, err
+	}
+	return Score(l.task, m, examples)
+}
+
+func (networkLearner) Fits(base, model []byte) error { return sameShape(base, model) }
+
+func (l networkLearner) Serve(model []byte) (Served, error) {
+	m, err := ml.Unmarshal(model)
+	if err != nil {
+		return nil, err
+	}
+	return &servedNetwork{net: m, task: l.task}, nil
+}
+
+// Incremental is incremental learning's flavour.
+var Incremental = Flavour{Kind: api.KindIncrementalLearningJob, Prefix: "il", Source: "incremental", Job: incrementalSpec}
+
+func incrementalSpec(res *api.Resource) (JobSpec, error) {
+	s, ok := res.Spec.(*api.IncrementalLearningJobSpec)
+	if !ok {
+		return JobSpec{}, fmt.Errorf("incremental: a %s, not an IncrementalLearningJob", res.Kind)
+	}
+	return JobSpec{Dataset: s.Dataset.Name, TrainProb: s.Dataset.TrainProb, Initial: s.InitialModel.Name, Deploy: s.DeploySpec.Model.Name,
+		TrainTemplate: s.TrainSpec.Template, EvalTemplate: s.EvalSpec.Template, DeployTemplate: s.DeploySpec.Template,
+		TrainTrigger: s.TrainSpec.Trigger, DeployTrigger: s.DeploySpec.Trigger, Stop: s.StopCondition,
+		Mining: s.DeploySpec.HardExampleMining, HotUpdate: s.DeploySpec.Model.HotUpdateEnabled, PollSeconds: s.DeploySpec.Model.PollPeriodSeconds,
+		External: true}, nil
+}
