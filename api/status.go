@@ -82,6 +82,48 @@ type Status struct {
 	// Stage is where a learning job's cycles are, as its controller last
 	// said (its stage conditions are in Conditions, with Stage set).
 	Stage *StageStatus `json:"stage,omitempty" msgpack:"stage,omitempty"`
+	// KnowledgeBase is a lifelong job's, as its last deploy made it, in
+	// Sedna's shape.
+	KnowledgeBase *KnowledgeBase `json:"knowledgeBase,omitempty" msgpack:"kb,omitempty"`
+}
+
+// KnowledgeBase is a lifelong job's knowledge base in its status, as
+// Sedna's: its task models, its classes and its unseen samples.
+type KnowledgeBase struct {
+	AIModels  AIModels  `json:"AIModels" msgpack:"models"`
+	AIClasses AIClasses `json:"AIClasses" msgpack:"classes"`
+	Samples   KBSamples `json:"samples" msgpack:"samples"`
+	// Version is the version of the job's knowledge-base Model.
+	Version uint64 `json:"version,omitempty" msgpack:"version,omitempty"`
+}
+
+// AIModels are a knowledge base's task models.
+type AIModels struct {
+	NumberOfAIModels int       `json:"numberOfAIModels" msgpack:"n"`
+	ListOfAIModels   []AIModel `json:"listOfAIModels,omitempty" msgpack:"list,omitempty"`
+}
+
+// AIModel is one task's model: Sedna's fields, and its accuracy on its
+// task's held-out samples and the task's attribute.
+type AIModel struct {
+	ModelID              string   `json:"modelID" msgpack:"id"`
+	AveragePrecision     float64  `json:"averagePrecision" msgpack:"precision"`
+	NumberOfTrainSamples int      `json:"numberOfTrainSamples" msgpack:"samples"`
+	Accuracy             *float64 `json:"accuracy,omitempty" msgpack:"accuracy,omitempty"`
+	Attribute            string   `json:"attribute,omitempty" msgpack:"attr,omitempty"`
+}
+
+// AIClasses are the classes the models answer with.
+type AIClasses struct {
+	NumberOfAIClasses int      `json:"numberOfAIClasses" msgpack:"n"`
+	ListOfAIClasses   []string `json:"listOfAIClasses,omitempty" msgpack:"list,omitempty"`
+}
+
+// KBSamples count a lifelong job's samples of unseen tasks: labelled, and
+// waiting in the cloud for a label.
+type KBSamples struct {
+	NumberOfLabeledUnseenSample int64 `json:"numberOfLabeledUnseenSample" msgpack:"labelled"`
+	NumberOfUnseenSample        int64 `json:"numberOfUnseenSample" msgpack:"unseen"`
 }
 
 // StageStatus is where a learning job's cycles are.

@@ -207,6 +207,10 @@ type LifelongDeploySpec struct {
 	Template PodTemplate `json:"template"`
 }
 
+// KnowledgeBaseModel is the Model whose versions are a lifelong job's
+// knowledge base ("JOB-kb"), registered by each deploy.
+func KnowledgeBaseModel(job string) string { return job + "-kb" }
+
 // LifelongLearningJobSpec: train per task, keep a knowledge base, deploy.
 type LifelongLearningJobSpec struct {
 	Dataset    DatasetRef         `json:"dataset"`

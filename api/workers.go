@@ -107,6 +107,8 @@ func (r *Resource) References() []Reference {
 		}
 	case *LifelongLearningJobSpec:
 		add(KindDataset, s.Dataset.Name, "spec.dataset.name")
+		// Its knowledge base's Model is the job's own: the first deploy
+		// registers it.
 	}
 	return out
 }
@@ -154,6 +156,13 @@ func (r *Resource) NodeModels() map[string][]string {
 		for _, w := range s.TrainingWorkers {
 			add(w.Template.Spec.NodeName, s.PretrainedModel.Name)
 		}
+	case *LifelongLearningJobSpec:
+		// Training starts from the serving knowledge base; the inference
+		// worker serves it.
+		kb := KnowledgeBaseModel(r.Metadata.Name)
+		add(s.TrainSpec.Template.Spec.NodeName, kb)
+		add(s.EvalSpec.Template.Spec.NodeName, kb)
+		add(s.DeploySpec.Template.Spec.NodeName, kb)
 	}
 	return out
 }

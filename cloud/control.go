@@ -1109,6 +1109,22 @@ func (c *ControlPlane) stageCondition(ref topics.JobRef, node string, sc topics.
 		}
 	}
 	e.status.AddStageCondition(cond)
+	if sc.Stage == "Deploy" && sc.Type == "Completed" && sc.Data != "" {
+		// A deploy's output may add to the status: a lifelong job's
+		// knowledge base.
+		var out struct {
+			Model  uint64 `json:"model"`
+			Status struct {
+				KnowledgeBase *api.KnowledgeBase `json:"knowledgeBase"`
+			} `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(sc.Data), &out); err != nil {
+			c.log.Warn("a deploy's output that is not JSON: its status part ignored", "key", e.res.Key(), "error", err)
+		} else if kb := out.Status.KnowledgeBase; kb != nil {
+			kb.Version = out.Model
+			e.status.KnowledgeBase = kb
+		}
+	}
 	e.status.Stage = &api.StageStatus{Cycle: sc.Cycle, Stage: sc.Stage, Phase: sc.Type, Serving: sc.Serving, Deployed: sc.Deployed,
 		Done: sc.Done, Reason: sc.DoneReason}
 	if il, ok := e.res.Spec.(*api.IncrementalLearningJobSpec); ok && il.StopCondition != nil && il.StopCondition.MaxCycles > 0 {

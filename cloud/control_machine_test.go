@@ -454,3 +454,46 @@ func TestMachineStageConditions(t *testing.T) {
 		t.Fatalf("stage conditions %v, progress %+v, completed at %v", stages, st.Progress, st.CompletionTime)
 	}
 }
+
+// A deploy whose output carries a knowledge base (a lifelong job's) puts
+// it in the job's status, in Sedna's shape, with the version deployed;
+// output that is not JSON leaves the status's knowledge base as it was.
+func TestMachineKnowledgeBaseStatus(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	apply(t, c, datasetYAML)
+	apply(t, c, `apiVersion: sedna.io/v1alpha1
+kind: LifelongLearningJob
+metadata: {name: ll}
+spec:
+  dataset: {name: d1}
+  trainSpec:
+    template: {spec: {nodeName: edge1}}
+    trigger: {condition: {operator: gt, threshold: 10, metric: num_of_samples}}
+  evalSpec:
+    template: {spec: {nodeName: edge1}}
+  deploySpec:
+    template: {spec: {nodeName: edge1}}`)
+	job := topics.JobRef{Kind: api.KindLifelongLearningJob, Namespace: "default", Name: "ll"}
+	e := c.res[job.String()]
+	rev := topics.Revision{Created: e.rec.Created, Generation: 1}
+	at := clk.t
+	deploy := func(data string) {
+		at = at.Add(time.Second)
+		c.stageCondition(job, "edge1", topics.StageCondition{Type: "Completed", Status: api.StatusTrue, Stage: "Deploy", Time: at.UnixNano(),
+			Revision: rev, Cycle: 1, Data: data})
+	}
+	deploy(`{"model": 3, "status": {"knowledgeBase": {"AIModels": {"numberOfAIModels": 2, "listOfAIModels": [` +
+		`{"modelID": "attr:a", "averagePrecision": 0.8, "numberOfTrainSamples": 40, "accuracy": 0.75}, {"modelID": "attr:b"}]},` +
+		`"AIClasses": {"numberOfAIClasses": 2}, "samples": {"numberOfLabeledUnseenSample": 7, "numberOfUnseenSample": 2}}}}`)
+	kb := c.res[job.String()].status.KnowledgeBase
+	if kb == nil || kb.Version != 3 || kb.AIModels.NumberOfAIModels != 2 || kb.AIModels.ListOfAIModels[0].AveragePrecision != 0.8 ||
+		*kb.AIModels.ListOfAIModels[0].Accuracy != 0.75 || kb.Samples.NumberOfLabeledUnseenSample != 7 || kb.Samples.NumberOfUnseenSample != 2 {
+		t.Fatalf("the status's knowledge base: %+v", kb)
+	}
+	deploy(`not json`)
+	if got := c.res[job.String()].status.KnowledgeBase; got != kb {
+		t.Fatalf("a deploy of no JSON replaced the knowledge base: %+v", got)
+	}
+}

@@ -798,5 +798,26 @@ func (c *Cloud) deployCandidate(j *job, in Input) (Output, error) {
 	if err != nil {
 		return Output{}, fmt.Errorf("model %s not registered: %w", j.deploy, err)
 	}
-	return Output{Model: v}, nil
+	out := Output{Model: v}
+	learner, err := j.learner(c.env)
+	if err != nil {
+		return Output{}, err
+	}
+	if d, ok := learner.(Describer); ok {
+		key := jobKey(j.ref)
+		c.mu.Lock()
+		st, err := c.state(key)
+		c.mu.Unlock()
+		if err != nil {
+			return Output{}, err
+		}
+		var waiting int64
+		if err := c.env.Store.Scan(waitKey(key, ""), nil, func(_, _ []byte) error { waiting++; return nil }); err != nil {
+			return Output{}, err
+		}
+		if out.Status, err = d.Describe(data, int64(st.Labelled), waiting); err != nil {
+			return Output{}, fmt.Errorf("the deployed model not described: %w", err)
+		}
+	}
+	return out, nil
 }

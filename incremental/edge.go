@@ -209,11 +209,11 @@ func (e *Edge) holds(s topics.Spec) bool {
 		return false
 	}
 	res, err := api.ParseDocument(s.Data)
-	if err != nil {
+	if err != nil || res.Kind != e.fl.Kind {
 		return false
 	}
-	il, ok := res.Spec.(*api.IncrementalLearningJobSpec)
-	return ok && e.datasets[ref.Namespace+"/"+il.Dataset.Name]
+	js, err := e.fl.Job(res)
+	return err == nil && e.datasets[ref.Namespace+"/"+js.Dataset]
 }
 
 // control runs one job's controller until ctx ends.
@@ -503,8 +503,13 @@ func (w *inference) awaitModel(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		if !said {
-			w.log.Info("incremental: waiting for the model to reach the node", "error", err)
-			w.spec.Say(fmt.Sprintf("waiting for model %s to reach the node", miss.name))
+			w.log.Info(w.j.fl.Source+": waiting for the model to reach the node", "error", err)
+			if w.j.initial == "" {
+				w.spec.Say(fmt.Sprintf("waiting for the first version of model %s (the job's first training makes it, "+
+					"once its Dataset's samples pass the train trigger)", miss.name))
+			} else {
+				w.spec.Say(fmt.Sprintf("waiting for model %s to reach the node", miss.name))
+			}
 			said = true
 		}
 		select {
@@ -663,6 +668,9 @@ func (w *inference) load() (*servingModel, error) {
 	if err != nil || v == 0 {
 		if cur != nil {
 			return nil, nil // nothing deployed yet: the initial model serves on
+		}
+		if w.j.initial == "" {
+			return nil, &missingModel{name: name, err: err} // none before the first deploy
 		}
 		name = w.j.initial
 		if v, data, err = w.env.Models.Latest(w.j.ref.Namespace, name, 0); err != nil {

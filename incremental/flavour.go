@@ -2,6 +2,7 @@ package incremental
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/sedna-go/sedna/api"
@@ -63,6 +64,13 @@ type Learner interface {
 	Fits(base, model []byte) error
 	// Serve loads a model for the inference worker.
 	Serve(model []byte) (Served, error)
+}
+
+// Describer is a Learner that describes a deployed model for the job's
+// status: labelled and waiting count the job's labelled examples and
+// those that wait for a label.
+type Describer interface {
+	Describe(model []byte, labelled, waiting int64) (json.RawMessage, error)
 }
 
 // Served is a model the inference worker answers with; Answer may be

@@ -156,6 +156,9 @@ type Output struct {
 	// serving model's (Base) on the same evaluation set.
 	Eval Metrics `json:"eval,omitempty"`
 	Base Metrics `json:"base,omitempty"`
+	// Status is what a deploy adds to the job's status (JSON: a lifelong
+	// job's {"knowledgeBase": ...}), from a Describer.
+	Status json.RawMessage `json:"status,omitempty"`
 }
 
 // Input is what a stage's worker is asked to do.

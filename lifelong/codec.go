@@ -27,7 +27,9 @@ type wireTask struct {
 	Attr       string  `msgpack:"attr"`
 	Model      []byte  `msgpack:"model"`
 	Samples    int     `msgpack:"samples"`
+	Total      int     `msgpack:"total"`
 	Accuracy   float64 `msgpack:"accuracy"`
+	Precision  float64 `msgpack:"precision"`
 	Components []int   `msgpack:"components"`
 }
 
@@ -38,7 +40,7 @@ type wireTask struct {
 func (kb *KB) MarshalBinary() ([]byte, error) {
 	w := wireKB{V: kbVersion, Config: kb.Config, Mixture: kb.Mixture, Owner: kb.Owner, Threshold: kb.Threshold, Mixed: kb.mixed}
 	for _, t := range kb.Tasks {
-		wt := wireTask{ID: t.ID, Attr: t.Attr, Samples: t.Samples, Accuracy: t.Accuracy, Components: t.Components}
+		wt := wireTask{ID: t.ID, Attr: t.Attr, Samples: t.Samples, Total: t.Total, Accuracy: t.Accuracy, Precision: t.Precision, Components: t.Components}
 		if t.Model != nil {
 			b, err := t.Model.MarshalBinary()
 			if err != nil {
@@ -77,7 +79,7 @@ func Unmarshal(b []byte) (*KB, error) {
 		if wt.ID == "" || kb.task(wt.ID) != nil {
 			return nil, fmt.Errorf("%w: task %d has the ID %q, empty or repeated", ErrInvalid, i, wt.ID)
 		}
-		t := &Task{ID: wt.ID, Attr: wt.Attr, Samples: wt.Samples, Accuracy: wt.Accuracy, Components: wt.Components}
+		t := &Task{ID: wt.ID, Attr: wt.Attr, Samples: wt.Samples, Total: wt.Total, Accuracy: wt.Accuracy, Precision: wt.Precision, Components: wt.Components}
 		if wt.Model != nil {
 			if t.Model, err = ml.Unmarshal(wt.Model); err != nil {
 				return nil, fmt.Errorf("%w: task %s's model: %v", ErrInvalid, wt.ID, err)

@@ -101,3 +101,56 @@ func TestABadKnowledgeBaseIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A knowledge base decoded without its samples, given all the job's
+// samples again with one task's grown (as a training on the Dataset's node
+// gives them), trains that task alone and keeps the others' models.
+func TestUpdateTrainsOnlyTheTasksWithNewSamples(t *testing.T) {
+	for _, method := range []lifelong.Method{lifelong.ByAttribute, lifelong.ByCluster} {
+		t.Run(string(method), func(t *testing.T) {
+			cfg := config(method)
+			cfg.Epochs = 2
+			kb, err := lifelong.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, c := comfortSamples(t, taskA, 300, 1), comfortSamples(t, taskC, 300, 2)
+			if _, err := kb.Learn(context.Background(), append(append([]lifelong.Sample(nil), a...), c...)); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := kb.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := lifelong.Unmarshal(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := map[string]lifelong.Task{} // copies: Update changes the tasks in place
+			for _, task := range back.Tasks {
+				before[task.ID] = *task
+			}
+			more := append(append(append([]lifelong.Sample(nil), a...), c...), comfortSamples(t, taskC, 100, 3)...)
+			trained, err := back.Update(context.Background(), more)
+			if err != nil {
+				t.Fatal(err)
+			}
+			allocated, _, err := back.Allocate(comfortSamples(t, taskC, 10, 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cTask := back.Tasks[allocated[0]].ID
+			if len(back.Tasks) != len(before) || !slices.Contains(trained, cTask) {
+				t.Fatalf("trained %v of %d tasks (%d before); C is %s", trained, len(back.Tasks), len(before), cTask)
+			}
+			for _, task := range back.Tasks {
+				if !slices.Contains(trained, task.ID) && task.Model != before[task.ID].Model {
+					t.Fatalf("task %s was not trained but its model changed", task.ID)
+				}
+				if slices.Contains(trained, task.ID) && task.Total <= before[task.ID].Total {
+					t.Fatalf("task %s trained on %d samples, %d before", task.ID, task.Total, before[task.ID].Total)
+				}
+			}
+		})
+	}
+}

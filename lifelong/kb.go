@@ -51,6 +51,9 @@ type Config struct {
 	// trained on but measured on (default 0.2; negative: none, and the
 	// task's accuracy is NaN).
 	HoldOut float64 `msgpack:"holdOut" json:"holdOut"`
+	// MinTaskSamples is the fewest unexplained samples that make new
+	// tasks by clustering (default 50): fewer join their nearest tasks.
+	MinTaskSamples int `msgpack:"minTaskSamples" json:"minTaskSamples"`
 	// MaxTasks bounds the tasks one clustering may define (default 8).
 	MaxTasks int `msgpack:"maxTasks" json:"maxTasks"`
 	// UnseenQuantile sets the threshold of the unseen-task test: the
@@ -84,6 +87,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HoldOut < 0 || c.HoldOut >= 1 {
 		c.HoldOut = 0
 	}
+	if c.MinTaskSamples <= 0 {
+		c.MinTaskSamples = 50
+	}
 	if c.MaxTasks <= 0 {
 		c.MaxTasks = 8
 	}
@@ -102,11 +108,12 @@ type Task struct {
 	ID    string
 	Attr  string
 	Model *ml.Network
-	// Samples is how many samples its model learnt from.
-	Samples int
-	// Accuracy is its model's on its own samples held out at training
-	// (NaN when none are).
-	Accuracy float64
+	// Samples is how many samples its model learnt from; Total counts
+	// the held-out ones too.
+	Samples, Total int
+	// Accuracy and Precision (macro, over the classes) are its model's on
+	// its own samples held out at training (NaN when none are).
+	Accuracy, Precision float64
 	// Components are its clusters in the knowledge base's recognition
 	// mixture.
 	Components []int
@@ -171,6 +178,20 @@ func (kb *KB) check(samples []Sample) error {
 // tasks trained. By cluster, the samples a task's clusters explain join
 // that task, the others are clustered into new tasks.
 func (kb *KB) Learn(ctx context.Context, samples []Sample) ([]string, error) {
+	return kb.learn(ctx, samples, false)
+}
+
+// Update learns from all the samples a job has (its Dataset's and the
+// labelled ones), as a knowledge base decoded without its samples does at
+// each training: each task's samples become those Update groups to it; a
+// task with as many samples as its model learnt from keeps its model,
+// the others and new tasks are trained. It returns the IDs of the tasks
+// trained.
+func (kb *KB) Update(ctx context.Context, samples []Sample) ([]string, error) {
+	return kb.learn(ctx, samples, true)
+}
+
+func (kb *KB) learn(ctx context.Context, samples []Sample, replace bool) ([]string, error) {
 	if len(samples) == 0 {
 		return nil, nil
 	}
@@ -201,13 +222,21 @@ func (kb *KB) Learn(ctx context.Context, samples []Sample) ([]string, error) {
 			return nil, err
 		}
 	}
-	ids := slices.Sorted(maps.Keys(groups))
-	for _, id := range ids {
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(groups)) {
 		t := kb.task(id)
-		kb.data[id] = append(kb.data[id], groups[id]...)
+		if !replace {
+			kb.data[id] = append(kb.data[id], groups[id]...)
+		} else {
+			kb.data[id] = groups[id]
+			if t.Model != nil && t.Total == len(groups[id]) {
+				continue // nothing new for it
+			}
+		}
 		if err := kb.train(ctx, t); err != nil {
 			return nil, err
 		}
+		ids = append(ids, id)
 	}
 	if err := kb.setThreshold(); err != nil {
 		return nil, err
@@ -233,6 +262,7 @@ func (kb *KB) task(id string) *Task {
 func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
 	groups := map[string][]Sample{}
 	var rest []Sample
+	var nearest []int
 	if kb.Mixture == nil {
 		rest = samples
 	} else {
@@ -245,6 +275,9 @@ func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
 			}
 			if unseen {
 				rest = append(rest, win...)
+				for range win {
+					nearest = append(nearest, task)
+				}
 				continue
 			}
 			id := kb.Tasks[task].ID
@@ -252,6 +285,14 @@ func (kb *KB) groupByCluster(samples []Sample) (map[string][]Sample, error) {
 		}
 	}
 	if len(rest) == 0 {
+		return groups, nil
+	}
+	if kb.Mixture != nil && len(rest) < kb.Config.MinTaskSamples {
+		// Too few to be a task: the stragglers join their nearest tasks.
+		for i, s := range rest {
+			id := kb.Tasks[nearest[i]].ID
+			groups[id] = append(groups[id], s)
+		}
 		return groups, nil
 	}
 	ch, err := kb.cluster(rest, 1, min(kb.Config.MaxTasks, len(rest)))
@@ -327,16 +368,16 @@ func (kb *KB) train(ctx context.Context, t *Task) error {
 		Optimizer: ml.Adam, Seed: cfg.Seed + 1}); err != nil {
 		return err
 	}
-	t.Accuracy = math.NaN()
+	t.Accuracy, t.Precision = math.NaN(), math.NaN()
 	if fit < len(data) {
 		x, y := matrix(data[fit:])
 		ev, err := ml.Evaluate(m, x, y)
 		if err != nil {
 			return err
 		}
-		t.Accuracy = ev.Accuracy
+		t.Accuracy, t.Precision = ev.Accuracy, ev.Confusion.Macro().Precision
 	}
-	t.Model, t.Samples = m, fit
+	t.Model, t.Samples, t.Total = m, fit, len(data)
 	return nil
 }
 

@@ -52,8 +52,10 @@ func TestSednaExamplesTellWhatTheyWaitFor(t *testing.T) {
 			`waiting for Model "helmet-detection-inference-little-model" (spec.edgeWorker.model.name) to have a model file: /data/little-model/yolov3_resnet18.pb`},
 		"IncrementalLearningJob/default/helmet-detection-demo": {"Pending", "Waiting",
 			`waiting for Model "initial-model" (spec.initialModel.name) to have a model file: /models/base_model/model.pb`},
-		"LifelongLearningJob/default/atcii-classifier-demo": {"Pending", "WorkersStarting",
-			"waiting for worker train on edge1 (pending: no built-in worker for LifelongLearningJob role train yet: give the template a command)"},
+		// Its built-in workers run; its inference worker waits for the
+		// first knowledge base, which its Dataset (missing) would train.
+		"LifelongLearningJob/default/atcii-classifier-demo": {"Running", "WorkersRunning",
+			"worker deploy on edge1: waiting for the first version of model atcii-classifier-demo-kb (the job's first training makes it"},
 		// Its workers run: the aggregator waits for the training workers'
 		// reports of their Datasets, whose files are missing.
 		"FederatedLearningJob/default/surface-defect-detection": {"Running", "WorkersRunning",

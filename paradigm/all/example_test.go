@@ -9,5 +9,5 @@ import (
 // The paradigms Sedna-Go ships, by kind.
 func ExampleAll() {
 	fmt.Println(all.All().Kinds())
-	// Output: [JointInferenceService FederatedLearningJob IncrementalLearningJob]
+	// Output: [JointInferenceService FederatedLearningJob IncrementalLearningJob LifelongLearningJob]
 }
