@@ -374,9 +374,9 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 
 // may lists the operations of each role.
 var may = map[access.UserRole][]string{
-	access.UserViewer:   {"get", "describe", "nodes", "logs", "examples.waiting"},
-	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "apply", "delete", "model.push", "examples.label"},
-	access.UserAdmin:    {"get", "describe", "nodes", "logs", "examples.waiting", "apply", "delete", "model.push", "examples.label"},
+	access.UserViewer:   {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe"},
+	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label"},
+	access.UserAdmin:    {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label"},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -398,7 +398,7 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return topics.APIReply{Nodes: c.nodeList()}
 	case "logs":
 		return c.logs(who, req)
-	case "examples.waiting", "examples.label":
+	case "examples.waiting", "examples.label", "kb.describe":
 		return c.jobOp(req)
 	}
 	return c.get(req)

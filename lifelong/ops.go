@@ -13,7 +13,7 @@ import (
 
 // OpKB is the cloud operation that describes a job's knowledge base
 // (`sedna kb`): its answer is a Summary in JSON.
-const OpKB = "kb"
+const OpKB = "kb.describe"
 
 // Summary describes a knowledge base: the version deployed last and its
 // tasks, as `sedna kb` shows them.

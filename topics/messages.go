@@ -128,7 +128,7 @@ type ModelUpload struct {
 type APIRequest struct {
 	ID        string   `msgpack:"id"`
 	Client    string   `msgpack:"client"`
-	Op        string   `msgpack:"op"` // apply, delete, get, describe, nodes, model.push, logs, examples.waiting, examples.label
+	Op        string   `msgpack:"op"` // apply, delete, get, describe, nodes, model.push, logs, examples.waiting, examples.label, kb.describe
 	Kind      string   `msgpack:"kind,omitempty"`
 	Namespace string   `msgpack:"ns,omitempty"`
 	Name      string   `msgpack:"name,omitempty"`

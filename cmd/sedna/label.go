@@ -42,19 +42,34 @@ standard input; a detection job's labels are the scenes' objects, in JSON:
 
 A tool may also publish each label itself, unretained, on the job's label
 topic (sedna/v1/job/IncrementalLearningJob/NAMESPACE/NAME/label) as JSON
-{"key": "edge1/17", "label": 3}: a user of role operator may.`,
+{"key": "edge1/17", "label": 3}: a user of role operator may.
+
+A LifelongLearningJob's samples of unseen tasks wait the same way:
+--kind ll (LifelongLearningJob) names one.`,
 	}
 	cmd.AddCommand(newLabelListCmd(), newLabelSetCmd())
 	return cmd
 }
 
-func labelJob(name, namespace string) topics.APIRequest {
-	return topics.APIRequest{Kind: api.KindIncrementalLearningJob, Name: name, Namespace: namespace}
+// labelJob names a learning job of kind: IncrementalLearningJob (il,
+// incremental) or LifelongLearningJob (ll, lifelong), whose unseen
+// samples wait for labels as hard examples do.
+func labelJob(kind, name, namespace string) (topics.APIRequest, error) {
+	switch strings.ToLower(kind) {
+	case "", "il", "incremental", strings.ToLower(api.KindIncrementalLearningJob):
+		kind = api.KindIncrementalLearningJob
+	case "ll", "lifelong", strings.ToLower(api.KindLifelongLearningJob):
+		kind = api.KindLifelongLearningJob
+	default:
+		return topics.APIRequest{}, fmt.Errorf("--kind %s: want IncrementalLearningJob (il) or LifelongLearningJob (ll)", kind)
+	}
+	return topics.APIRequest{Kind: kind, Name: name, Namespace: namespace}, nil
 }
 
 func newLabelListCmd() *cobra.Command {
 	var (
 		f      controlFlags
+		kind   string
 		limit  int
 		all    bool
 		output string
@@ -71,6 +86,10 @@ func newLabelListCmd() *cobra.Command {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %s: want table or json", output)
 			}
+			job, err := labelJob(kind, args[0], f.namespace)
+			if err != nil {
+				return err
+			}
 			c, ctx, end, err := f.session()
 			if err != nil {
 				return err
@@ -79,7 +98,7 @@ func newLabelListCmd() *cobra.Command {
 			var list incremental.WaitingList
 			req := incremental.WaitingRequest{Limit: limit}
 			for {
-				page, err := waitingPage(ctx, c, f.timeout, labelJob(args[0], f.namespace), req)
+				page, err := waitingPage(ctx, c, f.timeout, job, req)
 				if err != nil {
 					return err
 				}
@@ -105,6 +124,7 @@ func newLabelListCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVarP(&kind, "kind", "k", api.KindIncrementalLearningJob, "the job's kind: IncrementalLearningJob (il) or LifelongLearningJob (ll)")
 	cmd.Flags().IntVar(&limit, "limit", incremental.DefaultWaitingLimit, "how many to list (a page, with --all)")
 	cmd.Flags().BoolVar(&all, "all", false, "list every waiting example, a page at a time")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json (with each example's data, base64)")
@@ -190,6 +210,7 @@ func saveExamples(dir string, es []incremental.WaitingExample) error {
 func newLabelSetCmd() *cobra.Command {
 	var (
 		f    controlFlags
+		kind string
 		file string
 	)
 	cmd := &cobra.Command{
@@ -215,6 +236,10 @@ func newLabelSetCmd() *cobra.Command {
 			if len(labels) == 0 {
 				return errors.New("no labels given")
 			}
+			job, err := labelJob(kind, args[0], f.namespace)
+			if err != nil {
+				return err
+			}
 			c, ctx, end, err := f.session()
 			if err != nil {
 				return err
@@ -223,7 +248,7 @@ func newLabelSetCmd() *cobra.Command {
 			var total incremental.LabelResult
 			for start := 0; start < len(labels); start += labelsPerRequest {
 				batch := labels[start:min(start+labelsPerRequest, len(labels))]
-				res, err := setLabels(ctx, c, f.timeout, labelJob(args[0], f.namespace), batch)
+				res, err := setLabels(ctx, c, f.timeout, job, batch)
 				if err != nil {
 					return fmt.Errorf("%w (%d labels taken before)", err, total.Labelled)
 				}
@@ -238,6 +263,7 @@ func newLabelSetCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVarP(&kind, "kind", "k", api.KindIncrementalLearningJob, "the job's kind: IncrementalLearningJob (il) or LifelongLearningJob (ll)")
 	cmd.Flags().StringVarP(&file, "file", "f", "-", "the labels (- for standard input)")
 	return cmd
 }
