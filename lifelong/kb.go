@@ -111,8 +111,9 @@ type Task struct {
 	// Samples is how many samples its model learnt from; Total counts
 	// the held-out ones too.
 	Samples, Total int
-	// Accuracy and Precision (macro, over the classes) are its model's on
-	// its own samples held out at training (NaN when none are).
+	// Accuracy and Precision (micro-averaged over the classes, as Sedna's
+	// example measures it) are its model's on its own samples held out at
+	// training (NaN when none are).
 	Accuracy, Precision float64
 	// Components are its clusters in the knowledge base's recognition
 	// mixture.
@@ -375,7 +376,7 @@ func (kb *KB) train(ctx context.Context, t *Task) error {
 		if err != nil {
 			return err
 		}
-		t.Accuracy, t.Precision = ev.Accuracy, ev.Confusion.Macro().Precision
+		t.Accuracy, t.Precision = ev.Accuracy, ev.Confusion.Micro().Precision
 	}
 	t.Model, t.Samples, t.Total = m, fit, len(data)
 	return nil

@@ -290,7 +290,7 @@ var _ incremental.Describer = (*learner)(nil)
 
 // Describe is the knowledge base's part of the job's status, in Sedna's
 // shape ({"knowledgeBase": ...}): each task's model with its precision
-// (macro, on its held-out samples), its training samples and accuracy;
+// (micro-averaged, on its held-out samples), its training samples and accuracy;
 // the classes; the unseen samples labelled and waiting.
 func (l *learner) Describe(model []byte, labelled, waiting int64) (json.RawMessage, error) {
 	kb, err := Unmarshal(model)
