@@ -116,7 +116,9 @@ func TestLifelongKnowledgeBaseSurvivesRestartsAndAnOfflineEdge(t *testing.T) {
 	sednaCLI(t, url, comfort.YAML(o), "apply", "-f", "-")
 	ref := topics.JobRef{Kind: api.KindLifelongLearningJob, Namespace: "default", Name: o.WithDefaults().Job}
 	kbOf := func(n int) func(api.Status) bool {
-		return func(st api.Status) bool { return st.KnowledgeBase != nil && st.KnowledgeBase.AIModels.NumberOfAIModels == n }
+		return func(st api.Status) bool {
+			return st.KnowledgeBase != nil && st.KnowledgeBase.AIModels.NumberOfAIModels == n
+		}
 	}
 	st := f.waitStatus(t, ref, "a knowledge base of 3 tasks", 3*time.Minute, kbOf(3))
 	describe := func() lifelong.Summary {

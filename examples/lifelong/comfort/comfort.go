@@ -75,7 +75,9 @@ func (o Options) WithDefaults() Options {
 
 // DatasetFile is the Dataset's file: a CSV whose first line names the
 // columns, then one survey per line, "label,attribute,features...".
-func (o Options) DatasetFile() string { return filepath.Join(o.Dir, o.WithDefaults().Job+"-surveys.csv") }
+func (o Options) DatasetFile() string {
+	return filepath.Join(o.Dir, o.WithDefaults().Job+"-surveys.csv")
+}
 
 // Samples draws n surveys of a task (its name as their attribute).
 func Samples(task string, n int, seed uint64) ([]lifelong.Sample, error) {
