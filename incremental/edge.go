@@ -1,6 +1,7 @@
 package incremental
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -860,7 +861,7 @@ func (w *inference) metrics() {
 		return
 	}
 	w.spec.ReportMetrics(map[string]float64{
-		"samples": float64(w.samples.Load()), "hardExamples": float64(w.hard.Load()),
+		"samples": float64(w.samples.Load()), cmp.Or(w.j.fl.Kept, "hardExamples"): float64(w.hard.Load()),
 		"bytesSeen": float64(w.bytesSeen.Load()), "bytesUp": float64(w.bytesUp.Load()),
 		"poolKept": float64(ps.Kept), "poolDropped": float64(ps.Dropped), "inputDropped": float64(w.dropped.Load()),
 		"badInputs": float64(w.errors.Load()), "modelVersion": float64(m.version), "hotUpdates": float64(w.updates.Load()),

@@ -22,6 +22,9 @@ type Flavour struct {
 	// ("il": il/{ns}/{job}/input); Source names the flavour in the
 	// messages it sends and the logs.
 	Kind, Prefix, Source string
+	// Kept names, in the inference worker's metrics, the samples it kept
+	// for labelling (default "hardExamples").
+	Kept string
 	// Job reads a job's spec.
 	Job func(res *api.Resource) (JobSpec, error)
 }

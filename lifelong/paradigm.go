@@ -53,7 +53,7 @@ func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
 }
 
 // Flavour is lifelong learning's flavour of the incremental engine.
-var Flavour = incremental.Flavour{Kind: api.KindLifelongLearningJob, Prefix: "ll", Source: "lifelong", Job: jobSpec}
+var Flavour = incremental.Flavour{Kind: api.KindLifelongLearningJob, Prefix: "ll", Source: "lifelong", Kept: "unseenSamples", Job: jobSpec}
 
 // InputTopic and ResultTopic are a job's topics on its inference node:
 // devices publish samples (a jointinference.Request with Attr, the

@@ -586,7 +586,12 @@ func (r *realRun) jobResources() ([]*api.Resource, error) {
 			return fmt.Errorf("data files: %w", err)
 		}
 		if r.s.Incremental != nil {
-			return writeLearningFile(dataDir)
+			if err := writeLearningFile(dataDir); err != nil {
+				return err
+			}
+		}
+		if r.s.Lifelong != nil {
+			return writeLifelongFile(dataDir)
 		}
 		return nil
 	})
@@ -604,7 +609,7 @@ func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time
 	}
 	var want []wanted
 	for _, je := range r.s.Expect.Jobs {
-		if ref, err := topics.ParseJobRef(je.Key); err == nil && (je.Phase == api.ConditionCompleted || je.Phase == api.ConditionFailed) {
+		if ref, err := topics.ParseJobRef(je.Key); err == nil && je.waited() {
 			want = append(want, wanted{ref, je})
 		}
 	}
@@ -637,15 +642,31 @@ func (r *realRun) waitJobs(ctx context.Context, c *cloud.Client, until time.Time
 	wg.Wait()
 }
 
-// settled reports whether a job's status is final for e: it ended
-// (Completed or Failed), and, if in e's phase, every metric e wants a
-// minimum of reached it.
-func (e JobExpect) settled(st api.Status) bool {
-	if st.Phase != api.ConditionCompleted && st.Phase != api.ConditionFailed {
-		return false
+// waited says whether the run waits for a job e expects: one expected to
+// end (Completed, Failed), or to run with a minimum of a metric (a
+// lifelong job's second knowledge base serving, say).
+func (e JobExpect) waited() bool {
+	if e.Phase == api.ConditionCompleted || e.Phase == api.ConditionFailed {
+		return true
 	}
-	if st.Phase != e.Phase {
+	for _, b := range e.Metrics {
+		if b.Min != nil && e.Phase == api.ConditionRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// settled reports whether a job's status is final for e: it ended
+// (Completed or Failed), or runs when e expects it to run; and, if in e's
+// phase, every metric e wants a minimum of reached it.
+func (e JobExpect) settled(st api.Status) bool {
+	ended := st.Phase == api.ConditionCompleted || st.Phase == api.ConditionFailed
+	switch {
+	case ended && st.Phase != e.Phase, ended && e.Phase == api.ConditionRunning:
 		return true // the check fails whatever comes next
+	case !ended && (e.Phase != api.ConditionRunning || st.Phase != api.ConditionRunning):
+		return false
 	}
 	for k, b := range e.Metrics {
 		if b.Min != nil && st.Metrics[k] < *b.Min {
@@ -691,6 +712,15 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 		defer lr.close()
+	}
+	var ll *lifelongRun
+	if r.s.Lifelong != nil && client != nil {
+		if ll, err = r.startLifelong(ctx); err != nil {
+			return nil, err
+		}
+		defer ll.close()
+		r.logFault("lifelong: %s's sensor sends up to %d surveys of an unseen task to %s; an oracle labels them", r.s.Lifelong.Node,
+			ll.surveys, r.s.Lifelong.Job)
 	}
 	r.start0 = time.Now()
 	if lr != nil {
@@ -744,6 +774,9 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 	if lr != nil {
 		lr.stop()
 	}
+	if ll != nil {
+		ll.end()
+	}
 	// Every fault that was meant to end does; then what is queued drains.
 	r.mu.Lock()
 	for _, t := range r.timers {
@@ -780,6 +813,9 @@ waiting:
 	}
 	if lr != nil {
 		r.logFault("incremental: the camera sent %d frames; the oracle labelled %d hard examples", lr.sent.Load(), lr.labelled.Load())
+	}
+	if ll != nil {
+		r.logFault("lifelong: the sensor sent %d surveys; the oracle labelled %d unseen ones", ll.sent.Load(), ll.labelled.Load())
 	}
 	close(sampling)
 	<-sampleDone

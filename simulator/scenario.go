@@ -62,7 +62,10 @@ type Scenario struct {
 	// Incremental, if set, runs an incremental learning job's camera and
 	// labelling oracle beside the devices (real mode; see Learning).
 	Incremental *Learning `json:"incremental,omitempty"`
-	dir         string
+	// Lifelong, if set, runs a lifelong learning job's sensor of an
+	// unseen task and labelling oracle (real mode; see Lifelong).
+	Lifelong *Lifelong `json:"lifelong,omitempty"`
+	dir      string
 }
 
 // Nodes says how many nodes the fleet has and how they run.
@@ -269,6 +272,12 @@ func (s *Scenario) check() error {
 		errs = append(errs, s.Incremental.check(s)...)
 		if len(s.Jobs) == 0 {
 			fail("incremental: the scenario has no jobs files")
+		}
+	}
+	if s.Lifelong != nil {
+		errs = append(errs, s.Lifelong.check(s)...)
+		if len(s.Jobs) == 0 {
+			fail("lifelong: the scenario has no jobs files")
 		}
 	}
 	for i, je := range s.Expect.Jobs {

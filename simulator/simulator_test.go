@@ -407,3 +407,19 @@ func TestDeterministicFederatedJob(t *testing.T) {
 		t.Fatalf("with 3 of a minimum of 4 clients: phase %s, metrics %v", fl.Phase, fl.Metrics)
 	}
 }
+
+// The lifelong example on a fleet whose serving node loses its link for
+// 3 s: the run writes the Dataset of three tasks, its sensor sends surveys
+// of a fourth, which the first knowledge base flags unseen, and its oracle
+// labels them; the job serves its second knowledge base at the edge, and
+// the sensors lose nothing.
+func TestLifelongScenario(t *testing.T) {
+	rep := run(t, "lifelong.yaml", nil)
+	if !rep.OK() {
+		t.Fatalf("%v", rep.Failures)
+	}
+	ll := rep.Jobs[len(rep.Jobs)-1]
+	if ll.Key != "LifelongLearningJob/default/sim-ll" || ll.Phase != "Running" || ll.Metrics["modelVersion"] < 2 {
+		t.Fatalf("job report %+v", ll)
+	}
+}

@@ -26,9 +26,13 @@ inference example runs on edge-b: its two models are trained and registered,
 the service applied, and a camera sends 2,000 Fashion-MNIST frames. Then
 five more nodes run the federated learning example: the digits split
 non-IID over them, 30 rounds of FedAvg, compared with training on all the
-data in one place. Last, the incremental learning example runs on edge-b: a
+data in one place. Then the incremental learning example runs on edge-b: a
 camera's frames drift, the hard ones go up and an oracle labels them, one
-cycle trains, evaluates and deploys a better model, swapped in at the edge.`,
+cycle trains, evaluates and deploys a better model, swapped in at the edge.
+Last, the lifelong learning example runs on edge-b: a knowledge base of three
+thermal-comfort tasks learnt from its Dataset, a fourth task's surveys
+flagged unseen and labelled by an oracle, a second knowledge base that learnt
+it without touching the other three.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()

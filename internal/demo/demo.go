@@ -260,6 +260,9 @@ report:
 	if err := demoIncremental(ctx, say, m, ag, b.name, dir, pw); err != nil {
 		return fmt.Errorf("demo: incremental learning: %w", err)
 	}
+	if err := demoLifelong(ctx, say, m, ag, b.name, dir, pw); err != nil {
+		return fmt.Errorf("demo: lifelong learning: %w", err)
+	}
 	say("took %v in all", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -26,7 +26,7 @@ func TestDemoCountsEveryMessage(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "nothing lost, nothing duplicated") || !strings.Contains(out.String(), "frames in") ||
 		!strings.Contains(out.String(), "joint accuracy") || !strings.Contains(out.String(), "mAP@0.5 joint") ||
-		!strings.Contains(out.String(), "swapped in at the edge") {
+		!strings.Contains(out.String(), "swapped in at the edge") || !strings.Contains(out.String(), "0 flagged unseen") {
 		t.Fatalf("demo output:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())
