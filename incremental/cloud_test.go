@@ -202,7 +202,7 @@ func runExternalTrain(t *testing.T, script string) string {
 		t.Fatal(err)
 	}
 	blob, _ := m.MarshalBinary()
-	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	reg := paradigmtest.NewRegistry(map[string][]byte{"default/initial-model": blob})
 	log := slog.New(slog.DiscardHandler)
 	half, err := incremental.Paradigm{}.Cloud(paradigm.Env{Side: paradigm.Cloud, Node: "cloud", Bus: net.Cloud, Store: st, Models: reg, Log: log})
 	if err != nil {

@@ -155,7 +155,7 @@ func TestDetectionInferenceMinesWithIBT(t *testing.T) {
 	clean, noisy, _ := detectionScenes(t)
 	base := initialDetector(t, clean)
 	blob, _ := base.MarshalBinary()
-	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	reg := paradigmtest.NewRegistry(map[string][]byte{"default/initial-model": blob})
 	host := testHost(t)
 	st := tempStore(t)
 	net := paradigmtest.NewNet()
@@ -272,7 +272,7 @@ func TestADetectionCycleRunsAcrossTheHalves(t *testing.T) {
 	stream := append(append([]detect.Scene(nil), noisy...), more...)
 	base := initialDetector(t, clean)
 	blob, _ := base.MarshalBinary()
-	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	reg := paradigmtest.NewRegistry(map[string][]byte{"default/initial-model": blob})
 	host := testHost(t)
 	net := paradigmtest.NewNet()
 	edgeBus := net.Node("edge1")

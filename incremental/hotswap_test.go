@@ -26,7 +26,7 @@ import (
 // swapRig is an inference worker on a node (an in-memory bus, a Badger
 // store, the WASM miner) whose model registry a test adds versions to.
 type swapRig struct {
-	reg     *registry
+	reg     *paradigmtest.Registry
 	bus     paradigm.Bus
 	metrics atomic.Pointer[map[string]float64]
 	fresh   chan struct{} // a report of metrics came
@@ -45,7 +45,7 @@ func newSwapRig(t testing.TB, hot bool, hidden int) *swapRig {
 		t.Fatal(err)
 	}
 	blob, _ := m.MarshalBinary()
-	r := &swapRig{reg: &registry{versions: map[string][][]byte{"default/initial-model": {blob}, "default/deploy-model": {blob}}}, net: m,
+	r := &swapRig{reg: paradigmtest.NewRegistry(map[string][]byte{"default/initial-model": blob, "default/deploy-model": blob}), net: m,
 		done: make(chan error, 1), fresh: make(chan struct{}, 1)}
 	host := testHost(t)
 	st := tempStore(t)

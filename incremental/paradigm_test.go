@@ -50,32 +50,6 @@ func testHost(t testing.TB) *plugins.Host {
 	return host
 }
 
-// registry is a model registry both sides read, as if the model
-// distribution had brought each version to the node at once.
-type registry struct {
-	mu       sync.Mutex
-	versions map[string][][]byte
-}
-
-func (r *registry) Latest(ns, name string, have uint64) (uint64, []byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	vs := r.versions[ns+"/"+name]
-	if len(vs) == 0 {
-		return 0, nil, fmt.Errorf("model %s has no version", name)
-	}
-	if uint64(len(vs)) == have {
-		return have, nil, nil
-	}
-	return uint64(len(vs)), vs[len(vs)-1], nil
-}
-
-func (r *registry) Register(_ context.Context, ns, name, _, _ string, _ map[string]string, data []byte) (uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.versions[ns+"/"+name] = append(r.versions[ns+"/"+name], data)
-	return uint64(len(r.versions[ns+"/"+name])), nil
-}
 
 const ilJob = `apiVersion: sedna.io/v1alpha1
 kind: IncrementalLearningJob
@@ -196,7 +170,7 @@ func runCycle(t *testing.T, ilJob string) {
 		t.Fatal(err)
 	}
 	blob, _ := base.MarshalBinary()
-	reg := &registry{versions: map[string][][]byte{"default/initial-model": {blob}}}
+	reg := paradigmtest.NewRegistry(map[string][]byte{"default/initial-model": blob})
 	stream, err := test.Drifted(cameraDrift)
 	if err != nil {
 		t.Fatal(err)

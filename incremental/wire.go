@@ -1,6 +1,7 @@
 package incremental
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/sedna-go/sedna/topics"
@@ -150,4 +151,24 @@ func decode(payload []byte, kind string, v any) error {
 		return fmt.Errorf("incremental: an envelope of kind %q, want %q", env.Kind, kind)
 	}
 	return env.DecodeBody(v)
+}
+
+// Labeller is an oracle as a labelling tool: given what the cloud
+// announces on a job's waiting topic (WaitingTopic), the JSON label to
+// publish on its label topic; ok is false for what oracle cannot label
+// (it knows a sample's label by the device's ID for it).
+func Labeller(oracle func(id string) (label int, ok bool)) func(waiting []byte) (label []byte, ok bool) {
+	return func(waiting []byte) ([]byte, bool) {
+		env, err := topics.UnmarshalEnvelope(waiting, topics.Limits{})
+		var w WaitingExample
+		if err != nil || env.DecodeBody(&w) != nil {
+			return nil, false
+		}
+		y, ok := oracle(w.ID)
+		if !ok {
+			return nil, false
+		}
+		raw, err := json.Marshal(Label{Key: w.Key, Label: y})
+		return raw, err == nil
+	}
 }

@@ -22,32 +22,6 @@ import (
 	"github.com/sedna-go/sedna/workers"
 )
 
-// registry is a model registry both sides read, as if the model
-// distribution had brought each version to the node at once.
-type registry struct {
-	mu       sync.Mutex
-	versions map[string][][]byte
-}
-
-func (r *registry) Latest(ns, name string, have uint64) (uint64, []byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	vs := r.versions[ns+"/"+name]
-	if len(vs) == 0 {
-		return 0, nil, fmt.Errorf("model %s has no version", name)
-	}
-	if uint64(len(vs)) == have {
-		return have, nil, nil
-	}
-	return uint64(len(vs)), vs[len(vs)-1], nil
-}
-
-func (r *registry) Register(_ context.Context, ns, name, _, _ string, _ map[string]string, data []byte) (uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.versions[ns+"/"+name] = append(r.versions[ns+"/"+name], data)
-	return uint64(len(r.versions[ns+"/"+name])), nil
-}
 
 func tempStore(t testing.TB) store.Store {
 	t.Helper()
@@ -121,7 +95,7 @@ func TestALifelongCycleRunsAcrossTheHalves(t *testing.T) {
 		}
 	}
 	unseen := comfortSamples(t, taskD, 1500, 500)
-	reg := &registry{versions: map[string][][]byte{}}
+	reg := paradigmtest.NewRegistry(nil)
 	net := paradigmtest.NewNet()
 	edgeBus := net.Node("edge1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -77,20 +77,15 @@ func (r *realRun) startLifelong(ctx context.Context) (*lifelongRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	oracle := comfort.Oracle(unseen, "d-")
+	labels := comfort.Labels(unseen, "d-")
 	ref := topics.JobRef{Kind: api.KindLifelongLearningJob, Namespace: "default", Name: l.Job}
 	lr := &lifelongRun{stop: make(chan struct{}), surveys: n}
 	lr.oracle = paho.NewClient(paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-ll-oracle").
 		SetUsername("sim-ops").SetPassword(simPassword).SetAutoReconnect(true).
 		SetOnConnectHandler(func(cl paho.Client) {
 			cl.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-				var w incremental.WaitingExample
-				env, err := topics.UnmarshalEnvelope(msg.Payload(), topics.Limits{})
-				if err != nil || env.DecodeBody(&w) != nil {
-					return
-				}
-				if y, ok := oracle(w.ID); ok {
-					cl.Publish(incremental.LabelTopic(ref), 1, false, fmt.Sprintf(`{"key": %q, "label": %d}`, w.Key, y))
+				if raw, ok := labels(msg.Payload()); ok {
+					cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
 					lr.labelled.Add(1)
 				}
 			})

@@ -75,20 +75,15 @@ func demoLifelong(ctx context.Context, say func(string, ...any), m *cloud.Manage
 	if err != nil {
 		return err
 	}
-	oracle := comfort.Oracle(unseen, "d-")
+	labels := comfort.Labels(unseen, "d-")
 	lab := paho.NewClient(paho.NewClientOptions().AddBroker(m.BrokerURL()).SetClientID("demo-ll-oracle").SetUsername("demo").SetPassword(pw))
 	if tok := lab.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("oracle: %v", tok.Error())
 	}
 	defer lab.Disconnect(100)
 	if tok := lab.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-		var w incremental.WaitingExample
-		env, err := topics.UnmarshalEnvelope(msg.Payload(), topics.Limits{})
-		if err != nil || env.DecodeBody(&w) != nil {
-			return
-		}
-		if y, ok := oracle(w.ID); ok {
-			cl.Publish(incremental.LabelTopic(ref), 1, false, fmt.Sprintf(`{"key": %q, "label": %d}`, w.Key, y))
+		if raw, ok := labels(msg.Payload()); ok {
+			cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
 		}
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("oracle: %v", tok.Error())

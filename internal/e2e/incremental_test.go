@@ -59,6 +59,13 @@ func newILCamera(t *testing.T, addr string, ref topics.JobRef, id ...string) *il
 // returns their answers in order; every frame must be answered.
 func (cam *ilCamera) send(t *testing.T, d *datasets.Dataset, lo, hi int, prefix string) []jointinference.Result {
 	t.Helper()
+	return cam.stream(t, lo, hi, func(i int) jointinference.Request { return drift.Request(d, i, prefix) })
+}
+
+// stream sends the requests req(lo)..req(hi-1), at most 64 unanswered at
+// a time, and returns their answers in order; every one must be answered.
+func (cam *ilCamera) stream(t *testing.T, lo, hi int, req func(i int) jointinference.Request) []jointinference.Result {
+	t.Helper()
 	answered := func(id string) bool {
 		cam.mu.Lock()
 		defer cam.mu.Unlock()
@@ -66,15 +73,23 @@ func (cam *ilCamera) send(t *testing.T, d *datasets.Dataset, lo, hi int, prefix 
 		return ok
 	}
 	deadline := time.After(2 * time.Minute)
-	for i := lo; i < hi; i++ {
-		for i-64 >= lo && !answered(fmt.Sprint(prefix, i-64)) {
+	wait := func(id string) {
+		for !answered(id) {
 			select {
 			case <-cam.signal:
 			case <-deadline:
-				t.Fatalf("frame %s%d unanswered after 2 minutes", prefix, i-64)
+				t.Fatalf("request %s unanswered after 2 minutes", id)
 			}
 		}
-		raw, err := jointinference.EncodeRequest(drift.Request(d, i, prefix), cam.reply, "")
+	}
+	ids := make([]string, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		if len(ids) >= 64 {
+			wait(ids[len(ids)-64])
+		}
+		r := req(i)
+		ids = append(ids, r.ID)
+		raw, err := jointinference.EncodeRequest(r, cam.reply, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,15 +98,8 @@ func (cam *ilCamera) send(t *testing.T, d *datasets.Dataset, lo, hi int, prefix 
 		}
 	}
 	out := make([]jointinference.Result, 0, hi-lo)
-	for i := lo; i < hi; i++ {
-		id := fmt.Sprint(prefix, i)
-		for !answered(id) {
-			select {
-			case <-cam.signal:
-			case <-deadline:
-				t.Fatalf("frame %s unanswered after 2 minutes", id)
-			}
-		}
+	for _, id := range ids {
+		wait(id)
 		cam.mu.Lock()
 		out = append(out, cam.got[id])
 		cam.mu.Unlock()

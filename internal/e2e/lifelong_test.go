@@ -20,48 +20,14 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-// llSend sends samples lo..hi-1 (IDs prefix+i) to a lifelong job's
-// inference worker through the camera's client, at most 64 unanswered at
-// a time, and returns their answers in order; every one must be answered.
+// llSend sends samples lo..hi-1 (IDs prefix+i, their sensor
+// "sensor-"+prefix) to a lifelong job's inference worker and returns
+// their answers in order.
 func llSend(t *testing.T, cam *ilCamera, samples []lifelong.Sample, lo, hi int, prefix string) []jointinference.Result {
 	t.Helper()
-	answered := func(id string) bool {
-		cam.mu.Lock()
-		defer cam.mu.Unlock()
-		_, ok := cam.got[id]
-		return ok
-	}
-	deadline := time.After(2 * time.Minute)
-	wait := func(id string) {
-		for !answered(id) {
-			select {
-			case <-cam.signal:
-			case <-deadline:
-				t.Fatalf("sample %s unanswered after 2 minutes", id)
-			}
-		}
-	}
-	for i := lo; i < hi; i++ {
-		if i-64 >= lo {
-			wait(fmt.Sprint(prefix, i-64))
-		}
-		raw, err := jointinference.EncodeRequest(comfort.Request(samples[i], fmt.Sprint(prefix, i), "sensor-"+prefix, true), cam.reply, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok := cam.c.Publish(cam.topic, 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("sensor: publish: %v", tok.Error())
-		}
-	}
-	out := make([]jointinference.Result, 0, hi-lo)
-	for i := lo; i < hi; i++ {
-		id := fmt.Sprint(prefix, i)
-		wait(id)
-		cam.mu.Lock()
-		out = append(out, cam.got[id])
-		cam.mu.Unlock()
-	}
-	return out
+	return cam.stream(t, lo, hi, func(i int) jointinference.Request {
+		return comfort.Request(samples[i], fmt.Sprint(prefix, i), "sensor-"+prefix, true)
+	})
 }
 
 // llScore is the share of answers of the samples' classes, and how many

@@ -11,7 +11,6 @@ package drift
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/datasets"
-	"github.com/sedna-go/sedna/topics"
 )
 
 // Options shape the example. The zero value is the job "fashion-il" on
@@ -261,18 +259,5 @@ func Oracle(d *datasets.Dataset, prefix string) func(id string) (label int, ok b
 // a job's waiting topic (incremental.WaitingTopic), the JSON label to
 // publish on its label topic; ok is false for what it cannot label.
 func Labels(d *datasets.Dataset, prefix string) func(waiting []byte) (label []byte, ok bool) {
-	oracle := Oracle(d, prefix)
-	return func(waiting []byte) ([]byte, bool) {
-		env, err := topics.UnmarshalEnvelope(waiting, topics.Limits{})
-		var w incremental.WaitingExample
-		if err != nil || env.DecodeBody(&w) != nil {
-			return nil, false
-		}
-		y, ok := oracle(w.ID)
-		if !ok {
-			return nil, false
-		}
-		raw, err := json.Marshal(incremental.Label{Key: w.Key, Label: y})
-		return raw, err == nil
-	}
+	return incremental.Labeller(Oracle(d, prefix))
 }

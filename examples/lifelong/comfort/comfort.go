@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/lifelong"
 	mlcomfort "github.com/sedna-go/sedna/ml/comfort"
@@ -206,6 +207,13 @@ func Oracle(samples []lifelong.Sample, prefix string) func(id string) (int, bool
 		}
 		return samples[i].Y, true
 	}
+}
+
+// Labels is Oracle as a labelling tool (incremental.Labeller): given what
+// the cloud announces on the job's waiting topic, the JSON label to
+// publish on its label topic.
+func Labels(samples []lifelong.Sample, prefix string) func(waiting []byte) (label []byte, ok bool) {
+	return incremental.Labeller(Oracle(samples, prefix))
 }
 
 // Describe is a line about the tasks, for logs.
