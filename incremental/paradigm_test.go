@@ -50,7 +50,6 @@ func testHost(t testing.TB) *plugins.Host {
 	return host
 }
 
-
 const ilJob = `apiVersion: sedna.io/v1alpha1
 kind: IncrementalLearningJob
 metadata: {name: helmet, namespace: default}

@@ -22,7 +22,6 @@ import (
 	"github.com/sedna-go/sedna/workers"
 )
 
-
 func tempStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
