@@ -97,6 +97,10 @@ func (d edgeData) Samples(namespace, name string, after uint64, fn func(i uint64
 	return d.a.SamplesAfter(namespace, name, after, fn)
 }
 
+func (d edgeData) Columns(namespace, name string) ([]string, error) {
+	return d.a.Columns(namespace, name)
+}
+
 func (edgeData) Open(path string) (*os.File, error) {
 	return nil, fmt.Errorf("open %s: %w (a node's samples are read with Samples)", path, paradigm.ErrNotHere)
 }

@@ -130,6 +130,7 @@ func (d *datasets) close() {
 
 func counterKey(key string) []byte { return []byte("c/" + key) }
 func offsetKey(key string) []byte  { return []byte("o/" + key) }
+func headerKey(key string) []byte  { return []byte("h/" + key) }
 func sampleKey(key string, n uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("s/"+key+"/"), n)
 }
@@ -175,7 +176,7 @@ func (d *datasets) run(ds *dataset) {
 					more = false
 				}
 			}
-			next, err := d.keep(ds, count, lines, offset)
+			next, err := d.keep(ds, count, lines, offset, nil)
 			if err != nil {
 				log.Error("samples not stored", "samples", len(lines), "error", err)
 				continue
@@ -209,10 +210,15 @@ func (d *datasets) run(ds *dataset) {
 					log.Error("a sample larger than a message may be: skipped", "bytes", len(got[0]), "limit", maxSample, "offset", offset)
 					got = nil
 				}
-				next, err = d.keep(ds, count, got, newOffset)
+				var header []byte
+				if offset == 0 && ds.spec.Format == "csv" {
+					// The columns' names, kept beside the samples.
+					header, _ = readHeader(fileOf(ds.spec.URL))
+				}
+				next, err = d.keep(ds, count, got, newOffset, header)
 				if errors.Is(err, store.ErrTooLarge) && len(got) == 1 {
 					log.Error("a sample larger than the store takes in one write: skipped", "bytes", len(got[0]), "offset", offset)
-					next, err = d.keep(ds, count, nil, newOffset)
+					next, err = d.keep(ds, count, nil, newOffset, header)
 				}
 				if err != nil {
 					log.Error("samples not stored", "samples", len(got), "error", err)
@@ -238,9 +244,13 @@ const batchBytes = 192 << 10
 // sample published on the dataset's topic may be.
 var maxSample = topics.DefaultLimits.MaxBody
 
-// keep stores samples and the new count and offset in one batch.
-func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64) (uint64, error) {
+// keep stores samples and the new count and offset in one batch, and a
+// csv file's header when given.
+func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64, header []byte) (uint64, error) {
 	var b store.Batch
+	if header != nil {
+		b.Put(headerKey(ds.key), header)
+	}
 	for _, l := range lines {
 		count++
 		b.Put(sampleKey(ds.key, count), l)
@@ -314,6 +324,35 @@ func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int
 		size += len(line) + 64 // the sample's key and the store's overhead
 	}
 	return lines, offset, nil
+}
+
+// readHeader reads a csv file's first line, once it is whole (nil before).
+func readHeader(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
+	if err != nil || len(line) > maxSample {
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+// Columns names the columns of a csv Dataset the node holds, from its
+// file's header (its first line); an error wrapping store.ErrNotFound
+// before the node has read one.
+func (a *Agent) Columns(namespace, name string) ([]string, error) {
+	h, err := a.datasets.st.Get(headerKey(api.KindDataset + "/" + namespace + "/" + name))
+	if err != nil {
+		return nil, fmt.Errorf("the header of Dataset %s/%s: %w", namespace, name, err)
+	}
+	cols := strings.Split(string(h), ",")
+	for i, c := range cols {
+		cols[i] = strings.TrimSpace(c)
+	}
+	return cols, nil
 }
 
 // Samples calls fn with each sample the node holds of the Dataset

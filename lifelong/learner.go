@@ -57,6 +57,108 @@ func FormatSample(s Sample) string {
 	return b.String()
 }
 
+// Columns says how a Dataset's lines are read: by position ("label,
+// attribute,features...", the zero Columns), or by the names the job gives
+// its columns in the train template's env, as its csv file's header names
+// them: label (the class column), attributes (the task's columns,
+// comma-separated; a sample's attribute is their values joined by "|"),
+// features (comma-separated; default every other column).
+type Columns struct {
+	Label      string
+	Attributes []string
+	Features   []string
+}
+
+// ColumnsOf reads Columns from a template's env.
+func ColumnsOf(params map[string]string) Columns {
+	split := func(v string) []string {
+		var out []string
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return Columns{Label: strings.TrimSpace(params["label"]), Attributes: split(params["attributes"]), Features: split(params["features"])}
+}
+
+// Named says whether the job names its columns.
+func (c Columns) Named() bool { return c.Label != "" || len(c.Attributes) > 0 || len(c.Features) > 0 }
+
+// Parser reads the lines of a Dataset whose header is header: an error
+// names a column the header does not have.
+func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), error) {
+	index := map[string]int{}
+	for i, h := range header {
+		index[h] = i
+	}
+	find := func(what, name string) (int, error) {
+		i, ok := index[name]
+		if !ok {
+			return 0, fmt.Errorf("lifelong: the %s column %q is not in the Dataset's header %q", what, name, strings.Join(header, ","))
+		}
+		return i, nil
+	}
+	if c.Label == "" {
+		return nil, errors.New("lifelong: the job names its columns but not its label column (env label)")
+	}
+	label, err := find("label", c.Label)
+	if err != nil {
+		return nil, err
+	}
+	var attrs, feats []int
+	used := map[int]bool{label: true}
+	for _, a := range c.Attributes {
+		i, err := find("attribute", a)
+		if err != nil {
+			return nil, err
+		}
+		attrs, used[i] = append(attrs, i), true
+	}
+	if len(c.Features) > 0 {
+		for _, f := range c.Features {
+			i, err := find("feature", f)
+			if err != nil {
+				return nil, err
+			}
+			feats = append(feats, i)
+		}
+	} else {
+		for i := range header {
+			if !used[i] {
+				feats = append(feats, i)
+			}
+		}
+	}
+	if len(feats) == 0 {
+		return nil, errors.New("lifelong: the Dataset has no feature column")
+	}
+	return func(line []byte) (Sample, bool) {
+		fields := strings.Split(string(bytes.TrimSpace(line)), ",")
+		if len(fields) != len(header) {
+			return Sample{}, false
+		}
+		y, err := strconv.Atoi(strings.TrimSpace(fields[label]))
+		if err != nil || y < 0 {
+			return Sample{}, false
+		}
+		vals := make([]string, len(attrs))
+		for k, i := range attrs {
+			vals[k] = strings.TrimSpace(fields[i])
+		}
+		s := Sample{Y: y, Attr: strings.Join(vals, "|"), X: make([]float32, len(feats))}
+		for k, i := range feats {
+			v, err := strconv.ParseFloat(strings.TrimSpace(fields[i]), 32)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				return Sample{}, false
+			}
+			s.X[k] = float32(v)
+		}
+		return s, true
+	}, nil
+}
+
 // learner is a lifelong job's: its models are knowledge bases, trained on
 // the node of the job's Dataset from the Dataset's samples (their train
 // share) and the labelled examples of unseen tasks.
@@ -66,6 +168,7 @@ type learner struct {
 	dataset   string
 	trainProb float64
 	cfg       Config // Dim and Classes from the data when 0
+	cols      Columns
 }
 
 var _ incremental.Learner = (*learner)(nil)
@@ -73,8 +176,23 @@ var _ incremental.Learner = (*learner)(nil)
 // datasetSamples reads the Dataset's samples of the train or the eval
 // share; bad lines are counted.
 func (l *learner) datasetSamples(train bool) (out []Sample, bad int, err error) {
+	parse := ParseSample
+	if l.cols.Named() {
+		cs, ok := l.env.Data.(paradigm.Columns)
+		if !ok {
+			return nil, 0, fmt.Errorf("lifelong: Dataset %s's columns cannot be read here: place the job's train and eval "+
+				"templates on its node", l.dataset)
+		}
+		header, err := cs.Columns(l.namespace, l.dataset)
+		if err != nil {
+			return nil, 0, fmt.Errorf("lifelong: the job names its Dataset's columns: %w (a csv Dataset's first line names them)", err)
+		}
+		if parse, err = l.cols.Parser(header); err != nil {
+			return nil, 0, err
+		}
+	}
 	err = l.env.Data.Samples(l.namespace, l.dataset, 0, func(i uint64, line []byte) error {
-		s, ok := ParseSample(line)
+		s, ok := parse(line)
 		if !ok {
 			if len(bytes.TrimSpace(line)) > 0 {
 				bad++
@@ -140,7 +258,7 @@ func (l *learner) Learn(ctx context.Context, base []byte, set incremental.TrainS
 		return nil, err
 	}
 	if bad > 0 {
-		l.env.Logger().Warn("lifelong: Dataset lines that are not label,attribute,features skipped", "dataset", l.dataset, "lines", bad)
+		l.env.Logger().Warn("lifelong: Dataset lines that do not parse skipped", "dataset", l.dataset, "lines", bad)
 	}
 	more, err := labelled(append(append([]incremental.Example(nil), set.Old...), set.New...))
 	if err != nil {

@@ -58,3 +58,43 @@ func TestConfigOf(t *testing.T) {
 		}
 	}
 }
+
+// A job that names its Dataset's columns reads each line by its header:
+// the label, the attribute columns joined by "|", the features named (or
+// every other column); a column the header lacks is refused, naming it.
+func TestColumnsParser(t *testing.T) {
+	header := []string{"id", "Season", "temp", "Thermal preference", "Cooling", "rh"}
+	cols := lifelong.ColumnsOf(map[string]string{"label": "Thermal preference", "attributes": "Season, Cooling"})
+	if !cols.Named() {
+		t.Fatal("named columns not seen")
+	}
+	parse, err := cols.Parser(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := parse([]byte("7,summer,24.5,2,fan,55"))
+	if !ok || s.Y != 2 || s.Attr != "summer|fan" || !slices.Equal(s.X, []float32{7, 24.5, 55}) {
+		t.Fatalf("parsed %+v, %v", s, ok)
+	}
+	for _, bad := range []string{"7,summer,24.5,2,fan", "7,summer,hot,2,fan,55", "7,summer,24.5,-1,fan,55"} {
+		if _, ok := parse([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	picked, err := lifelong.ColumnsOf(map[string]string{"label": "Thermal preference", "features": "rh,temp"}).Parser(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := picked([]byte("7,summer,24.5,2,fan,55")); !ok || s.Attr != "" || !slices.Equal(s.X, []float32{55, 24.5}) {
+		t.Fatalf("features named: %+v, %v", s, ok)
+	}
+	for _, c := range []map[string]string{{"label": "comfort"}, {"label": "Thermal preference", "attributes": "Climate"},
+		{"attributes": "Season"}, {"label": "Thermal preference", "features": "wind"}} {
+		if _, err := lifelong.ColumnsOf(c).Parser(header); err == nil {
+			t.Errorf("%v: no error", c)
+		}
+	}
+	if lifelong.ColumnsOf(nil).Named() {
+		t.Error("no env names columns")
+	}
+}

@@ -151,6 +151,7 @@ func jobSpec(res *api.Resource) (incremental.JobSpec, error) {
 	if err != nil {
 		return incremental.JobSpec{}, fmt.Errorf("lifelong: spec.trainSpec.template: %w", err)
 	}
+	cols := ColumnsOf(envOf(s.TrainSpec.Template))
 	trainProb := s.Dataset.TrainProb
 	if trainProb == 0 {
 		trainProb = 0.8
@@ -160,6 +161,6 @@ func jobSpec(res *api.Resource) (incremental.JobSpec, error) {
 		TrainTemplate: s.TrainSpec.Template, EvalTemplate: s.EvalSpec.Template, DeployTemplate: s.DeploySpec.Template,
 		TrainTrigger: s.TrainSpec.Trigger, HotUpdate: true,
 		Learner: func(env paradigm.Env) (incremental.Learner, error) {
-			return &learner{env: env, namespace: ns, dataset: dataset, trainProb: trainProb, cfg: cfg}, nil
+			return &learner{env: env, namespace: ns, dataset: dataset, trainProb: trainProb, cfg: cfg, cols: cols}, nil
 		}}, nil
 }

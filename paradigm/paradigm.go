@@ -202,6 +202,12 @@ type Data interface {
 	Open(path string) (*os.File, error)
 }
 
+// Columns is what a side's Data may also do: name the columns of a csv
+// Dataset held on the node, from its file's header (its first line).
+type Columns interface {
+	Columns(namespace, name string) ([]string, error)
+}
+
 // Models reads and registers models.
 type Models interface {
 	// Latest returns the newest version of a model the side holds (at the

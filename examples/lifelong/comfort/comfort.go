@@ -75,7 +75,8 @@ func (o Options) WithDefaults() Options {
 }
 
 // DatasetFile is the Dataset's file: a CSV whose first line names the
-// columns, then one survey per line, "label,attribute,features...".
+// columns (preference, task, then the features; the job names the first
+// two as its label and attribute), then one survey per line.
 func (o Options) DatasetFile() string {
 	return filepath.Join(o.Dir, o.WithDefaults().Job+"-surveys.csv")
 }
@@ -171,6 +172,8 @@ spec:
           - name: train
             env:
               - {name: task_definition, value: {method}}
+              - {name: label, value: preference}
+              - {name: attributes, value: task}
               - {name: epochs, value: "{epochs}"}
     trigger:
       checkPeriodSeconds: 1
