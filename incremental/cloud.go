@@ -154,7 +154,7 @@ func (c *Cloud) onSpec(m paradigm.Message) error {
 	}
 	var s topics.Spec
 	if err := decode(m.Payload, topics.KindSpec, &s); err != nil {
-		c.env.Log.Warn("incremental: a job's spec refused", "topic", m.Topic, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a job's spec refused", "topic", m.Topic, "error", err)
 		return nil
 	}
 	if s.Deleted {
@@ -162,7 +162,7 @@ func (c *Cloud) onSpec(m paradigm.Message) error {
 	}
 	spec, err := jobOf(c.fl, ref, s.Data)
 	if err != nil {
-		c.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a job's spec refused", "job", key, "error", err)
 		return nil
 	}
 	if j := c.jobs[key]; j != nil {
@@ -205,11 +205,11 @@ func (c *Cloud) forget(key string) {
 	b.Delete(stateKeyOf(key))
 	for cycle := range cycles {
 		if err := store.DeleteBlob(c.env.Store, candidateBlob(key, cycle)); err != nil {
-			c.env.Log.Warn("incremental: a deleted job's candidate not removed", "job", key, "cycle", cycle, "error", err)
+			c.env.Log.Warn(c.fl.Source+": a deleted job's candidate not removed", "job", key, "cycle", cycle, "error", err)
 		}
 	}
 	if err := c.env.Store.Write(&b); err != nil {
-		c.env.Log.Warn("incremental: a deleted job's data not removed", "job", key, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a deleted job's data not removed", "job", key, "error", err)
 	}
 }
 
@@ -234,7 +234,7 @@ func (c *Cloud) onExamples(m paradigm.Message) error {
 	}
 	var batch exampleBatch
 	if err := decode(m.Payload, KindExamples, &batch); err != nil {
-		c.env.Log.Warn("incremental: hard examples refused", "node", p.Node, "error", err)
+		c.env.Log.Warn(c.fl.Source+": hard examples refused", "node", p.Node, "error", err)
 		return nil
 	}
 	key := jobKey(p.Job)
@@ -365,7 +365,7 @@ func (c *Cloud) onLabel(m paradigm.Message) error {
 		err = fmt.Errorf("label %d of %q: want a key and a class that is not negative", l.Label, l.Key)
 	}
 	if err != nil {
-		c.env.Log.Warn("incremental: a label refused", "topic", m.Topic, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a label refused", "topic", m.Topic, "error", err)
 		return nil
 	}
 	key := jobKey(p.Job)
@@ -439,7 +439,7 @@ func (c *Cloud) onRun(m paradigm.Message) error {
 	}
 	var req runRequest
 	if err := decode(m.Payload, KindRun, &req); err != nil {
-		c.env.Log.Warn("incremental: a stage request refused", "node", p.Node, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a stage request refused", "node", p.Node, "error", err)
 		return nil
 	}
 	key := jobKey(p.Job)
@@ -513,7 +513,7 @@ func (c *Cloud) report(ref topics.JobRef, node string, r stageReport) {
 		return
 	}
 	if err := c.env.Bus.Send(paradigm.Outbound{Node: node, Topic: topics.ToNodeJob(node, ref, "stage"), Payload: raw}); err != nil {
-		c.env.Log.Warn("incremental: a stage report not queued", "job", ref.String(), "error", err)
+		c.env.Log.Warn(c.fl.Source+": a stage report not queued", "job", ref.String(), "error", err)
 	}
 }
 
@@ -556,16 +556,16 @@ func (c *Cloud) runAttempt(j *cloudJob, attempt string) {
 	rep := stageReport{Attempt: attempt, Done: true, Output: out}
 	if err != nil {
 		rep = stageReport{Attempt: attempt, Done: true, Error: err.Error()}
-		c.env.Log.Warn("incremental: a stage failed", "job", j.ref.String(), "attempt", attempt, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a stage failed", "job", j.ref.String(), "attempt", attempt, "error", err)
 	} else {
-		c.env.Log.Info("incremental: a stage done", "job", j.ref.String(), "attempt", attempt, "took", time.Since(t0).Round(time.Millisecond))
+		c.env.Log.Info(c.fl.Source+": a stage done", "job", j.ref.String(), "attempt", attempt, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	rec.Report = &rep
 	enc, _ := msgpack.Marshal(rec)
 	var b store.Batch
 	b.Put(runKey(key, attempt), enc)
 	if err := c.env.Store.Write(&b); err != nil {
-		c.env.Log.Warn("incremental: a stage's result not stored", "job", j.ref.String(), "attempt", attempt, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a stage's result not stored", "job", j.ref.String(), "attempt", attempt, "error", err)
 	}
 	c.report(j.ref, rec.Node, rep)
 	c.announce(j.ref, AttemptEvent{Attempt: attempt, Stage: rec.Req.Stage, Node: rec.Node, Done: true, Error: rep.Error, Output: rep.Output,

@@ -127,7 +127,7 @@ func (e *Edge) onJob(m paradigm.Message) error {
 	var s topics.Spec
 	if len(m.Payload) > 0 {
 		if err := decode(m.Payload, topics.KindSpec, &s); err != nil {
-			e.env.Log.Warn("incremental: a job's spec refused", "topic", m.Topic, "error", err)
+			e.env.Log.Warn(e.fl.Source+": a job's spec refused", "topic", m.Topic, "error", err)
 			return nil
 		}
 	}
@@ -146,7 +146,7 @@ func (e *Edge) onJob(m paradigm.Message) error {
 			err = store.DeletePrefix(e.env.Store, []byte("pool/"+key+"/"))
 		}
 		if err != nil {
-			e.env.Log.Warn("incremental: a deleted job's state not removed", "job", key, "error", err)
+			e.env.Log.Warn(e.fl.Source+": a deleted job's state not removed", "job", key, "error", err)
 		}
 		return nil
 	}
@@ -186,7 +186,7 @@ func (e *Edge) reconcileLocked() {
 		}
 		j, err := jobOf(e.fl, ref, s.Data)
 		if err != nil {
-			e.env.Log.Warn("incremental: a job's spec refused", "job", key, "error", err)
+			e.env.Log.Warn(e.fl.Source+": a job's spec refused", "job", key, "error", err)
 			continue
 		}
 		j.rev = topics.Revision{Created: s.Created, Generation: s.Generation}
@@ -198,7 +198,7 @@ func (e *Edge) reconcileLocked() {
 			defer e.wg.Done()
 			defer close(r.done)
 			if err := e.control(ctx, j); err != nil && ctx.Err() == nil {
-				e.env.Log.Error("incremental: a job's controller stopped", "job", key, "error", err)
+				e.env.Log.Error(e.fl.Source+": a job's controller stopped", "job", key, "error", err)
 			}
 		}()
 	}
@@ -295,7 +295,7 @@ func (e *Edge) control(ctx context.Context, j *job) error {
 				counted, samples = i, samples+1
 				return nil
 			}); err != nil {
-				e.env.Log.Warn("incremental: the Dataset's samples not counted", "job", key, "error", err)
+				e.env.Log.Warn(e.fl.Source+": the Dataset's samples not counted", "job", key, "error", err)
 			}
 			var lab int64
 			if v, ok := e.labelled.Load(key); ok {
@@ -319,11 +319,11 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 	var pending []topics.StageCondition
 	if raw, err := e.env.Store.Get(outboxKey(key)); err == nil {
 		if err := msgpack.Unmarshal(raw, &pending); err != nil {
-			e.env.Log.Error("incremental: the job's unsent conditions not readable: dropped", "job", key, "error", err)
+			e.env.Log.Error(e.fl.Source+": the job's unsent conditions not readable: dropped", "job", key, "error", err)
 			pending = nil
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		e.env.Log.Error("incremental: the job's unsent conditions not read", "job", key, "error", err)
+		e.env.Log.Error(e.fl.Source+": the job's unsent conditions not read", "job", key, "error", err)
 	}
 	queued := len(pending)
 	st := c.State()
@@ -353,7 +353,7 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 		}
 		if err := e.env.Store.Write(&b); err != nil {
 			// Not saved: a restart resumes from the last saved state.
-			e.env.Log.Error("incremental: the job's state not saved", "job", key, "error", err)
+			e.env.Log.Error(e.fl.Source+": the job's state not saved", "job", key, "error", err)
 		}
 	}
 	for _, a := range acts {
@@ -370,7 +370,7 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 			_ = e.env.Bus.Publish(ConditionsTopic(j.ref), raw, false, 1)
 		}
 		sent = e.send(j, "conditions", topics.KindStageCondition, sc) && sent
-		e.env.Log.Info("incremental: stage", "job", key, "cycle", sc.Cycle, "stage", sc.Stage, "phase", sc.Type,
+		e.env.Log.Info(e.fl.Source+": stage", "job", key, "cycle", sc.Cycle, "stage", sc.Stage, "phase", sc.Type,
 			"reason", sc.Reason, "message", sc.Message)
 	}
 	if !sent {
@@ -379,7 +379,7 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 	var b store.Batch
 	b.Delete(outboxKey(key))
 	if err := e.env.Store.Write(&b); err != nil {
-		e.env.Log.Warn("incremental: the job's sent conditions not cleared: they will be sent again", "job", key, "error", err)
+		e.env.Log.Warn(e.fl.Source+": the job's sent conditions not cleared: they will be sent again", "job", key, "error", err)
 	}
 }
 
@@ -388,11 +388,11 @@ func (e *Edge) act(j *job, c *Controller, acts []Action) {
 func (e *Edge) send(j *job, what, kind string, body any) bool {
 	raw, err := topics.Encode(kind, "incremental/edge", body)
 	if err != nil {
-		e.env.Log.Error("incremental: not encoded for the cloud: dropped", "job", j.ref.String(), "what", what, "error", err)
+		e.env.Log.Error(e.fl.Source+": not encoded for the cloud: dropped", "job", j.ref.String(), "what", what, "error", err)
 		return true
 	}
 	if err := e.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(e.env.Node, j.ref, what), Payload: raw}); err != nil {
-		e.env.Log.Warn("incremental: not queued for the cloud", "job", j.ref.String(), "what", what, "error", err)
+		e.env.Log.Warn(e.fl.Source+": not queued for the cloud", "job", j.ref.String(), "what", what, "error", err)
 		return false
 	}
 	return true
@@ -614,7 +614,7 @@ func (w *inference) watchModels(ctx context.Context) {
 		next, err := w.load()
 		switch {
 		case err != nil:
-			w.log.Warn("incremental: the deployed model not loaded", "error", err)
+			w.log.Warn(w.j.fl.Source+": the deployed model not loaded", "error", err)
 		case next == nil:
 		case w.hot:
 			w.swap(next)
@@ -643,7 +643,7 @@ func (w *inference) swap(next *servingModel) {
 	if !w.hot {
 		how = "restart"
 	}
-	w.log.Info("incremental: "+how, "model", next.name, "from", cur.version, "to", next.version)
+	w.log.Info(w.j.fl.Source+": "+how, "model", next.name, "from", cur.version, "to", next.version)
 	w.spec.Event("Normal", "ModelUpdated", fmt.Sprintf("the inference worker serves model %s version %d (%s)", next.name, next.version, how))
 }
 
@@ -803,7 +803,7 @@ func (w *inference) keep(req jointinference.Request, version uint64, score float
 	e := HardExample{ID: req.ID, Shape: req.Shape, DType: dtype, Data: data, Model: version, Score: score, At: w.env.Clock().UnixNano(),
 		Attr: req.Attr}
 	if _, err := w.pool.Add(e); err != nil {
-		w.log.Warn("incremental: a hard example not kept", "error", err)
+		w.log.Warn(w.j.fl.Source+": a hard example not kept", "error", err)
 		return
 	}
 	w.hard.Add(1)
@@ -838,7 +838,7 @@ func (w *inference) upload(ctx context.Context) {
 				break
 			}
 			if err := w.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(w.env.Node, w.j.ref, "examples"), Payload: raw, Bulk: true}); err != nil {
-				w.log.Warn("incremental: hard examples not queued", "error", err)
+				w.log.Warn(w.j.fl.Source+": hard examples not queued", "error", err)
 				break
 			}
 			w.bytesUp.Add(int64(len(raw)))
@@ -847,7 +847,7 @@ func (w *inference) upload(ctx context.Context) {
 				seqs[i] = e.Seq
 			}
 			if err := w.pool.Remove(seqs...); err != nil {
-				w.log.Warn("incremental: sent examples not removed from the pool", "error", err)
+				w.log.Warn(w.j.fl.Source+": sent examples not removed from the pool", "error", err)
 				break
 			}
 		}

@@ -166,7 +166,7 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 	if w.hot {
 		w.onSwap = func(next *servingModel) {
 			if _, err := files.write(next, true); err != nil {
-				w.log.Warn("incremental: the deployed model not handed to the external worker", "error", err)
+				w.log.Warn(w.j.fl.Source+": the deployed model not handed to the external worker", "error", err)
 			}
 		}
 	}
@@ -217,11 +217,11 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 		return done, stop
 	}
 	if w.miner == nil {
-		w.log.Info("incremental: external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
+		w.log.Info(w.j.fl.Source+": external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
 			"miner", "none", "hotUpdate", w.hot)
 		w.spec.Say("no deploySpec.hardExampleMining: the samples the program answers are counted, none is kept as a hard example")
 	} else {
-		w.log.Info("incremental: external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
+		w.log.Info(w.j.fl.Source+": external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
 			"miner", w.miner.Info().Name, "hotUpdate", w.hot)
 		w.spec.Say("")
 	}
@@ -283,7 +283,7 @@ func (w *inference) mineInferred(ctx context.Context, raw []byte) {
 	}
 	if err != nil {
 		w.errors.Add(1)
-		w.log.Warn("incremental: a sample from the external inference worker refused", "error", err)
+		w.log.Warn(w.j.fl.Source+": a sample from the external inference worker refused", "error", err)
 		return
 	}
 	w.samples.Add(1)

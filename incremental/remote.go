@@ -169,7 +169,7 @@ func (c *Cloud) delegate(ctx context.Context, j *job, node string, order workOrd
 				err = c.env.Bus.Send(paradigm.Outbound{Node: node, Topic: topic, Payload: raw, Bulk: true, Expires: expires})
 			}
 			if err != nil {
-				c.env.Log.Warn("incremental: a work order not queued", "job", j.ref.String(), "node", node, "error", err)
+				c.env.Log.Warn(c.fl.Source+": a work order not queued", "job", j.ref.String(), "node", node, "error", err)
 				return
 			}
 		}
@@ -187,7 +187,7 @@ func (c *Cloud) delegate(ctx context.Context, j *job, node string, order workOrd
 			}
 			return res, nil
 		case <-t.C:
-			c.env.Log.Info("incremental: no result from the node yet: the work order sent again", "job", j.ref.String(), "node", node,
+			c.env.Log.Info(c.fl.Source+": no result from the node yet: the work order sent again", "job", j.ref.String(), "node", node,
 				"attempt", order.Attempt)
 			send()
 		}
@@ -202,7 +202,7 @@ func (c *Cloud) onWork(m paradigm.Message) error {
 	}
 	var part workPart
 	if err := decode(m.Payload, KindWork, &part); err != nil {
-		c.env.Log.Warn("incremental: a work result refused", "node", p.Node, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a work result refused", "node", p.Node, "error", err)
 		return nil
 	}
 	key := jobKey(p.Job)
@@ -227,7 +227,7 @@ func (c *Cloud) onWork(m paradigm.Message) error {
 	}
 	var res workResult
 	if err := msgpack.Unmarshal(whole, &res); err != nil || res.Attempt != part.Attempt {
-		c.env.Log.Warn("incremental: a work result that cannot be read", "node", p.Node, "error", err)
+		c.env.Log.Warn(c.fl.Source+": a work result that cannot be read", "node", p.Node, "error", err)
 		return nil
 	}
 	select {
@@ -292,12 +292,12 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 			}
 			var part workPart
 			if err := decode(raw, KindWork, &part); err != nil {
-				log.Warn("incremental: a work order refused", "error", err)
+				log.Warn(e.fl.Source+": a work order refused", "error", err)
 				continue
 			}
 			whole, err := asm.add(part)
 			if err != nil {
-				log.Warn("incremental: a work order refused", "error", err)
+				log.Warn(e.fl.Source+": a work order refused", "error", err)
 				continue
 			}
 			if whole == nil {
@@ -321,7 +321,7 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 				if ctx.Err() != nil {
 					return nil
 				}
-				log.Info("incremental: a stage's work done", "attempt", order.Attempt, "stage", order.Stage, "took", time.Since(t0).Round(time.Millisecond),
+				log.Info(e.fl.Source+": a stage's work done", "attempt", order.Attempt, "stage", order.Stage, "took", time.Since(t0).Round(time.Millisecond),
 					"error", res.Error)
 			}
 			parts, err := split(res.Attempt, res)
@@ -346,7 +346,7 @@ func (e *Edge) sendWork(j *job, stage Stage, parts []workPart) {
 			err = e.env.Bus.Send(paradigm.Outbound{Topic: topics.NodeJob(e.env.Node, j.ref, "work"), Payload: raw, Bulk: true})
 		}
 		if err != nil {
-			e.env.Log.Warn("incremental: a stage's result not queued", "job", j.ref.String(), "stage", stage, "error", err)
+			e.env.Log.Warn(e.fl.Source+": a stage's result not queued", "job", j.ref.String(), "stage", stage, "error", err)
 			return
 		}
 	}
@@ -465,7 +465,7 @@ func (c *Cloud) driver(stage Stage) workers.Builtin {
 			case w := <-ch:
 				t0 := time.Now()
 				res := external(ctx, spec.Command, spec.Job, w.order)
-				log.Info("incremental: a stage's command done", "attempt", w.order.Attempt, "stage", stage, "took", time.Since(t0).Round(time.Millisecond),
+				log.Info(c.fl.Source+": a stage's command done", "attempt", w.order.Attempt, "stage", stage, "took", time.Since(t0).Round(time.Millisecond),
 					"error", res.Error)
 				w.reply <- res
 			}
