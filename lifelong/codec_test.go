@@ -39,6 +39,7 @@ func TestAKnowledgeBaseRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("a knowledge base of %d tasks (%d clusters) encodes in %d bytes", len(kb.Tasks), kb.Mixture.K(), len(b))
 	probe := append(comfortSamples(t, taskA, 50, 9), comfortSamples(t, taskD, 50, 10)...)
 	for lo := 0; lo < len(probe); lo += 10 {
 		c1, u1, err1 := kb.Predict(probe[lo : lo+10])
