@@ -8,9 +8,9 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps vet cross build bench demo fuzz clean
+.PHONY: test deps vet cross arm-store build bench demo fuzz clean
 
-test: deps vet cross wasm-check
+test: deps vet cross wasm-check arm-store
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Debian packages the tests use: mosquitto (a real cloud broker and the
@@ -18,8 +18,10 @@ test: deps vet cross wasm-check
 # apps would use them), clang, lld, wasi-libc and libclang-rt-14-dev-wasm32
 # (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test),
 # iproute2 (the README's test brings up loopback in a network namespace),
-# python3-numpy (NumPy reads the arrays handed to external workers).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy
+# python3-numpy (NumPy reads the arrays handed to external workers),
+# qemu-user (armv7 and arm64 test binaries run under qemu-arm and
+# qemu-aarch64).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -38,6 +40,12 @@ vet:
 cross:
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna-linux-arm64 ./cmd/sedna
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna-linux-armv7 ./cmd/sedna
+
+# 32-bit boards keep their data in the Bolt store: its conformance suite,
+# reopen after SIGKILL included, runs as an armv7 binary under qemu-arm.
+arm-store:
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -c -o bin/store-armv7.test ./store
+	cd bin && STORETEST_EXEC=qemu-arm qemu-arm ./store-armv7.test -test.run '^TestBolt' -test.count 1
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna ./cmd/sedna

@@ -144,7 +144,7 @@ type Options struct {
 type Manager struct {
 	cfg       Config
 	log       *slog.Logger
-	store     *store.Badger
+	store     store.Store
 	metrics   *metrics.Set
 	srv       *broker.Server
 	ingress   *cloudlink.Ingress
@@ -188,7 +188,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("cloud: data dir: %w", err)
 	}
 	var err error
-	m.store, err = store.OpenBadger(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log})
+	m.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log})
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ type Options struct {
 type Agent struct {
 	cfg       Config
 	log       *slog.Logger
-	store     *store.Badger
+	store     store.Store
 	srv       *broker.Server
 	bridge    *bridge.Bridge
 	metrics   *metrics.Set
@@ -202,7 +202,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("edge: data dir: %w", err)
 	}
 	var err error
-	a.store, err = store.OpenBadger(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: a.log})
+	a.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package store is the one local store of a Sedna-Go process: a small
-// ordered key-value interface, implemented over Badger, shared by every
+// ordered key-value interface, implemented over Badger (and over bbolt on 32-bit builds), shared by every
 // part of the process (queues, inboxes, dedup state, sessions, samples,
 // models) through key prefixes.
 //

@@ -4,12 +4,18 @@
 package storetest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/sedna-go/sedna/store"
@@ -34,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"SubViews", testSub},
 		{"Blobs", testBlobs},
 		{"Closed", testClosed},
+		{"SurvivesKill", testKilled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -396,5 +403,96 @@ func testClosed(t *testing.T, open Opener) {
 	}
 	if _, err := s.Get([]byte("k")); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Get after Close = %v", err)
+	}
+}
+
+// KillDirEnv, set, makes testKilled the writer of a child process: the
+// test binary run again for the same test, writing in that directory
+// until it is killed. KillExecEnv, set, is a command (and its arguments,
+// space-separated) the child is run under: "qemu-arm" when the test binary
+// is an armv7 one.
+const (
+	KillDirEnv  = "STORETEST_KILL_DIR"
+	KillExecEnv = "STORETEST_EXEC"
+)
+
+// testKilled: a process that writes batches and is killed with SIGKILL
+// leaves a store that opens, holds every batch whose Write returned (each
+// whole: its two keys, or neither of a batch not acknowledged), and takes
+// writes again.
+func testKilled(t *testing.T, open Opener) {
+	if dir := os.Getenv(KillDirEnv); dir != "" {
+		killChild(t, open, dir)
+		return
+	}
+	dir := t.TempDir()
+	var args []string
+	if e := os.Getenv(KillExecEnv); e != "" {
+		args = strings.Fields(e)
+	}
+	args = append(args, os.Args[0], "-test.run", "^"+strings.ReplaceAll(t.Name(), "/", "$/^")+"$", "-test.count", "1")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), KillDirEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := -1
+	lines := bufio.NewScanner(out)
+	for acked < 300 && lines.Scan() {
+		if n, err := strconv.Atoi(strings.TrimPrefix(lines.Text(), "acked ")); err == nil {
+			acked = n
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if acked < 300 {
+		t.Fatalf("the child acknowledged %d batches before it ended:\n%s", acked+1, stderr.String())
+	}
+	s := open(t, dir)
+	defer s.Close()
+	for i := 0; ; i++ {
+		a, errA := s.Get([]byte(fmt.Sprintf("a/%08d", i)))
+		b, errB := s.Get([]byte(fmt.Sprintf("b/%08d", i)))
+		if errors.Is(errA, store.ErrNotFound) && errors.Is(errB, store.ErrNotFound) {
+			if i <= acked {
+				t.Fatalf("batch %d was acknowledged but is gone after the kill", i)
+			}
+			t.Logf("after SIGKILL: %d batches acknowledged, %d found", acked+1, i)
+			break
+		}
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("batch %d is half there after the kill: %v %v", i, errA, errB)
+		}
+	}
+	mustWrite(t, s, "after", "kill")
+	if v, err := s.Get([]byte("after")); err != nil || string(v) != "kill" {
+		t.Fatalf("a write after the kill: %q %v", v, err)
+	}
+}
+
+// killChild writes batches of two keys in dir, saying each one acknowledged
+// on its standard output, until it is killed.
+func killChild(t *testing.T, open Opener, dir string) {
+	s := open(t, dir)
+	val := make([]byte, 2048)
+	for i := 0; ; i++ {
+		var b store.Batch
+		copy(val, fmt.Sprint(i))
+		b.Put([]byte(fmt.Sprintf("a/%08d", i)), append([]byte(nil), val...))
+		b.Put([]byte(fmt.Sprintf("b/%08d", i)), append([]byte(nil), val...))
+		if err := s.Write(&b); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("acked %d\n", i)
+		if i == 100_000 {
+			select {} // the parent kills long before; a child it lost stops writing here
+		}
 	}
 }
