@@ -45,6 +45,9 @@ type Options struct {
 	Dir string
 	// SednaBin runs subprocess nodes; default this executable.
 	SednaBin string
+	// Binaries are the sedna binaries of other architectures, by
+	// nodes.arch name (arm64, armv7), for emulated nodes.
+	Binaries map[string]string
 	Log      *slog.Logger
 }
 
@@ -361,6 +364,14 @@ func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) er
 	args := []string{"edge", "--node", n.name, "--data", n.dir, "--listen", n.addr, "--cloud", cloudURL,
 		"--password", simPassword, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf}
 	cmd := exec.Command(r.o.SednaBin, args...)
+	if arch := r.s.ArchOf(n.i); arch != "native" {
+		bin := r.o.Binaries[arch]
+		if bin == "" {
+			return fmt.Errorf("node %s is %s: no sedna binary for it (sedna sim run --bin %s=PATH; make cross builds bin/sedna-linux-%s)",
+				n.name, arch, arch, arch)
+		}
+		cmd = exec.Command(Emulators[arch], append([]string{bin}, args...)...)
+	}
 	if mib := r.s.Nodes.DiskMiB; mib > 0 {
 		var err error
 		if cmd, err = smalldisk.Command(n.dir, mib<<20, r.o.SednaBin, args...); err != nil {
@@ -827,6 +838,9 @@ waiting:
 	var lat []time.Duration
 	for i, n := range r.nodes {
 		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i], Dropped: n.dropped.Load()}
+		if a := r.s.ArchOf(n.i); a != "native" {
+			nr.Arch = a
+		}
 		for _, d := range n.devices {
 			rep.tally(&nr, d.kind, int(d.qos), d.next.Load(), func(seq int64) outcome {
 				o := outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}

@@ -14,7 +14,10 @@ import (
 
 // NodeReport counts one node's messages.
 type NodeReport struct {
-	Node       string `json:"node"`
+	Node string `json:"node"`
+	// Arch is an emulated node's architecture (arm64, armv7); empty for
+	// the host's.
+	Arch       string `json:"arch,omitempty"`
 	Published  int64  `json:"published"`  // sent by the node's devices
 	Acked      int64  `json:"acked"`      // of those, acknowledged by the node (QoS 1)
 	Delivered  int64  `json:"delivered"`  // distinct messages the counter received
@@ -226,7 +229,11 @@ func (r *Report) WriteSummary(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tpublished\tacked\tdelivered\tlost\tduplicated\tbacklog peak\tdropped conns\t")
 	for _, n := range append(append([]NodeReport{}, r.Nodes...), r.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n.Node, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak, n.Dropped)
+		name := n.Node
+		if n.Arch != "" {
+			name += " (" + n.Arch + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, n.Published, n.Acked, n.Delivered, n.Lost, n.Duplicated, n.BacklogPeak, n.Dropped)
 	}
 	tw.Flush()
 	if r.Total.Resent > 0 {

@@ -76,6 +76,11 @@ type Nodes struct {
 	// Subprocess is how many of them (the first ones) run as `sedna edge`
 	// processes, so that a kill is a real SIGKILL.
 	Subprocess int `json:"subprocess"`
+	// Arch is the architecture of each subprocess node, in order: native
+	// (the default), arm64 or armv7. A node of another architecture runs
+	// that architecture's sedna binary (Options.Binaries) under Debian's
+	// qemu-user (qemu-aarch64, qemu-arm): an emulated board.
+	Arch []string `json:"arch"`
 	// WriteMode of their stores: process (default) or sync.
 	WriteMode string `json:"writeMode"`
 	// Queue bounds each node's uplink queue (a small disk); default the
@@ -252,6 +257,17 @@ func (s *Scenario) check() error {
 	}
 	if s.Nodes.Subprocess < 0 || s.Nodes.Subprocess > s.Nodes.Count {
 		fail("nodes.subprocess %d: want 0 to nodes.count", s.Nodes.Subprocess)
+	}
+	if len(s.Nodes.Arch) > s.Nodes.Subprocess {
+		fail("nodes.arch: %d architectures for %d subprocess nodes", len(s.Nodes.Arch), s.Nodes.Subprocess)
+	}
+	for i, a := range s.Nodes.Arch {
+		if _, ok := Emulators[a]; !ok && a != "" && a != "native" {
+			fail("nodes.arch[%d] %q: want native, arm64 or armv7", i, a)
+		}
+		if a != "" && a != "native" && s.Nodes.DiskMiB > 0 {
+			fail("nodes.arch[%d] %s: an emulated node has no small disk (nodes.diskMiB)", i, a)
+		}
 	}
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(s.Nodes.Prefix) {
 		fail("nodes.prefix %q: letters, digits, '-', '_'", s.Nodes.Prefix)
@@ -478,4 +494,16 @@ func (s *Scenario) Describe(f Fault, idx []int, on bool) string {
 		what += " off"
 	}
 	return what + " on " + strings.Join(names, ",")
+}
+
+// Emulators run the sedna binary of an emulated node's architecture
+// (Debian's qemu-user).
+var Emulators = map[string]string{"arm64": "qemu-aarch64", "armv7": "qemu-arm"}
+
+// ArchOf is node i's architecture: native, or one of Emulators'.
+func (s *Scenario) ArchOf(i int) string {
+	if i < len(s.Nodes.Arch) && s.Nodes.Arch[i] != "" {
+		return s.Nodes.Arch[i]
+	}
+	return "native"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,9 +16,10 @@ func newSimCmd(g *globals) *cobra.Command {
 		Short: "Run fleets of virtual edge nodes and devices against the real system",
 	}
 	var (
-		seed   uint64
-		report string
-		dir    string
+		seed     uint64
+		report   string
+		dir      string
+		binaries []string
 	)
 	run := &cobra.Command{
 		Use:   "run SCENARIO.yaml",
@@ -46,7 +48,15 @@ expectation of the scenario fails, and says which.`,
 			}
 			ctx, stop := untilSignal()
 			defer stop()
-			rep, err := simulator.Run(ctx, s, simulator.Options{Dir: dir, Log: log})
+			bins := map[string]string{}
+			for _, b := range binaries {
+				arch, path, ok := strings.Cut(b, "=")
+				if _, known := simulator.Emulators[arch]; !ok || !known || path == "" {
+					return fmt.Errorf("--bin %s: want ARCH=PATH, ARCH arm64 or armv7", b)
+				}
+				bins[arch] = path
+			}
+			rep, err := simulator.Run(ctx, s, simulator.Options{Dir: dir, Log: log, Binaries: bins})
 			if err != nil {
 				return err
 			}
@@ -68,6 +78,7 @@ expectation of the scenario fails, and says which.`,
 		},
 	}
 	run.Flags().Uint64Var(&seed, "seed", 0, "override the scenario's seed")
+	run.Flags().StringArrayVar(&binaries, "bin", nil, "the sedna binary of an emulated node's architecture: arm64=PATH, armv7=PATH (make cross builds bin/sedna-linux-ARCH)")
 	run.Flags().StringVar(&report, "report", "", "write the report as JSON to this file")
 	run.Flags().StringVar(&dir, "dir", "", "keep the run's stores here (default: a temporary directory, removed)")
 	cmd.AddCommand(run)
