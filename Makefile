@@ -20,8 +20,9 @@ test: deps vet cross wasm-check arm-store
 # iproute2 (the README's test brings up loopback in a network namespace),
 # python3-numpy (NumPy reads the arrays handed to external workers),
 # qemu-user (armv7 and arm64 test binaries run under qemu-arm and
-# qemu-aarch64).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user
+# qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
+# boards over SSH, tested against a real sshd on loopback).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user openssh-server
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
