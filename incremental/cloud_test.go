@@ -32,7 +32,7 @@ func TestDeletingAJobForgetsItsExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
+	ref := paradigmtest.RetainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
 	raw, _ := topics.Encode(incremental.KindExamples, "test", map[string]any{"e": []incremental.HardExample{{Seq: 1, Data: []byte{1}}}})
 	if err := net.Node("edge1").Send(paradigm.Outbound{Topic: topics.NodeJob("edge1", ref, "examples"), Payload: raw}); err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestLabellingOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer half.Close()
-	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
+	ref := paradigmtest.RetainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
 	var es []incremental.HardExample
 	for i := range 5 {
 		es = append(es, incremental.HardExample{Seq: uint64(i + 1), ID: fmt.Sprint("s", i), Data: []byte{byte(i)}})
@@ -151,7 +151,7 @@ func TestDeletingAJobEmptiesItsNodePool(t *testing.T) {
 		}
 		pools[job] = p
 	}
-	ref := retainSpec(t, bus, api.KindIncrementalLearningJob, ilJob, 1)
+	ref := paradigmtest.RetainSpec(t, bus, api.KindIncrementalLearningJob, ilJob, 1)
 	if err := bus.Publish(topics.JobSpec(ref), nil, true, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func runExternalTrain(t *testing.T, script string) string {
 	}
 	defer half.Close()
 	doc := strings.Replace(ilJob, "containers: [{name: t, env:", "containers: [{name: t, command: [/bin/sh, -c, '"+script+"'], env:", 1)
-	ref := retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, doc, 1)
+	ref := paradigmtest.RetainSpec(t, net.Cloud, api.KindIncrementalLearningJob, doc, 1)
 	res, err := api.ParseDocument([]byte(doc))
 	if err != nil {
 		t.Fatal(err)

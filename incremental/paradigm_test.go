@@ -78,23 +78,6 @@ metadata: {name: cam, namespace: default}
 spec: {url: /data/cam.txt, format: txt, nodeName: edge1}
 `
 
-func retainSpec(t *testing.T, bus paradigm.Bus, kind, doc string, gen uint64) topics.JobRef {
-	t.Helper()
-	res, err := api.ParseDocument([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := topics.JobRef{Kind: kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
-	raw, err := topics.Encode(topics.KindSpec, "test", topics.Spec{Key: ref.String(), Generation: gen, Data: []byte(doc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.Publish(topics.JobSpec(ref), raw, true, 1); err != nil {
-		t.Fatal(err)
-	}
-	return ref
-}
-
 // TestACycleRunsEndToEndAcrossTheHalves runs an incremental job with both
 // halves joined by an in-memory link (real Badger stores, the real WASM
 // miner): a camera's drifted samples are answered by the initial model,
@@ -240,9 +223,9 @@ func runCycle(t *testing.T, ilJob string) {
 	})
 	defer stopRes()
 
-	retainSpec(t, edgeBus, api.KindDataset, ilDataset, 1)
-	ref := retainSpec(t, edgeBus, api.KindIncrementalLearningJob, ilJob, 1)
-	retainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
+	paradigmtest.RetainSpec(t, edgeBus, api.KindDataset, ilDataset, 1)
+	ref := paradigmtest.RetainSpec(t, edgeBus, api.KindIncrementalLearningJob, ilJob, 1)
+	paradigmtest.RetainSpec(t, net.Cloud, api.KindIncrementalLearningJob, ilJob, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	metrics := make(chan map[string]float64, 64)

@@ -432,15 +432,40 @@ func (kb *KB) meanLogDensity(win []Sample) (float64, error) {
 // task most of its samples' clusters belong to), and whether its mean log
 // density is below the threshold (no task explains it).
 func (kb *KB) allocateWindow(win []Sample) (int, bool, error) {
-	votes := make([]int, len(kb.Tasks))
-	var sum float64
-	for _, s := range win {
-		c, lp, err := kb.Mixture.Predict(s.X)
-		if err != nil {
+	js := make([]judged, len(win))
+	for i, s := range win {
+		var err error
+		if js[i], err = kb.judge(s.X); err != nil {
 			return 0, false, err
 		}
-		votes[kb.Owner[c]]++
-		sum += lp
+	}
+	best, unseen := kb.decide(js)
+	return best, unseen, nil
+}
+
+// judged is what the recognition mixture says of one sample: the task
+// its most likely cluster belongs to, and the mixture's log density there.
+type judged struct {
+	owner int
+	lp    float64
+}
+
+func (kb *KB) judge(x []float32) (judged, error) {
+	c, lp, err := kb.Mixture.Predict(x)
+	if err != nil {
+		return judged{}, err
+	}
+	return judged{owner: kb.Owner[c], lp: lp}, nil
+}
+
+// decide is a window's task (the one most of its samples' clusters
+// belong to) and whether its mean log density is below the threshold.
+func (kb *KB) decide(win []judged) (int, bool) {
+	votes := make([]int, len(kb.Tasks))
+	var sum float64
+	for _, j := range win {
+		votes[j.owner]++
+		sum += j.lp
 	}
 	best := 0
 	for t, v := range votes {
@@ -448,7 +473,7 @@ func (kb *KB) allocateWindow(win []Sample) (int, bool, error) {
 			best = t
 		}
 	}
-	return best, sum/float64(len(win)) < kb.Threshold, nil
+	return best, sum/float64(len(win)) < kb.Threshold
 }
 
 // Allocate is the task of each sample of a window from one source, and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -353,7 +354,7 @@ func (l *learner) Serve(model []byte) (incremental.Served, error) {
 	if len(kb.Tasks) == 0 {
 		return nil, errors.New("lifelong: a knowledge base of no tasks")
 	}
-	return &served{kb: kb, streams: map[string][]Sample{}}, nil
+	return &served{kb: kb, streams: map[string][]judged{}}, nil
 }
 
 // maxStreams bounds the streams whose recent samples a served knowledge
@@ -361,16 +362,22 @@ func (l *learner) Serve(model []byte) (incremental.Served, error) {
 const maxStreams = 10_000
 
 // served answers samples with a knowledge base: each with its task's
-// model, judged with its stream's recent samples (a window).
+// model, judged with its stream's recent samples (a window). What the
+// mixture said of a stream's earlier samples is kept, so a sample costs
+// one density evaluation, not a window's.
 type served struct {
 	kb      *KB
-	streams map[string][]Sample
+	streams map[string][]judged
 }
 
 func (s *served) Answer(req jointinference.Request, x []float32, res *jointinference.Result) (plugins.Batch, bool, float64, error) {
 	kb := s.kb
 	if len(x) != kb.Config.Dim {
 		return plugins.Batch{}, false, 0, fmt.Errorf("a sample of %d values does not fit a knowledge base of %d features", len(x), kb.Config.Dim)
+	}
+	j, err := kb.judge(x)
+	if err != nil {
+		return plugins.Batch{}, false, 0, err
 	}
 	win, ok := s.streams[req.Stream]
 	if !ok && len(s.streams) >= maxStreams {
@@ -379,17 +386,21 @@ func (s *served) Answer(req jointinference.Request, x []float32, res *jointinfer
 			break
 		}
 	}
-	win = append(win, Sample{X: x, Attr: req.Attr})
-	if len(win) > kb.Config.Window {
-		win = win[len(win)-kb.Config.Window:]
+	if len(win) == kb.Config.Window {
+		win = append(win[:0], win[1:]...)
 	}
+	win = append(win, j)
 	s.streams[req.Stream] = win
-	tasks, unseen, err := kb.Allocate(win)
-	if err != nil {
-		return plugins.Batch{}, false, 0, err
+	// As Allocate judges the window's last sample.
+	task, unseen := kb.decide(win)
+	if kb.Config.Method == ByAttribute {
+		if t := kb.task("attr:" + req.Attr); t != nil {
+			task, unseen = slices.Index(kb.Tasks, t), false
+		} else {
+			unseen = true
+		}
 	}
-	last := len(win) - 1
-	t := kb.Tasks[tasks[last]]
+	t := kb.Tasks[task]
 	probs, err := t.Model.PredictProba(x)
 	if err != nil {
 		return plugins.Batch{}, false, 0, err
@@ -400,8 +411,8 @@ func (s *served) Answer(req jointinference.Request, x []float32, res *jointinfer
 			best = i
 		}
 	}
-	res.Class, res.Score, res.Probs, res.Task, res.Unseen = best, probs[best], probs, t.ID, unseen[last]
-	return plugins.Batch{}, unseen[last], 1, nil
+	res.Class, res.Score, res.Probs, res.Task, res.Unseen = best, probs[best], probs, t.ID, unseen
+	return plugins.Batch{}, unseen, 1, nil
 }
 
 var _ incremental.Describer = (*learner)(nil)

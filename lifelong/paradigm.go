@@ -92,7 +92,7 @@ func ConfigOf(params map[string]string) (Config, error) {
 		key    string
 		lo, hi int
 		dst    *int
-	}{{"epochs", 1, 1000, &cfg.Epochs}, {"batch_size", 1, 4096, &cfg.BatchSize}, {"max_tasks", 1, 64, &cfg.MaxTasks},
+	}{{"max_tasks", 1, 64, &cfg.MaxTasks},
 		{"min_task_samples", 1, 1 << 20, &cfg.MinTaskSamples}, {"unseen_window", 1, 1000, &cfg.Window}} {
 		if v := params[p.key]; v != "" {
 			n, err := strconv.Atoi(v)
@@ -115,12 +115,20 @@ func ConfigOf(params map[string]string) (Config, error) {
 			*p.dst = x
 		}
 	}
-	if v := params["learning_rate"]; v != "" {
-		x, err := strconv.ParseFloat(v, 32)
-		if err != nil || !(x > 0 && x <= 1) {
-			return cfg, fmt.Errorf("learning_rate=%q: want a number in (0, 1]", v)
-		}
-		cfg.LearningRate = float32(x)
+	// epochs, batch_size and learning_rate read as incremental learning
+	// reads them; the knowledge base's own defaults stand where unset.
+	fit, err := incremental.FitOf(params)
+	if err != nil {
+		return cfg, err
+	}
+	if params["epochs"] != "" {
+		cfg.Epochs = fit.Epochs
+	}
+	if params["batch_size"] != "" {
+		cfg.BatchSize = fit.BatchSize
+	}
+	if params["learning_rate"] != "" {
+		cfg.LearningRate = fit.LearningRate
 	}
 	if v := params["seed"]; v != "" {
 		x, err := strconv.ParseUint(v, 10, 64)

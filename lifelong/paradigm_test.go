@@ -53,23 +53,6 @@ metadata: {name: surveys, namespace: default}
 spec: {url: /data/surveys.csv, format: csv, nodeName: edge1}
 `
 
-func retainSpec(t *testing.T, bus paradigm.Bus, kind, doc string) topics.JobRef {
-	t.Helper()
-	res, err := api.ParseDocument([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := topics.JobRef{Kind: kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
-	raw, err := topics.Encode(topics.KindSpec, "test", topics.Spec{Key: ref.String(), Generation: 1, Data: []byte(doc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.Publish(topics.JobSpec(ref), raw, true, 1); err != nil {
-		t.Fatal(err)
-	}
-	return ref
-}
-
 // A lifelong job runs on both halves joined by an in-memory link (real
 // Badger stores): the controller at the Dataset's node sees its samples
 // (tasks A, B and C) pass the trigger, the node trains and evaluates the
@@ -124,19 +107,17 @@ func TestALifelongCycleRunsAcrossTheHalves(t *testing.T) {
 	defer edgeHalf.Close()
 
 	// The oracle labels every waiting example with the truth of its ID.
-	stopOracle, _ := net.Cloud.Subscribe("sedna/v1/job/LifelongLearningJob/+/+/waiting", func(m paradigm.Message) error {
-		env, err := topics.UnmarshalEnvelope(m.Payload, topics.Limits{})
-		if err != nil {
-			return err
-		}
-		var w incremental.WaitingExample
-		if err := env.DecodeBody(&w); err != nil {
-			return err
-		}
+	labels := incremental.Labeller(func(id string) (int, bool) {
 		var i int
-		fmt.Sscanf(w.ID, "d%d", &i)
-		raw := fmt.Sprintf(`{"key": %q, "label": %d}`, w.Key, unseen[i].Y)
-		go func() { _ = net.Cloud.Publish(strings.TrimSuffix(m.Topic, "waiting")+"label", []byte(raw), false, 1) }()
+		if _, err := fmt.Sscanf(id, "d%d", &i); err != nil || i < 0 || i >= len(unseen) {
+			return 0, false
+		}
+		return unseen[i].Y, true
+	})
+	stopOracle, _ := net.Cloud.Subscribe("sedna/v1/job/LifelongLearningJob/+/+/waiting", func(m paradigm.Message) error {
+		if raw, ok := labels(m.Payload); ok {
+			go func() { _ = net.Cloud.Publish(strings.TrimSuffix(m.Topic, "waiting")+"label", raw, false, 1) }()
+		}
 		return nil
 	})
 	defer stopOracle()
@@ -159,9 +140,9 @@ func TestALifelongCycleRunsAcrossTheHalves(t *testing.T) {
 	})
 	defer stopRes()
 
-	retainSpec(t, edgeBus, api.KindDataset, llDataset)
-	ref := retainSpec(t, edgeBus, api.KindLifelongLearningJob, llJob)
-	retainSpec(t, net.Cloud, api.KindLifelongLearningJob, llJob)
+	paradigmtest.RetainSpec(t, edgeBus, api.KindDataset, llDataset, 1)
+	ref := paradigmtest.RetainSpec(t, edgeBus, api.KindLifelongLearningJob, llJob, 1)
+	paradigmtest.RetainSpec(t, net.Cloud, api.KindLifelongLearningJob, llJob, 1)
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopWorkers(); wg.Wait() }()

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
@@ -57,18 +53,9 @@ func (l *Learning) check(s *Scenario) []error {
 	return errs
 }
 
-// learning is the companion running.
-type learning struct {
-	cam, oracle    paho.Client
-	sent, labelled atomic.Int64
-	stopCam        chan struct{}
-	wg             sync.WaitGroup
-	frames         int
-}
-
 // startLearning pushes the initial model, starts the oracle and the
 // camera.
-func (r *realRun) startLearning(ctx context.Context, c *cloud.Client) (*learning, error) {
+func (r *realRun) startLearning(ctx context.Context, c *cloud.Client) (*companion, error) {
 	l := r.s.Incremental
 	rate, frames := l.Rate, l.Frames
 	if rate == 0 {
@@ -95,68 +82,8 @@ func (r *realRun) startLearning(ctx context.Context, c *cloud.Client) (*learning
 		return nil, fmt.Errorf("incremental: the initial model: %w", err)
 	}
 	ref := topics.JobRef{Kind: "IncrementalLearningJob", Namespace: "default", Name: l.Job}
-	lr := &learning{stopCam: make(chan struct{}), frames: frames}
-	labels := drift.Labels(stream, "s-")
-	lr.oracle = paho.NewClient(paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-oracle").
-		SetUsername("sim-ops").SetPassword(simPassword).SetAutoReconnect(true).
-		SetOnConnectHandler(func(cl paho.Client) {
-			cl.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-				if raw, ok := labels(msg.Payload()); ok {
-					cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
-					lr.labelled.Add(1)
-				}
-			})
-		}))
-	if tok := lr.oracle.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("incremental: the oracle: %v", tok.Error())
-	}
-	var node *simNode
-	for _, n := range r.nodes {
-		if n.name == l.Node {
-			node = n
-		}
-	}
-	lr.cam = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + node.addr).SetClientID("sim-il-camera").
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond))
-	lr.cam.Connect()
-	input := incremental.InputTopic(ref.Namespace, ref.Name)
-	lr.wg.Add(1)
-	go func() {
-		defer lr.wg.Done()
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		for i := 0; i < frames; {
-			select {
-			case <-lr.stopCam:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if !lr.cam.IsConnectionOpen() {
-				continue // the node is down: the camera waits
-			}
-			raw, err := jointinference.EncodeRequest(drift.Request(stream, i, "s-"), "", "")
-			if err != nil {
-				return
-			}
-			lr.cam.Publish(input, 1, false, raw)
-			lr.sent.Add(1)
-			i++
-		}
-	}()
-	return lr, nil
-}
-
-// stop ends the camera (the oracle labels on until close).
-func (lr *learning) stop() {
-	close(lr.stopCam)
-	lr.wg.Wait()
-}
-
-func (lr *learning) close() {
-	lr.cam.Disconnect(100)
-	lr.oracle.Disconnect(100)
+	return r.startCompanion(ctx, "il", ref, drift.Labels(stream, "s-"), l.Node, incremental.InputTopic(ref.Namespace, ref.Name), rate, frames,
+		func(i int) jointinference.Request { return drift.Request(stream, i, "s-") })
 }
 
 // writeLearningFile writes the empty Dataset file of a Learning companion.

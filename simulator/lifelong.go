@@ -3,15 +3,9 @@ package simulator
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/examples/lifelong/comfort"
-	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/lifelong"
 	"github.com/sedna-go/sedna/topics"
@@ -54,17 +48,8 @@ func (l *Lifelong) check(s *Scenario) []error {
 	return errs
 }
 
-// lifelongRun is the companion running.
-type lifelongRun struct {
-	sensor, oracle paho.Client
-	sent, labelled atomic.Int64
-	stop           chan struct{}
-	wg             sync.WaitGroup
-	surveys        int
-}
-
-// startLifelong starts the oracle and the sensor.
-func (r *realRun) startLifelong(ctx context.Context) (*lifelongRun, error) {
+// startLifelong starts the companion's oracle and sensor.
+func (r *realRun) startLifelong(ctx context.Context) (*companion, error) {
 	l := r.s.Lifelong
 	rate, n := l.Rate, l.Surveys
 	if rate == 0 {
@@ -77,69 +62,11 @@ func (r *realRun) startLifelong(ctx context.Context) (*lifelongRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels := comfort.Labels(unseen, "d-")
 	ref := topics.JobRef{Kind: api.KindLifelongLearningJob, Namespace: "default", Name: l.Job}
-	lr := &lifelongRun{stop: make(chan struct{}), surveys: n}
-	lr.oracle = paho.NewClient(paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-ll-oracle").
-		SetUsername("sim-ops").SetPassword(simPassword).SetAutoReconnect(true).
-		SetOnConnectHandler(func(cl paho.Client) {
-			cl.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-				if raw, ok := labels(msg.Payload()); ok {
-					cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
-					lr.labelled.Add(1)
-				}
-			})
-		}))
-	if tok := lr.oracle.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("lifelong: the oracle: %v", tok.Error())
-	}
-	var node *simNode
-	for _, nd := range r.nodes {
-		if nd.name == l.Node {
-			node = nd
-		}
-	}
-	lr.sensor = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + node.addr).SetClientID("sim-ll-sensor").
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond))
-	lr.sensor.Connect()
-	input := lifelong.InputTopic(ref.Namespace, ref.Name)
-	lr.wg.Add(1)
-	go func() {
-		defer lr.wg.Done()
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		for i := 0; i < n; {
-			select {
-			case <-lr.stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if !lr.sensor.IsConnectionOpen() {
-				continue // the node is down: the sensor waits
-			}
-			raw, err := jointinference.EncodeRequest(comfort.Request(unseen[i], fmt.Sprint("d-", i), "sim-building-d", true), "", "")
-			if err != nil {
-				return
-			}
-			lr.sensor.Publish(input, 1, false, raw)
-			lr.sent.Add(1)
-			i++
-		}
-	}()
-	return lr, nil
-}
-
-// end stops the sensor (the oracle labels on until close).
-func (lr *lifelongRun) end() {
-	close(lr.stop)
-	lr.wg.Wait()
-}
-
-func (lr *lifelongRun) close() {
-	lr.sensor.Disconnect(100)
-	lr.oracle.Disconnect(100)
+	return r.startCompanion(ctx, "ll", ref, comfort.Labels(unseen, "d-"), l.Node, lifelong.InputTopic(ref.Namespace, ref.Name), rate, n,
+		func(i int) jointinference.Request {
+			return comfort.Request(unseen[i], fmt.Sprint("d-", i), "sim-building-d", true)
+		})
 }
 
 // writeLifelongFile writes the Dataset file of a Lifelong companion.

@@ -717,26 +717,26 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 	if client != nil {
 		defer client.Close()
 	}
-	var lr *learning
+	var lr *companion
 	if r.s.Incremental != nil && client != nil {
 		if lr, err = r.startLearning(ctx, client); err != nil {
 			return nil, err
 		}
 		defer lr.close()
 	}
-	var ll *lifelongRun
+	var ll *companion
 	if r.s.Lifelong != nil && client != nil {
 		if ll, err = r.startLifelong(ctx); err != nil {
 			return nil, err
 		}
 		defer ll.close()
 		r.logFault("lifelong: %s's sensor sends up to %d surveys of an unseen task to %s; an oracle labels them", r.s.Lifelong.Node,
-			ll.surveys, r.s.Lifelong.Job)
+			ll.n, r.s.Lifelong.Job)
 	}
 	r.start0 = time.Now()
 	if lr != nil {
 		r.logFault("incremental: %s's camera sends up to %d drifting frames to %s; an oracle labels its hard examples", r.s.Incremental.Node,
-			lr.frames, r.s.Incremental.Job)
+			lr.n, r.s.Incremental.Job)
 	}
 	r.schedule(ctx)
 	var wg sync.WaitGroup
@@ -783,7 +783,7 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 	close(stop)
 	wg.Wait()
 	if lr != nil {
-		lr.stop()
+		lr.end()
 	}
 	if ll != nil {
 		ll.end()

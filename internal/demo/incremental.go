@@ -70,18 +70,11 @@ func demoIncremental(ctx context.Context, say func(string, ...any), m *cloud.Man
 
 	// The oracle: a labelling tool that knows the stream's labels.
 	labels := drift.Labels(stream, "s-")
-	lab := paho.NewClient(paho.NewClientOptions().AddBroker(m.BrokerURL()).SetClientID("demo-oracle").SetUsername("demo").SetPassword(pw))
-	if tok := lab.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("oracle: %v", tok.Error())
+	lab, err := startOracle(m.BrokerURL(), pw, "demo-oracle", ref, labels)
+	if err != nil {
+		return err
 	}
 	defer lab.Disconnect(100)
-	if tok := lab.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-		if raw, ok := labels(msg.Payload()); ok {
-			cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("oracle: %v", tok.Error())
-	}
 
 	cam, err := NewCamera(ag.BrokerAddr(), "demo-il-camera")
 	if err != nil {
@@ -148,4 +141,23 @@ func demoIncremental(ctx context.Context, say func(string, ...any), m *cloud.Man
 	say("the next 1,000 drifted frames: %.1f%% right with the deployed model (was %.1f%%); %.0f of %.0f bytes seen went up (hard examples only)",
 		100*accAfter, 100*accBefore, st.Metrics["bytesUp"], st.Metrics["bytesSeen"])
 	return nil
+}
+
+// startOracle connects a labelling tool to the cloud broker: each example
+// the job's cloud announces as waiting gets the label labels gives it, on
+// the job's label topic.
+func startOracle(url, pw, id string, ref topics.JobRef, labels func(waiting []byte) ([]byte, bool)) (paho.Client, error) {
+	lab := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername("demo").SetPassword(pw))
+	if tok := lab.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("oracle: %v", tok.Error())
+	}
+	if tok := lab.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
+		if raw, ok := labels(msg.Payload()); ok {
+			cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		lab.Disconnect(100)
+		return nil, fmt.Errorf("oracle: %v", tok.Error())
+	}
+	return lab, nil
 }

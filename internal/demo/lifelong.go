@@ -6,14 +6,11 @@ import (
 	"path/filepath"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/examples/lifelong/comfort"
-	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/lifelong"
 	"github.com/sedna-go/sedna/topics"
@@ -76,18 +73,11 @@ func demoLifelong(ctx context.Context, say func(string, ...any), m *cloud.Manage
 		return err
 	}
 	labels := comfort.Labels(unseen, "d-")
-	lab := paho.NewClient(paho.NewClientOptions().AddBroker(m.BrokerURL()).SetClientID("demo-ll-oracle").SetUsername("demo").SetPassword(pw))
-	if tok := lab.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("oracle: %v", tok.Error())
+	lab, err := startOracle(m.BrokerURL(), pw, "demo-ll-oracle", ref, labels)
+	if err != nil {
+		return err
 	}
 	defer lab.Disconnect(100)
-	if tok := lab.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
-		if raw, ok := labels(msg.Payload()); ok {
-			cl.Publish(incremental.LabelTopic(ref), 1, false, raw)
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("oracle: %v", tok.Error())
-	}
 	sensor, err := NewCamera(ag.BrokerAddr(), "demo-ll-sensor")
 	if err != nil {
 		return err

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"testing"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/paradigm"
+	"github.com/sedna-go/sedna/topics"
 )
 
 // Registry is an in-memory paradigm.Models both sides of a test read, as
@@ -49,4 +52,24 @@ func (r *Registry) Register(_ context.Context, ns, name, _, _ string, _ map[stri
 	defer r.mu.Unlock()
 	r.versions[ns+"/"+name] = append(r.versions[ns+"/"+name], data)
 	return uint64(len(r.versions[ns+"/"+name])), nil
+}
+
+// RetainSpec publishes doc (one Sedna resource in YAML) as the retained
+// spec of generation gen on bus, as the control plane delivers a job's
+// spec, and returns the job's reference.
+func RetainSpec(t testing.TB, bus paradigm.Bus, kind, doc string, gen uint64) topics.JobRef {
+	t.Helper()
+	res, err := api.ParseDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := topics.JobRef{Kind: kind, Namespace: res.Metadata.Namespace, Name: res.Metadata.Name}
+	raw, err := topics.Encode(topics.KindSpec, "test", topics.Spec{Key: ref.String(), Generation: gen, Data: []byte(doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(topics.JobSpec(ref), raw, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
