@@ -464,7 +464,8 @@ func TestLifelongScenario(t *testing.T) {
 // under qemu-user (Debian's qemu-arm and qemu-aarch64) as an emulated
 // board, beside a native node: their links down for 3 s while sensors and
 // KubeEdge devices publish, then both agents SIGKILLed and restarted on
-// their stores (Bolt on armv7, Badger on arm64): every acknowledged message
+// their stores (Bolt on armv7, Badger on arm64): each board held messages
+// on its disk while its link was down, and every acknowledged message
 // arrives once, from each board.
 func TestEmulatedBoardsLoseNothing(t *testing.T) {
 	rep := runWith(t, "emulated-boards.yaml", nil, emulatedBinaries(t))
