@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,7 +51,7 @@ func newPluginCmd(g *globals) *cobra.Command {
 		Use:   "plugin",
 		Short: "List, inspect, build and try WASM plugins (hard-example miners, aggregators)",
 	}
-	cmd.AddCommand(newPluginListCmd(g), newPluginInspectCmd(g), newPluginBuildCmd(), newPluginRunCmd(g))
+	cmd.AddCommand(newPluginListCmd(g), newPluginInspectCmd(g), newPluginBuildCmd(), newPluginRunCmd(g), newPluginBenchCmd(g))
 	return cmd
 }
 
@@ -288,4 +289,72 @@ func readInput(stdin io.Reader, path string) ([]byte, error) {
 		return io.ReadAll(stdin)
 	}
 	return os.ReadFile(path)
+}
+
+// pluginBench is what `sedna plugin bench --json` prints.
+type pluginBench struct {
+	Arch    string              `json:"arch"`
+	Engine  string              `json:"engine"`
+	Plugins []plugins.CallTimes `json:"plugins"`
+}
+
+func newPluginBenchCmd(g *globals) *cobra.Command {
+	var (
+		f      pluginFlags
+		o      plugins.TimeOptions
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [NAME...]",
+		Short: "Time miners and aggregators on this machine (default every one loaded)",
+		Long: `Time each plugin's calls on a fixed synthetic input, sandbox included: a
+miner on a batch of --batch samples (10 classes, 3 boxes each), an aggregator
+on --updates updates of --weights float32. The input is the same on every
+machine, so boards compare; the first call (instantiation) is not timed.
+wazero compiles plugins on amd64 and arm64 and interprets them on armv7.`,
+		Example: `  sedna plugin bench CrossEntropy FedAvg --calls 50
+  sedna plugin bench --json > times.json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := f.host(ctx, g, false)
+			if err != nil {
+				return err
+			}
+			defer h.Close(context.Background())
+			if len(args) == 0 {
+				for _, p := range h.Plugins() {
+					if p.Kind == abi.KindMiner || p.Kind == abi.KindAggregator {
+						args = append(args, p.Name)
+					}
+				}
+			}
+			out := pluginBench{Arch: runtime.GOARCH, Engine: plugins.Engine()}
+			for _, name := range args {
+				ct, err := h.Time(ctx, name, o)
+				if err != nil {
+					return err
+				}
+				out.Plugins = append(out.Plugins, ct)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s, wazero %s\n", out.Arch, out.Engine)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tCALLS\tSIZE\tP50\tP99")
+			for _, ct := range out.Plugins {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%v\n", ct.Plugin, ct.Kind, ct.Calls, ct.Size, ct.P50.Round(time.Microsecond), ct.P99.Round(time.Microsecond))
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().IntVar(&o.Calls, "calls", 20, "timed calls per plugin")
+	cmd.Flags().IntVar(&o.Batch, "batch", 64, "a miner's samples per call")
+	cmd.Flags().IntVar(&o.Updates, "updates", 10, "an aggregator's updates per call")
+	cmd.Flags().IntVar(&o.Weights, "weights", 10000, "float32 weights per update")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
