@@ -26,6 +26,9 @@ type Agent struct {
 	Listen string
 	// TrustNewHostKeys adds the key of a board known_hosts has none of.
 	TrustNewHostKeys bool
+	// Config, if set, is the agent's configuration file (YAML, as for
+	// `sedna edge --config`), installed beside it.
+	Config []byte
 }
 
 // Deployed is a board's agent once it is ready.
@@ -46,8 +49,7 @@ var readyRE = regexp.MustCompile(`ready: broker (\S+)`)
 // board runs systemd and the user is root; otherwise a supervisor script
 // that restarts it), and waits for it to say it is ready.
 func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
-	bin := a.Binaries[b.Arch]
-	if bin == "" {
+	if a.Binaries[b.Arch] == "" {
 		return nil, fmt.Errorf("board %s is %s: no sedna binary for it (make cross builds bin/sedna-linux-%s)", b.Name, b.Arch, b.Arch)
 	}
 	c, err := dial(ctx, b, a.TrustNewHostKeys)
@@ -55,6 +57,13 @@ func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
 		return nil, err
 	}
 	defer c.close()
+	return c.deploy(a)
+}
+
+// deploy is Deploy on a connection.
+func (c *conn) deploy(a Agent) (*Deployed, error) {
+	b := c.b
+	bin := a.Binaries[b.Arch]
 	dir := b.DataDir
 	if _, err := c.run("mkdir -p " + dir + "/data && chmod 700 " + dir); err != nil {
 		return nil, err
@@ -74,23 +83,31 @@ func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
 	if err := c.stop(); err != nil {
 		return nil, err
 	}
-	if _, err := c.run("chmod 755 " + dir + "/sedna.part && mv " + dir + "/sedna.part " + dir + "/sedna"); err != nil {
+	if _, err := c.run("rm -f " + dir + "/hold && chmod 755 " + dir + "/sedna.part && mv " + dir + "/sedna.part " + dir + "/sedna"); err != nil {
 		return nil, err
 	}
 	if err := c.writeFile(path.Join(dir, "password"), []byte(a.Password), 0o600); err != nil {
 		return nil, err
 	}
-	listen := a.Listen
+	listen := b.Listen
+	if listen == "" {
+		listen = a.Listen
+	}
 	if listen == "" {
 		listen = "0.0.0.0:1883"
 	}
-	exe := dir + "/sedna"
-	if b.Emulator != "" {
-		exe = b.Emulator + " " + exe
-	}
 	cmd := fmt.Sprintf("%s edge --node %s --data %s/data --listen %s --cloud %s --username %s --password-file %s/password --metrics off --log-level info",
-		exe, b.Name, dir, listen, a.CloudURL, b.Name, dir)
+		c.exe(), b.Name, dir, listen, a.CloudURL, b.Name, dir)
+	if a.Config != nil {
+		if err := c.writeFile(path.Join(dir, "edge.yaml"), a.Config, 0o600); err != nil {
+			return nil, err
+		}
+		cmd += " --config " + dir + "/edge.yaml"
+	}
 	d := &Deployed{Board: b.Name, SHA256: sum}
+	if _, err := c.run(": > " + dir + "/edge.log"); err != nil {
+		return nil, err
+	}
 	if c.hasSystemd() {
 		d.Supervisor = "systemd"
 		err = c.startSystemd(cmd)
@@ -101,15 +118,43 @@ func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err = c.run(fmt.Sprintf("timeout 60 sh -c 'until grep -q \"ready: broker\" %s/edge.log; do sleep 0.2; done' && grep -o 'ready: broker [^ ]*' %s/edge.log | tail -1", dir, dir))
-	if err != nil {
-		log, _ := c.run("tail -5 " + dir + "/edge.log")
-		return nil, fmt.Errorf("board %s: the agent was not ready within 60 s: %v; its log ends:\n%s", b.Name, err, log)
-	}
-	if m := readyRE.FindStringSubmatch(out); m != nil {
-		d.Broker = m[1]
+	if d.Broker, err = c.waitReady(1); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// exe is the command that runs the board's sedna binary.
+func (c *conn) exe() string {
+	if c.b.Emulator != "" {
+		return c.b.Emulator + " " + c.b.DataDir + "/sedna"
+	}
+	return c.b.DataDir + "/sedna"
+}
+
+// waitReady waits until the agent's log says it was ready n times since
+// it was deployed, and returns its broker's address as it said it last.
+func (c *conn) waitReady(n int) (string, error) {
+	dir := c.b.DataDir
+	out, err := c.run(fmt.Sprintf("timeout 60 sh -c 'until [ $(grep -c \"ready: broker\" %s/edge.log) -ge %d ]; do sleep 0.1; done' && "+
+		"grep -o 'ready: broker [^ ]*' %s/edge.log | tail -1", dir, n, dir))
+	if err != nil {
+		log, _ := c.run("tail -5 " + dir + "/edge.log")
+		return "", fmt.Errorf("board %s: the agent was not ready within 60 s: %v; its log ends:\n%s", c.b.Name, err, log)
+	}
+	m := readyRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("board %s: the agent's log does not say its broker's address: %q", c.b.Name, out)
+	}
+	return m[1], nil
+}
+
+// agentShell is the shell command that becomes the agent: it waits while
+// a run holds the agent down (the file hold, during a timeline's kill),
+// records its process ID, and runs cmd with its output in edge.log.
+func (c *conn) agentShell(cmd string) string {
+	dir := c.b.DataDir
+	return fmt.Sprintf("while [ -f %[1]s/hold ]; do sleep 0.1; done; echo $$ > %[1]s/agent.pid; exec %[2]s >> %[1]s/edge.log 2>&1", dir, cmd)
 }
 
 // copyFile copies a local file to the board over SFTP and returns its
@@ -178,9 +223,11 @@ func (c *conn) startSystemd(cmd string) error {
 	if c.b.MemoryMiB > 0 {
 		limits += fmt.Sprintf("MemoryMax=%dM\n", c.b.MemoryMiB)
 	}
+	// systemd expands $ and % in ExecStart: doubled, they pass as is.
+	shell := strings.NewReplacer("$", "$$", "%", "%%").Replace(c.agentShell(cmd))
 	unit := fmt.Sprintf("[Unit]\nDescription=Sedna-Go edge agent %s (sedna hil)\nAfter=network-online.target\n\n[Service]\n"+
-		"ExecStart=/bin/sh -c 'exec %s >> %s/edge.log 2>&1'\nRestart=always\nRestartSec=1\n%s\n[Install]\nWantedBy=multi-user.target\n",
-		c.b.Name, cmd, c.b.DataDir, limits)
+		"ExecStart=/bin/sh -c '%s'\nRestart=always\nRestartSec=1\n%s\n[Install]\nWantedBy=multi-user.target\n",
+		c.b.Name, shell, limits)
 	if err := c.writeFile("/etc/systemd/system/"+c.unit()+".service", []byte(unit), 0o644); err != nil {
 		return err
 	}
@@ -197,14 +244,14 @@ func (c *conn) startProcess(cmd string) error {
 		limit = fmt.Sprintf("ulimit -v %d\n", c.b.MemoryMiB*1024)
 	}
 	script := fmt.Sprintf("#!/bin/sh\n# Written by sedna hil: runs the edge agent, restarted when it exits.\n%secho $$ > %s/supervisor.pid\n"+
-		"while :; do\n  %s >> %s/edge.log 2>&1 &\n  echo $! > %s/agent.pid\n  wait $!\n  echo \"sedna hil: the agent exited ($?); restarting in 1 s\" >> %s/edge.log\n  sleep 1\ndone\n",
-		limit, dir, cmd, dir, dir, dir)
+		"while :; do\n  sh -c '%s' &\n  wait $!\n  echo \"sedna hil: the agent exited ($?); restarting in 1 s\" >> %s/edge.log\n  sleep 1\ndone\n",
+		limit, dir, c.agentShell(cmd), dir)
 	if err := c.writeFile(path.Join(dir, "run.sh"), []byte(script), 0o700); err != nil {
 		return err
 	}
 	// The supervisor holds none of the session's descriptors, or the
 	// session would wait for it.
-	_, err := c.run(fmt.Sprintf(": > %s/edge.log; setsid -f sh %s/run.sh > /dev/null 2>&1 < /dev/null", dir, dir))
+	_, err := c.run(fmt.Sprintf("setsid -f sh %s/run.sh > /dev/null 2>&1 < /dev/null", dir))
 	return err
 }
 

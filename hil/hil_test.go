@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/hil"
+	"github.com/sedna-go/sedna/simulator"
 )
 
 // sshd is a real OpenSSH server (Debian's openssh-server) on loopback,
@@ -208,4 +209,123 @@ func TestDeployAndClean(t *testing.T) {
 	}
 	t.Logf("a changed host key: %v", hostErr)
 	t.Logf("a user key not taken: %v", authErr)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Must-show 2 of issue 19, run and report: a scenario runs with a native
+// board and an emulated armv7 board (qemu-arm) as its nodes, reached
+// through a real OpenSSH server: both boards' cloud links go down for 2 s
+// while their sensors publish, then the armv7 agent is SIGKILLed over SSH
+// and started again 2 s later. Every acknowledged message arrives once;
+// the report counts the armv7 board's one restart (none on its own), has
+// samples of both agents' RSS, CPU and store with the killed agent down
+// for a while, each board's plugin call times (interpreted on armv7,
+// compiled natively), and renders as Markdown and an SVG chart.
+func TestRunReportsEachBoard(t *testing.T) {
+	s := startSSHD(t)
+	bins := binaries(t)
+	user := whoami(t)
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	inv := &hil.Inventory{}
+	for _, b := range []struct{ name, arch, emu string }{{"native-1", runtime.GOARCH, ""}, {"armv7-1", "armv7", "qemu-arm"}} {
+		inv.Boards = append(inv.Boards, hil.Board{Name: b.name, Arch: b.arch, Emulator: b.emu, Address: s.addr, User: user,
+			KeyFile: s.userKey, KnownHosts: known, DataDir: filepath.Join(t.TempDir(), b.name), Listen: freeAddr(t)})
+	}
+	if err := inv.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := simulator.Parse([]byte(`
+name: two-boards
+duration: 9s
+drain: 60s
+nodes: {names: [native-1, armv7-1]}
+devices: [{kind: sensor, rate: 20}]
+faults:
+  - {at: 1s, nodes: [native-1, armv7-1], action: linkDown}
+  - {at: 3s, nodes: [all], action: linkUp}
+  - {at: 4s, nodes: [armv7-1], action: kill}
+  - {at: 6s, nodes: [armv7-1], action: restart}
+expect: {lost: 0, duplicated: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := hil.Run(ctx, inv, sc, hil.RunOptions{Binaries: bins, TrustNewHostKeys: true, Interval: 250 * time.Millisecond, PluginCalls: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := range inv.Boards {
+			_ = hil.Clean(context.Background(), &inv.Boards[i], false)
+		}
+	})
+	if !rep.OK() {
+		var sum strings.Builder
+		rep.Sim.WriteSummary(&sum)
+		for _, b := range inv.Boards {
+			log, _ := os.ReadFile(filepath.Join(b.DataDir, "edge.log"))
+			sum.WriteString("\n" + b.Name + "'s edge.log:\n" + string(log))
+		}
+		t.Fatalf("failures: %v\n%s", rep.Failures(), sum.String())
+	}
+	for _, b := range rep.Boards {
+		c := b.Counts
+		t.Logf("%s (%s, %s): published %d, delivered %d, lost %d, duplicated %d, p50 %v p99 %v; restarts %d; RSS %d→%d KiB; CPU %.2f/%.2f; store %d KiB; %d samples",
+			b.Board, b.Arch, b.Engine, c.Published, c.Delivered, c.Lost, c.Duplicated, c.P50, c.P99, b.Restarts, b.RSSFirst>>10, b.RSSPeak>>10,
+			b.CPUMean, b.CPUPeak, b.StorePeak>>10, len(b.Samples))
+		if c.Acked == 0 || c.Lost != 0 || c.Duplicated != 0 || c.P50 <= 0 || c.P99 < c.P50 {
+			t.Errorf("%s: counts %+v", b.Board, c)
+		}
+		if b.RSSPeak <= 0 || b.CPUPeak <= 0 || b.StorePeak <= 0 {
+			t.Errorf("%s: no RSS, CPU or store sampled", b.Board)
+		}
+		down := 0
+		for _, s := range b.Samples {
+			if !s.Up {
+				down++
+			}
+		}
+		wantRestarts, wantEngine := 0, "compiler"
+		if b.Arch == "armv7" {
+			wantRestarts, wantEngine = 1, "interpreter"
+		}
+		if b.Restarts != wantRestarts || b.Unplanned != 0 || (down > 0) != (wantRestarts > 0) {
+			t.Errorf("%s: %d restarts (%d on its own), %d samples down", b.Board, b.Restarts, b.Unplanned, down)
+		}
+		if b.Engine != wantEngine || len(b.Plugins) < 8 {
+			t.Errorf("%s: plugins timed by %q: %+v", b.Board, b.Engine, b.Plugins)
+		}
+		for _, p := range b.Plugins {
+			if p.Calls != 3 || p.P50 <= 0 {
+				t.Errorf("%s: plugin %+v", b.Board, p)
+			}
+		}
+	}
+	var md, svg strings.Builder
+	if err := rep.WriteMarkdown(&md, "chart.svg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WriteChart(&svg, "svg"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| board | native-1 | armv7-1 |", "| lost | 0 | 0 |", "| agent restarts (on its own) | 0 (0) | 1 (0) |",
+		"![RSS and backlog over time, per board](chart.svg)", "| CrossEntropy (64) |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("the Markdown report has no %q:\n%s", want, md.String())
+		}
+	}
+	if !strings.HasPrefix(svg.String(), "<svg") || !strings.Contains(svg.String(), "armv7-1 (armv7, emulated)") {
+		t.Errorf("the chart: %.200s", svg.String())
+	}
 }

@@ -37,6 +37,12 @@ type Board struct {
 	// DataDir is where the agent lives on the board: its binary,
 	// configuration, store and log.
 	DataDir string `json:"dataDir"`
+	// Listen is the address of the agent's broker on the board (default
+	// the deploy's, 0.0.0.0:1883); Broker is that broker as this host
+	// reaches it (default the SSH address's host with Listen's port): the
+	// devices of a run publish there.
+	Listen string `json:"listen,omitempty"`
+	Broker string `json:"broker,omitempty"`
 	// Emulator, for an emulated board, is the command the binary runs
 	// under (qemu-arm, qemu-aarch64); empty on real hardware.
 	Emulator string `json:"emulator,omitempty"`

@@ -46,3 +46,15 @@ func TestLoadInventory(t *testing.T) {
 		}
 	}
 }
+
+// The example inventory (examples/hil/boards.yaml) is valid, its key paths
+// taken from its directory.
+func TestTheExampleInventoryIsValid(t *testing.T) {
+	inv, err := hil.LoadInventory("../examples/hil/boards.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Boards) != 3 || inv.Boards[1].Arch != "armv7" || !strings.HasSuffix(inv.Boards[0].KeyFile, filepath.Join("examples", "hil", "keys", "id_ed25519")) {
+		t.Fatalf("%+v", inv.Boards)
+	}
+}

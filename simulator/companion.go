@@ -33,7 +33,7 @@ func (r *realRun) startCompanion(ctx context.Context, name string, ref topics.Jo
 	node, input string, rate float64, n int, request func(i int) jointinference.Request) (*companion, error) {
 	c := &companion{stop: make(chan struct{}), n: n}
 	c.oracle = paho.NewClient(paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-" + name + "-oracle").
-		SetUsername("sim-ops").SetPassword(simPassword).SetAutoReconnect(true).
+		SetUsername("sim-ops").SetPassword(r.password).SetAutoReconnect(true).
 		SetOnConnectHandler(func(cl paho.Client) {
 			cl.Subscribe(incremental.WaitingTopic(ref), 1, func(cl paho.Client, msg paho.Message) {
 				if raw, ok := labels(msg.Payload()); ok {

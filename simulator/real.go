@@ -3,6 +3,7 @@ package simulator
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,32 @@ type Options struct {
 	// nodes.arch name (arm64, armv7), for emulated nodes.
 	Binaries map[string]string
 	Log      *slog.Logger
+	// Boards, if set, are the run's nodes, in order: edge agents the run
+	// does not start itself (hardware in the loop, package hil). The
+	// scenario must have been made for them (Scenario.OnBoards).
+	Boards []External
+	// LinkHost is the address the nodes reach their cloud links' fault
+	// proxies at; default 127.0.0.1. Boards elsewhere on a network need
+	// an address of this host they can reach.
+	LinkHost string
+	// Started, if set, is called when the devices start: the time the
+	// report's figures count from.
+	Started func(time.Time)
+}
+
+// External is a node's edge agent that a run does not start itself: a
+// board reached over SSH (package hil). The run calls a node's methods
+// one at a time.
+type External interface {
+	// Start starts the agent with its cloud link at cloudURL, logged in
+	// as its node with password, and config (YAML, `sedna edge --config`:
+	// the bridge rules that carry the devices' messages, the queue's
+	// limits), and returns the address its devices reach its broker at,
+	// the same each time. It is called again after each Stop.
+	Start(ctx context.Context, cloudURL, password string, config []byte) (broker string, err error)
+	// Stop stops the agent: SIGKILL when kill is set, gracefully
+	// otherwise.
+	Stop(ctx context.Context, kill bool) error
 }
 
 // Run runs a scenario and reports.
@@ -72,6 +99,12 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		return nil, err
 	}
 	o.Dir = dir
+	if len(o.Boards) > 0 && len(o.Boards) != s.Nodes.Count {
+		return nil, fmt.Errorf("simulator: %d boards for %d nodes", len(o.Boards), s.Nodes.Count)
+	}
+	if o.LinkHost == "" {
+		o.LinkHost = "127.0.0.1"
+	}
 	if s.Nodes.Subprocess > 0 && o.SednaBin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -79,7 +112,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		}
 		o.SednaBin = exe
 	}
-	r := &realRun{s: s, o: o, nodes: make([]*simNode, s.Nodes.Count), progress: make(chan struct{}, 1)}
+	r := &realRun{s: s, o: o, nodes: make([]*simNode, s.Nodes.Count), progress: make(chan struct{}, 1), password: randomPassword()}
 	defer r.close()
 	if err := r.start(ctx); err != nil {
 		return nil, err
@@ -87,16 +120,21 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	return r.run(ctx)
 }
 
-const simPassword = "sim-password"
+// randomPassword is a run's password for its nodes and clients on its
+// cloud broker: boards reach that broker over a network.
+func randomPassword() string {
+	return rand.Text()
+}
 
 // realRun is one run of real mode.
 type realRun struct {
-	s       *Scenario
-	o       Options
-	cloud   *cloud.Manager
-	counter paho.Client
-	nodes   []*simNode
-	start0  time.Time
+	s        *Scenario
+	o        Options
+	password string
+	cloud    *cloud.Manager
+	counter  paho.Client
+	nodes    []*simNode
+	start0   time.Time
 
 	mu     sync.Mutex
 	faults []string
@@ -127,6 +165,8 @@ type simNode struct {
 	link    *netfault.Proxy
 	agent   *edge.Agent // in-process
 	proc    *exec.Cmd   // subprocess
+	board   External    // a board, up while boardUp
+	boardUp bool
 	procEnd chan struct{}
 	limit   int64        // the queue's limit before a diskFull
 	clock   atomic.Int64 // the node's clock: nanoseconds off real time
@@ -179,7 +219,7 @@ func (r *realRun) start(ctx context.Context) error {
 	if r.data, err = loadData(s); err != nil {
 		return err
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(simPassword), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(r.password), bcrypt.MinCost)
 	if err != nil {
 		return err
 	}
@@ -215,16 +255,20 @@ func (r *realRun) start(ctx context.Context) error {
 				n.devices = append(n.devices, dev)
 			}
 		}
-		n.link, err = netfault.New(strings.TrimPrefix(r.cloud.BrokerURL(), "tcp://"))
+		n.link, err = netfault.Listen(net.JoinHostPort(r.o.LinkHost, "0"), strings.TrimPrefix(r.cloud.BrokerURL(), "tcp://"))
 		if err != nil {
 			return err
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
+		if len(r.o.Boards) > 0 {
+			n.board = r.o.Boards[i]
+		} else {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			n.addr = l.Addr().String()
+			l.Close()
 		}
-		n.addr = l.Addr().String()
-		l.Close()
 		r.nodes[i] = n
 		if err := r.startNode(ctx, n); err != nil {
 			return fmt.Errorf("node %s: %w", n.name, err)
@@ -282,7 +326,7 @@ func (r *realRun) startCounter() error {
 		}
 	}
 	o := paho.NewClientOptions().AddBroker(r.cloud.BrokerURL()).SetClientID("sim-counter").SetUsername("sim-counter").
-		SetPassword(simPassword).SetCleanSession(false).SetAutoReconnect(true).SetOrderMatters(false).
+		SetPassword(r.password).SetCleanSession(false).SetAutoReconnect(true).SetOrderMatters(false).
 		SetOnConnectHandler(func(c paho.Client) { c.SubscribeMultiple(filters, handler) })
 	r.counter = paho.NewClient(o)
 	t := r.counter.Connect()
@@ -329,11 +373,25 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cloudURL := "tcp://" + n.link.Addr()
+	if n.board != nil {
+		addr, err := n.board.Start(ctx, cloudURL, r.password, []byte(r.nodeConfig()))
+		if err != nil {
+			return err
+		}
+		if n.addr == "" { // read by the devices from here on
+			n.addr = addr
+		} else if addr != n.addr {
+			return fmt.Errorf("its broker moved from %s to %s", n.addr, addr)
+		}
+		n.boardUp = true
+		n.stopping.Store(false)
+		return nil
+	}
 	if n.i < r.s.Nodes.Subprocess {
 		return r.startProc(ctx, n, cloudURL)
 	}
 	a, err := edge.Start(edge.Config{Node: n.name, DataDir: n.dir, WriteMode: store.Mode(r.s.Nodes.WriteMode),
-		Broker: edge.BrokerConfig{Listen: n.addr}, Cloud: edge.CloudLink{URL: cloudURL, Username: n.name, Password: simPassword,
+		Broker: edge.BrokerConfig{Listen: n.addr}, Cloud: edge.CloudLink{URL: cloudURL, Username: n.name, Password: r.password,
 			ReconnectMin: broker.Duration(50 * time.Millisecond), ReconnectMax: broker.Duration(time.Second)},
 		ExtraRules: simRules, Metrics: "off",
 		Queue: edge.QueueConfig{MaxBytes: r.s.Nodes.Queue.MaxBytes, Policy: queue.FullPolicy(r.s.Nodes.Queue.Policy),
@@ -347,22 +405,28 @@ func (r *realRun) startNode(ctx context.Context, n *simNode) error {
 	return nil
 }
 
+// nodeConfig is the configuration (YAML) of a node the run does not run in
+// its own process: simRules, a quick reconnect, the scenario's queue.
+func (r *realRun) nodeConfig() string {
+	prefix := topics.NodeAppPrefix("{node}")
+	conf := "extraRules:\n  - filter: 'sim/#'\n    direction: out\n    stream: telemetry\n    remotePrefix: '" + prefix + "'\n" +
+		"  - filter: 'sim0/#'\n    direction: out\n    stream: telemetry\n    qos: 0\n    remotePrefix: '" + prefix + "'\n" +
+		"cloud:\n  reconnectMin: 50ms\n  reconnectMax: 1s\n"
+	if q := r.s.Nodes.Queue; q.MaxBytes > 0 || q.Policy != "" || q.MaxAge > 0 {
+		conf += fmt.Sprintf("queue:\n  maxBytes: %d\n  policy: %q\n  maxAge: %s\n", q.MaxBytes, q.Policy, time.Duration(q.MaxAge))
+	}
+	return conf
+}
+
 var readyLine = regexp.MustCompile(`ready: broker (\S+)`)
 
 func (r *realRun) startProc(ctx context.Context, n *simNode, cloudURL string) error {
 	conf := filepath.Join(r.o.Dir, n.name+".yaml")
-	prefix := topics.NodeAppPrefix("{node}")
-	rule := "extraRules:\n  - filter: 'sim/#'\n    direction: out\n    stream: telemetry\n    remotePrefix: '" + prefix + "'\n" +
-		"  - filter: 'sim0/#'\n    direction: out\n    stream: telemetry\n    qos: 0\n    remotePrefix: '" + prefix + "'\n" +
-		"cloud:\n  reconnectMin: 50ms\n  reconnectMax: 1s\n"
-	if q := r.s.Nodes.Queue; q.MaxBytes > 0 || q.Policy != "" || q.MaxAge > 0 {
-		rule += fmt.Sprintf("queue:\n  maxBytes: %d\n  policy: %q\n  maxAge: %s\n", q.MaxBytes, q.Policy, time.Duration(q.MaxAge))
-	}
-	if err := os.WriteFile(conf, []byte(rule), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(r.nodeConfig()), 0o600); err != nil {
 		return err
 	}
 	args := []string{"edge", "--node", n.name, "--data", n.dir, "--listen", n.addr, "--cloud", cloudURL,
-		"--password", simPassword, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf}
+		"--password", r.password, "--write-mode", r.s.Nodes.WriteMode, "--metrics", "off", "--log-level", "error", "--config", conf}
 	cmd := exec.Command(r.o.SednaBin, args...)
 	if arch := r.s.ArchOf(n.i); arch != "native" {
 		bin := r.o.Binaries[arch]
@@ -430,6 +494,12 @@ func (r *realRun) stopNode(n *simNode, kill bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.stopping.Store(true)
+	if n.boardUp {
+		if err := n.board.Stop(context.Background(), kill); err != nil {
+			r.logFault("stopping %s: %v", n.name, err)
+		}
+		n.boardUp = false
+	}
 	if n.agent != nil {
 		n.agent.Close()
 		n.agent = nil
@@ -559,7 +629,7 @@ func (r *realRun) applyJobs(ctx context.Context) ([]JobReport, *cloud.Client, er
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := cloud.Dial(cloudlink.ClientConfig{URL: r.cloud.BrokerURL(), Username: "sim-ops", Password: simPassword})
+	c, err := cloud.Dial(cloudlink.ClientConfig{URL: r.cloud.BrokerURL(), Username: "sim-ops", Password: r.password})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -734,6 +804,9 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 			ll.n, r.s.Lifelong.Job)
 	}
 	r.start0 = time.Now()
+	if r.o.Started != nil {
+		r.o.Started(r.start0)
+	}
 	if lr != nil {
 		r.logFault("incremental: %s's camera sends up to %d drifting frames to %s; an oracle labels its hard examples", r.s.Incremental.Node,
 			lr.n, r.s.Incremental.Job)
@@ -755,6 +828,7 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	backlog := make([]int64, len(r.nodes))
+	series := make([][]int64, len(r.nodes)) // the peak of each second
 	sampleDone := make(chan struct{})
 	sampling := make(chan struct{})
 	go func() { // backlog peaks
@@ -768,6 +842,11 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 					b += d.pending()
 				}
 				backlog[i] = max(backlog[i], b)
+				sec := int(time.Since(r.start0) / time.Second)
+				for len(series[i]) <= sec {
+					series[i] = append(series[i], 0)
+				}
+				series[i][sec] = max(series[i][sec], b)
 			}
 			select {
 			case <-t.C:
@@ -798,7 +877,7 @@ func (r *realRun) run(ctx context.Context) (*Report, error) {
 		n.link.SetDown(false)
 		n.link.SetStall(false)
 		n.mu.Lock()
-		dead := n.agent == nil && n.proc == nil
+		dead := n.agent == nil && n.proc == nil && !n.boardUp
 		n.mu.Unlock()
 		if dead { // a node killed and not restarted comes back to drain
 			if err := r.startNode(ctx, n); err != nil {
@@ -837,10 +916,11 @@ waiting:
 	rep := &Report{Scenario: r.s.Name, Mode: r.s.Mode, Seed: r.s.Seed, Elapsed: time.Since(r.start0)}
 	var lat []time.Duration
 	for i, n := range r.nodes {
-		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i], Dropped: n.dropped.Load()}
+		nr := NodeReport{Node: n.name, BacklogPeak: backlog[i], Backlog: series[i], Dropped: n.dropped.Load()}
 		if a := r.s.ArchOf(n.i); a != "native" {
 			nr.Arch = a
 		}
+		var nodeLat []time.Duration
 		for _, d := range n.devices {
 			rep.tally(&nr, d.kind, int(d.qos), d.next.Load(), func(seq int64) outcome {
 				o := outcome{sent: d.sent[seq].Load(), acked: d.acked[seq].Load(), seen: d.seen[seq].Load(), lat: time.Duration(d.lat[seq].Load())}
@@ -848,8 +928,10 @@ waiting:
 					o.deltaSent, o.deltaSeen, o.rtt = d.deltaSent[seq].Load(), d.deltaSeen[seq].Load(), time.Duration(d.rtt[seq].Load())
 				}
 				return o
-			}, &lat)
+			}, &nodeLat)
 		}
+		nr.P50, nr.P99, nr.Max = latencies(nodeLat)
+		lat = append(lat, nodeLat...)
 		rep.Nodes = append(rep.Nodes, nr)
 	}
 	rep.total()

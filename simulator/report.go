@@ -37,6 +37,13 @@ type NodeReport struct {
 	// their device; a delta the cloud sent that never arrived is counted
 	// lost, one that arrived twice duplicated.
 	RoundTrips int64 `json:"twinRoundTrips,omitempty"`
+	// P50, P99 and Max are the node's latencies, from a device's publish
+	// to the counter's receipt on the cloud broker.
+	P50 time.Duration `json:"p50Nanos,omitempty"`
+	P99 time.Duration `json:"p99Nanos,omitempty"`
+	Max time.Duration `json:"maxNanos,omitempty"`
+	// Backlog is BacklogPeak second by second from the start (real mode).
+	Backlog []int64 `json:"backlogPerSecond,omitempty"`
 }
 
 // JobReport is a resource applied by the scenario, as the control plane
@@ -206,11 +213,16 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func (r *Report) latencies(l []time.Duration) {
+	r.P50, r.P99, r.Max = latencies(l)
+}
+
+// latencies sorts l and returns its median, 99th percentile and maximum.
+func latencies(l []time.Duration) (p50, p99, maxi time.Duration) {
 	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
-	r.P50, r.P99 = percentile(l, 0.5), percentile(l, 0.99)
 	if len(l) > 0 {
-		r.Max = l[len(l)-1]
+		maxi = l[len(l)-1]
 	}
+	return percentile(l, 0.5), percentile(l, 0.99), maxi
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ type Nodes struct {
 	Count int `json:"count"`
 	// Prefix names them: prefix-0, prefix-1, ... (default "node").
 	Prefix string `json:"prefix"`
+	// Names, if set, are the nodes' names instead, in order (count
+	// defaults to how many); faults may name a node by either.
+	Names []string `json:"names,omitempty"`
 	// Subprocess is how many of them (the first ones) run as `sedna edge`
 	// processes, so that a kill is a real SIGKILL.
 	Subprocess int `json:"subprocess"`
@@ -221,6 +225,9 @@ func Parse(b []byte) (*Scenario, error) {
 	if s.Nodes.Prefix == "" {
 		s.Nodes.Prefix = "node"
 	}
+	if s.Nodes.Count == 0 {
+		s.Nodes.Count = len(s.Nodes.Names)
+	}
 	if s.Nodes.WriteMode == "" {
 		s.Nodes.WriteMode = "process"
 	}
@@ -268,6 +275,16 @@ func (s *Scenario) check() error {
 		if a != "" && a != "native" && s.Nodes.DiskMiB > 0 {
 			fail("nodes.arch[%d] %s: an emulated node has no small disk (nodes.diskMiB)", i, a)
 		}
+	}
+	if len(s.Nodes.Names) > 0 && len(s.Nodes.Names) != s.Nodes.Count {
+		fail("nodes.names: %d names for %d nodes", len(s.Nodes.Names), s.Nodes.Count)
+	}
+	seenName := map[string]bool{}
+	for i, n := range s.Nodes.Names {
+		if !nodeNameRE.MatchString(n) || seenName[n] {
+			fail("nodes.names[%d] %q: lower-case letters, digits and '-', each name once", i, n)
+		}
+		seenName[n] = true
 	}
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(s.Nodes.Prefix) {
 		fail("nodes.prefix %q: letters, digits, '-', '_'", s.Nodes.Prefix)
@@ -388,8 +405,44 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
 // NodeName is the name of node i.
-func (s *Scenario) NodeName(i int) string { return fmt.Sprintf("%s-%d", s.Nodes.Prefix, i) }
+func (s *Scenario) NodeName(i int) string {
+	if i < len(s.Nodes.Names) {
+		return s.Nodes.Names[i]
+	}
+	return fmt.Sprintf("%s-%d", s.Nodes.Prefix, i)
+}
+
+// OnBoards makes the scenario's nodes the boards named, in order (a
+// hardware-in-the-loop run): the scenario's nodes.count, if it says one,
+// must be how many there are, and what only the simulator's own nodes can
+// do (subprocess and emulated nodes, small disks, clock and disk faults)
+// is refused. Faults may name a board by its name or, as before, by
+// prefix-index in the boards' order.
+func (s *Scenario) OnBoards(names []string) error {
+	if s.Mode != "real" {
+		return fmt.Errorf("scenario %s: boards run real mode, not %s", s.Name, s.Mode)
+	}
+	if len(s.Nodes.Names) > 0 && !slices.Equal(s.Nodes.Names, names) {
+		return fmt.Errorf("scenario %s: nodes.names %v are not the boards %v", s.Name, s.Nodes.Names, names)
+	}
+	if s.Nodes.Count != 0 && s.Nodes.Count != len(names) {
+		return fmt.Errorf("scenario %s: nodes.count is %d, the inventory has %d boards", s.Name, s.Nodes.Count, len(names))
+	}
+	if s.Nodes.Subprocess > 0 || len(s.Nodes.Arch) > 0 || s.Nodes.DiskMiB > 0 {
+		return fmt.Errorf("scenario %s: nodes.subprocess, nodes.arch and nodes.diskMiB say how the simulator runs its own nodes; "+
+			"on boards the inventory says it", s.Name)
+	}
+	for i, f := range s.Faults {
+		if inProcessOnly[f.Action] {
+			return fmt.Errorf("scenario %s: faults[%d] %s: not on boards (their clocks and disks are their own)", s.Name, i, f.Action)
+		}
+	}
+	s.Nodes.Names, s.Nodes.Count = names, len(names)
+	return s.check()
+}
 
 // NodesOf resolves a fault's node list to node indexes.
 func (s *Scenario) NodesOf(list []string) ([]int, error) {
@@ -402,6 +455,9 @@ func (s *Scenario) NodesOf(list []string) ([]int, error) {
 		}
 	}
 	index := func(name string) (int, error) {
+		if i := slices.Index(s.Nodes.Names, name); i >= 0 {
+			return i, nil
+		}
 		p := s.Nodes.Prefix + "-"
 		if !strings.HasPrefix(name, p) {
 			return 0, fmt.Errorf("%q is not a node of this fleet", name)

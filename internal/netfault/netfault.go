@@ -102,10 +102,16 @@ type link struct {
 // each accepted connection to target, a host:port. The target is dialed
 // once per accepted connection, not by New.
 func New(target string) (*Proxy, error) {
+	return Listen("127.0.0.1:0", target)
+}
+
+// Listen starts a Proxy listening on addr (host:port; port 0 picks a free
+// one) that forwards each accepted connection to target, as New does.
+func Listen(addr, target string) (*Proxy, error) {
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return nil, fmt.Errorf("netfault: target %q: %w", target, err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("netfault: listen: %w", err)
 	}
