@@ -282,12 +282,14 @@ func (h *CaptureHook) capture(cl *mqtt.Client, pk packets.Packet, rule *Rule, re
 	if gc, ok := broker.GateOf(cl.Net.Conn); ok && pk.FixedHeader.Qos > 0 {
 		// Hold the PUBACK in the connection until the message is written,
 		// and let mochi read the client's next packet meanwhile.
-		pid := pk.PacketID
+		// The callback keeps what it logs, not the packet: a closure over
+		// pk would move the whole packet to the heap for every publish.
+		pid, topic, client := pk.PacketID, pk.TopicName, cl.ID
 		gc.Hold(pid)
 		_, err := h.queue.AppendAsync(string(rule.Stream), []queue.Record{rec}, func(err error) {
 			if err != nil {
 				h.log.Warn("publish not written: dropping the connection so the client sends it again",
-					"error", err, "topic", pk.TopicName, "client", cl.ID)
+					"error", err, "topic", topic, "client", client)
 				if h.metrics != nil {
 					h.metrics.Refused.WithLabelValues("store-error").Inc()
 				}
