@@ -65,7 +65,7 @@ type Config struct {
 	Profiles bool `json:"profiles,omitempty"`
 	// MemoryLimit is a soft limit of the Go heap in bytes (the garbage
 	// collector works harder near it, memory is never refused); default
-	// 32 MiB, negative leaves the runtime's default. It applies to the
+	// 20 MiB, negative leaves the runtime's default. It applies to the
 	// whole process.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
 	// DatasetPoll is how often the files of the node's Datasets are checked
@@ -166,7 +166,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		cfg.Metrics = "127.0.0.1:9464"
 	}
 	if cfg.MemoryLimit == 0 {
-		cfg.MemoryLimit = 32 << 20
+		cfg.MemoryLimit = 20 << 20
 	}
 	if cfg.MemoryLimit > 0 && !opts.KeepMemoryLimit {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
@@ -202,7 +202,11 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("edge: data dir: %w", err)
 	}
 	var err error
-	a.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: a.log})
+	// 1 MiB memtables: a node's writes are small records that the uplink
+	// deletes soon after, and each memtable is held in the Go heap twice
+	// over (its arena, then the table built from it when it is flushed).
+	a.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: a.log,
+		MemTableBytes: 1 << 20})
 	if err != nil {
 		return nil, err
 	}

@@ -103,6 +103,7 @@ comes from Debian's package (make test installs it).`,
 	f.StringVar(&o.CloudCPU, "cloud-cpu", "", "ji: run the cloud as a 'sedna cloud' process pinned to these CPUs (taskset -c), e.g. 1")
 	f.StringVar(&o.EdgeCPU, "edge-cpu", "", "pin the sedna edge process to these CPUs (taskset -c), e.g. 0; run the bench itself under taskset -c 1")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (publishers, subscriber, cloud) to this file")
+	f.StringVar(&o.EdgeExec, "edge-exec", "", `run the edge with this command instead of this binary, e.g. "qemu-aarch64 bin/sedna-linux-arm64" (its RSS is then the emulator's)`)
 	f.StringVar(&o.EdgeMetrics, "edge-metrics", "off", "metrics (and pprof) address of the sedna edge process, for profiling it")
 	f.StringVar(&o.EdgeLogLevel, "edge-log-level", "error", "log level of the sedna edge process")
 	return cmd

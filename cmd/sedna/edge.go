@@ -10,6 +10,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/edge"
+	"github.com/sedna-go/sedna/internal/memtrim"
 	"github.com/sedna-go/sedna/paradigm/all"
 	"github.com/sedna-go/sedna/store"
 )
@@ -81,6 +82,13 @@ and restarts.`,
 					a.Close()
 					return err
 				}
+			}
+			// What the start mapped of the binary, released: the agent's
+			// resident set becomes what it runs (internal/memtrim).
+			if r, err := memtrim.Release(); err != nil {
+				log.Warn("releasing the start's pages", "error", err)
+			} else {
+				log.Debug("released the start's pages", "mappings", r.Mappings, "rssKiB", r.BeforeKiB, "afterKiB", r.AfterKiB)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "edge agent %s ready: broker %s\n", file.Node, a.BrokerAddr())
 			<-ctx.Done()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,11 @@ type Options struct {
 	// EdgeCPU pins the 'sedna edge' process to these CPUs (taskset -c).
 	// Empty: not pinned.
 	EdgeCPU string
+	// EdgeExec, if set, is the command that runs the edge instead of this
+	// binary, e.g. "qemu-aarch64 bin/sedna-linux-arm64": an emulated
+	// board. Its RSS is then the emulator's process, translation
+	// included; the Go heap (with EdgeMetrics) is the agent's own.
+	EdgeExec string
 	// JIWindow is the number of frames in flight from the joint inference
 	// part's camera.
 	JIWindow int
@@ -99,6 +105,11 @@ type benchResult struct {
 	p50, p99   time.Duration
 	rssIdle    int64 // KiB, sedna edge only
 	rssPeak    int64
+	// anonIdle and anonPeak are the anonymous part (KiB); heapPeak the
+	// edge's Go heap in use at its most (bytes, from its metrics; 0 when
+	// they are off).
+	anonIdle, anonPeak int64
+	heapPeak           int64
 }
 
 func (r benchResult) rate() float64 { return float64(r.received) / r.elapsed.Seconds() }
@@ -255,19 +266,23 @@ func (b *bencher) table(results []benchResult) {
 		}
 	}
 	tw := tabwriter.NewWriter(b.out, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| system\t publishers\t msg/s\t vs mosquitto\t p50\t p99\t delivered\t edge RSS idle / peak\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(tw, "| system\t publishers\t msg/s\t vs mosquitto\t p50\t p99\t delivered\t edge RSS idle / peak\t of which anonymous\t Go heap peak\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range results {
 		ratio := "-"
 		if m, ok := base[r.publishers]; ok && m > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.rate()/m)
 		}
-		rss := "-"
+		rss, anon, heap := "-", "-", "-"
 		if r.rssPeak > 0 {
 			rss = fmt.Sprintf("%.1f / %.1f MB", float64(r.rssIdle)/1024, float64(r.rssPeak)/1024)
+			anon = fmt.Sprintf("%.1f / %.1f MB", float64(r.anonIdle)/1024, float64(r.anonPeak)/1024)
 		}
-		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %s\t %s\t %s\t %d/%d\t %s\t\n", r.system, r.publishers, r.rate(), ratio,
-			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.received, b.o.Messages, rss)
+		if r.heapPeak > 0 {
+			heap = fmt.Sprintf("%.1f MB", float64(r.heapPeak)/(1<<20))
+		}
+		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %s\t %s\t %s\t %d/%d\t %s\t %s\t %s\t\n", r.system, r.publishers, r.rate(), ratio,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.received, b.o.Messages, rss, anon, heap)
 	}
 	_ = tw.Flush()
 }
@@ -302,10 +317,17 @@ func (b *bencher) startEdge(ctx context.Context, mode, cloudURL string, extra ..
 	}
 	args := append([]string{"edge", "--node", "bench", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
 		"--cloud", cloudURL, "--write-mode", mode, "--metrics", b.o.EdgeMetrics, "--log-level", b.o.EdgeLogLevel, "--config", conf}, extra...)
-	cmd := exec.CommandContext(ctx, b.self, args...)
-	if b.o.EdgeCPU != "" {
-		cmd = exec.CommandContext(ctx, "taskset", append([]string{"-c", b.o.EdgeCPU, b.self}, args...)...)
+	if b.o.EdgeMetrics != "off" {
+		args = append(args, "--profiles") // pprof beside the metrics, as the option says
 	}
+	run := []string{b.self}
+	if b.o.EdgeExec != "" {
+		run = strings.Fields(b.o.EdgeExec)
+	}
+	if b.o.EdgeCPU != "" {
+		run = append([]string{"taskset", "-c", b.o.EdgeCPU}, run...)
+	}
+	cmd := exec.CommandContext(ctx, run[0], append(run[1:], args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -491,6 +513,25 @@ func benchClient(url, id, user, pass string) (paho.Client, error) {
 // rss returns the resident memory of a process in KiB.
 func rss(pid int) int64 { return procStatus(pid, "VmRSS:") }
 
+// goHeapInuse is go_memstats_heap_inuse_bytes from the metrics at addr,
+// 0 if it cannot be read.
+func goHeapInuse(addr string) int64 {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
+}
+
 // rssAnon is the anonymous part of a process's resident memory in KiB: the
 // rest are pages of mapped files (Badger's), which the kernel can reclaim.
 func rssAnon(pid int) int64 { return procStatus(pid, "RssAnon:") }
@@ -543,9 +584,9 @@ func (b *bencher) measure(ctx context.Context, pubURL, subURL, pubTopic, subTopi
 	}
 	if e != nil {
 		runtime.GC()
-		r.rssIdle = rss(e.cmd.Process.Pid)
+		r.rssIdle, r.anonIdle = rss(e.cmd.Process.Pid), rssAnon(e.cmd.Process.Pid)
 	}
-	var peak atomic.Int64
+	var peak, anonPeak, heapPeak atomic.Int64
 	stopSampling := make(chan struct{})
 	var sampler sync.WaitGroup
 	if e != nil {
@@ -554,9 +595,17 @@ func (b *bencher) measure(ctx context.Context, pubURL, subURL, pubTopic, subTopi
 			defer sampler.Done()
 			tick := time.NewTicker(50 * time.Millisecond)
 			defer tick.Stop()
-			for {
+			for i := 0; ; i++ {
 				if v := rss(e.cmd.Process.Pid); v > peak.Load() {
 					peak.Store(v)
+				}
+				if v := rssAnon(e.cmd.Process.Pid); v > anonPeak.Load() {
+					anonPeak.Store(v)
+				}
+				if b.o.EdgeMetrics != "off" && i%5 == 0 { // the edge's own account, every 250 ms
+					if v := goHeapInuse(b.o.EdgeMetrics); v > heapPeak.Load() {
+						heapPeak.Store(v)
+					}
 				}
 				select {
 				case <-tick.C:
@@ -619,7 +668,7 @@ func (b *bencher) measure(ctx context.Context, pubURL, subURL, pubTopic, subTopi
 	r.elapsed = time.Since(start)
 	close(stopSampling)
 	sampler.Wait()
-	r.rssPeak = peak.Load()
+	r.rssPeak, r.anonPeak, r.heapPeak = peak.Load(), anonPeak.Load(), heapPeak.Load()
 	r.received = int(seen.Load())
 	var got []time.Duration
 	for i := range lat {
