@@ -21,8 +21,9 @@ test: deps vet cross wasm-check arm-store
 # python3-numpy (NumPy reads the arrays handed to external workers),
 # qemu-user (armv7 and arm64 test binaries run under qemu-arm and
 # qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
-# boards over SSH, tested against a real sshd on loopback).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user openssh-server
+# boards over SSH, tested against a real sshd on loopback), systemd
+# (systemd-analyze verifies the unit sedna hil installs on boards).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user openssh-server systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

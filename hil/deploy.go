@@ -152,8 +152,7 @@ func (c *conn) waitReady(n int) (string, error) {
 // agentShell is the shell command that becomes the agent: it waits while
 // a run holds the agent down (the file hold, during a timeline's kill),
 // records its process ID, and runs cmd with its output in edge.log.
-func (c *conn) agentShell(cmd string) string {
-	dir := c.b.DataDir
+func agentShell(dir, cmd string) string {
 	return fmt.Sprintf("while [ -f %[1]s/hold ]; do sleep 0.1; done; echo $$ > %[1]s/agent.pid; exec %[2]s >> %[1]s/edge.log 2>&1", dir, cmd)
 }
 
@@ -215,20 +214,25 @@ func (c *conn) hasSystemd() bool {
 	return err == nil && strings.TrimSpace(out) == "0"
 }
 
-func (c *conn) startSystemd(cmd string) error {
+// unitFile is the systemd unit that runs the board's agent by cmd, with
+// the board's limits.
+func unitFile(b *Board, cmd string) string {
 	var limits string
-	if c.b.CPUPercent > 0 {
-		limits += fmt.Sprintf("CPUQuota=%d%%\n", c.b.CPUPercent)
+	if b.CPUPercent > 0 {
+		limits += fmt.Sprintf("CPUQuota=%d%%\n", b.CPUPercent)
 	}
-	if c.b.MemoryMiB > 0 {
-		limits += fmt.Sprintf("MemoryMax=%dM\n", c.b.MemoryMiB)
+	if b.MemoryMiB > 0 {
+		limits += fmt.Sprintf("MemoryMax=%dM\n", b.MemoryMiB)
 	}
 	// systemd expands $ and % in ExecStart: doubled, they pass as is.
-	shell := strings.NewReplacer("$", "$$", "%", "%%").Replace(c.agentShell(cmd))
-	unit := fmt.Sprintf("[Unit]\nDescription=Sedna-Go edge agent %s (sedna hil)\nAfter=network-online.target\n\n[Service]\n"+
+	shell := strings.NewReplacer("$", "$$", "%", "%%").Replace(agentShell(b.DataDir, cmd))
+	return fmt.Sprintf("[Unit]\nDescription=Sedna-Go edge agent %s (sedna hil)\nAfter=network-online.target\n\n[Service]\n"+
 		"ExecStart=/bin/sh -c '%s'\nRestart=always\nRestartSec=1\n%s\n[Install]\nWantedBy=multi-user.target\n",
-		c.b.Name, shell, limits)
-	if err := c.writeFile("/etc/systemd/system/"+c.unit()+".service", []byte(unit), 0o644); err != nil {
+		b.Name, shell, limits)
+}
+
+func (c *conn) startSystemd(cmd string) error {
+	if err := c.writeFile("/etc/systemd/system/"+c.unit()+".service", []byte(unitFile(c.b, cmd)), 0o644); err != nil {
 		return err
 	}
 	_, err := c.run("systemctl daemon-reload && systemctl enable --now " + c.unit())
@@ -245,7 +249,7 @@ func (c *conn) startProcess(cmd string) error {
 	}
 	script := fmt.Sprintf("#!/bin/sh\n# Written by sedna hil: runs the edge agent, restarted when it exits.\n%secho $$ > %s/supervisor.pid\n"+
 		"while :; do\n  sh -c '%s' &\n  wait $!\n  echo \"sedna hil: the agent exited ($?); restarting in 1 s\" >> %s/edge.log\n  sleep 1\ndone\n",
-		limit, dir, c.agentShell(cmd), dir)
+		limit, dir, agentShell(dir, cmd), dir)
 	if err := c.writeFile(path.Join(dir, "run.sh"), []byte(script), 0o700); err != nil {
 		return err
 	}
