@@ -169,6 +169,9 @@ func (h *SessionHook) writer() {
 }
 
 func (h *SessionHook) apply(ops []sessionOp) error {
+	// Cut where one write of the store ends: an edge node's takes about
+	// 118 KiB of small records.
+	budget := store.BatchBudget(h.s, 256<<10) * 3 / 4
 	var b store.Batch
 	var firstErr error
 	flush := func() {
@@ -191,13 +194,16 @@ func (h *SessionHook) apply(ops []sessionOp) error {
 			})
 			for _, k := range keys {
 				b.Delete(k)
+				if b.Size()+store.RecordOverhead*b.Len() > budget {
+					flush()
+				}
 			}
 		case op.value == nil:
 			b.Delete(op.key)
 		default:
 			b.Put(op.key, op.value)
 		}
-		if b.Size() > 256<<10 {
+		if b.Size()+store.RecordOverhead*b.Len() > budget {
 			flush()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sedna-go/sedna/broker/access"
+	"github.com/sedna-go/sedna/store"
 )
 
 // A persistent subscriber that reconnects again and again while messages
@@ -101,5 +102,36 @@ func takeoverFlow(t *testing.T, srv *Server) {
 			}
 		}
 		t.Fatalf("%d of %d delivered; first missing %v", len(seen), n, fmt.Sprint(missing))
+	}
+}
+
+// The hook's writes fit a store whose transactions are small (an edge
+// node's Badger, 1 MiB memtables): a burst of small session records far
+// larger than one transaction, then the removal of a session with all of
+// them, are written in pieces and none is refused as too large.
+func TestSessionWritesFitASmallStore(t *testing.T) {
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := &SessionHook{s: st}
+	var ops []sessionOp
+	for i := range 4000 { // 4,000 records of about 100 bytes: 3 or more transactions' worth
+		ops = append(ops, sessionOp{key: fmt.Appendf(nil, "sess/c1/%06d", i), value: make([]byte, 80)})
+	}
+	if err := h.apply(ops); err != nil {
+		t.Fatalf("the burst: %v", err)
+	}
+	n := 0
+	if err := st.Scan([]byte("sess/c1/"), nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 4000 {
+		t.Fatalf("%d records kept (%v), want 4000", n, err)
+	}
+	if err := h.apply([]sessionOp{{key: []byte("sess/c1/"), scan: true}}); err != nil {
+		t.Fatalf("the removal: %v", err)
+	}
+	n = 0
+	if err := st.Scan([]byte("sess/c1/"), nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("%d records left (%v)", n, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -166,12 +167,13 @@ func (d *datasets) run(ds *dataset) {
 			return
 		case s := <-ds.samples:
 			lines = append(lines, s)
-			size := len(s)
-			for more := true; more && len(lines) < 512 && size < batchBytes; {
+			budget, per := d.budget(), perSample(ds)
+			size := len(s) + per
+			for more := true; more && len(lines) < 512 && size < budget; {
 				select {
 				case s := <-ds.samples:
 					lines = append(lines, s)
-					size += len(s)
+					size += len(s) + per
 				default:
 					more = false
 				}
@@ -186,7 +188,7 @@ func (d *datasets) run(ds *dataset) {
 			// The file's new lines, a store write's worth at a time, until
 			// it is read to its end.
 			for {
-				got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", batchBytes)
+				got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", d.budget(), perSample(ds))
 				if err != nil {
 					was := problem
 					if errors.Is(err, os.ErrNotExist) {
@@ -236,9 +238,14 @@ func (d *datasets) run(ds *dataset) {
 	}
 }
 
-// batchBytes bounds the samples of one store write: an edge store's write
-// takes a few hundred KiB of small values (store.Badger.MaxBatchBytes).
-const batchBytes = 192 << 10
+// budget bounds the samples of one store write, each counted with its
+// key (perSample): at most 192 KiB, less where the node's store takes less
+// in one write (store.BatchBudget; the sample count, offset and a csv's
+// header go in the same write, in the quarter left over).
+func (d *datasets) budget() int { return store.BatchBudget(d.st, 192<<10) * 3 / 4 }
+
+// perSample is what a sample of ds costs in a store write beside its bytes.
+func perSample(ds *dataset) int { return len(sampleKey(ds.key, math.MaxUint64)) + store.RecordOverhead }
 
 // maxSample bounds one sample: a message of the project's largest, as a
 // sample published on the dataset's topic may be.
@@ -280,11 +287,11 @@ func (d *datasets) report(ds *dataset, count uint64, problem string) {
 func fileOf(url string) string { return strings.TrimPrefix(url, "file://") }
 
 // readLines reads the complete lines after offset (a last line without its
-// newline waits for it), as many as fit in maxBytes (a first line is taken
-// whatever its size). A csv's header (its first line)
+// newline waits for it), as many as fit in maxBytes, each counted with
+// perLine bytes more (a first line is taken whatever its size). A csv's header (its first line)
 // is not a sample. A file shorter than offset was replaced: it is read from
 // the start.
-func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int64, error) {
+func readLines(path string, offset int64, csv bool, maxBytes, perLine int) ([][]byte, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, offset, err
@@ -311,7 +318,7 @@ func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int
 		if err != nil {
 			break // EOF, or a partial last line: it waits for its newline
 		}
-		if len(lines) > 0 && size+len(line)+64 > maxBytes {
+		if len(lines) > 0 && size+len(line)+perLine > maxBytes {
 			break // it starts the next read
 		}
 		start := offset
@@ -321,7 +328,7 @@ func readLines(path string, offset int64, csv bool, maxBytes int) ([][]byte, int
 			continue
 		}
 		lines = append(lines, line)
-		size += len(line) + 64 // the sample's key and the store's overhead
+		size += len(line) + perLine // the sample's key and the store's overhead
 	}
 	return lines, offset, nil
 }

@@ -1,10 +1,13 @@
 package edge
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sedna-go/sedna/store"
 )
 
 // readLines takes the complete lines after an offset: a last line without
@@ -21,7 +24,7 @@ func TestReadLines(t *testing.T) {
 	}
 	read := func(offset int64, csv bool, max int) (string, int64) {
 		t.Helper()
-		lines, off, err := readLines(path, offset, csv, max)
+		lines, off, err := readLines(path, offset, csv, max, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +58,49 @@ func TestReadLines(t *testing.T) {
 			t.Errorf("%s: got %q at %d, want %q at %d", tc.name, got, off, tc.want, tc.wantOff)
 		}
 	}
-	if _, _, err := readLines(filepath.Join(t.TempDir(), "missing"), 0, false, 1<<20); !os.IsNotExist(err) {
+	if _, _, err := readLines(filepath.Join(t.TempDir(), "missing"), 0, false, 1<<20, 64); !os.IsNotExist(err) {
 		t.Errorf("a missing file: %v, want its error", err)
+	}
+}
+
+// A dataset file far larger than one write of a node's store (1 MiB
+// memtables take about 118 KiB) is kept a write's worth at a time: every
+// line a sample, in more than one write, none refused as too large.
+func TestAFileLargerThanAWriteIsKeptWhole(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir(), MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := &datasets{st: st}
+	ds := &dataset{key: "Dataset/default/" + strings.Repeat("d", 40)}
+	path := filepath.Join(t.TempDir(), "big.txt")
+	var file strings.Builder
+	const lines = 6000
+	for i := range lines {
+		fmt.Fprintf(&file, "%d,0.125,0.25,0.5,0.75,1.0,1.25,1.5\n", i%10) // 34 bytes a line, 204 KB
+	}
+	if err := os.WriteFile(path, []byte(file.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var offset int64
+	writes := 0
+	for {
+		got, next, err := readLines(path, offset, false, d.budget(), perSample(ds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		if count, err = d.keep(ds, count, got, next, nil); err != nil {
+			t.Fatalf("write %d: %v", writes+1, err)
+		}
+		offset = next
+		writes++
+	}
+	if count != lines || writes < 2 {
+		t.Fatalf("%d samples in %d writes, want %d in more than one", count, writes, lines)
 	}
 }

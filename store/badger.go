@@ -65,8 +65,11 @@ type Badger struct {
 	guard  *diskGuard
 	vlog   int64 // bytes of one value-log file
 	budget int   // memtable cost one group commit may take (see cost)
-	count  int   // writes one group commit may take
-	bytes  int   // bytes of batches one group commit joins
+	// records bounds the records of one write: Badger counts a skiplist
+	// node for each (RecordOverhead).
+	records int
+	count   int // writes one group commit may take
+	bytes   int // bytes of batches one group commit joins
 
 	reqs    chan *request
 	closing chan struct{}
@@ -183,6 +186,7 @@ func OpenBadger(o Options) (*Badger, error) {
 		db: db, dir: o.Dir, mode: o.Mode, log: o.Logger, vlog: o.ValueLogFileBytes,
 		guard:   newDiskGuard(o.Dir, o.MinFreeBytes, freeBytes, o.Logger),
 		budget:  maxBatch * 3 / 4,
+		records: maxBatch / RecordOverhead,
 		count:   maxBatch / 400,
 		bytes:   maxGroupBytes,
 		reqs:    make(chan *request, 1024),
@@ -379,6 +383,9 @@ func (s *Badger) Write(b *Batch) error {
 	}
 	if c := cost(b); c > s.budget || b.Size() > MaxWriteBytes {
 		return fmt.Errorf("%w: %d bytes (%d in the memtable), limits %d and %d", ErrTooLarge, b.Size(), c, MaxWriteBytes, s.budget)
+	}
+	if b.Len() > s.records {
+		return fmt.Errorf("%w: %d records, at most %d in one write (store.RecordOverhead)", ErrTooLarge, b.Len(), s.records)
 	}
 	if err := s.guard.check(b.Size(), b.puts()); err != nil {
 		return err

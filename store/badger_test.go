@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +238,38 @@ func TestDeletePrefix(t *testing.T) {
 	}
 	if fmt.Sprint(left) != "[a/1 v/b/1]" {
 		t.Fatalf("left %v", left)
+	}
+}
+
+// One write of more records than a transaction takes is refused as too
+// large, saying so, whatever their bytes; BatchBudget, asked through a
+// view, gives the store's MaxBatchBytes under a ceiling, and a budget
+// filled with RecordOverhead counted per record is taken.
+func TestTooManyRecordsAndTheBatchBudget(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir(), GCInterval: -1, MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := store.Sub(s, "v/")
+	if got := store.BatchBudget(v, 1<<30); got != s.MaxBatchBytes() {
+		t.Fatalf("BatchBudget through a view: %d, want %d", got, s.MaxBatchBytes())
+	}
+	if got := store.BatchBudget(v, 1000); got != 1000 {
+		t.Fatalf("BatchBudget under a ceiling: %d", got)
+	}
+	var many store.Batch
+	for i := range 5000 {
+		many.Delete(fmt.Appendf(nil, "k%d", i))
+	}
+	if err := v.Write(&many); !errors.Is(err, store.ErrTooLarge) || !strings.Contains(err.Error(), "5000 records") {
+		t.Fatalf("5,000 deletions in one write: %v", err)
+	}
+	var fit store.Batch
+	for i := 0; fit.Size()+store.RecordOverhead*(fit.Len()+1) <= store.BatchBudget(v, 1<<30); i++ {
+		fit.Delete(fmt.Appendf(nil, "k%d", i))
+	}
+	if err := v.Write(&fit); err != nil {
+		t.Fatalf("%d deletions within the budget: %v", fit.Len(), err)
 	}
 }

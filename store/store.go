@@ -184,6 +184,26 @@ func Split(s Store) (root Store, prefix string) {
 	return s, ""
 }
 
+// RecordOverhead is what a caller filling a write up to BatchBudget counts
+// for each record beside its key and value: about the skiplist node Badger
+// spends on it, which bounds how many records one transaction takes (a
+// write of many tiny records or deletions is refused for their number,
+// not their bytes).
+const RecordOverhead = 100
+
+// BatchBudget is how many bytes a caller that groups many small records
+// should put in one Write of s, counting each record's key, its value and
+// RecordOverhead: s's MaxBatchBytes where its store says one (a view asks
+// the store it is of), never more than ceiling. An edge node's Badger
+// store, with its 1 MiB memtables, takes about 118 KiB.
+func BatchBudget(s Store, ceiling int) int {
+	root, _ := Split(s)
+	if m, ok := root.(interface{ MaxBatchBytes() int }); ok {
+		return max(1, min(ceiling, m.MaxBatchBytes()))
+	}
+	return ceiling
+}
+
 type view struct {
 	parent Store
 	prefix string

@@ -469,7 +469,7 @@ func (q *Queue) write(st *stream, recs []Record, extra *store.Batch) error {
 	for i := range recs {
 		v := encodeRecord(&recs[i])
 		k := q.abs(msgKey(st.name, recs[i].Seq))
-		if b.Len() > 0 && b.Size()+len(k)+len(v)+16 > limit {
+		if b.Len() > 0 && b.Size()+store.RecordOverhead*(b.Len()+1)+len(k)+len(v) > limit {
 			if err := q.root.Write(&b); err != nil {
 				return err
 			}
@@ -478,7 +478,7 @@ func (q *Queue) write(st *stream, recs []Record, extra *store.Batch) error {
 		b.Put(k, v)
 	}
 	if extra != nil {
-		if b.Len() > 0 && b.Size()+extra.Size() > limit {
+		if b.Len() > 0 && b.Size()+extra.Size()+store.RecordOverhead*(b.Len()+extra.Len()) > limit {
 			if err := q.root.Write(&b); err != nil {
 				return err
 			}
@@ -880,12 +880,13 @@ func (q *Queue) trim() {
 		}
 	}
 	q.mu.Unlock()
+	limit := q.batchLimit()
 	for _, sp := range spans {
 		var b store.Batch
 		b.SetLazy()
 		for seq := sp.from; seq <= sp.to; seq++ {
 			b.Delete(q.abs(msgKey(sp.name, seq)))
-			if b.Len() >= 2048 {
+			if b.Size()+store.RecordOverhead*(b.Len()+1) > limit {
 				if err := q.root.Write(&b); err != nil {
 					q.log.Warn("queue: trim failed", "queue", q.opts.Name, "error", err)
 					return

@@ -300,3 +300,30 @@ func TestRecordCodec(t *testing.T) {
 		}
 	}
 }
+
+// A queue in a store whose transactions are small (an edge node's Badger,
+// 1 MiB memtables) writes and trims thousands of tiny records in pieces:
+// none is refused for the number of records in one write.
+func TestQueueFitsASmallStore(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir(), GCInterval: -1, MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := Open(store.Sub(s, "q/"), Options{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Append("s", recs(5000, 1), nil); err != nil {
+		t.Fatalf("5,000 tiny records in one append: %v", err)
+	}
+	q.AckThrough("s", 5000)
+	if err := q.Close(); err != nil { // flushes the trim
+		t.Fatal(err)
+	}
+	n := 0
+	_ = s.Scan([]byte("q/m/"), nil, func(_, _ []byte) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("%d done records still stored: the trim failed", n)
+	}
+}
