@@ -273,3 +273,30 @@ func TestTooManyRecordsAndTheBatchBudget(t *testing.T) {
 		t.Fatalf("%d deletions within the budget: %v", fit.Len(), err)
 	}
 }
+
+// DeletePrefix empties a prefix of more keys than one write of a small
+// store takes (1 MiB memtables), long keys included.
+func TestDeletePrefixFitsASmallStore(t *testing.T) {
+	s, err := store.OpenBadger(store.Options{Dir: t.TempDir(), GCInterval: -1, MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	long := strings.Repeat("k", 200)
+	for part := range 10 {
+		var b store.Batch
+		for i := range 300 {
+			b.Put(fmt.Appendf(nil, "p/%s/%d/%d", long, part, i), []byte("v"))
+		}
+		if err := s.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.DeletePrefix(s, []byte("p/")); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := s.Scan([]byte("p/"), nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("%d keys left (%v)", n, err)
+	}
+}

@@ -141,14 +141,16 @@ func (b *Batch) Ops() []Op { return b.ops }
 // Reset empties the batch for reuse.
 func (b *Batch) Reset() { b.ops, b.size, b.lazy = b.ops[:0], 0, false }
 
-// DeletePrefix deletes every key with prefix, a thousand a batch (a
-// large prefix is not one batch held in memory).
+// DeletePrefix deletes every key with prefix, a write's worth at a time (at
+// most a thousand keys, fewer where the store's writes are small: a large
+// prefix is not one batch held in memory).
 func DeletePrefix(s Store, prefix []byte) error {
+	budget := BatchBudget(s, 512<<10)
 	for {
 		var b Batch
 		err := s.Scan(prefix, nil, func(k, _ []byte) error {
 			b.Delete(append([]byte(nil), k...))
-			if b.Len() == 1000 {
+			if b.Len() == 1000 || b.Size()+RecordOverhead*(b.Len()+1) > budget {
 				return ErrStop
 			}
 			return nil
