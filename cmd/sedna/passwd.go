@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -49,15 +50,11 @@ the first line of standard input.`,
 // and reads the first line of it otherwise.
 func readPassword(cmd *cobra.Command) (string, error) {
 	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(cmd.ErrOrStderr())
+		a, err := askSecret(f, "Password: ", cmd.ErrOrStderr())
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(cmd.ErrOrStderr())
+		b, err := askSecret(f, "Again: ", cmd.ErrOrStderr())
 		if err != nil {
 			return "", err
 		}
@@ -78,4 +75,30 @@ func readPassword(cmd *cobra.Command) (string, error) {
 		return "", fmt.Errorf("empty password")
 	}
 	return pw, nil
+}
+
+// readSecretLine reads up to a newline (or the end), one byte at a time so
+// nothing after it is taken; a carriage return before it is dropped.
+func readSecretLine(r io.Reader) ([]byte, error) {
+	var line []byte
+	var c [1]byte
+	for {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			if c[0] == '\n' {
+				break
+			}
+			line = append(line, c[0])
+		}
+		if err == io.EOF && len(line) > 0 {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, nil
 }
