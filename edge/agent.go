@@ -65,7 +65,7 @@ type Config struct {
 	Profiles bool `json:"profiles,omitempty"`
 	// MemoryLimit is a soft limit of the Go heap in bytes (the garbage
 	// collector works harder near it, memory is never refused); default
-	// 20 MiB, negative leaves the runtime's default. It applies to the
+	// 18 MiB, negative leaves the runtime's default. It applies to the
 	// whole process.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
 	// DatasetPoll is how often the files of the node's Datasets are checked
@@ -166,7 +166,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		cfg.Metrics = "127.0.0.1:9464"
 	}
 	if cfg.MemoryLimit == 0 {
-		cfg.MemoryLimit = 20 << 20
+		cfg.MemoryLimit = 18 << 20
 	}
 	if cfg.MemoryLimit > 0 && !opts.KeepMemoryLimit {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
