@@ -49,8 +49,8 @@ var readyRE = regexp.MustCompile(`ready: broker (\S+)`)
 // board runs systemd and the user is root; otherwise a supervisor script
 // that restarts it), and waits for it to say it is ready.
 func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
-	if a.Binaries[b.Arch] == "" {
-		return nil, fmt.Errorf("board %s is %s: no sedna binary for it (make cross builds bin/sedna-linux-%s)", b.Name, b.Arch, b.Arch)
+	if err := a.hasBinary(b); err != nil {
+		return nil, err
 	}
 	c, err := dial(ctx, b, a.TrustNewHostKeys)
 	if err != nil {
@@ -58,6 +58,14 @@ func Deploy(ctx context.Context, b *Board, a Agent) (*Deployed, error) {
 	}
 	defer c.close()
 	return c.deploy(a)
+}
+
+// hasBinary says whether a has a sedna binary for b's architecture.
+func (a Agent) hasBinary(b *Board) error {
+	if a.Binaries[b.Arch] == "" {
+		return fmt.Errorf("board %s is %s: no sedna binary for it (make cross builds bin/sedna-linux-%s)", b.Name, b.Arch, b.Arch)
+	}
+	return nil
 }
 
 // deploy is Deploy on a connection.
@@ -208,10 +216,14 @@ func (c *conn) writeFile(remote string, data []byte, mode os.FileMode) error {
 func (c *conn) unit() string { return "sedna-edge-" + c.b.Name }
 
 // hasSystemd says whether the board runs systemd and the user may
-// install units (root).
+// install units (root); asked once per connection.
 func (c *conn) hasSystemd() bool {
-	out, err := c.run("test -d /run/systemd/system && command -v systemctl >/dev/null && id -u")
-	return err == nil && strings.TrimSpace(out) == "0"
+	if c.systemd == nil {
+		out, err := c.run("test -d /run/systemd/system && command -v systemctl >/dev/null && id -u")
+		has := err == nil && strings.TrimSpace(out) == "0"
+		c.systemd = &has
+	}
+	return *c.systemd
 }
 
 // unitFile is the systemd unit that runs the board's agent by cmd, with

@@ -52,11 +52,12 @@ func Run(ctx context.Context, inv *Inventory, s *simulator.Scenario, o RunOption
 	if o.PluginCalls == 0 {
 		o.PluginCalls = 10
 	}
+	agent := Agent{Binaries: o.Binaries, TrustNewHostKeys: o.TrustNewHostKeys}
 	names := make([]string, len(inv.Boards))
-	for i, b := range inv.Boards {
-		names[i] = b.Name
-		if o.Binaries[b.Arch] == "" {
-			return nil, fmt.Errorf("board %s is %s: no sedna binary for it (make cross builds bin/sedna-linux-%s)", b.Name, b.Arch, b.Arch)
+	for i := range inv.Boards {
+		names[i] = inv.Boards[i].Name
+		if err := agent.hasBinary(&inv.Boards[i]); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.OnBoards(names); err != nil {
@@ -77,7 +78,7 @@ func Run(ctx context.Context, inv *Inventory, s *simulator.Scenario, o RunOption
 		if err != nil {
 			return nil, err
 		}
-		nodes[i] = &runNode{c: c, agent: Agent{Binaries: o.Binaries, TrustNewHostKeys: o.TrustNewHostKeys}}
+		nodes[i] = &runNode{c: c, agent: agent}
 		ext[i] = nodes[i]
 		if nodes[i].tick, err = c.clockTicks(); err != nil {
 			return nil, err

@@ -25,6 +25,8 @@ var ErrAuth = errors.New("hil: authentication")
 type conn struct {
 	b *Board
 	c *ssh.Client
+	// systemd caches hasSystemd's answer.
+	systemd *bool
 }
 
 // dial connects to the board, checking its host key against its

@@ -112,7 +112,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		}
 		o.SednaBin = exe
 	}
-	r := &realRun{s: s, o: o, nodes: make([]*simNode, s.Nodes.Count), progress: make(chan struct{}, 1), password: randomPassword()}
+	r := &realRun{s: s, o: o, nodes: make([]*simNode, s.Nodes.Count), progress: make(chan struct{}, 1), password: rand.Text()}
 	defer r.close()
 	if err := r.start(ctx); err != nil {
 		return nil, err
@@ -120,16 +120,12 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	return r.run(ctx)
 }
 
-// randomPassword is a run's password for its nodes and clients on its
-// cloud broker: boards reach that broker over a network.
-func randomPassword() string {
-	return rand.Text()
-}
-
 // realRun is one run of real mode.
 type realRun struct {
-	s        *Scenario
-	o        Options
+	s *Scenario
+	o Options
+	// password is the run's, for its nodes and clients on its cloud
+	// broker: drawn per run, since boards reach that broker over a network.
 	password string
 	cloud    *cloud.Manager
 	counter  paho.Client
