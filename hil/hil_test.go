@@ -229,7 +229,8 @@ func freeAddr(t *testing.T) string {
 // the report counts the armv7 board's one restart (none on its own), has
 // samples of both agents' RSS, CPU and store with the killed agent down
 // for a while, each board's plugin call times (interpreted on armv7,
-// compiled natively), and renders as Markdown and an SVG chart.
+// compiled natively), and renders as Markdown and an SVG chart. Run with
+// Keep, both agents run again after it, not held down.
 func TestRunReportsEachBoard(t *testing.T) {
 	s := startSSHD(t)
 	bins := binaries(t)
@@ -261,7 +262,8 @@ expect: {lost: 0, duplicated: 0}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := hil.Run(ctx, inv, sc, hil.RunOptions{Binaries: bins, TrustNewHostKeys: true, Interval: 250 * time.Millisecond, PluginCalls: 3})
+	rep, err := hil.Run(ctx, inv, sc, hil.RunOptions{Binaries: bins, TrustNewHostKeys: true, Interval: 250 * time.Millisecond, PluginCalls: 3,
+		Keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +312,13 @@ expect: {lost: 0, duplicated: 0}
 			if p.Calls != 3 || p.P50 <= 0 {
 				t.Errorf("%s: plugin %+v", b.Board, p)
 			}
+		}
+	}
+	for _, b := range inv.Boards { // kept: running, not held
+		pid, err := os.ReadFile(filepath.Join(b.DataDir, "agent.pid"))
+		if _, held := os.Stat(filepath.Join(b.DataDir, "hold")); err != nil || held == nil ||
+			exec.Command("kill", "-0", strings.TrimSpace(string(pid))).Run() != nil {
+			t.Errorf("%s: the kept agent does not run (%v; held: %v)", b.Name, err, held == nil)
 		}
 	}
 	var md, svg strings.Builder

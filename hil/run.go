@@ -179,9 +179,17 @@ func (n *runNode) Stop(ctx context.Context, kill bool) error {
 	return err
 }
 
-// finish stops the agent unless keep, and closes the connection.
+// finish stops the agent, or, with keep, lets it start again (the run's
+// end held it down, as a timeline's stop does) and waits until it is
+// ready; then closes the connection.
 func (n *runNode) finish(keep bool) {
-	if !keep && n.starts > 0 {
+	switch {
+	case n.starts == 0:
+	case keep:
+		if _, err := n.c.run("rm -f " + n.c.b.DataDir + "/hold"); err == nil {
+			_, _ = n.c.waitReady(n.starts + 1)
+		}
+	default:
 		_ = n.c.stop()
 	}
 	_ = n.c.close()
