@@ -8,10 +8,14 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps vet cross arm-store build bench demo fuzz clean
+.PHONY: test deps vet cross arm-store build bench demo fuzz clean onnxruntime onnx
 
-test: deps vet cross wasm-check arm-store
-	$(GO) test -race -count=1 -timeout 20m ./...
+# The suite runs with the build tag onnx (ONNX models through ONNX Runtime,
+# whose library make onnxruntime installs in bin/), and ml/onnx once more
+# without it: the pure-Go binary's one-line refusal of ONNX models.
+test: deps vet cross wasm-check arm-store onnxruntime
+	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/
 
 # Debian packages the tests use: mosquitto (a real cloud broker and the
 # benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge
@@ -19,11 +23,12 @@ test: deps vet cross wasm-check arm-store
 # (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test),
 # iproute2 (the README's test brings up loopback in a network namespace),
 # python3-numpy (NumPy reads the arrays handed to external workers),
+# python3-torch (trains the example CNN exported to ONNX; its check),
 # qemu-user (armv7 and arm64 test binaries run under qemu-arm and
 # qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
 # boards over SSH, tested against a real sshd on loopback), systemd
 # (systemd-analyze verifies the unit sedna hil installs on boards).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy qemu-user openssh-server systemd
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch qemu-user openssh-server systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -48,6 +53,31 @@ cross:
 arm-store:
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -c -o bin/store-armv7.test ./store
 	cd bin && STORETEST_EXEC=qemu-arm qemu-arm ./store-armv7.test -test.run '^TestBolt' -test.count 1
+
+# ONNX Runtime for ONNX models (ml/onnx): the shared library of the release
+# onnxruntime_go v1.27.0 pairs with, as npm's onnxruntime-node ships it for
+# linux x64 and arm64. npm pack fetches the tarball without running its
+# install script (which would download CUDA); its sha512 is pinned here.
+# bin/libonnxruntime.so.1 is this machine's (beside bin/sedna-onnx, where
+# sedna-onnx looks first), bin/linux-arm64/ the boards'.
+ORT_VERSION := 1.24.3
+ORT_SHA512  := 247efe7336dcf002c0f35f6f95381c57e436d78ffe56319e0470e35fcd7e6420f43c254220518536d4f4578b171bfd495f2a4a3e049c41c0778a3fe19376274e
+ORT_HOST    := $(shell uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
+onnxruntime: bin/libonnxruntime.so.1
+bin/libonnxruntime.so.1:
+	@mkdir -p bin/ort-pack bin/linux-arm64
+	cd bin/ort-pack && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	echo "$(ORT_SHA512)  bin/ort-pack/onnxruntime-node-$(ORT_VERSION).tgz" | sha512sum -c --quiet
+	tar -xzf bin/ort-pack/onnxruntime-node-$(ORT_VERSION).tgz -C bin/ort-pack \
+		package/bin/napi-v6/linux/x64/libonnxruntime.so.1 package/bin/napi-v6/linux/arm64/libonnxruntime.so.1
+	mv bin/ort-pack/package/bin/napi-v6/linux/arm64/libonnxruntime.so.1 bin/linux-arm64/
+	mv bin/ort-pack/package/bin/napi-v6/linux/$(ORT_HOST)/libonnxruntime.so.1 $@
+	rm -rf bin/ort-pack
+
+# sedna with ONNX Runtime (cgo, dlopen at run time): bin/sedna-onnx, which
+# finds bin/libonnxruntime.so.1 beside it.
+onnx: onnxruntime
+	CGO_ENABLED=1 $(GO) build -tags onnx -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna-onnx ./cmd/sedna
 
 # Static binaries: no libc to load (2 MB less resident per process, see
 # docs/BENCHMARKS.md) and nothing to install on a board.

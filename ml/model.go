@@ -49,6 +49,25 @@ type Model interface {
 	encoding.BinaryUnmarshaler
 }
 
+// Predictor is the serving half of a Model: what a worker that only infers
+// needs. A Model is a Predictor; so is a model of another framework served
+// by its runtime (package ml/onnx), which cannot be trained here.
+type Predictor interface {
+	// Inputs is the number of features of one sample.
+	Inputs() int
+	// Classes is the number of classes the model predicts.
+	Classes() int
+	// PredictProba returns n×Classes() class probabilities, row-major, for
+	// the n rows of x (Inputs() values each).
+	PredictProba(x []float32) ([]float32, error)
+}
+
+// IsSedna says whether b starts as a model of this package's binary format
+// (its magic), whatever else is wrong with it.
+func IsSedna(b []byte) bool {
+	return len(b) >= len(formatMagic) && string(b[:len(formatMagic)]) == formatMagic
+}
+
 // Kind is the family of a model; it is recorded in the binary format.
 type Kind uint8
 

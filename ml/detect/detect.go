@@ -224,7 +224,7 @@ func Patches(scenes []Scene, window, classes, perObject int, seed uint64) (*data
 // Model must take Window×Window inputs and predict the object classes plus
 // one last class, the background.
 type Detector struct {
-	Model    ml.Model
+	Model    ml.Predictor
 	Window   int     // 8 for the digits
 	Stride   int     // 2
 	MinScore float32 // 0.5
