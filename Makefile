@@ -12,10 +12,11 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # The suite runs with the build tag onnx (ONNX models through ONNX Runtime,
 # whose library make onnxruntime installs in bin/), and ml/onnx once more
-# without it: the pure-Go binary's one-line refusal of ONNX models.
+# without it (and paradigm, which loads models): the pure-Go binary's
+# one-line refusal of ONNX models.
 test: deps vet cross wasm-check arm-store onnxruntime
 	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
-	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/
+	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/ ./paradigm/
 
 # Debian packages the tests use: mosquitto (a real cloud broker and the
 # benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge

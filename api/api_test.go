@@ -155,6 +155,14 @@ func TestInvalidResourcesNameTheField(t *testing.T) {
 		{ilBase + "  stopCondition: {target: {operator: \"~\", threshold: 0.9, metric: accuracy}}\n", "spec.stopCondition.target.operator"},
 		{"apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec: {url: /a, format: parquet, nodeName: e}\n", "spec.format"},
 		{"apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec: {format: txt, nodeName: e}\n", "spec.url"},
+		{modelDoc("format: ONNX"), "spec.format"},
+		{modelDoc("format: sedna\n  preprocess: {scale: 0.5}"), "spec.format"},
+		{modelDoc("format: onnx\n  inputs: [{name: a}, {name: b}]"), "spec.inputs"},
+		{modelDoc("format: onnx\n  inputs: [{shape: [14]}]"), "spec.inputs[0].shape"},
+		{modelDoc("format: onnx\n  inputs: [{shape: [-1, 0, 14]}]"), "spec.inputs[0].shape"},
+		{modelDoc("format: onnx\n  preprocess: {layout: CHW}"), "spec.preprocess.layout"},
+		{modelDoc("format: onnx\n  preprocess: {std: [0.5, 0]}"), "spec.preprocess.std"},
+		{modelDoc("format: onnx\n  postprocess: sigmoid"), "spec.postprocess"},
 		{"apiVersion: sedna.io/v1alpha1\nkind: FederatedLearningJob\nmetadata: {name: f}\nspec:\n  aggregationWorker: {template: {spec: {nodeName: cloud}}}\n", "spec.trainingWorkers"},
 	}
 	for _, c := range cases {
@@ -167,6 +175,32 @@ func TestInvalidResourcesNameTheField(t *testing.T) {
 			continue
 		}
 		t.Logf("%s", err)
+	}
+}
+
+func modelDoc(spec string) string {
+	return "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: m}\nspec:\n  url: /m.onnx\n  " + spec + "\n"
+}
+
+// TestModelIO checks an ONNX Model's declarations as a user writes them:
+// read into ModelIO, valid, no field unknown; and Sedna's own formats
+// ("pb") still accepted for external workers.
+func TestModelIO(t *testing.T) {
+	rs, err := api.Parse([]byte(modelDoc("format: onnx\n  inputs: [{name: image, shape: [-1, 1, 14, 14]}]\n  outputs: [{name: logits}]\n  preprocess: {scale: 0.00392, mean: [0.286], std: [0.353], layout: NCHW}\n  postprocess: softmax")), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Validate(rs[0], adm); err != nil {
+		t.Fatal(err)
+	}
+	s := rs[0].Spec.(*api.ModelSpec)
+	if s.Inputs[0].Name != "image" || len(s.Inputs[0].Shape) != 4 || s.Outputs[0].Name != "logits" || s.Preprocess.Std[0] != 0.353 ||
+		s.Preprocess.Layout != "NCHW" || s.Postprocess != "softmax" || len(rs[0].Unknown) != 0 {
+		t.Fatalf("read %+v, unknown %v", s.ModelIO, rs[0].Unknown)
+	}
+	rs, err = api.Parse([]byte(modelDoc("format: pb")), "m.yaml")
+	if err != nil || api.Validate(rs[0], adm) != nil {
+		t.Fatalf("Sedna's format pb: %v", err)
 	}
 }
 

@@ -17,7 +17,11 @@ var sednaFields = map[string][]string{
 	// status only).
 	KindModel: {"spec.url", "spec.format", "spec.credentialName", "spec.devices[]",
 		"spec.classes[]", "spec.description", "spec.purpose", "spec.extra[].name", "spec.extra[].value",
-		"spec.metrics[].key", "spec.metrics[].value"},
+		"spec.metrics[].key", "spec.metrics[].value",
+		// Sedna-Go's: what an ONNX model's graph takes and gives (ModelIO).
+		"spec.inputs[].name", "spec.inputs[].shape[]", "spec.outputs[].name", "spec.outputs[].shape[]",
+		"spec.preprocess.scale", "spec.preprocess.mean[]", "spec.preprocess.std[]", "spec.preprocess.layout",
+		"spec.postprocess"},
 	KindJointInferenceService: {
 		"spec.edgeWorker.model.name",
 		"spec.edgeWorker.hardExampleMining.name", "spec.edgeWorker.hardExampleMining.parameters[].key", "spec.edgeWorker.hardExampleMining.parameters[].value",

@@ -85,11 +85,61 @@ type DatasetSpec struct {
 	NodeName string `json:"nodeName"`
 }
 
-// ModelSpec: a model file and its metrics.
+// ModelSpec: a model file and its metrics. Format says what the file is:
+// FormatSedna (the learning substrate's own), FormatONNX, or "" for either
+// (told apart by the file's first bytes); any other word is a format only
+// an external worker serves (Sedna's "pb", "pth", ...), which built-in
+// workers refuse in one line. An ONNX Model may declare its tensors and
+// preprocessing (ModelIO, Sedna-Go's fields); what it leaves out is read
+// from the graph.
 type ModelSpec struct {
 	URL     string `json:"url"`
 	Format  string `json:"format"`
 	Metrics []KV   `json:"metrics"`
+	ModelIO
+}
+
+// The model formats built-in workers serve.
+const (
+	FormatSedna = "sedna"
+	// FormatSednaML is FormatSedna's older name, which the examples used.
+	FormatSednaML = "sedna-ml"
+	FormatONNX    = "onnx"
+)
+
+// ModelIO is what an ONNX Model declares about its graph: the input to
+// feed and the output to read (name, shape as ONNX writes it, the batch
+// axis first), the preprocessing the model was trained with, and whether
+// its output is logits (Postprocess "softmax", the default) or
+// probabilities ("none"). It travels with each version to the nodes.
+type ModelIO struct {
+	Inputs      []TensorSpec `json:"inputs,omitempty" msgpack:"inputs,omitempty"`
+	Outputs     []TensorSpec `json:"outputs,omitempty" msgpack:"outputs,omitempty"`
+	Preprocess  *Preprocess  `json:"preprocess,omitempty" msgpack:"pre,omitempty"`
+	Postprocess string       `json:"postprocess,omitempty" msgpack:"post,omitempty"`
+}
+
+// Declared says whether any field is set.
+func (m ModelIO) Declared() bool {
+	return len(m.Inputs) > 0 || len(m.Outputs) > 0 || m.Preprocess != nil || m.Postprocess != ""
+}
+
+// TensorSpec names a graph's tensor and, for an input, its shape: batch
+// first (-1, or 1), then one sample's dimensions ([-1, 1, 14, 14]).
+type TensorSpec struct {
+	Name  string  `json:"name,omitempty" msgpack:"name,omitempty"`
+	Shape []int64 `json:"shape,omitempty" msgpack:"shape,omitempty"`
+}
+
+// Preprocess is what is done to a sample before the model sees it: each
+// value times Scale (0 means 1), then (v - Mean[c]) / Std[c] per channel
+// (one value: every channel), and an image sent height × width × channels
+// reordered for Layout "NCHW" (the default; "NHWC" keeps it).
+type Preprocess struct {
+	Scale  float32   `json:"scale,omitempty" msgpack:"scale,omitempty"`
+	Mean   []float32 `json:"mean,omitempty" msgpack:"mean,omitempty"`
+	Std    []float32 `json:"std,omitempty" msgpack:"std,omitempty"`
+	Layout string    `json:"layout,omitempty" msgpack:"layout,omitempty"`
 }
 
 // EdgeWorker is a joint inference service's edge side.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -60,6 +61,7 @@ func Validate(r *Resource, adm Admission) error {
 				c.fail(fmt.Sprintf("spec.metrics[%d].key", i), "required")
 			}
 		}
+		c.modelIO(s)
 	case *JointInferenceServiceSpec:
 		c.name("spec.edgeWorker.model.name", s.EdgeWorker.Model.Name)
 		c.name("spec.cloudWorker.model.name", s.CloudWorker.Model.Name)
@@ -124,6 +126,61 @@ func Validate(r *Resource, adm Admission) error {
 	}
 	return nil
 }
+
+// modelIO checks a Model's format and what an ONNX Model declares.
+func (c *checker) modelIO(s *ModelSpec) {
+	if s.Format != "" && !formatWord.MatchString(s.Format) {
+		c.fail("spec.format", "%q: a lower-case word (%s, %s, or a format an external worker serves)", s.Format, FormatONNX, FormatSedna)
+	}
+	if !s.Declared() {
+		return
+	}
+	if s.Format != FormatONNX {
+		c.fail("spec.format", "%q: inputs, outputs, preprocess and postprocess describe an ONNX graph: set format %s", s.Format, FormatONNX)
+		return
+	}
+	for field, ts := range map[string][]TensorSpec{"spec.inputs": s.Inputs, "spec.outputs": s.Outputs} {
+		if len(ts) > 1 {
+			c.fail(field, "%d entries: a classifier is fed one input and read from one output (name the one to use)", len(ts))
+		}
+		for i, t := range ts {
+			if len(t.Shape) == 1 || len(t.Shape) > 8 {
+				c.fail(fmt.Sprintf("%s[%d].shape", field, i), "%v: the batch axis, then 1 to 7 dimensions of a sample", t.Shape)
+			}
+			for j, d := range t.Shape {
+				if d < 1 && (j > 0 || d < -1) {
+					c.fail(fmt.Sprintf("%s[%d].shape", field, i), "%v: a sample's dimensions are at least 1 (only the batch axis, first, may be -1)", t.Shape)
+					break
+				}
+			}
+		}
+	}
+	if p := s.Preprocess; p != nil {
+		if p.Layout != "" && p.Layout != "NCHW" && p.Layout != "NHWC" {
+			c.fail("spec.preprocess.layout", "%q: want NCHW or NHWC", p.Layout)
+		}
+		if math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0) {
+			c.fail("spec.preprocess.scale", "not finite")
+		}
+		for _, v := range p.Std {
+			if v == 0 || math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				c.fail("spec.preprocess.std", "%v: each finite and not 0", p.Std)
+				break
+			}
+		}
+		for _, v := range p.Mean {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				c.fail("spec.preprocess.mean", "%v: each finite", p.Mean)
+				break
+			}
+		}
+	}
+	if p := s.Postprocess; p != "" && p != "softmax" && p != "none" {
+		c.fail("spec.postprocess", "%q: want softmax (the output is logits) or none (probabilities)", p)
+	}
+}
+
+var formatWord = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
 
 func (c *checker) dataset(field string, d DatasetRef) {
 	c.name(field+".name", d.Name)

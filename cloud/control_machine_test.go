@@ -383,7 +383,7 @@ func TestMachineStageConditions(t *testing.T) {
 	c.nodeStatus("edge1", online("edge1", 1))
 	c.nodeStatus("edge2", online("edge2", 1))
 	apply(t, c, datasetYAML)
-	if _, _, err := c.register("default", "m0", "sedna", "push", nil, strings.NewReader("a model")); err != nil {
+	if _, _, err := c.register("default", "m0", "sedna", nil, "push", nil, strings.NewReader("a model")); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"m0", "m1"} {

@@ -19,6 +19,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -44,6 +45,7 @@ type modelVersion struct {
 	Source    string            `msgpack:"source"`
 	Metrics   map[string]string `msgpack:"metrics,omitempty"`
 	Created   int64             `msgpack:"created"`
+	IO        []byte            `msgpack:"io,omitempty"` // api.ModelIO as JSON (ONNX)
 }
 
 func modelKey(ns, name string) string { return ns + "/" + name }
@@ -123,7 +125,10 @@ func (ch *chunkHasher) flush() {
 
 // register stores r as the next version of a model unless it is the same
 // as the latest one.
-func (c *ControlPlane) register(ns, name, format, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, error) {
+// decl is what the Model declares of an ONNX graph (ioOf); a change of
+// the format or of decl with the same bytes is a new version too, since the
+// nodes serve the bytes as declared.
+func (c *ControlPlane) register(ns, name, format string, decl []byte, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, error) {
 	vs, err := c.versions(ns, name)
 	if err != nil {
 		return modelVersion{}, false, err
@@ -142,12 +147,12 @@ func (c *ControlPlane) register(ns, name, format, source string, metrics map[str
 		_ = store.DeleteBlob(c.st, blobKey(ns, name, next))
 		return modelVersion{}, false, fmt.Errorf("model %s: %d chunk digests for %d chunks", name, len(ch.chunks), info.Chunks)
 	}
-	if len(vs) > 0 && bytes.Equal(vs[len(vs)-1].SHA256, info.SHA256[:]) {
+	if last := len(vs) - 1; last >= 0 && bytes.Equal(vs[last].SHA256, info.SHA256[:]) && vs[last].Format == format && bytes.Equal(vs[last].IO, decl) {
 		_ = store.DeleteBlob(c.st, blobKey(ns, name, next))
 		return vs[len(vs)-1], false, nil
 	}
 	mv := modelVersion{Version: next, SHA256: info.SHA256[:], Size: info.Size, ChunkSize: ModelChunkSize, Chunks: ch.chunks,
-		Format: format, Source: source, Metrics: metrics, Created: c.cfg.Now().UnixNano()}
+		Format: format, Source: source, Metrics: metrics, Created: c.cfg.Now().UnixNano(), IO: decl}
 	vs = append(vs, mv)
 	raw, err := msgpack.Marshal(vs)
 	if err != nil {
@@ -159,6 +164,19 @@ func (c *ControlPlane) register(ns, name, format, source string, metrics map[str
 		return modelVersion{}, false, err
 	}
 	return mv, true, nil
+}
+
+// ioOf is what a Model of format declares of its ONNX graph, as JSON;
+// nil for other formats and for a Model that declares nothing.
+func ioOf(format string, spec *api.ModelSpec) []byte {
+	if format != api.FormatONNX || !spec.Declared() {
+		return nil
+	}
+	b, err := json.Marshal(spec.ModelIO)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func modelFile(url string) (string, bool) {
@@ -214,7 +232,7 @@ func (c *ControlPlane) importModel(e *entry) {
 		f, err := openConfined(path, c.cfg.Access.ModelDirs)
 		switch {
 		case err == nil:
-			mv, added, err := c.register(ns, name, spec.Format, path, metrics, f)
+			mv, added, err := c.register(ns, name, spec.Format, ioOf(spec.Format, spec), path, metrics, f)
 			f.Close()
 			if err != nil {
 				c.log.Error("model not registered", "model", e.res.Key(), "error", err)
@@ -314,7 +332,7 @@ func (c *ControlPlane) offer(node, ns, name string) {
 	}
 	ref := topics.JobRef{Kind: api.KindModel, Namespace: ns, Name: name}
 	offer := topics.ModelOffer{Key: ref.String(), Version: mv.Version, Format: mv.Format, Size: mv.Size, ChunkSize: mv.ChunkSize,
-		SHA256: mv.SHA256, ChunkSHA256s: mv.Chunks}
+		SHA256: mv.SHA256, ChunkSHA256s: mv.Chunks, IO: mv.IO}
 	data, err := msgpack.Marshal(&offer)
 	if err != nil {
 		return
@@ -497,10 +515,15 @@ func (c *ControlPlane) push(req topics.APIRequest) topics.APIReply {
 func (c *ControlPlane) registerVersion(ns, name, format, source string, metrics map[string]string, r io.Reader) (modelVersion, bool, string, error) {
 	key := api.KindModel + "/" + ns + "/" + name
 	e, exists := c.res[key]
-	if format == "" && exists {
-		format = e.res.Spec.(*api.ModelSpec).Format
+	var decl []byte
+	if exists {
+		spec := e.res.Spec.(*api.ModelSpec)
+		if format == "" {
+			format = spec.Format
+		}
+		decl = ioOf(format, spec)
 	}
-	mv, added, err := c.register(ns, name, format, source, metrics, r)
+	mv, added, err := c.register(ns, name, format, decl, source, metrics, r)
 	if err != nil {
 		return modelVersion{}, false, key, err
 	}
@@ -586,6 +609,21 @@ func (r *stagedReader) Read(p []byte) (int, error) {
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
+}
+
+// DescribeModel returns the format and declarations version of a model
+// was registered with.
+func (c *ControlPlane) DescribeModel(ns, name string, version uint64) (paradigm.ModelInfo, error) {
+	vs, err := c.versions(ns, name)
+	if err != nil {
+		return paradigm.ModelInfo{}, err
+	}
+	for _, mv := range vs {
+		if mv.Version == version {
+			return paradigm.ModelInfoOf(mv.Format, mv.IO)
+		}
+	}
+	return paradigm.ModelInfo{}, fmt.Errorf("cloud: model %s/%s has no version %d", ns, name, version)
 }
 
 // LatestModel returns the newest registered version of a model and, unless

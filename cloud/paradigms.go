@@ -120,6 +120,10 @@ func (m cloudModels) Latest(namespace, name string, have uint64) (uint64, []byte
 	return m.c.LatestModel(namespace, name, have)
 }
 
+func (m cloudModels) Describe(namespace, name string, version uint64) (paradigm.ModelInfo, error) {
+	return m.c.DescribeModel(namespace, name, version)
+}
+
 func (m cloudModels) Register(ctx context.Context, namespace, name, format, source string, metrics map[string]string, data []byte) (uint64, error) {
 	return m.c.RegisterModel(ctx, namespace, name, format, source, metrics, data)
 }

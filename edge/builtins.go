@@ -119,6 +119,17 @@ func (m edgeModels) Latest(namespace, name string, have uint64) (uint64, []byte,
 	return cur.Version, cur.Data, nil
 }
 
+func (m edgeModels) Describe(namespace, name string, version uint64) (paradigm.ModelInfo, error) {
+	cur, err := m.a.models.Current(namespace, name)
+	if err != nil {
+		return paradigm.ModelInfo{}, err
+	}
+	if cur.Version != version {
+		return paradigm.ModelInfo{}, fmt.Errorf("edge: model %s/%s version %d is no longer held (%d is)", namespace, name, version, cur.Version)
+	}
+	return paradigm.ModelInfoOf(cur.Format, cur.IO)
+}
+
 func (edgeModels) Register(context.Context, string, string, string, string, map[string]string, []byte) (uint64, error) {
 	return 0, fmt.Errorf("register a model: %w (models are registered in the cloud)", paradigm.ErrNotHere)
 }

@@ -28,7 +28,10 @@ type Model struct {
 	Version uint64
 	SHA256  []byte
 	Format  string
-	Data    []byte
+	// IO is what the Model declares of an ONNX graph (api.ModelIO as
+	// JSON), nil for other formats.
+	IO   []byte
+	Data []byte
 }
 
 // Models is the node's model cache: it fetches the versions the cloud
@@ -105,6 +108,7 @@ type heldModel struct {
 	SHA256  []byte `msgpack:"sha"`
 	Format  string `msgpack:"format"`
 	Chunks  int    `msgpack:"chunks"`
+	IO      []byte `msgpack:"io,omitempty"`
 }
 
 func newModels(node string, st store.Store, srv *broker.Server, bridge *bridge.Bridge, log *slog.Logger) *Models {
@@ -207,7 +211,7 @@ func (m *Models) loadHeld(key string) (*Model, error) {
 	if !bytes.Equal(sum[:], h.SHA256) {
 		return nil, fmt.Errorf("edge: model %s v%d does not match its digest", key, h.Version)
 	}
-	return &Model{Key: key, Version: h.Version, SHA256: h.SHA256, Format: h.Format, Data: buf.Bytes()}, nil
+	return &Model{Key: key, Version: h.Version, SHA256: h.SHA256, Format: h.Format, IO: h.IO, Data: buf.Bytes()}, nil
 }
 
 // onOffer takes the cloud's offer of a version (or its withdrawal).
@@ -378,7 +382,7 @@ func (m *Models) complete(key string, version uint64) {
 	}
 	o := f.offer
 	m.mu.Unlock()
-	h := heldModel{Version: o.Version, SHA256: o.SHA256, Format: o.Format, Chunks: len(o.ChunkSHA256s)}
+	h := heldModel{Version: o.Version, SHA256: o.SHA256, Format: o.Format, Chunks: len(o.ChunkSHA256s), IO: o.IO}
 	whole := sha256.New()
 	for i := range h.Chunks {
 		c, err := m.st.Get(chunkKeyOf(key, version, i))

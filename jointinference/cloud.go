@@ -153,14 +153,20 @@ func (c *Cloud) Worker() workers.Builtin {
 			if err != nil || v == bad || v == have {
 				return
 			}
-			m, err := loadModel(data, v, tk)
+			info, err := paradigm.DescribeModel(c.env.Models, spec.Job.Namespace, name, v)
+			var m *model
+			if err == nil {
+				m, err = loadModel(data, info, v, tk)
+			}
 			if err != nil {
 				bad = v
 				log.Error("joint inference: cloud model not usable", "model", name, "error", err)
+				spec.Say(unusable("cloud", name, have, err))
 				return
 			}
 			w.model.Store(m)
-			log.Info("joint inference: cloud model loaded", "model", name, "version", v, "task", tk.kind)
+			spec.Say("")
+			log.Info("joint inference: cloud model loaded", "model", name, "version", v, "format", m.format, "task", tk.kind)
 		}
 		load()
 		var wg sync.WaitGroup

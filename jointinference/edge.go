@@ -303,14 +303,24 @@ func (w *edgeWorker) refreshModel() {
 	if err != nil || (w.model != nil && v == w.model.version) || v == w.bad {
 		return
 	}
-	c, err := loadModel(data, v, w.cfg.task)
+	info, err := paradigm.DescribeModel(w.env.Models, w.cfg.ref.Namespace, w.cfg.model, v)
+	var c *model
+	if err == nil {
+		c, err = loadModel(data, info, v, w.cfg.task)
+	}
 	if err != nil {
 		w.bad = v
 		w.log.Error("joint inference: edge model not usable", "model", w.cfg.model, "error", err)
+		var have uint64
+		if w.model != nil {
+			have = w.model.version
+		}
+		w.spec.Say(unusable("edge", w.cfg.model, have, err))
 		return
 	}
 	w.model = c
-	w.log.Info("joint inference: edge model loaded", "model", w.cfg.model, "version", v, "inputs", c.net.Inputs())
+	w.spec.Say("")
+	w.log.Info("joint inference: edge model loaded", "model", w.cfg.model, "version", v, "format", c.format, "inputs", c.net.Inputs())
 }
 
 // process answers a batch: inference and mining in the worker's mode,

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/detect"
+	"github.com/sedna-go/sedna/paradigm"
 )
 
 // Tasks a service's models do.
@@ -89,8 +92,9 @@ func (t Task) Detector(m ml.Model) *detect.Detector {
 // example sees 7×7 what the cloud model sees 14×14); a detection sample is
 // a scene the detector's window slides over.
 type model struct {
-	net     *ml.Network
+	net     ml.Predictor // the learning substrate's *ml.Network, or an ONNX model
 	version uint64
+	format  string
 	det     *detect.Detector
 }
 
@@ -100,12 +104,21 @@ type answer struct {
 	boxes [][6]float32
 }
 
-func loadModel(data []byte, version uint64, t task) (*model, error) {
-	n, err := ml.Unmarshal(data)
+// loadModel loads a version as info says (the learning substrate's format
+// or ONNX, paradigm.LoadPredictor) for task t.
+func loadModel(data []byte, info paradigm.ModelInfo, version uint64, t task) (*model, error) {
+	n, err := paradigm.LoadPredictor(data, info)
 	if err != nil {
-		return nil, fmt.Errorf("model version %d is not a model of the learning substrate: %w", version, err)
+		return nil, fmt.Errorf("version %d: %w", version, err)
 	}
-	m := &model{net: n, version: version}
+	format := info.Format
+	if format == "" || format == api.FormatSednaML {
+		format = api.FormatSedna
+		if !ml.IsSedna(data) {
+			format = api.FormatONNX
+		}
+	}
+	m := &model{net: n, version: version, format: format}
 	if t.kind == TaskDetection {
 		if n.Inputs() != t.window*t.window {
 			return nil, fmt.Errorf("model version %d takes %d inputs, not a %d×%d window", version, n.Inputs(), t.window, t.window)
@@ -209,4 +222,19 @@ func argmax(p []float32) (int, float32) {
 		}
 	}
 	return best, score
+}
+
+// unusable is a worker's status message for a model version it cannot
+// serve: one line, saying which version it serves instead (have, 0 for
+// none).
+func unusable(side, name string, have uint64, err error) string {
+	serving := "nothing to serve until a usable version comes"
+	if have > 0 {
+		serving = fmt.Sprintf("still serving version %d", have)
+	}
+	msg := fmt.Sprintf("%s model %s not usable (%s): %v", side, name, serving, err)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }

@@ -82,6 +82,9 @@ type ModelOffer struct {
 	ChunkSize    int      `msgpack:"chunkSize"`
 	SHA256       []byte   `msgpack:"sha256"`
 	ChunkSHA256s [][]byte `msgpack:"chunks"`
+	// IO is what the Model declares about an ONNX graph (api.ModelIO as
+	// JSON), absent for other formats.
+	IO []byte `msgpack:"io,omitempty"`
 }
 
 // ModelFetch asks the cloud for chunks of a model version. Chunks already

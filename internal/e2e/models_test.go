@@ -94,7 +94,7 @@ func TestModelReachesEveryNodeThroughDropsAndRestarts(t *testing.T) {
 	defer stopWatch()
 	go c.Watch(watchCtx, ref, func(s api.Status) { statuses <- s }, nil)
 	var docs string
-	docs += fmt.Sprintf("apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: big}\nspec: {url: \"file://%s\", format: bin}\n---\n", modelFile)
+	docs += fmt.Sprintf("apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: big}\nspec: {url: \"file://%s\", format: sedna}\n---\n", modelFile)
 	for i, n := range []string{"edge1", "edge2", "edge3"} {
 		docs += jointInference(fmt.Sprintf("ji-%d", i+1), n, "big")
 	}

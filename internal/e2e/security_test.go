@@ -279,7 +279,7 @@ func TestModelURLsStayInTheModelDirectories(t *testing.T) {
 		"dotdot":   "file://" + models + "/../secret.key",
 		"relative": "file://../../secret.key",
 	} {
-		applyYAML(t, ops, fmt.Sprintf("apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec: {url: %q, format: bin}\n", name, url))
+		applyYAML(t, ops, fmt.Sprintf("apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec: {url: %q, format: sedna}\n", name, url))
 		if v, _, err := m.Control().LatestModel("default", name, 0); err == nil {
 			t.Errorf("%s (%s): the cloud registered version %d of a file outside its model directories", name, url, v)
 		}
@@ -291,7 +291,7 @@ func TestModelURLsStayInTheModelDirectories(t *testing.T) {
 	if err := os.Symlink(secret, filepath.Join(models, "link.bin")); err != nil {
 		t.Fatal(err)
 	}
-	applyYAML(t, ops, "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: link}\nspec: {url: "+filepath.Join(models, "link.bin")+", format: bin}\n")
+	applyYAML(t, ops, "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: link}\nspec: {url: "+filepath.Join(models, "link.bin")+", format: sedna}\n")
 	if _, _, err := m.Control().LatestModel("default", "link", 0); err == nil {
 		t.Error("a symbolic link out of the model directory was followed")
 	}
@@ -299,7 +299,7 @@ func TestModelURLsStayInTheModelDirectories(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(models, "ok.bin"), []byte("weights"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	applyYAML(t, ops, "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: ok}\nspec: {url: "+filepath.Join(models, "ok.bin")+", format: bin}\n")
+	applyYAML(t, ops, "apiVersion: sedna.io/v1alpha1\nkind: Model\nmetadata: {name: ok}\nspec: {url: "+filepath.Join(models, "ok.bin")+", format: sedna}\n")
 	if _, data, err := m.Control().LatestModel("default", "ok", 0); err != nil || string(data) != "weights" {
 		t.Fatalf("a model in the model directory: %q %v", data, err)
 	}

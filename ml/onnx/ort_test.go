@@ -5,6 +5,7 @@ package onnx_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -281,5 +282,109 @@ func TestCNNScriptReproduces(t *testing.T) {
 	got, committed := cnnAccuracy(t, out), cnnAccuracy(t, onnxtest.CNN())
 	if math.Abs(got-committed) > 0.01 || math.Abs(got-said.Accuracy) > 0.005 {
 		t.Fatalf("the script's model scores %.4f (PyTorch said %.4f), the committed one %.4f: run it and commit examples/onnx/fashion-cnn.onnx", got, said.Accuracy, committed)
+	}
+}
+
+// twin is an MLP of the joint inference example's cloud shape (196 → 128
+// → 10, random weights) and its ONNX export loaded by ONNX Runtime.
+func twin(t testing.TB) (*ml.Network, *onnx.Model) {
+	n, err := ml.NewMLP(196, []int{128}, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := onnx.Export(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	m, err := onnx.Load(data, onnx.Options{Library: lib(t), Softmax: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, m
+}
+
+// TestExportTwin checks that a network exported to ONNX answers as the
+// network does, within 1e-5, and names its tensors as Export says.
+func TestExportTwin(t *testing.T) {
+	n, m := twin(t)
+	defer m.Close()
+	if m.Input() != "input" || m.Output() != "probabilities" || m.Inputs() != 196 || m.Classes() != 10 {
+		t.Fatalf("exported %s", m)
+	}
+	_, test, err := datasets.FashionSubset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := test.X[:100*196]
+	want, err := n.PredictProba(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.PredictProba(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+			t.Fatalf("value %d: ONNX %v, Go %v", i, got[i], want[i])
+		}
+	}
+}
+
+// BenchmarkTwin compares the same MLP served by the pure-Go network and
+// by ONNX Runtime (one thread), a batch of 1 and of 64 Fashion images per
+// call: go test -tags onnx -run '^$' -bench Twin ./ml/onnx
+func BenchmarkTwin(b *testing.B) {
+	n, m := twin(b)
+	defer m.Close()
+	_, test, err := datasets.FashionSubset()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 64} {
+		x := test.X[:batch*196]
+		for _, c := range []struct {
+			name string
+			p    ml.Predictor
+		}{{"go", n}, {"onnx", m}} {
+			b.Run(fmt.Sprintf("batch=%d/%s", batch, c.name), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := c.p.PredictProba(x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
+			})
+		}
+	}
+}
+
+// BenchmarkCNN is the committed PyTorch CNN under ONNX Runtime, a batch
+// of 1 and of 64: go test -tags onnx -run '^$' -bench CNN ./ml/onnx
+func BenchmarkCNN(b *testing.B) {
+	data, err := os.ReadFile(onnxtest.CNN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := onnx.Load(data, onnx.Options{Library: lib(b), Pre: onnx.Preprocess{Mean: []float32{0.2860}, Std: []float32{0.3530}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	_, test, err := datasets.FashionSubset()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 64} {
+		x := test.X[:batch*196]
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := m.PredictProba(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
+		})
 	}
 }
