@@ -462,13 +462,20 @@ func driftInitial(t *testing.T, ctx context.Context) (*datasets.Dataset, []byte)
 // and waits until its inference worker serves.
 func (f *flFleet) startILJob(t *testing.T, o drift.Options, initial []byte) topics.JobRef {
 	t.Helper()
+	return f.startILJobYAML(t, o, initial, drift.YAML(o))
+}
+
+// startILJobYAML is startILJob with the example's YAML as given (a
+// template changed, say).
+func (f *flFleet) startILJobYAML(t *testing.T, o drift.Options, initial []byte, yaml string) topics.JobRef {
+	t.Helper()
 	if err := drift.Write(o); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.api.PushModel(f.ctx, "default", o.InitialModel(), "sedna-ml", nil, bytes.NewReader(initial)); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := api.Parse([]byte(drift.YAML(o)), "incremental.yaml")
+	rs, err := api.Parse([]byte(yaml), "incremental.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

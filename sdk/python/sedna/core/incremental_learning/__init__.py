@@ -1,0 +1,78 @@
+"""IncrementalLearning, as Sedna's lib: the train, eval and deploy
+workers of an IncrementalLearningJob (docs/WORKERS.md, "Incremental
+learning's external workers")."""
+
+import json
+import os
+
+from sedna.common.config import Context
+from sedna.core.base import JobBase
+from sedna import hem
+
+__all__ = ("IncrementalLearning",)
+
+
+class IncrementalLearning(JobBase):
+    """Sedna's IncrementalLearning(estimator, hard_example_mining)."""
+
+    def __init__(self, estimator, hard_example_mining=None):
+        super().__init__(estimator=estimator)
+        self.model_urls = Context.get_parameters("MODEL_URLS")
+        self.hard_example_mining = hard_example_mining or self.get_hem_algorithm_from_config()
+        self.hem = hem.miner(self.hard_example_mining) if self.hard_example_mining else None
+
+    @classmethod
+    def get_hem_algorithm_from_config(cls, **param):
+        return Context.get_algorithm_from_api("HEM", **param)
+
+    def train(self, train_data, valid_data=None, post_process=None, **kwargs):
+        """Trains the estimator on train_data and saves the model where
+        the job wants it (MODEL_URL); the train stage succeeds when the
+        program exits 0."""
+        callback = post_process if callable(post_process) else None
+        res = self.estimator.train(train_data=train_data, valid_data=valid_data, **kwargs)
+        path = self.model_path
+        if not path:
+            raise RuntimeError("MODEL_URL is not set: this is not a train worker of a job")
+        self.estimator.save(path)
+        self.log.info("model saved to %s", path)
+        if callback:
+            res = callback(res)
+        return self.estimator
+
+    def evaluate(self, data, post_process=None, **kwargs):
+        """Evaluates each model of MODEL_URLS (the candidate, then the
+        serving one) with the estimator's evaluate(data=, model_path=) and
+        writes what Sedna's eval workers report to RESULT_URL: a list of
+        {"format", "url", "metrics"}. Returns that list."""
+        urls = [u for u in (self.model_urls or "").split(";") if u] or [self.model_path]
+        callback = post_process if callable(post_process) else None
+        out = []
+        for url in urls:
+            metrics = self.estimator.evaluate(data=data, model_path=url, **kwargs)
+            if callback:
+                metrics = callback(metrics)
+            out.append({"format": Context.get_parameters("MODEL_FORMAT", "sedna"), "url": url,
+                        "metrics": metrics})
+        result = Context.get_parameters("RESULT_URL")
+        if result:
+            tmp = result + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(out, f)
+            os.replace(tmp, result)
+        return out
+
+    def inference(self, data=None, post_process=None, **kwargs):
+        """(result, post-processed result, is_hard_example) of data, the
+        model of MODEL_URL loaded on first use."""
+        if not self.estimator.has_load:
+            self.estimator.load(self.model_path)
+        infer_res = self.estimator.predict(data, **kwargs)
+        res = post_process(infer_res) if callable(post_process) else infer_res
+        is_hard = False
+        if self.hem is not None:
+            try:
+                is_hard = bool(self.hem(list(map(float, infer_res))))
+            except TypeError:
+                is_hard = False
+        return infer_res, res, is_hard
