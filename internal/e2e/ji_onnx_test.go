@@ -4,11 +4,9 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/ml/onnx"
 	"github.com/sedna-go/sedna/ml/onnx/onnxtest"
-	"github.com/sedna-go/sedna/topics"
 )
 
 // cnnModel is the committed PyTorch CNN's Model, as a user declares it:
@@ -238,7 +235,7 @@ func TestJointInferenceBadONNXModels(t *testing.T) {
 	if rep, err := f.api.Apply(f.ctx, rs); err != nil || rep.Error != "" {
 		t.Fatalf("apply: %v %s", err, rep.Error)
 	}
-	st := waitJobStatus(t, f, "ji-edge-wrong", func(st api.Status) bool {
+	st := f.waitStatusOf(t, "ji-edge-wrong", time.Minute, func(st api.Status) bool {
 		for _, w := range st.Workers {
 			if w.Role == "edge" && strings.Contains(w.Message, "edge model cnn-wrong-shape not usable") && strings.Contains(w.Message, "the Model declares [1 28 28]") {
 				return w.Phase == api.WorkerRunning && w.Restarts == 0
@@ -253,7 +250,7 @@ func TestJointInferenceBadONNXModels(t *testing.T) {
 	cam := newCamera(t, f.edge, "cam-bad")
 	for _, c := range cases {
 		svc := "ji-" + c.model
-		st := waitJobStatus(t, f, svc, func(st api.Status) bool {
+		st := f.waitStatusOf(t, svc, time.Minute, func(st api.Status) bool {
 			for _, w := range st.Workers {
 				if w.Role == "cloud" && strings.Contains(w.Message, c.says) {
 					return true
@@ -289,37 +286,5 @@ func TestJointInferenceBadONNXModels(t *testing.T) {
 		if fallbacks == 0 {
 			t.Fatalf("%s: no frame of 40 offloaded and fallen back", svc)
 		}
-	}
-}
-
-// waitJobStatus watches a joint inference service's status until ok (60 s).
-func waitJobStatus(t *testing.T, f *jiFleet, name string, ok func(api.Status) bool) api.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(f.ctx, 60*time.Second)
-	defer cancel()
-	found := make(chan api.Status, 1)
-	var mu sync.Mutex
-	var last api.Status
-	go func() {
-		_ = f.api.Watch(ctx, topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: name}, func(st api.Status) {
-			mu.Lock()
-			last = st
-			mu.Unlock()
-			if ok(st) {
-				select {
-				case found <- st:
-				default:
-				}
-			}
-		}, nil)
-	}()
-	select {
-	case st := <-found:
-		return st
-	case <-ctx.Done():
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("%s: the status never got there; last: phase %s, workers %+v", name, last.Phase, last.Workers)
-		return last
 	}
 }

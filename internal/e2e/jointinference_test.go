@@ -406,13 +406,20 @@ func TestJointInferenceClassification(t *testing.T) {
 // waitStatus watches the service's status until ok says so (30 s).
 func (f *jiFleet) waitStatus(t testing.TB, ok func(api.Status) bool) api.Status {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
+	return f.waitStatusOf(t, jiName, 30*time.Second, ok)
+}
+
+// waitStatusOf watches the status of the service called name until ok
+// says so, for at most d.
+func (f *jiFleet) waitStatusOf(t testing.TB, name string, d time.Duration, ok func(api.Status) bool) api.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, d)
 	defer cancel()
 	found := make(chan api.Status, 1)
 	var last api.Status
 	var mu sync.Mutex
 	go func() {
-		_ = f.api.Watch(ctx, topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: jiName}, func(st api.Status) {
+		_ = f.api.Watch(ctx, topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: name}, func(st api.Status) {
 			mu.Lock()
 			last = st
 			mu.Unlock()
@@ -430,7 +437,7 @@ func (f *jiFleet) waitStatus(t testing.TB, ok func(api.Status) bool) api.Status 
 	case <-ctx.Done():
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("the status never got there; last: phase %s, metrics %v", last.Phase, last.Metrics)
+		t.Fatalf("%s: the status never got there; last: phase %s, metrics %v, workers %+v", name, last.Phase, last.Metrics, last.Workers)
 		return last
 	}
 }
