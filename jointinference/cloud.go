@@ -124,11 +124,9 @@ func (c *Cloud) Worker() workers.Builtin {
 		if err != nil {
 			return err
 		}
-		replicas := 2
-		if v := spec.Params[ParamReplicas]; v != "" {
-			if replicas, err = strconv.Atoi(v); err != nil || replicas < 1 || replicas > 64 {
-				return fmt.Errorf("jointinference: %s=%q: want 1 to 64", ParamReplicas, v)
-			}
+		replicas, err := replicasOf(spec.Params)
+		if err != nil {
+			return err
 		}
 		w := &cloudWorker{ref: spec.Job, queue: make(chan offloadMsg, 1024)}
 		key := spec.Job.String()
@@ -196,23 +194,51 @@ func (c *Cloud) Worker() workers.Builtin {
 				load()
 				if n := w.samples.Load() + w.errors.Load() + w.rejected.Load(); n != last && spec.ReportMetrics != nil {
 					last = n
-					spec.ReportMetrics(map[string]float64{
-						"cloudInferences": float64(w.samples.Load()), "cloudBatches": float64(w.batches.Load()),
-						"cloudErrors": float64(w.errors.Load()), "cloudRejected": float64(w.rejected.Load()),
-						"cloudBusySeconds": float64(w.busy.Load()) / 1e9,
-					})
+					spec.ReportMetrics(w.metrics())
 				}
 			}
 		}
 	}
 }
 
-// serve answers one offload batch.
-func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
+// replicasOf is SEDNA_JI_REPLICAS of a cloud worker's env: how many
+// batches it serves at once (default 2).
+func replicasOf(p map[string]string) (int, error) {
+	v := p[ParamReplicas]
+	if v == "" {
+		return 2, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 64 {
+		return 0, fmt.Errorf("jointinference: %s=%q: want 1 to 64", ParamReplicas, v)
+	}
+	return n, nil
+}
+
+// metrics are a cloud worker's numbers for its job's status.
+func (w *cloudWorker) metrics() map[string]float64 {
+	return map[string]float64{
+		"cloudInferences": float64(w.samples.Load()), "cloudBatches": float64(w.batches.Load()),
+		"cloudErrors": float64(w.errors.Load()), "cloudRejected": float64(w.rejected.Load()),
+		"cloudBusySeconds": float64(w.busy.Load()) / 1e9,
+	}
+}
+
+// serve answers one offload batch with the worker's model.
+func (c *Cloud) serve(w *cloudWorker, m offloadMsg) { c.serveWith(context.Background(), w, m, nil) }
+
+// serveWith answers one offload batch: with ext, the program of an
+// external cloud worker, given each sample's values in its shape; else
+// the worker's model.
+func (c *Cloud) serveWith(ctx context.Context, w *cloudWorker, m offloadMsg, ext *external) {
 	var b offloadBatch
 	if err := m.env.DecodeBody(&b); err != nil {
 		w.errors.Add(1)
 		c.reply(m.node, m.env, offloadReply{Error: "offload: " + err.Error()})
+		return
+	}
+	if ext != nil {
+		c.serveExternal(ctx, w, m, b, ext)
 		return
 	}
 	model := w.model.Load()
@@ -252,6 +278,42 @@ func (c *Cloud) serve(w *cloudWorker, m offloadMsg) {
 				if out.Results[i].Boxes == nil && model.det != nil {
 					out.Results[i].Boxes = [][6]float32{} // none found, which is an answer
 				}
+			}
+		}
+	}
+	w.busy.Add(int64(time.Since(start)))
+	w.batches.Add(1)
+	w.samples.Add(int64(len(rows)))
+	c.reply(m.node, m.env, out)
+}
+
+// serveExternal answers a batch with an external cloud worker's program.
+func (c *Cloud) serveExternal(ctx context.Context, w *cloudWorker, m offloadMsg, b offloadBatch, ext *external) {
+	start := time.Now()
+	out := offloadReply{Results: make([]cloudResult, len(b.Samples))}
+	var ids []string
+	var rows [][]float32
+	var shapes [][]int
+	var idx []int
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		out.Results[i].ID = s.ID
+		r := s.request()
+		x, err := r.Floats()
+		if err != nil {
+			out.Results[i].Error = err.Error()
+			continue
+		}
+		ids, rows, shapes, idx = append(ids, s.ID), append(rows, x), append(shapes, s.Shape), append(idx, i)
+	}
+	if len(rows) > 0 {
+		answers, errs, err := ext.serve(ctx, ids, rows, shapes)
+		if err != nil {
+			w.errors.Add(1)
+			out = offloadReply{Error: err.Error()}
+		} else {
+			for j, i := range idx {
+				out.Results[i].Probs, out.Results[i].Error = answers[j].probs, errs[j]
 			}
 		}
 	}

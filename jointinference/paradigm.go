@@ -34,5 +34,6 @@ func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
 	if err != nil {
 		return paradigm.Half{}, err
 	}
-	return paradigm.Half{Workers: map[string]workers.Builtin{"cloud": c.Worker()}, Close: c.Close}, nil
+	return paradigm.Half{Workers: map[string]workers.Builtin{"cloud": c.Worker()},
+		Drivers: map[string]workers.Builtin{"cloud": c.ExternalWorker()}, Close: c.Close}, nil
 }

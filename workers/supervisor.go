@@ -422,6 +422,14 @@ func Environment(spec Spec) []string {
 		"SEDNA_SPEC_TOPIC=" + topics.JobSpec(spec.Job),
 		"SEDNA_REPORT_PREFIX=" + topics.NodeJob(spec.Node, spec.Job, ""),
 		fmt.Sprintf("SEDNA_GENERATION=%d", spec.Generation),
+		// Sedna's names of the same, for workers written against its lib
+		// (docs/WORKERS.md, "Sedna's worker environment").
+		"NAMESPACE=" + spec.Job.Namespace,
+		"JOB_NAME=" + spec.Job.Name,
+		"WORKER_NAME=" + spec.Job.Name + "-" + spec.Role + "-" + spec.Node,
+	}
+	if spec.Job.Kind == "JointInferenceService" {
+		env = append(env, "SERVICE_NAME="+spec.Job.Name)
 	}
 	for _, k := range slices.Sorted(maps.Keys(spec.Params)) {
 		env = append(env, k+"="+spec.Params[k])

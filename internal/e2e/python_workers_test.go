@@ -11,6 +11,7 @@ import (
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
+	"github.com/sedna-go/sedna/examples/jointinference/classify"
 	"github.com/sedna-go/sedna/workers"
 )
 
@@ -71,5 +72,158 @@ func TestIncrementalPythonTrainWorker(t *testing.T) {
 	}
 	if _, err := os.Stat(script); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Issue 20, must-shows 2 and 3 for joint inference: the cloud model of the
+// example's JointInferenceService is examples/python/jointinference/
+// big_model.py, a program written as Sedna's big model examples are
+// (BigModelService(estimator=Estimator).start()), with the example's MLP as
+// its model (MODEL_URL), run by the cloud with /usr/bin/python3 as nobody.
+// The built-in edge worker offloads as always; every test image the edge
+// offloads is answered by the program, with the class the MLP gives it
+// (computed here in Go; images whose two best classes are within 1e-4 of
+// each other are not compared, since NumPy and Go round differently), no
+// answer falls back, and the job's status counts the cloud's inferences.
+func TestJointInferencePythonCloudModel(t *testing.T) {
+	sdk, err := filepath.Abs("../../sdk/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../../examples/python/jointinference/big_model.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	little, big, test := trainedModels(t)
+	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
+	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
+		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	})
+	defer f.close()
+	old := "          - name: big-model\n            image: sedna-go/builtin\n            env:\n"
+	svc := classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):]
+	if !strings.Contains(svc, old) {
+		t.Fatal("the example's cloud template changed; update the test")
+	}
+	svc = "apiVersion: sedna.io/v1alpha1\n" + strings.Replace(svc, old, "          - name: big-model\n            image: sedna-go/builtin\n"+
+		"            command: [\"/usr/bin/python3\", \""+script+"\"]\n            env:\n"+
+		"              - {name: PYTHONPATH, value: \""+sdk+"\"}\n              - {name: PYTHONDONTWRITEBYTECODE, value: \"1\"}\n", 1)
+	// Python answers one sample at a time (Sedna's estimator.predict): a
+	// burst of 2,000 frames waits longer than the example's 2 s deadline.
+	svc = strings.Replace(svc, "value: 2s", "value: 120s", 1)
+	rs, err := api.Parse([]byte(svc), "service.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	cam := newCamera(t, f.edge, "cam-py")
+	cam.waitServing(t, test, "cloud")
+	probs, err := jiModels.bigM.PredictProba(test.X)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rs2 := cam.ask(t, "py", test, 0, test.Rows)
+	took := time.Since(start)
+	offloaded, compared, correct := 0, 0, 0
+	for i, r := range rs2 {
+		if r.Error != "" || r.Fallback != "" {
+			t.Fatalf("image %d: %+v", i, r)
+		}
+		if r.Class == test.Y[i] {
+			correct++
+		}
+		if r.Source != "cloud" {
+			continue
+		}
+		offloaded++
+		p := probs[i*10 : (i+1)*10]
+		best, second := topTwo(p)
+		if p[best]-p[second] < 1e-4 {
+			continue
+		}
+		compared++
+		if r.Class != best {
+			t.Fatalf("image %d: the Python cloud model answered %d, the MLP gives %d", i, r.Class, best)
+		}
+	}
+	st := f.waitStatus(t, func(st api.Status) bool { return st.Metrics["cloudInferences"] >= float64(offloaded) })
+	t.Logf("Python big model (Sedna's lib style): %d of %d images offloaded and answered by it (%d compared with the MLP in Go, all equal); joint accuracy %.4f; cloud inferences %v; %d images in %v",
+		offloaded, test.Rows, compared, float64(correct)/float64(test.Rows), st.Metrics["cloudInferences"], test.Rows, took.Round(time.Millisecond))
+	if offloaded == 0 || compared < offloaded*99/100 {
+		t.Fatalf("%d offloaded, %d compared", offloaded, compared)
+	}
+}
+
+// topTwo is the indices of the two largest values of p.
+func topTwo(p []float32) (best, second int) {
+	best, second = 0, 1
+	if p[1] > p[0] {
+		best, second = 1, 0
+	}
+	for i := 2; i < len(p); i++ {
+		switch {
+		case p[i] > p[best]:
+			best, second = i, best
+		case p[i] > p[second]:
+			second = i
+		}
+	}
+	return best, second
+}
+
+// A joint inference cloud model program that cannot start says so: its
+// worker goes Restarting (then CrashLoopBackOff) with the program's own
+// last words in the status, not Running.
+func TestJointInferenceCloudProgramThatFails(t *testing.T) {
+	little, big, _ := trainedModels(t)
+	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
+	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
+		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	})
+	defer f.close()
+	old := "          - name: big-model\n            image: sedna-go/builtin\n"
+	svc := "apiVersion: sedna.io/v1alpha1\n" + strings.Replace(classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):], old,
+		old+"            command: [\"/usr/bin/python3\", \"-c\", \"import sys; sys.exit('cannot open the model: no GPU here')\"]\n", 1)
+	rs, err := api.Parse([]byte(svc), "service.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	st := f.waitStatus(t, func(st api.Status) bool {
+		for _, w := range st.Workers {
+			if w.Role == "cloud" && (w.Phase == api.WorkerRestarting || w.Phase == api.WorkerCrashLoop) &&
+				strings.Contains(w.Message+w.LastError, "cannot open the model: no GPU here") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, w := range st.Workers {
+		if w.Role == "cloud" {
+			t.Logf("cloud worker %s, restarts %d: %s", w.Phase, w.Restarts, w.Message)
+		}
 	}
 }
