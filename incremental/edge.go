@@ -681,7 +681,11 @@ func (w *inference) load() (*servingModel, error) {
 	if data == nil {
 		return nil, nil // the version serving
 	}
-	served, err := w.learner.Serve(data)
+	info, err := paradigm.DescribeModel(w.env.Models, w.j.ref.Namespace, name, v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: model %s version %d: %w", w.j.fl.Source, name, v, err)
+	}
+	served, err := w.learner.Serve(data, info)
 	if err != nil {
 		return nil, fmt.Errorf("%s: model %s version %d: %w", w.j.fl.Source, name, v, err)
 	}
@@ -740,7 +744,7 @@ func (w *inference) answer(ctx context.Context, raw []byte) {
 
 // servedNetwork is a network answering an incremental job's samples.
 type servedNetwork struct {
-	net  *ml.Network
+	net  ml.Predictor // the learning substrate's network, or an ONNX model
 	task jointinference.Task
 }
 

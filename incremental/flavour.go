@@ -65,8 +65,9 @@ type Learner interface {
 	// Fits checks that a model trained elsewhere (on a node, by an
 	// external worker) can stand in for base.
 	Fits(base, model []byte) error
-	// Serve loads a model for the inference worker.
-	Serve(model []byte) (Served, error)
+	// Serve loads a model for the inference worker, as its Model
+	// describes it (format, an ONNX graph's declarations).
+	Serve(model []byte, info paradigm.ModelInfo) (Served, error)
 }
 
 // Describer is a Learner that describes a deployed model for the job's
@@ -93,6 +94,9 @@ func (l networkLearner) Learn(ctx context.Context, base []byte, set TrainSet, fi
 	if base == nil {
 		return nil, fmt.Errorf("incremental: no serving model to train from")
 	}
+	if !ml.IsSedna(base) {
+		return nil, fmt.Errorf("incremental: the serving model is not of the learning substrate's format (an ONNX model, say): the built-in training trains those only; give the train template a command, a worker of the model's framework (docs/WORKERS.md)")
+	}
 	b, err := ml.Unmarshal(base)
 	if err != nil {
 		return nil, fmt.Errorf("the serving model: %w", err)
@@ -114,8 +118,10 @@ func (l networkLearner) Score(model []byte, examples []Example) (Metrics, error)
 
 func (networkLearner) Fits(base, model []byte) error { return sameShape(base, model) }
 
-func (l networkLearner) Serve(model []byte) (Served, error) {
-	m, err := ml.Unmarshal(model)
+// Serve loads a model of the learning substrate or an ONNX model
+// (paradigm.LoadPredictor).
+func (l networkLearner) Serve(model []byte, info paradigm.ModelInfo) (Served, error) {
+	m, err := paradigm.LoadPredictor(model, info)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func TaskOf(p map[string]string) (Task, error) {
 
 // Detector is the task's detector over m, a window classifier whose last
 // class is the background.
-func (t Task) Detector(m ml.Model) *detect.Detector {
+func (t Task) Detector(m ml.Predictor) *detect.Detector {
 	return &detect.Detector{Model: m, Window: t.Window, Stride: t.Stride, MinScore: t.MinScore, NMS: t.NMS}
 }
 

@@ -346,7 +346,10 @@ func (l *learner) Fits(base, model []byte) error {
 }
 
 // Serve loads a knowledge base for the inference worker.
-func (l *learner) Serve(model []byte) (incremental.Served, error) {
+func (l *learner) Serve(model []byte, info paradigm.ModelInfo) (incremental.Served, error) {
+	if info.Format == api.FormatONNX {
+		return nil, errors.New("lifelong: a lifelong job's model is its knowledge base (tasks and a model each, learnt here): an ONNX Model cannot be one")
+	}
 	kb, err := Unmarshal(model)
 	if err != nil {
 		return nil, err
