@@ -25,7 +25,8 @@ func (Paradigm) View() paradigm.View { return paradigm.View{} }
 // hard-example miner and the offloads.
 func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
 	e := NewEdge(env)
-	return paradigm.Half{Workers: map[string]workers.Builtin{"edge": e.Worker()}, Close: e.Close}, nil
+	return paradigm.Half{Workers: map[string]workers.Builtin{"edge": e.Worker()},
+		Drivers: map[string]workers.Builtin{"edge": e.ExternalWorker()}, Close: e.Close}, nil
 }
 
 // Cloud answers every node's offloads with the services' cloud models.

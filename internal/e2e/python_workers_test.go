@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
+	"github.com/sedna-go/sedna/internal/shareddir"
+	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
 
@@ -90,7 +94,7 @@ func TestJointInferencePythonCloudModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, err := filepath.Abs("../../examples/python/jointinference/big_model.py")
+	script, err := filepath.Abs("../../examples/python/jointinference/big_model/big_model.py")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +229,141 @@ func TestJointInferenceCloudProgramThatFails(t *testing.T) {
 		if w.Role == "cloud" {
 			t.Logf("cloud worker %s, restarts %d: %s", w.Phase, w.Restarts, w.Message)
 		}
+	}
+}
+
+// npyU8 is a NumPy file of uint8 values of shape.
+func npyU8(shape []int, data []byte) []byte {
+	dims := ""
+	for _, d := range shape {
+		dims += fmt.Sprintf("%d, ", d)
+	}
+	header := fmt.Sprintf("{'descr': '|u1', 'fortran_order': False, 'shape': (%s), }", strings.TrimSuffix(dims, " "))
+	for (10+len(header)+1)%64 != 0 {
+		header += " "
+	}
+	header += "\n"
+	out := append([]byte("\x93NUMPY\x01\x00"), byte(len(header)), byte(len(header)>>8))
+	return append(append(out, header...), data...)
+}
+
+// Issue 20, must-shows 2 and 3 for joint inference's edge:
+// examples/python/jointinference/little_model/little_model.py, written as
+// Sedna's little model example is (JointInference(estimator=Estimator,
+// hard_example_mining=JointInference.get_hem_algorithm_from_config()),
+// inference on each frame of its video), is the example service's edge
+// worker on edge1, with the example's softmax model (MODEL_URL) and miner
+// (HEM_NAME, HEM_PARAMETERS); the cloud worker is the built-in with the
+// MLP. It goes through 300 test frames and exits 0 (the worker
+// Succeeded). Every frame it found hard got the cloud's answer, the class
+// the MLP gives the frame (ties within 1e-4 not compared); every other
+// frame its own.
+func TestJointInferencePythonEdgeModel(t *testing.T) {
+	sdk, err := filepath.Abs("../../sdk/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../../examples/python/jointinference/little_model/little_model.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	little, big, test := trainedModels(t)
+	const frames = 300
+	shared := shareddir.New(t)
+	video, out := filepath.Join(shared, "video.npy"), filepath.Join(shared, "out.jsonl")
+	var pixels []byte
+	for i := range frames {
+		pixels = append(pixels, classify.Bytes(test, i)...)
+	}
+	if err := os.WriteFile(video, npyU8([]int{frames, 14, 14}, pixels), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
+	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
+		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	})
+	defer f.close()
+	old := "          - name: little-model\n            image: sedna-go/builtin\n            env:\n"
+	svc := classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):]
+	if !strings.Contains(svc, old) {
+		t.Fatal("the example's edge template changed; update the test")
+	}
+	svc = "apiVersion: sedna.io/v1alpha1\n" + strings.Replace(svc, old, old[:strings.Index(old, "            env:")]+
+		"            command: [\"/usr/bin/python3\", \""+script+"\"]\n            env:\n"+
+		"              - {name: PYTHONPATH, value: \""+sdk+"\"}\n              - {name: PYTHONDONTWRITEBYTECODE, value: \"1\"}\n"+
+		"              - {name: video_url, value: \""+video+"\"}\n              - {name: all_examples_inference_output, value: \""+out+"\"}\n", 1)
+	svc = strings.Replace(svc, "value: 2s", "value: 30s", 1)
+	rs, err := api.Parse([]byte(svc), "service.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	f.waitStatusOf(t, jiName, 3*time.Minute, func(st api.Status) bool {
+		for _, w := range st.Workers {
+			if w.Role == "edge" {
+				if w.Phase == api.WorkerRestarting || w.Phase == api.WorkerCrashLoop {
+					t.Fatalf("the Python edge worker failed: %s\n%s", w.Message, readFile(filepath.Join(f.dir, "edge1", "workers", workers.LogName(topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: jiName}, "edge"))))
+				}
+				return w.Phase == api.WorkerSucceeded
+			}
+		}
+		return false
+	})
+	lines := strings.Split(strings.TrimSpace(readFile(out)), "\n")
+	if len(lines) != frames {
+		t.Fatalf("%d lines for %d frames", len(lines), frames)
+	}
+	probs, err := jiModels.bigM.PredictProba(test.X[:frames*196])
+	if err != nil {
+		t.Fatal(err)
+	}
+	hard, right := 0, 0
+	for i, line := range lines {
+		var r struct {
+			Frame, Class, Edge int
+			Hard               bool
+			Cloud              *int
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Frame != i {
+			t.Fatalf("line %d: %q: %v", i, line, err)
+		}
+		if r.Class == test.Y[i] {
+			right++
+		}
+		if !r.Hard {
+			if r.Cloud != nil || r.Class != r.Edge {
+				t.Fatalf("frame %d is easy but %s", i, line)
+			}
+			continue
+		}
+		hard++
+		if r.Cloud == nil {
+			t.Fatalf("frame %d is hard and the cloud did not answer: %s", i, line)
+		}
+		p := probs[i*10 : (i+1)*10]
+		if best, second := topTwo(p); p[best]-p[second] >= 1e-4 && (*r.Cloud != best || r.Class != best) {
+			t.Fatalf("frame %d: the cloud answered %d, the MLP gives %d: %s", i, *r.Cloud, best, line)
+		}
+	}
+	t.Logf("Python little model (Sedna's lib style): %d of %d frames hard, each answered by the cloud's MLP; joint accuracy %.4f", hard, frames, float64(right)/frames)
+	if hard == 0 {
+		t.Fatal("no frame was hard")
 	}
 }
