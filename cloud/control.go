@@ -1000,17 +1000,7 @@ func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.Wo
 		i = slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == m.Role })
 	}
 	e.status.Workers[i].Metrics = m.Metrics
-	// The job's metrics are its workers' together; a name several workers
-	// report (each training worker's own numbers) stays with each worker.
-	merged, reporters := map[string]float64{}, map[string]int{}
-	for _, w := range e.status.Workers {
-		for k := range w.Metrics {
-			reporters[k]++
-		}
-		maps.Copy(merged, w.Metrics)
-	}
-	maps.DeleteFunc(merged, func(k string, _ float64) bool { return reporters[k] > 1 })
-	e.status.Metrics = merged
+	mergeMetrics(e)
 	// A worker that counts rounds (or stages) gives the job its progress.
 	if done, ok := m.Metrics["round"]; ok {
 		if total, ok := m.Metrics["rounds"]; ok && total > 0 {
@@ -1021,6 +1011,24 @@ func (c *ControlPlane) workerMetrics(ref topics.JobRef, node string, m topics.Wo
 		c.log.Error("status not stored", "key", e.res.Key(), "error", err)
 	}
 	c.publishStatus(e)
+}
+
+// mergeMetrics sets the job's metrics from its workers': theirs
+// together, but a name several workers report (each training worker's own
+// numbers) stays with each worker.
+func mergeMetrics(e *entry) {
+	merged, reporters := map[string]float64{}, map[string]int{}
+	for _, w := range e.status.Workers {
+		for k := range w.Metrics {
+			reporters[k]++
+		}
+		maps.Copy(merged, w.Metrics)
+	}
+	maps.DeleteFunc(merged, func(k string, _ float64) bool { return reporters[k] > 1 })
+	if len(merged) == 0 && e.status.Metrics == nil {
+		return
+	}
+	e.status.Metrics = merged
 }
 
 // placed reports whether the job places role on node: a node reports only
@@ -1057,7 +1065,14 @@ func (c *ControlPlane) workerStatus(ref topics.JobRef, ws api.WorkerStatus) {
 		e.status.Workers = append(e.status.Workers, ws)
 		sort.Slice(e.status.Workers, func(a, b int) bool { return e.status.Workers[a].Role < e.status.Workers[b].Role })
 	} else {
+		// A state report says nothing of the worker's numbers: they stay
+		// while it is the same worker (a restart), not for a worker of
+		// another revision.
+		if prev := e.status.Workers[i]; ws.Metrics == nil && prev.Generation == ws.Generation && prev.Created == ws.Created {
+			ws.Metrics = prev.Metrics
+		}
 		e.status.Workers[i] = ws
+		mergeMetrics(e)
 	}
 	msg := fmt.Sprintf("worker %s on %s: %s", ws.Role, ws.Node, ws.Phase)
 	if ws.ExitCode != nil {

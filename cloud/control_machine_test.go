@@ -497,3 +497,28 @@ spec:
 		t.Fatalf("a deploy of no JSON replaced the knowledge base: %+v", got)
 	}
 }
+
+// A worker's reported numbers stay in its row, and in the job's metrics,
+// when its state changes (a restart says nothing of its numbers); a worker
+// of a new revision of the job starts without the old one's.
+func TestMachineWorkerMetricsOutliveStateChanges(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	apply(t, c, datasetYAML+"\n---\n"+flYAML)
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	created := c.res[job.String()].rec.Created
+	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 1, Created: created})
+	c.workerMetrics(job, "edge1", topics.WorkerMetrics{Role: "train-0", Metrics: map[string]float64{"extCount": 42}})
+	clk.add(time.Second)
+	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRestarting, Generation: 1, Created: created, Restarts: 1})
+	e := c.res[job.String()]
+	i := slices.IndexFunc(e.status.Workers, func(w api.WorkerStatus) bool { return w.Role == "train-0" })
+	if w := e.status.Workers[i]; w.Phase != api.WorkerRestarting || w.Metrics["extCount"] != 42 || e.status.Metrics["extCount"] != 42 {
+		t.Fatalf("after a restart: worker %+v, job metrics %v", w, e.status.Metrics)
+	}
+	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 2, Created: created})
+	if w := e.status.Workers[i]; w.Metrics != nil || e.status.Metrics["extCount"] != 0 {
+		t.Fatalf("a worker of a new generation: %+v, job metrics %v", w, e.status.Metrics)
+	}
+}
