@@ -252,7 +252,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		return fail(fmt.Errorf("edge: workers.user: %w", err))
 	}
 	a.workers = workers.New(workers.Config{Node: cfg.Node, LogDir: filepath.Join(cfg.DataDir, "workers"), Log: a.log,
-		RunAs: runAs, PassEnv: cfg.Workers.PassEnv,
+		RunAs: runAs, PassEnv: cfg.Workers.PassEnv, Env: a.workerEnv,
 		Report:        func(spec workers.Spec, st api.WorkerStatus) { a.jobs.report(spec, st) },
 		ReportMetrics: func(spec workers.Spec, m topics.WorkerMetrics) { a.jobs.reportMetrics(spec, m) },
 		Builtins:      builtins})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // datasets ingests the Datasets held on this node: the lines of each one's
@@ -345,6 +347,35 @@ func readHeader(path string) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+// workerEnv is what an external worker gets from what the node knows, in
+// Sedna's names: a federated training worker's Dataset file
+// (TRAIN_DATASET_URL, as Sedna's controller sets it, and its format).
+func (a *Agent) workerEnv(spec workers.Spec) []string {
+	if spec.Job.Kind != api.KindFederatedLearningJob || !strings.HasPrefix(spec.Role, "train-") || len(spec.Document) == 0 {
+		return nil
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(spec.Role, "train-"))
+	if err != nil {
+		return nil
+	}
+	r, err := api.ParseDocument(spec.Document)
+	if err != nil || r == nil {
+		return nil
+	}
+	js, ok := r.Spec.(*api.FederatedLearningJobSpec)
+	if !ok || i < 0 || i >= len(js.TrainingWorkers) {
+		return nil
+	}
+	key := api.KindDataset + "/" + spec.Job.Namespace + "/" + js.TrainingWorkers[i].Dataset.Name
+	a.datasets.mu.Lock()
+	ds := a.datasets.active[key]
+	a.datasets.mu.Unlock()
+	if ds == nil {
+		return nil
+	}
+	return []string{"TRAIN_DATASET_URL=" + fileOf(ds.spec.URL), "SEDNA_DATASET_FORMAT=" + ds.spec.Format}
 }
 
 // Columns names the columns of a csv Dataset the node holds, from its

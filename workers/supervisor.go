@@ -114,6 +114,10 @@ type Config struct {
 	// supervisor's own user, or DefaultUser when that is root. A worker
 	// never runs as root.
 	RunAs *Credential
+	// Env, when set, is what an external worker's environment gets from
+	// what the node knows, in Sedna's names (a training worker's Dataset
+	// file as TRAIN_DATASET_URL, say); its template's env wins over it.
+	Env func(Spec) []string
 	// PassEnv names variables of the supervisor's environment workers get,
 	// beside PATH, LANG, LC_*, TZ and TMPDIR; nothing else of it reaches
 	// them (the agent's credentials, say).
@@ -437,6 +441,21 @@ func Environment(spec Spec) []string {
 	return env
 }
 
+// nodeEnv is Config.Env's variables for spec but those its template sets.
+func (s *Supervisor) nodeEnv(spec Spec) []string {
+	if s.cfg.Env == nil {
+		return nil
+	}
+	var out []string
+	for _, kv := range s.cfg.Env(spec) {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := spec.Params[k]; !set {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // runProcess runs the worker's command once, with env added to its
 // environment, and returns its exit code.
 func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger, env []string) (*int, error) {
@@ -446,7 +465,7 @@ func (s *Supervisor) runProcess(ctx context.Context, spec Spec, log *slog.Logger
 	c := spec.Container
 	cmd := exec.Command(c.Command[0], append(append([]string{}, c.Command[1:]...), c.Args...)...)
 	cmd.Dir = c.WorkingDir
-	cmd.Env = append(append(baseEnv(s.cfg.RunAs, s.cfg.PassEnv), Environment(spec)...), env...)
+	cmd.Env = append(append(append(baseEnv(s.cfg.RunAs, s.cfg.PassEnv), Environment(spec)...), s.nodeEnv(spec)...), env...)
 	setProcess(cmd, s.cfg.RunAs)
 	var out io.Writer = io.Discard
 	tail := &tailBuffer{max: 2048}

@@ -16,7 +16,7 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-// TestPythonSDK runs the library's unit tests (tests/test_sdk.py) and
+// TestPythonSDK runs the library's unit tests (every tests/test_*.py) and
 // checks that each side reads the other's bytes: envelopes and a model
 // made in Go are decoded in Python and written again there, and Go's
 // decoders read what Python wrote as the same kind, body and model.
@@ -39,7 +39,7 @@ func TestPythonSDK(t *testing.T) {
 	if err := os.WriteFile(goWire, []byte(fmt.Sprintf("%s %x\nmodel %x\n", topics.KindWorkerMetrics, metrics, blob)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "-v", "tests/test_sdk.py")
+	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "discover", "-v", "-s", "tests")
 	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "PYTHONDONTWRITEBYTECODE=1", "SEDNA_GO_WIRE="+goWire, "SEDNA_PY_WIRE="+pyWire)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

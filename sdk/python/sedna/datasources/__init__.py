@@ -1,6 +1,7 @@
 """Data sets as Sedna's lib reads them: TxtDataParse reads index files, a
 line per example, "path label", the path relative to the index file
-(Sedna-Go's data sets; an absolute path stays as it is)."""
+(Sedna-Go's data sets; an absolute path stays as it is); CSVDataParse
+reads CSV files (a federated job's Datasets, "label,f1,f2,...")."""
 
 import os
 
@@ -64,3 +65,80 @@ class TxtDataParse(BaseDataSource):
         self.x = np.array(xs, dtype=object) if use_raw else np.array(xs)
         self.y = np.array(ys)
         return self
+
+
+class CSVDataParse(BaseDataSource):
+    """Reads CSV files as Sedna's CSVDataParse does, with NumPy instead of
+    pandas: parse(*files, label=NAME) takes the column NAME as y and the
+    other columns as x (float32, a row per example). The first line is a
+    header when one of its fields is not a number; label may also be a
+    column's index (files without a header: the built-in federated
+    training worker's "label,f1,f2,..." is label=0). Without label, y is
+    empty. Lines that do not parse as numbers, or have another number of
+    columns than the first row, are skipped and counted in self.skipped,
+    as are the rows of a file of another width than the first file's.
+    func, when given, is called with the pair (x, y) of each file and
+    returns the pair to keep. y holds integers when every label is
+    whole."""
+
+    def parse(self, *args, **kwargs):
+        import csv
+
+        label = kwargs.get("label")
+        xs, ys = [], []
+        self.skipped = 0
+        for path in args:
+            if not path or not os.path.exists(path):
+                continue
+            with open(path, newline="") as f:
+                rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+            if not rows:
+                continue
+            header = None
+            if not all(_number(c) for c in rows[0]):
+                header, rows = [c.strip() for c in rows[0]], rows[1:]
+            col = None
+            if label is not None and label != "":
+                if isinstance(label, int):
+                    col = label
+                elif header and label in header:
+                    col = header.index(label)
+                else:
+                    continue  # Sedna skips a file without the label column
+            width = len(header) if header else (len(rows[0]) if rows else 0)
+            if xs and width - (col is not None) != xs[0].shape[1]:
+                self.skipped += len(rows)  # another width than the first file's
+                continue
+            good = []
+            for r in rows:
+                try:
+                    v = [float(c) for c in r]
+                except ValueError:
+                    v = None
+                if v is None or len(v) != width:
+                    self.skipped += 1
+                    continue
+                good.append(v)
+            a = np.asarray(good, np.float64).reshape(-1, width)
+            if col is not None:
+                x, y = np.delete(a, col, axis=1).astype(np.float32), a[:, col]
+            else:
+                x, y = a.astype(np.float32), np.zeros(0)
+            if self.process_func:
+                x, y = self.process_func((x, y))
+            xs.append(x)
+            ys.append(y)
+        self.x = np.concatenate(xs) if xs else np.zeros((0, 0), np.float32)
+        y = np.concatenate(ys) if ys else np.zeros(0)
+        if y.size and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        self.y = y
+        return self
+
+
+def _number(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
