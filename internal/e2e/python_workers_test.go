@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
 	"github.com/sedna-go/sedna/internal/shareddir"
+	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -89,6 +91,9 @@ func TestIncrementalPythonTrainWorker(t *testing.T) {
 // (computed here in Go; images whose two best classes are within 1e-4 of
 // each other are not compared, since NumPy and Go round differently), no
 // answer falls back, and the job's status counts the cloud's inferences.
+// A new version of the cloud Model restarts the program with it (its log
+// names the version's file), and the offloaded answers are then the new
+// model's.
 func TestJointInferencePythonCloudModel(t *testing.T) {
 	sdk, err := filepath.Abs("../../sdk/python")
 	if err != nil {
@@ -167,6 +172,58 @@ func TestJointInferencePythonCloudModel(t *testing.T) {
 		offloaded, test.Rows, compared, float64(correct)/float64(test.Rows), st.Metrics["cloudInferences"], test.Rows, took.Round(time.Millisecond))
 	if offloaded == 0 || compared < offloaded*99/100 {
 		t.Fatalf("%d offloaded, %d compared", offloaded, compared)
+	}
+
+	// A new version of the cloud model restarts the program with it.
+	train, _, err := classify.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := ml.NewMLP(train.Cols, []int{32}, len(train.Classes), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Fit(f.ctx, train.X, train.Y, ml.FitOptions{Epochs: 2, Optimizer: ml.Adam, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := next.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.api.PushModel(f.ctx, "default", classify.BigModel, "", nil, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	cloudLog := filepath.Join(f.dir, "cloud", "workers", workers.LogName(topics.JobRef{Kind: api.KindJointInferenceService, Namespace: "default", Name: jiName}, "cloud"))
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(readFile(cloudLog), classify.BigModel+"-v2.model"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the program did not start again with version 2; its log:\n%s", readFile(cloudLog))
+		}
+		<-time.After(200 * time.Millisecond) // polling a file another process writes
+	}
+	cam.waitServing(t, test, "cloud")
+	probs2, err := next.PredictProba(test.X)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared = 0
+	for i, r := range cam.ask(t, "py2", test, 0, 500) {
+		if r.Error != "" || r.Fallback != "" {
+			t.Fatalf("image %d after the new version: %+v", i, r)
+		}
+		if r.Source != "cloud" {
+			continue
+		}
+		p := probs2[i*10 : (i+1)*10]
+		if best, second := topTwo(p); p[best]-p[second] >= 1e-4 {
+			compared++
+			if r.Class != best {
+				t.Fatalf("image %d: after version 2 the program answered %d, version 2 gives %d", i, r.Class, best)
+			}
+		}
+	}
+	t.Logf("version 2 of the cloud model: the program started again with it; %d offloaded answers compared with it, all equal", compared)
+	if compared == 0 {
+		t.Fatal("no offloaded answer after version 2")
 	}
 }
 

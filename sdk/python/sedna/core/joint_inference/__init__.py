@@ -98,7 +98,7 @@ class BigModelService(JobBase):
                     self._send(404, b"not found", "text/plain")
 
         self.server = ThreadingHTTPServer((self.local_ip, self.port), Handler)
-        self.log.info("big model service %s serving on %s:%d", self.job_name, self.local_ip, self.port)
+        self.log.info("big model service %s serving %s on %s:%d", self.job_name, self.model_path, self.local_ip, self.port)
         if not block:
             threading.Thread(target=self.server.serve_forever, daemon=True).start()
             return self
