@@ -17,6 +17,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 test: deps vet cross wasm-check arm-store onnxruntime
 	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/ ./paradigm/
+	CGO_ENABLED=0 $(GO) test -count=1 -run '^TestModelInspectAndExport$$' ./cmd/sedna/
 
 # Debian packages the tests use: mosquitto (a real cloud broker and the
 # benchmark's reference), mosquitto-clients (mosquitto_pub/_sub as KubeEdge

@@ -25,6 +25,9 @@ import (
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/ml/onnx"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -1025,6 +1028,117 @@ whole.`,
 	f.add(push)
 	push.Flags().StringVar(&format, "format", "", "the model's format (pb, onnx, sedna-ml, ...)")
 	push.Flags().StringArrayVar(&metrics, "metric", nil, "a metric key=value; repeatable")
-	cmd.AddCommand(push)
+	cmd.AddCommand(push, newModelInspectCmd(), newModelExportCmd())
 	return cmd
+}
+
+func newModelInspectCmd() *cobra.Command {
+	var decl string
+	c := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Say what a model file is and whether the built-in workers can serve it",
+		Long: `Read FILE as a built-in worker would: the learning substrate's format, or
+ONNX (through ONNX Runtime, in sedna-onnx). With --model, the format and the
+declarations (inputs, outputs, preprocess, postprocess) of the Model resource
+in that YAML file are applied, so a Model can be checked before it is applied.
+Exits 1 with the worker's one-line reason when it cannot be served.`,
+		Example: "  sedna model inspect fashion-cnn.onnx\n  sedna-onnx model inspect fashion-cnn.onnx --model fashion-cnn.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var info paradigm.ModelInfo
+			if decl != "" {
+				rs, err := api.ParseFiles(decl)
+				if err != nil {
+					return err
+				}
+				var spec *api.ModelSpec
+				for _, r := range rs {
+					if s, ok := r.Spec.(*api.ModelSpec); ok {
+						if spec != nil {
+							return fmt.Errorf("%s: several Models: give a file with one", decl)
+						}
+						spec = s
+						if err := api.Validate(r, api.Admission{}); err != nil {
+							return err
+						}
+					}
+				}
+				if spec == nil {
+					return fmt.Errorf("%s: no Model in it", decl)
+				}
+				info = paradigm.ModelInfo{Format: spec.Format, IO: spec.ModelIO}
+			}
+			return inspectModel(cmd.OutOrStdout(), args[0], data, info)
+		},
+	}
+	c.Flags().StringVar(&decl, "model", "", "a YAML file with the Model resource whose format and declarations to apply")
+	return c
+}
+
+// inspectModel loads data as a built-in worker would and says what it is.
+func inspectModel(w io.Writer, name string, data []byte, info paradigm.ModelInfo) error {
+	p, err := paradigm.LoadPredictor(data, info)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	switch m := p.(type) {
+	case *ml.Network:
+		fmt.Fprintf(w, "%s: sedna model, %d bytes: %s %v, %d weights, fitted on %d samples\n", name, len(data), m.Kind(), m.Sizes(), m.NumWeights(), m.Samples())
+	case *onnx.Model:
+		defer m.Close()
+		fmt.Fprintf(w, "%s: ONNX model, %d bytes, served by ONNX Runtime %s\n", name, len(data), onnx.Version())
+		ins, outs, err := onnx.Inspect(data, "")
+		if err != nil {
+			return err
+		}
+		for _, t := range ins {
+			fmt.Fprintf(w, "  input  %s\n", t)
+		}
+		for _, t := range outs {
+			fmt.Fprintf(w, "  output %s\n", t)
+		}
+		fmt.Fprintf(w, "  served: %s [%d values a sample] -> %s [%d classes]\n", m.Input(), m.Inputs(), m.Output(), m.Classes())
+	}
+	return nil
+}
+
+func newModelExportCmd() *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "export FILE --onnx OUT",
+		Short: "Write a model of the learning substrate as ONNX",
+		Long: `Write FILE, a model of the learning substrate's format, as an ONNX graph
+(Gemm, Relu, Softmax; opset 13) to OUT, for any ONNX runtime. Its Model
+declares postprocess: none (the graph ends in its own softmax).`,
+		Example: "  sedna model export fashion-big.bin --onnx fashion-big.onnx",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("--onnx: where to write the ONNX file")
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			n, err := ml.Unmarshal(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			b, err := onnx.Export(n)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s %v as ONNX, %d bytes (input \"input\", output \"probabilities\")\n", out, n.Kind(), n.Sizes(), len(b))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "onnx", "", "the ONNX file to write")
+	return c
 }

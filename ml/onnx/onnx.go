@@ -286,3 +286,14 @@ func oneLine(err error) string {
 	}
 	return s
 }
+
+// Tensor is a graph's input or output: its name, shape (-1 for a dynamic
+// dimension) and element type.
+type Tensor struct {
+	Name  string
+	Shape []int64
+	Type  string
+}
+
+// String is "name [? 1 14 14] type".
+func (t Tensor) String() string { return t.Name + " " + dims(t.Shape) + " " + t.Type }

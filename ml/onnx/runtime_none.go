@@ -17,3 +17,11 @@ func Load(data []byte, o Options) (*Model, error) {
 
 // Available says whether ONNX models can be served: never in this build.
 func Available() error { return ErrNoRuntime }
+
+// Inspect would list the graph's tensors; this build has no ONNX Runtime.
+func Inspect(data []byte, library string) (inputs, outputs []Tensor, err error) {
+	return nil, nil, ErrNoRuntime
+}
+
+// Version is the loaded ONNX Runtime's version: none in this build.
+func Version() string { return "" }

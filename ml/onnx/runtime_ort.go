@@ -5,6 +5,7 @@ package onnx
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -200,4 +201,27 @@ func (o *ortSession) close() {
 		_ = o.s.Destroy()
 		o.s = nil
 	}
+}
+
+// Inspect lists the graph's inputs and outputs as ONNX Runtime reads them
+// (a dynamic dimension is -1).
+func Inspect(data []byte, library string) (inputs, outputs []Tensor, err error) {
+	if library == "" {
+		library = Library()
+	}
+	if err := start(library); err != nil {
+		return nil, nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnx: %w (%d bytes): %s", ErrModel, len(data), oneLine(err))
+	}
+	conv := func(infos []ort.InputOutputInfo) []Tensor {
+		var out []Tensor
+		for _, i := range infos {
+			out = append(out, Tensor{Name: i.Name, Shape: append([]int64(nil), i.Dimensions...), Type: strings.ToLower(strings.TrimPrefix(i.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))})
+		}
+		return out
+	}
+	return conv(ins), conv(outs), nil
 }
