@@ -8,13 +8,13 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps vet cross arm-store build bench demo fuzz clean onnxruntime onnx
+.PHONY: test deps vet cross arm-store build bench demo fuzz clean onnxruntime onnx onnx-arm64 arm-onnx
 
 # The suite runs with the build tag onnx (ONNX models through ONNX Runtime,
 # whose library make onnxruntime installs in bin/), and ml/onnx once more
 # without it (and paradigm, which loads models): the pure-Go binary's
 # one-line refusal of ONNX models.
-test: deps vet cross wasm-check arm-store onnxruntime
+test: deps vet cross wasm-check arm-store onnxruntime arm-onnx
 	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/ ./paradigm/
 	CGO_ENABLED=0 $(GO) test -count=1 -run '^TestModelInspectAndExport$$' ./cmd/sedna/
@@ -27,11 +27,13 @@ test: deps vet cross wasm-check arm-store onnxruntime
 # python3-numpy (NumPy reads the arrays handed to external workers),
 # python3-torch (trains the example CNN exported to ONNX; its check),
 # python3-msgpack and python3-paho-mqtt (the Python worker library, sdk/python),
+# gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (sedna-onnx for arm64
+# boards is built with cgo, and its tests run under qemu-aarch64),
 # qemu-user (armv7 and arm64 test binaries run under qemu-arm and
 # qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
 # boards over SSH, tested against a real sshd on loopback), systemd
 # (systemd-analyze verifies the unit sedna hil installs on boards).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt qemu-user openssh-server systemd
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -81,6 +83,19 @@ bin/libonnxruntime.so.1:
 # finds bin/libonnxruntime.so.1 beside it.
 onnx: onnxruntime
 	CGO_ENABLED=1 $(GO) build -tags onnx -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna-onnx ./cmd/sedna
+
+# sedna-onnx for arm64 boards: cgo with Debian's cross compiler; it loads
+# libonnxruntime.so.1 beside it: copy bin/linux-arm64/libonnxruntime.so.1
+# to the board with it, in the same directory.
+onnx-arm64: onnxruntime
+	CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 $(GO) build -tags onnx -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna-onnx-linux-arm64 ./cmd/sedna
+
+# ONNX Runtime's arm64 build from npm, run by ml/onnx's tests compiled for
+# arm64 under qemu-aarch64 (numbers, the committed CNN's accuracy, refusals).
+arm-onnx: onnxruntime
+	CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 $(GO) test -c -tags onnx -o bin/onnx-arm64.test ./ml/onnx
+	cd bin && SEDNA_ONNXRUNTIME=$(CURDIR)/bin/linux-arm64/libonnxruntime.so.1 QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
+		qemu-aarch64 ./onnx-arm64.test -test.count 1 -test.run '^(TestCommittedCNN|TestDenseMatchesGo|TestRefusedModels|TestExportTwin|TestDynamicShapeDeclared)$$'
 
 # Static binaries: no libc to load (2 MB less resident per process, see
 # docs/BENCHMARKS.md) and nothing to install on a board.
