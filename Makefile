@@ -25,7 +25,8 @@ test: deps vet cross wasm-check arm-store onnxruntime arm-onnx
 # (C plugins), dataset-fashion-mnist (the full Fashion-MNIST loader's test),
 # iproute2 (the README's test brings up loopback in a network namespace),
 # python3-numpy (NumPy reads the arrays handed to external workers),
-# python3-torch (trains the example CNN exported to ONNX; its check),
+# python3-torch (trains the example CNN exported to ONNX; its check) and
+# python3-onnx (the PyTorch incremental trainer reads the ONNX model it tunes),
 # python3-msgpack and python3-paho-mqtt (the Python worker library, sdk/python),
 # gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (sedna-onnx for arm64
 # boards is built with cgo, and its tests run under qemu-aarch64),
@@ -33,7 +34,7 @@ test: deps vet cross wasm-check arm-store onnxruntime arm-onnx
 # qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
 # boards over SSH, tested against a real sshd on loopback), systemd
 # (systemd-analyze verifies the unit sedna hil installs on boards).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt python3-onnx gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -16,6 +16,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
@@ -607,19 +608,23 @@ func (c *Cloud) run(j *job, req runRequest) (Output, error) {
 
 // serving returns the serving model and its encoding: the deploy model's
 // newest version once one was deployed, the initial model's before.
-func (c *Cloud) serving(j *job, version uint64) ([]byte, error) {
+func (c *Cloud) serving(j *job, version uint64) ([]byte, paradigm.ModelInfo, error) {
 	name := j.initial
 	if version > 0 {
 		name = j.deploy
 	}
 	if name == "" {
-		return nil, nil // no model yet: the first training starts from none
+		return nil, paradigm.ModelInfo{}, nil // no model yet: the first training starts from none
 	}
-	_, data, err := c.env.Models.Latest(j.ref.Namespace, name, 0)
+	v, data, err := c.env.Models.Latest(j.ref.Namespace, name, 0)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", name, err)
+		return nil, paradigm.ModelInfo{}, fmt.Errorf("model %s: %w", name, err)
 	}
-	return data, nil
+	info, err := paradigm.DescribeModel(c.env.Models, j.ref.Namespace, name, v)
+	if err != nil {
+		return nil, paradigm.ModelInfo{}, fmt.Errorf("model %s: %w", name, err)
+	}
+	return data, info, nil
 }
 
 // examples reads a job's train or eval set.
@@ -650,7 +655,7 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 		return Output{}, err
 	}
 	fit.Seed = uint64(in.Cycle)
-	baseBlob, err := c.serving(j, in.Serving)
+	baseBlob, baseInfo, err := c.serving(j, in.Serving)
 	if err != nil {
 		return Output{}, err
 	}
@@ -679,11 +684,11 @@ func (c *Cloud) train(j *job, attempt string, in Input, tmpl api.PodTemplate, no
 	}
 	var blob []byte
 	if node != "" || commanded(tmpl) {
-		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Train, Task: j.task, Base: baseBlob, Set: set, Fit: fit})
+		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Train, Task: j.task, Base: baseBlob, BaseInfo: baseInfo, Set: set, Fit: fit})
 		if err != nil {
 			return Output{}, err
 		}
-		if err := learner.Fits(baseBlob, res.Model); err != nil {
+		if err := learner.Fits(baseBlob, res.Model, baseInfo); err != nil {
 			return Output{}, fmt.Errorf("the candidate %s trained: %w", where(node), err)
 		}
 		blob = res.Model
@@ -726,7 +731,7 @@ func (c *Cloud) eval(j *job, attempt string, in Input, tmpl api.PodTemplate, nod
 	if err != nil {
 		return Output{}, err
 	}
-	baseBlob, err := c.serving(j, in.Serving)
+	baseBlob, baseInfo, err := c.serving(j, in.Serving)
 	if err != nil {
 		return Output{}, err
 	}
@@ -739,19 +744,19 @@ func (c *Cloud) eval(j *job, attempt string, in Input, tmpl api.PodTemplate, nod
 		return Output{}, err
 	}
 	if node != "" || commanded(tmpl) {
-		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Eval, Task: j.task, Base: baseBlob, Candidate: candBlob, Eval: set})
+		res, err := c.execute(j, node, workOrder{Attempt: attempt, Stage: Eval, Task: j.task, Base: baseBlob, BaseInfo: baseInfo, Candidate: candBlob, Eval: set})
 		if err != nil {
 			return Output{}, err
 		}
 		return Output{Eval: res.Eval, Base: res.Base}, nil
 	}
-	got, err := learner.Score(candBlob, set)
+	got, err := learner.Score(candBlob, baseInfo, set)
 	if err != nil {
 		return Output{}, err
 	}
 	was := Metrics{}
 	if baseBlob != nil {
-		if was, err = learner.Score(baseBlob, set); err != nil {
+		if was, err = learner.Score(baseBlob, baseInfo, set); err != nil {
 			return Output{}, err
 		}
 	}
@@ -794,7 +799,13 @@ func (c *Cloud) deployCandidate(j *job, in Input) (Output, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	source := fmt.Sprintf("%s cycle %d", strings.TrimPrefix(j.ref.String(), j.fl.Kind+"/"), in.Cycle)
-	v, err := c.env.Models.Register(ctx, j.ref.Namespace, j.deploy, "sedna", source, c.evaluated(j, in.Cycle), data)
+	// The format and declarations are the deploy Model's (a candidate of
+	// the learning substrate's format is told by its bytes).
+	format := ""
+	if ml.IsSedna(data) {
+		format = api.FormatSedna
+	}
+	v, err := c.env.Models.Register(ctx, j.ref.Namespace, j.deploy, format, source, c.evaluated(j, in.Cycle), data)
 	if err != nil {
 		return Output{}, fmt.Errorf("model %s not registered: %w", j.deploy, err)
 	}

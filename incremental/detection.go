@@ -98,7 +98,7 @@ func fineTuneDetector(ctx context.Context, t jointinference.Task, base *ml.Netwo
 
 // evaluateDetector scores base, a window classifier, as a detector on the
 // labelled scenes: mAP at IoU 0.5 and the AP of each class with objects.
-func evaluateDetector(t jointinference.Task, m *ml.Network, examples []Example) (Metrics, error) {
+func evaluateDetector(t jointinference.Task, m ml.Predictor, examples []Example) (Metrics, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("incremental: the eval set is empty")
 	}
@@ -138,7 +138,7 @@ func Learn(ctx context.Context, t jointinference.Task, base *ml.Network, set Tra
 // Score evaluates m for the task: Evaluate for classification, mAP@0.5
 // ("map", and "ap" per class, 0 for a class without objects) for
 // detection.
-func Score(t jointinference.Task, m *ml.Network, examples []Example) (Metrics, error) {
+func Score(t jointinference.Task, m ml.Predictor, examples []Example) (Metrics, error) {
 	if t.Detection {
 		return evaluateDetector(t, m, examples)
 	}

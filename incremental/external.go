@@ -14,8 +14,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
+	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -130,7 +132,7 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 	defer os.RemoveAll(dir)
 	role := strings.ToLower(string(o.Stage))
 	env := []string{EnvAttempt + "=" + o.Attempt, EnvTask + "=" + taskName(o.Task),
-		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=sedna"}
+		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=" + formatOf(o.Base, o.BaseInfo)}
 	base, cand := filepath.Join(dir, "base.model"), filepath.Join(dir, "candidate.model")
 	if err := os.WriteFile(base, o.Base, 0o644); err != nil {
 		return fail(err)
@@ -166,8 +168,13 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 		if err != nil {
 			return fail(fmt.Errorf("the %s command exited 0 but left no model at %s: %w", role, EnvModel, err))
 		}
-		if err := sameShape(o.Base, data); err != nil {
-			return fail(fmt.Errorf("the model the %s command wrote: %w", role, err))
+		// A model of the learning substrate is checked here; one of
+		// another format (ONNX) by the learner, which loads it as its
+		// Model declares (the cloud's Fits).
+		if ml.IsSedna(o.Base) || ml.IsSedna(data) {
+			if err := sameShape(o.Base, data); err != nil {
+				return fail(fmt.Errorf("the model the %s command wrote: %w", role, err))
+			}
 		}
 		res.Model = data
 	case Eval:
@@ -180,6 +187,18 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 		}
 	}
 	return res
+}
+
+// formatOf is the format a model is in, as MODEL_FORMAT says it: its
+// Model's, or told by its bytes.
+func formatOf(data []byte, info paradigm.ModelInfo) string {
+	switch {
+	case info.Format != "":
+		return info.Format
+	case ml.IsSedna(data) || data == nil:
+		return api.FormatSedna
+	}
+	return api.FormatONNX
 }
 
 // sameShape checks that a trained model can stand in for base: a model of

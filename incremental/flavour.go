@@ -60,11 +60,12 @@ type Learner interface {
 	// Learn trains a model on set, starting from base (nil before the
 	// job has a model).
 	Learn(ctx context.Context, base []byte, set TrainSet, fit Fit) ([]byte, error)
-	// Score measures a model on examples.
-	Score(model []byte, examples []Example) (Metrics, error)
+	// Score measures a model on examples; info describes it (a candidate
+	// is described as the model it stands in for).
+	Score(model []byte, info paradigm.ModelInfo, examples []Example) (Metrics, error)
 	// Fits checks that a model trained elsewhere (on a node, by an
-	// external worker) can stand in for base.
-	Fits(base, model []byte) error
+	// external worker) can stand in for base, which info describes.
+	Fits(base, model []byte, info paradigm.ModelInfo) error
 	// Serve loads a model for the inference worker, as its Model
 	// describes it (format, an ONNX graph's declarations).
 	Serve(model []byte, info paradigm.ModelInfo) (Served, error)
@@ -108,15 +109,34 @@ func (l networkLearner) Learn(ctx context.Context, base []byte, set TrainSet, fi
 	return m.MarshalBinary()
 }
 
-func (l networkLearner) Score(model []byte, examples []Example) (Metrics, error) {
-	m, err := ml.Unmarshal(model)
+func (l networkLearner) Score(model []byte, info paradigm.ModelInfo, examples []Example) (Metrics, error) {
+	m, err := paradigm.LoadPredictor(model, info)
 	if err != nil {
 		return nil, err
 	}
 	return Score(l.task, m, examples)
 }
 
-func (networkLearner) Fits(base, model []byte) error { return sameShape(base, model) }
+// Fits checks a model of the learning substrate by its shape, and a
+// model of another format (ONNX) by loading it as base is described: the
+// same inputs and classes.
+func (networkLearner) Fits(base, model []byte, info paradigm.ModelInfo) error {
+	if ml.IsSedna(base) {
+		return sameShape(base, model)
+	}
+	b, err := paradigm.LoadPredictor(base, info)
+	if err != nil {
+		return fmt.Errorf("the serving model: %w", err)
+	}
+	m, err := paradigm.LoadPredictor(model, info)
+	if err != nil {
+		return err
+	}
+	if m.Inputs() != b.Inputs() || m.Classes() != b.Classes() {
+		return fmt.Errorf("it takes %d inputs to %d classes; the serving model %d to %d", m.Inputs(), m.Classes(), b.Inputs(), b.Classes())
+	}
+	return nil
+}
 
 // Serve loads a model of the learning substrate or an ONNX model
 // (paradigm.LoadPredictor).

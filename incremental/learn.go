@@ -122,7 +122,7 @@ func fineTuneRows(ctx context.Context, base *ml.Network, nx []float32, ny []int,
 // Evaluate scores m on examples: accuracy (one value), and precision and
 // recall (one value per class; a trigger on the bare name reads their
 // mean over the classes).
-func Evaluate(m *ml.Network, examples []Example) (Metrics, error) {
+func Evaluate(m ml.Predictor, examples []Example) (Metrics, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("incremental: the eval set is empty")
 	}
@@ -143,7 +143,7 @@ func Evaluate(m *ml.Network, examples []Example) (Metrics, error) {
 }
 
 // matrix is examples as rows and labels for m, each checked to fit it.
-func matrix(m *ml.Network, examples []Example) ([]float32, []int, error) {
+func matrix(m ml.Predictor, examples []Example) ([]float32, []int, error) {
 	in := m.Inputs()
 	x := make([]float32, 0, len(examples)*in)
 	y := make([]int, 0, len(examples))

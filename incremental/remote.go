@@ -33,11 +33,13 @@ type workOrder struct {
 	Task    jointinference.Task `msgpack:"task"`
 	// Base is the serving model; Candidate the model to evaluate beside
 	// it (Eval).
-	Base      []byte    `msgpack:"base"`
-	Candidate []byte    `msgpack:"candidate,omitempty"`
-	Set       TrainSet  `msgpack:"set"`
-	Eval      []Example `msgpack:"eval,omitempty"`
-	Fit       Fit       `msgpack:"fit"`
+	Base []byte `msgpack:"base"`
+	// BaseInfo describes Base (and Candidate, which stands in for it).
+	BaseInfo  paradigm.ModelInfo `msgpack:"baseInfo"`
+	Candidate []byte             `msgpack:"candidate,omitempty"`
+	Set       TrainSet           `msgpack:"set"`
+	Eval      []Example          `msgpack:"eval,omitempty"`
+	Fit       Fit                `msgpack:"fit"`
 }
 
 // workResult is a node's result of a work order.
@@ -363,12 +365,12 @@ func work(ctx context.Context, learner Learner, o workOrder) workResult {
 			return fail(err)
 		}
 	case Eval:
-		if res.Eval, err = learner.Score(o.Candidate, o.Eval); err != nil {
+		if res.Eval, err = learner.Score(o.Candidate, o.BaseInfo, o.Eval); err != nil {
 			return fail(fmt.Errorf("the candidate: %w", err))
 		}
 		res.Base = Metrics{}
 		if o.Base != nil {
-			if res.Base, err = learner.Score(o.Base, o.Eval); err != nil {
+			if res.Base, err = learner.Score(o.Base, o.BaseInfo, o.Eval); err != nil {
 				return fail(fmt.Errorf("the serving model: %w", err))
 			}
 		}

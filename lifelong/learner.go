@@ -282,7 +282,7 @@ func (l *learner) Learn(ctx context.Context, base []byte, set incremental.TrainS
 // labelled examples of the eval set, in windows as they come: accuracy,
 // precision and recall per class, and the share of samples it calls
 // unseen.
-func (l *learner) Score(model []byte, examples []incremental.Example) (incremental.Metrics, error) {
+func (l *learner) Score(model []byte, _ paradigm.ModelInfo, examples []incremental.Example) (incremental.Metrics, error) {
 	kb, err := Unmarshal(model)
 	if err != nil {
 		return nil, err
@@ -327,7 +327,7 @@ func (l *learner) Score(model []byte, examples []incremental.Example) (increment
 }
 
 // Fits checks that model is a knowledge base of base's shape.
-func (l *learner) Fits(base, model []byte) error {
+func (l *learner) Fits(base, model []byte, _ paradigm.ModelInfo) error {
 	m, err := Unmarshal(model)
 	if err != nil {
 		return err

@@ -197,7 +197,7 @@ type Evaluation struct {
 }
 
 // Evaluate predicts the rows of x with m and scores them against y.
-func Evaluate(m Model, x []float32, y []int) (Evaluation, error) {
+func Evaluate(m Predictor, x []float32, y []int) (Evaluation, error) {
 	p, err := m.PredictProba(x)
 	if err != nil {
 		return Evaluation{}, err

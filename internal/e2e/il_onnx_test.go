@@ -17,6 +17,7 @@ import (
 	"github.com/sedna-go/sedna/ml/onnx"
 	"github.com/sedna-go/sedna/ml/onnx/onnxtest"
 	"github.com/sedna-go/sedna/topics"
+	"github.com/sedna-go/sedna/workers"
 )
 
 // Issue 20: an IncrementalLearningJob whose initial Model is the PyTorch
@@ -95,4 +96,90 @@ func TestIncrementalServesONNX(t *testing.T) {
 		t.Fatalf("Train failed with %q", failed.Message)
 	}
 	t.Logf("Train: %s", failed.Message)
+}
+
+// Issue 20, training stays with the framework: an IncrementalLearningJob
+// whose initial and deployed Models are ONNX (the PyTorch CNN, declared
+// with its preprocessing), whose train worker is
+// examples/python/incremental_onnx/train.py: written against Sedna's lib,
+// it loads the serving ONNX model's weights into the CNN, fine-tunes it
+// with PyTorch on the labelled hard examples and exports ONNX again. The
+// built-in eval scores candidate and serving model through ONNX Runtime,
+// the deploy trigger deploys the candidate, the built-in inference worker
+// serves it (hot update), and the camera's drifted frames are answered
+// better than before the cycle (by 10 points at least).
+func TestIncrementalONNXWithPyTorchTrainer(t *testing.T) {
+	onnxLibrary(t)
+	sdk, err := filepath.Abs("../../sdk/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../../examples/python/incremental_onnx/train.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnn, err := os.ReadFile(onnxtest.CNN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startFLWith(t, []string{"edge1"}, flOptions{})
+	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	f.api = admin
+	o := drift.Options{Job: "il-torch", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 10}
+	if err := drift.Write(o); err != nil {
+		t.Fatal(err)
+	}
+	decl := ", format: onnx, inputs: [{name: image, shape: [-1, 1, 14, 14]}], preprocess: {mean: [0.2860], std: [0.3530]}}"
+	yaml := drift.YAML(o)
+	for _, m := range []string{o.InitialModel(), o.DeployModel()} {
+		old := "spec: {url: " + m + ".bin, format: sedna-ml}"
+		if !strings.Contains(yaml, old) {
+			t.Fatal("the example's Models changed; update the test")
+		}
+		yaml = strings.Replace(yaml, old, "spec: {url: "+m+".onnx"+decl, 1)
+	}
+	old := `containers: [{name: train, env: [{name: epochs, value: "10"}]}]`
+	if !strings.Contains(yaml, old) {
+		t.Fatal("the example's train template changed; update the test")
+	}
+	yaml = strings.Replace(yaml, old, `containers: [{name: train, command: ["/usr/bin/python3", "`+script+`"], env: [{name: epochs, value: "10"}, {name: PYTHONPATH, value: "`+sdk+`"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}]}]`, 1)
+	rs, err := api.Parse([]byte(yaml), "il-torch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	if _, err := admin.PushModel(f.ctx, "default", o.InitialModel(), "", nil, bytes.NewReader(cnn)); err != nil {
+		t.Fatal(err)
+	}
+	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.Job}
+	edgeAddr := f.edges["edge1"].BrokerAddr()
+	stages := watchStages(t, edgeAddr, ref)
+	cam := newILCamera(t, edgeAddr, ref)
+	_, stream, _, _, err := drift.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus(t, ref, "serving", 2*time.Minute, func(st api.Status) bool { _, ok := st.Metrics["samples"]; return ok })
+	startOracle(t, f.cloud.BrokerURL(), ref, drift.Labels(stream, "s"))
+	before, _ := accuracy(cam.send(t, stream, 0, 1000, "s"), stream, 0)
+	deployed := stages.wait(t, 1, "Deploy", "Completed", 4*time.Minute)
+	if deployed.Reason == "NotDeployed" {
+		t.Fatalf("not deployed: %s", deployed.Message)
+	}
+	f.waitStatus(t, ref, "serving the deployed model", time.Minute, func(st api.Status) bool { return st.Metrics["hotUpdates"] >= 1 })
+	after, _ := accuracy(cam.send(t, stream, 1000, 2000, "s"), stream, 1000)
+	trainLog := readFile(filepath.Join(f.dir, "cloud", "workers", workers.LogName(ref, "train")))
+	t.Logf("PyTorch trainer of an ONNX model: %.3f of the drifted frames right before the cycle, %.3f after (deploy: %s); train log:\n%s", before, after, deployed.Message, trainLog)
+	if !strings.Contains(trainLog, "model saved to ") {
+		t.Fatalf("the train worker's log does not show it saved the model")
+	}
+	if after < before+0.10 {
+		t.Errorf("accuracy %.3f before, %.3f after: want a rise of 10 points at least", before, after)
+	}
 }
