@@ -48,6 +48,8 @@ import (
 //   - both jobs' final accuracy is at least 85%, and the mixed job's mean
 //     accuracy over its last five rounds is within 3 points of the all-Go
 //     job's;
+//   - the Python worker's numbers (clientRound, the last round, and
+//     clientSamples) are in its row of the mixed job's status;
 //   - the Python worker's log shows it got its Dataset's file as
 //     TRAIN_DATASET_URL, trained the last round, and ended when the job was over, and the
 //     worker Succeeded (exit 0).
@@ -156,6 +158,24 @@ func TestFederatedPythonTrainingWorker(t *testing.T) {
 			t.Errorf("round %d: the update from %s: %+v", r.Round, pyNode, u)
 		}
 	}
+	// The Python worker's own numbers (sedna.worker.Worker.report_metrics)
+	// are in its row of the job's status.
+	// It sends its last ones when the job is over: they may come after the
+	// status that said Completed.
+	row := func(st api.Status) *api.WorkerStatus {
+		for i := range st.Workers {
+			if st.Workers[i].Role == pyRole {
+				return &st.Workers[i]
+			}
+		}
+		return nil
+	}
+	last := f.waitStatus(t, topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: mixed.Job},
+		"the Python worker's last numbers", time.Minute, func(st api.Status) bool {
+			w := row(st)
+			return w != nil && w.Metrics["clientRound"] == rounds && w.Metrics["clientSamples"] > 0
+		})
+	t.Logf("the Python worker's numbers in the status: %v", row(last).Metrics)
 	// A round's accuracy moves by a few points from one round to the next
 	// (learning rate 0.1, momentum 0.9): the runs are compared on the
 	// mean of their last five rounds.
