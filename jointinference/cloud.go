@@ -128,18 +128,8 @@ func (c *Cloud) Worker() workers.Builtin {
 		if err != nil {
 			return err
 		}
-		w := &cloudWorker{ref: spec.Job, queue: make(chan offloadMsg, 1024)}
-		key := spec.Job.String()
-		c.mu.Lock()
-		c.svc[key] = w
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			if c.svc[key] == w {
-				delete(c.svc, key)
-			}
-			c.mu.Unlock()
-		}()
+		w, detach := c.attach(spec.Job)
+		defer detach()
 		name := js.CloudWorker.Model.Name
 		var bad uint64
 		load := func() {
@@ -198,6 +188,23 @@ func (c *Cloud) Worker() workers.Builtin {
 				}
 			}
 		}
+	}
+}
+
+// attach makes the cloud worker of service ref, to which its offloads go
+// until detach.
+func (c *Cloud) attach(ref topics.JobRef) (w *cloudWorker, detach func()) {
+	w = &cloudWorker{ref: ref, queue: make(chan offloadMsg, 1024)}
+	key := ref.String()
+	c.mu.Lock()
+	c.svc[key] = w
+	c.mu.Unlock()
+	return w, func() {
+		c.mu.Lock()
+		if c.svc[key] == w {
+			delete(c.svc, key)
+		}
+		c.mu.Unlock()
 	}
 }
 

@@ -155,18 +155,8 @@ func (c *Cloud) ExternalWorker() workers.Builtin {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		w := &cloudWorker{ref: spec.Job, queue: make(chan offloadMsg, 1024)}
-		key := spec.Job.String()
-		c.mu.Lock()
-		c.svc[key] = w
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			if c.svc[key] == w {
-				delete(c.svc, key)
-			}
-			c.mu.Unlock()
-		}()
+		w, detach := c.attach(spec.Job)
+		defer detach()
 		var have uint64
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()

@@ -104,14 +104,7 @@ func TestJointInferencePythonCloudModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	little, big, test := trainedModels(t)
-	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
-	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
-		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	})
+	f := startJIModels(t, little, big)
 	defer f.close()
 	old := "          - name: big-model\n            image: sedna-go/builtin\n            env:\n"
 	svc := classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):]
@@ -124,18 +117,7 @@ func TestJointInferencePythonCloudModel(t *testing.T) {
 	// Python answers one sample at a time (Sedna's estimator.predict): a
 	// burst of 2,000 frames waits longer than the example's 2 s deadline.
 	svc = strings.Replace(svc, "value: 2s", "value: 120s", 1)
-	rs, err := api.Parse([]byte(svc), "service.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
+	f.applyAsAdmin(t, svc)
 	cam := newCamera(t, f.edge, "cam-py")
 	cam.waitServing(t, test, "cloud")
 	probs, err := jiModels.bigM.PredictProba(test.X)
@@ -227,6 +209,37 @@ func TestJointInferencePythonCloudModel(t *testing.T) {
 	}
 }
 
+// startJIModels starts a cloud and edge1 with the example's two Models
+// registered, and no service: the tests apply theirs (applyAsAdmin).
+func startJIModels(t *testing.T, little, big []byte) *jiFleet {
+	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
+	return startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
+		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	})
+}
+
+// applyAsAdmin applies doc as an admin (a template with a command is an
+// admin's to apply).
+func (f *jiFleet) applyAsAdmin(t *testing.T, doc string) {
+	t.Helper()
+	rs, err := api.Parse([]byte(doc), "service.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+}
+
 // topTwo is the indices of the two largest values of p.
 func topTwo(p []float32) (best, second int) {
 	best, second = 0, 1
@@ -249,30 +262,12 @@ func topTwo(p []float32) (best, second int) {
 // last words in the status, not Running.
 func TestJointInferenceCloudProgramThatFails(t *testing.T) {
 	little, big, _ := trainedModels(t)
-	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
-	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
-		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	})
+	f := startJIModels(t, little, big)
 	defer f.close()
 	old := "          - name: big-model\n            image: sedna-go/builtin\n"
 	svc := "apiVersion: sedna.io/v1alpha1\n" + strings.Replace(classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):], old,
 		old+"            command: [\"/usr/bin/python3\", \"-c\", \"import sys; sys.exit('cannot open the model: no GPU here')\"]\n", 1)
-	rs, err := api.Parse([]byte(svc), "service.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
+	f.applyAsAdmin(t, svc)
 	st := f.waitStatus(t, func(st api.Status) bool {
 		for _, w := range st.Workers {
 			if w.Role == "cloud" && (w.Phase == api.WorkerRestarting || w.Phase == api.WorkerCrashLoop) &&
@@ -341,14 +336,7 @@ func TestJointInferencePythonEdgeModel(t *testing.T) {
 	if err := os.Chmod(out, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	models := classify.YAML[:strings.Index(classify.YAML, "kind: JointInferenceService")]
-	f := startJIWith(t, map[string][]byte{classify.LittleModel: little, classify.BigModel: big}, func(t testing.TB) []*api.Resource {
-		rs, err := api.Parse([]byte(strings.TrimSuffix(strings.TrimSpace(models), "apiVersion: sedna.io/v1alpha1")), "models.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	})
+	f := startJIModels(t, little, big)
 	defer f.close()
 	old := "          - name: little-model\n            image: sedna-go/builtin\n            env:\n"
 	svc := classify.YAML[strings.Index(classify.YAML, "kind: JointInferenceService"):]
@@ -360,18 +348,7 @@ func TestJointInferencePythonEdgeModel(t *testing.T) {
 		"              - {name: PYTHONPATH, value: \""+sdk+"\"}\n              - {name: PYTHONDONTWRITEBYTECODE, value: \"1\"}\n"+
 		"              - {name: video_url, value: \""+video+"\"}\n              - {name: all_examples_inference_output, value: \""+out+"\"}\n", 1)
 	svc = strings.Replace(svc, "value: 2s", "value: 30s", 1)
-	rs, err := api.Parse([]byte(svc), "service.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
+	f.applyAsAdmin(t, svc)
 	f.waitStatusOf(t, jiName, 3*time.Minute, func(st api.Status) bool {
 		for _, w := range st.Workers {
 			if w.Role == "edge" {
