@@ -158,13 +158,19 @@ func decode(payload []byte, kind string, v any) error {
 // publish on its label topic; ok is false for what oracle cannot label
 // (it knows a sample's label by the device's ID for it).
 func Labeller(oracle func(id string) (label int, ok bool)) func(waiting []byte) (label []byte, ok bool) {
+	return LabellerOf(func(w WaitingExample) (int, bool) { return oracle(w.ID) })
+}
+
+// LabellerOf is Labeller for an oracle that looks at the whole waiting
+// example (its values, say), not only its ID.
+func LabellerOf(oracle func(WaitingExample) (label int, ok bool)) func(waiting []byte) (label []byte, ok bool) {
 	return func(waiting []byte) ([]byte, bool) {
 		env, err := topics.UnmarshalEnvelope(waiting, topics.Limits{})
 		var w WaitingExample
 		if err != nil || env.DecodeBody(&w) != nil {
 			return nil, false
 		}
-		y, ok := oracle(w.ID)
+		y, ok := oracle(w)
 		if !ok {
 			return nil, false
 		}

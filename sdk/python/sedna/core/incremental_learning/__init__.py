@@ -2,8 +2,12 @@
 workers of an IncrementalLearningJob (docs/WORKERS.md, "Incremental
 learning's external workers")."""
 
+import base64
 import json
 import os
+import time
+
+import numpy as np
 
 from sedna.common.config import Context
 from sedna.core.base import JobBase
@@ -20,6 +24,10 @@ class IncrementalLearning(JobBase):
         self.model_urls = Context.get_parameters("MODEL_URLS")
         self.hard_example_mining = hard_example_mining or self.get_hem_algorithm_from_config()
         self.hem = hem.miner(self.hard_example_mining) if self.hard_example_mining else None
+        # The model answering: its Model's name and version (Sedna-Go).
+        self.model_name, self.model_version = "", 0
+        self._worker = None
+        self._seq = 0
 
     @classmethod
     def get_hem_algorithm_from_config(cls, **param):
@@ -54,6 +62,8 @@ class IncrementalLearning(JobBase):
                 metrics = callback(metrics)
             out.append({"format": Context.get_parameters("MODEL_FORMAT", "sedna"), "url": url,
                         "metrics": metrics})
+        for m in out:
+            self.log.info("evaluated %s: %s", m["url"], m["metrics"])
         result = Context.get_parameters("RESULT_URL")
         if result:
             tmp = result + ".tmp"
@@ -64,15 +74,56 @@ class IncrementalLearning(JobBase):
 
     def inference(self, data=None, post_process=None, **kwargs):
         """(result, post-processed result, is_hard_example) of data, the
-        model of MODEL_URL loaded on first use."""
+        model of MODEL_URL loaded on first use. With Sedna's hot update
+        (MODEL_HOT_UPDATE=true), a new model named in the hot update file
+        (MODEL_HOT_UPDATE_CONFIG, read at most every
+        MODEL_POLL_PERIOD_SECONDS) is loaded before answering. As Sedna-Go's
+        inference worker of a job (SEDNA_INFERRED_TOPIC set), each sample
+        and its answer are published there for the node to mine and keep
+        the hard ones (docs/WORKERS.md)."""
         if not self.estimator.has_load:
             self.estimator.load(self.model_path)
+            self.model_name = Context.get_parameters("SEDNA_MODEL_NAME", "")
+            self.model_version = int(Context.get_parameters("SEDNA_MODEL_VERSION", "0"))
+        self._hot_update()
         infer_res = self.estimator.predict(data, **kwargs)
         res = post_process(infer_res) if callable(post_process) else infer_res
-        is_hard = False
-        if self.hem is not None:
-            try:
-                is_hard = bool(self.hem(list(map(float, infer_res))))
-            except TypeError:
-                is_hard = False
+        probs = [float(v) for v in np.asarray(infer_res, np.float64).ravel()]
+        is_hard = bool(self.hem(probs)) if self.hem is not None else False
+        self._publish_inferred(data, probs)
         return infer_res, res, is_hard
+
+    def _hot_update(self):
+        if Context.get_parameters("MODEL_HOT_UPDATE", "false").lower() != "true":
+            return
+        now = time.monotonic()
+        period = float(Context.get_parameters("MODEL_POLL_PERIOD_SECONDS", "60"))
+        if now - getattr(self, "_polled", -1e9) < period:
+            return
+        self._polled = now
+        path = Context.get_parameters("MODEL_HOT_UPDATE_CONFIG")
+        try:
+            with open(path) as f:
+                conf = json.load(f)["model_config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if conf.get("model_update_time") and conf["model_update_time"] != getattr(self, "_updated", None):
+            self.estimator.load(conf["model_path"])
+            self._updated = conf["model_update_time"]
+            self.model_name = conf.get("model_name", "")
+            self.model_version = int(conf.get("model_version", 0))
+            self.log.info("hot update: serving model %s", conf["model_update_time"])
+
+    def _publish_inferred(self, data, probs):
+        topic = Context.get_parameters("SEDNA_INFERRED_TOPIC")
+        if not topic:
+            return
+        if self._worker is None:
+            from sedna.worker import Worker
+            self._worker = Worker()
+        x = np.asarray(data)
+        dtype, raw = ("u8", x.astype(np.uint8).tobytes()) if x.dtype == np.uint8 else ("f32", x.astype("<f4").tobytes())
+        self._seq += 1
+        msg = {"id": f"{self.worker_name}-{self._seq}", "shape": list(x.shape), "dtype": dtype,
+               "data": base64.b64encode(raw).decode(), "probs": probs, "model": self.model_version}
+        self._worker.publish(topic, json.dumps(msg).encode())
