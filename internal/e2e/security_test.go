@@ -217,7 +217,8 @@ func TestWillOnASpecIsRefusedOnTheEdge(t *testing.T) {
 // Finding 2: a cloud user who may run jobs (an operator) applied a service
 // whose cloud worker runs a command, and it ran as root on the cloud host.
 // Now an operator's command is refused unless the admin allowed it; an
-// admin's runs, as a user that is not root.
+// admin's runs (once its cloud Model has a version), as a user that is not
+// root.
 func TestOperatorsCannotRunCommandsAndWorkersAreNotRoot(t *testing.T) {
 	dir := t.TempDir()
 	marks := shareddir.New(t)
@@ -241,6 +242,13 @@ func TestOperatorsCannotRunCommandsAndWorkersAreNotRoot(t *testing.T) {
 		if r.Action == "rejected" {
 			t.Fatalf("an admin's command was rejected: %+v", r)
 		}
+	}
+	// The cloud model's program starts once its Model has a version (the
+	// program gets it as MODEL_URL).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.PushModel(ctx, "default", "admin-cmd-big", "", nil, bytes.NewReader([]byte("a model"))); err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
