@@ -19,6 +19,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -157,37 +159,11 @@ func (c *Cloud) ExternalWorker() workers.Builtin {
 		defer os.RemoveAll(dir)
 		w, detach := c.attach(spec.Job)
 		defer detach()
-		var have uint64
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			v, data, err := c.env.Models.Latest(spec.Job.Namespace, name, have)
-			if err == nil && v != have {
-				info, _ := paradigm.DescribeModel(c.env.Models, spec.Job.Namespace, name, v)
-				file := filepath.Join(dir, fmt.Sprintf("%s-v%d.model", name, v))
-				if err := os.WriteFile(file, data, 0o640); err != nil {
-					return err
-				}
-				have = v
-				err := c.runExternal(ctx, spec, log, w, replicas, dir, file, info.Format, v, func() bool {
-					nv, _, err := c.env.Models.Latest(spec.Job.Namespace, name, have)
-					return err == nil && nv != have
-				})
-				_ = os.Remove(file)
-				if err != nil || ctx.Err() != nil {
-					return err
-				}
-				continue // a newer version: run again with it
-			}
-			if have == 0 {
-				spec.Say("waiting for the first version of model " + name)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-		}
+		return followModel(ctx, spec, c.env.Models, name, "the first version of model "+name, dir,
+			func(file, format string, version uint64, newer func() bool) (bool, error) {
+				err := c.runExternal(ctx, spec, log, w, replicas, dir, file, format, version, newer)
+				return err == nil && ctx.Err() == nil, err // a newer version: run again with it
+			})
 	}
 }
 
@@ -197,9 +173,6 @@ func (c *Cloud) runExternal(ctx context.Context, spec workers.Spec, log *slog.Lo
 	port, err := freePort()
 	if err != nil {
 		return err
-	}
-	if format == "" {
-		format = "sedna"
 	}
 	ref := spec.Job
 	env := []string{EnvBigModelBindIP + "=127.0.0.1", EnvBigModelBindPort + "=" + strconv.Itoa(port),
@@ -305,4 +278,52 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// followModel runs a program of the user's with the newest version of
+// model name on this side: it writes the version to a file in dir and
+// calls run with it (the file, its format, its version, and newer, which
+// says whether a newer version came) until run says not to run again;
+// before the first version it says it waits for what.
+func followModel(ctx context.Context, spec workers.Spec, models paradigm.Models, name, what, dir string,
+	run func(file, format string, version uint64, newer func() bool) (again bool, err error)) error {
+	ns := spec.Job.Namespace
+	var have uint64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		v, data, err := models.Latest(ns, name, have)
+		if err == nil && v != have && data != nil {
+			info, _ := paradigm.DescribeModel(models, ns, name, v)
+			format := info.Format
+			if format == "" {
+				format = api.FormatSedna
+				if !ml.IsSedna(data) {
+					format = api.FormatONNX
+				}
+			}
+			file := filepath.Join(dir, fmt.Sprintf("%s-v%d.model", name, v))
+			if err := os.WriteFile(file, data, 0o640); err != nil {
+				return err
+			}
+			have = v
+			again, err := run(file, format, v, func() bool {
+				nv, _, err := models.Latest(ns, name, have)
+				return err == nil && nv != have
+			})
+			_ = os.Remove(file)
+			if err != nil || !again {
+				return err
+			}
+			continue
+		}
+		if have == 0 {
+			spec.Say("waiting for " + what)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/topics"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -68,42 +66,11 @@ func (e *Edge) ExternalWorker() workers.Builtin {
 			EnvOffloadTopic + "=" + topics.NodeJob(env.Node, ref, "offload"),
 			EnvReplyTopic + "=" + topics.JobTopic(ref, "reply"),
 			EnvReplyTo + "=" + topics.ToNodeJob(env.Node, ref, "reply")}
-		var have uint64
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			v, data, err := env.Models.Latest(ref.Namespace, cfg.model, have)
-			if err == nil && v != have && data != nil {
-				info, _ := paradigm.DescribeModel(env.Models, ref.Namespace, cfg.model, v)
-				format := info.Format
-				if format == "" {
-					format = "sedna"
-				}
-				file := filepath.Join(dir, fmt.Sprintf("%s-v%d.model", cfg.model, v))
-				if err := os.WriteFile(file, data, 0o640); err != nil {
-					return err
-				}
-				have = v
+		return followModel(ctx, spec, env.Models, cfg.model, "edge model "+cfg.model+" to reach the node", dir,
+			func(file, format string, _ uint64, newer func() bool) (bool, error) {
 				run := append(slices.Clip(base), "MODEL_URL="+file, "MODEL_FORMAT="+format)
-				newer, err := runUntilNewer(ctx, spec, log, dir, run, func() bool {
-					nv, _, err := env.Models.Latest(ref.Namespace, cfg.model, have)
-					return err == nil && nv != have
-				})
-				_ = os.Remove(file)
-				if err != nil || !newer {
-					return err
-				}
-				continue
-			}
-			if have == 0 {
-				spec.Say("waiting for edge model " + cfg.model + " to reach the node")
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-		}
+				return runUntilNewer(ctx, spec, log, dir, run, newer)
+			})
 	}
 }
 
