@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker/cloudlink"
-	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/ml/onnx"
 	"github.com/sedna-go/sedna/ml/onnx/onnxtest"
@@ -34,11 +32,7 @@ func TestIncrementalServesONNX(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := adminClient(t, f.cloud.BrokerURL())
 	o := drift.Options{Job: "il-onnx", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 20, Epochs: 2}
 	if err := drift.Write(o); err != nil {
 		t.Fatal(err)
@@ -110,24 +104,14 @@ func TestIncrementalServesONNX(t *testing.T) {
 // better than before the cycle (by 10 points at least).
 func TestIncrementalONNXWithPyTorchTrainer(t *testing.T) {
 	onnxLibrary(t)
-	sdk, err := filepath.Abs("../../sdk/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := filepath.Abs("../../examples/python/incremental_onnx/train.py")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdk := repoPath(t, "sdk/python")
+	script := repoPath(t, "examples/python/incremental_onnx/train.py")
 	cnn, err := os.ReadFile(onnxtest.CNN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := adminClient(t, f.cloud.BrokerURL())
 	f.api = admin
 	o := drift.Options{Job: "il-torch", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 10}
 	if err := drift.Write(o); err != nil {

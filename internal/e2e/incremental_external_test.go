@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker/cloudlink"
-	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/incremental"
 	"github.com/sedna-go/sedna/workers"
@@ -54,11 +52,7 @@ func runExternalIL(t *testing.T, bin string, restart bool) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
 	// Only an admin may apply a job whose workers run a command not in
 	// the cloud's workers.allowedCommands.
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := adminClient(t, f.cloud.BrokerURL())
 	f.api = admin
 	o := drift.Options{Job: "il-ext", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 30, Worker: bin, Restart: restart}
 	stream, blob := driftInitial(t, f.ctx)

@@ -15,8 +15,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker/cloudlink"
-	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/federated/digits"
 	"github.com/sedna-go/sedna/federated"
 	"github.com/sedna-go/sedna/internal/shareddir"
@@ -54,24 +52,14 @@ import (
 //     TRAIN_DATASET_URL, trained the last round, and ended when the job was over, and the
 //     worker Succeeded (exit 0).
 func TestFederatedPythonTrainingWorker(t *testing.T) {
-	sdk, err := filepath.Abs("../../sdk/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := filepath.Abs("../../examples/python/federated/train.py")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdk := repoPath(t, "sdk/python")
+	script := repoPath(t, "examples/python/federated/train.py")
 	start := time.Now()
 	nodes := flNodes(6)
 	f := startFL(t, nodes, nil)
 	// Only an admin may apply a job whose workers run a command not in
 	// the cloud's workers.allowedCommands.
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := adminClient(t, f.cloud.BrokerURL())
 	f.api = admin
 	const rounds = 10
 	dir := filepath.Join(f.dir, "data")

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/broker/cloudlink"
-	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/examples/jointinference/classify"
 	"github.com/sedna-go/sedna/incremental"
@@ -40,20 +38,10 @@ import (
 // answers with the deployed model are right 20 points more often than
 // those with the initial model.
 func TestIncrementalPythonWorkers(t *testing.T) {
-	sdk, err := filepath.Abs("../../sdk/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := filepath.Abs("../../examples/python/incremental")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdk := repoPath(t, "sdk/python")
+	dir := repoPath(t, "examples/python/incremental")
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := adminClient(t, f.cloud.BrokerURL())
 	f.api = admin
 	o := drift.Options{Job: "il-py", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 30}
 	stream, blob := driftInitial(t, f.ctx)
@@ -179,14 +167,8 @@ func TestIncrementalPythonWorkers(t *testing.T) {
 // names the version's file), and the offloaded answers are then the new
 // model's.
 func TestJointInferencePythonCloudModel(t *testing.T) {
-	sdk, err := filepath.Abs("../../sdk/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := filepath.Abs("../../examples/python/jointinference/big_model/big_model.py")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdk := repoPath(t, "sdk/python")
+	script := repoPath(t, "examples/python/jointinference/big_model/big_model.py")
 	little, big, test := trainedModels(t)
 	f := startJIModels(t, little, big)
 	defer f.close()
@@ -314,14 +296,21 @@ func (f *jiFleet) applyAsAdmin(t *testing.T, doc string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := cloud.Dial(cloudlink.ClientConfig{URL: f.cloud.BrokerURL(), Username: "admin", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := adminClient(t, f.cloud.BrokerURL())
 	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
 		t.Fatalf("apply: %v %s", err, rep.Error)
 	}
+}
+
+// repoPath is the absolute path of rel, a path in the repository (a
+// worker's program or the Python library, which the agents run).
+func repoPath(t testing.TB, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // topTwo is the indices of the two largest values of p.
@@ -395,14 +384,8 @@ func npyU8(shape []int, data []byte) []byte {
 // the MLP gives the frame (ties within 1e-4 not compared); every other
 // frame its own.
 func TestJointInferencePythonEdgeModel(t *testing.T) {
-	sdk, err := filepath.Abs("../../sdk/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := filepath.Abs("../../examples/python/jointinference/little_model/little_model.py")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdk := repoPath(t, "sdk/python")
+	script := repoPath(t, "examples/python/jointinference/little_model/little_model.py")
 	little, big, test := trainedModels(t)
 	const frames = 300
 	shared := shareddir.New(t)
