@@ -5,13 +5,16 @@ package python
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/sedna-go/sedna/lifelong"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/topics"
 )
@@ -40,7 +43,8 @@ func TestPythonSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "discover", "-v", "-s", "tests")
-	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "PYTHONDONTWRITEBYTECODE=1", "SEDNA_GO_WIRE="+goWire, "SEDNA_PY_WIRE="+pyWire)
+	pyKB := filepath.Join(dir, "kb.bin")
+	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "PYTHONDONTWRITEBYTECODE=1", "SEDNA_GO_WIRE="+goWire, "SEDNA_PY_WIRE="+pyWire, "SEDNA_PY_KB="+pyKB)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python3 -m unittest: %v\n%s(make deps installs python3-numpy, python3-msgpack, python3-paho-mqtt)", err, out)
@@ -81,4 +85,40 @@ func TestPythonSDK(t *testing.T) {
 			t.Fatalf("its body: %v %+v", err, wm)
 		}
 	}
+	checkKnowledgeBase(t, pyKB)
+}
+
+// checkKnowledgeBase reads the knowledge base Python wrote (sedna.kb) with
+// lifelong.Unmarshal and checks that Predict answers each window as
+// Python's knowledge base did (classes and unseen flags).
+func checkKnowledgeBase(t *testing.T, path string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := lifelong.Unmarshal(raw)
+	if err != nil {
+		t.Fatalf("the knowledge base Python wrote: %v", err)
+	}
+	var want map[string]struct {
+		X       [][]float32
+		Attr    []string
+		Classes []int
+		Unseen  []bool
+	}
+	js, err := os.ReadFile(path + ".json")
+	if err != nil || json.Unmarshal(js, &want) != nil || len(want) != 3 {
+		t.Fatalf("the windows Python wrote: %v", err)
+	}
+	for name, w := range want {
+		win := make([]lifelong.Sample, len(w.X))
+		for i := range w.X {
+			win[i] = lifelong.Sample{X: w.X[i], Attr: w.Attr[i]}
+		}
+		classes, unseen, err := kb.Predict(win)
+		if err != nil || !slices.Equal(classes, w.Classes) || !slices.Equal(unseen, w.Unseen) {
+			t.Fatalf("window %s: Go answers %v %v (%v), Python %v %v", name, classes, unseen, err, w.Classes, w.Unseen)
+		}
+	}
+	t.Logf("the knowledge base Python wrote: %d tasks, threshold %.3f; Go answers its windows as Python does", len(kb.Tasks), kb.Threshold)
 }
