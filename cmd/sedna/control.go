@@ -829,8 +829,12 @@ completes (exit 0) or fails (exit 1), on Ctrl-C, or after --for.`,
 			w := &watcher{out: out, bars: isTerminal(out)}
 			end := make(chan error, 1)
 			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
+			// The watch writes to out until it returns: the command returns
+			// after it (a test's buffer is read as soon as it does).
+			watched := make(chan struct{})
+			defer func() { cancel(); <-watched }()
 			go func() {
+				defer close(watched)
 				err := c.Watch(ctx, ref, func(st api.Status) {
 					if done, err := w.status(st); done {
 						select {
