@@ -271,6 +271,11 @@ func denseForward(m, in, out int, src, w, b, dst []float32, relu bool) {
 	}
 }
 
+// SoftmaxRows turns each row of logits (classes wide) into probabilities,
+// in place, without overflow for large logits: what the networks'
+// PredictProba does, for models served by another runtime (ml/onnx).
+func SoftmaxRows(z []float32, classes int) { softmaxRows(z, classes) }
+
 // softmaxRows turns each row of logits (classes wide) into probabilities.
 func softmaxRows(z []float32, classes int) {
 	for r := 0; r+classes <= len(z); r += classes {

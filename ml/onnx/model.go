@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/sedna-go/sedna/ml"
 )
 
 // session runs a batch through a loaded graph: n samples of x, already
@@ -81,7 +83,7 @@ func (m *Model) PredictProba(x []float32) ([]float32, error) {
 		return nil, fmt.Errorf("onnx: %w: output %s gave %d values for %d samples of %d classes", ErrDeclared, m.output, len(out), n, m.classes)
 	}
 	if m.softmax {
-		softmaxRows(out, m.classes)
+		ml.SoftmaxRows(out, m.classes)
 	}
 	return out, nil
 }

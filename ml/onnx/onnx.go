@@ -207,26 +207,6 @@ func (q *prep) apply(x, dst []float32) {
 	}
 }
 
-// softmaxRows turns each row of k logits into probabilities, in place.
-func softmaxRows(z []float32, k int) {
-	for r := 0; r+k <= len(z); r += k {
-		row := z[r : r+k]
-		mx := row[0]
-		for _, v := range row[1:] {
-			mx = max(mx, v)
-		}
-		var sum float64
-		for i, v := range row {
-			e := math.Exp(float64(v - mx))
-			row[i] = float32(e)
-			sum += e
-		}
-		for i := range row {
-			row[i] = float32(float64(row[i]) / sum)
-		}
-	}
-}
-
 // Library returns the path of the ONNX Runtime shared library to load:
 // the environment variable LibraryEnv when set; else LibraryName beside
 // the running executable, or in ../lib/sedna from it (a package's

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sedna-go/sedna/ml"
 )
 
 // TestPrep checks the preprocessing on samples as devices send them: scale
@@ -115,11 +117,12 @@ func TestFit(t *testing.T) {
 	}
 }
 
-// TestSoftmaxRows checks that each row becomes probabilities in the
+// TestSoftmaxRows checks the softmax applied to a model's logits (the
+// learning substrate's): each row becomes probabilities in the
 // logits' order, without overflow for large logits.
 func TestSoftmaxRows(t *testing.T) {
 	z := []float32{1000, 1001, 0, 0}
-	softmaxRows(z, 2)
+	ml.SoftmaxRows(z, 2)
 	if !(z[1] > z[0]) || math.Abs(float64(z[0]+z[1]-1)) > 1e-6 || z[2] != 0.5 || z[3] != 0.5 {
 		t.Fatalf("got %v", z)
 	}
