@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/jointinference"
 	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
@@ -132,7 +131,7 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 	defer os.RemoveAll(dir)
 	role := strings.ToLower(string(o.Stage))
 	env := []string{EnvAttempt + "=" + o.Attempt, EnvTask + "=" + taskName(o.Task),
-		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=" + formatOf(o.Base, o.BaseInfo)}
+		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=" + paradigm.FormatOf(o.Base, o.BaseInfo)}
 	base, cand := filepath.Join(dir, "base.model"), filepath.Join(dir, "candidate.model")
 	if err := os.WriteFile(base, o.Base, 0o644); err != nil {
 		return fail(err)
@@ -187,18 +186,6 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 		}
 	}
 	return res
-}
-
-// formatOf is the format a model is in, as MODEL_FORMAT says it: its
-// Model's, or told by its bytes.
-func formatOf(data []byte, info paradigm.ModelInfo) string {
-	switch {
-	case info.Format != "":
-		return info.Format
-	case ml.IsSedna(data) || data == nil:
-		return api.FormatSedna
-	}
-	return api.FormatONNX
 }
 
 // sameShape checks that a trained model can stand in for base: a model of

@@ -19,8 +19,6 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/sedna-go/sedna/api"
-	"github.com/sedna-go/sedna/ml"
 	"github.com/sedna-go/sedna/paradigm"
 	"github.com/sedna-go/sedna/workers"
 )
@@ -295,13 +293,7 @@ func followModel(ctx context.Context, spec workers.Spec, models paradigm.Models,
 		v, data, err := models.Latest(ns, name, have)
 		if err == nil && v != have && data != nil {
 			info, _ := paradigm.DescribeModel(models, ns, name, v)
-			format := info.Format
-			if format == "" {
-				format = api.FormatSedna
-				if !ml.IsSedna(data) {
-					format = api.FormatONNX
-				}
-			}
+			format := paradigm.FormatOf(data, info)
 			file := filepath.Join(dir, fmt.Sprintf("%s-v%d.model", name, v))
 			if err := os.WriteFile(file, data, 0o640); err != nil {
 				return err

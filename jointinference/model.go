@@ -111,12 +111,9 @@ func loadModel(data []byte, info paradigm.ModelInfo, version uint64, t task) (*m
 	if err != nil {
 		return nil, fmt.Errorf("version %d: %w", version, err)
 	}
-	format := info.Format
-	if format == "" || format == api.FormatSednaML {
+	format := paradigm.FormatOf(data, info)
+	if format == api.FormatSednaML {
 		format = api.FormatSedna
-		if !ml.IsSedna(data) {
-			format = api.FormatONNX
-		}
 	}
 	m := &model{net: n, version: version, format: format}
 	if t.kind == TaskDetection {

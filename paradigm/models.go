@@ -47,6 +47,19 @@ func ModelInfoOf(format string, io []byte) (ModelInfo, error) {
 	return info, nil
 }
 
+// FormatOf is the format of a model version: its Model's, or, when the
+// Model gives none, the learning substrate's (its magic, or no bytes) or
+// else ONNX; what MODEL_FORMAT tells a worker.
+func FormatOf(data []byte, info ModelInfo) string {
+	switch {
+	case info.Format != "":
+		return info.Format
+	case data == nil || ml.IsSedna(data):
+		return api.FormatSedna
+	}
+	return api.FormatONNX
+}
+
 // ErrFormat: a model of a format built-in workers do not serve.
 var ErrFormat = errors.New("not a format built-in workers serve")
 

@@ -74,3 +74,25 @@ func TestONNXOptions(t *testing.T) {
 		t.Fatalf("nothing declared: %+v", o)
 	}
 }
+
+// TestFormatOf checks the format a version is told by: its Model's when it
+// gives one, else the learning substrate's magic (or no bytes) or ONNX.
+func TestFormatOf(t *testing.T) {
+	n, _ := ml.NewSoftmax(2, 2)
+	sedna, _ := n.MarshalBinary()
+	for _, c := range []struct {
+		data   []byte
+		format string
+		want   string
+	}{
+		{sedna, "", api.FormatSedna},
+		{nil, "", api.FormatSedna},
+		{[]byte{0x08, 0x08}, "", api.FormatONNX},
+		{sedna, "pb", "pb"},
+		{sedna, api.FormatSednaML, api.FormatSednaML},
+	} {
+		if got := paradigm.FormatOf(c.data, paradigm.ModelInfo{Format: c.format}); got != c.want {
+			t.Errorf("FormatOf(%.4q, %q) = %q, want %q", c.data, c.format, got, c.want)
+		}
+	}
+}
