@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/examples/incremental/drift"
 	"github.com/sedna-go/sedna/ml/onnx"
 	"github.com/sedna-go/sedna/ml/onnx/onnxtest"
@@ -34,26 +35,7 @@ func TestIncrementalServesONNX(t *testing.T) {
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
 	admin := adminClient(t, f.cloud.BrokerURL())
 	o := drift.Options{Job: "il-onnx", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 20, Epochs: 2}
-	if err := drift.Write(o); err != nil {
-		t.Fatal(err)
-	}
-	yaml := drift.YAML(o)
-	old := "spec: {url: " + o.InitialModel() + ".bin, format: sedna-ml}"
-	if !strings.Contains(yaml, old) {
-		t.Fatal("the example's initial Model changed; update the test")
-	}
-	yaml = strings.Replace(yaml, old, "spec: {url: "+o.InitialModel()+".onnx, format: onnx, inputs: [{name: image, shape: [-1, 1, 14, 14]}], preprocess: {mean: [0.2860], std: [0.3530]}}", 1)
-	rs, err := api.Parse([]byte(yaml), "il-onnx.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
-	if _, err := admin.PushModel(f.ctx, "default", o.InitialModel(), "", nil, bytes.NewReader(cnn)); err != nil {
-		t.Fatal(err)
-	}
-	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.Job}
+	ref := f.startILONNX(t, admin, o, cnn, []string{o.InitialModel()}, nil)
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)
 	cam := newILCamera(t, edgeAddr, ref)
@@ -114,34 +96,13 @@ func TestIncrementalONNXWithPyTorchTrainer(t *testing.T) {
 	admin := adminClient(t, f.cloud.BrokerURL())
 	f.api = admin
 	o := drift.Options{Job: "il-torch", Dir: filepath.Join(f.dir, "data"), Node: "edge1", MaxCycles: 1, TrainAfter: 150, Epochs: 10}
-	if err := drift.Write(o); err != nil {
-		t.Fatal(err)
-	}
-	decl := ", format: onnx, inputs: [{name: image, shape: [-1, 1, 14, 14]}], preprocess: {mean: [0.2860], std: [0.3530]}}"
-	yaml := drift.YAML(o)
-	for _, m := range []string{o.InitialModel(), o.DeployModel()} {
-		old := "spec: {url: " + m + ".bin, format: sedna-ml}"
+	ref := f.startILONNX(t, admin, o, cnn, []string{o.InitialModel(), o.DeployModel()}, func(yaml string) string {
+		old := `containers: [{name: train, env: [{name: epochs, value: "10"}]}]`
 		if !strings.Contains(yaml, old) {
-			t.Fatal("the example's Models changed; update the test")
+			t.Fatal("the example's train template changed; update the test")
 		}
-		yaml = strings.Replace(yaml, old, "spec: {url: "+m+".onnx"+decl, 1)
-	}
-	old := `containers: [{name: train, env: [{name: epochs, value: "10"}]}]`
-	if !strings.Contains(yaml, old) {
-		t.Fatal("the example's train template changed; update the test")
-	}
-	yaml = strings.Replace(yaml, old, `containers: [{name: train, command: ["/usr/bin/python3", "`+script+`"], env: [{name: epochs, value: "10"}, {name: PYTHONPATH, value: "`+sdk+`"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}]}]`, 1)
-	rs, err := api.Parse([]byte(yaml), "il-torch.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
-		t.Fatalf("apply: %v %s", err, rep.Error)
-	}
-	if _, err := admin.PushModel(f.ctx, "default", o.InitialModel(), "", nil, bytes.NewReader(cnn)); err != nil {
-		t.Fatal(err)
-	}
-	ref := topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.Job}
+		return strings.Replace(yaml, old, `containers: [{name: train, command: ["/usr/bin/python3", "`+script+`"], env: [{name: epochs, value: "10"}, {name: PYTHONPATH, value: "`+sdk+`"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}]}]`, 1)
+	})
 	edgeAddr := f.edges["edge1"].BrokerAddr()
 	stages := watchStages(t, edgeAddr, ref)
 	cam := newILCamera(t, edgeAddr, ref)
@@ -166,4 +127,37 @@ func TestIncrementalONNXWithPyTorchTrainer(t *testing.T) {
 	if after < before+0.10 {
 		t.Errorf("accuracy %.3f before, %.3f after: want a rise of 10 points at least", before, after)
 	}
+}
+
+// startILONNX applies the drift example's job as an admin, with the Models
+// named declared as the PyTorch CNN in ONNX (its input and preprocessing)
+// and edit (when set) applied to the YAML, registers cnn as the initial
+// model's version 1 and returns the job.
+func (f *flFleet) startILONNX(t *testing.T, admin *cloud.Client, o drift.Options, cnn []byte, models []string, edit func(string) string) topics.JobRef {
+	t.Helper()
+	if err := drift.Write(o); err != nil {
+		t.Fatal(err)
+	}
+	yaml := drift.YAML(o)
+	for _, m := range models {
+		old := "spec: {url: " + m + ".bin, format: sedna-ml}"
+		if !strings.Contains(yaml, old) {
+			t.Fatal("the example's Models changed; update the test")
+		}
+		yaml = strings.Replace(yaml, old, "spec: {url: "+m+".onnx, format: onnx, inputs: [{name: image, shape: [-1, 1, 14, 14]}], preprocess: {mean: [0.2860], std: [0.3530]}}", 1)
+	}
+	if edit != nil {
+		yaml = edit(yaml)
+	}
+	rs, err := api.Parse([]byte(yaml), o.Job+".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
+		t.Fatalf("apply: %v %s", err, rep.Error)
+	}
+	if _, err := admin.PushModel(f.ctx, "default", o.InitialModel(), "", nil, bytes.NewReader(cnn)); err != nil {
+		t.Fatal(err)
+	}
+	return topics.JobRef{Kind: api.KindIncrementalLearningJob, Namespace: "default", Name: o.Job}
 }
