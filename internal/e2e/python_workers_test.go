@@ -161,8 +161,9 @@ func TestIncrementalPythonWorkers(t *testing.T) {
 // The built-in edge worker offloads as always; every test image the edge
 // offloads is answered by the program, with the class the MLP gives it
 // (computed here in Go; images whose two best classes are within 1e-4 of
-// each other are not compared, since NumPy and Go round differently), no
-// answer falls back, and the job's status counts the cloud's inferences.
+// each other are not compared, since NumPy and Go round differently: at
+// most 1% of the offloaded ones), no answer falls back, and the job's
+// status counts the cloud's inferences.
 // A new version of the cloud Model restarts the program with it (its log
 // names the version's file), and the offloaded answers are then the new
 // model's.
