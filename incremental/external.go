@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,7 +39,10 @@ import (
 // "samples/NAME.npy LABEL", paths relative to the index file, each input a
 // NumPy array (uint8 or float32, the shape the device sent). A detection
 // example's label is a file instead, a line per object: "xmin ymin xmax
-// ymax class".
+// ymax class". A flavour's learner may write its own data sets and name
+// its models' format (ExternalData: a lifelong job's CSV files and
+// knowledge bases). Before a job's first model there is no
+// BASE_MODEL_URL, and MODEL_URLS names the candidate alone.
 
 // Environment variables of an external train or eval worker, beside those
 // of every worker (workers.Environment) and its template's env.
@@ -120,8 +124,9 @@ func trim(raw []byte) string {
 	return string(raw)
 }
 
-// external does a work order by running the template's command once.
-func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o workOrder) workResult {
+// external does a work order by running the template's command once;
+// learner (the job's) may shape its data sets (ExternalData).
+func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, learner Learner, o workOrder) workResult {
 	res := workResult{Attempt: o.Attempt}
 	fail := func(err error) workResult { res.Error = err.Error(); return res }
 	dir, err := os.MkdirTemp("", "sedna-il-")
@@ -130,31 +135,67 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 	}
 	defer os.RemoveAll(dir)
 	role := strings.ToLower(string(o.Stage))
+	format := paradigm.FormatOf(o.Base, o.BaseInfo)
+	data, shaped := learner.(ExternalData)
+	if shaped {
+		format = data.ModelFormat()
+	}
+	// writeSet writes a data set: the learner's, or the engine's index file.
+	writeSet := func(stem string, train bool, examples []Example) (string, error) {
+		if shaped {
+			return data.WriteSet(dir, stem, train, examples)
+		}
+		path := filepath.Join(dir, stem+".txt")
+		return path, WriteSet(path, o.Task, examples)
+	}
 	env := []string{EnvAttempt + "=" + o.Attempt, EnvTask + "=" + taskName(o.Task),
-		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=" + paradigm.FormatOf(o.Base, o.BaseInfo)}
-	base, cand := filepath.Join(dir, "base.model"), filepath.Join(dir, "candidate.model")
-	if err := os.WriteFile(base, o.Base, 0o644); err != nil {
-		return fail(err)
+		"NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name, "WORKER_NAME=" + role + "-" + o.Attempt, "MODEL_FORMAT=" + format}
+	// Before a job's first model (a lifelong job's first training), there
+	// is no serving model: no BASE_MODEL_URL, and MODEL_URLS names the
+	// candidate alone.
+	base, cand := "", filepath.Join(dir, "candidate.model")
+	if o.Base != nil {
+		base = filepath.Join(dir, "base.model")
+		if err := os.WriteFile(base, o.Base, 0o644); err != nil {
+			return fail(err)
+		}
 	}
 	switch o.Stage {
 	case Train:
-		if err := WriteSet(filepath.Join(dir, "train.txt"), o.Task, o.Set.New); err != nil {
-			return fail(err)
+		if shaped { // the learner's set holds every example it learns from
+			path, err := writeSet("train", true, append(slices.Clip(o.Set.Old), o.Set.New...))
+			if err != nil {
+				return fail(err)
+			}
+			env = append(env, EnvTrainDataset+"="+path)
+		} else {
+			train, err := writeSet("train", true, o.Set.New)
+			if err != nil {
+				return fail(err)
+			}
+			original, err := writeSet("original", true, o.Set.Old)
+			if err != nil {
+				return fail(err)
+			}
+			env = append(env, EnvTrainDataset+"="+train, EnvOriginalDataset+"="+original)
 		}
-		if err := WriteSet(filepath.Join(dir, "original.txt"), o.Task, o.Set.Old); err != nil {
-			return fail(err)
+		if base != "" {
+			env = append(env, EnvBaseModel+"="+base)
 		}
-		env = append(env, EnvBaseModel+"="+base, EnvTrainDataset+"="+filepath.Join(dir, "train.txt"),
-			EnvOriginalDataset+"="+filepath.Join(dir, "original.txt"), EnvModel+"="+filepath.Join(dir, workers.OutDir, "model"))
+		env = append(env, EnvModel+"="+filepath.Join(dir, workers.OutDir, "model"))
 	case Eval:
 		if err := os.WriteFile(cand, o.Candidate, 0o644); err != nil {
 			return fail(err)
 		}
-		if err := WriteSet(filepath.Join(dir, "eval.txt"), o.Task, o.Eval); err != nil {
+		path, err := writeSet("eval", false, o.Eval)
+		if err != nil {
 			return fail(err)
 		}
-		env = append(env, EnvModels+"="+cand+";"+base, EnvTestDataset+"="+filepath.Join(dir, "eval.txt"),
-			EnvResult+"="+filepath.Join(dir, workers.OutDir, "result.json"))
+		urls := cand
+		if base != "" {
+			urls += ";" + base
+		}
+		env = append(env, EnvModels+"="+urls, EnvTestDataset+"="+path, EnvResult+"="+filepath.Join(dir, workers.OutDir, "result.json"))
 	default:
 		return fail(errors.New("no work for stage " + string(o.Stage)))
 	}
@@ -163,25 +204,25 @@ func external(ctx context.Context, cmd *workers.Command, ref topics.JobRef, o wo
 	}
 	switch o.Stage {
 	case Train:
-		data, err := cmd.Output(dir, "model", maxExternalModel)
+		model, err := cmd.Output(dir, "model", maxExternalModel)
 		if err != nil {
 			return fail(fmt.Errorf("the %s command exited 0 but left no model at %s: %w", role, EnvModel, err))
 		}
 		// A model of the learning substrate is checked here; one of
 		// another format (ONNX) by the learner, which loads it as its
 		// Model declares (the cloud's Fits).
-		if ml.IsSedna(o.Base) || ml.IsSedna(data) {
-			if err := sameShape(o.Base, data); err != nil {
+		if ml.IsSedna(o.Base) || ml.IsSedna(model) {
+			if err := sameShape(o.Base, model); err != nil {
 				return fail(fmt.Errorf("the model the %s command wrote: %w", role, err))
 			}
 		}
-		res.Model = data
+		res.Model = model
 	case Eval:
-		data, err := cmd.Output(dir, "result.json", maxExternalResult)
+		result, err := cmd.Output(dir, "result.json", maxExternalResult)
 		if err != nil {
 			return fail(fmt.Errorf("the %s command exited 0 but left no result at %s: %w", role, EnvResult, err))
 		}
-		if res.Eval, res.Base, err = readResult(data, cand, base); err != nil {
+		if res.Eval, res.Base, err = readResult(result, cand, base); err != nil {
 			return fail(fmt.Errorf("the result the %s command wrote: %w", role, err))
 		}
 	}
@@ -206,7 +247,8 @@ func sameShape(base, data []byte) error {
 }
 
 // readResult reads an eval worker's result: the metrics of the candidate
-// (at cand) and of the serving model (at base).
+// (at cand) and of the serving model (at base; "" when there is none, and
+// its metrics are then empty).
 func readResult(data []byte, cand, base string) (Metrics, Metrics, error) {
 	var list []ModelMetrics
 	if err := json.Unmarshal(data, &list); err != nil {
@@ -222,10 +264,16 @@ func readResult(data []byte, cand, base string) (Metrics, Metrics, error) {
 		case cand:
 			got = m
 		case base:
+			if base == "" {
+				return nil, nil, fmt.Errorf("metrics for %q, which is not one of %s", mm.URL, EnvModels)
+			}
 			was = m
 		default:
 			return nil, nil, fmt.Errorf("metrics for %q, which is not one of %s", mm.URL, EnvModels)
 		}
+	}
+	if base == "" && got != nil {
+		return got, Metrics{}, nil
 	}
 	if got == nil || was == nil {
 		return nil, nil, fmt.Errorf("want the metrics of both models of %s (the candidate and the serving model)", EnvModels)

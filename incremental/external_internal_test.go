@@ -113,8 +113,9 @@ func TestBadNumPyFilesAreRefused(t *testing.T) {
 }
 
 // An eval worker's result gives the candidate's and the serving model's
-// metrics; a result that misses one, names another model, or holds what
-// is not a number is refused.
+// metrics (the candidate's alone when there is no serving model); a
+// result that misses one, names another model, or holds what is not a
+// number is refused.
 func TestEvalResults(t *testing.T) {
 	cand, base := "/x/candidate.model", "/x/base.model"
 	got, was, err := readResult([]byte(`[{"format": "sedna", "url": "/x/candidate.model", "metrics": {"accuracy": 0.9, "precision": [0.5, 1]}},
@@ -135,6 +136,17 @@ func TestEvalResults(t *testing.T) {
 		if _, _, err := readResult([]byte(c.raw), cand, base); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.raw, err, c.want)
 		}
+	}
+	// Before a job's first model, the candidate's metrics alone, and the
+	// serving model's are empty; metrics for a model not named are still
+	// refused.
+	got, was, err = readResult([]byte(`[{"url": "/x/candidate.model", "metrics": {"accuracy": 0.5}}]`), cand, "")
+	if err != nil || !reflect.DeepEqual(got, Metrics{"accuracy": {0.5}}) || len(was) != 0 || was == nil {
+		t.Errorf("no serving model: read %v and %v, %v", got, was, err)
+	}
+	if _, _, err := readResult([]byte(`[{"url": "/x/candidate.model", "metrics": {"accuracy": 0.5}}, {"url": "", "metrics": {"accuracy": 1}}]`),
+		cand, ""); err == nil || !strings.Contains(err.Error(), `metrics for ""`) {
+		t.Errorf("metrics for no model: %v", err)
 	}
 	// What NewModelMetrics writes, readResult reads.
 	m := Metrics{"accuracy": {0.75}, "precision": {1}, "recall": {0.5, 0.25}}

@@ -52,6 +52,10 @@ type JobSpec struct {
 	// External says whether templates with a command (external workers)
 	// may run the job's stages and inference.
 	External bool
+	// Judges says that the job's served models judge which samples to
+	// keep (Served.Answer's keep: a lifelong job's unseen tasks), for the
+	// samples an external inference worker answered too.
+	Judges bool
 }
 
 // Learner is what a job's models are to the stages and the inference
@@ -69,6 +73,18 @@ type Learner interface {
 	// Serve loads a model for the inference worker, as its Model
 	// describes it (format, an ONNX graph's declarations).
 	Serve(model []byte, info paradigm.ModelInfo) (Served, error)
+}
+
+// ExternalData is a Learner that shapes what the job's external train
+// and eval workers get (a lifelong job's: its knowledge bases, and its
+// Dataset's samples beside the labelled examples, as CSV).
+type ExternalData interface {
+	// ModelFormat is MODEL_FORMAT for the job's models.
+	ModelFormat() string
+	// WriteSet writes the data set of a train (train true) or an eval
+	// attempt in dir, named after stem, given the job's labelled
+	// examples of it; it returns the file's path.
+	WriteSet(dir, stem string, train bool, examples []Example) (string, error)
 }
 
 // Describer is a Learner that describes a deployed model for the job's

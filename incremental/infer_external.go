@@ -80,6 +80,10 @@ type Inferred struct {
 	Probs []float32    `json:"probs,omitempty"`
 	Boxes [][6]float32 `json:"boxes,omitempty"`
 	Model uint64       `json:"model,omitempty"`
+	// Attr and Stream are the sample's task attribute and its source, as
+	// the device sent them (a lifelong job's samples).
+	Attr   string `json:"attr,omitempty"`
+	Stream string `json:"stream,omitempty"`
 }
 
 // hotUpdateFile is Sedna's hot update file.
@@ -170,7 +174,11 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 			}
 		}
 	}
-	inferred := InferredTopic(w.j.ref.Namespace, w.j.ref.Name)
+	inferred := w.j.topic("inferred")
+	format := "sedna"
+	if d, ok := w.learner.(ExternalData); ok {
+		format = d.ModelFormat()
+	}
 	stop, err := w.receive(inferred)
 	if err != nil {
 		return err
@@ -188,7 +196,7 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 	base := []string{EnvTask + "=" + taskName(w.j.task), "NAMESPACE=" + ref.Namespace, "JOB_NAME=" + ref.Name,
 		"WORKER_NAME=deploy-" + w.env.Node, EnvHEMName + "=" + hem.Name, EnvHEMParameters + "=" + string(params),
 		EnvInputTopic + "=" + InputTopic(ref.Namespace, ref.Name), EnvResultTopic + "=" + ResultTopic(ref.Namespace, ref.Name),
-		EnvInferredTopic + "=" + inferred, "MODEL_FORMAT=sedna"}
+		EnvInferredTopic + "=" + inferred, "MODEL_FORMAT=" + format}
 	if w.hot {
 		base = append(base, EnvHotUpdate+"=true", EnvHotUpdateConfig+"="+filepath.Join(dir, "hot_update.json"),
 			fmt.Sprintf("%s=%d", EnvPollPeriod, max(1, int(w.poll/time.Second))))
@@ -216,11 +224,16 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 		}()
 		return done, stop
 	}
-	if w.miner == nil {
+	switch {
+	case w.j.spec.Judges:
+		w.log.Info(w.j.fl.Source+": external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
+			"hotUpdate", w.hot)
+		w.spec.Say("")
+	case w.miner == nil:
 		w.log.Info(w.j.fl.Source+": external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
 			"miner", "none", "hotUpdate", w.hot)
 		w.spec.Say("no deploySpec.hardExampleMining: the samples the program answers are counted, none is kept as a hard example")
-	} else {
+	default:
 		w.log.Info(w.j.fl.Source+": external inference worker started", "inferred", inferred, "model", m.name, "version", m.version,
 			"miner", w.miner.Info().Name, "hotUpdate", w.hot)
 		w.spec.Say("")
@@ -259,17 +272,21 @@ func (w *inference) runExternal(ctx context.Context, cmd *workers.Command) error
 }
 
 // mineInferred judges a sample the external worker answered with the
-// job's miner and keeps it when it is hard.
+// job's miner, or, in a job whose served models judge (Judges), with the
+// serving model as the built-in worker does, and keeps it when it is hard
+// (unseen).
 func (w *inference) mineInferred(ctx context.Context, raw []byte) {
 	var in Inferred
 	err := json.Unmarshal(raw, &in)
-	req := jointinference.Request{ID: in.ID, Shape: in.Shape, DType: in.DType, Data: in.Data}
+	req := jointinference.Request{ID: in.ID, Shape: in.Shape, DType: in.DType, Data: in.Data, Attr: in.Attr, Stream: in.Stream}
+	var x []float32
 	if err == nil {
-		_, err = req.Floats()
+		x, err = req.Floats()
 	}
 	var batch plugins.Batch
 	switch {
 	case err != nil:
+	case w.j.spec.Judges:
 	case w.j.task.Detection:
 		pb := make([]plugins.Box, len(in.Boxes))
 		for i, b := range in.Boxes {
@@ -281,6 +298,13 @@ func (w *inference) mineInferred(ctx context.Context, raw []byte) {
 	default:
 		batch = plugins.Batch{Probs: in.Probs, Classes: len(in.Probs)}
 	}
+	var keep bool
+	var score float64
+	m := w.model.Load()
+	if err == nil && w.j.spec.Judges {
+		var res jointinference.Result
+		_, keep, score, err = m.served.Answer(req, x, &res)
+	}
 	if err != nil {
 		w.errors.Add(1)
 		w.log.Warn(w.j.fl.Source+": a sample from the external inference worker refused", "error", err)
@@ -290,12 +314,14 @@ func (w *inference) mineInferred(ctx context.Context, raw []byte) {
 	w.bytesSeen.Add(int64(len(in.Data)))
 	version := in.Model
 	if version == 0 {
-		version = w.model.Load().version
+		version = m.version
 	}
-	if w.miner == nil {
-		return
+	if !w.j.spec.Judges && w.miner != nil {
+		if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
+			keep, score = true, float64(vs[0].Score)
+		}
 	}
-	if vs, err := w.miner.Mine(ctx, batch); err == nil && len(vs) == 1 && vs[0].Hard {
-		w.keep(req, version, float64(vs[0].Score))
+	if keep {
+		w.keep(req, version, score)
 	}
 }

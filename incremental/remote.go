@@ -316,7 +316,7 @@ func (e *Edge) stageWorker(stage Stage) workers.Builtin {
 			} else {
 				t0 := time.Now()
 				if spec.Command != nil {
-					res = external(ctx, spec.Command, j.ref, order)
+					res = external(ctx, spec.Command, j.ref, learner, order)
 				} else {
 					res = work(ctx, learner, order)
 				}
@@ -455,6 +455,14 @@ func (c *Cloud) driver(stage Stage) workers.Builtin {
 		if spec.Command == nil {
 			return errors.New("incremental: a driver without a command")
 		}
+		j, err := jobOf(c.fl, spec.Job, spec.Document)
+		if err != nil {
+			return err
+		}
+		learner, err := j.learner(c.env)
+		if err != nil {
+			return err
+		}
 		key := jobKey(spec.Job) + "/" + string(stage)
 		ch := make(chan localWork)
 		c.setLocal(key, ch)
@@ -466,7 +474,7 @@ func (c *Cloud) driver(stage Stage) workers.Builtin {
 				return nil
 			case w := <-ch:
 				t0 := time.Now()
-				res := external(ctx, spec.Command, spec.Job, w.order)
+				res := external(ctx, spec.Command, spec.Job, learner, w.order)
 				log.Info(c.fl.Source+": a stage's command done", "attempt", w.order.Attempt, "stage", stage, "took", time.Since(t0).Round(time.Millisecond),
 					"error", res.Error)
 				w.reply <- res

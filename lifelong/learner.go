@@ -3,10 +3,13 @@ package lifelong
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,6 +93,13 @@ func (c Columns) Named() bool { return c.Label != "" || len(c.Attributes) > 0 ||
 // Parser reads the lines of a Dataset whose header is header: an error
 // names a column the header does not have.
 func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), error) {
+	parse, _, err := c.parser(header)
+	return parse, err
+}
+
+// parser is Parser, with the names of the columns a sample is made of:
+// the label's, the attributes', the features'.
+func (c Columns) parser(header []string) (func(line []byte) (Sample, bool), []string, error) {
 	index := map[string]int{}
 	for i, h := range header {
 		index[h] = i
@@ -102,18 +112,18 @@ func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), erro
 		return i, nil
 	}
 	if c.Label == "" {
-		return nil, errors.New("lifelong: the job names its columns but not its label column (env label)")
+		return nil, nil, errors.New("lifelong: the job names its columns but not its label column (env label)")
 	}
 	label, err := find("label", c.Label)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var attrs, feats []int
 	used := map[int]bool{label: true}
 	for _, a := range c.Attributes {
 		i, err := find("attribute", a)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		attrs, used[i] = append(attrs, i), true
 	}
@@ -121,7 +131,7 @@ func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), erro
 		for _, f := range c.Features {
 			i, err := find("feature", f)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			feats = append(feats, i)
 		}
@@ -133,7 +143,11 @@ func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), erro
 		}
 	}
 	if len(feats) == 0 {
-		return nil, errors.New("lifelong: the Dataset has no feature column")
+		return nil, nil, errors.New("lifelong: the Dataset has no feature column")
+	}
+	names := []string{header[label]}
+	for _, i := range append(slices.Clip(attrs), feats...) {
+		names = append(names, header[i])
 	}
 	return func(line []byte) (Sample, bool) {
 		fields := strings.Split(string(bytes.TrimSpace(line)), ",")
@@ -157,7 +171,7 @@ func (c Columns) Parser(header []string) (func(line []byte) (Sample, bool), erro
 			s.X[k] = float32(v)
 		}
 		return s, true
-	}, nil
+	}, names, nil
 }
 
 // learner is a lifelong job's: its models are knowledge bases, trained on
@@ -174,23 +188,32 @@ type learner struct {
 
 var _ incremental.Learner = (*learner)(nil)
 
+// reader reads the job's Dataset lines: its parser, and the names of a
+// sample's columns (label, attributes, features) with the number of
+// attribute columns; names is nil for a Dataset read by position.
+func (l *learner) reader() (parse func([]byte) (Sample, bool), names []string, attrs int, err error) {
+	if !l.cols.Named() {
+		return ParseSample, nil, 1, nil
+	}
+	cs, ok := l.env.Data.(paradigm.Columns)
+	if !ok {
+		return nil, nil, 0, fmt.Errorf("lifelong: Dataset %s's columns cannot be read here: place the job's train and eval "+
+			"templates on its node", l.dataset)
+	}
+	header, err := cs.Columns(l.namespace, l.dataset)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("lifelong: the job names its Dataset's columns: %w (a csv Dataset's first line names them)", err)
+	}
+	parse, names, err = l.cols.parser(header)
+	return parse, names, len(l.cols.Attributes), err
+}
+
 // datasetSamples reads the Dataset's samples of the train or the eval
 // share; bad lines are counted.
 func (l *learner) datasetSamples(train bool) (out []Sample, bad int, err error) {
-	parse := ParseSample
-	if l.cols.Named() {
-		cs, ok := l.env.Data.(paradigm.Columns)
-		if !ok {
-			return nil, 0, fmt.Errorf("lifelong: Dataset %s's columns cannot be read here: place the job's train and eval "+
-				"templates on its node", l.dataset)
-		}
-		header, err := cs.Columns(l.namespace, l.dataset)
-		if err != nil {
-			return nil, 0, fmt.Errorf("lifelong: the job names its Dataset's columns: %w (a csv Dataset's first line names them)", err)
-		}
-		if parse, err = l.cols.Parser(header); err != nil {
-			return nil, 0, err
-		}
+	parse, _, _, err := l.reader()
+	if err != nil {
+		return nil, 0, err
 	}
 	err = l.env.Data.Samples(l.namespace, l.dataset, 0, func(i uint64, line []byte) error {
 		s, ok := parse(line)
@@ -324,6 +347,77 @@ func (l *learner) Score(model []byte, _ paradigm.ModelInfo, examples []increment
 		out["recall"] = append(out["recall"], s.Recall)
 	}
 	return out, nil
+}
+
+// ModelFormat is the format of a lifelong job's models, its knowledge
+// bases (lifelong/codec.go; docs/WORKERS.md), as MODEL_FORMAT tells an
+// external worker.
+const ModelFormat = "sedna-kb"
+
+var _ incremental.ExternalData = (*learner)(nil)
+
+// ModelFormat is ModelFormat.
+func (*learner) ModelFormat() string { return ModelFormat }
+
+// WriteSet writes the data set of an external train or eval worker as a
+// CSV file at dir/stem.csv: a header, then a line per sample of the
+// Dataset's train (or eval) share, as the built-in learner reads them,
+// and of the labelled examples. Its columns are the label, the
+// attributes, then the features: the Dataset's names for them when the
+// job names its columns, else label, attribute, x1, x2, ...
+func (l *learner) WriteSet(dir, stem string, train bool, examples []incremental.Example) (string, error) {
+	_, names, attrs, err := l.reader()
+	if err != nil {
+		return "", err
+	}
+	samples, _, err := l.datasetSamples(train)
+	if err != nil {
+		return "", err
+	}
+	more, err := labelled(examples)
+	if err != nil {
+		return "", err
+	}
+	samples = append(samples, more...)
+	if names == nil {
+		names = []string{"label", "attribute"}
+		if len(samples) > 0 {
+			for i := range samples[0].X {
+				names = append(names, "x"+strconv.Itoa(i+1))
+			}
+		}
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	if err := w.Write(names); err != nil {
+		return "", err
+	}
+	row := make([]string, 0, len(names))
+	for _, s := range samples {
+		if 1+attrs+len(s.X) != len(names) {
+			return "", fmt.Errorf("lifelong: a sample of %d features, the data set's %d", len(s.X), len(names)-1-attrs)
+		}
+		row = append(row[:0], strconv.Itoa(s.Y))
+		if attrs > 0 {
+			vals := strings.Split(s.Attr, "|")
+			if len(vals) != attrs { // an attribute a device sent whole
+				vals = append([]string{s.Attr}, make([]string, attrs-1)...)
+			}
+			row = append(row, vals...)
+		}
+		for _, v := range s.X {
+			row = append(row, strconv.FormatFloat(float64(v), 'g', -1, 32))
+		}
+		if err := w.Write(row); err != nil {
+			return "", err
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, stem+".csv")
+	return path, os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // Fits checks that model is a knowledge base of base's shape.

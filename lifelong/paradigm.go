@@ -30,13 +30,15 @@ func (Paradigm) Name() string { return "ll" }
 // View: the inference worker decides whether the job runs.
 func (Paradigm) View() paradigm.View { return paradigm.View{Deciders: []string{"deploy"}} }
 
-// Edge runs the node's controllers and built-in workers. A template that
-// runs a command runs it as it is (no driver): the job's stages are then
-// the user's program's, and no controller runs them.
+// Edge runs the node's controllers and workers. A template with a
+// command is an external worker under incremental learning's drivers: a
+// train or eval command runs once per attempt of its stage with the
+// Dataset's samples and the labelled examples as CSV and the knowledge
+// base in its encoding (MODEL_FORMAT sedna-kb); an inference command
+// answers devices with the knowledge base and publishes what it answered
+// for the node to keep the samples of unseen tasks (docs/WORKERS.md).
 func (Paradigm) Edge(env paradigm.Env) (paradigm.Half, error) {
-	h, err := Flavour.EdgeHalf(env)
-	h.Drivers = nil
-	return h, err
+	return Flavour.EdgeHalf(env)
 }
 
 // Cloud runs the labelling and the stages, and answers `sedna kb`.
@@ -45,7 +47,6 @@ func (Paradigm) Cloud(env paradigm.Env) (paradigm.Half, error) {
 	if err != nil {
 		return h, err
 	}
-	h.Drivers = nil
 	for name, op := range ops(env) {
 		h.Ops[name] = op
 	}
@@ -167,7 +168,7 @@ func jobSpec(res *api.Resource) (incremental.JobSpec, error) {
 	ns, dataset := res.Metadata.Namespace, s.Dataset.Name
 	return incremental.JobSpec{Dataset: dataset, TrainProb: s.Dataset.TrainProb, Deploy: api.KnowledgeBaseModel(res.Metadata.Name),
 		TrainTemplate: s.TrainSpec.Template, EvalTemplate: s.EvalSpec.Template, DeployTemplate: s.DeploySpec.Template,
-		TrainTrigger: s.TrainSpec.Trigger, HotUpdate: true,
+		TrainTrigger: s.TrainSpec.Trigger, HotUpdate: true, External: true, Judges: true,
 		Learner: func(env paradigm.Env) (incremental.Learner, error) {
 			return &learner{env: env, namespace: ns, dataset: dataset, trainProb: trainProb, cfg: cfg, cols: cols}, nil
 		}}, nil

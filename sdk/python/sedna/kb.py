@@ -13,6 +13,8 @@ import numpy as np
 from sedna import model
 
 VERSION = 1
+# FORMAT is a knowledge base's model format, as MODEL_FORMAT names it.
+FORMAT = "sedna-kb"
 ATTRIBUTE, CLUSTER = "attribute", "cluster"
 
 
@@ -99,23 +101,37 @@ class KnowledgeBase:
         top = lp.max()
         return int(lp.argmax()), float(top + math.log(np.exp(lp - top).sum()))
 
-    def predict(self, window):
-        """Classes and unseen flags of a window of (x, attr) samples from
-        one source, as Sedna-Go's knowledge base answers them."""
+    def allocate(self, window):
+        """The task (its index) and unseen flag of each of a window of (x,
+        attr) samples from one source, as Sedna-Go's knowledge base
+        allocates them: the task most of the window's samples are likely
+        under, unseen when the window's mean log density is under the
+        threshold; with the attribute method, a sample's own task when its
+        attribute has one, else unseen."""
         if not self.tasks:
-            return [-1] * len(window), [True] * len(window)
+            return [(-1, True)] * len(window)
         votes, lps = [0] * len(self.tasks), []
         for x, _ in window:
             c, lp = self.log_density(x)
             votes[self.owner[c]] += 1
             lps.append(lp)
         near, unseen = int(np.argmax(votes)), float(np.mean(lps)) < self.threshold
-        classes, flags = [], []
-        for x, attr in window:
+        out = []
+        for _, attr in window:
             t, u = near, unseen
             if self.config["method"] == ATTRIBUTE:
                 i = self.task(attr)
                 t, u = (i, False) if i >= 0 else (near, True)
+            out.append((t, u))
+        return out
+
+    def predict(self, window):
+        """Classes and unseen flags of a window of (x, attr) samples from
+        one source, as Sedna-Go's knowledge base answers them."""
+        if not self.tasks:
+            return [-1] * len(window), [True] * len(window)
+        classes, flags = [], []
+        for (x, _), (t, u) in zip(window, self.allocate(window)):
             p = self.tasks[t].network.predict_proba(np.asarray(x, np.float32).reshape(1, -1))[0]
             classes.append(int(p.argmax()))
             flags.append(u)

@@ -79,6 +79,65 @@ class Network:
             f.write(self.to_bytes())
 
 
+def random(widths, seed=1):
+    """A new network of widths, its weights drawn as He's initialisation
+    draws them (normal, variance 2/inputs), its biases zero."""
+    rng = np.random.default_rng(seed)
+    net = Network(widths)
+    for l, (i, o) in enumerate(zip(net.widths[:-1], net.widths[1:])):
+        net.W[l] = (rng.standard_normal((o, i)) * np.sqrt(2.0 / i)).astype(np.float32)
+    return net
+
+
+def fit(net, x, y, epochs=5, batch_size=32, learning_rate=0.001, seed=1):
+    """Trains net in place on the rows of x (n x inputs) and their classes
+    y: epochs of Adam steps on the cross-entropy of shuffled batches, by
+    backpropagation through the dense layers and their ReLUs. Returns
+    net, its samples set to n."""
+    x = np.asarray(x, np.float32).reshape(-1, net.inputs)
+    y = np.asarray(y, np.int64)
+    rng = np.random.default_rng(seed)
+    params = net.W + net.b
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    t = 0
+    for _ in range(int(epochs)):
+        order = rng.permutation(len(x))
+        for lo in range(0, len(order), int(batch_size)):
+            b = order[lo:lo + int(batch_size)]
+            t += 1
+            grads = _gradients(net, x[b], y[b])
+            for k, (p, g) in enumerate(zip(params, grads)):
+                m, v = moments[k]
+                m *= 0.9
+                m += (1 - 0.9) * g
+                v *= 0.999
+                v += (1 - 0.999) * g * g
+                mh, vh = m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)
+                p -= (learning_rate * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+    net.samples = len(x)
+    return net
+
+
+def _gradients(net, x, y):
+    """The cross-entropy's gradients of a batch, in the order W + b."""
+    acts = [x]
+    for l, (w, b) in enumerate(zip(net.W, net.b)):
+        z = acts[-1] @ w.T + b
+        acts.append(np.maximum(z, 0) if l < len(net.W) - 1 else z)
+    logits = acts[-1] - acts[-1].max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    grad = p
+    grad[np.arange(len(y)), y] -= 1
+    grad /= len(y)
+    gw, gb = [None] * len(net.W), [None] * len(net.W)
+    for l in range(len(net.W) - 1, -1, -1):
+        gw[l], gb[l] = grad.T @ acts[l], grad.sum(axis=0)
+        if l > 0:
+            grad = (grad @ net.W[l]) * (acts[l] > 0)
+    return gw + gb
+
+
 def from_bytes(b):
     """Decodes a model; ModelError says what is wrong."""
     b = bytes(b)

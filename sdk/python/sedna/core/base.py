@@ -1,7 +1,9 @@
 """JobBase, as Sedna's lib: the estimator behind a backend, the worker's
 parameters, the model's path."""
 
+import json
 import os
+import time
 
 from sedna.backend import set_backend
 from sedna.common.config import BaseConfig, Context
@@ -45,3 +47,28 @@ class JobBase:
     def evaluate(self, data, post_process=None, **kwargs):
         res = self.estimator.evaluate(data=data, **kwargs)
         return post_process(res) if callable(post_process) else res
+
+    def hot_update(self, load):
+        """Sedna's hot update: with MODEL_HOT_UPDATE=true, a new model named
+        in the hot update file (MODEL_HOT_UPDATE_CONFIG, read at most every
+        MODEL_POLL_PERIOD_SECONDS) is given to load(path), and its name and
+        version kept in model_name and model_version."""
+        if Context.get_parameters("MODEL_HOT_UPDATE", "false").lower() != "true":
+            return
+        now = time.monotonic()
+        period = float(Context.get_parameters("MODEL_POLL_PERIOD_SECONDS", "60"))
+        if now - getattr(self, "_polled", -1e9) < period:
+            return
+        self._polled = now
+        path = Context.get_parameters("MODEL_HOT_UPDATE_CONFIG")
+        try:
+            with open(path) as f:
+                conf = json.load(f)["model_config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if conf.get("model_update_time") and conf["model_update_time"] != getattr(self, "_updated", None):
+            load(conf["model_path"])
+            self._updated = conf["model_update_time"]
+            self.model_name = conf.get("model_name", "")
+            self.model_version = int(conf.get("model_version", 0))
+            self.log.info("hot update: serving model %s", conf["model_update_time"])

@@ -5,7 +5,6 @@ learning's external workers")."""
 import base64
 import json
 import os
-import time
 
 import numpy as np
 
@@ -94,25 +93,7 @@ class IncrementalLearning(JobBase):
         return infer_res, res, is_hard
 
     def _hot_update(self):
-        if Context.get_parameters("MODEL_HOT_UPDATE", "false").lower() != "true":
-            return
-        now = time.monotonic()
-        period = float(Context.get_parameters("MODEL_POLL_PERIOD_SECONDS", "60"))
-        if now - getattr(self, "_polled", -1e9) < period:
-            return
-        self._polled = now
-        path = Context.get_parameters("MODEL_HOT_UPDATE_CONFIG")
-        try:
-            with open(path) as f:
-                conf = json.load(f)["model_config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        if conf.get("model_update_time") and conf["model_update_time"] != getattr(self, "_updated", None):
-            self.estimator.load(conf["model_path"])
-            self._updated = conf["model_update_time"]
-            self.model_name = conf.get("model_name", "")
-            self.model_version = int(conf.get("model_version", 0))
-            self.log.info("hot update: serving model %s", conf["model_update_time"])
+        self.hot_update(self.estimator.load)
 
     def _publish_inferred(self, data, probs):
         topic = Context.get_parameters("SEDNA_INFERRED_TOPIC")
