@@ -81,14 +81,7 @@ func TestLifelongPythonWorkers(t *testing.T) {
 	}
 	writeRows(0, 300, os.O_CREATE|os.O_WRONLY)
 
-	py := func(script string, env ...string) string {
-		e := `{name: PYTHONPATH, value: "` + sdk + `"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}`
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			e += `, {name: ` + k + `, value: "` + v + `"}`
-		}
-		return `command: ["/usr/bin/python3", "` + filepath.Join(dir, script) + `"], env: [` + e + `]`
-	}
+	py := func(script string, env ...string) string { return pyContainer(sdk, filepath.Join(dir, script), env...) }
 	yaml := comfort.YAML(o)
 	for old, repl := range map[string]string{
 		"          - name: train\n            env:\n": "          - name: train\n            command: [/usr/bin/python3, " + filepath.Join(dir, "train.py") +

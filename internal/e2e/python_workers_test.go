@@ -64,14 +64,7 @@ func TestIncrementalPythonWorkers(t *testing.T) {
 	if err := os.Chmod(out, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	py := func(script string, env ...string) string {
-		e := `{name: PYTHONPATH, value: "` + sdk + `"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}`
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			e += `, {name: ` + k + `, value: "` + v + `"}`
-		}
-		return `command: ["/usr/bin/python3", "` + filepath.Join(dir, script) + `"], env: [` + e + `]`
-	}
+	py := func(script string, env ...string) string { return pyContainer(sdk, filepath.Join(dir, script), env...) }
 	yaml := drift.YAML(o)
 	for old, repl := range map[string]string{
 		`containers: [{name: train, env: [{name: epochs, value: "30"}]}]`: `containers: [{name: train, ` + py("train.py", "epochs=30") + `}]`,
@@ -301,6 +294,18 @@ func (f *jiFleet) applyAsAdmin(t *testing.T, doc string) {
 	if rep, err := admin.Apply(f.ctx, rs); err != nil || rep.Error != "" {
 		t.Fatalf("apply: %v %s", err, rep.Error)
 	}
+}
+
+// pyContainer is a template container's command and env (YAML flow
+// style) that run script with /usr/bin/python3 and sdk on PYTHONPATH,
+// with env's NAME=VALUE entries.
+func pyContainer(sdk, script string, env ...string) string {
+	e := `{name: PYTHONPATH, value: "` + sdk + `"}, {name: PYTHONDONTWRITEBYTECODE, value: "1"}`
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		e += `, {name: ` + k + `, value: "` + v + `"}`
+	}
+	return `command: ["/usr/bin/python3", "` + script + `"], env: [` + e + `]`
 }
 
 // repoPath is the absolute path of rel, a path in the repository (a

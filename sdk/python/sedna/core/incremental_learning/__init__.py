@@ -4,7 +4,6 @@ learning's external workers")."""
 
 import base64
 import json
-import os
 
 import numpy as np
 
@@ -63,13 +62,7 @@ class IncrementalLearning(JobBase):
                         "metrics": metrics})
         for m in out:
             self.log.info("evaluated %s: %s", m["url"], m["metrics"])
-        result = Context.get_parameters("RESULT_URL")
-        if result:
-            tmp = result + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(out, f)
-            os.replace(tmp, result)
-        return out
+        return self.report(out)
 
     def inference(self, data=None, post_process=None, **kwargs):
         """(result, post-processed result, is_hard_example) of data, the

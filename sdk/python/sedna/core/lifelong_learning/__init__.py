@@ -216,13 +216,7 @@ class LifelongLearning(JobBase):
                 m = post_process(m)
             out.append({"format": kb.FORMAT, "url": url, "metrics": m})
             self.log.info("evaluated %s: accuracy %.3f, unseen %.3f", url, m["accuracy"], m["unseen"])
-        result = Context.get_parameters("RESULT_URL")
-        if result:
-            tmp = result + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(out, f)
-            os.replace(tmp, result)
-        return out
+        return self.report(out)
 
     def _load(self, path):
         with open(path, "rb") as f:
