@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,6 +70,10 @@ type gatedListener struct {
 	// disconnect disconnects the listener's clients when it closes (in
 	// place of mochi's closer, see Server.disconnectListenerClients).
 	disconnect func(listener string)
+	// tls, if set, makes it a TLS listener: each connection's first byte
+	// must start a TLS handshake (a plaintext MQTT client is told apart
+	// and refused in one line), then it is served over TLS.
+	tls *tls.Config
 
 	mu       sync.Mutex
 	closing  bool
@@ -142,13 +149,30 @@ func (l *gatedListener) Serve(establish listeners.EstablishFn) {
 		// The client has ConnectTimeout to send its CONNECT; mochi sets
 		// the keepalive deadline once it has read it.
 		_ = c.SetReadDeadline(time.Now().Add(time.Duration(l.limits.ConnectTimeout)))
-		g := newGatedConn(c, l.onAck, l.log)
+		served := c // c keys live; served is what mochi reads
+		if l.tls != nil {
+			pc := &peekedConn{Conn: c, r: bufio.NewReaderSize(c, 512)}
+			first, err := pc.r.Peek(1)
+			if err != nil {
+				_ = c.Close()
+				return err
+			}
+			if first[0] != 0x16 { // a TLS record of a handshake starts so
+				_ = c.Close()
+				l.countRefused("plaintext-on-tls")
+				l.log.Warn("a plaintext connection on the TLS listener refused: clients connect to it with TLS (ssl://)",
+					"remote", c.RemoteAddr().String(), "first byte", fmt.Sprintf("%#02x", first[0]))
+				return errors.New("broker: a plaintext connection on the TLS listener")
+			}
+			served = tls.Server(pc, l.tls)
+		}
+		g := newGatedConn(served, l.onAck, l.log)
 		defer g.releaseHold()
 		g.blockAt = l.blockAt
 		g.closing = l.isClosing
 		g.firstRead = entered
 		g.loggedIn = login
-		g.guard = newPacketGuard(c, l.limits.MaxConnectPacket, l.packetMax, g.inject, func(o oversize) {
+		g.guard = newPacketGuard(served, l.limits.MaxConnectPacket, l.packetMax, g.inject, func(o oversize) {
 			if l.dropped != nil {
 				l.dropped(g, o)
 			}
@@ -253,6 +277,8 @@ type gatedConn struct {
 	hold atomic.Pointer[func()]
 	// closing, if set, reports whether the broker is closing.
 	closing func() bool
+	// peer caches the verified client certificate.
+	peer atomic.Pointer[x509.Certificate]
 }
 
 func newGatedConn(c net.Conn, onAck func(*gatedConn, uint16), log *slog.Logger) *gatedConn {
@@ -260,6 +286,25 @@ func newGatedConn(c net.Conn, onAck func(*gatedConn, uint16), log *slog.Logger) 
 	g.space = sync.NewCond(&g.mu)
 	go g.writer()
 	return g
+}
+
+// PeerCertificate is the client certificate the connection's TLS
+// listener verified, nil when none (access.PeerCertificate).
+func (g *gatedConn) PeerCertificate() *x509.Certificate {
+	if c := g.peer.Load(); c != nil {
+		return c
+	}
+	tc, ok := g.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	if !st.HandshakeComplete || len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	c := st.VerifiedChains[0][0]
+	g.peer.Store(c)
+	return c
 }
 
 // Hold keeps the acknowledgement of pid back until Release or Fail.
@@ -561,3 +606,11 @@ func nextPacket(b []byte) (size int, pid uint16, isAck, ok bool) {
 	}
 	return size, 0, false, true
 }
+
+// peekedConn is a connection read through a buffer that was peeked at.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }

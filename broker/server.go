@@ -72,6 +72,9 @@ type TLSConfig struct {
 	// ClientCAFile, if set, requires clients to present a certificate
 	// signed by one of these CAs.
 	ClientCAFile string `json:"clientCAFile,omitempty"`
+	// Config, if set, is the listener's TLS configuration, in place of
+	// the files (the cloud's own CA: cloud.Config.Identity).
+	Config *tls.Config `json:"-"`
 }
 
 // Config configures a Server. The zero value of each field is a working
@@ -286,7 +289,7 @@ func (s *Server) listenLocked() error {
 		if err != nil {
 			return err
 		}
-		if err := s.listen(listeners.NewTCP(listeners.Config{ID: "tls", Address: s.cfg.TLS.Listen, TLSConfig: tc})); err != nil {
+		if err := s.listenTLS(listeners.NewTCP(listeners.Config{ID: "tls", Address: s.cfg.TLS.Listen}), tc); err != nil {
 			return err
 		}
 	}
@@ -317,8 +320,11 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func (s *Server) listen(inner listeners.Listener) error {
-	l := &gatedListener{Listener: inner, log: s.log, onAck: func(c *gatedConn, pid uint16) {
+func (s *Server) listen(inner listeners.Listener) error { return s.listenTLS(inner, nil) }
+
+// listenTLS adds a listener, over TLS when tc is set.
+func (s *Server) listenTLS(inner listeners.Listener, tc *tls.Config) error {
+	l := &gatedListener{tls: tc, Listener: inner, log: s.log, onAck: func(c *gatedConn, pid uint16) {
 		if s.ackSeen != nil {
 			s.ackSeen(c, pid)
 		}
@@ -339,6 +345,9 @@ func (s *Server) listen(inner listeners.Listener) error {
 }
 
 func loadTLS(c TLSConfig) (*tls.Config, error) {
+	if c.Config != nil {
+		return c.Config, nil
+	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("broker: tls: %w", err)
@@ -393,6 +402,30 @@ func (s *Server) Publish(from access.Principal, topic string, payload []byte, re
 		return err
 	}
 	return s.mochi.Publish(topic, payload, retain, qos)
+}
+
+// Serving is nil while the broker serves, else why it does not.
+func (s *Server) Serving() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("broker: closed")
+	case !s.started:
+		return errors.New("broker: not started")
+	}
+	return nil
+}
+
+// Disconnect closes the connection of the client clientID, if it is
+// connected, with why; it reports whether there was one.
+func (s *Server) Disconnect(clientID string, why error) bool {
+	cl, ok := s.mochi.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return false
+	}
+	cl.Stop(why)
+	return true
 }
 
 // SetReport gives the broker where to report what it wants an operator to

@@ -98,6 +98,10 @@ type ControlConfig struct {
 	PassEnv []string
 	// Dead, if set, keeps the messages the control plane could not read.
 	Dead *queue.DeadLetters
+	// AdminOps, if set, serves the operations only an admin may ask
+	// beyond resources (nodes' identities: OpTokenCreate, ...), their
+	// bodies and answers JSON.
+	AdminOps func(op string, body []byte) ([]byte, error)
 }
 
 // Access is what the control plane lets users do beyond their role.
@@ -376,7 +380,8 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 var may = map[access.UserRole][]string{
 	access.UserViewer:   {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe"},
 	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label"},
-	access.UserAdmin:    {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label"},
+	access.UserAdmin: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label",
+		OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -400,6 +405,16 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return c.logs(who, req)
 	case "examples.waiting", "examples.label", "kb.describe":
 		return c.jobOp(req)
+	case OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke:
+		if c.cfg.AdminOps == nil {
+			return topics.APIReply{Error: req.Op + ": this cloud gives nodes no identities"}
+		}
+		body, err := c.cfg.AdminOps(req.Op, req.Body)
+		if err != nil {
+			return topics.APIReply{Error: err.Error()}
+		}
+		c.log.Info("identity operation", "user", who.user, "op", req.Op)
+		return topics.APIReply{Body: body}
 	}
 	return c.get(req)
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/paradigm"
@@ -520,5 +523,46 @@ func TestMachineWorkerMetricsOutliveStateChanges(t *testing.T) {
 	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 2, Created: created})
 	if w := e.status.Workers[i]; w.Metrics != nil || e.status.Metrics["extCount"] != 0 {
 		t.Fatalf("a worker of a new generation: %+v, job metrics %v", w, e.status.Metrics)
+	}
+}
+
+// fixedJobs is a collector of jobs' snapshots.
+type fixedJobs []jobSnapshot
+
+func (f fixedJobs) Describe(ch chan<- *prometheus.Desc) { jobCollector{}.Describe(ch) }
+func (f fixedJobs) Collect(ch chan<- prometheus.Metric) { emitJobs(ch, f) }
+
+// A job's numbers reach /metrics as its status has them: each metric of
+// its workers, its phase, its workers desired and ready; Datasets are not
+// jobs.
+func TestJobMetricsOnPrometheus(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	c.nodeStatus("edge1", online("edge1", 1))
+	apply(t, c, datasetYAML+"\n---\n"+flYAML)
+	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
+	created := c.res[job.String()].rec.Created
+	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 1, Created: created})
+	c.workerMetrics(job, "edge1", topics.WorkerMetrics{Role: "train-0", Metrics: map[string]float64{"round": 3}})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(fixedJobs(c.jobSnapshots()))
+	st := c.res[job.String()].status
+	want := fmt.Sprintf(`
+# HELP sedna_job_metric A number of a job's status (its workers' metrics), by name.
+# TYPE sedna_job_metric gauge
+sedna_job_metric{job="fl",kind="FederatedLearningJob",metric="round",namespace="default"} 3
+# HELP sedna_job_phase 1 for the job's phase.
+# TYPE sedna_job_phase gauge
+sedna_job_phase{job="fl",kind="FederatedLearningJob",namespace="default",phase=%q} 1
+# HELP sedna_job_workers A job's workers: desired, and ready now.
+# TYPE sedna_job_workers gauge
+sedna_job_workers{job="fl",kind="FederatedLearningJob",namespace="default",state="desired"} %d
+sedna_job_workers{job="fl",kind="FederatedLearningJob",namespace="default",state="ready"} %d
+`, st.Phase, st.DesiredWorkers, st.ReadyWorkers)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	if st.DesiredWorkers == 0 || st.Phase == "" {
+		t.Fatalf("a job without workers or phase: %+v", st)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -73,6 +74,13 @@ type Config struct {
 	// Data says where the cloud's built-in workers may read the files a
 	// job names (a federated job's validation set).
 	Data DataConfig `json:"data,omitempty"`
+	// Identity gives nodes identities: the cloud's CA, the broker's
+	// mutual-TLS listener and the join listener.
+	Identity IdentityConfig `json:"identity,omitempty"`
+	// InsecureListen lets broker.listen, the plaintext listener, be on an
+	// address other than loopback: passwords and messages then cross the
+	// network in clear. Without it such an address is refused.
+	InsecureListen bool `json:"insecureListen,omitempty"`
 }
 
 // DataConfig configures where the cloud reads data files.
@@ -159,6 +167,8 @@ type Manager struct {
 	opts      Options
 	paradigms *paradigm.Started
 	roles     func(user string) (access.UserRole, bool)
+	identity  *identity
+	joinAddr  string
 	once      sync.Once
 }
 
@@ -199,6 +209,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.metrics = metrics.New(reg)
+	m.metrics.Zero("cloud")
 	m.dead, err = queue.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
 	if err != nil {
 		return fail(err)
@@ -221,6 +232,7 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err := m.startControl(); err != nil {
 		return fail(err)
 	}
+	reg.MustRegister(jobCollector{m.control})
 	// The embedded broker serves once every in-process subscription is
 	// made: mochi reads its retained messages for a new inline
 	// subscription without the lock a client's retained publish takes (a
@@ -229,9 +241,12 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		if err := m.srv.Start(); err != nil {
 			return fail(err)
 		}
+		if err := m.listenJoin(); err != nil {
+			return fail(err)
+		}
 	}
 	if cfg.Metrics != "off" {
-		if m.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, m.log); err != nil {
+		if m.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, m.Ready, m.log); err != nil {
 			return fail(err)
 		}
 	}
@@ -247,6 +262,14 @@ func (m *Manager) startEmbedded(opts Options) error {
 		}
 		var err error
 		if creds, err = access.LoadCredentials(m.cfg.Broker.CredentialsFile); err != nil {
+			return err
+		}
+	}
+	if err := checkPlaintext(m.cfg.Broker.Listen, m.cfg.InsecureListen); err != nil {
+		return err
+	}
+	if m.cfg.Identity.on() {
+		if err := m.startIdentity(creds); err != nil {
 			return err
 		}
 	}
@@ -345,6 +368,27 @@ func (m *Manager) BrokerURL() string {
 	return m.cfg.External.URL
 }
 
+// Ready is nil when the cloud can do its work: its store answers, its
+// embedded broker serves (or the external one is connected) and its
+// control plane runs; else the reasons it cannot, one per line (/readyz).
+func (m *Manager) Ready() error {
+	var errs []error
+	if err := store.Check(m.store); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if m.srv != nil {
+		if err := m.srv.Serving(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if m.client == nil {
+		errs = append(errs, errors.New("no broker"))
+	}
+	if m.control == nil {
+		errs = append(errs, errors.New("the control plane is not running"))
+	}
+	return errors.Join(errs...)
+}
+
 // MetricsAddr is the address of /metrics, or "" if off.
 func (m *Manager) MetricsAddr() string {
 	if m.http == nil {
@@ -410,7 +454,8 @@ func (m *Manager) startControl() error {
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
 		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
-		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
+		AdminOps: m.identityOp,
+		Access:   Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
 }
 
@@ -434,6 +479,9 @@ func MinerAdmission(h *plugins.Host) api.Admission {
 // the store last.
 func (m *Manager) Close() {
 	m.once.Do(func() {
+		if m.identity != nil {
+			_ = m.identity.join.Close()
+		}
 		if m.http != nil {
 			m.http.Close()
 		}
@@ -467,4 +515,21 @@ func (m *Manager) Close() {
 			}
 		}
 	})
+}
+
+// checkPlaintext refuses a plaintext listener on an address other than
+// loopback unless insecure says it is meant.
+func checkPlaintext(listen string, insecure bool) error {
+	if listen == "" || listen == "off" || insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("cloud: broker.listen %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("cloud: a plaintext listener on %s sends passwords and messages in clear to anyone on the network: "+
+		"nodes bridge over mutual TLS (--tls-listen, and --join-listen for their tokens); say --insecure-listen to mean it", listen)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sedna-go/sedna/api"
@@ -114,5 +115,27 @@ func TestReportOfAReplacedWorkerIsNotTheNewOnes(t *testing.T) {
 	edge := st.Workers[slices.IndexFunc(st.Workers, func(w api.WorkerStatus) bool { return w.Role == "edge" })]
 	if st.ReadyWorkers != 2 || edge.Phase != workers.PhaseRunning || edge.Generation != 2 {
 		t.Fatalf("generation 2 running, after the old worker's last report: %d/%d ready, edge worker %+v; %+v", st.ReadyWorkers, st.DesiredWorkers, edge, st.Conditions)
+	}
+}
+
+// A plaintext listener is on loopback unless the operator says
+// --insecure-listen.
+func TestPlaintextListenerNeedsInsecureOffLoopback(t *testing.T) {
+	for _, c := range []struct {
+		listen   string
+		insecure bool
+		ok       bool
+	}{
+		{"", false, true}, {"off", false, true}, {"127.0.0.1:1884", false, true}, {"[::1]:1884", false, true},
+		{"localhost:1884", false, true}, {":1884", false, false}, {"0.0.0.0:1884", false, false},
+		{"10.0.0.5:1884", false, false}, {":1884", true, true},
+	} {
+		err := checkPlaintext(c.listen, c.insecure)
+		if (err == nil) != c.ok {
+			t.Errorf("listen %q insecure %v: %v", c.listen, c.insecure, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--insecure-listen") {
+			t.Errorf("listen %q: %v does not say how to mean it", c.listen, err)
+		}
 	}
 }

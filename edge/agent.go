@@ -8,12 +8,14 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -127,6 +129,11 @@ type Options struct {
 	// started with the node, and gives its built-in workers. The agent
 	// imports none of them; a command or an embedder chooses.
 	Paradigms paradigm.Set
+	// Identity, if set, is the identity the node joined the cloud with
+	// (Join, LoadIdentity): the bridge logs in by its certificate over
+	// mutual TLS, to cloud.url or the identity's broker, and the agent
+	// renews the certificate before it expires.
+	Identity *Identity
 }
 
 // Agent is a running edge node.
@@ -145,13 +152,28 @@ type Agent struct {
 	logs      *logs
 	plugins   lazyHost
 	paradigms *paradigm.Started
-	once      sync.Once
+	// renewing ends the renewal of the node's certificate; renewed is
+	// closed when it has.
+	renewing context.CancelFunc
+	renewed  chan struct{}
+	once     sync.Once
 }
 
 // Start opens the node's store, starts its broker and connects its bridge.
 func Start(cfg Config, opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if id := opts.Identity; id != nil {
+		if cfg.Node == "" {
+			cfg.Node = id.Node
+		}
+		if cfg.Node != id.Node {
+			return nil, fmt.Errorf("edge: this node is %s, but it joined the cloud as %s", cfg.Node, id.Node)
+		}
+		if cfg.Cloud.URL == "" {
+			cfg.Cloud.URL = id.BrokerURL
+		}
 	}
 	if cfg.Cloud.URL == "" {
 		return nil, errors.New("edge: no cloud URL (cloud.url or --cloud)")
@@ -198,6 +220,14 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		}
 		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	if id := opts.Identity; id != nil {
+		u, err := url.Parse(cfg.Cloud.URL)
+		if err != nil || (u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtts") {
+			return nil, fmt.Errorf("edge: a node with an identity bridges over mutual TLS: want an ssl:// cloud URL, got %q", cfg.Cloud.URL)
+		}
+		tlsConf = id.TLS(u.Hostname())
+		cfg.Cloud.Username, cfg.Cloud.Password = "", ""
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("edge: data dir: %w", err)
 	}
@@ -213,6 +243,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = metrics.New(reg)
+	a.metrics.Zero("edge")
 	fail := func(err error) (*Agent, error) {
 		a.Close()
 		return nil, err
@@ -280,14 +311,39 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 	}
 	a.jobs.run()
 	a.bridge.Start()
+	if id := opts.Identity; id != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.renewing, a.renewed = cancel, make(chan struct{})
+		go func() {
+			defer close(a.renewed)
+			id.RenewLoop(ctx, a.log)
+		}()
+	}
 	if cfg.Metrics != "off" {
-		if a.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, a.log); err != nil {
+		if a.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, a.Ready, a.log); err != nil {
 			return fail(err)
 		}
 	}
 	a.log.Info("edge agent started", "broker", a.srv.Addr("tcp"), "cloud", cfg.Cloud.URL, "store", cfg.DataDir,
 		"writeMode", a.store.Mode(), "epoch", fmt.Sprintf("%016x", a.store.Epoch()))
 	return a, nil
+}
+
+// Ready is nil when the node can do its work: its store answers, its
+// broker serves and its link to the cloud is up; else the reasons it
+// cannot, one per line (/readyz).
+func (a *Agent) Ready() error {
+	var errs []error
+	if err := store.Check(a.store); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := a.srv.Serving(); err != nil {
+		errs = append(errs, err)
+	}
+	if up, _ := a.bridge.Connected(); !up {
+		errs = append(errs, fmt.Errorf("the link to the cloud (%s) is down", a.cfg.Cloud.URL))
+	}
+	return errors.Join(errs...)
 }
 
 // Models returns the node's model cache.
@@ -324,6 +380,10 @@ func (a *Agent) Store() store.Store { return a.store }
 // sender keeps it.
 func (a *Agent) Close() {
 	a.once.Do(func() {
+		if a.renewing != nil {
+			a.renewing()
+			<-a.renewed
+		}
 		if a.http != nil {
 			a.http.Close()
 		}

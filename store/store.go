@@ -246,3 +246,16 @@ func (v *view) Write(b *Batch) error {
 func (v *view) Mode() Mode    { return v.parent.Mode() }
 func (v *view) Epoch() uint64 { return v.parent.Epoch() }
 func (v *view) Close() error  { return nil }
+
+// Check reads a key of no one's from st: nil when the store answers
+// (ErrNotFound is an answer), its error when it does not (closed, a
+// failing disk), for a process's readiness.
+func Check(st Store) error {
+	if st == nil {
+		return errors.New("store: not open")
+	}
+	if _, err := st.Get([]byte("\x00ready")); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package access
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -59,8 +60,46 @@ type User struct {
 // Credentials are the users a broker accepts.
 type Credentials struct {
 	Users []User `json:"users"`
+	// Certs, if set, lets nodes log in to the cloud by their client
+	// certificates (mutual TLS), without a password.
+	Certs *CertAuth `json:"-"`
 
 	byName map[string]*User
+}
+
+// CertAuth authenticates nodes by the client certificates the broker's
+// TLS listener verified.
+type CertAuth struct {
+	// NodeOf names the node a verified certificate is the identity of
+	// ("" when it is no node's: the client then logs in by password).
+	NodeOf func(cert *x509.Certificate) string
+	// Refused, if set, says why node's certificate may no longer log in
+	// (the node or the certificate revoked); "" lets it in.
+	Refused func(node string, cert *x509.Certificate) string
+}
+
+// PeerCertificate is a connection that may carry a client certificate its
+// listener verified (a TLS listener's connections).
+type PeerCertificate interface {
+	// PeerCertificate is the verified client certificate, nil when none.
+	PeerCertificate() *x509.Certificate
+}
+
+// certNode is the node whose certificate cl logged in with ("" when none),
+// and the certificate.
+func (c *Credentials) certNode(cl *mqtt.Client) (string, *x509.Certificate) {
+	if c == nil || c.Certs == nil || c.Certs.NodeOf == nil || cl.Net.Conn == nil {
+		return "", nil
+	}
+	pc, ok := cl.Net.Conn.(PeerCertificate)
+	if !ok {
+		return "", nil
+	}
+	cert := pc.PeerCertificate()
+	if cert == nil {
+		return "", nil
+	}
+	return c.Certs.NodeOf(cert), cert
 }
 
 // LoadCredentials reads a credentials file (YAML or JSON):
@@ -130,6 +169,13 @@ func (c *Credentials) index() error {
 		c.byName[u.Username] = u
 	}
 	return nil
+}
+
+func (a *CertAuth) refused(node string, cert *x509.Certificate) string {
+	if a.Refused == nil {
+		return ""
+	}
+	return a.Refused(node, cert)
 }
 
 // HashPassword returns the bcrypt hash to put in a credentials file.
@@ -289,9 +335,26 @@ func (h *AuthHook) refused(reason string) {
 	}
 }
 
-// authenticate checks the client's credentials.
+// authenticate checks the client's credentials: on the cloud, a node's
+// client certificate, which the TLS listener verified, or a username and
+// password.
 func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user, pass := pk.Connect.Username, pk.Connect.Password
+	if h.role == RoleCloud {
+		if node, cert := h.creds.certNode(cl); node != "" {
+			if len(user) > 0 && string(user) != node {
+				h.log.Warn("refused a node's certificate with another username", "client", cl.ID, "certificate", node,
+					"username", string(user), "remote", cl.Net.Remote)
+				return false
+			}
+			if why := h.creds.Certs.refused(node, cert); why != "" {
+				h.log.Warn("refused node "+node+"'s certificate: "+why, "client", cl.ID, "serial", cert.SerialNumber.Text(16),
+					"remote", cl.Net.Remote)
+				return false
+			}
+			return true
+		}
+	}
 	if h.role == RoleEdge && len(user) == 0 {
 		if isLoopback(cl.Net.Remote) {
 			return true

@@ -355,6 +355,11 @@ func principalOf(side Role, creds *Credentials, cl *mqtt.Client) Principal {
 	if cl.Net.Inline {
 		return SystemPrincipal("inline")
 	}
+	if side == RoleCloud {
+		if node, _ := creds.certNode(cl); node != "" {
+			return Principal{Kind: NodeBridge, User: node, Node: node}
+		}
+	}
 	name := cl.Properties.Username
 	if len(name) == 0 {
 		// The AuthHook lets an anonymous client in only on an edge

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -222,7 +223,7 @@ func New(cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	qo := cfg.Queue
-	qo.Name, qo.Metrics, qo.Logger, qo.Clock = "uplink", cfg.Metrics, b.log, cfg.Server.Now
+	qo.Name, qo.Node, qo.Metrics, qo.Logger, qo.Clock = "uplink", cfg.Node, cfg.Metrics, b.log, cfg.Server.Now
 	if qo.OnDrop == nil {
 		qo.OnDrop = func(stream string, n int, reason string) {
 			b.reportError(topics.ErrorEvent{Component: "edge/queue", Reason: "dropped-" + reason,
@@ -232,7 +233,7 @@ func New(cfg Config) (*Bridge, error) {
 	if b.up, err = queue.Open(store.Sub(cfg.Store, "bridge/up/"), qo); err != nil {
 		return nil, err
 	}
-	if b.inbox, err = queue.Open(store.Sub(cfg.Store, "bridge/in/"), queue.Options{Name: "inbox", Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.Now}); err != nil {
+	if b.inbox, err = queue.Open(store.Sub(cfg.Store, "bridge/in/"), queue.Options{Name: "inbox", Node: cfg.Node, Metrics: cfg.Metrics, Logger: b.log, Clock: cfg.Server.Now}); err != nil {
 		_ = b.up.Close()
 		return nil, err
 	}
@@ -424,8 +425,16 @@ func (b *Bridge) run() {
 		if lerr != nil {
 			sched.Failed(lerr.Failure, isTimeout(err))
 			if !said || lerr.Failure != reported {
-				b.log.Warn("cannot connect to the cloud", "reason", lerr.Failure.String(), "url", b.cfg.CloudURL,
-					"error", err, "check", lerr.Failure.Advice())
+				reason, advice := lerr.Failure.String(), lerr.Failure.Advice()
+				switch {
+				case lerr.Failure == LinkBadCredentials && b.byCertificate():
+					reason, advice = "the cloud refused the node's certificate",
+						"the node may be revoked (sedna node revoke; the cloud's log says): it joins again with a new token"
+				case errors.Is(err, io.EOF) && strings.HasPrefix(b.cfg.CloudURL, "tcp://"):
+					advice += "; a connection closed before the cloud answered may also be a TLS listener's (the cloud's :8883), " +
+						"which takes ssl:// URLs only: join with a token, or give ssl:// and --cloud-ca"
+				}
+				b.log.Warn("cannot connect to the cloud", "reason", reason, "url", b.cfg.CloudURL, "error", err, "check", advice)
 				reported, said = lerr.Failure, true
 			} else {
 				b.log.Debug("cloud connect failed", "reason", lerr.Failure.String(), "url", b.cfg.CloudURL, "error", err)
@@ -862,4 +871,11 @@ func (b *Bridge) SendUntil(stream topics.Stream, topic string, payload []byte, r
 	rec := queue.Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now(), Expires: expires}
 	_, err := b.up.Append(string(stream), []queue.Record{rec}, nil)
 	return err
+}
+
+// byCertificate says whether the node logs in by a client certificate
+// (an identity it joined with) rather than a password.
+func (b *Bridge) byCertificate() bool {
+	t := b.cfg.TLS
+	return t != nil && b.cfg.Username == "" && (t.GetClientCertificate != nil || len(t.Certificates) > 0)
 }

@@ -140,7 +140,7 @@ func NewDownlink(cfg DownlinkConfig) (*Downlink, error) {
 		cfg.Logger = slog.Default()
 	}
 	qo := cfg.Queue
-	qo.Name, qo.Metrics, qo.Logger = "downlink", cfg.Metrics, cfg.Logger
+	qo.Name, qo.Metrics, qo.Logger, qo.StreamsAreNodes = "downlink", cfg.Metrics, cfg.Logger, true
 	q, err := queue.Open(store.Sub(cfg.Store, "downlink/"), qo)
 	if err != nil {
 		return nil, err

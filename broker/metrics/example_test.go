@@ -12,13 +12,17 @@ import (
 )
 
 // One Set per process: the parts count on it, and a queue's backlog is
-// read at each scrape of /metrics.
+// read at each scrape of /metrics; a node's queue names its node, and the
+// cloud's outbox the node each stream is for.
 func Example() {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.Refused.WithLabelValues("queue-full").Inc()
 	m.WatchQueue("uplink", func() []metrics.Backlog {
-		return []metrics.Backlog{{Stream: "events", Messages: 3, Bytes: 120}}
+		return []metrics.Backlog{{Stream: "events", Node: "edge1", Messages: 3, Bytes: 120}}
+	})
+	m.WatchQueue("downlink", func() []metrics.Backlog {
+		return []metrics.Backlog{{Node: "edge1", Messages: 2, Bytes: 80}}
 	})
 
 	rec := httptest.NewRecorder()
@@ -30,5 +34,6 @@ func Example() {
 	}
 	// Output:
 	// sedna_broker_refused_publishes_total{reason="queue-full"} 1
-	// sedna_queue_backlog_messages{queue="uplink",stream="events"} 3
+	// sedna_queue_backlog_messages{node="edge1",queue="downlink",stream=""} 2
+	// sedna_queue_backlog_messages{node="edge1",queue="uplink",stream="events"} 3
 }

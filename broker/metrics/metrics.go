@@ -81,10 +81,70 @@ func New(reg prometheus.Registerer) *Set {
 	return m
 }
 
+// decodeReasons are why a message that does not decode is dead-lettered
+// (topics.ReasonOf).
+var decodeReasons = []string{"malformed", "unknown-version", "too-large", "too-deep", "other"}
+
+// Zero makes the series a side ("edge" or "cloud") can count exist at
+// zero from the start: duplicates dropped, dead letters by component and
+// reason, refusals, authorization denials, slow subscribers and lost
+// messages, the bridge's connects (edge).
+func (m *Set) Zero(side string) {
+	if m == nil {
+		return
+	}
+	one := func(vs ...string) [][]string {
+		out := make([][]string, len(vs))
+		for i, v := range vs {
+			out[i] = []string{v}
+		}
+		return out
+	}
+	dead := map[string][]string{}
+	switch side {
+	case "edge":
+		m.Duplicates.WithLabelValues("edge-inbox")
+		m.Reconnects.WithLabelValues("cloud")
+		m.LinkUp.WithLabelValues("cloud")
+		dead["edge/broker"] = []string{"too-large"}
+		dead["edge/capture"] = append([]string{"bad-topic"}, decodeReasons...)
+		dead["edge/inbox"] = append([]string{"no-rule", "bad-topic"}, decodeReasons...)
+		dead["edge/uplink"] = []string{"refused"}
+	case "cloud":
+		m.Duplicates.WithLabelValues("cloud-ingress")
+		dead["cloud/broker"] = []string{"too-large"}
+		dead["cloud/ingress"] = append([]string{"not-allowed", "mismatch", "bad-topic"}, decodeReasons...)
+		dead["cloud/downlink"] = []string{"too-large"}
+		dead["cloud/control"] = decodeReasons
+	}
+	for comp, reasons := range dead {
+		for _, r := range reasons {
+			m.DeadLetters.WithLabelValues(comp, r)
+		}
+	}
+	for _, v := range one("queue-full", "store-error", "too-large", "downlink") {
+		m.Refused.WithLabelValues(v...)
+	}
+	for _, v := range one("bad-credentials", "client-id", "will", "too-many", "too-many-unauthenticated", "connect-timeout",
+		"abandoned", "plaintext-on-tls") {
+		m.ConnectRefused.WithLabelValues(v...)
+	}
+	for _, v := range one("publish", "retain", "will", "frame", "inline", "subscribe") {
+		m.ACLDenied.WithLabelValues(v...)
+	}
+	for _, v := range one("clean", "persistent") {
+		m.SlowDisconnects.WithLabelValues(v...)
+	}
+	for _, v := range one("slow-clean-session", "session-full", "queue-full") {
+		m.Lost.WithLabelValues(v...)
+	}
+}
+
 // Backlog is what one stream of a durable queue holds, as the
 // sedna_queue_* series show it.
 type Backlog struct {
 	Stream   string    // the stream's name
+	Node     string    // the node the stream is of (a cloud outbox's), "" when none
 	Messages int64     // messages waiting
 	Bytes    int64     // their bytes
 	Oldest   time.Time // of the oldest waiting message, zero if none
@@ -102,9 +162,10 @@ func (m *Set) WatchQueue(name string, backlog func() []Backlog) {
 }
 
 var (
-	descBacklog = prometheus.NewDesc("sedna_queue_backlog_messages", "Messages waiting in a durable queue.", []string{"queue", "stream"}, nil)
-	descBytes   = prometheus.NewDesc("sedna_queue_backlog_bytes", "Bytes waiting in a durable queue.", []string{"queue", "stream"}, nil)
-	descOldest  = prometheus.NewDesc("sedna_queue_oldest_age_seconds", "Age of the oldest message waiting in a durable queue.", []string{"queue", "stream"}, nil)
+	queueLabels = []string{"queue", "stream", "node"}
+	descBacklog = prometheus.NewDesc("sedna_queue_backlog_messages", "Messages waiting in a durable queue.", queueLabels, nil)
+	descBytes   = prometheus.NewDesc("sedna_queue_backlog_bytes", "Bytes waiting in a durable queue.", queueLabels, nil)
+	descOldest  = prometheus.NewDesc("sedna_queue_oldest_age_seconds", "Age of the oldest message waiting in a durable queue.", queueLabels, nil)
 )
 
 // queueCollector reads queue statistics at scrape time.
@@ -126,13 +187,13 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for name, backlog := range qs {
 		for _, st := range backlog() {
-			ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(st.Messages), name, st.Stream)
-			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes), name, st.Stream)
+			ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(st.Messages), name, st.Stream, st.Node)
+			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes), name, st.Stream, st.Node)
 			age := 0.0
 			if !st.Oldest.IsZero() {
 				age = now.Sub(st.Oldest).Seconds()
 			}
-			ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, name, st.Stream)
+			ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, name, st.Stream, st.Node)
 		}
 	}
 }

@@ -68,6 +68,11 @@ type Options struct {
 	Metrics *metrics.Set
 	// Name names the queue in metrics, logs and errors ("uplink").
 	Name string
+	// Node labels the queue's metrics with the node it is of (a node's
+	// own queues); StreamsAreNodes says its streams are nodes (the cloud's
+	// outbox of each), which its metrics label node, not stream.
+	Node            string
+	StreamsAreNodes bool
 	// Logger receives the queue's warnings; default slog.Default().
 	Logger *slog.Logger
 	// Clock stamps appended records that have no time; nil: the system's.
@@ -844,7 +849,10 @@ func (q *Queue) backlog() []metrics.Backlog {
 	stats := q.Stats()
 	out := make([]metrics.Backlog, len(stats))
 	for i, st := range stats {
-		out[i] = metrics.Backlog(st)
+		out[i] = metrics.Backlog{Stream: st.Stream, Node: q.opts.Node, Messages: st.Messages, Bytes: st.Bytes, Oldest: st.Oldest}
+		if q.opts.StreamsAreNodes {
+			out[i].Stream, out[i].Node = "", st.Stream
+		}
 	}
 	return out
 }

@@ -28,7 +28,8 @@ frames with dedup, and a durable outbox per node.
 With --broker URL the manager uses an external broker (mosquitto, EMQX)
 instead of the embedded one.`,
 		Example: `  sedna passwd > hash.txt   # then list users in credentials.yaml
-  sedna cloud --credentials credentials.yaml --listen :1884
+  sedna cloud --credentials credentials.yaml          # nodes join on :10002, bridge on :8883 (mutual TLS)
+  sedna cloud --credentials credentials.yaml --tls-host cloud.example.com
   sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,6 +46,9 @@ instead of the embedded one.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cloud manager ready: broker %s\n", m.BrokerURL())
+			if m.TLSAddr() != "" || m.JoinAddr() != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "nodes: join on %s, bridge over mutual TLS on %s (CA pin %s)\n", m.JoinAddr(), m.TLSAddr(), m.CA().Pin())
+			}
 			ctx, stop := untilSignal()
 			defer stop()
 			<-ctx.Done()
@@ -68,6 +72,11 @@ instead of the embedded one.`,
 	f.StringArrayVar(&cfg.Data.Dirs, "read-dir", nil, "a directory whose files jobs may name for the cloud to read (a federated validation set); repeatable (default DATA/data)")
 	f.StringArrayVar(&cfg.Models.Dirs, "models-dir", nil, "a directory whose files a Model's url may name; repeatable (default DATA/models)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
+	f.StringVar(&cfg.Identity.TLSListen, "tls-listen", "", `the broker's mutual-TLS listener, where nodes bridge with their certificates (default ":8883"; "off" for none)`)
+	f.StringVar(&cfg.Identity.JoinListen, "join-listen", "", `the join listener, HTTPS, where nodes get their certificates with a token (default ":10002"; "off" for none)`)
+	f.StringArrayVar(&cfg.Identity.Hosts, "tls-host", nil, "a name or address nodes reach the cloud by, for its server certificate (beyond the host's name and addresses); repeatable")
+	f.StringVar(&cfg.Identity.CADir, "ca-dir", "", "the cloud's CA directory (ca.crt, ca.key; made on the first start unless yours are there; default DATA/pki)")
+	f.BoolVar(&cfg.InsecureListen, "insecure-listen", false, "let --listen, the plaintext listener, be on an address other than loopback (passwords and messages in clear)")
 	return cmd
 }
 
@@ -89,6 +98,24 @@ func cloudConfig(cmd *cobra.Command, configFile string, cfg cloud.Config, writeM
 	merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
 	if cmd.Flags().Changed("profiles") {
 		file.Profiles = cfg.Profiles
+	}
+	merge(cmd, &file.Identity.TLSListen, cfg.Identity.TLSListen, "tls-listen")
+	merge(cmd, &file.Identity.JoinListen, cfg.Identity.JoinListen, "join-listen")
+	merge(cmd, &file.Identity.CADir, cfg.Identity.CADir, "ca-dir")
+	if cmd.Flags().Changed("tls-host") {
+		file.Identity.Hosts = cfg.Identity.Hosts
+	}
+	if cmd.Flags().Changed("insecure-listen") {
+		file.InsecureListen = cfg.InsecureListen
+	}
+	if file.External.URL == "" && file.Broker.TLS.Listen == "" {
+		// Nodes bridge over mutual TLS unless told otherwise.
+		if file.Identity.TLSListen == "" {
+			file.Identity.TLSListen = ":8883"
+		}
+		if file.Identity.JoinListen == "" {
+			file.Identity.JoinListen = ":10002"
+		}
 	}
 	if cmd.Flags().Changed("read-dir") {
 		file.Data.Dirs = cfg.Data.Dirs

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +23,7 @@ func newEdgeCmd(g *globals) *cobra.Command {
 		cfg        edge.Config
 		writeMode  string
 		failFast   bool
+		joinToken  string
 	)
 	cmd := &cobra.Command{
 		Use:   "edge",
@@ -64,6 +67,10 @@ and restarts.`,
 				}
 				file.WriteMode = m
 			}
+			id, err := nodeIdentity(cmd, &file, joinToken)
+			if err != nil {
+				return err
+			}
 			if file.Node == "" {
 				return fmt.Errorf("no node name: give --node or node: in the config")
 			}
@@ -71,7 +78,7 @@ and restarts.`,
 			if err != nil {
 				return err
 			}
-			a, err := edge.Start(file, edge.Options{Paradigms: all.All(), Logger: log, Version: version})
+			a, err := edge.Start(file, edge.Options{Paradigms: all.All(), Logger: log, Version: version, Identity: id})
 			if err != nil {
 				return err
 			}
@@ -103,7 +110,8 @@ and restarts.`,
 	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-edge-NODE)")
 	f.StringVar(&cfg.Broker.Listen, "listen", "", "node broker TCP address (default 127.0.0.1:1883)")
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials for clients not on loopback")
-	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. tcp://cloud:1884")
+	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. ssl://cloud:8883; with --join, the cloud's join listener HOST:PORT (cloud:10002)")
+	f.StringVar(&joinToken, "join", "", "join the cloud with this one-time token (sedna token create): the node's identity is kept in DATA/identity, and the node bridges over mutual TLS with it from then on")
 	f.StringVar(&cfg.Cloud.Username, "username", "", "username on the cloud broker (default the node name)")
 	f.StringVar(&cfg.Cloud.Password, "password", "", "password on the cloud broker (or env SEDNA_PASSWORD; better --password-file: every user of the host sees a command line)")
 	f.StringVar(&cfg.Cloud.PasswordFile, "password-file", "", "file holding the password on the cloud broker")
@@ -125,4 +133,57 @@ func refusedAtFirst(ctx context.Context, b *bridge.Bridge, url, user string) err
 		return fmt.Errorf("--fail-fast: the cloud %s refused user %q: %v; %s", url, user, lerr.Err, lerr.Failure.Advice())
 	}
 	return nil
+}
+
+// nodeIdentity is the identity the node joined with: joined now with
+// token (the --cloud flag is then the join listener's address), or read
+// from the data directory; nil for a node that logs in by password.
+func nodeIdentity(cmd *cobra.Command, file *edge.Config, token string) (*edge.Identity, error) {
+	dir := file.DataDir
+	if dir == "" && file.Node != "" {
+		dir = "sedna-edge-" + file.Node
+	}
+	if token != "" {
+		if dir == "" {
+			return nil, errors.New("--join: give --data (the directory where the node keeps its identity and store)")
+		}
+		if id, err := edge.LoadIdentity(dir); err == nil {
+			return nil, fmt.Errorf("--join: this node already joined as %s (%s); remove it to join again", id.Node,
+				filepath.Join(dir, edge.IdentityDir))
+		}
+		joinAddr := file.Cloud.URL
+		if joinAddr == "" {
+			return nil, errors.New("--join: give --cloud HOST:PORT, the cloud's join listener")
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+		defer cancel()
+		id, err := edge.Join(ctx, joinAddr, token, dir)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "joined the cloud as node %s: identity in %s, bridging to %s\n", id.Node,
+			filepath.Join(dir, edge.IdentityDir), id.BrokerURL)
+		file.Cloud.URL = ""
+		return adopt(file, id, dir)
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	id, err := edge.LoadIdentity(dir)
+	if errors.Is(err, edge.ErrNoIdentity) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return adopt(file, id, dir)
+}
+
+func adopt(file *edge.Config, id *edge.Identity, dir string) (*edge.Identity, error) {
+	if file.Node != "" && file.Node != id.Node {
+		return nil, fmt.Errorf("--node %s: the node joined as %s (%s)", file.Node, id.Node, filepath.Join(dir, edge.IdentityDir))
+	}
+	file.Node, file.DataDir = id.Node, dir
+	file.Cloud.Username, file.Cloud.Password, file.Cloud.PasswordFile = "", "", ""
+	return id, nil
 }

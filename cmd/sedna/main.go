@@ -42,7 +42,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "log as JSON lines")
 	root.AddCommand(newVersionCmd(), newCloudCmd(g), newEdgeCmd(g), newEventsCmd(g), newPasswdCmd(),
 		newDemoCmd(g), newBenchCmd(g), newPluginCmd(g),
-		newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newWatchCmd(), newLogsCmd(), newLabelCmd(), newKBCmd(), newModelCmd(), newSimCmd(g), newHILCmd())
+		newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newWatchCmd(), newLogsCmd(), newLabelCmd(), newKBCmd(), newModelCmd(), newSimCmd(g), newHILCmd(),
+		newTokenCmd(), newNodeCmd())
 	return root
 }
 

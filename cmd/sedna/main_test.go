@@ -103,7 +103,8 @@ func TestExampleConfigs(t *testing.T) {
 		t.Fatalf("edge.yaml: %+v %v", e, err)
 	}
 	var c cloud.Config
-	if err := loadConfig("../../examples/cloud.yaml", &c); err != nil || c.Broker.Listen != ":1884" {
+	if err := loadConfig("../../examples/cloud.yaml", &c); err != nil || c.Broker.Listen != "127.0.0.1:1884" ||
+		c.Identity.TLSListen != ":8883" || c.Identity.JoinListen != ":10002" {
 		t.Fatalf("cloud.yaml: %+v %v", c, err)
 	}
 	creds, err := access.LoadCredentials("../../examples/credentials.yaml")

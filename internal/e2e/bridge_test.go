@@ -148,7 +148,7 @@ func TestStreamPriorityAndTTL(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`sedna_bridge_expired_messages_total{stream="events"} 5`, `sedna_queue_backlog_messages{queue="uplink",stream="bulk"}`,
+	for _, want := range []string{`sedna_bridge_expired_messages_total{stream="events"} 5`, `sedna_queue_backlog_messages{node="edge-1",queue="uplink",stream="bulk"}`,
 		`sedna_bridge_link_up{link="cloud"} 1`, `sedna_bridge_sent_messages_total{stream="bulk"} 60`, "go_goroutines"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)

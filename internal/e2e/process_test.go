@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,12 @@ var readyRE = regexp.MustCompile(`ready: broker (\S+)`)
 // startProc runs sedna with args and waits for its ready line.
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
+	if len(args) > 0 && args[0] == "cloud" && !slices.Contains(args, "--tls-listen") {
+		// The tests that are not about nodes' identities leave the
+		// mutual-TLS and join listeners (":8883" and ":10002" by default,
+		// which processes running side by side would share) off.
+		args = append(slices.Clip(args), "--tls-listen", "off", "--join-listen", "off")
+	}
 	p := &proc{cmd: exec.Command(sednaBin, args...), done: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -1,12 +1,14 @@
-// Package httpserve serves a process's Prometheus /metrics and, when asked
-// for, Go's /debug/pprof/ on one address, for the edge agent and the cloud
-// manager.
+// Package httpserve serves a process's Prometheus /metrics, its health
+// (/healthz: the process is up; /readyz: it can do its work) and, when
+// asked for, Go's /debug/pprof/ on one address, for the edge agent and
+// the cloud manager.
 package httpserve
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,13 +32,35 @@ type Server struct {
 // memory (credentials included) and let anyone who can reach them load
 // its CPU: they are served on a loopback address only, and refused on any
 // other.
-func Start(addr string, reg *prometheus.Registry, profiles bool, log *slog.Logger) (*Server, error) {
+//
+// /healthz answers 200 while the process serves HTTP at all; /readyz
+// answers 200 when ready returns nil and 503 with its reason otherwise
+// (each reason on a line), as Kubernetes' probes and load balancers read
+// them.
+func Start(addr string, reg *prometheus.Registry, profiles bool, ready func() error, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var err error
+		if ready != nil {
+			err = ready()
+		}
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
 	if profiles {
 		if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 			_ = ln.Close()
