@@ -6,15 +6,19 @@
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's: the same commit builds the same bytes.
+DATE    ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+DIST    ?= bin/dist
 
-.PHONY: test deps vet cross arm-store build bench demo fuzz clean onnxruntime onnx onnx-arm64 arm-onnx
+.PHONY: test deps vet cross arm-store build bench demo fuzz clean onnxruntime onnx onnx-arm64 arm-onnx release
 
 # The suite runs with the build tag onnx (ONNX models through ONNX Runtime,
 # whose library make onnxruntime installs in bin/), and ml/onnx once more
 # without it (and paradigm, which loads models): the pure-Go binary's
 # one-line refusal of ONNX models.
-test: deps vet cross wasm-check arm-store onnxruntime arm-onnx
+test: deps vet cross wasm-check arm-store onnxruntime arm-onnx release
 	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/ ./paradigm/
 	CGO_ENABLED=0 $(GO) test -count=1 -run '^TestModelInspectAndExport$$' ./cmd/sedna/
@@ -102,6 +106,21 @@ arm-onnx: onnxruntime
 # docs/BENCHMARKS.md) and nothing to install on a board.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sedna ./cmd/sedna
+
+# Release archives for linux amd64, arm64 and armv7: the stamped binary,
+# the systemd units and the sysusers entry, the README and the licence,
+# with their SHA-256 sums; each binary (the ARM ones under qemu) must say
+# the commit it was built from.
+release: build cross
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	set -e; for a in amd64:bin/sedna: arm64:bin/sedna-linux-arm64:qemu-aarch64 armv7:bin/sedna-linux-armv7:qemu-arm; do \
+		arch=$${a%%:*}; rest=$${a#*:}; bin=$${rest%%:*}; run=$${rest#*:}; \
+		$$run $$bin version | grep -q "commit $(COMMIT)," || { echo "$$bin does not say commit $(COMMIT): $$($$run $$bin version)"; exit 1; }; \
+		d=$(DIST)/sedna_$(VERSION)_linux_$$arch; mkdir -p $$d; \
+		cp $$bin $$d/sedna; cp deploy/systemd/sedna-edge.service deploy/systemd/sedna-cloud.service deploy/systemd/sedna.sysusers README.md LICENSE $$d/; \
+		tar -C $(DIST) -czf $$d.tar.gz sedna_$(VERSION)_linux_$$arch; rm -rf $$d; \
+	done
+	cd $(DIST) && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
 
 bench: build deps
 	bin/sedna bench

@@ -24,6 +24,7 @@ func newEdgeCmd(g *globals) *cobra.Command {
 		writeMode  string
 		failFast   bool
 		joinToken  string
+		joinOnly   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "edge",
@@ -71,6 +72,12 @@ and restarts.`,
 			if err != nil {
 				return err
 			}
+			if joinOnly {
+				if joinToken == "" {
+					return errors.New("--join-only: give --join TOKEN")
+				}
+				return nil
+			}
 			if file.Node == "" {
 				return fmt.Errorf("no node name: give --node or node: in the config")
 			}
@@ -111,6 +118,7 @@ and restarts.`,
 	f.StringVar(&cfg.Broker.Listen, "listen", "", "node broker TCP address (default 127.0.0.1:1883)")
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials for clients not on loopback")
 	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. ssl://cloud:8883; with --join, the cloud's join listener HOST:PORT (cloud:10002)")
+	f.BoolVar(&joinOnly, "join-only", false, "with --join: keep the identity and exit, without running the agent (a systemd unit runs it)")
 	f.StringVar(&joinToken, "join", "", "join the cloud with this one-time token (sedna token create): the node's identity is kept in DATA/identity, and the node bridges over mutual TLS with it from then on")
 	f.StringVar(&cfg.Cloud.Username, "username", "", "username on the cloud broker (default the node name)")
 	f.StringVar(&cfg.Cloud.Password, "password", "", "password on the cloud broker (or env SEDNA_PASSWORD; better --password-file: every user of the host sees a command line)")

@@ -4,18 +4,63 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are stamped at build time (make build,
+// make release: -ldflags "-X main.version=... -X main.commit=... -X
+// main.date=..."); a plain go build leaves version "dev" and takes the
+// commit and its time from what Go records of the checkout.
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+// buildInfo is the version, commit and build date of this binary.
+type buildInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+	Go      string `json:"go"`
+	Arch    string `json:"arch"`
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: version, Commit: commit, Date: date, Go: runtime.Version(), Arch: runtime.GOOS + "/" + runtime.GOARCH}
+	if runtime.GOARCH == "arm" {
+		b.Arch += "v7"
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && b.Commit == "":
+				b.Commit = s.Value
+			case s.Key == "vcs.time" && b.Date == "":
+				b.Date = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true" && commit == "" && b.Commit != "":
+				b.Commit += "-dirty"
+			}
+		}
+	}
+	if b.Commit == "" {
+		b.Commit = "unknown"
+	}
+	if b.Date == "" {
+		b.Date = "unknown"
+	}
+	return b
+}
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
@@ -80,12 +125,25 @@ func untilSignal() (context.Context, context.CancelFunc) {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "sedna", version)
+	var output string
+	cmd := &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version, commit and build date",
+		Example: "  sedna version\n  sedna version -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := readBuildInfo()
+			switch output {
+			case "":
+				fmt.Fprintf(cmd.OutOrStdout(), "sedna %s (commit %s, built %s, %s, %s)\n", b.Version, b.Commit, b.Date, b.Go, b.Arch)
+			case "json":
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(b)
+			default:
+				return fmt.Errorf("-o %q: want json, or nothing", output)
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json: the version as JSON")
+	return cmd
 }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -142,5 +144,25 @@ func TestHelpShowsNoSecret(t *testing.T) {
 		if !strings.Contains(out.String(), "Usage") {
 			t.Fatalf("%v --help printed no usage:\n%s", cmd, out.String())
 		}
+	}
+}
+
+// A build stamped as the Makefile stamps it (-X main.version, main.commit,
+// main.date) says so in `sedna version`, in words and in JSON.
+func TestVersionStamped(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sedna")
+	ldflags := "-X main.version=v1.2.3 -X main.commit=0123abc -X main.date=2026-12-03T10:00:00Z"
+	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "sedna v1.2.3 (commit 0123abc, built 2026-12-03T10:00:00Z, go") {
+		t.Fatalf("sedna version: %q %v", out, err)
+	}
+	out, err = exec.Command(bin, "version", "-o", "json").Output()
+	var b buildInfo
+	if err != nil || json.Unmarshal(out, &b) != nil || b.Version != "v1.2.3" || b.Commit != "0123abc" || b.Date != "2026-12-03T10:00:00Z" ||
+		b.Arch != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Fatalf("sedna version -o json: %q %v", out, err)
 	}
 }

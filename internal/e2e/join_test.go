@@ -117,7 +117,8 @@ func waitOutput(t *testing.T, what string, within time.Duration, get func() stri
 // (`sedna token create`, `sedna edge --join TOKEN --cloud HOST:PORT`),
 // keeps the identity the cloud signed, and bridges over mutual TLS with no
 // password: 2,000 messages published at the node arrive in the cloud,
-// each once. Refused, each with one line on both sides: a token used
+// each once. Another joins with --join-only (as a systemd unit's node
+// does) and comes online when `sedna edge --data DIR` runs alone. Refused, each with one line on both sides: a token used
 // already, an expired one, a revoked one, and a node revoked (its bridge
 // cut, its reconnection refused); a client presenting one node's
 // certificate under another node's bridge ID; and a plaintext client on
@@ -150,6 +151,16 @@ func TestTokenJoinOverMutualTLS(t *testing.T) {
 	cnt.wait(t, 2000, time.Minute)
 	cnt.check(t, 2000, true)
 	t.Logf("edge1 joined with a token and bridged over mutual TLS (%s): 2,000 of 2,000 messages arrived", id.BrokerURL)
+
+	// The systemd flow: join once with --join-only (exits), then run the
+	// agent with its data directory alone.
+	onlyDir := filepath.Join(dir, "edge4")
+	if out, err := exec.Command(sednaBin, "edge", "--join", newToken(t, url, "edge4"), "--join-only", "--cloud", m.JoinAddr(),
+		"--data", onlyDir).CombinedOutput(); err != nil || !strings.Contains(string(out), "joined the cloud as node edge4") {
+		t.Fatalf("sedna edge --join --join-only: %v\n%s", err, out)
+	}
+	startProc(t, "edge", "--data", onlyDir, "--listen", "127.0.0.1:0", "--metrics", "off")
+	waitJoined(t, url, "edge4")
 
 	// A used token.
 	line := joinFails(t, m, filepath.Join(dir, "again"), token)
