@@ -7,9 +7,12 @@ package deploy_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,3 +259,115 @@ func firstLine(b []byte) string {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// exported is every metric name the binary's code exports: the broker
+// family's (Namespace "sedna" in broker/metrics) and every "sedna_..."
+// name written out in a Go file of the module.
+func exported(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	metricsGo := string(read(t, "../broker/metrics/metrics.go"))
+	for _, m := range regexp.MustCompile(`(?:cv\(|Name: )"([a-z_]+)"`).FindAllStringSubmatch(metricsGo, -1) {
+		names["sedna_"+m[1]] = true
+	}
+	quoted := regexp.MustCompile(`"(sedna_[a-z_]+)"`)
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		for _, m := range quoted.FindAllStringSubmatch(string(read(t, path)), -1) {
+			names[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// checkDashboard returns what is wrong with a Grafana dashboard: panels
+// without a query, a query of a metric the code does not export, a job
+// metric no Go file names, overlapping ids, a panel outside the grid.
+func checkDashboard(raw []byte, names map[string]bool, source string) []string {
+	var dash struct {
+		Title  string `json:"title"`
+		UID    string `json:"uid"`
+		Panels []struct {
+			ID      int                      `json:"id"`
+			Type    string                   `json:"type"`
+			Title   string                   `json:"title"`
+			GridPos struct{ X, Y, W, H int } `json:"gridPos"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		return []string{err.Error()}
+	}
+	var bad []string
+	if dash.Title == "" || dash.UID == "" || len(dash.Panels) == 0 {
+		bad = append(bad, "no title, uid or panels")
+	}
+	ids := map[int]bool{}
+	metricName := regexp.MustCompile(`\bsedna_[a-z_]+`)
+	jobMetric := regexp.MustCompile(`metric="([A-Za-z0-9]+)"`)
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			bad = append(bad, fmt.Sprintf("panel id %d twice", p.ID))
+		}
+		ids[p.ID] = true
+		if p.GridPos.X+p.GridPos.W > 24 || p.GridPos.W <= 0 || p.GridPos.H <= 0 {
+			bad = append(bad, fmt.Sprintf("panel %q outside the grid: %+v", p.Title, p.GridPos))
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			bad = append(bad, fmt.Sprintf("panel %q has no query", p.Title))
+		}
+		for _, tg := range p.Targets {
+			for _, n := range metricName.FindAllString(tg.Expr, -1) {
+				if !names[n] {
+					bad = append(bad, fmt.Sprintf("panel %q queries %s, which Sedna-Go does not export", p.Title, n))
+				}
+			}
+			for _, m := range jobMetric.FindAllStringSubmatch(tg.Expr, -1) {
+				if !strings.Contains(source, `"`+m[1]+`"`) {
+					bad = append(bad, fmt.Sprintf("panel %q asks job metric %q, which no worker reports", p.Title, m[1]))
+				}
+			}
+		}
+	}
+	return bad
+}
+
+// The Grafana dashboard (deploy/grafana/sedna.json) is a dashboard whose
+// every query asks series Sedna-Go exports, and whose job panels ask
+// numbers its workers report; a misspelt metric is caught (the check's
+// control).
+func TestGrafanaDashboard(t *testing.T) {
+	raw := read(t, "grafana/sedna.json")
+	names := exported(t)
+	var source strings.Builder
+	for _, dir := range []string{"../jointinference", "../federated", "../incremental", "../lifelong"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if !strings.HasSuffix(f, "_test.go") {
+				source.Write(read(t, f))
+			}
+		}
+	}
+	if bad := checkDashboard(raw, names, source.String()); len(bad) > 0 {
+		t.Fatalf("the dashboard:\n%s", strings.Join(bad, "\n"))
+	}
+	typo := bytes.Replace(raw, []byte("sedna_bridge_link_up"), []byte("sedna_bridge_link_upp"), 1)
+	if bad := checkDashboard(typo, names, source.String()); len(bad) != 1 || !strings.Contains(bad[0], "sedna_bridge_link_upp") {
+		t.Errorf("a misspelt metric: %v", bad)
+	}
+	typo = bytes.Replace(raw, []byte(`metric=\"uploadRatio\"`), []byte(`metric=\"uploadRatios\"`), 1)
+	if bad := checkDashboard(typo, names, source.String()); len(bad) != 1 || !strings.Contains(bad[0], "uploadRatios") {
+		t.Errorf("a misspelt job metric: %v", bad)
+	}
+}
