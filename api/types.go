@@ -83,6 +83,10 @@ type DatasetSpec struct {
 	URL      string `json:"url"`
 	Format   string `json:"format"`
 	NodeName string `json:"nodeName"`
+	// CredentialName names a secret of the cloud (sedna secret create)
+	// whose keys the workers that use the Dataset get as environment
+	// variables (Sedna's S3 credentials: ACCESS_KEY_ID, ...).
+	CredentialName string `json:"credentialName"`
 }
 
 // ModelSpec: a model file and its metrics. Format says what the file is:
@@ -96,6 +100,9 @@ type ModelSpec struct {
 	URL     string `json:"url"`
 	Format  string `json:"format"`
 	Metrics []KV   `json:"metrics"`
+	// CredentialName, as a Dataset's: the workers that use the Model get
+	// the secret's keys.
+	CredentialName string `json:"credentialName"`
 	ModelIO
 }
 
@@ -219,6 +226,8 @@ type IncrementalLearningJobSpec struct {
 	EvalSpec     EvalSpec   `json:"evalSpec"`
 	DeploySpec   DeploySpec `json:"deploySpec"`
 	OutputDir    string     `json:"outputDir"`
+	// CredentialName: the job's workers get the secret's keys.
+	CredentialName string `json:"credentialName"`
 	// StopCondition is Sedna-Go's: without it the job runs cycles until
 	// it is deleted, as in Sedna.
 	StopCondition *StopCondition `json:"stopCondition,omitempty"`
@@ -268,4 +277,6 @@ type LifelongLearningJobSpec struct {
 	EvalSpec   EvalSpec           `json:"evalSpec"`
 	DeploySpec LifelongDeploySpec `json:"deploySpec"`
 	OutputDir  string             `json:"outputDir"`
+	// CredentialName: the job's workers get the secret's keys.
+	CredentialName string `json:"credentialName"`
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +41,12 @@ type ControlPlane struct {
 	log   *slog.Logger
 	st    store.Store
 	owner *serial.Loop
-	res   map[string]*entry // by api.Resource.Key
-	nodes map[string]string // node -> last state seen
+	// jobSecrets are the secrets each job's workers get, by resource key
+	// (for the cloud's own workers, whose environment is made off the
+	// owner goroutine).
+	jobSecrets sync.Map
+	res        map[string]*entry // by api.Resource.Key
+	nodes      map[string]string // node -> last state seen
 	// sessions is the latest status of each node since start, since
 	// when, and when the node was last heard from.
 	sessions map[string]topics.NodeStatus
@@ -98,10 +103,26 @@ type ControlConfig struct {
 	PassEnv []string
 	// Dead, if set, keeps the messages the control plane could not read.
 	Dead *queue.DeadLetters
+	// Secrets, if set, keeps the secrets resources name (credentialName)
+	// and seals them for the nodes their workers run on.
+	Secrets SecretKeeper
 	// AdminOps, if set, serves the operations only an admin may ask
 	// beyond resources (nodes' identities: OpTokenCreate, ...), their
 	// bodies and answers JSON.
 	AdminOps func(op string, body []byte) ([]byte, error)
+}
+
+// SecretKeeper keeps secrets and seals them for nodes (Secrets).
+type SecretKeeper interface {
+	Create(ns, name string, sealed []byte) ([]string, error)
+	List(ns string) ([]SecretInfo, error)
+	Delete(ns, name string) error
+	PublicKey() []byte
+	// Ready says why the secrets names cannot reach node (nil: they can).
+	Ready(node, ns string, names []string) error
+	SealFor(node, ns string, names []string) (map[string][]byte, error)
+	// Env is the environment of the cloud's own workers that use names.
+	Env(ns string, names []string) ([]string, error)
 }
 
 // Access is what the control plane lets users do beyond their role.
@@ -181,7 +202,7 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 			builtins = cfg.Builtins(c)
 		}
 		c.sup = workers.New(workers.Config{Node: cfg.Name, LogDir: cfg.WorkerLogDir, Log: c.log, Report: c.ReportWorker,
-			RunAs: cfg.RunAs, PassEnv: cfg.PassEnv,
+			RunAs: cfg.RunAs, PassEnv: cfg.PassEnv, Env: c.cloudWorkerEnv,
 			ReportMetrics: c.ReportWorkerMetrics, ReportEvent: c.ReportWorkerEvent, Builtins: builtins})
 		fx.sup = c.sup
 	}
@@ -378,10 +399,11 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 
 // may lists the operations of each role.
 var may = map[access.UserRole][]string{
-	access.UserViewer:   {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe"},
-	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label"},
+	access.UserViewer: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", OpSecretList},
+	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label",
+		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete},
 	access.UserAdmin: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label",
-		OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke},
+		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete, OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -405,6 +427,8 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return c.logs(who, req)
 	case "examples.waiting", "examples.label", "kb.describe":
 		return c.jobOp(req)
+	case OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete:
+		return c.secretOp(who, req)
 	case OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke:
 		if c.cfg.AdminOps == nil {
 			return topics.APIReply{Error: req.Op + ": this cloud gives nodes no identities"}
@@ -698,6 +722,7 @@ func (c *ControlPlane) observe(e *entry) api.Observed {
 	if w := c.modelWaits(e); w != "" {
 		o.Waits = append(o.Waits, w)
 	}
+	o.Waits = append(o.Waits, c.secretWaits(e)...)
 	switch e.res.Kind {
 	case api.KindDataset:
 		o.Reported, o.Problem = e.status.NumberOfSamples != nil, e.status.DatasetProblem
@@ -746,6 +771,9 @@ func (c *ControlPlane) reevaluate(now time.Time) {
 // missing (a missing node does not hold dispatch: its outbox keeps the
 // spec until it joins).
 func (c *ControlPlane) waitsForResources(e *entry) bool {
+	if len(c.secretWaits(e)) > 0 {
+		return true
+	}
 	ns := e.res.Metadata.Namespace
 	for _, ref := range e.res.References() {
 		if _, ok := c.res[ref.Kind+"/"+ns+"/"+ref.Name]; !ok {
@@ -823,9 +851,24 @@ func (c *ControlPlane) dispatch(e *entry) {
 			nodes = append(nodes, n)
 		}
 	}
+	names := c.credentials(e)
+	if len(names) > 0 {
+		c.jobSecrets.Store(e.res.Key(), names)
+	} else {
+		c.jobSecrets.Delete(e.res.Key())
+	}
 	if e.dispatched < e.rec.Generation {
 		for _, n := range nodes {
-			if err := c.fx.sendSpec(n, ref, topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}); err != nil {
+			sp := topics.Spec{Generation: e.rec.Generation, Created: e.rec.Created, Data: e.rec.Source}
+			if len(names) > 0 {
+				sealed, err := c.cfg.Secrets.SealFor(n, e.res.Metadata.Namespace, names)
+				if err != nil {
+					c.log.Error("spec not queued: its secrets not sealed for the node", "node", n, "key", e.res.Key(), "error", err)
+					return
+				}
+				sp.Secrets = sealed
+			}
+			if err := c.fx.sendSpec(n, ref, sp); err != nil {
 				c.log.Error("spec not queued", "node", n, "key", e.res.Key(), "error", err)
 				return
 			}

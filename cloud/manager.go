@@ -11,6 +11,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -451,7 +452,21 @@ func (m *Manager) startControl() error {
 		}
 		*d.dirs = abs
 	}
-	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus,
+	caDir := m.cfg.Identity.CADir
+	if caDir == "" {
+		caDir = filepath.Join(m.cfg.DataDir, "pki")
+	}
+	nodeKey := func(node string) (*ecdh.PublicKey, error) {
+		return nil, fmt.Errorf("node %s cannot get secrets: this cloud gives nodes no identities (--join-listen, --tls-listen)", node)
+	}
+	if m.identity != nil {
+		nodeKey = m.identity.join.SealKey
+	}
+	secrets, err := openSecrets(store.Sub(m.store, "secrets/"), caDir, nodeKey)
+	if err != nil {
+		return err
+	}
+	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus, Secrets: secrets,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
 		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
 		AdminOps: m.identityOp,

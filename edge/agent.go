@@ -152,6 +152,8 @@ type Agent struct {
 	logs      *logs
 	plugins   lazyHost
 	paradigms *paradigm.Started
+	// identity is the node's identity from joining (nil: a password).
+	identity *Identity
 	// renewing ends the renewal of the node's certificate; renewed is
 	// closed when it has.
 	renewing context.CancelFunc
@@ -200,7 +202,7 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		}
 		cfg.Cloud.Password = string(trimNewline(b))
 	}
-	a := &Agent{cfg: cfg, log: opts.Logger.With("node", cfg.Node)}
+	a := &Agent{cfg: cfg, log: opts.Logger.With("node", cfg.Node), identity: opts.Identity}
 	var creds *access.Credentials
 	if cfg.Broker.CredentialsFile != "" {
 		var err error

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -353,6 +355,31 @@ func readHeader(path string) ([]byte, error) {
 // Sedna's names: a federated training worker's Dataset file
 // (TRAIN_DATASET_URL, as Sedna's controller sets it, and its format).
 func (a *Agent) workerEnv(spec workers.Spec) []string {
+	return append(a.secretEnv(spec), a.datasetEnv(spec)...)
+}
+
+// secretEnv opens the secrets of a worker's job that the cloud sealed for
+// this node into environment entries; one that does not open is left out
+// and logged (its name only).
+func (a *Agent) secretEnv(spec workers.Spec) []string {
+	var env []string
+	for _, name := range slices.Sorted(maps.Keys(spec.Secrets)) {
+		if a.identity == nil {
+			a.log.Warn("a worker's secret left out: this node has no identity to open it with", "job", spec.Job.String(), "secret", name)
+			continue
+		}
+		kv, err := a.identity.SecretEnv(spec.Job.Namespace, name, spec.Secrets[name])
+		if err != nil {
+			a.log.Warn("a worker's secret left out", "job", spec.Job.String(), "secret", name, "error", err)
+			continue
+		}
+		env = append(env, kv...)
+	}
+	return env
+}
+
+// datasetEnv is a federated training worker's Dataset file.
+func (a *Agent) datasetEnv(spec workers.Spec) []string {
 	if spec.Job.Kind != api.KindFederatedLearningJob || !strings.HasPrefix(spec.Role, "train-") || len(spec.Document) == 0 {
 		return nil
 	}

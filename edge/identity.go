@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -41,6 +42,7 @@ type Identity struct {
 	Node, BrokerURL, Join string
 
 	ca   *x509.CertPool
+	seal *ecdh.PrivateKey // opens the secrets the cloud seals for the node
 	mu   sync.Mutex
 	cert *tls.Certificate
 }
@@ -69,9 +71,13 @@ func Join(ctx context.Context, cloud, token, dataDir string) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
+	seal, err := pki.NewSealKey()
+	if err != nil {
+		return nil, err
+	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		InsecureSkipVerify: true, VerifyPeerCertificate: pki.VerifyPinned(pin), MinVersion: tls.VersionTLS12}}}
-	rep, err := post(ctx, client, "https://"+cloud+join.JoinPath, join.Request{Token: token, CSR: string(csr)})
+	rep, err := post(ctx, client, "https://"+cloud+join.JoinPath, join.Request{Token: token, CSR: string(csr), SealKey: seal.PublicKey().Bytes()})
 	if err != nil {
 		return nil, fmt.Errorf("edge: join %s: %w", cloud, err)
 	}
@@ -96,7 +102,8 @@ func Join(ctx context.Context, cloud, token, dataDir string) (*Identity, error) 
 		name string
 		data []byte
 		mode os.FileMode
-	}{{"node.key", keyPEM, 0o600}, {"node.crt", []byte(rep.Cert), 0o644}, {"ca.crt", []byte(rep.CA), 0o644}, {"identity.json", settings, 0o644}} {
+	}{{"node.key", keyPEM, 0o600}, {"seal.key", seal.Bytes(), 0o600}, {"node.crt", []byte(rep.Cert), 0o644}, {"ca.crt", []byte(rep.CA), 0o644},
+		{"identity.json", settings, 0o644}} {
 		if err := pki.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return nil, err
 		}
@@ -127,7 +134,15 @@ func LoadIdentity(dataDir string) (*Identity, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("edge: %s: no certificate", filepath.Join(dir, "ca.crt"))
 	}
-	id := &Identity{dir: dir, Node: f.Node, BrokerURL: f.Broker, Join: f.Join, ca: pool}
+	sealRaw, err := os.ReadFile(filepath.Join(dir, "seal.key"))
+	if err != nil {
+		return nil, fmt.Errorf("edge: the node's key for secrets: %w", err)
+	}
+	seal, err := pki.ParseSealKey(sealRaw)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %s: %w", filepath.Join(dir, "seal.key"), err)
+	}
+	id := &Identity{dir: dir, Node: f.Node, BrokerURL: f.Broker, Join: f.Join, ca: pool, seal: seal}
 	if err := id.load(); err != nil {
 		return nil, err
 	}
@@ -204,6 +219,16 @@ func (id *Identity) Renew(ctx context.Context) error {
 	id.cert = &cert
 	id.mu.Unlock()
 	return nil
+}
+
+// SecretEnv opens the secret ns/name the cloud sealed for this node and
+// gives its keys as environment entries (KEY=VALUE).
+func (id *Identity) SecretEnv(ns, name string, box []byte) ([]string, error) {
+	plain, err := pki.Open(id.seal, box, pki.NodeSecretAAD(id.Node, ns, name))
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return pki.SecretEnv(plain)
 }
 
 // RenewAt is when a certificate is renewed: when two thirds of its life

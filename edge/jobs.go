@@ -45,6 +45,8 @@ type storedSpec struct {
 	Deleted bool   `msgpack:"del"`
 	Data    []byte `msgpack:"data"`
 	Created int64  `msgpack:"created,omitempty"`
+	// Secrets stay sealed at rest: they are opened for a worker's start.
+	Secrets map[string][]byte `msgpack:"secrets,omitempty"`
 }
 
 func (s storedSpec) revision() topics.Revision {
@@ -125,7 +127,7 @@ func (j *jobs) keep(sp topics.Spec) (storedSpec, bool) {
 	if ok && !sp.Revision().After(old.revision()) {
 		return storedSpec{}, false
 	}
-	s := storedSpec{Gen: sp.Generation, Deleted: sp.Deleted, Data: sp.Data, Created: sp.Created}
+	s := storedSpec{Gen: sp.Generation, Deleted: sp.Deleted, Data: sp.Data, Created: sp.Created, Secrets: sp.Secrets}
 	v, _ := msgpack.Marshal(&s)
 	var b store.Batch
 	b.Put([]byte(sp.Key), v)
@@ -196,7 +198,8 @@ func (j *jobs) apply(key string, s storedSpec) {
 		if w.Node != j.node {
 			continue
 		}
-		spec := workers.Spec{Job: ref, Generation: s.Gen, Created: s.Created, Worker: w, BrokerURL: j.srv.URL(), Document: s.Data}
+		spec := workers.Spec{Job: ref, Generation: s.Gen, Created: s.Created, Worker: w, BrokerURL: j.srv.URL(), Document: s.Data,
+			Secrets: s.Secrets}
 		keep[spec.ID()] = true
 		j.sup.Ensure(spec)
 	}

@@ -336,6 +336,10 @@ type Spec struct {
 	// nanoseconds): a resource deleted and applied again under the same
 	// name starts again at generation 1, later.
 	Created int64 `msgpack:"created,omitempty"`
+	// Secrets are the secrets the resource's workers on the node get (its
+	// credentialName, its Datasets' and Models'), by name, each sealed for
+	// the node's key (pki.Seal): only the node opens them.
+	Secrets map[string][]byte `msgpack:"secrets,omitempty"`
 }
 
 // Revision returns the spec's place in its resource's history.

@@ -45,6 +45,10 @@ type Spec struct {
 	BrokerURL string
 	// Document is the job's resource as JSON, for built-in workers.
 	Document []byte
+	// Secrets are the secrets the worker gets (the job's credentialName,
+	// its Datasets' and Models'), each sealed for the node: the node's
+	// Config.Env opens them into the worker's environment.
+	Secrets map[string][]byte
 	// ReportMetrics, set by the Supervisor for built-in workers, reports
 	// the worker's numbers (Config.ReportMetrics receives them).
 	ReportMetrics func(map[string]float64) `json:"-"`

@@ -11,6 +11,7 @@ package join
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -79,6 +80,9 @@ type issued struct {
 type Request struct {
 	Token string `json:"token,omitempty"`
 	CSR   string `json:"csr"`
+	// SealKey (join only) is the node's X25519 public key (32 bytes), which
+	// the cloud seals the secrets it sends the node for.
+	SealKey []byte `json:"sealKey,omitempty"`
 }
 
 // Reply answers a Request: the node's name, its certificate and the CA
@@ -128,6 +132,7 @@ const (
 	tokenPrefix   = "join/token/"
 	issuedPrefix  = "join/issued/"
 	revokedPrefix = "join/revoked/"
+	sealPrefix    = "join/seal/"
 )
 
 // New makes the service; the revoked certificates are read from the store.
@@ -275,6 +280,20 @@ func (s *Service) RevokeNode(node string) (int, error) {
 	return len(serials), nil
 }
 
+// SealKey is the key node joined with for the secrets the cloud sends it;
+// an error says why there is none (the node joined without one, or logs
+// in by password).
+func (s *Service) SealKey(node string) (*ecdh.PublicKey, error) {
+	raw, err := s.cfg.Store.Get([]byte(sealPrefix + node))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("node %s has no key for secrets: secrets go to nodes that joined with a token (sedna token create)", node)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParseSealPublic(raw)
+}
+
 // Refused says why a node's certificate may not log in: it is revoked, or
 // the cloud did not issue it to node (access.CertAuth.Refused).
 func (s *Service) Refused(node string, cert *x509.Certificate) string {
@@ -356,10 +375,24 @@ func (s *Service) Handler() http.Handler {
 			s.refuse(w, r, http.StatusBadRequest, "join", err)
 			return
 		}
+		if len(req.SealKey) > 0 {
+			if _, err := pki.ParseSealPublic(req.SealKey); err != nil {
+				s.refuse(w, r, http.StatusBadRequest, "join", fmt.Errorf("the node's sealing key: %w", err))
+				return
+			}
+		}
 		node, err := s.redeem(req.Token)
 		if err != nil {
 			s.refuse(w, r, http.StatusForbidden, "join", err)
 			return
+		}
+		if len(req.SealKey) > 0 {
+			var b store.Batch
+			b.Put([]byte(sealPrefix+node), req.SealKey)
+			if err := s.cfg.Store.Write(&b); err != nil {
+				s.refuse(w, r, http.StatusInternalServerError, "join", err)
+				return
+			}
 		}
 		rep, err := s.sign(node, req.CSR)
 		if err != nil {
