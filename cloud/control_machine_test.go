@@ -501,18 +501,26 @@ spec:
 	}
 }
 
-// A worker's reported numbers stay in its row, and in the job's metrics,
-// when its state changes (a restart says nothing of its numbers); a worker
-// of a new revision of the job starts without the old one's.
-func TestMachineWorkerMetricsOutliveStateChanges(t *testing.T) {
-	clk, fx := newClock(), newRecorder()
-	c := machine(t, clk, fx)
+// flJobReporting is a control plane with the federated job fl applied,
+// its train-0 worker on edge1 running and reporting metrics.
+func flJobReporting(t *testing.T, clk *clock, metrics map[string]float64) (*ControlPlane, topics.JobRef, int64) {
+	t.Helper()
+	c := machine(t, clk, newRecorder())
 	c.nodeStatus("edge1", online("edge1", 1))
 	apply(t, c, datasetYAML+"\n---\n"+flYAML)
 	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
 	created := c.res[job.String()].rec.Created
 	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 1, Created: created})
-	c.workerMetrics(job, "edge1", topics.WorkerMetrics{Role: "train-0", Metrics: map[string]float64{"extCount": 42}})
+	c.workerMetrics(job, "edge1", topics.WorkerMetrics{Role: "train-0", Metrics: metrics})
+	return c, job, created
+}
+
+// A worker's reported numbers stay in its row, and in the job's metrics,
+// when its state changes (a restart says nothing of its numbers); a worker
+// of a new revision of the job starts without the old one's.
+func TestMachineWorkerMetricsOutliveStateChanges(t *testing.T) {
+	clk := newClock()
+	c, job, created := flJobReporting(t, clk, map[string]float64{"extCount": 42})
 	clk.add(time.Second)
 	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRestarting, Generation: 1, Created: created, Restarts: 1})
 	e := c.res[job.String()]
@@ -536,14 +544,7 @@ func (f fixedJobs) Collect(ch chan<- prometheus.Metric) { emitJobs(ch, f) }
 // its workers, its phase, its workers desired and ready; Datasets are not
 // jobs.
 func TestJobMetricsOnPrometheus(t *testing.T) {
-	clk, fx := newClock(), newRecorder()
-	c := machine(t, clk, fx)
-	c.nodeStatus("edge1", online("edge1", 1))
-	apply(t, c, datasetYAML+"\n---\n"+flYAML)
-	job := topics.JobRef{Kind: api.KindFederatedLearningJob, Namespace: "default", Name: "fl"}
-	created := c.res[job.String()].rec.Created
-	c.workerStatus(job, api.WorkerStatus{Role: "train-0", Node: "edge1", Phase: api.WorkerRunning, Generation: 1, Created: created})
-	c.workerMetrics(job, "edge1", topics.WorkerMetrics{Role: "train-0", Metrics: map[string]float64{"round": 3}})
+	c, job, _ := flJobReporting(t, newClock(), map[string]float64{"round": 3})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(fixedJobs(c.jobSnapshots()))
 	st := c.res[job.String()].status

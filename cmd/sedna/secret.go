@@ -14,21 +14,12 @@ import (
 
 	"github.com/sedna-go/sedna/broker/pki"
 	"github.com/sedna-go/sedna/cloud"
-	"github.com/sedna-go/sedna/topics"
 )
 
+// secretOp asks the cloud a secret operation in f's namespace.
 func secretOp(ctx context.Context, f *controlFlags, op string, req cloud.SecretRequest) (cloud.SecretReply, error) {
 	req.Namespace = f.namespace
-	body, _ := json.Marshal(req)
-	rep, err := f.do(ctx, topics.APIRequest{Op: op, Body: body})
-	if err != nil {
-		return cloud.SecretReply{}, err
-	}
-	var out cloud.SecretReply
-	if err := json.Unmarshal(rep.Body, &out); err != nil {
-		return out, fmt.Errorf("%s: the cloud's answer: %w", op, err)
-	}
-	return out, nil
+	return bodyOp[cloud.SecretReply](ctx, f, op, req)
 }
 
 func newSecretCmd() *cobra.Command {

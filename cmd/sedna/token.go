@@ -13,18 +13,24 @@ import (
 	"github.com/sedna-go/sedna/topics"
 )
 
-// identityOp asks the cloud an identity operation as the user of f.
-func identityOp(ctx context.Context, f *controlFlags, op string, req cloud.TokenRequest) (cloud.TokenReply, error) {
+// bodyOp asks the cloud an operation whose request and answer are JSON
+// bodies, as the user of f.
+func bodyOp[Rep any](ctx context.Context, f *controlFlags, op string, req any) (Rep, error) {
+	var out Rep
 	body, _ := json.Marshal(req)
 	rep, err := f.do(ctx, topics.APIRequest{Op: op, Body: body})
 	if err != nil {
-		return cloud.TokenReply{}, err
+		return out, err
 	}
-	var out cloud.TokenReply
 	if err := json.Unmarshal(rep.Body, &out); err != nil {
 		return out, fmt.Errorf("%s: the cloud's answer: %w", op, err)
 	}
 	return out, nil
+}
+
+// identityOp asks the cloud an identity operation.
+func identityOp(ctx context.Context, f *controlFlags, op string, req cloud.TokenRequest) (cloud.TokenReply, error) {
+	return bodyOp[cloud.TokenReply](ctx, f, op, req)
 }
 
 func newTokenCmd() *cobra.Command {
