@@ -37,8 +37,10 @@ test: deps vet cross wasm-check arm-store onnxruntime arm-onnx release
 # qemu-user (armv7 and arm64 test binaries run under qemu-arm and
 # qemu-aarch64: emulated boards), openssh-server (sedna hil deploys to
 # boards over SSH, tested against a real sshd on loopback), systemd
-# (systemd-analyze verifies the unit sedna hil installs on boards).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt python3-onnx gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd
+# (systemd-analyze verifies the units: sedna hil's and deploy/'s;
+# systemd-sysusers the user), chromium and fonts-liberation (the cloud's
+# dashboard is loaded and photographed in headless Chromium).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt python3-onnx gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd chromium fonts-liberation
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

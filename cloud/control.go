@@ -106,6 +106,9 @@ type ControlConfig struct {
 	// Secrets, if set, keeps the secrets resources name (credentialName)
 	// and seals them for the nodes their workers run on.
 	Secrets SecretKeeper
+	// DashboardURL, if set, makes a user a link to the dashboard: its path
+	// with a token, and the address it is served on.
+	DashboardURL func(user string) (path, addr string, err error)
 	// AdminOps, if set, serves the operations only an admin may ask
 	// beyond resources (nodes' identities: OpTokenCreate, ...), their
 	// bodies and answers JSON.
@@ -399,11 +402,11 @@ func (c *ControlPlane) reply(user string, req topics.APIRequest, rep topics.APIR
 
 // may lists the operations of each role.
 var may = map[access.UserRole][]string{
-	access.UserViewer: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", OpSecretList},
+	access.UserViewer: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", OpSecretList, OpDashboardURL},
 	access.UserOperator: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label",
-		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete},
+		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete, OpDashboardURL},
 	access.UserAdmin: {"get", "describe", "nodes", "logs", "examples.waiting", "kb.describe", "apply", "delete", "model.push", "examples.label",
-		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete, OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke},
+		OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete, OpDashboardURL, OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke},
 }
 
 func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply {
@@ -429,6 +432,16 @@ func (c *ControlPlane) handle(who caller, req topics.APIRequest) topics.APIReply
 		return c.jobOp(req)
 	case OpSecretList, OpSecretKey, OpSecretCreate, OpSecretDelete:
 		return c.secretOp(who, req)
+	case OpDashboardURL:
+		if c.cfg.DashboardURL == nil {
+			return topics.APIReply{Error: "this cloud serves no dashboard"}
+		}
+		path, addr, err := c.cfg.DashboardURL(who.user)
+		if err != nil {
+			return topics.APIReply{Error: err.Error()}
+		}
+		body, _ := json.Marshal(DashboardLink{Path: path, Addr: addr})
+		return topics.APIReply{Body: body}
 	case OpTokenCreate, OpTokenList, OpTokenRevoke, OpNodeRevoke:
 		if c.cfg.AdminOps == nil {
 			return topics.APIReply{Error: req.Op + ": this cloud gives nodes no identities"}

@@ -78,6 +78,9 @@ type Config struct {
 	// Identity gives nodes identities: the cloud's CA, the broker's
 	// mutual-TLS listener and the join listener.
 	Identity IdentityConfig `json:"identity,omitempty"`
+	// DashboardTick is how often the dashboard (/dashboard/ beside
+	// /metrics) samples the nodes and jobs; default 2 s.
+	DashboardTick broker.Duration `json:"dashboardTick,omitempty"`
 	// InsecureListen lets broker.listen, the plaintext listener, be on an
 	// address other than loopback: passwords and messages then cross the
 	// network in clear. Without it such an address is refused.
@@ -170,6 +173,9 @@ type Manager struct {
 	roles     func(user string) (access.UserRole, bool)
 	identity  *identity
 	joinAddr  string
+	dash      *dashboard
+	dashStop  func() error
+	creds     *access.Credentials
 	once      sync.Once
 }
 
@@ -234,6 +240,17 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		return fail(err)
 	}
 	reg.MustRegister(jobCollector{m.control})
+	if cfg.Metrics != "off" {
+		tick := time.Duration(cfg.DashboardTick)
+		if tick <= 0 {
+			tick = 2 * time.Second
+		}
+		m.dash = newDashboard(m.control, m.cfg.Name, m.checkUser, tick, m.log)
+		if m.dashStop, err = m.dash.watchRounds(m.bus); err != nil {
+			return fail(err)
+		}
+		go m.dash.run()
+	}
 	// The embedded broker serves once every in-process subscription is
 	// made: mochi reads its retained messages for a new inline
 	// subscription without the lock a client's retained publish takes (a
@@ -247,7 +264,11 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		}
 	}
 	if cfg.Metrics != "off" {
-		if m.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, m.Ready, m.log); err != nil {
+		var routes []httpserve.Route
+		if m.dash != nil {
+			routes = append(routes, httpserve.Route{Pattern: "/dashboard/", Handler: m.dash.Handler()})
+		}
+		if m.http, err = httpserve.Start(cfg.Metrics, reg, cfg.Profiles, m.Ready, m.log, routes...); err != nil {
 			return fail(err)
 		}
 	}
@@ -296,8 +317,27 @@ func (m *Manager) startEmbedded(opts Options) error {
 		return err
 	}
 	m.bus = cloudlink.NewInlineBus(m.srv, access.SystemPrincipal("cloud"))
-	m.roles = creds.Role
+	m.roles, m.creds = creds.Role, creds
 	return nil
+}
+
+// checkUser says whether user and password are those of a user of the
+// cloud broker who may read (a viewer, an operator or an admin).
+func (m *Manager) checkUser(user, password string) bool {
+	if m.creds == nil {
+		return false
+	}
+	u, ok := m.creds.Check([]byte(user), []byte(password))
+	return ok && (u.Role == access.UserViewer || u.Role == access.UserOperator || u.Role == access.UserAdmin)
+}
+
+// dashboardURL is a link to the dashboard for user: its path with a token,
+// and the address it is served on.
+func (m *Manager) dashboardURL(user string) (string, string, error) {
+	if m.dash == nil || m.http == nil {
+		return "", "", errors.New("this cloud serves no dashboard (its metrics address is off)")
+	}
+	return "/dashboard/?token=" + m.dash.token(user, time.Now().Add(12*time.Hour)), m.http.Addr(), nil
 }
 
 func (m *Manager) startExternal() error {
@@ -469,8 +509,8 @@ func (m *Manager) startControl() error {
 	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus, Secrets: secrets,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
 		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
-		AdminOps: m.identityOp,
-		Access:   Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
+		AdminOps: m.identityOp, DashboardURL: m.dashboardURL,
+		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
 }
 
@@ -499,6 +539,12 @@ func (m *Manager) Close() {
 		}
 		if m.http != nil {
 			m.http.Close()
+		}
+		if m.dashStop != nil {
+			_ = m.dashStop()
+		}
+		if m.dash != nil {
+			m.dash.close()
 		}
 		if m.control != nil {
 			m.control.Close()

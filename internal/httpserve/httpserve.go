@@ -20,6 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Route is a handler served beside /metrics.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
 // Server is a running metrics endpoint.
 type Server struct {
 	srv *http.Server
@@ -37,13 +43,18 @@ type Server struct {
 // answers 200 when ready returns nil and 503 with its reason otherwise
 // (each reason on a line), as Kubernetes' probes and load balancers read
 // them.
-func Start(addr string, reg *prometheus.Registry, profiles bool, ready func() error, log *slog.Logger) (*Server, error) {
+//
+// routes adds handlers by pattern (the cloud's dashboard).
+func Start(addr string, reg *prometheus.Registry, profiles bool, ready func() error, log *slog.Logger, routes ...Route) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
