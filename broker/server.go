@@ -25,8 +25,9 @@ import (
 
 // Default listen addresses: the edge listens where KubeEdge's EventBus
 // broker does; the cloud on another port. Both listen on loopback only
-// unless told otherwise: a cloud that nodes on other hosts reach is given
-// its address (`--listen :1884`, better with TLS).
+// unless told otherwise: nodes on other hosts bridge to the cloud over its
+// mutual-TLS listener (cloud.IdentityConfig), and a plaintext cloud
+// address off loopback needs cloud.Config.InsecureListen.
 const (
 	DefaultEdgeListen  = "127.0.0.1:1883"
 	DefaultCloudListen = "127.0.0.1:1884"
@@ -40,8 +41,8 @@ var DefaultMaxPacketSize = topics.DefaultLimits.MaxPacket()
 // (edge.Config.Broker) or in the cloud (cloud.Config.Broker).
 type ListenerConfig struct {
 	// Listen is the TCP address; default 127.0.0.1:1883 on a node,
-	// 127.0.0.1:1884 in the cloud (loopback only: give ":1884", or a TLS
-	// listener, for nodes on other hosts); "off" disables it on a node.
+	// 127.0.0.1:1884 in the cloud (loopback only: nodes on other hosts
+	// bridge over the mutual-TLS listener); "off" disables it on a node.
 	Listen string `json:"listen,omitempty"`
 	// TLS adds a TLS listener.
 	TLS TLSConfig `json:"tls,omitempty"`

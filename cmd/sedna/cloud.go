@@ -61,7 +61,7 @@ instead of the embedded one.`,
 	f.StringVar(&configFile, "config", "", "YAML config file (flags override it)")
 	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-cloud)")
 	f.StringVar(&cfg.Name, "name", "", `the cloud's node name: job templates place workers on it by this nodeName (default "cloud")`)
-	f.StringVar(&cfg.Broker.Listen, "listen", "", `embedded broker TCP address (default 127.0.0.1:1884; ":1884" for nodes on other hosts)`)
+	f.StringVar(&cfg.Broker.Listen, "listen", "", `embedded broker's plaintext TCP address (default 127.0.0.1:1884, for local tools; off loopback only with --insecure-listen: nodes bridge over --tls-listen)`)
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials file of the embedded broker")
 	f.StringVar(&cfg.Broker.WebSocket, "websocket", "", "address of an MQTT-over-WebSocket listener")
 	f.StringVar(&cfg.External.URL, "broker", "", "use this external broker instead of the embedded one")
