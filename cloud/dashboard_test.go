@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -92,4 +93,30 @@ func TestDashboardSeriesAndCharts(t *testing.T) {
 	if _, err := d.chart("nope"); err == nil {
 		t.Error("a chart of no name drawn")
 	}
+}
+
+// An open event stream ends when the dashboard closes (the cloud's HTTP
+// server then shuts down without waiting for it).
+func TestDashboardEventsEndWithIt(t *testing.T) {
+	d := newDashboard(nil, "cloud", func(string, string) bool { return true }, time.Hour, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/dashboard/events", nil)
+	req.SetBasicAuth("viewer", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %v", resp, err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	close(d.stop) // as close does, without a run loop to wait for
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream still open 10 s after the dashboard closed")
+	}
+	resp.Body.Close()
 }

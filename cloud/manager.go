@@ -537,14 +537,16 @@ func (m *Manager) Close() {
 		if m.identity != nil {
 			_ = m.identity.join.Close()
 		}
-		if m.http != nil {
-			m.http.Close()
-		}
+		// The dashboard first: its event streams end with it, so that the
+		// HTTP server's shutdown does not wait for them.
 		if m.dashStop != nil {
 			_ = m.dashStop()
 		}
 		if m.dash != nil {
 			m.dash.close()
+		}
+		if m.http != nil {
+			m.http.Close()
 		}
 		if m.control != nil {
 			m.control.Close()
