@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -217,16 +218,7 @@ func (d *dashboard) close() {
 func (d *dashboard) sample() {
 	var nodes []topics.NodeInfo
 	var jobs []jobSnapshot
-	done := make(chan struct{})
-	d.c.do(func() {
-		defer close(done)
-		nodes, jobs = d.c.nodeList(), d.c.jobSnapshots()
-	})
-	select {
-	case <-done:
-	case <-d.c.owner.Stopped():
-		return
-	case <-time.After(2 * time.Second):
+	if !d.c.read(func() { nodes, jobs = d.c.nodeList(), d.c.jobSnapshots() }) {
 		return
 	}
 	now := time.Now()
@@ -432,13 +424,7 @@ func (d *dashboard) chart(name string) ([]byte, error) {
 		d.mu.Unlock()
 		return nil, errors.New("no chart " + name)
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range byName {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(byName))
 	// A common x: the union of the series' x, each series given at its
 	// own x and left empty elsewhere.
 	var xs []float64
@@ -447,6 +433,10 @@ func (d *dashboard) chart(name string) ([]byte, error) {
 	}
 	slices.Sort(xs)
 	xs = slices.Compact(xs)
+	at := make(map[float64]int, len(xs))
+	for i, x := range xs {
+		at[x] = i
+	}
 	values := make([][]float64, len(names))
 	for i, n := range names {
 		s := byName[n]
@@ -455,7 +445,7 @@ func (d *dashboard) chart(name string) ([]byte, error) {
 			values[i][k] = charts.GetNullValue()
 		}
 		for k, x := range s.x {
-			values[i][slices.Index(xs, x)] = s.y[k]
+			values[i][at[x]] = s.y[k]
 		}
 	}
 	d.mu.Unlock()

@@ -34,6 +34,24 @@ type jobSnapshot struct {
 	st             api.Status
 }
 
+// read runs f on the owner goroutine and waits for it, at most 2 s (a
+// scrape or the dashboard of a busy cloud gets nothing rather than
+// waiting): false when f did not run.
+func (c *ControlPlane) read(f func()) bool {
+	done := make(chan struct{})
+	c.do(func() {
+		defer close(done)
+		f()
+	})
+	select {
+	case <-done:
+		return true
+	case <-c.owner.Stopped():
+	case <-time.After(2 * time.Second):
+	}
+	return false
+}
+
 // jobSnapshots copies the jobs' statuses; on the owner goroutine only.
 func (c *ControlPlane) jobSnapshots() []jobSnapshot {
 	var snap []jobSnapshot
@@ -53,19 +71,9 @@ func (c *ControlPlane) jobSnapshots() []jobSnapshot {
 // series rather than a stuck scrape).
 func (j jobCollector) Collect(ch chan<- prometheus.Metric) {
 	var snap []jobSnapshot
-	done := make(chan struct{})
-	j.c.do(func() {
-		defer close(done)
-		snap = j.c.jobSnapshots()
-	})
-	select {
-	case <-done:
-	case <-j.c.owner.Stopped():
-		return
-	case <-time.After(2 * time.Second):
-		return
+	if j.c.read(func() { snap = j.c.jobSnapshots() }) {
+		emitJobs(ch, snap)
 	}
-	emitJobs(ch, snap)
 }
 
 // emitJobs sends the series of the jobs' statuses.

@@ -317,7 +317,7 @@ func (c *ControlPlane) secretOp(who caller, req topics.APIRequest) topics.APIRep
 		out.Keys, err = c.cfg.Secrets.Create(in.Namespace, in.Name, in.Sealed)
 		if err == nil {
 			c.log.Info("secret kept", "user", who.user, "namespace", in.Namespace, "name", in.Name, "keys", out.Keys)
-			c.redispatchCredential(in.Namespace, in.Name)
+			c.reevaluate(c.cfg.Now()) // a job may wait for it
 		}
 	case OpSecretDelete:
 		err = c.cfg.Secrets.Delete(in.Namespace, in.Name)
@@ -365,10 +365,6 @@ func (c *ControlPlane) secretWaits(e *entry) []string {
 	}
 	return out
 }
-
-// redispatchCredential looks again at the resources, one of which may
-// wait for a secret just created.
-func (c *ControlPlane) redispatchCredential(string, string) { c.reevaluate(c.cfg.Now()) }
 
 // Ready says why the secrets names cannot reach node: one is missing, or
 // the node has no key for them.

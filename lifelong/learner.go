@@ -215,6 +215,11 @@ func (l *learner) datasetSamples(train bool) (out []Sample, bad int, err error) 
 	if err != nil {
 		return nil, 0, err
 	}
+	return l.readSamples(parse, train)
+}
+
+// readSamples reads the Dataset's train or eval share with parse.
+func (l *learner) readSamples(parse func([]byte) (Sample, bool), train bool) (out []Sample, bad int, err error) {
 	err = l.env.Data.Samples(l.namespace, l.dataset, 0, func(i uint64, line []byte) error {
 		s, ok := parse(line)
 		if !ok {
@@ -366,11 +371,11 @@ func (*learner) ModelFormat() string { return ModelFormat }
 // attributes, then the features: the Dataset's names for them when the
 // job names its columns, else label, attribute, x1, x2, ...
 func (l *learner) WriteSet(dir, stem string, train bool, examples []incremental.Example) (string, error) {
-	_, names, attrs, err := l.reader()
+	parse, names, attrs, err := l.reader()
 	if err != nil {
 		return "", err
 	}
-	samples, _, err := l.datasetSamples(train)
+	samples, _, err := l.readSamples(parse, train)
 	if err != nil {
 		return "", err
 	}

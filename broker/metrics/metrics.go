@@ -93,13 +93,6 @@ func (m *Set) Zero(side string) {
 	if m == nil {
 		return
 	}
-	one := func(vs ...string) [][]string {
-		out := make([][]string, len(vs))
-		for i, v := range vs {
-			out[i] = []string{v}
-		}
-		return out
-	}
 	dead := map[string][]string{}
 	switch side {
 	case "edge":
@@ -122,21 +115,16 @@ func (m *Set) Zero(side string) {
 			m.DeadLetters.WithLabelValues(comp, r)
 		}
 	}
-	for _, v := range one("queue-full", "store-error", "too-large", "downlink") {
-		m.Refused.WithLabelValues(v...)
-	}
-	for _, v := range one("bad-credentials", "client-id", "will", "too-many", "too-many-unauthenticated", "connect-timeout",
-		"abandoned", "plaintext-on-tls") {
-		m.ConnectRefused.WithLabelValues(v...)
-	}
-	for _, v := range one("publish", "retain", "will", "frame", "inline", "subscribe") {
-		m.ACLDenied.WithLabelValues(v...)
-	}
-	for _, v := range one("clean", "persistent") {
-		m.SlowDisconnects.WithLabelValues(v...)
-	}
-	for _, v := range one("slow-clean-session", "session-full", "queue-full") {
-		m.Lost.WithLabelValues(v...)
+	for vec, values := range map[*prometheus.CounterVec][]string{
+		m.Refused:         {"queue-full", "store-error", "too-large", "downlink"},
+		m.ConnectRefused:  {"bad-credentials", "client-id", "will", "too-many", "too-many-unauthenticated", "connect-timeout", "abandoned", "plaintext-on-tls"},
+		m.ACLDenied:       {"publish", "retain", "will", "frame", "inline", "subscribe"},
+		m.SlowDisconnects: {"clean", "persistent"},
+		m.Lost:            {"slow-clean-session", "session-full", "queue-full"},
+	} {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
 	}
 }
 

@@ -233,8 +233,13 @@ func NodeOf(cert *x509.Certificate) string {
 	if !client {
 		return ""
 	}
+	// Read from the URL's fields, not its String: the broker asks this
+	// of every message a node's connection sends or receives.
 	for _, u := range cert.URIs {
-		if name, ok := strings.CutPrefix(u.String(), NodeURIPrefix); ok && topics.ValidateName("node", name) == nil {
+		if u.Scheme != "sedna" || u.Host != "node" || u.User != nil || u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
+			continue
+		}
+		if name, ok := strings.CutPrefix(u.Path, "/"); ok && topics.ValidateName("node", name) == nil {
 			return name
 		}
 	}
