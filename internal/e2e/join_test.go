@@ -122,7 +122,8 @@ func waitOutput(t *testing.T, what string, within time.Duration, get func() stri
 // already, an expired one, a revoked one, and a node revoked (its bridge
 // cut, its reconnection refused); a client presenting one node's
 // certificate under another node's bridge ID; and a plaintext client on
-// the TLS listener.
+// the TLS listener. A token whose pin is not the cloud's CA is refused by
+// the node, before it sends anything (one line, naming both pins).
 func TestTokenJoinOverMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	logs := &lines{}
@@ -178,6 +179,7 @@ func TestTokenJoinOverMutualTLS(t *testing.T) {
 	if !strings.Contains(line, "expired at") {
 		t.Errorf("an expired token: %q", line)
 	}
+	waitOutput(t, "the cloud's log", 5*time.Second, logs.String, "join refused: token "+strings.SplitN(expiring, ".", 2)[0]+" expired at")
 
 	// A revoked token.
 	revoked := newToken(t, url, "edge3")
@@ -189,6 +191,7 @@ func TestTokenJoinOverMutualTLS(t *testing.T) {
 	if !strings.Contains(line, "is revoked") {
 		t.Errorf("a revoked token: %q", line)
 	}
+	waitOutput(t, "the cloud's log", 5*time.Second, logs.String, "join refused: token "+strings.SplitN(revoked, ".", 2)[0]+" is revoked")
 	// A token of another cloud (its pin changed).
 	forged := token[:len(token)-4] + "0000"
 	line = joinFails(t, m, filepath.Join(dir, "forged"), forged)

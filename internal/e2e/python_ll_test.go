@@ -22,15 +22,15 @@ import (
 // example is (examples/python/lifelong: LifelongLearning, CSVDataParse,
 // TaskDefinitionByDataAttr, Sedna's environment), run by /usr/bin/python3
 // as nobody. Cycle 1: train.py learns a knowledge base of the Dataset's
-// three tasks (no serving one yet: no BASE_MODEL_URL), eval.py scores it
+// three tasks (there is no serving one yet), eval.py scores it
 // alone, and the job deploys it; the status describes it (the Go side
 // reads what Python wrote). inference.py answers a survey file row by
 // row: A's rows with A's model, D's (a task not in the knowledge base)
 // all flagged unseen in its own file, and the node, judging what the
 // program published with the same knowledge base, keeps D's 200 (and
 // none of A's) for labelling and an oracle labels them. D's surveys then join the Dataset:
-// cycle 2 trains from the serving knowledge base (BASE_MODEL_URL), eval.py
-// scores both, a knowledge base of four tasks is deployed, and the
+// cycle 2's train.py learns a knowledge base of four tasks, eval.py scores
+// it and the serving one (three evaluations in all), it is deployed, and the
 // program, by Sedna's hot update, answers D's next rows as seen and more
 // often right than before.
 func TestLifelongPythonWorkers(t *testing.T) {
