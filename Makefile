@@ -39,8 +39,11 @@ test: deps vet cross wasm-check arm-store onnxruntime arm-onnx release
 # boards over SSH, tested against a real sshd on loopback), systemd
 # (systemd-analyze verifies the units: sedna hil's and deploy/'s;
 # systemd-sysusers the user), chromium and fonts-liberation (the cloud's
-# dashboard is loaded and photographed in headless Chromium).
-DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt python3-onnx gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd chromium fonts-liberation
+# dashboard is loaded and photographed in headless Chromium),
+# rabbitmq-server, etcd-server and etcd-client (the cloud tier's test
+# cluster: three RabbitMQ nodes with the MQTT plugin and three etcd members
+# on loopback, deploy/testcluster/cluster.sh; docs/SCALE.md).
+DEB_PKGS := mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 dataset-fashion-mnist iproute2 python3-numpy python3-torch python3-msgpack python3-paho-mqtt python3-onnx gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-server systemd chromium fonts-liberation rabbitmq-server etcd-server etcd-client
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sedna-go/sedna/broker/queue"
@@ -48,3 +49,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the duration as "30s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// SplitURLs reads a broker URL list: one URL, or several separated by
+// commas (the nodes of one broker cluster), each tcp://, ssl://, ws:// or
+// wss:// (paho's other spellings of them too).
+func SplitURLs(s string) ([]string, error) {
+	var urls []string
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		scheme, _, ok := strings.Cut(u, "://")
+		switch {
+		case u == "":
+			return nil, fmt.Errorf("cloud URL %q: an empty URL in the list", s)
+		case !ok || (scheme != "tcp" && scheme != "ssl" && scheme != "ws" && scheme != "wss" && scheme != "mqtt" && scheme != "mqtts" && scheme != "tls"):
+			return nil, fmt.Errorf("cloud URL %q: want tcp://, ssl://, ws:// or wss://", u)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}

@@ -52,7 +52,12 @@ type ControlPlane struct {
 	sessions map[string]topics.NodeStatus
 	since    map[string]time.Time
 	seen     map[string]time.Time
-	sup      *workers.Supervisor
+	// silent says why a node that was online is taken to be offline
+	// without its word: it did not answer a status request.
+	silent map[string]string
+	sup    *workers.Supervisor
+	// sweepStop ends the status sweeper; sweepDone is closed when it has.
+	sweepStop, sweepDone chan struct{}
 	// deleted is when the last deleted incarnation of each name was
 	// created: a new one is created later, whatever the clock says.
 	deleted map[string]int64
@@ -109,6 +114,14 @@ type ControlConfig struct {
 	// DashboardURL, if set, makes a user a link to the dashboard: its path
 	// with a token, and the address it is served on.
 	DashboardURL func(user string) (path, addr string, err error)
+	// StatusSweep is how often the control plane asks every node for its
+	// status (topics.StatusRequest), beside once at start; a node that
+	// has not been heard from StatusGrace (plus the answers' spread) after
+	// a request is taken to be offline. Default 1 min and 5 s; a negative
+	// StatusSweep asks at start only. Node statuses never rest on
+	// retained messages, which clustered brokers do not deliver to
+	// wildcard subscriptions.
+	StatusSweep, StatusGrace time.Duration
 	// AdminOps, if set, serves the operations only an admin may ask
 	// beyond resources (nodes' identities: OpTokenCreate, ...), their
 	// bodies and answers JSON.
@@ -226,7 +239,97 @@ func NewControlPlane(cfg ControlConfig) (*ControlPlane, error) {
 			return nil, fmt.Errorf("control: subscribe %s: %w", s.filter, err)
 		}
 	}
+	c.sweepStop, c.sweepDone = make(chan struct{}), make(chan struct{})
+	go c.sweeper()
 	return c, nil
+}
+
+// sweeper asks every node for its status at start and every StatusSweep
+// after, and takes the nodes that stay silent to be offline.
+func (c *ControlPlane) sweeper() {
+	defer close(c.sweepDone)
+	sweep, grace := c.cfg.StatusSweep, c.cfg.StatusGrace
+	if sweep == 0 {
+		sweep = time.Minute
+	}
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-c.sweepStop:
+			return false
+		}
+	}
+	for {
+		type ask struct {
+			at     time.Time
+			spread time.Duration
+		}
+		asked := make(chan ask, 1)
+		c.do(func() {
+			at := c.cfg.Now()
+			asked <- ask{at, c.askStatus(at)}
+		})
+		var a ask
+		select {
+		case a = <-asked:
+		case <-c.sweepStop:
+			return
+		}
+		if !wait(a.spread + grace) {
+			return
+		}
+		c.do(func() { c.markSilent(a.at) })
+		if sweep < 0 || !wait(max(sweep-a.spread-grace, time.Second)) {
+			if sweep < 0 {
+				<-c.sweepStop
+			}
+			return
+		}
+	}
+}
+
+// askStatus publishes a status request to every node and returns the
+// spread it gives their answers: 50 µs per node the cloud knows (20,000
+// answers a second), at most 30 s.
+func (c *ControlPlane) askStatus(now time.Time) time.Duration {
+	spread := min(time.Duration(len(c.nodes))*50*time.Microsecond, 30*time.Second)
+	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/control",
+		topics.StatusRequest{Asked: now.UnixNano(), Spread: int64(spread)})
+	if err == nil {
+		var raw []byte
+		if raw, err = env.Marshal(); err == nil {
+			err = c.cfg.Bus.Publish(topics.StatusRequestTopic(), raw, false, 1)
+		}
+	}
+	if err != nil {
+		c.log.Warn("status request not sent", "error", err)
+	}
+	return spread
+}
+
+// markSilent takes every node last known online that has not been heard
+// from since asked to be offline. Like a node's own word that it left, it
+// changes no job: their workers' last reports stand until they report.
+func (c *ControlPlane) markSilent(asked time.Time) {
+	now := c.cfg.Now()
+	for n, st := range c.nodes {
+		if st != topics.NodeOnline || n == c.cfg.Name {
+			continue
+		}
+		if t, ok := c.seen[n]; ok && !t.Before(asked) {
+			continue
+		}
+		c.nodes[n] = topics.NodeOffline
+		c.since[n] = now
+		c.silent[n] = "no status from the node since the cloud asked at " + asked.Format(time.RFC3339)
+		c.log.Info("node taken to be offline: it did not answer the status request", "node", n, "asked", asked)
+	}
 }
 
 // newControl is the machine of job control with no state yet, its effects
@@ -243,7 +346,7 @@ func newControl(cfg ControlConfig, fx effects) *ControlPlane {
 	}
 	return &ControlPlane{cfg: cfg, log: cfg.Logger.With("component", "control"), st: cfg.Store, fx: fx,
 		res: map[string]*entry{}, nodes: map[string]string{}, sessions: map[string]topics.NodeStatus{},
-		since: map[string]time.Time{}, seen: map[string]time.Time{}, deleted: map[string]int64{}}
+		since: map[string]time.Time{}, seen: map[string]time.Time{}, deleted: map[string]int64{}, silent: map[string]string{}}
 }
 
 // start is what the control plane does once its state is loaded:
@@ -263,6 +366,10 @@ func (c *ControlPlane) do(f func()) { c.owner.Do(f) }
 
 // Close stops serving and stops the cloud's workers.
 func (c *ControlPlane) Close() {
+	if c.sweepStop != nil {
+		close(c.sweepStop)
+		<-c.sweepDone
+	}
 	c.owner.Close()
 	// The owner goroutine has ended: nothing makes the log server now.
 	if c.logsrv != nil {
@@ -952,9 +1059,10 @@ func (c *ControlPlane) nodeStatus(node string, ns topics.NodeStatus) {
 		return // a will of an older session
 	}
 	now := c.cfg.Now()
-	if old, ok := c.sessions[node]; !ok || old.State != ns.State {
+	if old, ok := c.sessions[node]; !ok || old.State != ns.State || c.silent[node] != "" {
 		c.since[node] = now
 	}
+	delete(c.silent, node)
 	c.sessions[node] = ns
 	c.seen[node] = now
 	first := c.nodes[node] == ""
@@ -1272,6 +1380,12 @@ func (c *ControlPlane) nodeList() []topics.NodeInfo {
 		}
 		if ns, ok := c.sessions[n]; ok {
 			i.State, i.Version, i.OS, i.Arch = ns.State, ns.Version, ns.OS, ns.Arch
+			if ns.State == topics.NodeOffline {
+				i.Reason = ns.Reason
+			}
+		}
+		if why := c.silent[n]; why != "" {
+			i.State, i.Reason = topics.NodeOffline, why
 		}
 		if t, ok := c.since[n]; ok {
 			i.Since = t.UnixNano()

@@ -567,3 +567,48 @@ sedna_job_workers{job="fl",kind="FederatedLearningJob",namespace="default",state
 		t.Fatalf("a job without workers or phase: %+v", st)
 	}
 }
+
+// A node that does not answer the cloud's status request is taken to be
+// offline, saying why; its next word brings it back; a node heard from
+// in any way since the request (a status, a job report) stays online.
+func TestMachineSilentNodesGoOffline(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	for _, n := range []string{"edge1", "edge2", "edge3"} {
+		c.nodeStatus(n, online(n, 1))
+	}
+	c.nodeStatus("edge3", topics.NodeStatus{State: topics.NodeOffline, Session: 1, Reason: "stopped"})
+	clk.add(time.Minute)
+	asked := clk.now()
+	clk.add(100 * time.Millisecond)
+	c.nodeStatus("edge1", online("edge1", 1)) // its answer
+	clk.add(5 * time.Second)
+	c.markSilent(asked)
+	state := func(n string) topics.NodeInfo {
+		for _, i := range c.nodeList() {
+			if i.Name == n {
+				return i
+			}
+		}
+		t.Fatalf("node %s not listed", n)
+		return topics.NodeInfo{}
+	}
+	if i := state("edge1"); i.State != topics.NodeOnline || i.Reason != "" {
+		t.Errorf("edge1 answered: %+v", i)
+	}
+	if i := state("edge2"); i.State != topics.NodeOffline || !strings.Contains(i.Reason, "no status from the node since the cloud asked") {
+		t.Errorf("edge2 silent: %+v", i)
+	}
+	if c.nodes["edge2"] != topics.NodeOffline {
+		t.Errorf("edge2's jobs see it %q", c.nodes["edge2"])
+	}
+	if i := state("edge3"); i.State != topics.NodeOffline || i.Reason != "stopped" {
+		t.Errorf("edge3 offline by its word: %+v", i)
+	}
+	clk.add(time.Second)
+	c.nodeStatus("edge2", online("edge2", 1)) // late, same session
+	if i := state("edge2"); i.State != topics.NodeOnline || i.Reason != "" || i.Since != clk.now().UnixNano() {
+		t.Errorf("edge2 after its late answer: %+v", i)
+	}
+	expect(t, "statuses change no job", fx.take(), "joined edge1 online", "joined edge2 online", "joined edge3 online")
+}

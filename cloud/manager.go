@@ -81,10 +81,22 @@ type Config struct {
 	// DashboardTick is how often the dashboard (/dashboard/ beside
 	// /metrics) samples the nodes and jobs; default 2 s.
 	DashboardTick broker.Duration `json:"dashboardTick,omitempty"`
+	// Nodes says how the cloud learns the nodes' statuses.
+	Nodes NodesConfig `json:"nodes,omitempty"`
 	// InsecureListen lets broker.listen, the plaintext listener, be on an
 	// address other than loopback: passwords and messages then cross the
 	// network in clear. Without it such an address is refused.
 	InsecureListen bool `json:"insecureListen,omitempty"`
+}
+
+// NodesConfig says how the cloud learns the nodes' statuses: it asks
+// every node at start and every StatusSweep (default 1m; a negative value
+// asks at start only), and takes a node silent StatusGrace (default 5s,
+// plus a spread of 50 µs per node for their answers) after a request to
+// be offline. No status rests on retained messages (docs/SCALE.md).
+type NodesConfig struct {
+	StatusSweep broker.Duration `json:"statusSweep,omitempty"`
+	StatusGrace broker.Duration `json:"statusGrace,omitempty"`
 }
 
 // DataConfig configures where the cloud reads data files.
@@ -510,6 +522,7 @@ func (m *Manager) startControl() error {
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
 		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
 		AdminOps: m.identityOp, DashboardURL: m.dashboardURL,
+		StatusSweep: time.Duration(m.cfg.Nodes.StatusSweep), StatusGrace: time.Duration(m.cfg.Nodes.StatusGrace),
 		Access: Access{AllowedCommands: m.cfg.Workers.AllowedCommands, ModelDirs: dirs, DataDirs: dataDirs}, Dead: m.dead})
 	return err
 }

@@ -223,11 +223,20 @@ func Start(cfg Config, opts Options) (*Agent, error) {
 		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	if id := opts.Identity; id != nil {
-		u, err := url.Parse(cfg.Cloud.URL)
-		if err != nil || (u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtts") {
-			return nil, fmt.Errorf("edge: a node with an identity bridges over mutual TLS: want an ssl:// cloud URL, got %q", cfg.Cloud.URL)
+		urls, err := broker.SplitURLs(cfg.Cloud.URL)
+		if err != nil {
+			return nil, fmt.Errorf("edge: %w", err)
 		}
-		tlsConf = id.TLS(u.Hostname())
+		for _, raw := range urls {
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtts") {
+				return nil, fmt.Errorf("edge: a node with an identity bridges over mutual TLS: want an ssl:// cloud URL, got %q", raw)
+			}
+		}
+		// No server name: each connection checks the name of the host it
+		// dials (crypto/tls takes it from the address), so the brokers of
+		// a list may have names of their own.
+		tlsConf = id.TLS("")
 		cfg.Cloud.Username, cfg.Cloud.Password = "", ""
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {

@@ -10,6 +10,9 @@ import (
 const (
 	// KindNodeStatus: NodeStatus on NodeStatusTopic(node), retained; also the will.
 	KindNodeStatus = "node.status"
+	// KindStatusRequest: StatusRequest on StatusRequestTopic(), from the
+	// cloud to every node.
+	KindStatusRequest = "node.status.request"
 	// KindDownAck: DownAck on DownAckTopic(node).
 	KindDownAck = "bridge.downack"
 	// KindError: ErrorEvent on NodeEvents(node, "error") or the cloud's own.
@@ -273,11 +276,13 @@ type NodeInfo struct {
 	State string `msgpack:"state"`
 	// Since is when the control plane learnt the state; LastSeen when it
 	// last heard from the node (unix nanoseconds; 0: never).
-	Since    int64  `msgpack:"since,omitempty"`
-	LastSeen int64  `msgpack:"seen,omitempty"`
-	Version  string `msgpack:"ver,omitempty"`
-	OS       string `msgpack:"os,omitempty"`
-	Arch     string `msgpack:"arch,omitempty"`
+	Since    int64 `msgpack:"since,omitempty"`
+	LastSeen int64 `msgpack:"seen,omitempty"`
+	// Reason says why the node is offline, when the cloud knows.
+	Reason  string `msgpack:"reason,omitempty"`
+	Version string `msgpack:"ver,omitempty"`
+	OS      string `msgpack:"os,omitempty"`
+	Arch    string `msgpack:"arch,omitempty"`
 	// Backlog is what the cloud holds for the node, not yet acknowledged
 	// by it: messages, bytes, and when the oldest was queued.
 	Backlog      int64 `msgpack:"backlog,omitempty"`
@@ -300,6 +305,20 @@ func (s NodeStatus) Supersedes(old NodeStatus) bool {
 		return s.Session > old.Session
 	}
 	return s.State == NodeOffline || old.State != NodeOffline
+}
+
+// StatusRequest asks every connected node to publish its status again
+// (not retained delivery: a clustered broker such as RabbitMQ gives a
+// wildcard subscription no retained message, and keeps them per broker
+// node). The cloud sends it when it starts and then periodically; a node
+// that does not answer within the grace the cloud gives is taken to be
+// offline. Each node answers after a random delay below Spread, so that
+// a large fleet's answers do not arrive at once.
+type StatusRequest struct {
+	// Asked is when the cloud asked (unix nanoseconds).
+	Asked int64 `msgpack:"asked"`
+	// Spread is the longest a node waits before it answers (nanoseconds).
+	Spread int64 `msgpack:"spread,omitempty"`
 }
 
 // DownAck tells the cloud how far a node has durably received its downlink:

@@ -111,8 +111,61 @@ func ParseStream(s string) (Stream, error) {
 
 func join(levels ...string) string { return strings.Join(levels, "/") }
 
+// DotLevel is how a '.' in a name is written in a topic level. Names may
+// hold dots (Kubernetes names and hostnames do), but RabbitMQ's MQTT plugin
+// turns a '.' in a topic into a level separator: a node named edge.3 would
+// publish on .../edge/3/... and match no subscription. '~' is in no valid
+// name, means nothing to MQTT nor to RabbitMQ, and so reads back exactly.
+const DotLevel = '~'
+
+// Level is name as one topic level: its dots written DotLevel
+// ("edge.3" → "edge~3"); a name without dots is its own level. Every
+// builder of this package writes names through it, and Parse reads them
+// back; a wildcard ("+", "#") passes unchanged.
+func Level(name string) string {
+	if strings.IndexByte(name, '.') < 0 {
+		return name
+	}
+	return strings.ReplaceAll(name, ".", string(DotLevel))
+}
+
+// NameOf is the name a topic level written by Level stands for, checked
+// with ValidateName. A level with a raw '.' is refused: on a RabbitMQ
+// broker it was never one level.
+func NameOf(what, level string) (string, error) { return levelName(what, level) }
+
+func levelName(what, level string) (string, error) {
+	if strings.IndexByte(level, '.') >= 0 {
+		return "", fmt.Errorf("topics: %s level %q has a '.': names are written with %q for '.' in topics (topics.Level)", what, level, DotLevel)
+	}
+	name := level
+	if strings.IndexByte(level, DotLevel) >= 0 {
+		name = strings.ReplaceAll(level, string(DotLevel), ".")
+	}
+	if err := ValidateName(what, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// levelsRef reads a JobRef from its three topic levels.
+func levelsRef(kind, namespace, name string) (JobRef, error) {
+	var r JobRef
+	var err error
+	if r.Kind, err = levelName("kind", kind); err != nil {
+		return JobRef{}, err
+	}
+	if r.Namespace, err = levelName("namespace", namespace); err != nil {
+		return JobRef{}, err
+	}
+	if r.Name, err = levelName("job", name); err != nil {
+		return JobRef{}, err
+	}
+	return r, nil
+}
+
 // NodePrefix is the subtree node may write: "sedna/v1/node/{node}/".
-func NodePrefix(node string) string { return join(Root, levelNode, node) + "/" }
+func NodePrefix(node string) string { return join(Root, levelNode, Level(node)) + "/" }
 
 // NodeFilter matches everything node may write.
 func NodeFilter(node string) string { return NodePrefix(node) + "#" }
@@ -154,13 +207,13 @@ func NodeAppPrefix(node string) string { return NodePrefix(node) + nodeApp + "/"
 
 // ToNodePrefix is where cloud applications publish messages for node; the
 // cloud keeps them in the node's durable outbox until the node has them.
-func ToNodePrefix(node string) string { return join(Root, levelTo, node) + "/" }
+func ToNodePrefix(node string) string { return join(Root, levelTo, Level(node)) + "/" }
 
 // ToNodeJob is where the cloud publishes what of job r for node (its spec,
 // for instance); the node's bridge delivers it on its broker as
 // JobPrefix(r)+what.
 func ToNodeJob(node string, r JobRef, what string) string {
-	return ToNodePrefix(node) + join(nodeJob, r.Kind, r.Namespace, r.Name, what)
+	return ToNodePrefix(node) + join(nodeJob, r.levels(), what)
 }
 
 // ToNodeFilter matches every message for every node.
@@ -175,7 +228,7 @@ func ToNodeKubeEdgePrefix(node string) string { return ToNodePrefix(node) + node
 func ToNodeAppPrefix(node string) string { return ToNodePrefix(node) + nodeApp + "/" }
 
 // DownPrefix is the subtree node reads: "sedna/v1/down/{node}/".
-func DownPrefix(node string) string { return join(Root, levelDown, node) + "/" }
+func DownPrefix(node string) string { return join(Root, levelDown, Level(node)) + "/" }
 
 // DownFilter matches everything node may read below its downlink.
 func DownFilter(node string) string { return DownPrefix(node) + "#" }
@@ -192,6 +245,10 @@ func BroadcastFilter() string { return BroadcastPrefix() + "#" }
 // Broadcast is a broadcast topic below BroadcastPrefix.
 func Broadcast(name string) string { return BroadcastPrefix() + name }
 
+// StatusRequestTopic is where the cloud asks every node for its status
+// (StatusRequest); nodes read it, like every broadcast.
+func StatusRequestTopic() string { return Broadcast("status-request") }
+
 // CloudEvents is the topic of events of the given kind reported by the
 // cloud manager itself (for instance a frame it dead-lettered).
 func CloudEvents(kind string) string { return join(Root, levelCloud, "events", kind) }
@@ -203,7 +260,7 @@ func CloudEventsFilter() string { return join(Root, levelCloud, "events", "#") }
 // requests to the control plane. The user is a level of the topic so that
 // the broker's ACL, which lets each user write only its own, tells the
 // control plane who asks: a request's rights are its user's role.
-func APIRequestTopic(user string) string { return join(Root, levelAPI, "request", user) }
+func APIRequestTopic(user string) string { return join(Root, levelAPI, "request", Level(user)) }
 
 // APIRequestFilter matches the requests of every user.
 func APIRequestFilter() string { return join(Root, levelAPI, "request", "+") }
@@ -215,7 +272,9 @@ func APIReplyPrefix() string { return Root + "/" + levelCloud + "/" + levelAPI +
 // APIReplyTopic is where the control plane answers the client named client
 // of user. Only the cloud manager writes under sedna/v1/cloud/; only user
 // (and the manager) may read its replies.
-func APIReplyTopic(user, client string) string { return join(Root, levelCloud, levelAPI, user, client) }
+func APIReplyTopic(user, client string) string {
+	return join(Root, levelCloud, levelAPI, Level(user), Level(client))
+}
 
 // JobEvents is where the control plane reports what happens to a job (not
 // retained); JobStatus holds the last state.
@@ -227,7 +286,7 @@ func NodeJobFilter() string { return join(Root, levelNode, "+", nodeJob, "#") }
 // NodeJobsFilter matches what every node reports under what for every job
 // of kind: NodeJob(node, {kind, ns, name}, what) for any node, ns, name.
 func NodeJobsFilter(kind, what string) string {
-	return join(Root, levelNode, "+", nodeJob, kind, "+", "+", what)
+	return join(Root, levelNode, "+", nodeJob, Level(kind), "+", "+", what)
 }
 
 // JobRef names one job (or other resource) of the control plane.
@@ -263,7 +322,10 @@ func ParseJobRef(key string) (JobRef, error) {
 }
 
 // JobPrefix is the subtree of one job: "sedna/v1/job/{kind}/{ns}/{name}/".
-func JobPrefix(r JobRef) string { return join(Root, levelJob, r.Kind, r.Namespace, r.Name) + "/" }
+func JobPrefix(r JobRef) string { return join(Root, levelJob, r.levels()) + "/" }
+
+// levels is r as three topic levels (Level).
+func (r JobRef) levels() string { return join(Level(r.Kind), Level(r.Namespace), Level(r.Name)) }
 
 // JobSpec is the retained desired state of a job.
 func JobSpec(r JobRef) string { return JobPrefix(r) + "spec" }
@@ -274,6 +336,7 @@ func JobStatus(r JobRef) string { return JobPrefix(r) + "status" }
 // JobStatusFilter matches the statuses of the resources of kind in
 // namespace; an empty kind or namespace matches any.
 func JobStatusFilter(kind, namespace string) string {
+	kind, namespace = Level(kind), Level(namespace)
 	if kind == "" {
 		kind = "+"
 	}
@@ -286,14 +349,14 @@ func JobStatusFilter(kind, namespace string) string {
 // NodeJob is the topic on which node reports what of job r: the per-node
 // side of a job (worker status, round updates, offload results).
 func NodeJob(node string, r JobRef, what string) string {
-	return NodePrefix(node) + join(nodeJob, r.Kind, r.Namespace, r.Name, what)
+	return NodePrefix(node) + join(nodeJob, r.levels(), what)
 }
 
 // NodeDataset is where local apps publish samples for a Dataset held on
 // node. It is the node's own: no default bridge rule carries it up, since
 // raw samples stay on the node unless a job uploads them.
 func NodeDataset(node, namespace, name string) string {
-	return NodePrefix(node) + join(nodeDataset, namespace, name)
+	return NodePrefix(node) + join(nodeDataset, Level(namespace), Level(name))
 }
 
 // JobFilter matches every topic of every job.
@@ -384,8 +447,8 @@ func Parse(topic string) (Parsed, error) {
 		if levels.n < 3 {
 			return unknown("want " + levels.lv[0] + "/{node}/...")
 		}
-		node := levels.lv[1]
-		if err := ValidateName("node", node); err != nil {
+		node, err := levelName("node", levels.lv[1])
+		if err != nil {
 			return unknown(err.Error())
 		}
 		p := Parsed{Node: node, Rest: rest(2)}
@@ -419,8 +482,8 @@ func Parse(topic string) (Parsed, error) {
 				if levels.n < 6 {
 					return unknown("want node/{node}/job/{kind}/{namespace}/{name}/...")
 				}
-				ref := JobRef{Kind: levels.lv[3], Namespace: levels.lv[4], Name: levels.lv[5]}
-				if err := ref.Validate(); err != nil {
+				ref, err := levelsRef(levels.lv[3], levels.lv[4], levels.lv[5])
+				if err != nil {
 					return unknown(err.Error())
 				}
 				p.Class, p.Job, p.Rest = ClassNodeJob, ref, rest(6)
@@ -434,13 +497,15 @@ func Parse(topic string) (Parsed, error) {
 		return Parsed{Class: ClassBroadcast, Rest: rest(1)}, nil
 	case levelCloud:
 		if levels.n == 4 && levels.lv[1] == levelAPI {
-			if err := ValidateName("user", levels.lv[2]); err != nil {
+			user, err := levelName("user", levels.lv[2])
+			if err != nil {
 				return unknown(err.Error())
 			}
-			if err := ValidateName("client", levels.lv[3]); err != nil {
+			client, err := levelName("client", levels.lv[3])
+			if err != nil {
 				return unknown(err.Error())
 			}
-			return Parsed{Class: ClassAPIReply, User: levels.lv[2], Rest: levels.lv[3]}, nil
+			return Parsed{Class: ClassAPIReply, User: user, Rest: client}, nil
 		}
 		if levels.n < 3 || levels.lv[1] != "events" || levels.lv[2] == "" {
 			return unknown("want cloud/events/{kind} or cloud/api/{user}/{client}")
@@ -450,16 +515,17 @@ func Parse(topic string) (Parsed, error) {
 		if levels.n != 3 || levels.lv[1] != "request" {
 			return unknown("want api/request/{user}")
 		}
-		if err := ValidateName("user", levels.lv[2]); err != nil {
+		user, err := levelName("user", levels.lv[2])
+		if err != nil {
 			return unknown(err.Error())
 		}
-		return Parsed{Class: ClassAPIRequest, User: levels.lv[2]}, nil
+		return Parsed{Class: ClassAPIRequest, User: user}, nil
 	case levelJob:
 		if levels.n < 4 {
 			return unknown("want job/{kind}/{namespace}/{name}/...")
 		}
-		ref := JobRef{Kind: levels.lv[1], Namespace: levels.lv[2], Name: levels.lv[3]}
-		if err := ref.Validate(); err != nil {
+		ref, err := levelsRef(levels.lv[1], levels.lv[2], levels.lv[3])
+		if err != nil {
 			return unknown(err.Error())
 		}
 		return Parsed{Class: ClassJob, Job: ref, Rest: rest(4)}, nil

@@ -55,6 +55,7 @@ func TestParseRefusesBadShapes(t *testing.T) {
 		"sedna/v1/node/a/up/unknown", "sedna/v1/node/a/up/down", "sedna/v1/node/a/up/bulk/extra",
 		"sedna/v1/node/a/job/k/ns", "sedna/v1/job/k/ns", "sedna/v1/cloud/x", "sedna/v1/cloud/events", "sedna/v1/broadcast", "sedna/v1/node/../status",
 		"sedna/v1/node/" + strings.Repeat("x", MaxNameLen+1) + "/status",
+		"sedna/v1/node/edge.3/status", "sedna/v1/job/k/ns/a.b/spec", "sedna/v1/api/request/ops.1", "sedna/v1/node/~a/status",
 	} {
 		p, err := Parse(topic)
 		if err == nil || p.Class != ClassUnknown {
@@ -63,6 +64,54 @@ func TestParseRefusesBadShapes(t *testing.T) {
 		if PayloadOf(topic) != PayloadInvalid {
 			t.Errorf("PayloadOf(%q) should be invalid", topic)
 		}
+	}
+}
+
+// TestDottedNamesAreOneLevel: every builder writes a name's dots as '~',
+// so that RabbitMQ's MQTT plugin, which reads '.' as a level separator,
+// sees the levels the builder meant; Parse reads the names back.
+func TestDottedNamesAreOneLevel(t *testing.T) {
+	job := JobRef{Kind: "Dataset", Namespace: "team.a", Name: "model-v1.2"}
+	rabbit := func(topic string) string { return strings.ReplaceAll(topic, ".", "/") }
+	cases := []struct {
+		topic string
+		want  Parsed
+	}{
+		{NodeStatusTopic("edge.3"), Parsed{Class: ClassNodeStatus, Node: "edge.3"}},
+		{Uplink("ip-10-0-0-1.ec2.internal", StreamEvents), Parsed{Class: ClassUplink, Node: "ip-10-0-0-1.ec2.internal", Stream: StreamEvents}},
+		{Downlink("edge.3"), Parsed{Class: ClassDownlink, Node: "edge.3"}},
+		{NodeJob("edge.3", job, "status"), Parsed{Class: ClassNodeJob, Node: "edge.3", Job: job, Rest: "status"}},
+		{ToNodeJob("edge.3", job, "spec"), Parsed{Class: ClassToNode, Node: "edge.3", Rest: "job/Dataset/team~a/model-v1~2/spec"}},
+		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}},
+		{APIRequestTopic("ops.team"), Parsed{Class: ClassAPIRequest, User: "ops.team"}},
+		{APIReplyTopic("ops.team", "cli.1"), Parsed{Class: ClassAPIReply, User: "ops.team", Rest: "cli.1"}},
+	}
+	for _, c := range cases {
+		if strings.Contains(c.topic, ".") {
+			t.Errorf("%q has a '.'", c.topic)
+		}
+		if rabbit(c.topic) != c.topic {
+			t.Errorf("%q changes under RabbitMQ's mapping", c.topic)
+		}
+		got, err := Parse(c.topic)
+		if err != nil || got != c.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.topic, got, err, c.want)
+		}
+	}
+	if f := JobStatusFilter("Dataset", "team.a"); f != "sedna/v1/job/Dataset/team~a/+/status" {
+		t.Errorf("JobStatusFilter = %q", f)
+	}
+	if !Match(NodeStatusFilter(), NodeStatusTopic("edge.3")) || !Match(NodeFilter("edge.3"), NodeJob("edge.3", job, "x")) {
+		t.Error("a dotted node's topics do not match its filters")
+	}
+	if Level("edge-3") != "edge-3" || Level("+") != "+" {
+		t.Error("Level changed a name without dots")
+	}
+	if n, err := NameOf("node", "edge~3"); err != nil || n != "edge.3" {
+		t.Errorf("NameOf(edge~3) = %q, %v", n, err)
+	}
+	if _, err := NameOf("node", "edge.3"); err == nil || !strings.Contains(err.Error(), "'~'") {
+		t.Errorf("NameOf(edge.3) = %v; want a refusal naming '~'", err)
 	}
 }
 

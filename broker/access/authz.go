@@ -189,7 +189,9 @@ func authorizeRead(side Role, p Principal, filter string) error {
 		// it would match are not delivered. (No allocation: this runs for
 		// every delivery.)
 		if rest, ok := strings.CutPrefix(filter, topics.APIReplyPrefix()); ok {
-			if own, ok := strings.CutPrefix(rest, p.User); !ok || p.User == "" || !strings.HasPrefix(own, "/") {
+			// The user's level as topics.Level writes it; allocates only
+			// for a user whose name has a dot.
+			if own, ok := strings.CutPrefix(rest, topics.Level(p.User)); !ok || p.User == "" || !strings.HasPrefix(own, "/") {
 				return deny(p, PathSubscribe, filter, "the replies of other users")
 			}
 		}

@@ -167,3 +167,31 @@ func TestAuthorizeTable(t *testing.T) {
 	}
 	t.Logf("%d decisions checked", checked)
 }
+
+// TestAuthorizeDottedNames: a node and a user whose names have dots get
+// exactly their own topics (written with '~' for '.'), not those of a name
+// that differs in the dot's place.
+func TestAuthorizeDottedNames(t *testing.T) {
+	node := NodePrincipal("edge.3")
+	if err := Authorize(RoleCloud, "", node, PathPublish, topics.NodeStatusTopic("edge.3")); err != nil {
+		t.Errorf("edge.3 publishing its status: %v", err)
+	}
+	if err := Authorize(RoleCloud, "", node, PathSubscribe, topics.DownFilter("edge.3")); err != nil {
+		t.Errorf("edge.3 reading its downlink: %v", err)
+	}
+	for _, other := range []string{"edge-3", "edgeX3", "edge3"} {
+		if err := Authorize(RoleCloud, "", node, PathPublish, topics.NodeStatusTopic(other)); err == nil {
+			t.Errorf("edge.3 may publish %s's status", other)
+		}
+		if err := Authorize(RoleCloud, "", node, PathSubscribe, topics.DownFilter(other)); err == nil {
+			t.Errorf("edge.3 may read %s's downlink", other)
+		}
+	}
+	user := Principal{Kind: Operator, User: "ops.team"}
+	if err := Authorize(RoleCloud, "", user, PathSubscribe, topics.APIReplyTopic("ops.team", "c1")); err != nil {
+		t.Errorf("ops.team reading its replies: %v", err)
+	}
+	if err := Authorize(RoleCloud, "", user, PathSubscribe, topics.APIReplyTopic("ops-team", "c1")); err == nil {
+		t.Error("ops.team may read ops-team's replies")
+	}
+}

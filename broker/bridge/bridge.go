@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -30,7 +31,11 @@ import (
 type Config struct {
 	// Node is the node's name, one topic level.
 	Node string
-	// CloudURL is the cloud broker: tcp://, ssl://, ws:// or wss://.
+	// CloudURL is the cloud broker: tcp://, ssl://, ws:// or wss://; or
+	// the brokers of one cluster (RabbitMQ's nodes, say) separated by
+	// commas. The bridge connects to one at a time and, when an attempt
+	// fails or the link is lost, tries the next in turn: a node whose
+	// broker died reconnects to another (docs/SCALE.md).
 	CloudURL string
 	// Username and Password authenticate the node on the cloud broker.
 	Username, Password string
@@ -99,6 +104,7 @@ type Bridge struct {
 	metrics *metrics.Set
 	meta    store.Store
 	metaAbs string // prefix of meta in the root store, for queue extra batches
+	urls    []string
 
 	mu        sync.Mutex
 	client    paho.Client
@@ -209,11 +215,15 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	urls, err := broker.SplitURLs(cfg.CloudURL)
+	if err != nil {
+		return nil, fmt.Errorf("broker: bridge: %w", err)
+	}
 	rules, err := NewRules(cfg.Node, cfg.Rules)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, node: cfg.Node, epoch: cfg.Store.Epoch(), rules: rules, srv: cfg.Server,
+	b := &Bridge{cfg: cfg, urls: urls, node: cfg.Node, epoch: cfg.Store.Epoch(), rules: rules, srv: cfg.Server,
 		log: cfg.Logger.With("node", cfg.Node), metrics: cfg.Metrics,
 		meta:   store.Sub(cfg.Store, metaPrefix),
 		linkCh: make(chan struct{}), downKick: make(chan struct{}, 1), sentHigh: map[string]uint64{}, refusals: map[string]refusal{},
@@ -350,9 +360,9 @@ func (b *Bridge) statusPayload(state, reason string) []byte {
 
 // newClient makes the paho client of one connection attempt, whose dial,
 // TLS handshake and CONNECT/CONNACK must together end within timeout.
-func (b *Bridge) newClient(lost chan struct{}, timeout time.Duration) paho.Client {
+func (b *Bridge) newClient(url string, lost chan struct{}, timeout time.Duration) paho.Client {
 	o := paho.NewClientOptions().
-		AddBroker(b.cfg.CloudURL).
+		AddBroker(url).
 		SetClientID(access.BridgeClientID(b.node)).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
@@ -397,6 +407,7 @@ func (b *Bridge) run() {
 		reported LinkFailure   // the class last logged at WARN
 		said     bool          // whether a failure was logged since the link was last up
 		first    = true
+		next     int // the URL of the next attempt
 	)
 	for {
 		if !b.sleep(wait) {
@@ -406,7 +417,9 @@ func (b *Bridge) run() {
 		step := sched.Next(start)
 		lost := make(chan struct{})
 		b.nextSession()
-		c := b.newClient(lost, step.Timeout)
+		url := b.urls[next]
+		next = (next + 1) % len(b.urls)
+		c := b.newClient(url, lost, step.Timeout)
 		err := b.connect(c, step.Timeout)
 		if errors.Is(err, ErrClosed) {
 			return
@@ -430,14 +443,14 @@ func (b *Bridge) run() {
 				case lerr.Failure == LinkBadCredentials && b.byCertificate():
 					reason, advice = "the cloud refused the node's certificate",
 						"the node may be revoked (sedna node revoke; the cloud's log says): it joins again with a new token"
-				case errors.Is(err, io.EOF) && strings.HasPrefix(b.cfg.CloudURL, "tcp://"):
+				case errors.Is(err, io.EOF) && strings.HasPrefix(url, "tcp://"):
 					advice += "; a connection closed before the cloud answered may also be a TLS listener's (the cloud's :8883), " +
 						"which takes ssl:// URLs only: join with a token, or give ssl:// and --cloud-ca"
 				}
-				b.log.Warn("cannot connect to the cloud", "reason", reason, "url", b.cfg.CloudURL, "error", err, "check", advice)
+				b.log.Warn("cannot connect to the cloud", "reason", reason, "url", url, "error", err, "check", advice)
 				reported, said = lerr.Failure, true
 			} else {
-				b.log.Debug("cloud connect failed", "reason", lerr.Failure.String(), "url", b.cfg.CloudURL, "error", err)
+				b.log.Debug("cloud connect failed", "reason", lerr.Failure.String(), "url", url, "error", err)
 			}
 			wait = time.Until(start.Add(step.Period))
 			continue
@@ -445,7 +458,9 @@ func (b *Bridge) run() {
 		now := time.Now()
 		sched.Connected(now, now.Sub(start))
 		said = false
-		b.serve(c, lost)
+		// The next attempt after a loss goes to the next broker too: the
+		// one just lost may have died.
+		b.serve(c, url, lost)
 		wait = sched.Lost(time.Now())
 	}
 }
@@ -506,7 +521,7 @@ type inflightFrame struct {
 
 // serve runs one connection: downlink subscription, status, then the
 // uplink sender until the link is lost or the bridge stops.
-func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
+func (b *Bridge) serve(c paho.Client, url string, lost chan struct{}) {
 	if b.metrics != nil {
 		b.metrics.Reconnects.WithLabelValues("cloud").Inc()
 		b.metrics.LinkUp.WithLabelValues("cloud").Set(1)
@@ -514,9 +529,17 @@ func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
 	}
 	b.setLink(c, true)
 	defer b.setLink(nil, false)
-	b.log.Info("cloud link up", "url", b.cfg.CloudURL)
+	b.log.Info("cloud link up", "url", url)
 
-	st := c.Subscribe(topics.Downlink(b.node), 1, b.onDownlink)
+	// QoS 0: the downlink's durability is the cloud's outbox, the node's
+	// acknowledgements and the replay at each connection, not the MQTT
+	// session (a clean one, lost with the connection anyway). A QoS 1
+	// subscription of a clean session is, on RabbitMQ, a durable queue on
+	// the broker node the bridge connected to: after that node died, no
+	// other would let the bridge (the same client ID) subscribe again
+	// until it came back ("home node ... of durable queue ... is down").
+	// At QoS 0 it is a transient queue, gone with its node.
+	st := c.Subscribe(topics.Downlink(b.node), 0, b.onDownlink)
 	// Not st.Wait(): on a link that went silent the SUBACK comes only
 	// with the keepalive's verdict, and Close must not wait for that.
 	select {
@@ -532,8 +555,25 @@ func (b *Bridge) serve(c paho.Client, lost chan struct{}) {
 		c.Disconnect(0)
 		return
 	}
-	c.Publish(topics.NodeStatusTopic(b.node), 1, true, b.statusPayload(topics.NodeOnline, ""))
+	online := b.statusPayload(topics.NodeOnline, "")
+	c.Publish(topics.NodeStatusTopic(b.node), 1, true, online)
 	b.sendDownAck(c, true)
+	// The cloud's status requests: answered on this connection. The
+	// SUBACK is not waited for (the link serves without it); a broker
+	// that refuses the subscription is said once per connection.
+	answer := &statusAnswerer{b: b, c: c, status: online, on: true}
+	defer answer.stop()
+	sr := c.Subscribe(topics.StatusRequestTopic(), 0, answer.onRequest)
+	go func() {
+		select {
+		case <-sr.Done():
+			if err := sr.Error(); err != nil {
+				b.log.Warn("the cloud's status requests not subscribed: the cloud learns this node's status only as it changes", "error", err)
+			}
+		case <-lost:
+		case <-b.stop:
+		}
+	}()
 
 	// The acker waits for the tokens of frames in the order sent (the
 	// broker acknowledges one connection's publishes in order) and hands
@@ -871,6 +911,61 @@ func (b *Bridge) SendUntil(stream topics.Stream, topic string, payload []byte, r
 	rec := queue.Record{Topic: topic, Payload: payload, Retain: retain, QoS: 1, Time: b.srv.Now(), Expires: expires}
 	_, err := b.up.Append(string(stream), []queue.Record{rec}, nil)
 	return err
+}
+
+// statusAnswerer answers the cloud's status requests on one connection:
+// after a random delay below the request's spread (one answer pending at
+// a time), the status the node published when it connected, again.
+type statusAnswerer struct {
+	b      *Bridge
+	c      paho.Client
+	status []byte // the connection's online status
+	mu     sync.Mutex
+	t      *time.Timer // the pending answer
+	on     bool        // false once the connection is over
+}
+
+func (a *statusAnswerer) onRequest(_ paho.Client, m paho.Message) {
+	env, err := topics.UnmarshalEnvelope(m.Payload(), a.b.cfg.Limits)
+	var req topics.StatusRequest
+	if err == nil && env.Kind == topics.KindStatusRequest {
+		err = env.DecodeBody(&req)
+	} else if err == nil {
+		err = fmt.Errorf("kind %q, want %s", env.Kind, topics.KindStatusRequest)
+	}
+	if err != nil {
+		a.b.log.Warn("a status request not read", "topic", m.Topic(), "error", err)
+		return
+	}
+	delay := time.Duration(0)
+	if req.Spread > 0 {
+		delay = time.Duration(rand.Int64N(min(req.Spread, int64(time.Minute))))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.on || a.t != nil {
+		return // over, or an answer is on its way already
+	}
+	a.t = time.AfterFunc(delay, func() {
+		a.mu.Lock()
+		a.t = nil
+		on := a.on
+		a.mu.Unlock()
+		if on {
+			a.c.Publish(topics.NodeStatusTopic(a.b.node), 1, true, a.status)
+		}
+	})
+}
+
+// stop ends the answers of a connection that is over.
+func (a *statusAnswerer) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.on = false
+	if a.t != nil {
+		a.t.Stop()
+		a.t = nil
+	}
 }
 
 // byCertificate says whether the node logs in by a client certificate

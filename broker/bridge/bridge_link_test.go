@@ -399,3 +399,88 @@ func TestOneConnectionPerAttempt(t *testing.T) {
 		waitLink(t, ls.bridge, true)
 	})
 }
+
+// With several cloud URLs (the nodes of one broker cluster), a bridge
+// whose broker went away connects to the next one in the list while the
+// first stays away, and sends what it queued meanwhile. Two proxies in
+// front of one cloud broker stand for two broker nodes.
+func TestFailoverToTheNextBroker(t *testing.T) {
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	var links [2]*netfault.Proxy
+	for i := range links {
+		l, err := netfault.New(cloud.Addr("tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		links[i] = l
+		t.Cleanup(func() { closeLink(t, l) })
+	}
+	urls := "tcp://" + links[0].Addr() + ", tcp://" + links[1].Addr()
+	ls := startLinked(t, urls, brokertest.Password, nil, nil)
+	watcher := brokertest.Dial(t, cloud.URL(), "watcher", "admin")
+	frames := make(chan struct{}, 16)
+	if tok := watcher.Subscribe(topics.Uplink("node-a", topics.StreamEvents), 1, func(paho.Client, paho.Message) {
+		select {
+		case frames <- struct{}{}:
+		default:
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	upVia := func(from int) (string, int) {
+		recs := ls.log.waitFor(t, "the link up", func(recs []logRec) bool {
+			for _, r := range recs[min(from, len(recs)):] {
+				if r.msg == "cloud link up" {
+					return true
+				}
+			}
+			return false
+		})
+		for i, r := range recs[min(from, len(recs)):] {
+			if r.msg == "cloud link up" {
+				return r.attrs["url"], from + i + 1
+			}
+		}
+		return "", len(recs)
+	}
+	url, seen := upVia(0)
+	if url != "tcp://"+links[0].Addr() {
+		t.Fatalf("first link up via %q, want the first URL", url)
+	}
+	waitLink(t, ls.bridge, true)
+	for round, dead := range []int{0, 1, 0} {
+		links[dead].SetDown(true)
+		links[1-dead].SetDown(false)
+		waitLink(t, ls.bridge, false)
+		if err := ls.bridge.Send(topics.StreamEvents, topics.NodeEvents("node-a", "test"), []byte("queued"), false); err != nil {
+			t.Fatal(err)
+		}
+		url, seen = upVia(seen)
+		if want := "tcp://" + links[1-dead].Addr(); url != want {
+			t.Fatalf("round %d: link up via %q, want %q (the broker still up)", round, url, want)
+		}
+		select {
+		case <-frames:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: the message queued while failing over did not reach the cloud", round)
+		}
+	}
+}
+
+func TestSplitURLs(t *testing.T) { // broker.SplitURLs, as the bridge reads its CloudURL
+	for in, want := range map[string][]string{
+		"tcp://a:1883":                {"tcp://a:1883"},
+		"tcp://a:1883, ssl://b:8883 ": {"tcp://a:1883", "ssl://b:8883"},
+		"ws://a/mqtt,wss://b/mqtt":    {"ws://a/mqtt", "wss://b/mqtt"},
+	} {
+		got, err := broker.SplitURLs(in)
+		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("SplitURLs(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "tcp://a,", "a:1883", "http://a", "tcp://a,,tcp://b"} {
+		if _, err := broker.SplitURLs(bad); err == nil {
+			t.Errorf("SplitURLs(%q) accepted", bad)
+		}
+	}
+}

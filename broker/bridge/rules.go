@@ -23,7 +23,8 @@ const (
 // RemotePrefix+X in the cloud (Out), and the reverse (In). Payloads are
 // carried unchanged, byte for byte.
 //
-// "{node}" in a prefix is replaced by the node's name.
+// "{node}" in a prefix is replaced by the node's name as a topic level
+// (topics.Level: a '.' written '~').
 type Rule struct {
 	Filter       string    `json:"filter"`
 	Direction    Direction `json:"direction"`
@@ -50,8 +51,8 @@ func (r *Rule) qos() byte {
 
 // expand returns the rule for node, with defaults filled in.
 func (r Rule) expand(node string) Rule {
-	r.LocalPrefix = strings.ReplaceAll(r.LocalPrefix, "{node}", node)
-	r.RemotePrefix = strings.ReplaceAll(r.RemotePrefix, "{node}", node)
+	r.LocalPrefix = strings.ReplaceAll(r.LocalPrefix, "{node}", topics.Level(node))
+	r.RemotePrefix = strings.ReplaceAll(r.RemotePrefix, "{node}", topics.Level(node))
 	if r.Stream == "" {
 		r.Stream = topics.StreamTelemetry
 	}

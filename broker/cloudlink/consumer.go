@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -19,7 +20,9 @@ import (
 
 // ClientConfig says how to reach a broker as an MQTT client.
 type ClientConfig struct {
-	// URL is tcp://, ssl://, ws:// or wss://.
+	// URL is tcp://, ssl://, ws:// or wss://; or the nodes of one broker
+	// cluster separated by commas, tried in order at each (re)connection
+	// (broker.SplitURLs).
 	URL string
 	// ClientID must be unique on the broker; persistent sessions are
 	// found by it.
@@ -42,7 +45,15 @@ type ClientConfig struct {
 }
 
 func (c ClientConfig) options() *paho.ClientOptions {
-	o := paho.NewClientOptions().AddBroker(c.URL).SetClientID(c.ClientID).
+	o := paho.NewClientOptions()
+	if urls, err := broker.SplitURLs(c.URL); err == nil {
+		for _, u := range urls {
+			o.AddBroker(u)
+		}
+	} else {
+		o.AddBroker(c.URL) // paho says what is wrong with it at connect
+	}
+	o.SetClientID(c.ClientID).
 		SetUsername(c.Username).SetPassword(c.Password).
 		SetCleanSession(c.CleanSession).
 		SetAutoReconnect(true).SetConnectRetry(true).
@@ -112,10 +123,15 @@ func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
 }
 
 // ClientBus is a Bus over an MQTT client connection to an external broker
-// (mosquitto, EMQX, ...). Handlers run one at a time in arrival order and
-// must not publish on the same bus and wait (paho cannot then read the
-// acknowledgements); a message is acknowledged after its handler returns
+// (mosquitto, EMQX, RabbitMQ). Handlers run one at a time in arrival order
+// and must not publish on the same bus and wait (paho cannot then read the
+// acknowledgements); a message is acknowledged after its handlers return
 // nil, and a message for no handler (of a filter unsubscribed) at once.
+// Several parts of a process may subscribe to the same filter (the
+// downlink and the control plane both read node statuses): the bus makes
+// one subscription at the broker and gives each message to every handler
+// of the filter, in the order they subscribed; one handler's error leaves
+// the message unacknowledged for all, so each must take a redelivery.
 type ClientBus struct {
 	c        paho.Client
 	clean    bool
@@ -127,7 +143,7 @@ type ClientBus struct {
 	// which guards the maps, never is.
 	ops  sync.Mutex
 	mu   sync.Mutex
-	subs map[string]func(topic string, payload []byte) error
+	subs map[string][]*handler
 	// gone are filters unsubscribed while the connection was down: a
 	// persistent session still holds them, so they are unsubscribed at the
 	// next connection.
@@ -137,9 +153,15 @@ type ClientBus struct {
 	dropped map[string]bool
 }
 
+// handler is one Subscribe's handler (a pointer, so that its Watch can
+// remove it alone).
+type handler struct {
+	h func(topic string, payload []byte) error
+}
+
 // DialBus connects (retrying in the background until Close).
 func DialBus(cfg ClientConfig) (*ClientBus, error) {
-	b := &ClientBus{subs: map[string]func(string, []byte) error{}, gone: map[string]bool{}, dropped: map[string]bool{},
+	b := &ClientBus{subs: map[string][]*handler{}, gone: map[string]bool{}, dropped: map[string]bool{},
 		clean: cfg.CleanSession, resubErr: cfg.OnResubscribeError}
 	if b.resubErr == nil {
 		b.resubErr = func(filter string, err error) {
@@ -173,9 +195,9 @@ func (b *ClientBus) resubscribe(c paho.Client) {
 		return // lost again, or closed: the next connection subscribes
 	}
 	b.mu.Lock()
-	subs := make(map[string]func(string, []byte) error, len(b.subs))
-	for f, h := range b.subs {
-		subs[f] = h
+	subs := make([]string, 0, len(b.subs))
+	for f := range b.subs {
+		subs = append(subs, f)
 	}
 	var gone []string
 	for f := range b.gone {
@@ -186,8 +208,8 @@ func (b *ClientBus) resubscribe(c paho.Client) {
 	if len(gone) > 0 {
 		c.Unsubscribe(gone...) // acknowledged or not, strays are acked by the default handler
 	}
-	for f, h := range subs {
-		if err := subscribe(c, f, wrap(h)); err != nil && c.IsConnectionOpen() {
+	for _, f := range subs {
+		if err := subscribe(c, f, b.dispatch(f)); err != nil && c.IsConnectionOpen() {
 			b.resubErr(f, err) // else the next connection tries again
 		}
 	}
@@ -221,9 +243,25 @@ func (b *ClientBus) unrouted(_ paho.Client, m paho.Message) {
 	m.Ack()
 }
 
-func wrap(h func(string, []byte) error) paho.MessageHandler {
-	return func(_ paho.Client, m paho.Message) {
-		if h(m.Topic(), m.Payload()) == nil {
+// dispatch gives a message of filter to each of its handlers, and
+// acknowledges it if none failed. A message of a filter that has no
+// handler any more is unrouted's.
+func (b *ClientBus) dispatch(filter string) paho.MessageHandler {
+	return func(c paho.Client, m paho.Message) {
+		b.mu.Lock()
+		hs := b.subs[filter]
+		b.mu.Unlock()
+		if len(hs) == 0 {
+			b.unrouted(c, m)
+			return
+		}
+		ok := true
+		for _, h := range hs {
+			if h.h(m.Topic(), m.Payload()) != nil {
+				ok = false
+			}
+		}
+		if ok {
 			m.Ack()
 		}
 	}
@@ -241,23 +279,31 @@ func (b *ClientBus) Publish(topic string, payload []byte, retain bool, qos byte)
 // Subscribe subscribes at QoS 1, now if connected (waiting for the
 // broker's answer, and returning an error if it refused the filter or did
 // not answer in 10 s) and again on every reconnection. A subscription
-// that fails is removed, unless the filter was subscribed already:
-// subscribing to a filter again replaces its handler (and makes the
-// broker send its retained message again), and if that fails the filter
-// stays subscribed, with the new handler.
+// that fails is removed, unless the filter was subscribed already: a
+// filter subscribed again gets one more handler (and the broker is asked
+// again, so that it sends the filter's retained messages, to every
+// handler), and if that fails the filter stays subscribed, with the new
+// handler among the others.
 func (b *ClientBus) Subscribe(filter string, handler func(topic string, payload []byte) error) error {
+	_, err := b.add(filter, handler)
+	return err
+}
+
+// add subscribes handler to filter and returns its entry.
+func (b *ClientBus) add(filter string, h func(topic string, payload []byte) error) (*handler, error) {
 	b.ops.Lock()
 	defer b.ops.Unlock()
+	e := &handler{h: h}
 	b.mu.Lock()
-	_, had := b.subs[filter]
-	b.subs[filter] = handler
+	had := len(b.subs[filter]) > 0
+	b.subs[filter] = append(b.subs[filter], e)
 	delete(b.gone, filter)
 	delete(b.dropped, filter)
 	b.mu.Unlock()
 	if !b.c.IsConnectionOpen() {
-		return nil // made at the next connection (resubscribe)
+		return e, nil // made at the next connection (resubscribe)
 	}
-	err := subscribe(b.c, filter, wrap(handler))
+	err := subscribe(b.c, filter, b.dispatch(filter))
 	if err != nil && !had {
 		b.mu.Lock()
 		delete(b.subs, filter)
@@ -269,31 +315,48 @@ func (b *ClientBus) Subscribe(filter string, handler func(topic string, payload 
 		// in time.
 		b.c.Unsubscribe(filter)
 	}
-	return err
+	return e, err
 }
 
-// Watch is Subscribe, with a way to end the subscription (Unsubscribe of
-// filter: the bus keeps one handler per filter).
+// Watch is Subscribe, with a way to end the subscription: stop removes
+// this handler, and unsubscribes at the broker if it was the filter's last.
 func (b *ClientBus) Watch(filter string, handler func(topic string, payload []byte) error) (stop func() error, err error) {
-	if err := b.Subscribe(filter, handler); err != nil {
+	e, err := b.add(filter, handler)
+	if err != nil {
 		return nil, err
 	}
 	var once sync.Once
 	return func() error {
 		var err error
-		once.Do(func() { err = b.Unsubscribe(filter) })
+		once.Do(func() { err = b.remove(filter, e) })
 		return err
 	}, nil
 }
 
-// Unsubscribe ends the subscription to filter: its handler is not called
+// Unsubscribe ends the subscription to filter: its handlers are not called
 // again. It waits for the broker's acknowledgement (10 s at most); what
 // the broker sent before it is acknowledged and dropped.
-func (b *ClientBus) Unsubscribe(filter string) error {
+func (b *ClientBus) Unsubscribe(filter string) error { return b.remove(filter, nil) }
+
+// remove removes handler e of filter (every handler of it if e is nil),
+// and unsubscribes at the broker when none is left.
+func (b *ClientBus) remove(filter string, e *handler) error {
 	b.ops.Lock()
 	defer b.ops.Unlock()
 	b.mu.Lock()
-	_, had := b.subs[filter]
+	hs := b.subs[filter]
+	had := len(hs) > 0
+	if e != nil {
+		if i := slices.Index(hs, e); i >= 0 {
+			hs = slices.Delete(slices.Clone(hs), i, i+1)
+		}
+		if len(hs) > 0 {
+			b.subs[filter] = hs
+			b.mu.Unlock()
+			return nil // the filter's other handlers keep it
+		}
+		had = slices.Contains(b.subs[filter], e)
+	}
 	delete(b.subs, filter)
 	if had && !b.clean {
 		b.dropped[filter] = true

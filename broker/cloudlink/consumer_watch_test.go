@@ -219,3 +219,82 @@ func TestClientBusUnsubscribeAcknowledgesWhatWasInFlight(t *testing.T) {
 	default:
 	}
 }
+
+// Two parts of a process subscribed to the same filter on one ClientBus
+// (the downlink and the control plane both read node statuses) both get
+// every message; a Watch's stop removes its own handler only, and the
+// last one's unsubscribes at the broker. (The bus kept one handler per
+// filter: the second Subscribe replaced the first, and the cloud's
+// downlink never heard that a node was online on an external broker.)
+func TestClientBusSharedFilterReachesEveryHandler(t *testing.T) {
+	srv := servertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a"})
+	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "shared", CleanSession: true, FailFast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	a, b := make(chan string, 8), make(chan string, 8)
+	if err := bus.Subscribe("status/+", func(topic string, _ []byte) error { a <- topic; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stopB, err := bus.Watch("status/+", func(topic string, _ []byte) error { b <- topic; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(topic string) {
+		t.Helper()
+		if err := srv.Publish(access.SystemPrincipal("test"), topic, []byte("x"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func(ch chan string, want string) {
+		t.Helper()
+		select {
+		case got := <-ch:
+			if got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q did not arrive", want)
+		}
+	}
+	publish("status/n1")
+	recv(a, "status/n1")
+	recv(b, "status/n1")
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	if got := bus.Subscriptions(); len(got) != 1 || got[0] != "status/+" {
+		t.Fatalf("subscriptions after one of two handlers stopped: %v", got)
+	}
+	publish("status/n2")
+	recv(a, "status/n2")
+	// b got nothing more: n2 went to a alone (a message the broker sends
+	// after n2 arrives after it, so one on "marker", which only a Watch
+	// of it reads, shows that n2 has been handled by then).
+	marker := make(chan string, 1)
+	stopM, err := bus.Watch("marker", func(topic string, _ []byte) error { marker <- topic; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish("marker")
+	recv(marker, "marker")
+	select {
+	case got := <-b:
+		t.Fatalf("a stopped watch got %q", got)
+	default:
+	}
+	if err := stopM(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Unsubscribe("status/+"); err != nil {
+		t.Fatal(err)
+	}
+	cl, ok := srv.Mochi().Clients.Get("shared")
+	if !ok {
+		t.Fatal("the client is not connected")
+	}
+	if _, ok := cl.State.Subscriptions.Get("status/+"); ok {
+		t.Fatal("the broker still has status/+ after its last handler went")
+	}
+}

@@ -64,7 +64,7 @@ instead of the embedded one.`,
 	f.StringVar(&cfg.Broker.Listen, "listen", "", `embedded broker's plaintext TCP address (default 127.0.0.1:1884, for local tools; off loopback only with --insecure-listen: nodes bridge over --tls-listen)`)
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials file of the embedded broker")
 	f.StringVar(&cfg.Broker.WebSocket, "websocket", "", "address of an MQTT-over-WebSocket listener")
-	f.StringVar(&cfg.External.URL, "broker", "", "use this external broker instead of the embedded one")
+	f.StringVar(&cfg.External.URL, "broker", "", "use this external broker instead of the embedded one (the nodes of a cluster: URLs separated by commas)")
 	f.StringVar(&cfg.External.Username, "username", "", "username on the external broker")
 	f.StringVar(&cfg.External.Password, "password", "", "password on the external broker (or env SEDNA_PASSWORD)")
 	f.StringVar(&cfg.Metrics, "metrics", "", `Prometheus /metrics address (default 127.0.0.1:9465, "off" to disable)`)

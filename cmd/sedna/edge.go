@@ -117,7 +117,7 @@ and restarts.`,
 	f.StringVar(&cfg.DataDir, "data", "", "data directory (default ./sedna-edge-NODE)")
 	f.StringVar(&cfg.Broker.Listen, "listen", "", "node broker TCP address (default 127.0.0.1:1883)")
 	f.StringVar(&cfg.Broker.CredentialsFile, "credentials", "", "credentials for clients not on loopback")
-	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. ssl://cloud:8883; with --join, the cloud's join listener HOST:PORT (cloud:10002)")
+	f.StringVar(&cfg.Cloud.URL, "cloud", "", "cloud broker URL, e.g. ssl://cloud:8883, or the nodes of a broker cluster separated by commas (tried in turn); with --join, the cloud's join listener HOST:PORT (cloud:10002)")
 	f.BoolVar(&joinOnly, "join-only", false, "with --join: keep the identity and exit, without running the agent (a systemd unit runs it)")
 	f.StringVar(&joinToken, "join", "", "join the cloud with this one-time token (sedna token create): the node's identity is kept in DATA/identity, and the node bridges over mutual TLS with it from then on")
 	f.StringVar(&cfg.Cloud.Username, "username", "", "username on the cloud broker (default the node name)")

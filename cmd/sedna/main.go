@@ -88,7 +88,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newVersionCmd(), newCloudCmd(g), newEdgeCmd(g), newEventsCmd(g), newPasswdCmd(),
 		newDemoCmd(g), newBenchCmd(g), newPluginCmd(g),
 		newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newWatchCmd(), newLogsCmd(), newLabelCmd(), newKBCmd(), newModelCmd(), newSimCmd(g), newHILCmd(),
-		newTokenCmd(), newNodeCmd(), newSecretCmd(), newDashboardCmd())
+		newTokenCmd(), newNodeCmd(), newSecretCmd(), newDashboardCmd(), newRabbitMQCmd())
 	return root
 }
 

@@ -10,6 +10,13 @@ MAJOR, MINOR = 1, 0
 MAX_PAYLOAD = 1 << 20
 
 
+def level(name):
+    """name as one topic level, as Sedna-Go's topics.Level writes it: a '.'
+    becomes '~' (RabbitMQ's MQTT plugin would read a '.' as a level
+    separator; docs/TOPICS.md, "Names with dots")."""
+    return name.replace(".", "~")
+
+
 class WireError(ValueError):
     """Bytes that are not an envelope this version reads."""
 

@@ -355,7 +355,7 @@ def train_dataset_url(worker, timeout=30.0):
     name = dataset_of(worker.spec(timeout=timeout), worker.role)
     if not name:
         return ""
-    doc = _retained_doc(worker, f"sedna/v1/job/Dataset/{worker.namespace}/{name}/spec", timeout)
+    doc = _retained_doc(worker, f"sedna/v1/job/Dataset/{wire.level(worker.namespace)}/{wire.level(name)}/spec", timeout)
     return dataset_file(doc) if doc else ""
 
 
@@ -424,7 +424,7 @@ class FederatedLearning(JobBase):
                        "an update needs at least one")
         g = Globals(w.generation, w.role)
         q = queue.Queue()
-        topic = f"sedna/v1/job/{w.kind or KIND}/{w.namespace}/{w.job}/global"
+        topic = f"sedna/v1/job/{wire.level(w.kind or KIND)}/{wire.level(w.namespace)}/{wire.level(w.job)}/global"
         w.subscribe(topic, lambda _t, payload: q.put(payload))
         self.log.info("federated learning: %s of %s/%s joins (generation %d, %d samples, aggregation %s in the cloud)",
                       w.role, w.namespace, w.job, g.generation, samples, self.aggregation)
