@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/sedna-go/sedna/broker/metrics"
 	"github.com/sedna-go/sedna/broker/queue"
 	"github.com/sedna-go/sedna/store"
@@ -45,8 +47,28 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		return nil, errors.New("broker: relay needs a bus and a dead-letter store")
 	}
 	cfg.Limits = cfg.Limits.OrDefault()
+	// On a ClientBus a frame's messages are published together and waited
+	// for once (Flush), in order on the bus's connection; the handler and
+	// Flush run one frame at a time on the consumer's goroutine.
+	async, _ := cfg.Bus.(interface {
+		PublishAsync(topic string, payload []byte, retain bool, qos byte) paho.Token
+	})
+	var pending []paho.Token
+	flush := func() error {
+		toks := pending
+		pending = nil
+		for _, t := range toks {
+			if !t.WaitTimeout(30 * time.Second) {
+				return errors.New("broker: relay: publish timed out")
+			}
+			if err := t.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	c, err := NewConsumer(ConsumerConfig{Client: cfg.Client, Store: cfg.Store, Limits: cfg.Limits, Metrics: cfg.Metrics,
-		Logger: cfg.Logger, Handler: func(d Delivery, _ *store.Batch) error {
+		Logger: cfg.Logger, Flush: flush, Handler: func(d Delivery, _ *store.Batch) error {
 			m := topics.FrameMessage{Seq: d.ID.Seq, Topic: d.Topic, Payload: d.Payload, Retain: d.Retain, QoS: d.QoS}
 			if reason, detail := checkRelayed(d.ID.Node, &m, d.ID, cfg.Limits); reason != "" {
 				cfg.Dead.Add(queue.DeadLetter{Component: "cloud/relay", Reason: reason, Detail: detail, Topic: d.Topic,
@@ -54,6 +76,10 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 				return nil
 			}
 			if topics.Expired(d.Time, d.Expires, time.Now(), 0) {
+				return nil
+			}
+			if async != nil {
+				pending = append(pending, async.PublishAsync(m.Topic, m.Payload, d.Retain, d.QoS))
 				return nil
 			}
 			return cfg.Bus.Publish(m.Topic, m.Payload, d.Retain, d.QoS)

@@ -81,6 +81,6 @@ expectation of the scenario fails, and says which.`,
 	run.Flags().StringArrayVar(&binaries, "bin", nil, "the sedna binary of an emulated node's architecture: arm64=PATH, armv7=PATH (make cross builds bin/sedna-linux-ARCH)")
 	run.Flags().StringVar(&report, "report", "", "write the report as JSON to this file")
 	run.Flags().StringVar(&dir, "dir", "", "keep the run's stores here (default: a temporary directory, removed)")
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newSimHollowCmd(g))
 	return cmd
 }

@@ -60,6 +60,8 @@ rabbit_env() {
 	export RABBITMQ_CONF_ENV_FILE=/dev/null RABBITMQ_ADVANCED_CONFIG_FILE="$dir/rabbit$n/advanced.config"
 	# The VM is execed in place of the script: $! is the broker's own pid.
 	export RUNNING_UNDER_SYSTEMD=true
+	# Erlang's distribution listens on loopback too.
+	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
 ctl() { local n=$1; shift; (rabbit_env "$n"; "$RABBIT_LIB/rabbitmqctl" -q -n "rabbit$n@localhost" "$@"); }
@@ -160,6 +162,9 @@ write_env() {
 
 case $cmd in
 start)
+	# An epmd left on the cluster's port by an earlier run (its nodes
+	# killed) would take the new nodes' names and then go away with them.
+	(export ERL_EPMD_PORT="$EPMD_PORT"; epmd -kill >/dev/null 2>&1 || true)
 	for i in 1 2 3; do start_etcd "$i" new; done
 	for i in 1 2 3; do start_rabbit "$i"; done
 	for i in 1 2 3; do await_rabbit "$i"; done
@@ -172,12 +177,22 @@ start)
 stop)
 	for i in 1 2 3; do
 		if [ -f "$dir/rabbit$i/pid" ] && kill -0 "$(cat "$dir/rabbit$i/pid")" 2>/dev/null; then
-			ctl "$i" stop >/dev/null 2>&1 || kill9 "$dir/rabbit$i/pid"
+			ctl "$i" stop >/dev/null 2>&1 || true
 		fi
-		rm -f "$dir/rabbit$i/pid"
 	done
-	for i in 1 2 3; do
-		if [ -f "$dir/etcd$i/pid" ]; then kill "$(cat "$dir/etcd$i/pid")" 2>/dev/null || true; rm -f "$dir/etcd$i/pid"; fi
+	# Until each process is gone (a loaded node takes a while), then -9:
+	# its ports must be free for the next start.
+	for f in "$dir"/rabbit?/pid "$dir"/etcd?/pid; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 1 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			# Polling another process: no event to wait on.
+			sleep 0.2
+		done
+		kill -9 "$pid" 2>/dev/null || true
+		rm -f "$f"
 	done
 	(export ERL_EPMD_PORT="$EPMD_PORT"; epmd -kill >/dev/null 2>&1 || true)
 	;;

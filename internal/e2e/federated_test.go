@@ -241,6 +241,7 @@ func (f *flFleet) finalModel(t testing.TB, o digits.Options) (uint64, float64) {
 // seeds at once: the final accuracy is within one point of training on
 // all the data in one place, on average.
 func TestFederatedMatchesCentralized(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	nodes := flNodes(10)
 	f := startFL(t, nodes, nil)
 	rounds := 60
@@ -429,6 +430,7 @@ func poison(payload []byte) []byte {
 // Median and TrimmedMean hold. A clean FedAvg run beside them is the
 // reference.
 func TestFederatedPoisonedClient(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	nodes := flNodes(10)
 	f := startFL(t, nodes, func(node string) func(*edge.Agent) map[string]workers.Builtin {
 		if node == "edge-9" {
@@ -726,6 +728,7 @@ func TestFederatedRoundSurvivesCloudRestartMidRound(t *testing.T) {
 // The Fashion-MNIST subset (14×14), split non-IID over five nodes: the
 // example's other data set trains too.
 func TestFederatedFashion(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	nodes := flNodes(5)
 	f := startFL(t, nodes, nil)
 	rounds := 10

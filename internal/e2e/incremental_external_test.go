@@ -25,6 +25,7 @@ import (
 // hot update file (or, without hot update, the program restarts with it);
 // the camera's answers get better and the job completes its one cycle.
 func TestIncrementalWithExternalWorkers(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	bin := buildILWorker(t)
 	t.Run("hot update", func(t *testing.T) { runExternalIL(t, bin, false) })
 	t.Run("restart", func(t *testing.T) { runExternalIL(t, bin, true) })

@@ -498,6 +498,7 @@ func (f *flFleet) startILJobYAML(t *testing.T, o drift.Options, initial []byte, 
 // reason NotDeployed naming the metric, its value and what it needed, in
 // the job's status too, and its next cycle follows; the other deploys.
 func TestIncrementalDeployTriggerThatDoesNotHold(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	f := startFLWith(t, []string{"edge1"}, flOptions{})
 	stream, blob := driftInitial(t, f.ctx)
 	edgeAddr := f.edges["edge1"].BrokerAddr()

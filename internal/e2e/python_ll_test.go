@@ -34,6 +34,7 @@ import (
 // program, by Sedna's hot update, answers D's next rows as seen and more
 // often right than before.
 func TestLifelongPythonWorkers(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	sdk := repoPath(t, "sdk/python")
 	dir := repoPath(t, "examples/python/lifelong")
 	f := startFLWith(t, []string{"edge1"}, flOptions{})

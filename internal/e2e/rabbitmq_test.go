@@ -33,9 +33,18 @@ var (
 // "app", and the nodes.
 var rabbitUsers = []string{"cloud", "app", "edge1", "edge2", "edge.3"}
 
-// rabbitCluster returns the shared test cluster, starting it if needed.
+// clusterMu gives the shared cluster to one test at a time: two cloud
+// managers on one broker would each take what cloud apps publish for the
+// nodes into their own outboxes, and send it (a node got a message twice,
+// from two clouds of different epochs, in a run of these tests together).
+var clusterMu sync.Mutex
+
+// rabbitCluster returns the shared test cluster, starting it if needed,
+// for the test alone until it ends.
 func rabbitCluster(t testing.TB) *testcluster.Cluster {
 	t.Helper()
+	clusterMu.Lock()
+	t.Cleanup(clusterMu.Unlock) // the first cleanup registered runs last: after the test's cloud is closed
 	clusterOnce.Do(func() {
 		start := time.Now()
 		if clusterDir, clusterErr = os.MkdirTemp("", "sedna-cluster"); clusterErr != nil {
@@ -147,6 +156,7 @@ func mustApply(t testing.TB, c *cloud.Client, doc string) {
 //   - a node whose RabbitMQ node is killed (-9) is connected to another
 //     within 5 s, and what it sends meanwhile reaches the consumer once.
 func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	cl := rabbitCluster(t)
 	dir := t.TempDir()
 	m := startRabbitCloud(t, cl, filepath.Join(dir, "cloud"), "names-cloud")
@@ -268,6 +278,7 @@ func rabbitPermissions(t testing.TB, cl *testcluster.Cluster, user string, role 
 // broker refuses the filter), and an operator cannot publish a node's
 // status either.
 func TestRabbitMQPermissionsIsolateNodes(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	cl := rabbitCluster(t)
 	rabbitPermissions(t, cl, "iso1", access.UserNode)
 	rabbitPermissions(t, cl, "iso.2", access.UserNode)
@@ -317,7 +328,7 @@ func TestRabbitMQPermissionsIsolateNodes(t *testing.T) {
 	raw, _ := env.Marshal()
 	for _, who := range []string{"iso1", "ops-iso"} {
 		lost := make(chan struct{})
-		o := paho.NewClientOptions().AddBroker(cl.MQTT[0]).SetClientID("hostile-"+who).SetUsername(who).SetPassword(password).
+		o := paho.NewClientOptions().AddBroker(cl.MQTT[0]).SetClientID("hostile-" + who).SetUsername(who).SetPassword(password).
 			SetAutoReconnect(false).SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
 		h := paho.NewClient(o)
 		if tok := h.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

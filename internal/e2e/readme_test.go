@@ -82,6 +82,7 @@ func copyTracked(t *testing.T, dir string) {
 // are free there, and nothing of this machine's is reached). Every command
 // must succeed; the nodes and the cloud stop at its end (or when it fails).
 func TestReadmeRunningItByHand(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	block := readmeSection(t, "## Running it by hand")
 	dir := t.TempDir()
 	copyTracked(t, dir)

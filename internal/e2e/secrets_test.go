@@ -32,6 +32,7 @@ import (
 // in clear), and a canary a node publishes on purpose is found in the
 // payloads.
 func TestSecretsNeverInClear(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	dir := t.TempDir()
 	logs := &lines{}
 	m := startIdentityCloud(t, filepath.Join(dir, "cloud"), logs)

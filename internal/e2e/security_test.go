@@ -749,6 +749,7 @@ func TestMessageSizeLimitsAgree(t *testing.T) {
 // requests as it takes, and a document too large for one is refused
 // before anything is sent, naming it.
 func TestLargeYAMLIsAppliedOrRefusedClearly(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	dir := t.TempDir()
 	long := filepath.Join(dir, "long.yaml")
 	doc := "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: a}\nspec: {url: /d.txt, format: txt, nodeName: edge-1}\n---\n" +

@@ -8,6 +8,10 @@ package testcluster
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -176,4 +180,86 @@ func (c *Cluster) AddUser(name, password, tag string) error {
 func (c *Cluster) Ctl(n int, args ...string) (string, error) {
 	out, err := c.run(nil, append([]string{"ctl", c.Dir, strconv.Itoa(n)}, args...)...)
 	return string(out), err
+}
+
+// User is a RabbitMQ user to import: its name, password, and the
+// rabbitmqctl commands of its permissions (set_permissions and
+// set_topic_permissions, as access.RabbitMQ makes them; nil: every right).
+type User struct {
+	Name, Password string
+	Permissions    [][]string
+}
+
+// ImportUsers adds many users at once, through one definitions file
+// (rabbitmqctl import_definitions): a thousand users take a second, where
+// one rabbitmqctl call per user takes about half a second each.
+func (c *Cluster) ImportUsers(users []User) error {
+	type perm struct {
+		User      string `json:"user"`
+		VHost     string `json:"vhost"`
+		Configure string `json:"configure"`
+		Write     string `json:"write"`
+		Read      string `json:"read"`
+	}
+	type topicPerm struct {
+		User     string `json:"user"`
+		VHost    string `json:"vhost"`
+		Exchange string `json:"exchange"`
+		Write    string `json:"write"`
+		Read     string `json:"read"`
+	}
+	type user struct {
+		Name      string   `json:"name"`
+		Hash      string   `json:"password_hash"`
+		Algorithm string   `json:"hashing_algorithm"`
+		Tags      []string `json:"tags"`
+	}
+	var defs struct {
+		Users      []user      `json:"users"`
+		Perms      []perm      `json:"permissions"`
+		TopicPerms []topicPerm `json:"topic_permissions"`
+	}
+	for _, u := range users {
+		// RabbitMQ's rabbit_password_hashing_sha256: base64 of a 4-byte
+		// salt and SHA-256 of the salt and the password.
+		salt := make([]byte, 4)
+		if _, err := rand.Read(salt); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(append(append([]byte{}, salt...), u.Password...))
+		defs.Users = append(defs.Users, user{Name: u.Name, Hash: base64.StdEncoding.EncodeToString(append(salt, sum[:]...)),
+			Algorithm: "rabbit_password_hashing_sha256", Tags: []string{}})
+		if u.Permissions == nil {
+			defs.Perms = append(defs.Perms, perm{u.Name, "/", ".*", ".*", ".*"})
+			continue
+		}
+		for _, p := range u.Permissions {
+			switch {
+			case len(p) == 7 && p[0] == "set_permissions" && p[1] == "-p":
+				defs.Perms = append(defs.Perms, perm{p[3], p[2], p[4], p[5], p[6]})
+			case len(p) == 7 && p[0] == "set_topic_permissions" && p[1] == "-p":
+				defs.TopicPerms = append(defs.TopicPerms, topicPerm{p[3], p[2], p[4], p[5], p[6]})
+			default:
+				return fmt.Errorf("testcluster: user %s: a permission command it cannot import: %q", u.Name, p)
+			}
+		}
+	}
+	raw, err := json.Marshal(defs)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(c.Dir, "definitions-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	_, err = c.Ctl(1, "import_definitions", f.Name())
+	return err
 }
