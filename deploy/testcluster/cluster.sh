@@ -52,6 +52,9 @@ nth() { local i=$1; shift; set -- $*; eval "echo \${$i}"; }
 rabbit_env() {
 	local n=$1
 	export HOME="$dir" ERL_EPMD_PORT="$EPMD_PORT" ERL_EPMD_ADDRESS=127.0.0.1
+	# A crash dump (of a node or of rabbitmqctl) stays in the cluster's
+	# directory, not in the caller's.
+	export ERL_CRASH_DUMP="$dir/rabbit$n/erl_crash.dump"
 	export RABBITMQ_NODENAME="rabbit$n@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 	export RABBITMQ_NODE_PORT=$(nth "$n" "$AMQP_PORTS") RABBITMQ_DIST_PORT=$(nth "$n" "$DIST_PORTS")
 	export RABBITMQ_MNESIA_BASE="$dir/rabbit$n/mnesia" RABBITMQ_LOG_BASE="$dir/rabbit$n/log"
