@@ -302,6 +302,23 @@ func TestLinkFailureLoggedOncePerReason(t *testing.T) {
 	}
 }
 
+// watchFrames subscribes to node-a's events frames on the cloud broker at
+// url; the channel gets a token per frame (dropped when it is full).
+func watchFrames(t *testing.T, url string) <-chan struct{} {
+	t.Helper()
+	watcher := brokertest.Dial(t, url, "watcher", "admin")
+	frames := make(chan struct{}, 16)
+	if tok := watcher.Subscribe(topics.Uplink("node-a", topics.StreamEvents), 1, func(paho.Client, paho.Message) {
+		select {
+		case frames <- struct{}{}:
+		default:
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return frames
+}
+
 // When the link comes back the bridge connects again and sends what was
 // queued meanwhile, and the next failure is logged at WARN again.
 func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
@@ -312,16 +329,7 @@ func TestLinkReturnReconnectsAndLogsAgain(t *testing.T) {
 	}
 	t.Cleanup(func() { closeLink(t, link) }) // after the bridge stops (cleanups run last first)
 	ls := startLinked(t, "tcp://"+link.Addr(), brokertest.Password, nil, nil)
-	watcher := brokertest.Dial(t, cloud.URL(), "watcher", "admin")
-	frames := make(chan struct{}, 16)
-	if tok := watcher.Subscribe(topics.Uplink("node-a", topics.StreamEvents), 1, func(paho.Client, paho.Message) {
-		select {
-		case frames <- struct{}{}:
-		default:
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	frames := watchFrames(t, cloud.URL())
 	waitLink(t, ls.bridge, true)
 
 	for round := 1; round <= 2; round++ {
@@ -417,16 +425,7 @@ func TestFailoverToTheNextBroker(t *testing.T) {
 	}
 	urls := "tcp://" + links[0].Addr() + ", tcp://" + links[1].Addr()
 	ls := startLinked(t, urls, brokertest.Password, nil, nil)
-	watcher := brokertest.Dial(t, cloud.URL(), "watcher", "admin")
-	frames := make(chan struct{}, 16)
-	if tok := watcher.Subscribe(topics.Uplink("node-a", topics.StreamEvents), 1, func(paho.Client, paho.Message) {
-		select {
-		case frames <- struct{}{}:
-		default:
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	frames := watchFrames(t, cloud.URL())
 	upVia := func(from int) (string, int) {
 		recs := ls.log.waitFor(t, "the link up", func(recs []logRec) bool {
 			for _, r := range recs[min(from, len(recs)):] {

@@ -101,7 +101,7 @@ the CPU time it spent, per 1,000 nodes.`,
 					var b [16]byte
 					binary.BigEndian.PutUint64(b[:8], uint64(i))
 					binary.BigEndian.PutUint64(b[8:], uint64(j))
-					n.Send(topics.NodeAppPrefix(n.Name())+"hollow", b[:])
+					n.Send(topics.NodeApp(n.Name(), "hollow"), b[:])
 				}
 			}
 			if err := fleet.Settled(ctx); err != nil {

@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"github.com/sedna-go/sedna/broker/access"
-	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/internal/testcluster"
 	"github.com/sedna-go/sedna/simulator/hollow"
-	"github.com/sedna-go/sedna/store"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -61,28 +59,8 @@ func TestHollowNodesOnRabbitMQ(t *testing.T) {
 	t.Cleanup(m.Close)
 
 	// The consumer: every node's app/hollow topic, exactly once by ID.
-	cnt := newCounter()
-	cons, err := cloudlink.NewConsumer(cloudlink.ConsumerConfig{
-		Client: cloudlink.ClientConfig{URL: cl.URLs(), ClientID: "hollow-consumer", Username: "app", Password: password},
-		Store:  openStore(t, filepath.Join(dir, "consumer")),
-		Handler: func(d cloudlink.Delivery, _ *store.Batch) error {
-			if !topics.Match(topics.Root+"/node/+/app/hollow", d.Topic) {
-				return nil
-			}
-			if r, n, ok := counterOf(d.Payload); ok && r == 51 {
-				cnt.add(n)
-			}
-			return nil
-		},
-		Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cons.Close() })
+	_, cnt := startConsumerOf(t, cl.URLs(), "hollow-consumer", openStore(t, filepath.Join(dir, "consumer")), 51,
+		func(topic string) bool { return topics.Match(topics.Root+"/node/+/app/hollow", topic) })
 
 	var mu sync.Mutex
 	down := map[string]int{}

@@ -138,6 +138,52 @@ func specOnNode(t testing.TB, a *edge.Agent, id string, ref topics.JobRef) <-cha
 	return got
 }
 
+// rabbitEdges starts an edge agent per node in dir, node i bridging to
+// the broker URL list urls(i), waits for their links, and returns them
+// with an API client once the control plane has heard from every one.
+func rabbitEdges(t testing.TB, cl *testcluster.Cluster, dir string, urls func(i int) string, nodes ...string) ([]*edge.Agent, *cloud.Client) {
+	t.Helper()
+	var agents []*edge.Agent
+	for i, n := range nodes {
+		a := startEdge(t, n, filepath.Join(dir, n), urls(i))
+		t.Cleanup(a.Close)
+		agents = append(agents, a)
+	}
+	for _, a := range agents {
+		waitLink(t, a)
+	}
+	c := apiClient(t, cl.URLs())
+	waitOnline(t, c, time.Time{}, nodes...)
+	return agents, c
+}
+
+// streamedOnce has n messages published on a's broker (sensors/t, run)
+// reach a consumer of the cluster exactly once, in order.
+func streamedOnce(t testing.TB, cl *testcluster.Cluster, dir string, a *edge.Agent, node string, run uint32, n uint64) {
+	t.Helper()
+	id := fmt.Sprintf("consumer-%s-%d", node, run)
+	_, got := startConsumer(t, cl.URLs(), id, openStore(t, filepath.Join(dir, id)), run, topics.NodeAppPrefix(node)+"sensors/t")
+	publishAll(t, client(t, "tcp://"+a.BrokerAddr(), "pub-"+id, "", true), "sensors/t", run, 0, n, 64)
+	got.wait(t, int(n), 60*time.Second)
+	got.check(t, n, true)
+}
+
+// datasetReaches applies Dataset name for node and returns how long its
+// spec took to be served on a's broker.
+func datasetReaches(t testing.TB, c *cloud.Client, a *edge.Agent, node, name string) time.Duration {
+	t.Helper()
+	spec := specOnNode(t, a, "spec-watch-"+name, topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: name})
+	sent := time.Now()
+	mustApply(t, c, fmt.Sprintf("apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: %s}\nspec: {url: /data/d.txt, format: txt, nodeName: %s}\n", name, node))
+	select {
+	case <-spec:
+		return time.Since(sent)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Dataset %s did not reach node %s", name, node)
+		return 0
+	}
+}
+
 // mustApply applies doc and fails the test if it is not accepted.
 func mustApply(t testing.TB, c *cloud.Client, doc string) {
 	t.Helper()
@@ -170,30 +216,13 @@ func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
 	list := func(first int) string {
 		return fmt.Sprintf("%s,%s,%s", cl.MQTT[first%3], cl.MQTT[(first+1)%3], cl.MQTT[(first+2)%3])
 	}
-	e3 := startEdge(t, "edge.3", filepath.Join(dir, "edge.3"), list(0))
-	t.Cleanup(e3.Close)
-	e1 := startEdge(t, "edge1", filepath.Join(dir, "edge1"), list(1))
-	t.Cleanup(e1.Close)
-	waitLink(t, e3)
-	waitLink(t, e1)
-	c := apiClient(t, cl.URLs())
-	waitOnline(t, c, time.Time{}, "edge.3", "edge1")
+	agents, c := rabbitEdges(t, cl, dir, list, "edge.3", "edge1")
+	e3, e1 := agents[0], agents[1]
 
 	// A dotted node's traffic, up and down.
 	const n = 500
-	_, got3 := startConsumer(t, cl.URLs(), "names-consumer-3", openStore(t, filepath.Join(dir, "consumer3")), 31, topics.NodeAppPrefix("edge.3")+"sensors/t")
-	publishAll(t, client(t, "tcp://"+e3.BrokerAddr(), "pub3", "", true), "sensors/t", 31, 0, n, 64)
-	got3.wait(t, n, 60*time.Second)
-	got3.check(t, n, true)
-	ds3 := topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "d.three"}
-	spec3 := specOnNode(t, e3, "spec-watch-3", ds3)
-	mustApply(t, c, "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d.three}\nspec: {url: /data/d3.txt, format: txt, nodeName: edge.3}\n")
-	select {
-	case g := <-spec3:
-		t.Logf("edge.3 has Dataset d.three, generation %d", g)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Dataset d.three did not reach node edge.3")
-	}
+	streamedOnce(t, cl, dir, e3, "edge.3", 31, n)
+	t.Logf("edge.3 has Dataset d.three after %v", datasetReaches(t, c, e3, "edge.3", "d.three").Round(time.Millisecond))
 
 	// The cloud restarts; the nodes stay online.
 	m.Close()
@@ -206,16 +235,8 @@ func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
 	if up, _ := e1.Bridge().Connected(); !up {
 		t.Fatal("edge1's link went down")
 	}
-	ds1 := topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "d1"}
-	spec1 := specOnNode(t, e1, "spec-watch-1", ds1)
-	sent := time.Now()
-	mustApply(t, c, "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: d1}\nspec: {url: /data/d1.txt, format: txt, nodeName: edge1}\n")
-	select {
-	case <-spec1:
-		t.Logf("a Dataset applied after the restart reached edge1 in %v", time.Since(sent).Round(time.Millisecond))
-	case <-time.After(30 * time.Second):
-		t.Fatal("a Dataset applied after the cloud's restart did not reach edge1 (the downlink did not learn it was online)")
-	}
+	// Without the node reconnecting: the downlink learnt it is online.
+	t.Logf("a Dataset applied after the restart reached edge1 in %v", datasetReaches(t, c, e1, "edge1", "d1").Round(time.Millisecond))
 
 	// edge1's RabbitMQ node dies.
 	_, got1 := startConsumer(t, cl.URLs(), "names-consumer-1", openStore(t, filepath.Join(dir, "consumer1")), 32, topics.NodeAppPrefix("edge1")+"sensors/t")
@@ -286,28 +307,10 @@ func TestRabbitMQPermissionsIsolateNodes(t *testing.T) {
 	dir := t.TempDir()
 	m := startRabbitCloud(t, cl, filepath.Join(dir, "cloud"), "iso-cloud")
 	t.Cleanup(m.Close)
-	a1 := startEdge(t, "iso1", filepath.Join(dir, "iso1"), cl.URLs())
-	t.Cleanup(a1.Close)
-	a2 := startEdge(t, "iso.2", filepath.Join(dir, "iso.2"), cl.URLs())
-	t.Cleanup(a2.Close)
-	waitLink(t, a1)
-	waitLink(t, a2)
-	c := apiClient(t, cl.URLs())
-	waitOnline(t, c, time.Time{}, "iso1", "iso.2")
-
-	const n = 300
-	_, got := startConsumer(t, cl.URLs(), "iso-consumer", openStore(t, filepath.Join(dir, "consumer")), 41, topics.NodeAppPrefix("iso.2")+"sensors/t")
-	publishAll(t, client(t, "tcp://"+a2.BrokerAddr(), "pub-iso2", "", true), "sensors/t", 41, 0, n, 64)
-	got.wait(t, n, 60*time.Second)
-	got.check(t, n, true)
-	ref := topics.JobRef{Kind: api.KindDataset, Namespace: "default", Name: "iso-d1"}
-	spec := specOnNode(t, a1, "spec-watch-iso1", ref)
-	mustApply(t, c, "apiVersion: sedna.io/v1alpha1\nkind: Dataset\nmetadata: {name: iso-d1}\nspec: {url: /data/d1.txt, format: txt, nodeName: iso1}\n")
-	select {
-	case <-spec:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a Dataset did not reach iso1 under the generated permissions")
-	}
+	agents, c := rabbitEdges(t, cl, dir, func(int) string { return cl.URLs() }, "iso1", "iso.2")
+	a1, a2 := agents[0], agents[1]
+	streamedOnce(t, cl, dir, a2, "iso.2", 41, 300)
+	datasetReaches(t, c, a1, "iso1", "iso-d1")
 
 	// A watcher with every right, of iso.2's status.
 	forged := make(chan string, 4)

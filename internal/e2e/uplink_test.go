@@ -14,12 +14,18 @@ import (
 // startConsumer consumes every uplink frame from url with a persistent
 // session and counts the messages of run on topic.
 func startConsumer(t testing.TB, url, id string, st store.Store, run uint32, topic string) (*cloudlink.Consumer, *counter) {
+	return startConsumerOf(t, url, id, st, run, func(t string) bool { return t == topic })
+}
+
+// startConsumerOf is startConsumer counting the messages of every topic
+// that matches.
+func startConsumerOf(t testing.TB, url, id string, st store.Store, run uint32, matches func(topic string) bool) (*cloudlink.Consumer, *counter) {
 	c := newCounter()
 	cons, err := cloudlink.NewConsumer(cloudlink.ConsumerConfig{
 		Client: cloudlink.ClientConfig{URL: url, ClientID: id, Username: "app", Password: password},
 		Store:  st,
 		Handler: func(d cloudlink.Delivery, _ *store.Batch) error {
-			if d.Topic != topic {
+			if !matches(d.Topic) {
 				return nil
 			}
 			if r, n, ok := counterOf(d.Payload); ok && r == run {

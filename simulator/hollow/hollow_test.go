@@ -119,25 +119,7 @@ func TestHollowNodesAgainstTheCloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := nodes * 2 * each
-	for {
-		mu.Lock()
-		got, dups := len(seen), 0
-		for _, k := range seen {
-			dups += k - 1
-		}
-		mu.Unlock()
-		if dups != 0 {
-			t.Fatalf("%d messages consumed twice", dups)
-		}
-		if got == want {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d of %d messages consumed", got, want)
-		case <-time.After(20 * time.Millisecond): // polling the consumer's count
-		}
-	}
+	waitDistinct(ctx, t, &mu, seen, want, "messages consumed")
 	if s := f.Stats(); s.Acked != uint64(want) || s.Pending != 0 || s.Connects < nodes+1 {
 		t.Fatalf("stats %+v: want %d acknowledged, none pending, a reconnection", s, want)
 	}
@@ -176,23 +158,30 @@ func TestHollowNodesAgainstTheCloud(t *testing.T) {
 			t.Fatal(tok.Error())
 		}
 	}
+	waitDistinct(ctx, t, &mu, down, nodes, "nodes with their downlink message")
+}
+
+// waitDistinct waits until counts (guarded by mu) has want keys, failing
+// the test at once if a key was counted twice, and when ctx ends.
+func waitDistinct[K comparable](ctx context.Context, t *testing.T, mu *sync.Mutex, counts map[K]int, want int, what string) {
+	t.Helper()
 	for {
 		mu.Lock()
-		got, dups := len(down), 0
-		for _, k := range down {
+		got, dups := len(counts), 0
+		for _, k := range counts {
 			dups += k - 1
 		}
 		mu.Unlock()
 		if dups != 0 {
-			t.Fatalf("%d downlink messages delivered twice", dups)
+			t.Fatalf("%s: %d twice", what, dups)
 		}
-		if got == nodes {
-			break
+		if got == want {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%d of %d nodes got their downlink message", got, nodes)
-		case <-time.After(20 * time.Millisecond): // polling the fleet's count
+			t.Fatalf("%s: %d of %d", what, got, want)
+		case <-time.After(20 * time.Millisecond): // polling counts the handlers keep
 		}
 	}
 }
