@@ -466,7 +466,9 @@ func TestLifelongScenario(t *testing.T) {
 // KubeEdge devices publish, then both agents SIGKILLed and restarted on
 // their stores (Bolt on armv7, Badger on arm64): each board held messages
 // on its disk while its link was down, and every acknowledged message
-// arrives once, from each board.
+// arrives once, from each board. A message the kill caught between its
+// delivery and its acknowledgement may arrive unacknowledged (at least
+// once: the publisher never heard back); it still arrives only once.
 func TestEmulatedBoardsLoseNothing(t *testing.T) {
 	rep := runWith(t, "emulated-boards.yaml", nil, emulatedBinaries(t))
 	if !rep.OK() || rep.Total.Lost != 0 || rep.Total.Duplicated != 0 {
@@ -474,7 +476,7 @@ func TestEmulatedBoardsLoseNothing(t *testing.T) {
 	}
 	for i, arch := range []string{"armv7", "arm64"} {
 		n := rep.Nodes[i]
-		if n.Arch != arch || n.Acked < 50 || n.Delivered != n.Acked || n.BacklogPeak == 0 {
+		if n.Arch != arch || n.Acked < 50 || n.Delivered < n.Acked || n.BacklogPeak == 0 {
 			t.Errorf("%s (%s): %d acknowledged, %d delivered, backlog peak %d: want it to have run, held messages while its link was down, delivered them all",
 				n.Node, n.Arch, n.Acked, n.Delivered, n.BacklogPeak)
 		}
