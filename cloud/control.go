@@ -114,8 +114,9 @@ type ControlConfig struct {
 	// DashboardURL, if set, makes a user a link to the dashboard: its path
 	// with a token, and the address it is served on.
 	DashboardURL func(user string) (path, addr string, err error)
-	// StatusSweep is how often the control plane asks every node for its
-	// status (topics.StatusRequest), beside once at start; a node that
+	// StatusSweep is how often the control plane asks every node it knows
+	// for its status (topics.StatusRequest, on the node's
+	// topics.StatusRequestTopic), beside once at start; a node that
 	// has not been heard from StatusGrace (plus the answers' spread) after
 	// a request is taken to be offline. Default 1 min and 5 s; a negative
 	// StatusSweep asks at start only. Node statuses never rest on
@@ -266,21 +267,15 @@ func (c *ControlPlane) sweeper() {
 		}
 	}
 	for {
-		type ask struct {
-			at     time.Time
-			spread time.Duration
-		}
-		asked := make(chan ask, 1)
-		c.do(func() {
-			at := c.cfg.Now()
-			asked <- ask{at, c.askStatus(at)}
-		})
-		var a ask
+		var a statusAsk
+		asked := make(chan statusAsk, 1)
+		c.do(func() { asked <- c.statusAsk(c.cfg.Now()) })
 		select {
 		case a = <-asked:
 		case <-c.sweepStop:
 			return
 		}
+		c.askStatus(a)
 		if !wait(a.spread + grace) {
 			return
 		}
@@ -294,23 +289,62 @@ func (c *ControlPlane) sweeper() {
 	}
 }
 
-// askStatus publishes a status request to every node and returns the
-// spread it gives their answers: 50 µs per node the cloud knows (20,000
+// statusAsk is one round of status requests: when, to which nodes, and
+// the spread their answers get.
+type statusAsk struct {
+	at     time.Time
+	nodes  []string
+	spread time.Duration
+}
+
+// statusAsk lists the nodes to ask (every node the cloud knows but
+// itself) and gives their answers a spread of 50 µs per node (20,000
 // answers a second), at most 30 s.
-func (c *ControlPlane) askStatus(now time.Time) time.Duration {
-	spread := min(time.Duration(len(c.nodes))*50*time.Microsecond, 30*time.Second)
-	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/control",
-		topics.StatusRequest{Asked: now.UnixNano(), Spread: int64(spread)})
-	if err == nil {
-		var raw []byte
-		if raw, err = env.Marshal(); err == nil {
-			err = c.cfg.Bus.Publish(topics.StatusRequestTopic(), raw, false, 1)
+func (c *ControlPlane) statusAsk(now time.Time) statusAsk {
+	a := statusAsk{at: now, nodes: make([]string, 0, len(c.nodes))}
+	for n := range c.nodes {
+		if n != c.cfg.Name {
+			a.nodes = append(a.nodes, n)
 		}
 	}
-	if err != nil {
-		c.log.Warn("status request not sent", "error", err)
+	a.spread = min(time.Duration(len(a.nodes))*50*time.Microsecond, 30*time.Second)
+	return a
+}
+
+// askStatus publishes a status request to each node of a, on the node's
+// own StatusRequestTopic (below its downlink, which its bridge
+// subscribes to anyway). It runs in the sweeper, outside the machine: on
+// an external broker each publish waits for the broker's acknowledgement.
+// A request the broker refused is said once per round; the node it was
+// for is taken to be offline after the grace, as one that did not answer.
+func (c *ControlPlane) askStatus(a statusAsk) {
+	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/control",
+		topics.StatusRequest{Asked: a.at.UnixNano(), Spread: int64(a.spread)})
+	var raw []byte
+	if err == nil {
+		raw, err = env.Marshal()
 	}
-	return spread
+	if err != nil {
+		c.log.Warn("status requests not sent", "error", err)
+		return
+	}
+	failed, first := 0, error(nil)
+	for _, n := range a.nodes {
+		select {
+		case <-c.sweepStop:
+			return
+		default:
+		}
+		if err := c.cfg.Bus.Publish(topics.StatusRequestTopic(n), raw, false, 1); err != nil {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("%s: %w", n, err)
+			}
+		}
+	}
+	if failed > 0 {
+		c.log.Warn("status requests not sent", "nodes", failed, "of", len(a.nodes), "first", first)
+	}
 }
 
 // markSilent takes every node last known online that has not been heard

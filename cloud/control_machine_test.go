@@ -612,3 +612,60 @@ func TestMachineSilentNodesGoOffline(t *testing.T) {
 	}
 	expect(t, "statuses change no job", fx.take(), "joined edge1 online", "joined edge2 online", "joined edge3 online")
 }
+
+// publishedBus is a cloudlink.Bus that writes down what is published and
+// refuses the topics in refuse.
+type publishedBus struct {
+	topics   []string
+	payloads [][]byte
+	refuse   map[string]bool
+}
+
+func (b *publishedBus) Publish(topic string, payload []byte, _ bool, _ byte) error {
+	if b.refuse[topic] {
+		return fmt.Errorf("refused")
+	}
+	b.topics, b.payloads = append(b.topics, topic), append(b.payloads, payload)
+	return nil
+}
+
+func (b *publishedBus) Subscribe(string, func(string, []byte) error) error { return nil }
+
+func (b *publishedBus) Watch(string, func(string, []byte) error) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// A round of status requests goes to each node the cloud knows, online or
+// not, on the node's own request topic (below its downlink), and to no
+// other topic; each request says when it was asked and a spread of 50 µs
+// per node asked. A refused publish does not stop the others.
+func TestMachineAsksEachKnownNode(t *testing.T) {
+	clk, fx := newClock(), newRecorder()
+	c := machine(t, clk, fx)
+	for _, n := range []string{"edge1", "edge.3"} {
+		c.nodeStatus(n, online(n, 1))
+	}
+	c.nodeStatus("gone", topics.NodeStatus{State: topics.NodeOffline, Session: 1, Reason: "stopped"})
+	bus := &publishedBus{refuse: map[string]bool{topics.StatusRequestTopic("edge1"): true}}
+	c.cfg.Bus = bus
+	a := c.statusAsk(clk.now())
+	c.askStatus(a)
+	want := []string{topics.StatusRequestTopic("edge.3"), topics.StatusRequestTopic("gone")}
+	slices.Sort(bus.topics)
+	if !slices.Equal(bus.topics, want) {
+		t.Fatalf("published on %q, want %q", bus.topics, want)
+	}
+	if a.spread != 3*50*time.Microsecond {
+		t.Errorf("spread %v for 3 nodes", a.spread)
+	}
+	for _, raw := range bus.payloads {
+		env, err := topics.UnmarshalEnvelope(raw, topics.Limits{})
+		var req topics.StatusRequest
+		if err == nil {
+			err = env.DecodeBody(&req)
+		}
+		if err != nil || env.Kind != topics.KindStatusRequest || req.Asked != clk.now().UnixNano() || req.Spread != int64(a.spread) {
+			t.Errorf("request %s %+v: %v", env.Kind, req, err)
+		}
+	}
+}

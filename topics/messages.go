@@ -10,8 +10,8 @@ import (
 const (
 	// KindNodeStatus: NodeStatus on NodeStatusTopic(node), retained; also the will.
 	KindNodeStatus = "node.status"
-	// KindStatusRequest: StatusRequest on StatusRequestTopic(), from the
-	// cloud to every node.
+	// KindStatusRequest: StatusRequest on StatusRequestTopic(node), from
+	// the cloud to each node.
 	KindStatusRequest = "node.status.request"
 	// KindDownAck: DownAck on DownAckTopic(node).
 	KindDownAck = "bridge.downack"
@@ -307,13 +307,14 @@ func (s NodeStatus) Supersedes(old NodeStatus) bool {
 	return s.State == NodeOffline || old.State != NodeOffline
 }
 
-// StatusRequest asks every connected node to publish its status again
-// (not retained delivery: a clustered broker such as RabbitMQ gives a
-// wildcard subscription no retained message, and keeps them per broker
-// node). The cloud sends it when it starts and then periodically; a node
-// that does not answer within the grace the cloud gives is taken to be
-// offline. Each node answers after a random delay below Spread, so that
-// a large fleet's answers do not arrive at once.
+// StatusRequest asks a connected node to publish its status again (not
+// retained delivery: a clustered broker such as RabbitMQ gives a wildcard
+// subscription no retained message, and keeps them per broker node). The
+// cloud sends one to every node it knows, on StatusRequestTopic(node),
+// when it starts and then periodically; a node that does not answer
+// within the grace the cloud gives is taken to be offline. Each node
+// answers after a random delay below Spread, so that a large fleet's
+// answers do not arrive at once.
 type StatusRequest struct {
 	// Asked is when the cloud asked (unix nanoseconds).
 	Asked int64 `msgpack:"asked"`

@@ -33,7 +33,8 @@ const (
 )
 
 const (
-	downFrames = "frames" // downlink frames for one node
+	downFrames        = "frames"         // downlink frames for one node
+	downStatusRequest = "status-request" // the cloud asks the node for its status
 )
 
 // MaxNameLen bounds node names, namespaces, job names and kinds. Kubernetes
@@ -245,9 +246,12 @@ func BroadcastFilter() string { return BroadcastPrefix() + "#" }
 // Broadcast is a broadcast topic below BroadcastPrefix.
 func Broadcast(name string) string { return BroadcastPrefix() + name }
 
-// StatusRequestTopic is where the cloud asks every node for its status
-// (StatusRequest); nodes read it, like every broadcast.
-func StatusRequestTopic() string { return Broadcast("status-request") }
+// StatusRequestTopic is where the cloud asks one node for its status
+// (StatusRequest): below the node's downlink, so that the one
+// subscription a bridge holds, DownFilter, receives both its frames and
+// the requests (on RabbitMQ 3.10 every subscription is a binding in the
+// cluster's database: one per node, not two).
+func StatusRequestTopic(node string) string { return DownPrefix(node) + downStatusRequest }
 
 // CloudEvents is the topic of events of the given kind reported by the
 // cloud manager itself (for instance a frame it dead-lettered).
@@ -367,26 +371,27 @@ type Class int
 
 // The classes Parse recognises.
 const (
-	ClassForeign    Class = iota // not under Root: KubeEdge, plain MQTT apps, $SYS, ...
-	ClassNodeStatus              // sedna/v1/node/{node}/status
-	ClassUplink                  // sedna/v1/node/{node}/up/{stream}
-	ClassDownAck                 // sedna/v1/node/{node}/downack
-	ClassNodeEvent               // sedna/v1/node/{node}/events/{kind...}
-	ClassNodeJob                 // sedna/v1/node/{node}/job/{kind}/{ns}/{name}/{rest}
-	ClassNodeOther               // sedna/v1/node/{node}/{anything else}: raw relayed traffic
-	ClassToNode                  // sedna/v1/to/{node}/{rest}
-	ClassDownlink                // sedna/v1/down/{node}/frames
-	ClassDownOther               // sedna/v1/down/{node}/{anything else}
-	ClassBroadcast               // sedna/v1/broadcast/{rest}
-	ClassJob                     // sedna/v1/job/{kind}/{ns}/{name}/{rest}
-	ClassCloudEvent              // sedna/v1/cloud/events/{kind...}
-	ClassAPIRequest              // sedna/v1/api/request/{user}
-	ClassAPIReply                // sedna/v1/cloud/api/{user}/{client}
-	ClassUnknown                 // under Root but not a known shape
+	ClassForeign       Class = iota // not under Root: KubeEdge, plain MQTT apps, $SYS, ...
+	ClassNodeStatus                 // sedna/v1/node/{node}/status
+	ClassUplink                     // sedna/v1/node/{node}/up/{stream}
+	ClassDownAck                    // sedna/v1/node/{node}/downack
+	ClassNodeEvent                  // sedna/v1/node/{node}/events/{kind...}
+	ClassNodeJob                    // sedna/v1/node/{node}/job/{kind}/{ns}/{name}/{rest}
+	ClassNodeOther                  // sedna/v1/node/{node}/{anything else}: raw relayed traffic
+	ClassToNode                     // sedna/v1/to/{node}/{rest}
+	ClassDownlink                   // sedna/v1/down/{node}/frames
+	ClassDownOther                  // sedna/v1/down/{node}/{anything else}
+	ClassStatusRequest              // sedna/v1/down/{node}/status-request
+	ClassBroadcast                  // sedna/v1/broadcast/{rest}
+	ClassJob                        // sedna/v1/job/{kind}/{ns}/{name}/{rest}
+	ClassCloudEvent                 // sedna/v1/cloud/events/{kind...}
+	ClassAPIRequest                 // sedna/v1/api/request/{user}
+	ClassAPIReply                   // sedna/v1/cloud/api/{user}/{client}
+	ClassUnknown                    // under Root but not a known shape
 )
 
 var classNames = [...]string{"foreign", "node-status", "uplink", "downack", "node-event", "node-job", "node-other",
-	"to-node", "downlink", "down-other", "broadcast", "job", "cloud-event", "api-request", "api-reply", "unknown"}
+	"to-node", "downlink", "down-other", "status-request", "broadcast", "job", "cloud-event", "api-request", "api-reply", "unknown"}
 
 // String returns a short name of the class.
 func (c Class) String() string {
@@ -457,8 +462,11 @@ func Parse(topic string) (Parsed, error) {
 			p.Class = ClassToNode
 		case levelDown:
 			p.Class = ClassDownOther
-			if levels.n == 3 && levels.lv[2] == downFrames {
+			switch {
+			case levels.n == 3 && levels.lv[2] == downFrames:
 				p.Class, p.Rest = ClassDownlink, ""
+			case levels.n == 3 && levels.lv[2] == downStatusRequest:
+				p.Class, p.Rest = ClassStatusRequest, ""
 			}
 		case levelNode:
 			p.Class = ClassNodeOther
@@ -561,7 +569,7 @@ func PayloadOf(topic string) Payload {
 	switch p.Class {
 	case ClassUplink, ClassDownlink:
 		return PayloadFrame
-	case ClassNodeStatus, ClassDownAck, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast, ClassCloudEvent,
+	case ClassNodeStatus, ClassDownAck, ClassStatusRequest, ClassNodeEvent, ClassNodeJob, ClassJob, ClassBroadcast, ClassCloudEvent,
 		ClassAPIRequest, ClassAPIReply:
 		return PayloadEnvelope
 	}

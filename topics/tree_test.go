@@ -23,6 +23,8 @@ func TestBuildersParseBack(t *testing.T) {
 		{ToNodeJob("a", job, "spec"), Parsed{Class: ClassToNode, Node: "a", Rest: "job/FederatedLearningJob/default/surface-defect/spec"}, PayloadRaw},
 		{Downlink("a"), Parsed{Class: ClassDownlink, Node: "a"}, PayloadFrame},
 		{DownPrefix("a") + "other", Parsed{Class: ClassDownOther, Node: "a", Rest: "other"}, PayloadRaw},
+		{StatusRequestTopic("a"), Parsed{Class: ClassStatusRequest, Node: "a"}, PayloadEnvelope},
+		{StatusRequestTopic("edge.3"), Parsed{Class: ClassStatusRequest, Node: "edge.3"}, PayloadEnvelope},
 		{Broadcast("models/x"), Parsed{Class: ClassBroadcast, Rest: "models/x"}, PayloadEnvelope},
 		{JobSpec(job), Parsed{Class: ClassJob, Job: job, Rest: "spec"}, PayloadEnvelope},
 		{JobStatus(job), Parsed{Class: ClassJob, Job: job, Rest: "status"}, PayloadEnvelope},

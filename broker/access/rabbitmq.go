@@ -74,7 +74,9 @@ func (r RabbitMQ) Permissions(user string, role UserRole) ([]RabbitMQCommand, er
 	case UserNode:
 		queues = q("mqtt-subscription-"+BridgeClientID(user)) + "qos[01]"
 		write = `^sedna\.v1\.node\.` + self + `\.(status|downack|up\.[a-z]+)$`
-		read = `^sedna\.v1\.(down\.` + self + `\.frames|broadcast\..+)$`
+		// The bridge subscribes to its downlink's subtree (frames and
+		// status requests), a binding key ending in '#'.
+		read = `^sedna\.v1\.(down\.` + self + `\.(#|frames|status-request)|broadcast\..+)$`
 	case UserOperator, UserAdmin, UserCloud, UserViewer:
 		queues = `mqtt-subscription-.+`
 		read = `^(sedna\.v1\.(cloud\.api\.` + self + `\..+|cloud\.events\..+|job\..+|node\..+|broadcast\..+|to\..+)|(?![#*]|sedna\.).+)$`

@@ -36,7 +36,7 @@ func TestRabbitMQNodePermissions(t *testing.T) {
 				t.Errorf("%s may not write %s", node, topic)
 			}
 		}
-		for _, topic := range []string{topics.Downlink(node), topics.StatusRequestTopic()} {
+		for _, topic := range []string{topics.DownFilter(node), topics.Downlink(node), topics.StatusRequestTopic(node), topics.BroadcastFilter()} {
 			if !read.MatchString(routingKey(topic)) {
 				t.Errorf("%s may not read %s", node, topic)
 			}
@@ -50,7 +50,8 @@ func TestRabbitMQNodePermissions(t *testing.T) {
 					t.Errorf("%s may write %s", node, topic)
 				}
 			}
-			if read.MatchString(routingKey(topics.Downlink(other))) || read.MatchString(routingKey(topics.DownFilter(other))) {
+			if read.MatchString(routingKey(topics.Downlink(other))) || read.MatchString(routingKey(topics.DownFilter(other))) ||
+				read.MatchString(routingKey(topics.StatusRequestTopic(other))) {
 				t.Errorf("%s may read %s's downlink", node, other)
 			}
 		}

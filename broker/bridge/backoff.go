@@ -81,6 +81,15 @@ func (f LinkFailure) slow() bool {
 	return f == LinkBadCredentials || f == LinkTLS || f == LinkRejected
 }
 
+// BrokerBusy reports whether a paho connection attempt ended waiting for
+// the broker's CONNACK: the connection (and its TLS handshake) was made and
+// the CONNECT written, and reading the answer timed out (paho's error
+// wraps the read's). A dial or handshake that timed out is not busy.
+func BrokerBusy(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "read" && op.Timeout()
+}
+
 // errConnectTimeout: a connection attempt did not complete within its
 // step.
 var errConnectTimeout = errors.New("bridge: connection attempt timed out")
@@ -174,6 +183,10 @@ type backoffConfig struct {
 	// Timeout is the least time an attempt is given (dial, TLS, CONNECT
 	// and CONNACK); an attempt gets its step when that is longer.
 	Timeout time.Duration
+	// BusyMax caps the least timeout after attempts that a busy broker
+	// did not answer in time (it took the connection and the CONNECT,
+	// and sent no CONNACK): each doubles it, past Max, up to BusyMax.
+	BusyMax time.Duration
 	// Rand returns a uniform integer in [0, n), n > 0; nil means
 	// math/rand/v2.Int64N. Tests inject a fixed one.
 	Rand func(n int64) int64
@@ -200,7 +213,13 @@ type attemptStep struct {
 // needs: Timeout, or 3 times what the last successful one took if that is
 // longer (a link that needs more than the cap to connect would otherwise
 // never connect). Before the link was ever up nothing is known, so each
-// timed-out attempt doubles that floor, up to Max.
+// timed-out attempt doubles that floor, up to Max. An attempt the broker
+// took but did not answer in time doubles it at any time, up to BusyMax:
+// a cloud broker taking a whole fleet's reconnections (RabbitMQ past a few
+// thousand connections on a small machine) answers CONNECT late, and an
+// attempt abandoned before its CONNACK threw away the broker's work on it
+// and comes back to ask again; nodes that kept doing that never all
+// connected (measured: docs/SCALE.md).
 type backoff struct {
 	cfg      backoffConfig
 	failures int       // since the link was last up (a link that dropped at once counts)
@@ -234,6 +253,9 @@ func newBackoff(cfg backoffConfig, now time.Time) *backoff {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}
+	if cfg.BusyMax <= 0 {
+		cfg.BusyMax = 2 * time.Minute
+	}
 	cfg.Fast = max(cfg.Fast, cfg.Min)
 	cfg.Max = max(cfg.Max, cfg.Fast)
 	if cfg.Rand == nil {
@@ -261,12 +283,16 @@ func (b *backoff) Next(now time.Time) attemptStep {
 	return attemptStep{Period: period, Timeout: max(period, b.floor)}
 }
 
-// Failed records that the attempt failed, and why.
-func (b *backoff) Failed(f LinkFailure, timedOut bool) {
+// Failed records that the attempt failed, and why: timedOut if its time
+// was up, busy if that was while waiting for the broker's CONNACK.
+func (b *backoff) Failed(f LinkFailure, timedOut, busy bool) {
 	b.failures++
 	b.slow = f.slow()
-	if timedOut && !b.everUp {
-		b.floor = min(2*b.floor, max(b.cfg.Max, b.cfg.Timeout))
+	switch {
+	case busy:
+		b.floor = max(b.floor, min(2*b.floor, b.cfg.BusyMax))
+	case timedOut && !b.everUp:
+		b.floor = max(b.floor, min(2*b.floor, max(b.cfg.Max, b.cfg.Timeout)))
 	}
 }
 

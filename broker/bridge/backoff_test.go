@@ -10,10 +10,12 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -148,7 +150,7 @@ func TestBackoffSchedule(t *testing.T) {
 	)
 	type line struct {
 		at      time.Duration
-		op      string // next, fail, timeout, up, lost
+		op      string // next, fail, timeout, busy, up, lost
 		failure LinkFailure
 		took    time.Duration // up: how long the connect took
 		period  time.Duration // next: the step; lost: the pause
@@ -237,6 +239,19 @@ func TestBackoffSchedule(t *testing.T) {
 			{at: 60 * s, op: "lost", period: 100 * ms},
 			next(60*s, 100*ms, s),
 		}},
+		{name: "a busy broker gets twice as long each time, past Max, up to BusyMax, until a connection", script: []line{
+			{at: 0, op: "up", took: 2 * ms},
+			{at: 20 * s, op: "lost", period: 100 * ms},
+			next(20*s, 100*ms, s),
+			{op: "busy"}, next(21*s, 200*ms, 2*s),
+			{op: "busy"}, {op: "busy"}, {op: "busy"}, next(40*s, s, 16*s),
+			{op: "busy"}, {op: "busy"}, {op: "busy"}, next(100*s, 10*s, 2*time.Minute),
+			{op: "busy"}, next(200*s, 10*s, 2*time.Minute),
+			{op: "timeout"}, next(300*s, 10*s, 2*time.Minute), // a plain timeout does not shorten it
+			{at: 400 * s, op: "up", took: 40 * s}, // 3 × 40 s, at most Max
+			{at: 500 * s, op: "lost", period: 100 * ms},
+			next(500*s, 100*ms, 10*s),
+		}},
 		{name: "full jitter: a step may be nothing, the attempt still gets its time", random: func(int64) int64 { return 0 }, script: []line{
 			next(0, 0, s), fail(0, LinkUnreachable),
 			next(0, 0, s),
@@ -260,9 +275,11 @@ func TestBackoffSchedule(t *testing.T) {
 						t.Fatalf("line %d (at %v): step %v, timeout %v; want %v, %v", i, l.at, st.Period, st.Timeout, l.period, l.timeout)
 					}
 				case "fail":
-					b.Failed(l.failure, false)
+					b.Failed(l.failure, false, false)
 				case "timeout":
-					b.Failed(LinkUnreachable, true)
+					b.Failed(LinkUnreachable, true, false)
+				case "busy":
+					b.Failed(LinkUnreachable, true, true)
 				case "up":
 					b.Connected(now, l.took)
 				case "lost":
@@ -303,10 +320,10 @@ func TestBackoffNoticesAReturnWithinItsCap(t *testing.T) {
 						t.Fatalf("seed %d: step %+v out of bounds", seed, st)
 					}
 					if blackHole {
-						b.Failed(LinkUnreachable, true)
+						b.Failed(LinkUnreachable, true, false)
 						at = at.Add(st.Timeout)
 					} else {
-						b.Failed(LinkUnreachable, false)
+						b.Failed(LinkUnreachable, false, false)
 						at = at.Add(st.Period)
 					}
 				}
@@ -322,5 +339,77 @@ func TestBackoffNoticesAReturnWithinItsCap(t *testing.T) {
 				now = at.Add(time.Duration(r.Int64N(int64(20 * time.Second))))
 			}
 		}
+	}
+}
+
+// silentListener accepts connections on loopback and reads what they
+// send, answering nothing: a broker too busy to answer CONNECT, or a TLS
+// server that never completes a handshake.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		var readers sync.WaitGroup
+		defer readers.Wait()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+			readers.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// A real paho connection attempt that a broker took and did not answer in
+// time is told apart as busy (the bridge then gives the next attempt
+// longer); one to a closed port, and a TLS handshake that timed out, are
+// not.
+func TestBusyBrokerIsToldApart(t *testing.T) {
+	connect := func(url string) error {
+		t.Helper()
+		o := paho.NewClientOptions().AddBroker(url).SetClientID("busy-probe").SetConnectTimeout(300 * time.Millisecond).
+			SetAutoReconnect(false).SetConnectRetry(false).SetProtocolVersion(4).
+			// Nothing is sent over it: the handshake never ends.
+			SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true})
+		tok := paho.NewClient(o).Connect()
+		if !tok.WaitTimeout(10 * time.Second) {
+			t.Fatalf("%s: paho did not end the attempt", url)
+		}
+		if tok.Error() == nil {
+			t.Fatalf("%s: connected", url)
+		}
+		return tok.Error()
+	}
+	silent := silentListener(t)
+	if err := connect("tcp://" + silent); !BrokerBusy(err) || !isTimeout(err) {
+		t.Errorf("no CONNACK (%v): busy %v, timeout %v; want both", err, BrokerBusy(err), isTimeout(err))
+	}
+	if err := connect("ssl://" + silentListener(t)); BrokerBusy(err) {
+		t.Errorf("a TLS handshake that timed out (%v) taken for a busy broker", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	_ = ln.Close()
+	if err := connect("tcp://" + closed); BrokerBusy(err) {
+		t.Errorf("a closed port (%v) taken for a busy broker", err)
 	}
 }

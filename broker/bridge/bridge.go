@@ -76,7 +76,8 @@ type Config struct {
 	// attempt is given the longest of this, its backoff step and 3 times
 	// what the last successful connection took (at most MaxBackoff), and
 	// no more: an attempt swallowed by a dead link does not hold the next
-	// one back.
+	// one back. A broker that took the connection and did not answer
+	// CONNECT in time (busy) gets twice as long the next time, up to 2 min.
 	ConnectTimeout time.Duration
 	// Version is reported in the node's status.
 	Version string
@@ -436,7 +437,7 @@ func (b *Bridge) run() {
 			first = false
 		}
 		if lerr != nil {
-			sched.Failed(lerr.Failure, isTimeout(err))
+			sched.Failed(lerr.Failure, isTimeout(err), BrokerBusy(err))
 			if !said || lerr.Failure != reported {
 				reason, advice := lerr.Failure.String(), lerr.Failure.Advice()
 				switch {
@@ -531,6 +532,9 @@ func (b *Bridge) serve(c paho.Client, url string, lost chan struct{}) {
 	defer b.setLink(nil, false)
 	b.log.Info("cloud link up", "url", url)
 
+	// One subscription, the node's downlink subtree: its frames and the
+	// cloud's status requests (on RabbitMQ 3.10 each subscription is a
+	// binding in the cluster's database, so a fleet costs one per node).
 	// QoS 0: the downlink's durability is the cloud's outbox, the node's
 	// acknowledgements and the replay at each connection, not the MQTT
 	// session (a clean one, lost with the connection anyway). A QoS 1
@@ -539,7 +543,20 @@ func (b *Bridge) serve(c paho.Client, url string, lost chan struct{}) {
 	// other would let the bridge (the same client ID) subscribe again
 	// until it came back ("home node ... of durable queue ... is down").
 	// At QoS 0 it is a transient queue, gone with its node.
-	st := c.Subscribe(topics.Downlink(b.node), 0, b.onDownlink)
+	online := b.statusPayload(topics.NodeOnline, "")
+	answer := &statusAnswerer{b: b, c: c, status: online, on: true}
+	defer answer.stop()
+	frames, requests := topics.Downlink(b.node), topics.StatusRequestTopic(b.node)
+	st := c.Subscribe(topics.DownFilter(b.node), 0, func(c paho.Client, m paho.Message) {
+		switch m.Topic() {
+		case frames:
+			b.onDownlink(c, m)
+		case requests:
+			answer.onRequest(c, m)
+		default:
+			b.log.Debug("a message below the downlink ignored: not a topic of the bridge's", "topic", m.Topic())
+		}
+	})
 	// Not st.Wait(): on a link that went silent the SUBACK comes only
 	// with the keepalive's verdict, and Close must not wait for that.
 	select {
@@ -555,25 +572,8 @@ func (b *Bridge) serve(c paho.Client, url string, lost chan struct{}) {
 		c.Disconnect(0)
 		return
 	}
-	online := b.statusPayload(topics.NodeOnline, "")
 	c.Publish(topics.NodeStatusTopic(b.node), 1, true, online)
 	b.sendDownAck(c, true)
-	// The cloud's status requests: answered on this connection. The
-	// SUBACK is not waited for (the link serves without it); a broker
-	// that refuses the subscription is said once per connection.
-	answer := &statusAnswerer{b: b, c: c, status: online, on: true}
-	defer answer.stop()
-	sr := c.Subscribe(topics.StatusRequestTopic(), 0, answer.onRequest)
-	go func() {
-		select {
-		case <-sr.Done():
-			if err := sr.Error(); err != nil {
-				b.log.Warn("the cloud's status requests not subscribed: the cloud learns this node's status only as it changes", "error", err)
-			}
-		case <-lost:
-		case <-b.stop:
-		}
-	}()
 
 	// The acker waits for the tokens of frames in the order sent (the
 	// broker acknowledges one connection's publishes in order) and hands

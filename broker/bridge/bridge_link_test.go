@@ -483,3 +483,73 @@ func TestSplitURLs(t *testing.T) { // broker.SplitURLs, as the bridge reads its 
 		}
 	}
 }
+
+// The bridge answers the cloud's status requests on its own request
+// topic, below the downlink it subscribes to: a request with no spread
+// brings its online status again, of the same session; one it cannot read
+// is logged; the link stays up throughout.
+func TestStatusRequestAnswered(t *testing.T) {
+	cloud := servertest.StartServer(t, broker.Config{Role: access.RoleCloud, Credentials: brokertest.Credentials(t)})
+	watcher := brokertest.Dial(t, cloud.URL(), "watcher", "admin")
+	statuses := make(chan topics.NodeStatus, 16)
+	if tok := watcher.Subscribe(topics.NodeStatusTopic("node-a"), 1, func(_ paho.Client, m paho.Message) {
+		env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
+		var st topics.NodeStatus
+		if err == nil {
+			err = env.DecodeBody(&st)
+		}
+		if err != nil {
+			t.Errorf("status not read: %v", err)
+			return
+		}
+		statuses <- st
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	ls := startLinked(t, cloud.URL(), brokertest.Password, nil, nil)
+	waitLink(t, ls.bridge, true)
+	next := func(what string) topics.NodeStatus {
+		t.Helper()
+		select {
+		case st := <-statuses:
+			return st
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: no status within 20 s", what)
+			return topics.NodeStatus{}
+		}
+	}
+	first := next("connected")
+	if first.State != topics.NodeOnline {
+		t.Fatalf("first status %+v", first)
+	}
+	system := access.SystemPrincipal("test")
+	if err := cloud.Publish(system, topics.StatusRequestTopic("node-a"), []byte("not msgpack"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	ls.log.waitFor(t, "the unreadable request logged", func(recs []logRec) bool {
+		for _, r := range recs {
+			if r.msg == "a status request not read" {
+				return true
+			}
+		}
+		return false
+	})
+	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/control", topics.StatusRequest{Asked: time.Now().UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cloud.Publish(system, topics.StatusRequestTopic("node-a"), raw, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	again := next("asked")
+	if again.State != topics.NodeOnline || again.Session != first.Session || again.Epoch != first.Epoch {
+		t.Fatalf("answer %+v after %+v", again, first)
+	}
+	if up, _ := ls.bridge.Connected(); !up {
+		t.Fatal("the link went down")
+	}
+}

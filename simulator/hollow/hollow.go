@@ -27,6 +27,7 @@ import (
 
 	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/access"
+	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -287,6 +288,11 @@ func (n *Node) run() {
 	// broker's loss kept a RabbitMQ cluster declaring its queues until it
 	// ran out of memory.
 	ceiling := 100 * time.Millisecond
+	// The time an attempt gets: 10 s, twice that after each attempt a
+	// busy broker took and did not answer in time, up to 2 min, as the
+	// bridge's (an attempt abandoned before its CONNACK only makes the
+	// broker do its work again).
+	timeout := 10 * time.Second
 	for {
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -311,7 +317,7 @@ func (n *Node) run() {
 		o := paho.NewClientOptions().AddBroker(url).SetClientID(access.BridgeClientID(n.name)).
 			SetUsername(n.name).SetPassword(n.f.cfg.Password(n.name)).
 			SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(true).
-			SetProtocolVersion(4).SetKeepAlive(n.f.cfg.KeepAlive).SetConnectTimeout(10*time.Second).
+			SetProtocolVersion(4).SetKeepAlive(n.f.cfg.KeepAlive).SetConnectTimeout(timeout).
 			SetWriteTimeout(10*time.Second).SetMaxResumePubInFlight(0).
 			SetBinaryWill(topics.NodeStatusTopic(n.name), n.status(topics.NodeOffline, "connection lost"), 1, true).
 			SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
@@ -326,12 +332,15 @@ func (n *Node) run() {
 		if err := tok.Error(); err != nil {
 			n.f.failures.Add(1)
 			n.f.cfg.Logger.Debug("hollow: connect failed", "node", n.name, "url", url, "error", err)
+			if bridge.BrokerBusy(err) {
+				timeout = min(2*timeout, 2*time.Minute)
+			}
 			wait = time.Duration(mrand.Int64N(int64(ceiling)))
 			ceiling = min(2*ceiling, 10*time.Second)
 			continue
 		}
 		n.f.connects.Add(1)
-		ceiling = 100 * time.Millisecond
+		ceiling, timeout = 100*time.Millisecond, 10*time.Second
 		n.serve(c, lost)
 		wait = time.Duration(mrand.Int64N(int64(time.Second)))
 	}
@@ -339,8 +348,17 @@ func (n *Node) run() {
 
 // serve runs one connection.
 func (n *Node) serve(c paho.Client, lost chan struct{}) {
-	c.Subscribe(topics.Downlink(n.name), 0, n.onDownlink)
-	c.Subscribe(topics.StatusRequestTopic(), 0, func(_ paho.Client, m paho.Message) { n.onStatusRequest(c, m) })
+	// One subscription, as the bridge's: the downlink's frames and the
+	// cloud's status requests.
+	frames, requests := topics.Downlink(n.name), topics.StatusRequestTopic(n.name)
+	c.Subscribe(topics.DownFilter(n.name), 0, func(_ paho.Client, m paho.Message) {
+		switch m.Topic() {
+		case frames:
+			n.onDownlink(c, m)
+		case requests:
+			n.onStatusRequest(c, m)
+		}
+	})
 	c.Publish(topics.NodeStatusTopic(n.name), 1, true, n.status(topics.NodeOnline, ""))
 	n.mu.Lock()
 	n.client, n.inflight = c, 0
