@@ -15,19 +15,19 @@ import (
 // consumer, with a persistent session, gets every message exactly once; a
 // plain subscriber of the unwrapped topic, also with a persistent session,
 // loses none (it may see a message twice across the crash: docs/TOPICS.md).
-func TestCloudKilledMidStream(t *testing.T) {
+// (The same on RabbitMQ: TestBackboneOnRabbitMQ.)
+func TestCloudKilledMidStream(t *testing.T) { cloudKilledMidStream(t, embeddedTier()) }
+
+func cloudKilledMidStream(t *testing.T, tier cloudTier) {
 	const n = 10000
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	url := "tcp://" + addr
-	cloudArgs := []string{"cloud", "--listen", addr, "--data", filepath.Join(dir, "cloud"), "--credentials",
-		writeCredentials(t, dir), "--metrics", "off", "--log-level", "warn"}
+	cloudArgs, url := tier.proc(t, filepath.Join(dir, "cloud"))
 	cp := startProc(t, cloudArgs...)
 
 	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, url, "consumer-4", openStore(t, filepath.Join(dir, "consumer")), 4, topic)
+	_, cnt := startConsumer(t, url, tier.id("consumer-4"), openStore(t, filepath.Join(dir, "consumer")), 4, topic)
 	raw := newCounter()
-	rawOpts := paho.NewClientOptions().AddBroker(url).SetClientID("raw-4").SetUsername("app").SetPassword(password).
+	rawOpts := paho.NewClientOptions().SetClientID(tier.id("raw-4")).SetUsername("app").SetPassword(password).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(time.Second).SetOrderMatters(true).
 		SetOnConnectHandler(func(c paho.Client) {
@@ -37,6 +37,9 @@ func TestCloudKilledMidStream(t *testing.T) {
 				}
 			})
 		})
+	for _, u := range brokerURLs(t, url) {
+		rawOpts.AddBroker(u)
+	}
 	rc := paho.NewClient(rawOpts)
 	if tok := rc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())

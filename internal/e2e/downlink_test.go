@@ -16,14 +16,17 @@ import (
 
 // Must-show 7: downlink to a node that is offline, then back: every
 // message arrives once; a spec deleted while it was offline is deleted
-// there too (and one created meanwhile appears).
-func TestDownlinkToOfflineNode(t *testing.T) {
+// there too (and one created meanwhile appears). (The same on RabbitMQ:
+// TestBackboneOnRabbitMQ.)
+func TestDownlinkToOfflineNode(t *testing.T) { downlinkToOfflineNode(t, embeddedTier()) }
+
+func downlinkToOfflineNode(t *testing.T, tier cloudTier) {
 	const n = 1000
 	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
+	cl, url := tier.cloud(t, filepath.Join(dir, "cloud"))
 	defer cl.Close()
 	edgeDir := filepath.Join(dir, "edge")
-	ag := startEdge(t, "edge-1", edgeDir, cl.BrokerURL())
+	ag := startEdge(t, "edge-1", edgeDir, url)
 	waitLink(t, ag)
 
 	// A local app with a persistent session on the edge broker: it keeps
@@ -96,7 +99,7 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	flushAcks(t, lc)
 	lc.Disconnect(0)
 	ag.Close()
-	app := client(t, cl.BrokerURL(), "cloud-app", "app", true)
+	app := client(t, url, "cloud-app", "app", true)
 	for i := 0; i < n; i++ {
 		if tok := app.Publish(topics.ToNodeAppPrefix("edge-1")+"cmd/x", 1, false, []byte(strconv.Itoa(i))); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("cloud publish %d: %v", i, tok.Error())
@@ -110,7 +113,7 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	}
 
 	// Back online: the agent restarts on the same store.
-	ag = startEdge(t, "edge-1", edgeDir, cl.BrokerURL())
+	ag = startEdge(t, "edge-1", edgeDir, url)
 	defer func() { ag.Close() }() // whichever agent runs at the end
 	lc = local()
 	defer func() { lc.Disconnect(0) }()
@@ -158,7 +161,7 @@ func TestDownlinkToOfflineNode(t *testing.T) {
 	flushAcks(t, lc)
 	lc.Disconnect(0)
 	ag.Close()
-	ag = startEdge(t, "edge-1", edgeDir, cl.BrokerURL())
+	ag = startEdge(t, "edge-1", edgeDir, url)
 	waitLink(t, ag)
 	lc = local()
 	// One more message proves the link works; it must be the only new one.

@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sedna-go/sedna/broker"
 	"github.com/sedna-go/sedna/broker/access"
 	"github.com/sedna-go/sedna/broker/bridge"
 	"github.com/sedna-go/sedna/cloud"
@@ -151,9 +152,25 @@ func openStore(t testing.TB, dir string) *store.Badger {
 	return s
 }
 
+// brokerURLs reads a broker URL list (one URL, or several separated by
+// commas).
+func brokerURLs(t testing.TB, list string) []string {
+	t.Helper()
+	urls, err := broker.SplitURLs(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return urls
+}
+
+// client connects to url (or the first broker of a list that answers).
 func client(t testing.TB, url, id, user string, clean bool) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername(user).SetPassword(password).
+	o := paho.NewClientOptions().SetClientID(id)
+	for _, u := range brokerURLs(t, url) {
+		o.AddBroker(u)
+	}
+	o.SetUsername(user).SetPassword(password).
 		SetCleanSession(clean).SetAutoReconnect(false).SetOrderMatters(true).SetWriteTimeout(10 * time.Second)
 	if user == "" {
 		o.SetPassword("")

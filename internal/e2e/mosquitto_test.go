@@ -110,5 +110,6 @@ func TestMosquittoCloudExactlyOnce(t *testing.T) {
 // Must-show 5, test 2 with mosquitto as the cloud broker.
 func TestMosquittoCloudEdgeKilledWithLinkDown(t *testing.T) {
 	dir := t.TempDir()
-	edgeKilledWithLinkDown(t, dir, startMosquitto(t, dir), 6)
+	url := startMosquitto(t, dir)
+	edgeKilledWithLinkDown(t, dir, url, url, "consumer-6", 6)
 }

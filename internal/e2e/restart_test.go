@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,21 +37,24 @@ func edgeConfig(t testing.TB, dir string) string {
 // Must-show 2: the cloud link is down while 10,000 messages are published
 // at the edge and all PUBACKed; the `sedna edge` process is SIGKILLed and
 // restarted, the link comes back: all 10,000 arrive once.
+// (The same on RabbitMQ: TestBackboneOnRabbitMQ.)
 func TestEdgeKilledWithLinkDownLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
 	defer cl.Close()
-	edgeKilledWithLinkDown(t, dir, cl.BrokerURL(), 2)
+	edgeKilledWithLinkDown(t, dir, cl.BrokerURL(), cl.BrokerURL(), "consumer-2", 2)
 }
 
 // edgeKilledWithLinkDown runs must-show 2 against the cloud broker at url:
 // link down, 10,000 messages PUBACKed at a `sedna edge` process, SIGKILL,
-// restart, link up; a consumer must get each once, in order.
-func edgeKilledWithLinkDown(t *testing.T, dir, url string, run uint32) {
+// restart, link up; a consumer (session consumer) of url must get each
+// once, in order. The edge reaches the cloud through a proxy to via (url,
+// or one broker of its list).
+func edgeKilledWithLinkDown(t *testing.T, dir, url, via, consumer string, run uint32) {
 	const n = 10000
-	link := proxyTo(t, url)
+	link := proxyTo(t, via)
 	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, url, fmt.Sprintf("consumer-%d", run), openStore(t, filepath.Join(dir, "consumer")), run, topic)
+	_, cnt := startConsumer(t, url, consumer, openStore(t, filepath.Join(dir, "consumer")), run, topic)
 	link.SetDown(true)
 	args := append(edgeArgs("edge-1", filepath.Join(dir, "edge"), "tcp://"+link.Addr()), "--config", edgeConfig(t, dir))
 	p := startProc(t, args...)
@@ -80,14 +82,19 @@ func proxyTo(t testing.TB, url string) *netfault.Proxy {
 }
 
 // Must-show 2, variant: the process is SIGKILLed while a client publishes;
-// every message that got its PUBACK arrives, once.
+// every message that got its PUBACK arrives, once. (The same on RabbitMQ:
+// TestBackboneOnRabbitMQ.)
 func TestEdgeKilledWhilePublishingKeepsEveryAckedMessage(t *testing.T) {
+	edgeKilledWhilePublishing(t, embeddedTier())
+}
+
+func edgeKilledWhilePublishing(t *testing.T, tier cloudTier) {
 	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
+	cl, url := tier.cloud(t, filepath.Join(dir, "cloud"))
 	defer cl.Close()
 	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, cl.BrokerURL(), "consumer-3", openStore(t, filepath.Join(dir, "consumer")), 3, topic)
-	args := append(edgeArgs("edge-1", filepath.Join(dir, "edge"), cl.BrokerURL()), "--config", edgeConfig(t, dir))
+	_, cnt := startConsumer(t, url, tier.id("consumer-3"), openStore(t, filepath.Join(dir, "consumer")), 3, topic)
+	args := append(edgeArgs("edge-1", filepath.Join(dir, "edge"), url), "--config", edgeConfig(t, dir))
 	p := startProc(t, args...)
 
 	pub := client(t, "tcp://"+p.addr, "pub", "", true)

@@ -47,15 +47,18 @@ func startConsumerOf(t testing.TB, url, id string, st store.Store, run uint32, m
 
 // Must-show 1: 10,000 QoS 1 messages published at an edge broker reach a
 // cloud consumer exactly once, in order per stream.
-func TestUplinkExactlyOnceInOrder(t *testing.T) {
+// (The same on RabbitMQ: TestBackboneOnRabbitMQ.)
+func TestUplinkExactlyOnceInOrder(t *testing.T) { uplinkExactlyOnceInOrder(t, embeddedTier()) }
+
+func uplinkExactlyOnceInOrder(t *testing.T, tier cloudTier) {
 	const n = 10000
 	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
+	cl, url := tier.cloud(t, filepath.Join(dir, "cloud"))
 	defer cl.Close()
-	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), cl.BrokerURL())
+	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), url)
 	defer ag.Close()
 	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
-	_, cnt := startConsumer(t, cl.BrokerURL(), "consumer-1", openStore(t, filepath.Join(dir, "consumer")), 1, topic)
+	_, cnt := startConsumer(t, url, tier.id("consumer-1"), openStore(t, filepath.Join(dir, "consumer")), 1, topic)
 
 	pub := client(t, "tcp://"+ag.BrokerAddr(), "pub", "", true)
 	start := time.Now()
