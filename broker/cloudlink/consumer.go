@@ -434,16 +434,32 @@ type ConsumerConfig struct {
 	// starts work for each message (a publish) and waits for all of it
 	// here makes a frame cost one wait instead of one per message. An
 	// error leaves the frame unacknowledged, as the handler's would.
-	Flush   func() error
-	Metrics *metrics.Set
-	Logger  *slog.Logger
+	Flush func() error
+	// Dead, if set, keeps what the consumer refuses (see Consumer), as
+	// Component's; else it is logged.
+	Dead      *queue.DeadLetters
+	Component string
+	Metrics   *metrics.Set
+	Logger    *slog.Logger
 }
+
+// errOtherNode: a frame names another node than the topic it came on.
+var errOtherNode = errors.New("not the node of its topic")
 
 // Consumer reads bridge frames from any MQTT broker (the embedded cloud
 // broker, mosquitto, EMQX) with a persistent session, drops messages whose
 // ID it has seen, and acknowledges a frame only once its window (and the
 // handler's writes) are in the store. It is how a cloud application gets
 // each message of every node exactly once.
+//
+// It makes the checks of the embedded broker's ingress itself, since on an
+// external broker (RabbitMQ, mosquitto) the frames arrive as the bridges
+// sent them: a frame that does not decode, or that names another node
+// than the uplink topic it came on, is refused whole; a message whose
+// destination lies outside its node's subtree, or whose envelope does not
+// decode, is refused; envelopes are stamped with their message's ID. What
+// is refused is acknowledged (it is not sent again) and dead-lettered in
+// Dead, never given to the handler.
 type Consumer struct {
 	cfg   ConsumerConfig
 	dedup *queue.Dedup
@@ -511,13 +527,33 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
+// refuse dead-letters (or logs) what the consumer will not deliver.
+func (c *Consumer) refuse(dl queue.DeadLetter) {
+	if c.cfg.Dead == nil {
+		c.log.Warn("consumer: refused", "reason", dl.Reason, "topic", dl.Topic, "message", dl.Message, "detail", dl.Detail)
+		return
+	}
+	dl.Component = c.cfg.Component
+	if dl.Component == "" {
+		dl.Component = "consumer"
+	}
+	c.cfg.Dead.Add(dl)
+}
+
 func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 	f, err := topics.UnmarshalFrame(m.Payload(), c.cfg.Limits)
 	if err == nil {
 		f.Rebase(time.Now())
+		if p, perr := topics.Parse(m.Topic()); perr != nil || p.Class != topics.ClassUplink || p.Node != f.Node {
+			err = fmt.Errorf("%w: a frame of node %q on %s", errOtherNode, f.Node, m.Topic())
+		}
 	}
 	if err != nil {
-		c.log.Warn("consumer: bad frame skipped", "topic", m.Topic(), "error", err)
+		reason := topics.ReasonOf(err)
+		if errors.Is(err, errOtherNode) {
+			reason = "not-allowed"
+		}
+		c.refuse(queue.DeadLetter{Reason: reason, Detail: err.Error(), Topic: m.Topic(), Payload: m.Payload()})
 		m.Ack()
 		return
 	}
@@ -537,7 +573,12 @@ func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 			dups++
 			continue
 		}
-		d := Delivery{ID: f.ID(fm), Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
+		id := f.ID(fm)
+		if reason, detail := checkRelayed(f.Node, fm, id, c.cfg.Limits); reason != "" {
+			c.refuse(queue.DeadLetter{Reason: reason, Detail: detail, Topic: fm.Topic, Message: id.String(), Payload: fm.Payload})
+			continue
+		}
+		d := Delivery{ID: id, Topic: fm.Topic, Payload: fm.Payload, Retain: fm.Retain, QoS: fm.QoS,
 			Time: fm.Time, Expires: fm.Expires}
 		if err := c.cfg.Handler(d, &b); err != nil {
 			txn.Done(err)

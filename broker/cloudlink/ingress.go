@@ -282,6 +282,9 @@ func checkRelayed(node string, m *topics.FrameMessage, id topics.ID, lim topics.
 		if err != nil {
 			return topics.ReasonOf(err), err.Error()
 		}
+		if env.ID == id {
+			return "", "" // stamped already (by the ingress, for a consumer)
+		}
 		env.ID = id
 		raw, err := env.Marshal()
 		if err != nil {

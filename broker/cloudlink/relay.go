@@ -67,22 +67,19 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		}
 		return nil
 	}
+	// The consumer checks each frame and message as the ingress does and
+	// dead-letters what it refuses; the handler gets the rest, envelopes
+	// stamped with their ID.
 	c, err := NewConsumer(ConsumerConfig{Client: cfg.Client, Store: cfg.Store, Limits: cfg.Limits, Metrics: cfg.Metrics,
-		Logger: cfg.Logger, Flush: flush, Handler: func(d Delivery, _ *store.Batch) error {
-			m := topics.FrameMessage{Seq: d.ID.Seq, Topic: d.Topic, Payload: d.Payload, Retain: d.Retain, QoS: d.QoS}
-			if reason, detail := checkRelayed(d.ID.Node, &m, d.ID, cfg.Limits); reason != "" {
-				cfg.Dead.Add(queue.DeadLetter{Component: "cloud/relay", Reason: reason, Detail: detail, Topic: d.Topic,
-					Message: d.ID.String(), Payload: d.Payload})
-				return nil
-			}
+		Logger: cfg.Logger, Flush: flush, Dead: cfg.Dead, Component: "cloud/relay", Handler: func(d Delivery, _ *store.Batch) error {
 			if topics.Expired(d.Time, d.Expires, time.Now(), 0) {
 				return nil
 			}
 			if async != nil {
-				pending = append(pending, async.PublishAsync(m.Topic, m.Payload, d.Retain, d.QoS))
+				pending = append(pending, async.PublishAsync(d.Topic, d.Payload, d.Retain, d.QoS))
 				return nil
 			}
-			return cfg.Bus.Publish(m.Topic, m.Payload, d.Retain, d.QoS)
+			return cfg.Bus.Publish(d.Topic, d.Payload, d.Retain, d.QoS)
 		}})
 	if err != nil {
 		return nil, err

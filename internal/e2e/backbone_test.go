@@ -15,7 +15,8 @@ import (
 // cluster with the cloud manager as its client. The same tests (the
 // backbone's must-shows: uplink exactly once, an edge killed with its link
 // down or while publishing, the cloud killed mid-stream, the downlink to
-// an offline node) run on both: on the embedded broker each as its own
+// an offline node, poison messages dead-lettered, KubeEdge's topics of
+// every release across the bridge) run on both: on the embedded broker each as its own
 // test, on RabbitMQ as TestBackboneOnRabbitMQ's subtests (must-show 4 of
 // the cloud tier).
 type cloudTier struct {
@@ -30,6 +31,10 @@ type cloudTier struct {
 	// id names a persistent session: on a shared broker, each test's
 	// sessions must be its own.
 	id func(base string) string
+	// ingress is the component of the cloud manager that checks frames
+	// and dead-letters what it refuses: the embedded broker's ingress, or
+	// the relay that consumes an external broker's frames.
+	ingress string
 }
 
 // embeddedTier is a cloud manager with its embedded broker, one per test.
@@ -45,7 +50,8 @@ func embeddedTier() cloudTier {
 			return []string{"cloud", "--listen", addr, "--data", dir, "--credentials", writeCredentials(t, t.TempDir()),
 				"--metrics", "off", "--log-level", "warn"}, "tcp://" + addr
 		},
-		id: func(base string) string { return base },
+		id:      func(base string) string { return base },
+		ingress: "cloud/ingress",
 	}
 }
 
@@ -72,7 +78,8 @@ func rabbitTier(t testing.TB) cloudTier {
 			}
 			return []string{"cloud", "--config", conf, "--data", dir, "--metrics", "off", "--log-level", "warn"}, cl.URLs()
 		},
-		id: id,
+		id:      id,
+		ingress: "cloud/relay",
 	}
 }
 
@@ -80,8 +87,10 @@ func rabbitTier(t testing.TB) cloudTier {
 // run on the embedded broker as TestUplinkExactlyOnceInOrder,
 // TestEdgeKilledWithLinkDownLosesNothing,
 // TestEdgeKilledWhilePublishingKeepsEveryAckedMessage,
-// TestCloudKilledMidStream and TestDownlinkToOfflineNode, pass the same
-// way on the 3-node RabbitMQ cluster with quorum queues.
+// TestCloudKilledMidStream, TestDownlinkToOfflineNode,
+// TestPoisonMessagesAreDeadLettered and
+// TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge, pass the same way on the
+// 3-node RabbitMQ cluster with quorum queues.
 func TestBackboneOnRabbitMQ(t *testing.T) {
 	for _, bt := range []struct {
 		name string
@@ -97,6 +106,8 @@ func TestBackboneOnRabbitMQ(t *testing.T) {
 		{"EdgeKilledWhilePublishingKeepsEveryAckedMessage", edgeKilledWhilePublishing},
 		{"CloudKilledMidStream", cloudKilledMidStream},
 		{"DownlinkToOfflineNode", downlinkToOfflineNode},
+		{"PoisonMessagesAreDeadLettered", poisonMessagesAreDeadLettered},
+		{"KubeEdgeTopicsOfEveryReleaseCrossTheBridge", kubeEdgeTopicsCrossTheBridge},
 	} {
 		t.Run(bt.name, func(t *testing.T) { bt.run(t, rabbitTier(t)) })
 	}

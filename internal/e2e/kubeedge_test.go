@@ -108,15 +108,24 @@ func TestKubeEdgeTopicsWithMosquittoClients(t *testing.T) {
 // broker and each arrives in the cloud byte for byte; a cloud app sends
 // every downlink topic in both forms and mosquitto_sub on the edge broker
 // gets each under KubeEdge's own name. Before issue 15 the device-ID-only
-// form was dropped on the node without a trace.
+// form was dropped on the node without a trace. (The same on RabbitMQ:
+// TestBackboneOnRabbitMQ.)
 func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
+	kubeEdgeTopicsCrossTheBridge(t, embeddedTier())
+}
+
+func kubeEdgeTopicsCrossTheBridge(t *testing.T, tier cloudTier) {
 	pub, sub := mosquittoClient(t, "mosquitto_pub"), mosquittoClient(t, "mosquitto_sub")
-	cl, agents := startLinked(t, t.TempDir(), "edge-1")
-	ag := agents[0]
+	dir := t.TempDir()
+	cl, url := tier.cloud(t, filepath.Join(dir, "cloud"))
+	t.Cleanup(cl.Close)
+	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge-1"), url)
+	t.Cleanup(ag.Close)
+	waitLink(t, ag)
 	host, port, _ := splitHostPort(ag.BrokerAddr())
 
 	got := make(chan paho.Message, 10)
-	watcher := client(t, cl.BrokerURL(), "watcher", "app", true)
+	watcher := client(t, url, "watcher", "app", true)
 	if tok := watcher.Subscribe(topics.NodeKubeEdgePrefix("edge-1")+"#", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -171,7 +180,7 @@ func TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge(t *testing.T) {
 		"app/user/cmd",
 	}
 	lines := subscribedSub(t, ag, sub, host, port, "-C", strconv.Itoa(len(down)+1), "-W", "60", "-t", "$hw/#", "-t", "$ke/#", "-t", "+/user/#")
-	app := client(t, cl.BrokerURL(), "app", "app", true)
+	app := client(t, url, "app", "app", true)
 	for i, topic := range down {
 		msg := fmt.Sprintf(`{"event_id":"down-%d","timestamp":1700000000001}`, i)
 		if tok := app.Publish(topics.ToNodeKubeEdgePrefix("edge-1")+topic, 1, false, []byte(msg)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

@@ -57,17 +57,22 @@ func expectReasons(t testing.TB, ch chan topics.ErrorEvent, want ...string) {
 // oversized payload on a project topic are acknowledged, dead-lettered and
 // reported with a clear reason, at the edge (from a local app) and in the
 // cloud (from a node that sends bad frames itself); brokers and bridge keep
-// running and the stream keeps flowing.
+// running and the stream keeps flowing. (The same on RabbitMQ:
+// TestBackboneOnRabbitMQ.)
 func TestPoisonMessagesAreDeadLettered(t *testing.T) {
+	poisonMessagesAreDeadLettered(t, embeddedTier())
+}
+
+func poisonMessagesAreDeadLettered(t *testing.T, tier cloudTier) {
 	dir := t.TempDir()
-	cl := startCloud(t, filepath.Join(dir, "cloud"), "")
+	cl, url := tier.cloud(t, filepath.Join(dir, "cloud"))
 	defer cl.Close()
-	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), cl.BrokerURL())
+	ag := startEdge(t, "edge-1", filepath.Join(dir, "edge"), url)
 	defer ag.Close()
 	topic := topics.NodeEvents("edge-1", "reading")
 
 	delivered := make(chan uint64, 100)
-	cons, err := newTestConsumer(t, cl.BrokerURL(), "consumer-10", filepath.Join(dir, "consumer"), func(d deliveryView) {
+	cons, err := newTestConsumer(t, url, tier.id("consumer-10"), filepath.Join(dir, "consumer"), func(d deliveryView) {
 		if d.Topic != topic && d.Topic != topics.NodeEvents("edge-7", "reading") {
 			return
 		}
@@ -87,7 +92,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Close()
-	watcher := client(t, cl.BrokerURL(), "watcher", "app", true)
+	watcher := client(t, url, "watcher", "app", true)
 	edgeErrors := errorEvents(t, watcher, topics.NodeEvents("edge-1", "error"))
 	cloudErrors := errorEvents(t, watcher, topics.CloudEvents("error"))
 
@@ -126,7 +131,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	}
 
 	// In the cloud, from a node publishing bad frames itself.
-	rogue := client(t, cl.BrokerURL(), "rogue", "edge-7", true)
+	rogue := client(t, url, "rogue", "edge-7", true)
 	up := topics.Uplink("edge-7", topics.StreamEvents)
 	frame := func(v topics.Version, payload []byte, seq uint64, dest string) []byte {
 		f := topics.Frame{Version: v, Node: "edge-7", Stream: topics.StreamEvents, Epoch: 77,
@@ -166,7 +171,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 		t.Fatalf("cloud holds %d dead letters (%v), want 4", len(dl), err)
 	}
 	for _, d := range dl {
-		if d.Component != "cloud/ingress" || len(d.Payload) == 0 || !strings.Contains(d.Topic, "edge-") {
+		if d.Component != tier.ingress || len(d.Payload) == 0 || !strings.Contains(d.Topic, "edge-") {
 			t.Errorf("dead letter %+v lacks what it was", d.Component)
 		}
 	}
