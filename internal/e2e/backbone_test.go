@@ -92,6 +92,7 @@ func rabbitTier(t testing.TB) cloudTier {
 // TestKubeEdgeTopicsOfEveryReleaseCrossTheBridge, pass the same way on the
 // 3-node RabbitMQ cluster with quorum queues.
 func TestBackboneOnRabbitMQ(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	for _, bt := range []struct {
 		name string
 		run  func(t *testing.T, tier cloudTier)

@@ -226,8 +226,20 @@ func waitWorkers(t testing.TB, a *edge.Agent, rs []*api.Resource, good func(api.
 	}
 }
 
-// nodeInfo asks the control plane what it knows of node.
+// nodeInfo asks the control plane what it knows of node, which it must
+// know.
 func nodeInfo(t testing.TB, c *cloud.Client, node string) topics.NodeInfo {
+	t.Helper()
+	i, ok, all := lookupNode(t, c, node)
+	if !ok {
+		t.Fatalf("no node %s in %+v", node, all)
+	}
+	return i
+}
+
+// lookupNode asks the control plane what it knows of node: ok is false if
+// it knows nothing of it yet (all is what it knows).
+func lookupNode(t testing.TB, c *cloud.Client, node string) (info topics.NodeInfo, ok bool, all []topics.NodeInfo) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -237,11 +249,10 @@ func nodeInfo(t testing.TB, c *cloud.Client, node string) topics.NodeInfo {
 	}
 	for _, n := range rep.Nodes {
 		if n.Name == node {
-			return n
+			return n, true, rep.Nodes
 		}
 	}
-	t.Fatalf("no node %s in %+v", node, rep.Nodes)
-	return topics.NodeInfo{}
+	return topics.NodeInfo{}, false, rep.Nodes
 }
 
 // TestExternalWorkerReachesItsBroker: an external worker on an edge node

@@ -95,7 +95,8 @@ func startRabbitCloud(t testing.TB, cl *testcluster.Cluster, dir, id string) *cl
 }
 
 // waitOnline waits until the control plane has heard from each node since
-// after: online, last seen then or later.
+// after: online, last seen then or later (a node it does not know yet is
+// waited for too: its link may be up before its status arrived).
 func waitOnline(t testing.TB, c *cloud.Client, after time.Time, nodes ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -103,7 +104,7 @@ func waitOnline(t testing.TB, c *cloud.Client, after time.Time, nodes ...string)
 	for {
 		ok := 0
 		for _, n := range nodes {
-			if i := nodeInfo(t, c, n); i.State == topics.NodeOnline && i.LastSeen >= after.UnixNano() {
+			if i, known, _ := lookupNode(t, c, n); known && i.State == topics.NodeOnline && i.LastSeen >= after.UnixNano() {
 				ok++
 			}
 		}
@@ -112,7 +113,8 @@ func waitOnline(t testing.TB, c *cloud.Client, after time.Time, nodes ...string)
 		}
 		if time.Now().After(deadline) {
 			for _, n := range nodes {
-				t.Logf("%s: %+v", n, nodeInfo(t, c, n))
+				i, known, _ := lookupNode(t, c, n)
+				t.Logf("%s: known %v, %+v", n, known, i)
 			}
 			t.Fatalf("nodes %v not all heard from online since %v", nodes, after)
 		}
