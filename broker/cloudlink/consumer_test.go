@@ -132,3 +132,45 @@ func TestConsumerChecksWhatTheIngressChecks(t *testing.T) {
 		t.Fatalf("dead letters %q, want %q", reasons, want)
 	}
 }
+
+// BenchmarkConsumerCheck is what the consumer's check of each message
+// costs (checkRelayed): a raw payload (the authorization of its topic), an
+// envelope the ingress stamped already (decoded, not encoded again: the
+// embedded broker), and one the consumer stamps (decoded and encoded: an
+// external broker).
+//
+//	go test -run '^$' -bench BenchmarkConsumerCheck ./broker/cloudlink/
+func BenchmarkConsumerCheck(b *testing.B) {
+	id := topics.ID{Node: "edge-1", Stream: topics.StreamEvents, Epoch: 3, Seq: 42}
+	env, err := topics.NewEnvelope(topics.KindTest, "bench", topics.TestBody{Counter: 1, Pad: make([]byte, 200)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	unstamped, err := env.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.ID = id
+	stamped, err := env.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, topic string
+		payload     []byte
+	}{
+		{"raw", topics.NodeApp("edge-1", "sensors/t"), make([]byte, 256)},
+		{"envelope-stamped", topics.NodeEvents("edge-1", "reading"), stamped},
+		{"envelope-unstamped", topics.NodeEvents("edge-1", "reading"), unstamped},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m := topics.FrameMessage{Seq: id.Seq, Topic: c.topic, Payload: c.payload, QoS: 1}
+				if reason, detail := checkRelayed("edge-1", &m, id, topics.Limits{}); reason != "" {
+					b.Fatal(reason, detail)
+				}
+			}
+		})
+	}
+}
