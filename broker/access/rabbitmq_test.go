@@ -1,6 +1,10 @@
 package access
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,5 +71,63 @@ func TestRabbitMQNodePermissions(t *testing.T) {
 	}
 	if _, err := (RabbitMQ{}).Permissions("a/b", UserNode); err == nil {
 		t.Error("an invalid name got permissions")
+	}
+}
+
+// A definitions file holds each user with its password hashed as RabbitMQ's
+// rabbit_password_hashing_sha256 does (a 4-byte salt, then SHA-256 of salt
+// and password; a new salt for each user), and its permissions as the
+// commands say; a user without commands gets every right on "/"; a user
+// without a password, or a command that is not its own permission, is an
+// error.
+func TestRabbitMQDefinitions(t *testing.T) {
+	node, err := RabbitMQ{}.Permissions("edge.3", UserNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := RabbitMQDefinitions([]RabbitMQUser{
+		{Name: "cloud", Password: "s3cret"},
+		{Name: "edge.3", Password: "s3cret", Permissions: node},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defs struct {
+		Users []struct {
+			Name             string `json:"name"`
+			PasswordHash     string `json:"password_hash"`
+			HashingAlgorithm string `json:"hashing_algorithm"`
+		} `json:"users"`
+		Permissions      []struct{ User, VHost, Configure, Write, Read string } `json:"permissions"`
+		TopicPermissions []struct{ User, VHost, Exchange, Write, Read string }  `json:"topic_permissions"`
+	}
+	if err := json.Unmarshal(raw, &defs); err != nil {
+		t.Fatal(err)
+	}
+	if len(defs.Users) != 2 || defs.Users[0].PasswordHash == defs.Users[1].PasswordHash {
+		t.Fatalf("users %+v: want two, each with its own salt", defs.Users)
+	}
+	for _, u := range defs.Users {
+		b, err := base64.StdEncoding.DecodeString(u.PasswordHash)
+		if err != nil || len(b) != 4+sha256.Size || u.HashingAlgorithm != "rabbit_password_hashing_sha256" {
+			t.Fatalf("%s: hash %q (%v), algorithm %q", u.Name, u.PasswordHash, err, u.HashingAlgorithm)
+		}
+		if sum := sha256.Sum256(append(b[:4:4], "s3cret"...)); !bytes.Equal(sum[:], b[4:]) {
+			t.Errorf("%s: the hash is not SHA-256 of its salt and the password", u.Name)
+		}
+	}
+	if len(defs.Permissions) != 2 || defs.Permissions[0].User != "cloud" || defs.Permissions[0].Read != ".*" ||
+		defs.Permissions[1].User != "edge.3" || defs.Permissions[1].Configure != node[0][4] {
+		t.Errorf("permissions %+v", defs.Permissions)
+	}
+	if len(defs.TopicPermissions) != 1 || defs.TopicPermissions[0].Exchange != "amq.topic" || defs.TopicPermissions[0].Read != node[1][6] {
+		t.Errorf("topic permissions %+v", defs.TopicPermissions)
+	}
+	if _, err := RabbitMQDefinitions([]RabbitMQUser{{Name: "x"}}); err == nil {
+		t.Error("a user without a password was accepted")
+	}
+	other, _ := RabbitMQ{}.Permissions("edge1", UserNode)
+	if _, err := RabbitMQDefinitions([]RabbitMQUser{{Name: "edge2", Password: "p", Permissions: other}}); err == nil {
+		t.Error("edge2 got edge1's permissions")
 	}
 }

@@ -8,10 +8,6 @@ package testcluster
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +16,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/sedna-go/sedna/broker/access"
 )
 
 // Cluster is a running test cluster.
@@ -194,57 +192,14 @@ type User struct {
 // (rabbitmqctl import_definitions): a thousand users take a second, where
 // one rabbitmqctl call per user takes about half a second each.
 func (c *Cluster) ImportUsers(users []User) error {
-	type perm struct {
-		User      string `json:"user"`
-		VHost     string `json:"vhost"`
-		Configure string `json:"configure"`
-		Write     string `json:"write"`
-		Read      string `json:"read"`
-	}
-	type topicPerm struct {
-		User     string `json:"user"`
-		VHost    string `json:"vhost"`
-		Exchange string `json:"exchange"`
-		Write    string `json:"write"`
-		Read     string `json:"read"`
-	}
-	type user struct {
-		Name      string   `json:"name"`
-		Hash      string   `json:"password_hash"`
-		Algorithm string   `json:"hashing_algorithm"`
-		Tags      []string `json:"tags"`
-	}
-	var defs struct {
-		Users      []user      `json:"users"`
-		Perms      []perm      `json:"permissions"`
-		TopicPerms []topicPerm `json:"topic_permissions"`
-	}
-	for _, u := range users {
-		// RabbitMQ's rabbit_password_hashing_sha256: base64 of a 4-byte
-		// salt and SHA-256 of the salt and the password.
-		salt := make([]byte, 4)
-		if _, err := rand.Read(salt); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(append(append([]byte{}, salt...), u.Password...))
-		defs.Users = append(defs.Users, user{Name: u.Name, Hash: base64.StdEncoding.EncodeToString(append(salt, sum[:]...)),
-			Algorithm: "rabbit_password_hashing_sha256", Tags: []string{}})
-		if u.Permissions == nil {
-			defs.Perms = append(defs.Perms, perm{u.Name, "/", ".*", ".*", ".*"})
-			continue
-		}
+	us := make([]access.RabbitMQUser, len(users))
+	for i, u := range users {
+		us[i] = access.RabbitMQUser{Name: u.Name, Password: u.Password}
 		for _, p := range u.Permissions {
-			switch {
-			case len(p) == 7 && p[0] == "set_permissions" && p[1] == "-p":
-				defs.Perms = append(defs.Perms, perm{p[3], p[2], p[4], p[5], p[6]})
-			case len(p) == 7 && p[0] == "set_topic_permissions" && p[1] == "-p":
-				defs.TopicPerms = append(defs.TopicPerms, topicPerm{p[3], p[2], p[4], p[5], p[6]})
-			default:
-				return fmt.Errorf("testcluster: user %s: a permission command it cannot import: %q", u.Name, p)
-			}
+			us[i].Permissions = append(us[i].Permissions, access.RabbitMQCommand(p))
 		}
 	}
-	raw, err := json.Marshal(defs)
+	raw, err := access.RabbitMQDefinitions(us)
 	if err != nil {
 		return err
 	}
