@@ -42,6 +42,9 @@ type datasets struct {
 	active  map[string]*dataset
 	byTopic map[string]*dataset
 	wg      sync.WaitGroup
+	// emit, if set, takes each status instead of the broker and the
+	// bridge (the unit tests').
+	emit func(ds *dataset, st topics.DatasetStatus)
 }
 
 // dataset is one Dataset being ingested; its goroutine owns the file offset
@@ -161,6 +164,63 @@ func (d *datasets) run(ds *dataset) {
 		reported, reportedProblem = int64(count), problem
 		d.report(ds, count, problem)
 	}
+	// readFile takes the file's new lines, a store write's worth at a
+	// time, until it is read to its end; false: the dataset was stopped.
+	readFile := func() bool {
+		for {
+			got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", d.budget(), perSample(ds))
+			if err != nil {
+				was := problem
+				if errors.Is(err, os.ErrNotExist) {
+					problem = fmt.Sprintf("no file %s on node %s (waiting for it; samples published on the dataset's topic are kept meanwhile)", fileOf(ds.spec.URL), d.node)
+				} else {
+					problem = fmt.Sprintf("file %s not read on node %s: %v", fileOf(ds.spec.URL), d.node, err)
+				}
+				if problem != was {
+					log.Warn("dataset file not read", "error", err)
+				}
+				break
+			}
+			problem = ""
+			if newOffset == offset {
+				break
+			}
+			var next uint64
+			if len(got) == 1 && len(got[0]) > maxSample {
+				// A line larger than any message: it is skipped rather
+				// than kept (or retried for ever).
+				log.Error("a sample larger than a message may be: skipped", "bytes", len(got[0]), "limit", maxSample, "offset", offset)
+				got = nil
+			}
+			var header []byte
+			if offset == 0 && ds.spec.Format == "csv" {
+				// The columns' names, kept beside the samples.
+				header, _ = readHeader(fileOf(ds.spec.URL))
+			}
+			next, err = d.keep(ds, count, got, newOffset, header)
+			if errors.Is(err, store.ErrTooLarge) && len(got) == 1 {
+				log.Error("a sample larger than the store takes in one write: skipped", "bytes", len(got[0]), "offset", offset)
+				next, err = d.keep(ds, count, nil, newOffset, header)
+			}
+			if err != nil {
+				log.Error("samples not stored", "samples", len(got), "error", err)
+				break
+			}
+			count, offset = next, newOffset
+			select {
+			case <-ds.stop:
+				return false
+			default:
+			}
+		}
+		return true
+	}
+	// The file is tried before the first report: a status saying Ready
+	// with 0 samples before anyone looked would be a lie when the file is
+	// missing.
+	if !readFile() {
+		return
+	}
 	report()
 	tick := time.NewTicker(d.poll)
 	defer tick.Stop()
@@ -189,53 +249,8 @@ func (d *datasets) run(ds *dataset) {
 			}
 			count = next
 		case <-tick.C:
-			// The file's new lines, a store write's worth at a time, until
-			// it is read to its end.
-			for {
-				got, newOffset, err := readLines(fileOf(ds.spec.URL), offset, ds.spec.Format == "csv", d.budget(), perSample(ds))
-				if err != nil {
-					was := problem
-					if errors.Is(err, os.ErrNotExist) {
-						problem = fmt.Sprintf("no file %s on node %s (waiting for it; samples published on the dataset's topic are kept meanwhile)", fileOf(ds.spec.URL), d.node)
-					} else {
-						problem = fmt.Sprintf("file %s not read on node %s: %v", fileOf(ds.spec.URL), d.node, err)
-					}
-					if problem != was {
-						log.Warn("dataset file not read", "error", err)
-					}
-					break
-				}
-				problem = ""
-				if newOffset == offset {
-					break
-				}
-				var next uint64
-				if len(got) == 1 && len(got[0]) > maxSample {
-					// A line larger than any message: it is skipped rather
-					// than kept (or retried for ever).
-					log.Error("a sample larger than a message may be: skipped", "bytes", len(got[0]), "limit", maxSample, "offset", offset)
-					got = nil
-				}
-				var header []byte
-				if offset == 0 && ds.spec.Format == "csv" {
-					// The columns' names, kept beside the samples.
-					header, _ = readHeader(fileOf(ds.spec.URL))
-				}
-				next, err = d.keep(ds, count, got, newOffset, header)
-				if errors.Is(err, store.ErrTooLarge) && len(got) == 1 {
-					log.Error("a sample larger than the store takes in one write: skipped", "bytes", len(got[0]), "offset", offset)
-					next, err = d.keep(ds, count, nil, newOffset, header)
-				}
-				if err != nil {
-					log.Error("samples not stored", "samples", len(got), "error", err)
-					break
-				}
-				count, offset = next, newOffset
-				select {
-				case <-ds.stop:
-					return
-				default:
-				}
+			if !readFile() {
+				return
 			}
 		}
 		report()
@@ -272,8 +287,12 @@ func (d *datasets) keep(ds *dataset, count uint64, lines [][]byte, offset int64,
 }
 
 func (d *datasets) report(ds *dataset, count uint64, problem string) {
-	env, err := topics.NewEnvelope(topics.KindDatasetStatus, "edge/datasets",
-		topics.DatasetStatus{Key: ds.key, NumberOfSamples: int64(count), Updated: time.Now().UnixNano(), Problem: problem})
+	st := topics.DatasetStatus{Key: ds.key, NumberOfSamples: int64(count), Updated: time.Now().UnixNano(), Problem: problem}
+	if d.emit != nil {
+		d.emit(ds, st)
+		return
+	}
+	env, err := topics.NewEnvelope(topics.KindDatasetStatus, "edge/datasets", st)
 	if err != nil {
 		return
 	}

@@ -2,12 +2,16 @@ package edge
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/store"
+	"github.com/sedna-go/sedna/topics"
 )
 
 // readLines takes the complete lines after an offset: a last line without
@@ -102,5 +106,40 @@ func TestAFileLargerThanAWriteIsKeptWhole(t *testing.T) {
 	}
 	if count != lines || writes < 2 {
 		t.Fatalf("%d samples in %d writes, want %d in more than one", count, writes, lines)
+	}
+}
+
+// A Dataset's first status comes after its file was tried: a missing file
+// is reported as missing, never first as Ready with 0 samples (a status
+// the control plane showed until the next poll, and a restart then
+// changed); a file that is there is reported with its samples counted.
+func TestFirstStatusAfterTheFileWasTried(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	present := filepath.Join(t.TempDir(), "d.txt")
+	if err := os.WriteFile(present, []byte("a\nb\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.txt")
+	statuses := make(chan topics.DatasetStatus, 16)
+	d := newDatasets("edge1", st, nil, nil, time.Hour, slog.New(slog.DiscardHandler))
+	d.emit = func(_ *dataset, s topics.DatasetStatus) { statuses <- s }
+	defer d.close()
+	for _, tc := range []struct {
+		name, url string
+		samples   int64
+		problem   string
+	}{
+		{"missing", missing, 0, "no file " + missing + " on node edge1"},
+		{"present", present, 3, ""},
+	} {
+		d.onSpec("Dataset/default/"+tc.name, &api.Resource{Kind: "Dataset", Spec: &api.DatasetSpec{URL: tc.url, Format: "txt", NodeName: "edge1"}}, false)
+		s := <-statuses
+		if s.NumberOfSamples != tc.samples || !strings.HasPrefix(s.Problem, tc.problem) || (tc.problem == "") != (s.Problem == "") {
+			t.Errorf("%s: first status %d samples, problem %q; want %d, %q", tc.name, s.NumberOfSamples, s.Problem, tc.samples, tc.problem)
+		}
 	}
 }
