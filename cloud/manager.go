@@ -83,6 +83,9 @@ type Config struct {
 	DashboardTick broker.Duration `json:"dashboardTick,omitempty"`
 	// Nodes says how the cloud learns the nodes' statuses.
 	Nodes NodesConfig `json:"nodes,omitempty"`
+	// Etcd, if its endpoints are set, keeps the manager's state in etcd
+	// and makes this manager one of several replicas (with External).
+	Etcd EtcdConfig `json:"etcd,omitempty"`
 	// InsecureListen lets broker.listen, the plaintext listener, be on an
 	// address other than loopback: passwords and messages then cross the
 	// network in clear. Without it such an address is refused.
@@ -162,6 +165,9 @@ type Options struct {
 	// its jobs' status view. The manager imports none of them; a command
 	// or an embedder chooses.
 	Paradigms paradigm.Set
+	// Context bounds a replica's wait for its leadership (with etcd):
+	// Start returns its error if it ends first. Default: no bound.
+	Context context.Context
 }
 
 // Manager is a running cloud manager.
@@ -188,6 +194,9 @@ type Manager struct {
 	dash      *dashboard
 	dashStop  func() error
 	creds     *access.Credentials
+	replica   *replica
+	lost      chan struct{}
+	lostOnce  sync.Once
 	once      sync.Once
 }
 
@@ -212,17 +221,23 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err := opts.Paradigms.Check(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger.With("component", "cloud")}
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger.With("component", "cloud"), lost: make(chan struct{})}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cloud: data dir: %w", err)
 	}
-	var err error
-	m.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log})
-	if err != nil {
-		return nil, err
-	}
 	fail := func(err error) (*Manager, error) {
 		m.Close()
+		return nil, err
+	}
+	var err error
+	if cfg.Etcd.on() {
+		if err := m.elect(opts.Context); err != nil {
+			return fail(err)
+		}
+	} else if m.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log}); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -589,6 +604,9 @@ func (m *Manager) Close() {
 			if err := m.store.Close(); err != nil {
 				m.log.Error("store close", "error", err)
 			}
+		}
+		if m.replica != nil {
+			m.replica.close()
 		}
 	})
 }

@@ -438,9 +438,9 @@ func (q *Queue) writeAsync() {
 				r := reqs[n]
 				size := 0
 				for i := range r.recs {
-					size += r.recs[i].size() + 16
+					size += r.recs[i].size() + 16 + store.RecordOverhead
 				}
-				if n > 0 && b.Size()+size > limit {
+				if n > 0 && b.Size()+store.RecordOverhead*b.Len()+size > limit {
 					break
 				}
 				for i := range r.recs {

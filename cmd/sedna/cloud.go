@@ -25,12 +25,16 @@ func newCloudCmd(g *globals) *cobra.Command {
 per-node ACL) and the cloud half of every edge node's bridge: ingress of
 frames with dedup, and a durable outbox per node.
 
-With --broker URL the manager uses an external broker (mosquitto, EMQX)
-instead of the embedded one.`,
+With --broker URL the manager uses an external broker (mosquitto, EMQX,
+a RabbitMQ cluster) instead of the embedded one. With --etcd as well, its
+state is in etcd and several managers can run as replicas: one leads, the
+others stand by and take over, with the whole state, when it dies
+(docs/SCALE.md).`,
 		Example: `  sedna passwd > hash.txt   # then list users in credentials.yaml
   sedna cloud --credentials credentials.yaml          # nodes join on :10002, bridge on :8883 (mutual TLS)
   sedna cloud --credentials credentials.yaml --tls-host cloud.example.com
-  sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...`,
+  sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...
+  sedna cloud --broker tcp://rmq1:1883,tcp://rmq2:1883 --username cloud --etcd http://etcd1:2379,http://etcd2:2379,http://etcd3:2379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			file, err := cloudConfig(cmd, configFile, cfg, writeMode)
@@ -41,20 +45,28 @@ instead of the embedded one.`,
 			if err != nil {
 				return err
 			}
-			m, err := cloud.Start(file, cloud.Options{Paradigms: all.All(), Logger: log})
+			ctx, stop := untilSignal()
+			defer stop()
+			m, err := cloud.Start(file, cloud.Options{Paradigms: all.All(), Logger: log, Context: ctx})
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while standing by
+				}
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cloud manager ready: broker %s\n", m.BrokerURL())
 			if m.TLSAddr() != "" || m.JoinAddr() != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "nodes: join on %s, bridge over mutual TLS on %s (CA pin %s)\n", m.JoinAddr(), m.TLSAddr(), m.CA().Pin())
 			}
-			ctx, stop := untilSignal()
-			defer stop()
-			<-ctx.Done()
-			log.Info("stopping")
-			m.Close()
-			return nil
+			select {
+			case <-ctx.Done():
+				log.Info("stopping")
+				m.Close()
+				return nil
+			case <-m.Lost():
+				m.Close()
+				return fmt.Errorf("replica %s lost its leadership (its etcd lease ran out); start it again to stand by", m.Replica())
+			}
 		},
 	}
 	f := cmd.Flags()
@@ -71,6 +83,9 @@ instead of the embedded one.`,
 	f.BoolVar(&cfg.Profiles, "profiles", false, "serve Go's /debug/pprof/ beside /metrics (loopback addresses only)")
 	f.StringArrayVar(&cfg.Data.Dirs, "read-dir", nil, "a directory whose files jobs may name for the cloud to read (a federated validation set); repeatable (default DATA/data)")
 	f.StringArrayVar(&cfg.Models.Dirs, "models-dir", nil, "a directory whose files a Model's url may name; repeatable (default DATA/models)")
+	f.StringSliceVar(&cfg.Etcd.Endpoints, "etcd", nil, "keep the state in this etcd cluster (client URLs separated by commas) and run as one of several replicas; needs --broker")
+	f.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", "", `this cloud's namespace in etcd, shared by its replicas (default "sedna/")`)
+	f.StringVar(&cfg.Etcd.Replica, "replica", "", "this replica's name in the election (default host-pid)")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	f.StringVar(&cfg.Identity.TLSListen, "tls-listen", "", `the broker's mutual-TLS listener, where nodes bridge with their certificates (default ":8883"; "off" for none)`)
 	f.StringVar(&cfg.Identity.JoinListen, "join-listen", "", `the join listener, HTTPS, where nodes get their certificates with a token (default ":10002"; "off" for none)`)
@@ -96,6 +111,11 @@ func cloudConfig(cmd *cobra.Command, configFile string, cfg cloud.Config, writeM
 	merge(cmd, &file.External.Username, cfg.External.Username, "username")
 	merge(cmd, &file.External.Password, cfg.External.Password, "password")
 	merge(cmd, &file.Metrics, cfg.Metrics, "metrics")
+	if cmd.Flags().Changed("etcd") {
+		file.Etcd.Endpoints = cfg.Etcd.Endpoints
+	}
+	merge(cmd, &file.Etcd.Prefix, cfg.Etcd.Prefix, "etcd-prefix")
+	merge(cmd, &file.Etcd.Replica, cfg.Etcd.Replica, "replica")
 	if cmd.Flags().Changed("profiles") {
 		file.Profiles = cfg.Profiles
 	}

@@ -42,11 +42,13 @@ func TestMain(m *testing.M) {
 
 // proc is a sedna process under test.
 type proc struct {
-	cmd  *exec.Cmd
-	addr string // from its "ready: broker ADDR" line
-	done chan struct{}
-	mu   sync.Mutex
-	out  strings.Builder
+	cmd   *exec.Cmd
+	args  []string
+	addr  string // from its "ready: broker ADDR" line
+	ready chan string
+	done  chan struct{}
+	mu    sync.Mutex
+	out   strings.Builder
 }
 
 var readyRE = regexp.MustCompile(`ready: broker (\S+)`)
@@ -54,13 +56,22 @@ var readyRE = regexp.MustCompile(`ready: broker (\S+)`)
 // startProc runs sedna with args and waits for its ready line.
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
+	p := launchProc(t, args...)
+	p.awaitReady(t, 30*time.Second)
+	return p
+}
+
+// launchProc runs sedna with args; awaitReady waits for its ready line
+// (a standby replica of the cloud prints it only once it leads).
+func launchProc(t testing.TB, args ...string) *proc {
+	t.Helper()
 	if len(args) > 0 && args[0] == "cloud" && !slices.Contains(args, "--tls-listen") {
 		// The tests that are not about nodes' identities leave the
 		// mutual-TLS and join listeners (":8883" and ":10002" by default,
 		// which processes running side by side would share) off.
 		args = append(slices.Clip(args), "--tls-listen", "off", "--join-listen", "off")
 	}
-	p := &proc{cmd: exec.Command(sednaBin, args...), done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(sednaBin, args...), args: args, done: make(chan struct{}), ready: make(chan string, 1)}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +83,6 @@ func startProc(t testing.TB, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan string, 1)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -82,7 +92,7 @@ func startProc(t testing.TB, args ...string) *proc {
 			p.log(sc.Text())
 			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case ready <- m[1]:
+				case p.ready <- m[1]:
 				default:
 				}
 			}
@@ -97,14 +107,6 @@ func startProc(t testing.TB, args ...string) *proc {
 		_ = p.cmd.Wait()
 		close(p.done)
 	}()
-	select {
-	case p.addr = <-ready:
-	case <-p.done:
-		t.Fatalf("sedna %v exited before it was ready:\n%s", args, p.output())
-	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Fatalf("sedna %v not ready after 30s:\n%s", args, p.output())
-	}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() || os.Getenv("SEDNA_TEST_LOG") != "" {
@@ -112,6 +114,19 @@ func startProc(t testing.TB, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// awaitReady waits up to d for the process's ready line.
+func (p *proc) awaitReady(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case p.addr = <-p.ready:
+	case <-p.done:
+		t.Fatalf("sedna %v exited before it was ready:\n%s", p.args, p.output())
+	case <-time.After(d):
+		p.kill()
+		t.Fatalf("sedna %v not ready after %s:\n%s", p.args, d, p.output())
+	}
 }
 
 type writerFunc func([]byte)

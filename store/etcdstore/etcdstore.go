@@ -152,8 +152,9 @@ func (s *Store) Prefix() string { return s.o.Prefix }
 
 // MaxBatchBytes is how many bytes of small records (counting
 // store.RecordOverhead each) a caller should group into one Write: sized
-// so that such a Write stays under the cluster's operation limit.
-func (s *Store) MaxBatchBytes() int { return (s.o.MaxTxnOps - 8) * (store.RecordOverhead + 64) }
+// so that such a Write stays under the cluster's operation limit, with
+// room for a few operations of the caller's own beside the records.
+func (s *Store) MaxBatchBytes() int { return max(1, s.o.MaxTxnOps-16) * store.RecordOverhead }
 
 // Get returns a copy of the value under key, or store.ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) {
