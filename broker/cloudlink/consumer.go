@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -171,7 +172,18 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 	}
 	// Subscribe again on every connection: a clean session or a broker
 	// that lost its state would otherwise stay silent.
-	o := cfg.options().SetOnConnectHandler(b.resubscribe).SetDefaultPublishHandler(b.unrouted)
+	// A lost connection and the next one are said (at warn and info): the
+	// manager's clients of an external broker were otherwise silent about
+	// a broker node's loss.
+	var connects atomic.Int64
+	o := cfg.options().SetOnConnectHandler(func(c paho.Client) {
+		if connects.Add(1) > 1 {
+			slog.Default().Info("broker: connected again", "client", cfg.ClientID)
+		}
+		b.resubscribe(c)
+	}).SetConnectionLostHandler(func(_ paho.Client, err error) {
+		slog.Default().Warn("broker: connection lost; connecting again", "client", cfg.ClientID, "error", err)
+	}).SetDefaultPublishHandler(b.unrouted)
 	b.c = paho.NewClient(o)
 	tok := b.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {

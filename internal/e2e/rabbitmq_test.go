@@ -30,8 +30,9 @@ var (
 
 // rabbitUsers are the RabbitMQ users of the shared cluster, all with the
 // test password and every right on the vhost: the cloud, the operator
-// "app", and the nodes (edge-1, edge-7: the backbone's tests').
-var rabbitUsers = []string{"cloud", "app", "edge1", "edge2", "edge.3", "edge-1", "edge-7"}
+// "app", and the nodes (edge-1, edge-7: the backbone's tests'; rep-0..2:
+// the replicas').
+var rabbitUsers = []string{"cloud", "app", "edge1", "edge2", "edge.3", "edge-1", "edge-7", "rep-0", "rep-1", "rep-2"}
 
 // clusterMu gives the shared cluster to one test at a time: two cloud
 // managers on one broker would each take what cloud apps publish for the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +14,12 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sedna-go/sedna/api"
+	"github.com/sedna-go/sedna/broker/cloudlink"
+	"github.com/sedna-go/sedna/cloud"
+	"github.com/sedna-go/sedna/examples/federated/digits"
 	"github.com/sedna-go/sedna/internal/testcluster"
+	"github.com/sedna-go/sedna/simulator/hollow"
 	"github.com/sedna-go/sedna/topics"
 )
 
@@ -176,4 +182,200 @@ func TestCloudReplicaThatLosesItsLeaseStops(t *testing.T) {
 		t.Fatalf("the replica that lost its lease exited with %d:\n%s", code, a.output())
 	}
 	b.awaitReady(t, 30*time.Second)
+}
+
+// progress asks the control plane (through whichever replica leads) how
+// far a job is. A question left unanswered (lost to a broker node's kill)
+// is asked again on a new connection.
+type progress struct {
+	url string
+	c   *cloud.Client
+}
+
+// ask returns the rounds done of job and its phase, or -1 if the question
+// went unanswered.
+func (p *progress) ask(t testing.TB, ref topics.JobRef) (int, string) {
+	t.Helper()
+	if p.c == nil {
+		c, err := cloud.Dial(cloudlink.ClientConfig{URL: p.url, Username: "app", Password: password})
+		if err != nil {
+			t.Logf("dialling the cloud: %v (asked again)", err)
+			return -1, ""
+		}
+		p.c = c
+		t.Cleanup(func() { c.Close() })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rep, err := p.c.Do(ctx, topics.APIRequest{Op: "get", Kind: ref.Kind})
+	if err != nil {
+		t.Logf("asking for %s: %v (asked again on a new connection)", ref, err)
+		p.c.Close()
+		p.c = nil
+		return -1, ""
+	}
+	for _, o := range rep.Objects {
+		if o.Key == ref.String() {
+			var st api.Status
+			if err := json.Unmarshal(o.Status, &st); err != nil {
+				t.Fatal(err)
+			}
+			done := 0
+			if st.Progress != nil {
+				done = st.Progress.Done
+			}
+			return done, st.Phase
+		}
+	}
+	return -1, ""
+}
+
+// wait waits until job has done at least rounds rounds (or ended).
+func (p *progress) wait(t testing.TB, ref topics.JobRef, rounds int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done, phase := p.ask(t, ref)
+		if done >= rounds || phase == api.ConditionCompleted || phase == api.ConditionFailed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d rounds done (%s) after %v, waiting for %d", ref, done, phase, within, rounds)
+		}
+		<-time.After(200 * time.Millisecond) // polling the control plane's answer: no event to wait on
+	}
+}
+
+// Must-show 1 of the cloud tier: on the 3-node RabbitMQ cluster (quorum
+// queues) with its 3 etcd members, two replicas of the cloud manager
+// (`sedna cloud --etcd`, processes), three edge agents training a
+// federated job and streaming, and 20 hollow nodes streaming. While the
+// job runs, kill -9 in turn a RabbitMQ node, an etcd member and the
+// leading replica: every message acknowledged at an edge or a hollow node
+// reaches a cloud consumer exactly once, and the federated job, started
+// before the kills, completes every round and registers its model.
+func TestCloudReplicasOnTheCluster(t *testing.T) {
+	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
+	const rounds, perPhase, hollowEach = 200, 500, 10
+	cl := rabbitCluster(t)
+	dir := t.TempDir()
+	id := fmt.Sprintf("replicas-%d", sessions.Add(1))
+	data := filepath.Join(dir, "data")
+	args := func(name string) []string {
+		conf := filepath.Join(dir, name+".yaml")
+		yaml := fmt.Sprintf("external:\n  url: %q\n  username: cloud\n  password: %q\n  clientIDPrefix: %q\n  roles:\n    app: operator\n"+
+			"etcd:\n  endpoints: [%s]\n  leaseTTL: 2s\n  replica: %q\n  prefix: %q\n",
+			cl.URLs(), password, id, strings.Join(cl.Etcd, ", "), name, id+"/")
+		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"cloud", "--config", conf, "--data", filepath.Join(dir, name), "--read-dir", data,
+			"--metrics", "off", "--log-level", "info"}
+	}
+	leader := startProc(t, args("a")...)
+	standby := launchProc(t, args("b")...)
+
+	nodes := []string{"rep-0", "rep-1", "rep-2"}
+	agents, c := rabbitEdges(t, cl, dir, func(int) string { return cl.URLs() }, nodes...)
+	_, cnt := startConsumer(t, cl.URLs(), id+"-consumer", openStore(t, filepath.Join(dir, "consumer")), 61, topics.NodeAppPrefix("rep-0")+"sensors/t")
+	pub := client(t, "tcp://"+agents[0].BrokerAddr(), "pub-"+id, "", true)
+
+	hollowNames := hollowUsers(t, cl, "rh", 20)
+	_, hcnt := startConsumerOf(t, cl.URLs(), id+"-hollow-consumer", openStore(t, filepath.Join(dir, "hollow-consumer")), 62,
+		func(topic string) bool { return topics.Match(topics.Root+"/node/+/app/hollow", topic) })
+	fleet, err := hollow.Start(hollow.Config{URL: cl.URLs(), Nodes: hollowNames, Password: func(string) string { return password }, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fleet.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	if err := fleet.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	phase := 0
+	stream := func() {
+		t.Helper()
+		publishAll(t, pub, "sensors/t", 61, uint64(phase*perPhase), perPhase, 16)
+		for i, n := range fleet.Nodes() {
+			for j := range hollowEach {
+				n.Send(topics.NodeAppPrefix(n.Name())+"hollow", payload(62, uint64((phase*len(hollowNames)+i)*hollowEach+j)))
+			}
+		}
+		phase++
+	}
+
+	o := digits.Options{Job: "replicas-fl", Nodes: nodes, Dir: data, Rounds: rounds, MinClients: 3, RoundTimeout: "1m"}
+	if _, err := digits.Write(o); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, c, digits.YAML(o))
+	job := flJob(o.Job)
+	prog := &progress{url: cl.URLs()}
+	stream()
+	prog.wait(t, job, 10, 2*time.Minute)
+
+	// Each kill comes ten rounds after the one before (the killed broker
+	// node and etcd member start again once the job is over: two of three
+	// keep a quorum meanwhile).
+	at := 0
+	kill := func(what string, fn func() error) {
+		t.Helper()
+		done, ph := prog.ask(t, job)
+		for deadline := time.Now().Add(time.Minute); done < 0; done, ph = prog.ask(t, job) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer about %s for a minute before the kill of %s", job, what)
+			}
+		}
+		if ph == api.ConditionCompleted {
+			t.Fatalf("the federated job completed (%d rounds) before the kill of %s: give it more rounds", done, what)
+		}
+		if err := fn(); err != nil {
+			t.Fatalf("kill -9 %s: %v", what, err)
+		}
+		at = done
+		t.Logf("kill -9 %s at round %d", what, done)
+	}
+	kill("RabbitMQ node 1", func() error { return cl.KillRabbit(1) })
+	t.Cleanup(func() { _ = cl.StartRabbit(1) }) // harmless if it runs already
+	stream()
+	prog.wait(t, job, at+10, 2*time.Minute)
+
+	kill("etcd member 1", func() error { return cl.KillEtcd(1) })
+	t.Cleanup(func() { _ = cl.StartEtcd(1) })
+	stream()
+	prog.wait(t, job, at+10, 2*time.Minute)
+
+	killed := time.Now()
+	kill("the leading replica", func() error { leader.kill(); return nil })
+	standby.awaitReady(t, time.Minute)
+	t.Logf("the standby served %v after the leader's SIGKILL", time.Since(killed).Round(time.Millisecond))
+	stream()
+
+	prog.wait(t, job, rounds, 4*time.Minute)
+	if done, ph := prog.ask(t, job); ph != api.ConditionCompleted || done != rounds {
+		t.Fatalf("the federated job ended %s after %d rounds; want Completed after %d", ph, done, rounds)
+	}
+	var model api.Status
+	if err := json.Unmarshal(objects(t, apiClient(t, cl.URLs()), api.KindModel)["Model/default/"+o.Job+"-model"].Status, &model); err != nil {
+		t.Fatal(err)
+	}
+	if model.Model == nil || model.Model.Version != 1 {
+		t.Fatalf("the job's model: %+v; want version 1, registered once", model.Model)
+	}
+	if err := fleet.Settled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := phase * perPhase
+	cnt.wait(t, n, 2*time.Minute)
+	cnt.check(t, uint64(n), false)
+	hn := phase * len(hollowNames) * hollowEach
+	hcnt.wait(t, hn, 2*time.Minute)
+	hcnt.check(t, uint64(hn), false)
+	t.Logf("%d messages from an edge agent and %d from hollow nodes consumed once; the federated job completed %d rounds", n, hn, rounds)
+	for what, start := range map[string]func() error{"RabbitMQ node 1": func() error { return cl.StartRabbit(1) }, "etcd member 1": func() error { return cl.StartEtcd(1) }} {
+		if err := start(); err != nil {
+			t.Errorf("starting %s again: %v", what, err)
+		}
+	}
 }
