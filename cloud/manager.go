@@ -562,6 +562,19 @@ func MinerAdmission(h *plugins.Host) api.Admission {
 // the store last.
 func (m *Manager) Close() {
 	m.once.Do(func() {
+		select {
+		case <-m.lost:
+			// A replica that lost its leadership leaves the broker first:
+			// its successor connects with the same client IDs, and each
+			// reconnection of this one would take the sessions back.
+			if m.relay != nil {
+				_ = m.relay.Close()
+			}
+			if m.client != nil {
+				_ = m.client.Close()
+			}
+		default:
+		}
 		if m.identity != nil {
 			_ = m.identity.join.Close()
 		}

@@ -148,8 +148,9 @@ func (r *replica) compact(every time.Duration, log *slog.Logger) {
 
 // Lost is closed when this replica lost its leadership (its etcd lease
 // ran out: etcd unreachable for longer than etcd.leaseTTL, or the session
-// closed). Its writes are refused from then on; the process should end,
-// and may be started again as a standby. Never closed without etcd.
+// closed). Its writes are refused from then on; Close it at once (it
+// leaves the broker first, so that its successor has the sessions), and
+// start it again as a standby if wanted. Never closed without etcd.
 func (m *Manager) Lost() <-chan struct{} { return m.lost }
 
 // Replica is this replica's name in the etcd election ("" without etcd).

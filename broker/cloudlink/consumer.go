@@ -152,6 +152,9 @@ type ClientBus struct {
 	// dropped are the filters a persistent session unsubscribed (and has
 	// not subscribed again): a message of theirs has no reader.
 	dropped map[string]bool
+	// conns counts the connections made (OnConnect): a subscription whose
+	// connection was lost while the broker was asked is made at the next.
+	conns atomic.Int64
 }
 
 // handler is one Subscribe's handler (a pointer, so that its Watch can
@@ -175,9 +178,8 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 	// A lost connection and the next one are said (at warn and info): the
 	// manager's clients of an external broker were otherwise silent about
 	// a broker node's loss.
-	var connects atomic.Int64
 	o := cfg.options().SetOnConnectHandler(func(c paho.Client) {
-		if connects.Add(1) > 1 {
+		if b.conns.Add(1) > 1 {
 			slog.Default().Info("broker: connected again", "client", cfg.ClientID)
 		}
 		b.resubscribe(c)
@@ -321,7 +323,15 @@ func (b *ClientBus) add(filter string, h func(topic string, payload []byte) erro
 	if !b.c.IsConnectionOpen() {
 		return e, nil // made at the next connection (resubscribe)
 	}
+	conn := b.conns.Load()
 	err := subscribe(b.c, filter, b.dispatch(filter))
+	if err != nil && (!b.c.IsConnectionOpen() || b.conns.Load() != conn) {
+		// The connection was lost while the broker was asked (another
+		// client took the session over, a broker node died): the next
+		// connection makes it, as for one asked while disconnected
+		// (resubscribe waits for ops, which this holds).
+		return e, nil
+	}
 	if err != nil && !had {
 		b.mu.Lock()
 		delete(b.subs, filter)
@@ -508,6 +518,9 @@ func (c *Consumer) Start() error {
 		// tell Start about the first; paho runs this on a goroutine of
 		// its own, which may wait for the broker's answer.
 		err := subscribe(cl, c.cfg.Filter, c.onFrame)
+		if err != nil && !cl.IsConnectionOpen() {
+			return // lost while subscribing: the next connection tries again
+		}
 		told := false
 		first.Do(func() { subscribed <- err; told = true })
 		if !told && err != nil && cl.IsConnectionOpen() { // else the next connection tries again

@@ -1,6 +1,7 @@
 package cloudlink
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -296,5 +297,82 @@ func TestClientBusSharedFilterReachesEveryHandler(t *testing.T) {
 	}
 	if _, ok := cl.State.Subscriptions.Get("status/+"); ok {
 		t.Fatal("the broker still has status/+ after its last handler went")
+	}
+}
+
+// kickOnSubscribe is a hook that drops a client's connection when it
+// first asks for filter, as a broker does when another connection takes
+// the client's session over (a standby replica of the cloud manager
+// taking over while its predecessor still connects).
+type kickOnSubscribe struct {
+	mqtt.HookBase
+	filter string
+	once   sync.Once
+	kicked chan struct{}
+}
+
+func (h *kickOnSubscribe) ID() string { return "test-kick-on-subscribe" }
+
+func (h *kickOnSubscribe) Provides(b byte) bool { return b == mqtt.OnSubscribe }
+
+func (h *kickOnSubscribe) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	for _, f := range pk.Filters {
+		if f.Filter == h.filter {
+			h.once.Do(func() {
+				close(h.kicked)
+				cl.Stop(errors.New("session taken over"))
+			})
+		}
+	}
+	return pk
+}
+
+// A subscription whose connection is lost while the broker is asked is
+// not an error: it is made on the next connection, and what is published
+// on it then arrives. A replica of the cloud manager that took over while
+// its predecessor still held the session failed to start ("connection
+// lost before Subscribe completed").
+func TestClientBusSubscribeLostWithItsConnectionIsMadeOnTheNext(t *testing.T) {
+	hook := &kickOnSubscribe{filter: "late", kicked: make(chan struct{})}
+	srv := servertest.StartServer(t, broker.Config{Role: access.RoleEdge, Node: "node-a", Hooks: []mqtt.Hook{hook}})
+	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: "successor", FailFast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	got := make(chan []byte, 16)
+	if err := bus.Subscribe("late", func(_ string, p []byte) error {
+		got <- p
+		return nil
+	}); err != nil {
+		t.Fatalf("a subscription lost with its connection: %v", err)
+	}
+	select {
+	case <-hook.kicked:
+	default:
+		t.Fatal("the broker never dropped the connection: the test tested nothing")
+	}
+	if subs := bus.Subscriptions(); len(subs) != 1 || subs[0] != "late" {
+		t.Fatalf("subscriptions %v; want [late]", subs)
+	}
+	// Published until it arrives: until the next connection subscribed,
+	// nothing reads it (the session of a clean start has no "late").
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		if err := srv.Publish(access.SystemPrincipal("test"), "late", []byte("hello"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if string(p) != "hello" {
+				t.Fatalf("got %q", p)
+			}
+			return
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal(`nothing arrived on "late" in 20 s: the subscription was not made on the next connection`)
+		}
 	}
 }

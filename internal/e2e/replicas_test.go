@@ -238,6 +238,23 @@ func (p *progress) wait(t testing.TB, ref topics.JobRef, rounds int, within time
 	}
 }
 
+// ended waits until job has ended (Completed or Failed), and returns its
+// rounds done and phase.
+func (p *progress) ended(t testing.TB, ref topics.JobRef, within time.Duration) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done, phase := p.ask(t, ref)
+		if phase == api.ConditionCompleted || phase == api.ConditionFailed {
+			return done, phase
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d rounds done (%s) after %v, waiting for its end", ref, done, phase, within)
+		}
+		<-time.After(200 * time.Millisecond) // polling the control plane's answer: no event to wait on
+	}
+}
+
 // Must-show 1 of the cloud tier: on the 3-node RabbitMQ cluster (quorum
 // queues) with its 3 etcd members, two replicas of the cloud manager
 // (`sedna cloud --etcd`, processes), three edge agents training a
@@ -354,8 +371,9 @@ func TestCloudReplicasOnTheCluster(t *testing.T) {
 	t.Logf("the standby served %v after the leader's SIGKILL", time.Since(killed).Round(time.Millisecond))
 	stream()
 
-	prog.wait(t, job, rounds, 4*time.Minute)
-	if done, ph := prog.ask(t, job); ph != api.ConditionCompleted || done != rounds {
+	// The last round is counted before the job's phase says Completed:
+	// waited for until it ends.
+	if done, ph := prog.ended(t, job, 4*time.Minute); ph != api.ConditionCompleted || done != rounds {
 		t.Fatalf("the federated job ended %s after %d rounds; want Completed after %d", ph, done, rounds)
 	}
 	var model api.Status
