@@ -146,6 +146,11 @@ type ExternalBroker struct {
 	Password string `json:"password,omitempty"`
 	// ClientIDPrefix names the manager's sessions; default "sedna-cloud".
 	ClientIDPrefix string `json:"clientIDPrefix,omitempty"`
+	// AMQP are the RabbitMQ nodes' AMQP URLs (amqp://host:5672, separated
+	// by commas; the user is Username unless a URL names one), where
+	// replicas read their partitions of the nodes' frames
+	// (etcd.partitions).
+	AMQP string `json:"amqp,omitempty"`
 	// Roles gives each user of the external broker its role on the
 	// control plane (operator, viewer or admin), since the manager does
 	// not see that broker's credentials. The broker's ACL must let each
@@ -196,6 +201,7 @@ type Manager struct {
 	creds     *access.Credentials
 	replica   *replica
 	lost      chan struct{}
+	sharer    *sharer // with etcd.partitions
 	lostOnce  sync.Once
 	once      sync.Once
 }
@@ -233,6 +239,10 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	var err error
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.metrics = metrics.New(reg)
+	m.metrics.Zero("cloud")
 	if cfg.Etcd.on() {
 		if err := m.elect(opts.Context); err != nil {
 			return fail(err)
@@ -240,10 +250,6 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	} else if m.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "store"), Mode: cfg.WriteMode, Logger: m.log}); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.metrics = metrics.New(reg)
-	m.metrics.Zero("cloud")
 	m.dead, err = queue.OpenDeadLetters(store.Sub(m.store, "dl/"), 0, m.reportError, m.metrics, m.log)
 	if err != nil {
 		return fail(err)
@@ -405,6 +411,9 @@ func (m *Manager) startExternal() error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if m.sharer != nil {
+		return nil // the replicas relay the nodes' frames from their partitions
 	}
 	m.relay, err = cloudlink.NewRelay(cloudlink.RelayConfig{Client: client("ingress"), Bus: m.client, Store: m.store,
 		Dead: m.dead, Metrics: m.metrics, Logger: m.log})
@@ -617,6 +626,9 @@ func (m *Manager) Close() {
 			if err := m.store.Close(); err != nil {
 				m.log.Error("store close", "error", err)
 			}
+		}
+		if m.sharer != nil {
+			m.sharer.close()
 		}
 		if m.replica != nil {
 			m.replica.close()

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sedna-go/sedna/broker"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/store/etcdstore"
 )
 
@@ -40,6 +41,13 @@ type EtcdConfig struct {
 	LeaseTTL broker.Duration `json:"leaseTTL,omitempty"`
 	// Replica names this replica in the election; default host-pid.
 	Replica string `json:"replica,omitempty"`
+	// Partitions, if above 0, spreads the nodes' frames over this many
+	// partitions (queues of a RabbitMQ cluster, read over AMQP:
+	// external.amqp), shared out among the replicas, standbys included:
+	// each relays its share, and takes over the share of a replica that
+	// left (docs/SCALE.md). The same on every replica; 0: the leader
+	// relays every frame over MQTT.
+	Partitions int `json:"partitions,omitempty"`
 }
 
 func (c EtcdConfig) on() bool { return len(c.Endpoints) > 0 }
@@ -74,6 +82,17 @@ func (m *Manager) elect(ctx context.Context) error {
 	if ttl < time.Second {
 		return fmt.Errorf("cloud: etcd.leaseTTL %s is under a second (etcd counts leases in seconds)", ttl)
 	}
+	if c.Partitions < 0 {
+		return fmt.Errorf("cloud: etcd.partitions %d is negative", c.Partitions)
+	}
+	if c.Partitions > 0 && m.cfg.External.AMQP == "" {
+		return errors.New("cloud: etcd.partitions needs external.amqp (--amqp): the RabbitMQ nodes' AMQP URLs, where the replicas read their partitions")
+	}
+	if c.Partitions > 0 {
+		if _, err := cloudlink.SplitAMQPURLs(m.cfg.External.AMQP); err != nil {
+			return fmt.Errorf("cloud: external.amqp: %w", err)
+		}
+	}
 	if c.Replica == "" {
 		host, _ := os.Hostname()
 		c.Replica = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -88,6 +107,22 @@ func (m *Manager) elect(ctx context.Context) error {
 	if r.session, err = concurrency.NewSession(client, concurrency.WithTTL(int((ttl+time.Second-1)/time.Second)), concurrency.WithContext(ctx)); err != nil {
 		return fmt.Errorf("cloud: etcd session: %w", err)
 	}
+	if c.Partitions > 0 {
+		if err := m.startSharing(); err != nil {
+			return err
+		}
+	}
+	// A standby whose session ends (etcd unreachable longer than its
+	// lease) stops waiting: Start fails, saying so.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.session.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	r.election = concurrency.NewElection(r.session, c.Prefix+"leader")
 	if leader, err := r.election.Leader(ctx); err == nil {
 		m.log.Info("standing by", "replica", r.name, "leader", string(leader.Kvs[0].Value))
@@ -95,6 +130,11 @@ func (m *Manager) elect(ctx context.Context) error {
 		return fmt.Errorf("cloud: etcd: %w", err)
 	}
 	if err := r.election.Campaign(ctx, r.name); err != nil {
+		select {
+		case <-r.session.Done():
+			return fmt.Errorf("cloud: replica %s lost its etcd session (lease) while standing by", r.name)
+		default:
+		}
 		return fmt.Errorf("cloud: etcd election: %w", err)
 	}
 	key, rev := r.election.Key(), r.election.Rev()

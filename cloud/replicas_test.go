@@ -22,6 +22,12 @@ func TestReplicaConfigRefused(t *testing.T) {
 		{"no external broker", Config{Etcd: EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}}}, "set external.url"},
 		{"a lease under a second", Config{External: ExternalBroker{URL: "tcp://127.0.0.1:1"},
 			Etcd: EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, LeaseTTL: broker.Duration(500 * time.Millisecond)}}, "under a second"},
+		{"partitions without AMQP", Config{External: ExternalBroker{URL: "tcp://127.0.0.1:1"},
+			Etcd: EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, Partitions: 8}}, "needs external.amqp"},
+		{"negative partitions", Config{External: ExternalBroker{URL: "tcp://127.0.0.1:1"},
+			Etcd: EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, Partitions: -1}}, "negative"},
+		{"an AMQP URL that is not one", Config{External: ExternalBroker{URL: "tcp://127.0.0.1:1", AMQP: "tcp://127.0.0.1:5672"},
+			Etcd: EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, Partitions: 8}}, "want amqp://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.DataDir, tc.cfg.Metrics = t.TempDir(), "off"

@@ -566,11 +566,21 @@ func (c *Consumer) refuse(dl queue.DeadLetter) {
 }
 
 func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
-	f, err := topics.UnmarshalFrame(m.Payload(), c.cfg.Limits)
+	if c.take(m.Topic(), m.Payload()) {
+		m.Ack()
+	}
+}
+
+// take handles a frame that came on topic, and says whether to
+// acknowledge it: true once its messages are handled and its window
+// stored, or once it is refused (dead-lettered); false if it must come
+// again (a store or handler failure).
+func (c *Consumer) take(topic string, payload []byte) bool {
+	f, err := topics.UnmarshalFrame(payload, c.cfg.Limits)
 	if err == nil {
 		f.Rebase(time.Now())
-		if p, perr := topics.Parse(m.Topic()); perr != nil || p.Class != topics.ClassUplink || p.Node != f.Node {
-			err = fmt.Errorf("%w: a frame of node %q on %s", errOtherNode, f.Node, m.Topic())
+		if p, perr := topics.Parse(topic); perr != nil || p.Class != topics.ClassUplink || p.Node != f.Node {
+			err = fmt.Errorf("%w: a frame of node %q on %s", errOtherNode, f.Node, topic)
 		}
 	}
 	if err != nil {
@@ -578,14 +588,13 @@ func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 		if errors.Is(err, errOtherNode) {
 			reason = "not-allowed"
 		}
-		c.refuse(queue.DeadLetter{Reason: reason, Detail: err.Error(), Topic: m.Topic(), Payload: m.Payload()})
-		m.Ack()
-		return
+		c.refuse(queue.DeadLetter{Reason: reason, Detail: err.Error(), Topic: topic, Payload: payload})
+		return true
 	}
 	txn, err := c.dedup.Lock(f.Node, f.Stream, f.Epoch)
 	if err != nil {
 		c.log.Error("consumer: dedup window unreadable", "error", err)
-		return
+		return false
 	}
 	// Floor holds for one hop: a frame from the cloud broker carries the
 	// gaps the ingress closed in Skipped instead.
@@ -608,14 +617,14 @@ func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 		if err := c.cfg.Handler(d, &b); err != nil {
 			txn.Done(err)
 			c.log.Warn("consumer: handler failed; the frame will come again", "id", d.ID, "error", err)
-			return
+			return false
 		}
 	}
 	if c.cfg.Flush != nil {
 		if err := c.cfg.Flush(); err != nil {
 			txn.Done(err)
 			c.log.Warn("consumer: flush failed; the frame will come again", "node", f.Node, "stream", f.Stream, "error", err)
-			return
+			return false
 		}
 	}
 	txn.Put(&b)
@@ -623,10 +632,10 @@ func (c *Consumer) onFrame(_ paho.Client, m paho.Message) {
 	txn.Done(err)
 	if err != nil {
 		c.log.Error("consumer: write failed; the frame will come again", "error", err)
-		return
+		return false
 	}
 	if dups > 0 && c.cfg.Metrics != nil {
 		c.cfg.Metrics.Duplicates.WithLabelValues("consumer").Add(float64(dups))
 	}
-	m.Ack()
+	return true
 }

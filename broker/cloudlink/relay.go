@@ -1,6 +1,7 @@
 package cloudlink
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -92,3 +93,10 @@ func (r *Relay) Start() error { return r.c.Start() }
 
 // Close disconnects it; the broker keeps its session.
 func (r *Relay) Close() error { return r.c.Close() }
+
+// ConsumeAMQP relays the frames of an AMQP queue (an uplink partition on
+// RabbitMQ) until ctx ends, instead of Start's MQTT subscription
+// (Consumer.ConsumeAMQP).
+func (r *Relay) ConsumeAMQP(ctx context.Context, src AMQPSource) error {
+	return r.c.ConsumeAMQP(ctx, src)
+}

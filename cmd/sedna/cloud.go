@@ -29,12 +29,15 @@ With --broker URL the manager uses an external broker (mosquitto, EMQX,
 a RabbitMQ cluster) instead of the embedded one. With --etcd as well, its
 state is in etcd and several managers can run as replicas: one leads, the
 others stand by and take over, with the whole state, when it dies
-(docs/SCALE.md).`,
+(docs/SCALE.md). With --partitions N and --amqp URLS (a RabbitMQ
+cluster), every replica relays a share of the nodes' frames, and takes
+over the share of a replica that left.`,
 		Example: `  sedna passwd > hash.txt   # then list users in credentials.yaml
   sedna cloud --credentials credentials.yaml          # nodes join on :10002, bridge on :8883 (mutual TLS)
   sedna cloud --credentials credentials.yaml --tls-host cloud.example.com
   sedna cloud --broker tcp://mosquitto:1883 --username manager --password ...
-  sedna cloud --broker tcp://rmq1:1883,tcp://rmq2:1883 --username cloud --etcd http://etcd1:2379,http://etcd2:2379,http://etcd3:2379`,
+  sedna cloud --broker tcp://rmq1:1883,tcp://rmq2:1883 --username cloud --etcd http://etcd1:2379,http://etcd2:2379,http://etcd3:2379
+  sedna cloud --broker tcp://rmq1:1883,tcp://rmq2:1883 --amqp amqp://rmq1:5672,amqp://rmq2:5672 --username cloud --etcd http://etcd1:2379 --partitions 16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			file, err := cloudConfig(cmd, configFile, cfg, writeMode)
@@ -86,6 +89,8 @@ others stand by and take over, with the whole state, when it dies
 	f.StringSliceVar(&cfg.Etcd.Endpoints, "etcd", nil, "keep the state in this etcd cluster (client URLs separated by commas) and run as one of several replicas; needs --broker")
 	f.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", "", `this cloud's namespace in etcd, shared by its replicas (default "sedna/")`)
 	f.StringVar(&cfg.Etcd.Replica, "replica", "", "this replica's name in the election (default host-pid)")
+	f.IntVar(&cfg.Etcd.Partitions, "partitions", 0, "spread the nodes' frames over this many partitions shared among the replicas (RabbitMQ, with --amqp; the same on every replica)")
+	f.StringVar(&cfg.External.AMQP, "amqp", "", "the RabbitMQ nodes' AMQP URLs (separated by commas), where replicas read their partitions")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	f.StringVar(&cfg.Identity.TLSListen, "tls-listen", "", `the broker's mutual-TLS listener, where nodes bridge with their certificates (default ":8883"; "off" for none)`)
 	f.StringVar(&cfg.Identity.JoinListen, "join-listen", "", `the join listener, HTTPS, where nodes get their certificates with a token (default ":10002"; "off" for none)`)
@@ -116,6 +121,10 @@ func cloudConfig(cmd *cobra.Command, configFile string, cfg cloud.Config, writeM
 	}
 	merge(cmd, &file.Etcd.Prefix, cfg.Etcd.Prefix, "etcd-prefix")
 	merge(cmd, &file.Etcd.Replica, cfg.Etcd.Replica, "replica")
+	merge(cmd, &file.External.AMQP, cfg.External.AMQP, "amqp")
+	if cmd.Flags().Changed("partitions") {
+		file.Etcd.Partitions = cfg.Etcd.Partitions
+	}
 	if cmd.Flags().Changed("profiles") {
 		file.Profiles = cfg.Profiles
 	}

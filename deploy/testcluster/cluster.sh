@@ -73,7 +73,7 @@ start_rabbit() {
 	local n=$1
 	mkdir -p "$dir/rabbit$n/log"
 	[ -f "$dir/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 >"$dir/.erlang.cookie"; chmod 400 "$dir/.erlang.cookie"; }
-	echo '[rabbitmq_mqtt].' >"$dir/rabbit$n/enabled_plugins"
+	echo '[rabbitmq_mqtt,rabbitmq_consistent_hash_exchange].' >"$dir/rabbit$n/enabled_plugins"
 	echo '[].' >"$dir/rabbit$n/advanced.config"
 	cat >"$dir/rabbit$n/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$(nth "$n" "$AMQP_PORTS")
@@ -152,13 +152,15 @@ await_etcd() {
 kill9() { local f=$1; [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; }
 
 write_env() {
-	local mqtt="" etcd="" i
+	local mqtt="" amqp="" etcd="" i
 	for i in 1 2 3; do
 		mqtt="${mqtt:+$mqtt,}tcp://127.0.0.1:$(nth "$i" "$MQTT_PORTS")"
+		amqp="${amqp:+$amqp,}amqp://127.0.0.1:$(nth "$i" "$AMQP_PORTS")"
 		etcd="${etcd:+$etcd,}http://127.0.0.1:$(nth "$i" "$ETCD_CLIENT_PORTS")"
 	done
 	{
 		echo "SEDNA_RABBITMQ_URLS=$mqtt"
+		echo "SEDNA_RABBITMQ_AMQP=$amqp"
 		echo "SEDNA_ETCD_ENDPOINTS=$etcd"
 	} >"$dir/cluster.env"
 }

@@ -40,16 +40,16 @@ func hollowUsers(t testing.TB, cl *testcluster.Cluster, prefix string, n int) []
 	return names
 }
 
-// 1,000 hollow nodes on the RabbitMQ cluster, each with its own user and
+// 500 hollow nodes on the RabbitMQ cluster, each with its own user and
 // the generated permissions, spread over the three broker nodes: each
-// sends 10 messages, which a cloud consumer gets exactly once (10,000);
-// the control plane counts all 1,000 online, having asked them; and a
+// sends 10 messages, which a cloud consumer gets exactly once (5,000);
+// the control plane counts all 500 online, having asked them; and a
 // message published for each node reaches it once. (The 10,000-node run
 // and the cloud tier's cost per 1,000 nodes: `sedna sim hollow`,
 // docs/SCALE.md.)
 func TestHollowNodesOnRabbitMQ(t *testing.T) {
 	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
-	const nodes, each = 1000, 10
+	const nodes, each = 500, 10
 	cl := rabbitCluster(t)
 	imported := time.Now()
 	names := hollowUsers(t, cl, "hollow", nodes)

@@ -27,6 +27,8 @@ type Cluster struct {
 	// MQTT are the RabbitMQ nodes' MQTT listeners (tcp://127.0.0.1:port),
 	// node 1 first.
 	MQTT []string
+	// AMQP are their AMQP listeners (amqp://127.0.0.1:port), node 1 first.
+	AMQP []string
 	// Etcd are the etcd members' client URLs, member 1 first.
 	Etcd   []string
 	script string
@@ -91,11 +93,13 @@ func Start(dir string) (*Cluster, error) {
 		switch k {
 		case "SEDNA_RABBITMQ_URLS":
 			c.MQTT = strings.Split(v, ",")
+		case "SEDNA_RABBITMQ_AMQP":
+			c.AMQP = strings.Split(v, ",")
 		case "SEDNA_ETCD_ENDPOINTS":
 			c.Etcd = strings.Split(v, ",")
 		}
 	}
-	if len(c.MQTT) != 3 || len(c.Etcd) != 3 {
+	if len(c.MQTT) != 3 || len(c.AMQP) != 3 || len(c.Etcd) != 3 {
 		_, _ = c.run(nil, "stop", dir)
 		return nil, fmt.Errorf("testcluster: cluster.sh start printed no URLs:\n%s", out)
 	}
