@@ -7,6 +7,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +86,43 @@ func openSecrets(st store.Store, dir string, nodeKey func(string) (*ecdh.PublicK
 	if err != nil {
 		return nil, err
 	}
-	return &Secrets{st: st, key: key, rest: rest, nodeKey: nodeKey, now: time.Now}, nil
+	s := &Secrets{st: st, key: key, rest: rest, nodeKey: nodeKey, now: time.Now}
+	if err := s.checkKey(path); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// keyIDKey keeps the fingerprint of the key the store's secrets are
+// sealed with.
+var keyIDKey = []byte("key-id")
+
+// checkKey refuses a key that is not the one the store's secrets were
+// sealed with: replicas of the cloud manager share one store (in etcd)
+// and each reads its own key file, so a replica given another file would
+// lead and fail every secret it opens. A store without secrets takes the
+// key it is given.
+func (s *Secrets) checkKey(path string) error {
+	sum := sha256.Sum256(s.PublicKey())
+	id := hex.EncodeToString(sum[:8])
+	had, err := s.st.Get(keyIDKey)
+	switch {
+	case err == nil && string(had) == id:
+		return nil
+	case err == nil:
+		errAny := errors.New("a secret")
+		if err := s.st.Scan([]byte("secret/"), nil, func(_, _ []byte) error { return errAny }); errors.Is(err, errAny) {
+			return fmt.Errorf("cloud: the secrets key %s (fingerprint %s) is not the key this cloud's secrets were sealed with (fingerprint %s): "+
+				"give every replica the same key file, or restore it (docs/SCALE.md)", path, id, had)
+		} else if err != nil {
+			return fmt.Errorf("cloud: reading the secrets: %w", err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("cloud: the secrets key's fingerprint: %w", err)
+	}
+	var b store.Batch
+	b.Put(keyIDKey, []byte(id))
+	return s.st.Write(&b)
 }
 
 // PublicKey is the key the CLI seals a secret for (its 32 bytes).

@@ -111,3 +111,43 @@ func TestSecretsKeep(t *testing.T) {
 		t.Error("a secret deleted twice")
 	}
 }
+
+// A store whose secrets were sealed with one key refuses another key (a
+// replica given its own key file instead of the shared one), saying which
+// and what to do; the same key opens it again; a store without secrets
+// takes a new key.
+func TestSecretsRefuseAnotherKey(t *testing.T) {
+	st, err := store.OpenBadger(store.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	noKeys := func(n string) (*ecdh.PublicKey, error) { return nil, errors.New("no key") }
+	first, second := t.TempDir(), t.TempDir()
+	if _, err := openSecrets(st, first, noKeys); err != nil {
+		t.Fatal(err)
+	}
+	// No secret yet: another key is taken, and the first again.
+	if _, err := openSecrets(st, second, noKeys); err != nil {
+		t.Fatalf("a store without secrets refused a new key: %v", err)
+	}
+	s, err := openSecrets(st, first, noKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := pki.ParseSealPublic(s.PublicKey())
+	sealed, err := pki.Seal(pub, []byte(`{"K":"v"}`), pki.SecretAAD("default", "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create("default", "s", sealed); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openSecrets(st, second, noKeys)
+	if err == nil || !strings.Contains(err.Error(), "not the key this cloud's secrets were sealed with") || !strings.Contains(err.Error(), "same key file") {
+		t.Fatalf("another key opened a store with secrets: %v", err)
+	}
+	if _, err := openSecrets(st, first, noKeys); err != nil {
+		t.Fatalf("the key the secrets were sealed with: %v", err)
+	}
+}
