@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +216,141 @@ func drained(t testing.TB, ctl func(int, ...string) (string, error), prefix stri
 		}
 		<-time.After(200 * time.Millisecond) // polling the broker's counts: no event to wait on
 	}
+}
+
+// BenchmarkRelayOnRabbitMQ relays b.N messages from 50 hollow nodes
+// through the cloud tier on the test cluster and reports how many a
+// second a plain subscriber of the relayed topic got, and the CPU time
+// the replicas, the RabbitMQ nodes and the etcd members spent per 1,000
+// messages, side by side: one replica relaying over its MQTT session (no
+// partitions), one replica relaying 8 partitions over AMQP, and two
+// replicas sharing them. Every process runs on this machine's cores, so
+// the ratios say what each path costs, not what a second machine adds.
+//
+//	go test -run '^$' -bench BenchmarkRelayOnRabbitMQ -benchtime 20000x ./internal/e2e/
+func BenchmarkRelayOnRabbitMQ(b *testing.B) {
+	cl := rabbitCluster(b)
+	names := hollowUsers(b, cl, "bench", 50)
+	for _, mode := range []struct {
+		name                 string
+		replicas, partitions int
+	}{{"mqtt", 1, 0}, {"partitions-1", 1, 8}, {"partitions-2", 2, 8}} {
+		b.Run(mode.name, func(b *testing.B) {
+			b.StopTimer()
+			dir := b.TempDir()
+			id := fmt.Sprintf("bench-%d", sessions.Add(1))
+			parts := cloudlink.Partitions{Name: id, N: mode.partitions}
+			if mode.partitions > 0 {
+				b.Cleanup(func() { _ = parts.Delete(cl.AMQP, "cloud", password) })
+			}
+			etcd, err := clientv3.New(clientv3.Config{Endpoints: cl.Etcd, DialTimeout: 5 * time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer etcd.Close()
+			want := map[string]int{}
+			var replicaPIDs []int
+			for r := range mode.replicas {
+				name := fmt.Sprintf("r%d", r)
+				conf := filepath.Join(dir, name+".yaml")
+				yaml := fmt.Sprintf("external:\n  url: %q\n  amqp: %q\n  username: cloud\n  password: %q\n  clientIDPrefix: %q\n"+
+					"etcd:\n  endpoints: [%s]\n  replica: %q\n  prefix: %q\n  partitions: %d\n",
+					cl.URLs(), strings.Join(cl.AMQP, ","), password, id, strings.Join(cl.Etcd, ", "), name, id+"/", mode.partitions)
+				if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				args := []string{"cloud", "--config", conf, "--data", filepath.Join(dir, name), "--metrics", "off", "--log-level", "warn"}
+				p := launchProc(b, args...)
+				if r == 0 {
+					p.awaitReady(b, time.Minute)
+				}
+				replicaPIDs = append(replicaPIDs, p.cmd.Process.Pid)
+				if mode.partitions > 0 {
+					want[name] = mode.partitions / mode.replicas
+				}
+			}
+			if mode.partitions > 0 {
+				awaitShares(b, etcd, id+"/", want, time.Minute)
+			}
+			var mu sync.Mutex
+			seen := map[uint64]bool{}
+			all := make(chan struct{})
+			sub := client(b, cl.URLs(), id+"-sub", "app", true)
+			if tok := sub.Subscribe(topics.Root+"/node/+/app/bench", 1, func(_ paho.Client, m paho.Message) {
+				if r, n, ok := counterOf(m.Payload()); ok && r == 64 {
+					mu.Lock()
+					seen[n] = true
+					if len(seen) == b.N {
+						close(all)
+					}
+					mu.Unlock()
+				}
+			}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				b.Fatalf("subscribe: %v", tok.Error())
+			}
+			fleet, err := hollow.Start(hollow.Config{URL: cl.URLs(), Nodes: names, Password: func(string) string { return password }, Logger: testLogger(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer fleet.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := fleet.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+			nodes := fleet.Nodes()
+			var rabbitPIDs, etcdPIDs []int
+			for n := 1; n <= 3; n++ {
+				rabbitPIDs = append(rabbitPIDs, pidFile(b, filepath.Join(cl.Dir, fmt.Sprintf("rabbit%d", n), "pid")))
+				etcdPIDs = append(etcdPIDs, pidFile(b, filepath.Join(cl.Dir, fmt.Sprintf("etcd%d", n), "pid")))
+			}
+			cpu0 := [3]float64{cpuOf(b, replicaPIDs), cpuOf(b, rabbitPIDs), cpuOf(b, etcdPIDs)}
+			b.StartTimer()
+			start := time.Now()
+			for i := range b.N {
+				n := nodes[i%len(nodes)]
+				n.Send(topics.NodeAppPrefix(n.Name())+"bench", payload(64, uint64(i)))
+			}
+			select {
+			case <-all:
+			case <-ctx.Done():
+				mu.Lock()
+				b.Fatalf("the subscriber got %d of %d", len(seen), b.N)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			per := float64(b.N) / 1000
+			b.ReportMetric((cpuOf(b, replicaPIDs)-cpu0[0])*1000/per, "cloud-cpu-ms/1k")
+			b.ReportMetric((cpuOf(b, rabbitPIDs)-cpu0[1])*1000/per, "rabbitmq-cpu-ms/1k")
+			b.ReportMetric((cpuOf(b, etcdPIDs)-cpu0[2])*1000/per, "etcd-cpu-ms/1k")
+		})
+	}
+}
+
+// pidFile reads a process ID from a file.
+func pidFile(tb testing.TB, path string) int {
+	tb.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return pid
+}
+
+// cpuOf is the CPU time (seconds) the processes have had.
+func cpuOf(tb testing.TB, pids []int) float64 {
+	tb.Helper()
+	var sum float64
+	for _, pid := range pids {
+		u, err := hollow.ProcUsage(pid)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sum += u.CPU
+	}
+	return sum
 }
