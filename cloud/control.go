@@ -75,10 +75,13 @@ func (c *ControlPlane) ModelChunksSent() uint64 { return c.chunksSent.Load() }
 // ControlConfig wires a ControlPlane.
 type ControlConfig struct {
 	// Name is the cloud's node name: workers placed on it run here.
-	Name      string
-	Store     store.Store
-	Bus       cloudlink.Bus
-	Downlink  *cloudlink.Downlink
+	Name     string
+	Store    store.Store
+	Bus      cloudlink.Bus
+	Downlink *cloudlink.Downlink
+	// Backlog, if set, gives the nodes' outbox statistics instead of
+	// Downlink's queue (replicas that share the outboxes).
+	Backlog   func() []queue.StreamStats
 	Admission api.Admission
 	// WorkerLogDir, when set, makes the control plane run the workers placed
 	// on the cloud, their output kept there.
@@ -1454,13 +1457,18 @@ func (c *ControlPlane) nodeList() []topics.NodeInfo {
 			}
 		}
 	}
-	if c.cfg.Downlink != nil {
-		for _, st := range c.cfg.Downlink.Queue().Stats() {
-			if i, ok := byName[st.Stream]; ok {
-				i.Backlog, i.BacklogBytes = st.Messages, st.Bytes
-				if !st.Oldest.IsZero() {
-					i.Oldest = st.Oldest.UnixNano()
-				}
+	var backlog []queue.StreamStats
+	switch {
+	case c.cfg.Backlog != nil:
+		backlog = c.cfg.Backlog()
+	case c.cfg.Downlink != nil && c.cfg.Downlink.Queue() != nil:
+		backlog = c.cfg.Downlink.Queue().Stats()
+	}
+	for _, st := range backlog {
+		if i, ok := byName[st.Stream]; ok {
+			i.Backlog, i.BacklogBytes = st.Messages, st.Bytes
+			if !st.Oldest.IsZero() {
+				i.Oldest = st.Oldest.UnixNano()
 			}
 		}
 	}

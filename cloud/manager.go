@@ -201,7 +201,8 @@ type Manager struct {
 	creds     *access.Credentials
 	replica   *replica
 	lost      chan struct{}
-	sharer    *sharer // with etcd.partitions
+	sharer    *sharer    // with etcd.partitions
+	forwarder *forwarder // with etcd.partitions, while leading
 	lostOnce  sync.Once
 	once      sync.Once
 }
@@ -254,8 +255,12 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 	if err != nil {
 		return fail(err)
 	}
-	m.downlink, err = cloudlink.NewDownlink(cloudlink.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
-		Queue: queue.Options{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}})
+	dc := cloudlink.DownlinkConfig{Store: m.store, Dead: m.dead, Metrics: m.metrics, Logger: m.log,
+		Queue: queue.Options{MaxBytes: cfg.Downlink.MaxBytes, MaxAge: time.Duration(cfg.Downlink.MaxAge), Policy: cfg.Downlink.Policy}}
+	if m.forwarder != nil {
+		dc.Forward = m.forwarder.forward
+	}
+	m.downlink, err = cloudlink.NewDownlink(dc)
 	if err != nil {
 		return fail(err)
 	}
@@ -542,7 +547,15 @@ func (m *Manager) startControl() error {
 	if err != nil {
 		return err
 	}
-	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus, Secrets: secrets,
+	var backlog func() []queue.StreamStats
+	if m.sharer != nil {
+		backlog = func() []queue.StreamStats {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return readBacklog(ctx, m.replica.client, m.replica.prefix, m.log)
+		}
+	}
+	m.control, err = NewControlPlane(ControlConfig{Name: m.cfg.Name, Store: store.Sub(m.store, "cp/"), Bus: m.bus, Secrets: secrets, Backlog: backlog,
 		Downlink: m.downlink, Admission: MinerAdmission(m.plugins), WorkerLogDir: filepath.Join(m.cfg.DataDir, "workers"),
 		BrokerURL: m.BrokerURL(), Logger: m.log, Builtins: m.startParadigms, View: m.view, JobOps: m.jobOp, Roles: m.roles, RunAs: runAs, PassEnv: m.cfg.Workers.PassEnv,
 		AdminOps: m.identityOp, DashboardURL: m.dashboardURL,
@@ -629,6 +642,9 @@ func (m *Manager) Close() {
 		}
 		if m.sharer != nil {
 			m.sharer.close()
+		}
+		if m.forwarder != nil {
+			m.forwarder.close()
 		}
 		if m.replica != nil {
 			m.replica.close()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -77,6 +78,8 @@ type sharer struct {
 	dead    *queue.DeadLetters
 	metrics *metrics.Set
 	log     *slog.Logger
+	// outboxQueue bounds each partition's outboxes (cloud.downlink).
+	outboxQueue queue.Options
 
 	owned  map[int]*ownedPart
 	cancel context.CancelFunc
@@ -91,7 +94,9 @@ type ownedPart struct {
 	key    string
 	rev    int64 // its owner key's create revision: the fence
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // the relay's
+	store  *etcdstore.Store
+	outbox *ownedOutbox
 }
 
 func (s *sharer) membersKey() string    { return s.r.prefix + "shares/members/" }
@@ -110,7 +115,8 @@ func (m *Manager) startSharing() error {
 	s := &sharer{r: r, parts: cloudlink.Partitions{Name: ext.ClientIDPrefix, N: c.Partitions},
 		src:     cloudlink.AMQPSource{URLs: urls, Username: ext.Username, Password: ext.Password},
 		relayID: ext.ClientIDPrefix + "-ingress", metrics: m.metrics, log: m.log.With("replica", r.name),
-		owned: map[int]*ownedPart{}, done: make(chan struct{})}
+		outboxQueue: queue.Options{MaxBytes: m.cfg.Downlink.MaxBytes, MaxAge: time.Duration(m.cfg.Downlink.MaxAge), Policy: m.cfg.Downlink.Policy},
+		owned:       map[int]*ownedPart{}, done: make(chan struct{})}
 	if err := s.parts.Declare(urls, ext.Username, ext.Password); err != nil {
 		return err
 	}
@@ -119,13 +125,24 @@ func (m *Manager) startSharing() error {
 		return err
 	}
 	// Dead letters of this replica's relays: its own namespace (several
-	// replicas write at once), logged as they come.
+	// replicas write at once), reported on the cloud's error events and
+	// logged as they come.
 	ds, err := etcdstore.Open(etcdstore.Options{Client: r.client, Prefix: r.prefix + "replicas/" + r.name + "/dl/"})
 	if err != nil {
 		s.bus.Close()
 		return err
 	}
-	if s.dead, err = queue.OpenDeadLetters(ds, 0, func(topics.ErrorEvent) {}, m.metrics, s.log); err != nil {
+	report := func(ev topics.ErrorEvent) {
+		// As the manager's own: on the cloud's error events.
+		env, err := topics.NewEnvelope(topics.KindError, "cloud/replica/"+r.name, ev)
+		if err != nil {
+			return
+		}
+		if raw, err := env.Marshal(); err == nil {
+			_ = s.bus.Publish(topics.CloudEvents("error"), raw, false, 0)
+		}
+	}
+	if s.dead, err = queue.OpenDeadLetters(ds, 0, report, m.metrics, s.log); err != nil {
 		s.bus.Close()
 		return err
 	}
@@ -142,7 +159,8 @@ func (m *Manager) startSharing() error {
 }
 
 // run plans and applies this replica's share each time the members or
-// the owners change, until ctx ends; then it stops its relays (their
+// the owners change, and every resync besides (a step that failed is
+// tried again), until ctx ends; then it stops its relays (their
 // unacknowledged frames go back to their queues) and returns.
 func (s *sharer) run(ctx context.Context) {
 	defer close(s.done)
@@ -152,32 +170,55 @@ func (s *sharer) run(ctx context.Context) {
 		}
 		s.setCurrent()
 	}()
-	watch := s.r.client.Watch(ctx, s.r.prefix+"shares/", clientv3.WithPrefix())
-	for {
-		if err := s.step(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sharing the partitions", "error", err)
+	const resync = 10 * time.Second
+	var watch clientv3.WatchChan
+	retry := time.Duration(0)
+	for ctx.Err() == nil {
+		if watch == nil {
+			// Made again if etcd ends it (a compaction, a lost member):
+			// a change missed meanwhile is caught by the step below.
+			watch = s.r.client.Watch(clientv3.WithRequireLeader(ctx), s.r.prefix+"shares/", clientv3.WithPrefix())
 		}
+		wait := resync
+		if err := s.step(ctx); err != nil && ctx.Err() == nil {
+			retry = min(max(2*retry, 250*time.Millisecond), resync)
+			wait = retry
+			s.log.Warn("sharing the partitions; trying again", "error", err, "in", wait)
+		} else {
+			retry = 0
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return
-		case _, ok := <-watch:
-			if !ok {
-				return
+		case <-timer.C:
+		case resp, ok := <-watch:
+			if !ok || resp.Canceled || resp.Err() != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("the watch of the shares ended; watching again", "error", resp.Err())
+				}
+				watch = nil
+			}
+			// Several changes at once make one step.
+		drain:
+			for watch != nil {
+				select {
+				case resp, ok := <-watch:
+					if !ok || resp.Canceled {
+						watch = nil
+					}
+				default:
+					break drain
+				}
 			}
 		}
-	drain:
-		for {
-			select {
-			case <-watch:
-			default:
-				break drain
-			}
-		}
+		timer.Stop()
 	}
 }
 
 // step reads the members and the owners, and claims and releases what
-// share says.
+// share says. An owner key of this replica's lease that it does not relay
+// (a claim whose answer was lost, a release whose deletion failed) is
+// deleted, to be claimed again.
 func (s *sharer) step(ctx context.Context) error {
 	resp, err := s.r.client.Get(ctx, s.r.prefix+"shares/", clientv3.WithPrefix())
 	if err != nil {
@@ -185,15 +226,37 @@ func (s *sharer) step(ctx context.Context) error {
 	}
 	var members []string
 	owners := map[int]string{}
+	var errs []error
+	lease := int64(s.r.session.Lease())
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)
 		if name, ok := strings.CutPrefix(k, s.membersKey()); ok {
 			members = append(members, name)
-		} else if ps, ok := strings.CutPrefix(k, s.ownersKey()); ok {
-			if p, err := strconv.Atoi(ps); err == nil {
-				owners[p] = string(kv.Value)
-			}
+			continue
 		}
+		ps, ok := strings.CutPrefix(k, s.ownersKey())
+		if !ok {
+			continue
+		}
+		p, err := strconv.Atoi(ps)
+		if err != nil {
+			continue
+		}
+		owner := string(kv.Value)
+		switch {
+		case owner == s.r.name && kv.Lease != lease:
+			// An earlier process of this name: not free until its
+			// lease ends, and not this one's.
+			owner = "(earlier) " + owner
+		case owner == s.r.name && (s.owned[p] == nil || s.owned[p].rev != kv.CreateRevision):
+			if _, err := s.r.client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", kv.CreateRevision)).
+				Then(clientv3.OpDelete(k)).Commit(); err != nil {
+				errs = append(errs, err)
+			}
+			s.log.Warn("a partition's key of this replica was not relayed; freed", "partition", p)
+			owner = "(freed) " + owner
+		}
+		owners[p] = owner
 	}
 	// A partition this replica relays whose key is gone (or another's)
 	// is stopped: its writes are refused already.
@@ -204,7 +267,6 @@ func (s *sharer) step(ctx context.Context) error {
 		}
 	}
 	claim, release := share(s.parts.N, members, owners, s.r.name)
-	var errs []error
 	for _, p := range release {
 		if err := s.release(ctx, p); err != nil {
 			errs = append(errs, err)
@@ -245,6 +307,14 @@ func (s *sharer) claim(ctx context.Context, p int) error {
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	o := &ownedPart{key: key, rev: rev, cancel: cancel, done: make(chan struct{})}
+	if o.outbox, err = s.startOutbox(pctx, p, key, rev); err != nil {
+		cancel()
+		_ = st.Close()
+		// Freed again (if still this replica's), for the next plan.
+		_, _ = s.r.client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).Then(clientv3.OpDelete(key)).Commit()
+		return fmt.Errorf("partition %d's outbox: %w", p, err)
+	}
+	o.store = st
 	s.owned[p] = o
 	src := s.src
 	src.Queue = s.parts.Queue(p)
@@ -266,6 +336,10 @@ func (s *sharer) stop(p int) {
 	}
 	o.cancel()
 	<-o.done
+	if o.outbox != nil {
+		o.outbox.close()
+	}
+	_ = o.store.Close()
 	delete(s.owned, p)
 }
 

@@ -41,12 +41,12 @@ type EtcdConfig struct {
 	LeaseTTL broker.Duration `json:"leaseTTL,omitempty"`
 	// Replica names this replica in the election; default host-pid.
 	Replica string `json:"replica,omitempty"`
-	// Partitions, if above 0, spreads the nodes' frames over this many
-	// partitions (queues of a RabbitMQ cluster, read over AMQP:
-	// external.amqp), shared out among the replicas, standbys included:
-	// each relays its share, and takes over the share of a replica that
-	// left (docs/SCALE.md). The same on every replica; 0: the leader
-	// relays every frame over MQTT.
+	// Partitions, if above 0, spreads the nodes' frames (queues of a
+	// RabbitMQ cluster, read over AMQP: external.amqp) and their outboxes
+	// over this many partitions, shared out among the replicas, standbys
+	// included: each relays and sends its share, and takes over the share
+	// of a replica that left (docs/SCALE.md). The same on every replica;
+	// 0: the leader relays every frame over MQTT and sends every outbox.
 	Partitions int `json:"partitions,omitempty"`
 }
 
@@ -104,7 +104,15 @@ func (m *Manager) elect(ctx context.Context) error {
 	}
 	r := &replica{client: client, name: c.Replica, prefix: c.Prefix}
 	m.replica = r
-	if r.session, err = concurrency.NewSession(client, concurrency.WithTTL(int((ttl+time.Second-1)/time.Second)), concurrency.WithContext(ctx)); err != nil {
+	// The session outlives ctx (a SIGTERM): Close revokes its lease, so
+	// that a successor takes over at once, not a lease later.
+	secs := int64((ttl + time.Second - 1) / time.Second)
+	grant, err := client.Grant(ctx, secs)
+	if err != nil {
+		return fmt.Errorf("cloud: etcd lease: %w", err)
+	}
+	if r.session, err = concurrency.NewSession(client, concurrency.WithTTL(int(secs)), concurrency.WithLease(grant.ID),
+		concurrency.WithContext(context.WithoutCancel(ctx))); err != nil {
 		return fmt.Errorf("cloud: etcd session: %w", err)
 	}
 	if c.Partitions > 0 {
@@ -144,6 +152,14 @@ func (m *Manager) elect(ctx context.Context) error {
 	}})
 	if err != nil {
 		return err
+	}
+	if m.sharer != nil {
+		// The nodes' outboxes are the partitions' owners': messages for
+		// nodes go to them through etcd, fenced as the leader's writes.
+		m.forwarder = &forwarder{client: client, prefix: c.Prefix, n: c.Partitions, order: fmt.Sprintf("%016x", rev),
+			stores: map[int]*etcdstore.Store{}, fence: func() []clientv3.Cmp {
+				return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", rev)}
+			}}
 	}
 	go func() {
 		<-r.session.Done()

@@ -187,15 +187,22 @@ func (c *Consumer) ConsumeAMQP(ctx context.Context, src AMQPSource) error {
 		src.Prefetch = 64
 	}
 	pause := 250 * time.Millisecond
+	failed := 0 // attempts in a row that took nothing
 	for ctx.Err() == nil {
 		took, err := c.consumeOnce(ctx, src)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if took {
-			pause = 250 * time.Millisecond
+			pause, failed = 250*time.Millisecond, 0
 		}
-		c.log.Warn("consumer: AMQP consumption ended; consuming again", "queue", src.Queue, "error", err, "in", pause)
+		failed++
+		if failed == 5 {
+			// Said loudly once per streak: the queue's frames wait.
+			c.log.Error("consumer: not consuming an AMQP queue; its frames wait", "queue", src.Queue, "error", err, "attempts", failed)
+		} else {
+			c.log.Warn("consumer: AMQP consumption ended; consuming again", "queue", src.Queue, "error", err, "in", pause)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -214,6 +221,10 @@ func (c *Consumer) consumeOnce(ctx context.Context, src AMQPSource) (took bool, 
 		return false, err
 	}
 	defer conn.Close()
+	// ctx's end closes the connection at once, whatever waits on it (a
+	// channel, a consumption): what was not acknowledged goes back.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, err

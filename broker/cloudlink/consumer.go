@@ -95,6 +95,10 @@ const codePacketIDInUse = 0x91
 // refusal is transient (paho takes the next free ID, and the client
 // acknowledges what it was sent), so the subscription is made again, until
 // subscribeTimeout.
+// errSubscribeRefused: the broker answered a SUBSCRIBE with a failure
+// code (not a lost connection).
+var errSubscribeRefused = errors.New("refused by the broker")
+
 func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
 	deadline := time.Now().Add(subscribeTimeout)
 	for tries := 1; ; tries++ {
@@ -116,9 +120,9 @@ func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
 		case code == codePacketIDInUse && time.Now().Before(deadline):
 			continue
 		case code == codePacketIDInUse:
-			return fmt.Errorf("broker: subscribe %s: refused %d times, its packet ID in use by a message the client has not acknowledged (return code %#x)", filter, tries, code)
+			return fmt.Errorf("broker: subscribe %s: %w %d times, its packet ID in use by a message the client has not acknowledged (return code %#x)", filter, errSubscribeRefused, tries, code)
 		default:
-			return fmt.Errorf("broker: subscribe %s: refused by the broker (return code %#x)", filter, code)
+			return fmt.Errorf("broker: subscribe %s: %w (return code %#x)", filter, errSubscribeRefused, code)
 		}
 	}
 }
@@ -325,7 +329,7 @@ func (b *ClientBus) add(filter string, h func(topic string, payload []byte) erro
 	}
 	conn := b.conns.Load()
 	err := subscribe(b.c, filter, b.dispatch(filter))
-	if err != nil && (!b.c.IsConnectionOpen() || b.conns.Load() != conn) {
+	if err != nil && !errors.Is(err, errSubscribeRefused) && (!b.c.IsConnectionOpen() || b.conns.Load() != conn) {
 		// The connection was lost while the broker was asked (another
 		// client took the session over, a broker node died): the next
 		// connection makes it, as for one asked while disconnected
@@ -518,7 +522,7 @@ func (c *Consumer) Start() error {
 		// tell Start about the first; paho runs this on a goroutine of
 		// its own, which may wait for the broker's answer.
 		err := subscribe(cl, c.cfg.Filter, c.onFrame)
-		if err != nil && !cl.IsConnectionOpen() {
+		if err != nil && !errors.Is(err, errSubscribeRefused) && !cl.IsConnectionOpen() {
 			return // lost while subscribing: the next connection tries again
 		}
 		told := false

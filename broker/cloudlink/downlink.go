@@ -83,6 +83,15 @@ type DownlinkConfig struct {
 	Dead    *queue.DeadLetters
 	Metrics *metrics.Set
 	Logger  *slog.Logger
+	// Owns, if set, says which nodes this Downlink sends to: the
+	// statuses and acknowledgements of others are ignored (replicas of
+	// the cloud manager that share the outboxes by partition).
+	Owns func(node string) bool
+	// Forward, if set, is given every message of Send instead of the
+	// outbox: this Downlink keeps no outbox and sends nothing itself (the
+	// partition's owner does, having been forwarded the message); it
+	// still follows the nodes' statuses, for Online and SendNow.
+	Forward func(node string, r queue.Record) error
 }
 
 // Downlink is the cloud's durable outbox per node. Messages for node N
@@ -106,12 +115,13 @@ type Downlink struct {
 	srv   *mqtt.Server
 	clock broker.Clock
 
-	mu    sync.Mutex
-	nodes map[string]*nodeLink
-	kick  chan struct{}
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	mu      sync.Mutex
+	nodes   map[string]*nodeLink
+	kick    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	unwatch []func() error
 }
 
 type nodeLink struct {
@@ -139,14 +149,19 @@ func NewDownlink(cfg DownlinkConfig) (*Downlink, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	d := &Downlink{cfg: cfg, epoch: cfg.Store.Epoch(), log: cfg.Logger, nodes: map[string]*nodeLink{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	if cfg.Forward != nil {
+		return d, nil
+	}
 	qo := cfg.Queue
 	qo.Name, qo.Metrics, qo.Logger, qo.StreamsAreNodes = "downlink", cfg.Metrics, cfg.Logger, true
 	q, err := queue.Open(store.Sub(cfg.Store, "downlink/"), qo)
 	if err != nil {
 		return nil, err
 	}
-	return &Downlink{cfg: cfg, q: q, epoch: cfg.Store.Epoch(), log: cfg.Logger, nodes: map[string]*nodeLink{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{})}, nil
+	d.q = q
+	return d, nil
 }
 
 // ID names the hook.
@@ -158,16 +173,31 @@ func (d *Downlink) Provides(b byte) bool { return b == mqtt.OnPublish }
 // Attach gives the hook its broker, to refuse publishes properly.
 func (d *Downlink) Attach(s *broker.Server) { d.srv, d.clock = s.Mochi(), s.Now }
 
-// Queue returns the outbox (for statistics).
+// Queue returns the outbox (for statistics); nil with Forward.
 func (d *Downlink) Queue() *queue.Queue { return d.q }
 
 // Start listens to node status and acknowledgements on bus and sends.
+// A Downlink of some nodes (Owns) ends its subscriptions at Close; the
+// others keep them in the bus's session, for the next start.
 func (d *Downlink) Start(bus Bus) error {
 	d.bus = bus
-	if err := bus.Subscribe(topics.NodeStatusFilter(), d.onStatus); err != nil {
+	watch := func(filter string, h func(string, []byte) error) error {
+		if d.cfg.Owns == nil {
+			return bus.Subscribe(filter, h)
+		}
+		stop, err := bus.Watch(filter, h)
+		if err == nil {
+			d.unwatch = append(d.unwatch, stop)
+		}
+		return err
+	}
+	if err := watch(topics.NodeStatusFilter(), d.onStatus); err != nil {
 		return fmt.Errorf("broker: downlink: %w", err)
 	}
-	if err := bus.Subscribe(topics.DownAckFilter(), d.onAck); err != nil {
+	if d.q == nil {
+		return nil // Forward: the owner of each node's outbox sends it
+	}
+	if err := watch(topics.DownAckFilter(), d.onAck); err != nil {
 		return fmt.Errorf("broker: downlink: %w", err)
 	}
 	d.wg.Add(1)
@@ -175,14 +205,39 @@ func (d *Downlink) Start(bus Bus) error {
 	return nil
 }
 
-// Close stops the sender and closes the outbox.
+// Close ends its subscriptions (Owns), stops the sender and closes the
+// outbox.
 func (d *Downlink) Close() error {
 	d.once.Do(func() {
+		for _, stop := range d.unwatch {
+			_ = stop()
+		}
 		close(d.stop)
 		d.wg.Wait()
-		_ = d.q.Close()
+		if d.q != nil {
+			_ = d.q.Close()
+		}
 	})
 	return nil
+}
+
+// Keep appends a message forwarded for node (see DownlinkConfig.Forward)
+// to the outbox, with extra in the same atomic write (the forwarded
+// copy's deletion: it moves exactly once).
+func (d *Downlink) Keep(node string, r queue.Record, extra *store.Batch) error {
+	if d.q == nil {
+		return errors.New("broker: downlink: a forwarding downlink keeps no outbox")
+	}
+	_, err := d.q.Append(node, []queue.Record{r}, extra)
+	return err
+}
+
+// Known says whether the downlink has had a status of node.
+func (d *Downlink) Known(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.nodes[node]
+	return ok && l.status.State != ""
 }
 
 // Send keeps a message for node until the node has it. topic must lie
@@ -200,6 +255,10 @@ func (d *Downlink) Send(node, topic string, payload []byte, retain bool, qos byt
 	r := queue.Record{Topic: topic, Payload: payload, Retain: retain, QoS: qos}
 	if ttl > 0 {
 		r.Expires = d.clock.Now().Add(ttl)
+	}
+	if d.cfg.Forward != nil {
+		r.Time = d.clock.Now()
+		return 0, d.cfg.Forward(node, r)
 	}
 	return d.q.Append(node, []queue.Record{r}, nil)
 }
@@ -300,8 +359,11 @@ func (d *Downlink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 func (d *Downlink) link(node string) *nodeLink {
 	l, ok := d.nodes[node]
 	if !ok {
-		done, _ := d.q.Cursor(node)
-		l = &nodeLink{next: done + 1}
+		l = &nodeLink{next: 1}
+		if d.q != nil {
+			done, _ := d.q.Cursor(node)
+			l.next = done + 1
+		}
 		d.nodes[node] = l
 	}
 	return l
@@ -316,7 +378,7 @@ func (d *Downlink) poke() {
 
 func (d *Downlink) onStatus(topic string, payload []byte) error {
 	p, err := topics.Parse(topic)
-	if err != nil || p.Class != topics.ClassNodeStatus {
+	if err != nil || p.Class != topics.ClassNodeStatus || (d.cfg.Owns != nil && !d.cfg.Owns(p.Node)) {
 		return nil
 	}
 	online := false
@@ -337,7 +399,7 @@ func (d *Downlink) onStatus(topic string, payload []byte) error {
 		return nil // a will of an older session: the node is as it was
 	}
 	l.status = st
-	if online && !l.online {
+	if online && !l.online && d.q != nil {
 		done, _ := d.q.Cursor(p.Node)
 		l.next = done + 1
 	}
@@ -349,7 +411,7 @@ func (d *Downlink) onStatus(topic string, payload []byte) error {
 
 func (d *Downlink) onAck(topic string, payload []byte) error {
 	p, err := topics.Parse(topic)
-	if err != nil || p.Class != topics.ClassDownAck {
+	if err != nil || p.Class != topics.ClassDownAck || (d.cfg.Owns != nil && !d.cfg.Owns(p.Node)) {
 		return nil
 	}
 	env, err := topics.UnmarshalEnvelope(payload, d.cfg.Limits)

@@ -30,8 +30,8 @@ a RabbitMQ cluster) instead of the embedded one. With --etcd as well, its
 state is in etcd and several managers can run as replicas: one leads, the
 others stand by and take over, with the whole state, when it dies
 (docs/SCALE.md). With --partitions N and --amqp URLS (a RabbitMQ
-cluster), every replica relays a share of the nodes' frames, and takes
-over the share of a replica that left.`,
+cluster), every replica relays a share of the nodes' frames and sends
+their outboxes, and takes over the share of a replica that left.`,
 		Example: `  sedna passwd > hash.txt   # then list users in credentials.yaml
   sedna cloud --credentials credentials.yaml          # nodes join on :10002, bridge on :8883 (mutual TLS)
   sedna cloud --credentials credentials.yaml --tls-host cloud.example.com
@@ -89,7 +89,7 @@ over the share of a replica that left.`,
 	f.StringSliceVar(&cfg.Etcd.Endpoints, "etcd", nil, "keep the state in this etcd cluster (client URLs separated by commas) and run as one of several replicas; needs --broker")
 	f.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", "", `this cloud's namespace in etcd, shared by its replicas (default "sedna/")`)
 	f.StringVar(&cfg.Etcd.Replica, "replica", "", "this replica's name in the election (default host-pid)")
-	f.IntVar(&cfg.Etcd.Partitions, "partitions", 0, "spread the nodes' frames over this many partitions shared among the replicas (RabbitMQ, with --amqp; the same on every replica)")
+	f.IntVar(&cfg.Etcd.Partitions, "partitions", 0, "spread the nodes' frames and outboxes over this many partitions shared among the replicas (RabbitMQ, with --amqp; the same on every replica)")
 	f.StringVar(&cfg.External.AMQP, "amqp", "", "the RabbitMQ nodes' AMQP URLs (separated by commas), where replicas read their partitions")
 	f.StringVar(&writeMode, "write-mode", "", "store durability: process (default) or sync")
 	f.StringVar(&cfg.Identity.TLSListen, "tls-listen", "", `the broker's mutual-TLS listener, where nodes bridge with their certificates (default ":8883"; "off" for none)`)

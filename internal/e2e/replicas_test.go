@@ -257,15 +257,14 @@ func (p *progress) ended(t testing.TB, ref topics.JobRef, within time.Duration) 
 
 // Must-show 1 of the cloud tier: on the 3-node RabbitMQ cluster (quorum
 // queues) with its 3 etcd members, two replicas of the cloud manager
-// (`sedna cloud --etcd`, processes) sharing the relay of the nodes'
-// frames (8 partitions, 4 each), three edge agents training a federated
+// (`sedna cloud --etcd`, processes) sharing the nodes (8 partitions of
+// frames and outboxes, 4 each), three edge agents training a federated
 // job and streaming, and 20 hollow nodes streaming. While the job runs,
 // kill -9 in turn a RabbitMQ node, an etcd member and the leading
 // replica: every message acknowledged at an edge or a hollow node reaches
-// a cloud consumer exactly once, the standby leads and relays all 8
-// partitions, and the federated job, started before the kills (its
-// clients' updates relayed by both replicas), completes every round and
-// registers its model.
+// a cloud consumer exactly once, the standby leads and owns all 8
+// partitions, and the federated job, started before the kills, completes
+// every round and registers its model.
 func TestCloudReplicasOnTheCluster(t *testing.T) {
 	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	const rounds, perPhase, hollowEach, partitions = 150, 300, 5, 8

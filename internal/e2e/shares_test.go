@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,12 +60,15 @@ func awaitShares(t testing.TB, c *clientv3.Client, prefix string, want map[strin
 
 // Replicas that share the nodes (etcd.partitions on the RabbitMQ
 // cluster): two `sedna cloud` replica processes relay 8 partitions of 20
-// hollow nodes' frames. A second replica that joins while frames stream
-// takes half the partitions from the first; when it is killed -9, the
-// first takes them back once its lease ran out, frames sent meanwhile
-// included. A plain subscriber of the relayed topic gets every message
-// exactly once: a handover between frames (a release, or a queue whose
-// owner is dead) neither loses nor repeats one.
+// hollow nodes' frames and send their outboxes. A second replica that
+// joins while frames stream takes half the partitions from the first;
+// when it is killed -9, the first takes them back once its lease ran out,
+// frames sent meanwhile included. A plain subscriber of the relayed topic
+// gets every message exactly once: a handover between frames (a release,
+// or a queue whose owner is dead) neither loses nor repeats one. A
+// message a cloud app publishes for each node, before the kill and right
+// after it (while the dead replica's outboxes have no owner), reaches
+// each node exactly once.
 func TestCloudReplicasShareTheNodes(t *testing.T) {
 	const partitions, hollowEach = 8, 40
 	cl := rabbitCluster(t)
@@ -132,33 +136,102 @@ func TestCloudReplicasShareTheNodes(t *testing.T) {
 	awaitShares(t, etcd, id+"/", map[string]int{"a": partitions}, time.Minute)
 
 	names := hollowUsers(t, cl, "sh", 20)
-	fleet, err := hollow.Start(hollow.Config{URL: cl.URLs(), Nodes: names, Password: func(string) string { return password }, Logger: testLogger(t)})
+	down := map[string]map[string]int{} // node: payload: times
+	downGot := make(chan struct{}, 1)
+	fleet, err := hollow.Start(hollow.Config{URL: cl.URLs(), Nodes: names, Password: func(string) string { return password }, Logger: testLogger(t),
+		OnDown: func(node, _ string, payload []byte) {
+			mu.Lock()
+			if down[node] == nil {
+				down[node] = map[string]int{}
+			}
+			down[node][string(payload)]++
+			mu.Unlock()
+			select {
+			case downGot <- struct{}{}:
+			default:
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(fleet.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := fleet.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	phase := 0
-	stream := func() {
-		for i, n := range fleet.Nodes() {
-			for j := range hollowEach {
-				n.Send(topics.NodeAppPrefix(n.Name())+"hollow", payload(63, uint64((phase*len(names)+i)*hollowEach+j)))
+	var sent atomic.Uint64 // the messages' numbers: 0, 1, ...
+	stream := func(each int) {
+		for _, n := range fleet.Nodes() {
+			for range each {
+				n.Send(topics.NodeAppPrefix(n.Name())+"hollow", payload(63, sent.Add(1)-1))
 			}
 		}
-		phase++
 	}
 
-	// b joins while the first phase streams: a releases half.
-	stream()
+	// b joins while the nodes stream (a message from each node every
+	// 10 ms, from before b starts until the shares are even): a releases
+	// half, between frames.
+	stopStreaming := make(chan struct{})
+	streaming := make(chan struct{})
+	var stopOnce sync.Once
+	stopStream := func() { stopOnce.Do(func() { close(stopStreaming) }); <-streaming }
+	t.Cleanup(stopStream)
+	go func() {
+		defer close(streaming)
+		tick := time.NewTicker(10 * time.Millisecond) // the stream's pace
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopStreaming:
+				return
+			case <-tick.C:
+				stream(1)
+			}
+		}
+	}()
 	b := launchProc(t, args("b")...)
 	awaitShares(t, etcd, id+"/", map[string]int{"a": partitions / 2, "b": partitions / 2}, time.Minute)
-	awaitAll(phase * len(names) * hollowEach)
-	stream()
-	awaitAll(phase * len(names) * hollowEach)
+	stopStream()
+	t.Logf("%d messages streamed across b's join", sent.Load())
+	awaitAll(int(sent.Load()))
+	stream(hollowEach)
+	awaitAll(int(sent.Load()))
+
+	// A message for each node, through the outboxes (half of them b's).
+	pub := client(t, cl.URLs(), id+"-pub", "app", true)
+	sendDown := func(what string) {
+		t.Helper()
+		for _, n := range names {
+			if tok := pub.Publish(topics.ToNodeAppPrefix(n)+"hello", 1, false, []byte(what)); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish for %s: %v", n, tok.Error())
+			}
+		}
+	}
+	awaitDown := func(what string) {
+		t.Helper()
+		deadline := time.After(2 * time.Minute)
+		for {
+			mu.Lock()
+			have := 0
+			for _, n := range names {
+				if down[n][what] > 0 {
+					have++
+				}
+			}
+			mu.Unlock()
+			if have == len(names) {
+				return
+			}
+			select {
+			case <-downGot:
+			case <-deadline:
+				t.Fatalf("%d of %d nodes got %q", have, len(names), what)
+			}
+		}
+	}
+	sendDown("before")
+	awaitDown("before")
 
 	// b dies between frames (its queues drained: a frame it relayed and
 	// had not yet recorded would come again, at least once); what is sent
@@ -166,16 +239,24 @@ func TestCloudReplicasShareTheNodes(t *testing.T) {
 	drained(t, cl.Ctl, id+".uplink.")
 	killed := time.Now()
 	b.kill()
-	stream()
+	sendDown("during")
+	stream(hollowEach)
 	awaitShares(t, etcd, id+"/", map[string]int{"a": partitions}, time.Minute)
 	t.Logf("a owned every partition again %v after b's SIGKILL", time.Since(killed).Round(time.Millisecond))
-	n := phase * len(names) * hollowEach
+	n := int(sent.Load())
 	awaitAll(n)
+	awaitDown("during")
 	if err := fleet.Settled(ctx); err != nil {
 		t.Fatal(err)
 	}
+	drained(t, cl.Ctl, id+".uplink.") // nothing more to come, twice or not
 	mu.Lock()
 	defer mu.Unlock()
+	for _, node := range names {
+		if len(down[node]) != 2 || down[node]["before"] != 1 || down[node]["during"] != 1 {
+			t.Fatalf("node %s got %v from its outbox; want before and during, once each", node, down[node])
+		}
+	}
 	lost, dups := 0, 0
 	for i := range uint64(n) {
 		switch c := seen[i]; {
@@ -188,7 +269,7 @@ func TestCloudReplicasShareTheNodes(t *testing.T) {
 	if lost != 0 || dups != 0 || len(seen) != n {
 		t.Fatalf("of %d messages the subscriber got: %d lost, %d twice or more, %d distinct", n, lost, dups, len(seen))
 	}
-	t.Logf("%d messages from %d hollow nodes relayed once across a replica's join and a replica's kill -9", n, len(names))
+	t.Logf("%d messages from %d hollow nodes relayed once, and a message to each node before and during the outage sent once, across a replica's join and a replica's kill -9", n, len(names))
 }
 
 // drained waits until the RabbitMQ queues whose names start with prefix
