@@ -1,6 +1,7 @@
 package etcdstore_test
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -80,3 +81,42 @@ func BenchmarkWrite(b *testing.B) {
 type atomicCounter struct{ v atomic.Int64 }
 
 func (c *atomicCounter) next() int64 { return c.v.Add(1) }
+
+// BenchmarkPutBlob stores a 16 MiB model as the model registry does
+// (store.PutBlob, 256 KiB chunks) on Badger in sync mode and on etcd, side
+// by side: what keeping the models' bytes in etcd costs the replicas.
+func BenchmarkPutBlob(b *testing.B) {
+	const size, chunk = 16 << 20, 256 << 10
+	model := make([]byte, size)
+	for i := range model {
+		model[i] = byte(i * 7)
+	}
+	for _, name := range []string{"badger-sync", "etcd"} {
+		b.Run(name, func(b *testing.B) {
+			var s store.Store
+			var err error
+			if name == "etcd" {
+				s, err = etcdstore.Open(etcdstore.Options{Client: client(b, endpoint), Prefix: b.Name() + "/"})
+			} else {
+				s, err = store.OpenBadger(store.Options{Dir: b.TempDir(), Mode: store.Sync, GCInterval: -1})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.SetBytes(size)
+			i := 0
+			for b.Loop() {
+				info, err := store.PutBlob(s, fmt.Sprintf("model-%d", i), bytes.NewReader(model), chunk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				// Deleted again, so that etcd's quota holds every round.
+				if err := store.DeleteBlob(s, info.Key); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
