@@ -84,9 +84,12 @@ func fillInner(t *testing.T, dir string) {
 		t.Fatalf("after %d batches: %v, want store.ErrFull", n, err)
 	}
 	fmt.Printf("refused: %v after %d batches\n", err, n)
-	// Refused again, not crashed, on a second try.
+	// Refused again, not crashed, on a second try of a batch as large (a
+	// smaller one may still fit above the reserve: one of 2 KB did, once).
 	var b store.Batch
-	b.Put([]byte("again"), val)
+	for k := range 20 {
+		b.Put([]byte(fmt.Sprintf("again-%02d", k)), val)
+	}
 	if err := s.Write(&b); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("second write on a full disk: %v", err)
 	}

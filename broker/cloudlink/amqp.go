@@ -52,16 +52,11 @@ func (p Partitions) Declare(urls []string, username, password string) error {
 	if ex == "" {
 		ex = "amq.topic"
 	}
-	conn, err := dialAMQP(urls, username, password)
+	conn, ch, err := amqpChannel(urls, username, password)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("broker: amqp channel: %w", err)
-	}
-	defer ch.Close()
 	if err := ch.ExchangeDeclare(p.hash(), "x-consistent-hash", true, false, false, false, nil); err != nil {
 		if strings.Contains(err.Error(), "invalid exchange type") {
 			return fmt.Errorf("broker: uplink partitions: the cluster has no consistent-hash exchange (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange): %w", err)
@@ -87,16 +82,11 @@ func (p Partitions) Declare(urls []string, username, password string) error {
 
 // Delete removes the exchange and the queues, with what they hold.
 func (p Partitions) Delete(urls []string, username, password string) error {
-	conn, err := dialAMQP(urls, username, password)
+	conn, ch, err := amqpChannel(urls, username, password)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("broker: amqp channel: %w", err)
-	}
-	defer ch.Close()
 	var errs []error
 	for n := range p.N {
 		if _, err := ch.QueueDelete(p.Queue(n), false, false, false); err != nil {
@@ -132,6 +122,21 @@ func SplitAMQPURLs(s string) ([]string, error) {
 		return nil, errors.New("no AMQP URL")
 	}
 	return urls, nil
+}
+
+// amqpChannel connects and opens a channel; closing the connection
+// closes the channel.
+func amqpChannel(urls []string, username, password string) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := dialAMQP(urls, username, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("broker: amqp channel: %w", err)
+	}
+	return conn, ch, nil
 }
 
 // dialAMQP connects to the first of urls that answers; username and

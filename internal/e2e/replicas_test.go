@@ -283,17 +283,7 @@ func TestCloudReplicasOnTheCluster(t *testing.T) {
 		return []string{"cloud", "--config", conf, "--data", filepath.Join(dir, name), "--read-dir", data,
 			"--metrics", "off", "--log-level", "info"}
 	}
-	parts := cloudlink.Partitions{Name: id, N: partitions}
-	t.Cleanup(func() {
-		if err := parts.Delete(cl.AMQP, "cloud", password); err != nil {
-			t.Errorf("deleting the partitions' queues: %v", err)
-		}
-	})
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: cl.Etcd, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
+	etcd := partitioned(t, cl, id, partitions)
 	leader := startProc(t, args("a")...)
 	standby := launchProc(t, args("b")...)
 	awaitShares(t, etcd, id+"/", map[string]int{"a": partitions / 2, "b": partitions / 2}, time.Minute)

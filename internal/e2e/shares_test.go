@@ -16,9 +16,31 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sedna-go/sedna/broker/cloudlink"
+	"github.com/sedna-go/sedna/internal/testcluster"
 	"github.com/sedna-go/sedna/simulator/hollow"
 	"github.com/sedna-go/sedna/topics"
 )
+
+// partitioned deletes the RabbitMQ queues of the n partitions named id
+// (if any) when the test ends (they would keep collecting the next tests' frames),
+// and returns a client of the cluster's etcd, closed then too.
+func partitioned(tb testing.TB, cl *testcluster.Cluster, id string, n int) *clientv3.Client {
+	tb.Helper()
+	if n > 0 {
+		parts := cloudlink.Partitions{Name: id, N: n}
+		tb.Cleanup(func() {
+			if err := parts.Delete(cl.AMQP, "cloud", password); err != nil {
+				tb.Errorf("deleting the partitions' queues: %v", err)
+			}
+		})
+	}
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: cl.Etcd, DialTimeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { etcd.Close() })
+	return etcd
+}
 
 // shares reads who owns the uplink partitions of the replicas below
 // prefix: each owner's count.
@@ -84,17 +106,7 @@ func TestCloudReplicasShareTheNodes(t *testing.T) {
 		}
 		return []string{"cloud", "--config", conf, "--data", filepath.Join(dir, name), "--metrics", "off", "--log-level", "info"}
 	}
-	parts := cloudlink.Partitions{Name: id, N: partitions}
-	t.Cleanup(func() {
-		if err := parts.Delete(cl.AMQP, "cloud", password); err != nil {
-			t.Errorf("deleting the partitions' queues: %v", err)
-		}
-	})
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: cl.Etcd, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
+	etcd := partitioned(t, cl, id, partitions)
 
 	// The plain subscriber of what the relays publish.
 	var mu sync.Mutex
@@ -320,15 +332,7 @@ func BenchmarkRelayOnRabbitMQ(b *testing.B) {
 			b.StopTimer()
 			dir := b.TempDir()
 			id := fmt.Sprintf("bench-%d", sessions.Add(1))
-			parts := cloudlink.Partitions{Name: id, N: mode.partitions}
-			if mode.partitions > 0 {
-				b.Cleanup(func() { _ = parts.Delete(cl.AMQP, "cloud", password) })
-			}
-			etcd, err := clientv3.New(clientv3.Config{Endpoints: cl.Etcd, DialTimeout: 5 * time.Second})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer etcd.Close()
+			etcd := partitioned(b, cl, id, mode.partitions)
 			want := map[string]int{}
 			var replicaPIDs []int
 			for r := range mode.replicas {
