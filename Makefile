@@ -18,12 +18,8 @@ DIST    ?= bin/dist
 # whose library make onnxruntime installs in bin/), and ml/onnx once more
 # without it (and paradigm, which loads models): the pure-Go binary's
 # one-line refusal of ONNX models.
-# The longest packages are named first: go test starts packages in the
-# order given (two at a time on two cores), so the end-to-end suite, the
-# longest by far, does not start halfway through.
-SLOW_PKGS := ./internal/e2e/ ./simulator/ ./lifelong/ ./incremental/ ./hil/ ./internal/demo/
 test: deps vet cross wasm-check arm-store onnxruntime arm-onnx release
-	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m $(SLOW_PKGS) ./...
+	SEDNA_ONNXRUNTIME=$(CURDIR)/bin/libonnxruntime.so.1 $(GO) test -race -count=1 -tags onnx -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./ml/onnx/ ./paradigm/
 	CGO_ENABLED=0 $(GO) test -count=1 -run '^TestModelInspectAndExport$$' ./cmd/sedna/
 

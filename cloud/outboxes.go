@@ -203,6 +203,7 @@ func (s *sharer) pump(ctx context.Context, p int, ns string, o *ownedOutbox) {
 		_, _ = s.r.client.Txn(dctx).If(clientv3.Compare(clientv3.LeaseValue(k), "=", s.r.session.Lease())).Then(clientv3.OpDelete(k)).Commit()
 	}()
 	report()
+	recon := s.reconnects()
 	pause := time.Duration(0)
 	for {
 		changed := o.d.Queue().Changed()
@@ -231,6 +232,14 @@ func (s *sharer) pump(ctx context.Context, p int, ns string, o *ownedOutbox) {
 		case <-wait:
 		case <-tick.C:
 			report()
+		case <-recon:
+			// The bus connected again: its nodes' statuses and replay
+			// requests of meanwhile are gone; each is asked again.
+			recon = s.reconnects()
+			clear(asked)
+			for _, node := range o.d.Forget() {
+				ask(node)
+			}
 		}
 	}
 }

@@ -86,7 +86,24 @@ type sharer struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	current []int // owned partitions, for Owned
+	current []int         // owned partitions, for Owned
+	recon   chan struct{} // closed (and made anew) when the bus connects again
+}
+
+// reconnected tells the outboxes that the bus connected again: the
+// statuses and replay requests of their nodes may have been missed.
+func (s *sharer) reconnected() {
+	s.mu.Lock()
+	close(s.recon)
+	s.recon = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// reconnects is closed at the bus's next reconnection.
+func (s *sharer) reconnects() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recon
 }
 
 // ownedPart is a partition this replica owns and relays.
@@ -116,12 +133,14 @@ func (m *Manager) startSharing() error {
 		src:     cloudlink.AMQPSource{URLs: urls, Username: ext.Username, Password: ext.Password},
 		relayID: ext.ClientIDPrefix + "-ingress", metrics: m.metrics, log: m.log.With("replica", r.name),
 		outboxQueue: queue.Options{MaxBytes: m.cfg.Downlink.MaxBytes, MaxAge: time.Duration(m.cfg.Downlink.MaxAge), Policy: m.cfg.Downlink.Policy},
-		owned:       map[int]*ownedPart{}, done: make(chan struct{})}
+		owned:       map[int]*ownedPart{}, done: make(chan struct{}), recon: make(chan struct{})}
 	if err := s.parts.Declare(urls, ext.Username, ext.Password); err != nil {
 		return err
 	}
+	// A clean session (a replica's name may be new at each start): what
+	// its outboxes' nodes said while it reconnected is asked again.
 	if s.bus, err = cloudlink.DialBus(cloudlink.ClientConfig{URL: ext.URL, ClientID: ext.ClientIDPrefix + "-relay-" + r.name,
-		Username: ext.Username, Password: ext.Password, CleanSession: true}); err != nil {
+		Username: ext.Username, Password: ext.Password, CleanSession: true, OnReconnect: s.reconnected}); err != nil {
 		return err
 	}
 	// Dead letters of this replica's relays: its own namespace (several
@@ -317,6 +336,9 @@ func (s *sharer) claim(ctx context.Context, p int) error {
 	o.store = st
 	s.owned[p] = o
 	src := s.src
+	// Each partition starts at another broker node: a node's loss stops
+	// a third of them, not all.
+	src.URLs = append(slices.Clone(src.URLs[p%len(src.URLs):]), src.URLs[:p%len(src.URLs)]...)
 	src.Queue = s.parts.Queue(p)
 	src.Tag = s.r.name
 	go func() {

@@ -43,6 +43,11 @@ type ClientConfig struct {
 	// refused it, or did not answer in time): until the next reconnection
 	// nothing arrives on that filter. Default: the error is logged.
 	OnResubscribeError func(filter string, err error)
+	// OnReconnect, if set, is called (on a goroutine of paho's) each time
+	// a ClientBus connects again after a lost connection, once its
+	// subscriptions are made again: with a clean session, what was
+	// published on them meanwhile is gone, and the caller may ask again.
+	OnReconnect func()
 }
 
 func (c ClientConfig) options() *paho.ClientOptions {
@@ -183,10 +188,14 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 	// manager's clients of an external broker were otherwise silent about
 	// a broker node's loss.
 	o := cfg.options().SetOnConnectHandler(func(c paho.Client) {
-		if b.conns.Add(1) > 1 {
+		again := b.conns.Add(1) > 1
+		if again {
 			slog.Default().Info("broker: connected again", "client", cfg.ClientID)
 		}
 		b.resubscribe(c)
+		if again && cfg.OnReconnect != nil {
+			cfg.OnReconnect()
+		}
 	}).SetConnectionLostHandler(func(_ paho.Client, err error) {
 		slog.Default().Warn("broker: connection lost; connecting again", "client", cfg.ClientID, "error", err)
 	}).SetDefaultPublishHandler(b.unrouted)

@@ -232,6 +232,25 @@ func (d *Downlink) Keep(node string, r queue.Record, extra *store.Batch) error {
 	return err
 }
 
+// Forget takes every node for offline until it says otherwise (a status,
+// a replay request), and returns the nodes it has messages for: a
+// Downlink whose subscriptions were made again on a clean session may
+// have missed their statuses and replay requests, and the frames it sent
+// them meanwhile; asked for their status, they answer, and are sent their
+// outboxes again from what they acknowledged.
+func (d *Downlink) Forget() []string {
+	d.mu.Lock()
+	for _, l := range d.nodes {
+		l.online = false
+		l.status = topics.NodeStatus{}
+	}
+	d.mu.Unlock()
+	if d.q == nil {
+		return nil
+	}
+	return d.q.Streams()
+}
+
 // Known says whether the downlink has had a status of node.
 func (d *Downlink) Known(node string) bool {
 	d.mu.Lock()
