@@ -314,6 +314,16 @@ func (c *ControlPlane) statusAsk(now time.Time) statusAsk {
 	return a
 }
 
+// statusRequest is the payload of a status request from source, asked at
+// at, the nodes answering within spread.
+func statusRequest(source string, at time.Time, spread time.Duration) ([]byte, error) {
+	env, err := topics.NewEnvelope(topics.KindStatusRequest, source, topics.StatusRequest{Asked: at.UnixNano(), Spread: int64(spread)})
+	if err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}
+
 // askStatus publishes a status request to each node of a, on the node's
 // own StatusRequestTopic (below its downlink, which its bridge
 // subscribes to anyway). It runs in the sweeper, outside the machine: on
@@ -321,12 +331,7 @@ func (c *ControlPlane) statusAsk(now time.Time) statusAsk {
 // A request the broker refused is said once per round; the node it was
 // for is taken to be offline after the grace, as one that did not answer.
 func (c *ControlPlane) askStatus(a statusAsk) {
-	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/control",
-		topics.StatusRequest{Asked: a.at.UnixNano(), Spread: int64(a.spread)})
-	var raw []byte
-	if err == nil {
-		raw, err = env.Marshal()
-	}
+	raw, err := statusRequest("cloud/control", a.at, a.spread)
 	if err != nil {
 		c.log.Warn("status requests not sent", "error", err)
 		return

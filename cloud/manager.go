@@ -429,15 +429,19 @@ func (m *Manager) startExternal() error {
 }
 
 func (m *Manager) reportError(ev topics.ErrorEvent) {
-	if m.bus == nil {
-		return
+	if m.bus != nil {
+		publishError(m.bus, "cloud/manager", ev)
 	}
-	env, err := topics.NewEnvelope(topics.KindError, "cloud/manager", ev)
+}
+
+// publishError publishes ev, from source, on the cloud's error events.
+func publishError(bus cloudlink.Bus, source string, ev topics.ErrorEvent) {
+	env, err := topics.NewEnvelope(topics.KindError, source, ev)
 	if err != nil {
 		return
 	}
 	if raw, err := env.Marshal(); err == nil {
-		_ = m.bus.Publish(topics.CloudEvents("error"), raw, false, 0)
+		_ = bus.Publish(topics.CloudEvents("error"), raw, false, 0)
 	}
 }
 

@@ -124,13 +124,11 @@ type ownedOutbox struct {
 	done chan struct{}
 }
 
-// startOutbox opens partition p's outbox (fenced by its owner key, created
-// at rev) and sends it, until ctx ends.
-func (s *sharer) startOutbox(ctx context.Context, p int, key string, rev int64) (*ownedOutbox, error) {
+// startOutbox opens partition p's outbox (its writes fenced by its
+// owner key) and sends it, until ctx ends.
+func (s *sharer) startOutbox(ctx context.Context, p int, fence func() []clientv3.Cmp) (*ownedOutbox, error) {
 	ns := outboxNamespace(s.r.prefix, s.parts.N, p)
-	st, err := etcdstore.Open(etcdstore.Options{Client: s.r.client, Prefix: ns, Fence: func() []clientv3.Cmp {
-		return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", rev)}
-	}})
+	st, err := etcdstore.Open(etcdstore.Options{Client: s.r.client, Prefix: ns, Fence: fence})
 	if err != nil {
 		return nil, err
 	}
@@ -282,11 +280,7 @@ func (s *sharer) moveInbox(o *ownedOutbox, ask func(string)) (moved bool, err er
 
 // askStatus asks node for its status on the relay's bus.
 func (s *sharer) askStatus(node string) error {
-	env, err := topics.NewEnvelope(topics.KindStatusRequest, "cloud/outbox", topics.StatusRequest{Asked: time.Now().UnixNano()})
-	if err != nil {
-		return err
-	}
-	raw, err := env.Marshal()
+	raw, err := statusRequest("cloud/outbox", time.Now(), 0)
 	if err != nil {
 		return err
 	}

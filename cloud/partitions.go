@@ -85,9 +85,8 @@ type sharer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	current []int         // owned partitions, for Owned
-	recon   chan struct{} // closed (and made anew) when the bus connects again
+	mu    sync.Mutex
+	recon chan struct{} // closed (and made anew) when the bus connects again
 }
 
 // reconnected tells the outboxes that the bus connected again: the
@@ -151,16 +150,7 @@ func (m *Manager) startSharing() error {
 		s.bus.Close()
 		return err
 	}
-	report := func(ev topics.ErrorEvent) {
-		// As the manager's own: on the cloud's error events.
-		env, err := topics.NewEnvelope(topics.KindError, "cloud/replica/"+r.name, ev)
-		if err != nil {
-			return
-		}
-		if raw, err := env.Marshal(); err == nil {
-			_ = s.bus.Publish(topics.CloudEvents("error"), raw, false, 0)
-		}
-	}
+	report := func(ev topics.ErrorEvent) { publishError(s.bus, "cloud/replica/"+r.name, ev) }
 	if s.dead, err = queue.OpenDeadLetters(ds, 0, report, m.metrics, s.log); err != nil {
 		s.bus.Close()
 		return err
@@ -187,7 +177,6 @@ func (s *sharer) run(ctx context.Context) {
 		for p := range s.owned {
 			s.stop(p)
 		}
-		s.setCurrent()
 	}()
 	const resync = 10 * time.Second
 	var watch clientv3.WatchChan
@@ -296,7 +285,6 @@ func (s *sharer) step(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	s.setCurrent()
 	return errors.Join(errs...)
 }
 
@@ -313,9 +301,10 @@ func (s *sharer) claim(ctx context.Context, p int) error {
 		return nil // another took it first, or the former owner's key lives on: the next change plans again
 	}
 	rev := resp.Header.Revision
-	st, err := etcdstore.Open(etcdstore.Options{Client: s.r.client, Prefix: s.r.prefix + "store/", Fence: func() []clientv3.Cmp {
-		return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", rev)}
-	}})
+	// Every write for the partition (its streams' windows, its outboxes)
+	// holds while its key is this claim's.
+	fence := func() []clientv3.Cmp { return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", rev)} }
+	st, err := etcdstore.Open(etcdstore.Options{Client: s.r.client, Prefix: s.r.prefix + "store/", Fence: fence})
 	if err != nil {
 		return err
 	}
@@ -326,7 +315,7 @@ func (s *sharer) claim(ctx context.Context, p int) error {
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	o := &ownedPart{key: key, rev: rev, cancel: cancel, done: make(chan struct{})}
-	if o.outbox, err = s.startOutbox(pctx, p, key, rev); err != nil {
+	if o.outbox, err = s.startOutbox(pctx, p, fence); err != nil {
 		cancel()
 		_ = st.Close()
 		// Freed again (if still this replica's), for the next plan.
@@ -379,32 +368,10 @@ func (s *sharer) release(ctx context.Context, p int) error {
 	return err
 }
 
-func (s *sharer) setCurrent() {
-	cur := make([]int, 0, len(s.owned))
-	for p := range s.owned {
-		cur = append(cur, p)
-	}
-	slices.Sort(cur)
-	s.mu.Lock()
-	s.current = cur
-	s.mu.Unlock()
-}
-
 // close stops sharing: its relays stop (their frames go back to the
 // queues) and its keys go with its session.
 func (s *sharer) close() {
 	s.cancel()
 	<-s.done
 	s.bus.Close()
-}
-
-// Partitions are the uplink partitions this replica relays now (with
-// etcd.partitions), sorted; nil otherwise.
-func (m *Manager) Partitions() []int {
-	if m.sharer == nil {
-		return nil
-	}
-	m.sharer.mu.Lock()
-	defer m.sharer.mu.Unlock()
-	return slices.Clone(m.sharer.current)
 }
