@@ -32,7 +32,8 @@ type ClientConfig struct {
 	TLS                *tls.Config
 	// CleanSession drops the session at disconnect; default false
 	// (persistent: the broker keeps subscriptions and queues QoS 1
-	// messages while the client is away).
+	// messages while the client is away). A ClientBus of a clean session
+	// subscribes at QoS 0.
 	CleanSession bool
 	// FailFast makes the first connection attempt's failure (refused
 	// credentials, no broker) an error of DialBus instead of a retry in
@@ -86,7 +87,7 @@ const subscribeTimeout = 10 * time.Second
 // 3.1.1 client).
 const codePacketIDInUse = 0x91
 
-// subscribe subscribes c to filter at QoS 1 and waits for the broker's
+// subscribe subscribes c to filter at qos and waits for the broker's
 // SUBACK, reading its return code: a refused filter is an error, never a
 // subscription taken for made (paho's token carries no error for it).
 //
@@ -104,10 +105,10 @@ const codePacketIDInUse = 0x91
 // code (not a lost connection).
 var errSubscribeRefused = errors.New("refused by the broker")
 
-func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
+func subscribe(c paho.Client, filter string, qos byte, h paho.MessageHandler) error {
 	deadline := time.Now().Add(subscribeTimeout)
 	for tries := 1; ; tries++ {
-		t := c.Subscribe(filter, 1, h)
+		t := c.Subscribe(filter, qos, h)
 		if !t.WaitTimeout(time.Until(deadline)) {
 			return fmt.Errorf("broker: subscribe %s: no answer from the broker in %s", filter, subscribeTimeout)
 		}
@@ -135,8 +136,12 @@ func subscribe(c paho.Client, filter string, h paho.MessageHandler) error {
 // ClientBus is a Bus over an MQTT client connection to an external broker
 // (mosquitto, EMQX, RabbitMQ). Handlers run one at a time in arrival order
 // and must not publish on the same bus and wait (paho cannot then read the
-// acknowledgements); a message is acknowledged after its handlers return
-// nil, and a message for no handler (of a filter unsubscribed) at once.
+// acknowledgements), nor subscribe on it; a message is acknowledged after
+// its handlers return nil, and a message for no handler (of a filter
+// unsubscribed) at once. A persistent session's messages that arrive
+// before their filter is subscribed again (at connection: RabbitMQ sends
+// a session's stored messages before any SUBSCRIBE) are kept, and handed
+// to the first handler that subscribes to them.
 // Several parts of a process may subscribe to the same filter (the
 // downlink and the control plane both read node statuses): the bus makes
 // one subscription at the broker and gives each message to every handler
@@ -164,6 +169,47 @@ type ClientBus struct {
 	// conns counts the connections made (OnConnect): a subscription whose
 	// connection was lost while the broker was asked is made at the next.
 	conns atomic.Int64
+
+	// A persistent session's stored messages arrive right after the
+	// CONNACK, before the process has subscribed again: parked keeps
+	// them, unacknowledged and in arrival order, until a handler of
+	// theirs subscribes; then a flusher (one at a time: flushing) hands
+	// them over, and a later message of the same handlers waits behind
+	// them. Left unacknowledged for want of a handler, they had filled
+	// RabbitMQ's prefetch (10), and the session got nothing more until its
+	// next connection. deliver is held while a persistent session's
+	// handlers run, so that they run one at a time.
+	deliver  sync.Mutex
+	parked   []parkedMessage
+	flushing bool
+	closed   bool
+}
+
+// parkedMessage is a message parked for want of a handler (or behind
+// another parked one): for filter's handlers, or, if filter is empty
+// (paho had no route for it), for those of every filter it matches.
+type parkedMessage struct {
+	m      paho.Message
+	filter string
+}
+
+// maxParked bounds the messages parked for want of a handler; past it
+// they stay unacknowledged, for the broker to send at the next connection.
+const maxParked = 4096
+
+// qos is the bus's subscriptions' QoS: 1 for a persistent session, whose
+// messages wait for it at the broker; 0 for a clean session, which loses
+// them with the connection anyway. On RabbitMQ (3.10) a clean session's
+// QoS 1 subscription is a durable queue on the broker node the client was
+// connected to: once that node died, the client, connected again to
+// another, received nothing until it came back (a replica's statuses and
+// acknowledgements, an API client's replies: TestRabbitMQNamesRestartAndFailover);
+// at QoS 0 it is a transient queue, made again where the client connects.
+func (b *ClientBus) qos() byte {
+	if b.clean {
+		return 0
+	}
+	return 1
 }
 
 // handler is one Subscribe's handler (a pointer, so that its Watch can
@@ -198,6 +244,13 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 		}
 	}).SetConnectionLostHandler(func(_ paho.Client, err error) {
 		slog.Default().Warn("broker: connection lost; connecting again", "client", cfg.ClientID, "error", err)
+	}).SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+		// What the lost connection parked, the broker sends again on the
+		// next (unacknowledged); an acknowledgement of it now would go
+		// nowhere. Called before each attempt, before any new message.
+		b.mu.Lock()
+		b.parked = nil
+		b.mu.Unlock()
 	}).SetDefaultPublishHandler(b.unrouted)
 	b.c = paho.NewClient(o)
 	tok := b.c.Connect()
@@ -236,7 +289,7 @@ func (b *ClientBus) resubscribe(c paho.Client) {
 		c.Unsubscribe(gone...) // acknowledged or not, strays are acked by the default handler
 	}
 	for _, f := range subs {
-		if err := subscribe(c, f, b.dispatch(f)); err != nil && c.IsConnectionOpen() {
+		if err := subscribe(c, f, b.qos(), b.dispatch(f)); err != nil && c.IsConnectionOpen() {
 			b.resubErr(f, err) // else the next connection tries again
 		}
 	}
@@ -251,23 +304,130 @@ func (b *ClientBus) resubscribe(c paho.Client) {
 // (SubscriberLimits.MaxPending) disconnected it. Such a message has no
 // reader: it is acknowledged and dropped. A persistent session's message
 // of a filter not unsubscribed (delivered at connection before the
-// application subscribed again) is left for the broker to send again.
+// application subscribed again) is parked, unacknowledged, for the first
+// handler that subscribes to it (add).
 func (b *ClientBus) unrouted(_ paho.Client, m paho.Message) {
-	if !b.clean {
-		b.mu.Lock()
-		stray := false
+	if b.clean {
+		m.Ack()
+		return
+	}
+	b.take(m, "")
+}
+
+// take handles a message of a persistent session, which came for
+// filter's handlers (empty: paho had no route, those of every filter it
+// matches): to them now, unless none has subscribed yet or a message
+// parked before it goes to one of them (then it is parked behind it);
+// acknowledged at once if its filter was unsubscribed (a stray).
+func (b *ClientBus) take(m paho.Message, filter string) {
+	b.deliver.Lock()
+	defer b.deliver.Unlock()
+	b.mu.Lock()
+	fs := b.filtersLocked(m.Topic(), filter)
+	if len(fs) > 0 && !b.parkedAheadLocked(fs) {
+		hs := b.handlersLocked(fs)
+		b.mu.Unlock()
+		b.handle(m, hs)
+		return
+	}
+	stray := false
+	if len(fs) == 0 {
 		for f := range b.dropped {
 			if topics.Match(f, m.Topic()) {
 				stray = true
 				break
 			}
 		}
-		b.mu.Unlock()
-		if !stray {
-			return
+	}
+	if !stray && len(b.parked) < maxParked {
+		b.parked = append(b.parked, parkedMessage{m: m, filter: filter})
+	}
+	b.mu.Unlock()
+	if stray {
+		m.Ack()
+	}
+}
+
+// filtersLocked returns the subscribed filters a message on topic goes
+// to: filter, if it has handlers, or (filter empty) every subscribed one
+// topic matches.
+func (b *ClientBus) filtersLocked(topic, filter string) []string {
+	if filter != "" {
+		if len(b.subs[filter]) > 0 {
+			return []string{filter}
+		}
+		return nil
+	}
+	var fs []string
+	for f, hs := range b.subs {
+		if len(hs) > 0 && topics.Match(f, topic) {
+			fs = append(fs, f)
 		}
 	}
-	m.Ack()
+	return fs
+}
+
+// handlersLocked returns the handlers of filters fs.
+func (b *ClientBus) handlersLocked(fs []string) []*handler {
+	var hs []*handler
+	for _, f := range fs {
+		hs = append(hs, b.subs[f]...)
+	}
+	return hs
+}
+
+// parkedAheadLocked says whether a parked message goes to one of fs (it
+// goes first).
+func (b *ClientBus) parkedAheadLocked(fs []string) bool {
+	for _, p := range b.parked {
+		for _, pf := range b.filtersLocked(p.m.Topic(), p.filter) {
+			if slices.Contains(fs, pf) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// flush hands the parked messages that have a handler now to their
+// handlers, in arrival order, until none is left; it runs on a goroutine
+// of its own (add starts it, one at a time) and stops at Close.
+func (b *ClientBus) flush() {
+	for {
+		b.deliver.Lock()
+		b.mu.Lock()
+		var m paho.Message
+		var hs []*handler
+		for i, p := range b.parked {
+			if fs := b.filtersLocked(p.m.Topic(), p.filter); len(fs) > 0 {
+				m, hs = p.m, b.handlersLocked(fs)
+				b.parked = slices.Delete(b.parked, i, i+1)
+				break
+			}
+		}
+		if m == nil || b.closed {
+			b.flushing = false
+			b.mu.Unlock()
+			b.deliver.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.handle(m, hs)
+		b.deliver.Unlock()
+	}
+}
+
+// handle gives m to each of hs and acknowledges it if none failed.
+func (b *ClientBus) handle(m paho.Message, hs []*handler) {
+	ok := true
+	for _, h := range hs {
+		if h.h(m.Topic(), m.Payload()) != nil {
+			ok = false
+		}
+	}
+	if ok {
+		m.Ack()
+	}
 }
 
 // dispatch gives a message of filter to each of its handlers, and
@@ -275,6 +435,10 @@ func (b *ClientBus) unrouted(_ paho.Client, m paho.Message) {
 // handler any more is unrouted's.
 func (b *ClientBus) dispatch(filter string) paho.MessageHandler {
 	return func(c paho.Client, m paho.Message) {
+		if !b.clean {
+			b.take(m, filter)
+			return
+		}
 		b.mu.Lock()
 		hs := b.subs[filter]
 		b.mu.Unlock()
@@ -282,15 +446,7 @@ func (b *ClientBus) dispatch(filter string) paho.MessageHandler {
 			b.unrouted(c, m)
 			return
 		}
-		ok := true
-		for _, h := range hs {
-			if h.h(m.Topic(), m.Payload()) != nil {
-				ok = false
-			}
-		}
-		if ok {
-			m.Ack()
-		}
+		b.handle(m, hs)
 	}
 }
 
@@ -309,7 +465,8 @@ func (b *ClientBus) Publish(topic string, payload []byte, retain bool, qos byte)
 	return t.Error()
 }
 
-// Subscribe subscribes at QoS 1, now if connected (waiting for the
+// Subscribe subscribes (at QoS 1 on a persistent session, 0 on a clean
+// one: ClientBus.qos), now if connected (waiting for the
 // broker's answer, and returning an error if it refused the filter or did
 // not answer in 10 s) and again on every reconnection. A subscription
 // that fails is removed, unless the filter was subscribed already: a
@@ -332,12 +489,16 @@ func (b *ClientBus) add(filter string, h func(topic string, payload []byte) erro
 	b.subs[filter] = append(b.subs[filter], e)
 	delete(b.gone, filter)
 	delete(b.dropped, filter)
+	if !b.flushing && !b.closed && slices.ContainsFunc(b.parked, func(p parkedMessage) bool { return topics.Match(filter, p.m.Topic()) }) {
+		b.flushing = true
+		go b.flush()
+	}
 	b.mu.Unlock()
 	if !b.c.IsConnectionOpen() {
 		return e, nil // made at the next connection (resubscribe)
 	}
 	conn := b.conns.Load()
-	err := subscribe(b.c, filter, b.dispatch(filter))
+	err := subscribe(b.c, filter, b.qos(), b.dispatch(filter))
 	if err != nil && !errors.Is(err, errSubscribeRefused) && (!b.c.IsConnectionOpen() || b.conns.Load() != conn) {
 		// The connection was lost while the broker was asked (another
 		// client took the session over, a broker node died): the next
@@ -432,8 +593,13 @@ func (b *ClientBus) Subscriptions() []string {
 	return out
 }
 
-// Close disconnects.
+// Close disconnects; a flusher of parked messages stops after the
+// message it is handing over.
 func (b *ClientBus) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.parked = nil
+	b.mu.Unlock()
 	b.c.Disconnect(250)
 	return nil
 }
@@ -530,7 +696,7 @@ func (c *Consumer) Start() error {
 		// Subscribe on every connection (the session may be gone), and
 		// tell Start about the first; paho runs this on a goroutine of
 		// its own, which may wait for the broker's answer.
-		err := subscribe(cl, c.cfg.Filter, c.onFrame)
+		err := subscribe(cl, c.cfg.Filter, 1, c.onFrame)
 		if err != nil && !errors.Is(err, errSubscribeRefused) && !cl.IsConnectionOpen() {
 			return // lost while subscribing: the next connection tries again
 		}
@@ -542,6 +708,11 @@ func (c *Consumer) Start() error {
 		}
 	})
 	c.c = paho.NewClient(o)
+	// The route before the connection: the frames the session kept reach
+	// the client right after the CONNACK (on RabbitMQ, before any
+	// SUBSCRIBE); without a handler paho leaves them unacknowledged, and
+	// RabbitMQ sent nothing more once its prefetch (10) was full.
+	c.c.AddRoute(c.cfg.Filter, c.onFrame)
 	tok := c.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
 		return fmt.Errorf("broker: consumer connect %s: %w", c.cfg.Client.URL, tok.Error())

@@ -56,13 +56,14 @@ func (h *qosWatch) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// holdingBus dials a clean-session ClientBus whose handler of "busy" holds
-// the first message until release is closed (the test closes it): paho
-// runs handlers one at a time, so nothing the broker sends after it is
-// acknowledged meanwhile.
+// holdingBus dials a ClientBus of a persistent session (whose
+// subscriptions are QoS 1: a clean session's are QoS 0, with nothing in
+// flight) whose handler of "busy" holds the first message until release
+// is closed (the test closes it): paho runs handlers one at a time, so
+// nothing the broker sends after it is acknowledged meanwhile.
 func holdingBus(t *testing.T, srv *broker.Server, id string) (bus *ClientBus, held <-chan struct{}, release chan struct{}) {
 	t.Helper()
-	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: id, CleanSession: true, FailFast: true})
+	bus, err := DialBus(ClientConfig{URL: srv.URL(), ClientID: id, FailFast: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,22 @@ type cloudTier struct {
 	// and dead-letters what it refuses: the embedded broker's ingress, or
 	// the relay that consumes an external broker's frames.
 	ingress string
+	// explain, if set, logs what the tier's broker holds (queues, their
+	// backlog and consumers) when the test failed, to tell a message the
+	// relay never published from one a subscriber never took.
+	explain func(t testing.TB)
+}
+
+// explainOnFailure registers tier.explain to run if the test fails.
+func (tier cloudTier) explainOnFailure(t testing.TB) {
+	if tier.explain == nil {
+		return
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			tier.explain(t)
+		}
+	})
 }
 
 // embeddedTier is a cloud manager with its embedded broker, one per test.
@@ -80,6 +96,17 @@ func rabbitTier(t testing.TB) cloudTier {
 		},
 		id:      id,
 		ingress: "cloud/relay",
+		explain: func(t testing.TB) {
+			for n := 1; n <= len(cl.MQTT); n++ { // numbered from 1, as the script's
+				out, err := cl.Ctl(n, "list_queues", "name", "type", "messages_ready", "messages_unacknowledged", "consumers", "leader")
+				t.Logf("RabbitMQ node %d's queues (err %v):\n%s", n, err, out)
+				if err == nil {
+					break
+				}
+			}
+			out, err := cl.Ctl(1, "list_connections", "name", "client_properties", "state", "node")
+			t.Logf("RabbitMQ's connections (err %v):\n%s", err, out)
+		},
 	}
 }
 

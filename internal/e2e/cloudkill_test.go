@@ -23,6 +23,7 @@ func cloudKilledMidStream(t *testing.T, tier cloudTier) {
 	dir := t.TempDir()
 	cloudArgs, url := tier.proc(t, filepath.Join(dir, "cloud"))
 	cp := startProc(t, cloudArgs...)
+	tier.explainOnFailure(t)
 
 	topic := topics.NodeAppPrefix("edge-1") + "sensors/t"
 	_, cnt := startConsumer(t, url, tier.id("consumer-4"), openStore(t, filepath.Join(dir, "consumer")), 4, topic)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sedna-go/sedna/api"
 	"github.com/sedna-go/sedna/broker/access"
+	"github.com/sedna-go/sedna/broker/cloudlink"
 	"github.com/sedna-go/sedna/cloud"
 	"github.com/sedna-go/sedna/edge"
 	"github.com/sedna-go/sedna/internal/testcluster"
@@ -203,7 +205,9 @@ func mustApply(t testing.TB, c *cloud.Client, doc string) {
 //     them again within seconds, and a Dataset applied then reaches its
 //     node without the node reconnecting;
 //   - a node whose RabbitMQ node is killed (-9) is connected to another
-//     within 5 s, and what it sends meanwhile reaches the consumer once.
+//     within 5 s, and what it sends meanwhile reaches the consumer once;
+//     a clean-session bus and an API client that were on that RabbitMQ
+//     node are delivered to and answered on another within 30 s.
 func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
 	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
 	cl := rabbitCluster(t)
@@ -249,6 +253,29 @@ func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
 	if !up {
 		t.Fatal("edge1's link is down before the kill")
 	}
+	// Clean sessions on the same RabbitMQ node: a bus (as a replica's,
+	// for statuses and acknowledgements) and an API client.
+	cleanBus, err := cloudlink.DialBus(cloudlink.ClientConfig{URL: list(1), ClientID: "names-clean-bus", Username: "cloud",
+		Password: password, CleanSession: true, FailFast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanBus.Close() })
+	heard := make(chan struct{}, 1)
+	if err := cleanBus.Subscribe("failover/clean", func(string, []byte) error {
+		select {
+		case heard <- struct{}{}:
+		default:
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	asker, err := cloud.Dial(cloudlink.ClientConfig{URL: list(1), Username: "app", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { asker.Close() })
 	killed := time.Now()
 	if err := cl.KillRabbit(2); err != nil {
 		t.Fatal(err)
@@ -272,6 +299,37 @@ func TestRabbitMQNamesRestartAndFailover(t *testing.T) {
 	}
 	got1.wait(t, 2*n, 90*time.Second)
 	got1.check(t, 2*n, true)
+
+	// The clean sessions, connected again to another node, are delivered
+	// to and answered (their subscriptions at QoS 0: at QoS 1 each was a
+	// durable queue on the dead node, and nothing came until it returned).
+	pub := client(t, cl.MQTT[0], "names-clean-pub", "cloud", true)
+	deadline := time.Now().Add(30 * time.Second)
+	for delivered := false; !delivered; {
+		if tok := pub.Publish("failover/clean", 1, false, "hello"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+		select {
+		case <-heard:
+			delivered = true
+		case <-time.After(500 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("a clean bus whose RabbitMQ node died got nothing on another node in 30 s")
+			}
+		}
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := asker.Do(ctx, topics.APIRequest{Op: "get", Kind: api.KindDataset})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an API client whose RabbitMQ node died is unanswered on another node: %v", err)
+		}
+	}
+	t.Logf("clean sessions of the killed node delivered to and answered again %v after the kill", time.Since(killed).Round(time.Millisecond))
 }
 
 // rabbitPermissions gives user the permissions `sedna rabbitmq

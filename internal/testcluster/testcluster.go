@@ -178,7 +178,8 @@ func (c *Cluster) AddUser(name, password, tag string) error {
 	return err
 }
 
-// Ctl runs rabbitmqctl against node n and returns its output.
+// Ctl runs rabbitmqctl against node n (1..3, as KillRabbit) and returns
+// its output.
 func (c *Cluster) Ctl(n int, args ...string) (string, error) {
 	out, err := c.run(nil, append([]string{"ctl", c.Dir, strconv.Itoa(n)}, args...)...)
 	return string(out), err
