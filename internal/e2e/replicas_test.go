@@ -257,26 +257,27 @@ func (p *progress) ended(t testing.TB, ref topics.JobRef, within time.Duration) 
 
 // Must-show 1 of the cloud tier: on the 3-node RabbitMQ cluster (quorum
 // queues) with its 3 etcd members, two replicas of the cloud manager
-// (`sedna cloud --etcd`, processes: a leader and a standby; the replicas
-// that share the nodes are TestCloudReplicasShareTheNodes'), three edge
-// agents training a federated job and streaming, and 20 hollow nodes
-// streaming. While the job runs, kill -9 in turn a RabbitMQ node, an etcd
-// member and the leading replica: every message acknowledged at an edge or
-// a hollow node reaches a cloud consumer exactly once, the standby leads,
-// and the federated job, started before the kills, completes every round
-// and registers its model.
+// (`sedna cloud --etcd`, processes: a leader and a standby) that share the
+// nodes (8 partitions of frames and outboxes, 4 each), three edge agents
+// training a federated job and streaming, and 20 hollow nodes streaming.
+// While the job runs, kill -9 in turn a RabbitMQ node, an etcd member and
+// the leading replica: every message acknowledged at an edge or a hollow
+// node reaches a cloud consumer exactly once, the standby leads and owns
+// every partition, and the federated job, started before the kills,
+// completes every round and registers its model.
 func TestCloudReplicasOnTheCluster(t *testing.T) {
 	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
-	const rounds, perPhase, hollowEach = 150, 300, 5
+	const rounds, perPhase, hollowEach, partitions = 150, 300, 5, 8
 	cl := rabbitCluster(t)
 	dir := t.TempDir()
 	id := fmt.Sprintf("replicas-%d", sessions.Add(1))
 	data := filepath.Join(dir, "data")
+	etcd := partitioned(t, cl, id, partitions)
 	args := func(name string) []string {
 		conf := filepath.Join(dir, name+".yaml")
-		yaml := fmt.Sprintf("external:\n  url: %q\n  username: cloud\n  password: %q\n  clientIDPrefix: %q\n  roles:\n    app: operator\n"+
-			"etcd:\n  endpoints: [%s]\n  leaseTTL: 2s\n  replica: %q\n  prefix: %q\n",
-			cl.URLs(), password, id, strings.Join(cl.Etcd, ", "), name, id+"/")
+		yaml := fmt.Sprintf("external:\n  url: %q\n  amqp: %q\n  username: cloud\n  password: %q\n  clientIDPrefix: %q\n  roles:\n    app: operator\n"+
+			"etcd:\n  endpoints: [%s]\n  leaseTTL: 2s\n  replica: %q\n  prefix: %q\n  partitions: %d\n",
+			cl.URLs(), strings.Join(cl.AMQP, ","), password, id, strings.Join(cl.Etcd, ", "), name, id+"/", partitions)
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -285,6 +286,7 @@ func TestCloudReplicasOnTheCluster(t *testing.T) {
 	}
 	leader := startProc(t, args("a")...)
 	standby := launchProc(t, args("b")...)
+	awaitShares(t, etcd, id+"/", map[string]int{"a": partitions / 2, "b": partitions / 2}, time.Minute)
 
 	nodes := []string{"rep-0", "rep-1", "rep-2"}
 	agents, c := rabbitEdges(t, cl, dir, func(int) string { return cl.URLs() }, nodes...)
@@ -371,6 +373,8 @@ func TestCloudReplicasOnTheCluster(t *testing.T) {
 	kill("the leading replica", func() error { leader.kill(); return nil })
 	standby.awaitReady(t, time.Minute)
 	t.Logf("the standby served %v after the leader's SIGKILL", time.Since(killed).Round(time.Millisecond))
+	awaitShares(t, etcd, id+"/", map[string]int{"b": partitions}, time.Minute)
+	t.Logf("and owned every partition %v after it", time.Since(killed).Round(time.Millisecond))
 	stream()
 
 	// The last round is counted before the job's phase says Completed:
