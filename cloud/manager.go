@@ -289,6 +289,12 @@ func Start(cfg Config, opts Options) (*Manager, error) {
 		}
 		go m.dash.run()
 	}
+	// What an external broker's persistent session kept for the manager
+	// is handed over once every subscription of the start is made (a
+	// message of a filter none made is acknowledged and dropped).
+	if m.client != nil {
+		m.client.Release()
+	}
 	// The embedded broker serves once every in-process subscription is
 	// made: mochi reads its retained messages for a new inline
 	// subscription without the lock a client's retained publish takes (a

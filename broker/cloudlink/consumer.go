@@ -138,10 +138,11 @@ func subscribe(c paho.Client, filter string, qos byte, h paho.MessageHandler) er
 // and must not publish on the same bus and wait (paho cannot then read the
 // acknowledgements), nor subscribe on it; a message is acknowledged after
 // its handlers return nil, and a message for no handler (of a filter
-// unsubscribed) at once. A persistent session's messages that arrive
-// before their filter is subscribed again (at connection: RabbitMQ sends
-// a session's stored messages before any SUBSCRIBE) are kept, and handed
-// to the first handler that subscribes to them.
+// unsubscribed) at once (a clean session's subscriptions are QoS 0: see
+// qos). A persistent session's messages that arrive before their filter is
+// subscribed again (at connection: RabbitMQ sends a session's stored
+// messages before any SUBSCRIBE) are kept until the process has made its
+// subscriptions and says so (Release), then handed over in arrival order.
 // Several parts of a process may subscribe to the same filter (the
 // downlink and the control plane both read node statuses): the bus makes
 // one subscription at the broker and gives each message to every handler
@@ -172,25 +173,23 @@ type ClientBus struct {
 
 	// A persistent session's stored messages arrive right after the
 	// CONNACK, before the process has subscribed again: parked keeps
-	// them, unacknowledged and in arrival order, until a handler of
-	// theirs subscribes; then a flusher (one at a time: flushing) hands
-	// them over, and a later message of the same handlers waits behind
+	// them, unacknowledged and in arrival order, until the process says it
+	// has subscribed to everything (Release); then a flusher hands each to
+	// every handler of a filter it matches, and acknowledges those that
+	// have none (filters the session kept that this process no longer
+	// subscribes to). Later messages for the same handlers wait behind
 	// them. Left unacknowledged for want of a handler, they had filled
 	// RabbitMQ's prefetch (10), and the session got nothing more until its
 	// next connection. deliver is held while a persistent session's
-	// handlers run, so that they run one at a time.
+	// handlers run, so that they run one at a time; last is the message
+	// taken last (paho calls each matching route with the same message,
+	// and it is taken once, for every filter).
 	deliver  sync.Mutex
-	parked   []parkedMessage
+	parked   []paho.Message
+	released bool
 	flushing bool
 	closed   bool
-}
-
-// parkedMessage is a message parked for want of a handler (or behind
-// another parked one): for filter's handlers, or, if filter is empty
-// (paho had no route for it), for those of every filter it matches.
-type parkedMessage struct {
-	m      paho.Message
-	filter string
+	last     paho.Message
 }
 
 // maxParked bounds the messages parked for want of a handler; past it
@@ -304,66 +303,66 @@ func (b *ClientBus) resubscribe(c paho.Client) {
 // (SubscriberLimits.MaxPending) disconnected it. Such a message has no
 // reader: it is acknowledged and dropped. A persistent session's message
 // of a filter not unsubscribed (delivered at connection before the
-// application subscribed again) is parked, unacknowledged, for the first
-// handler that subscribes to it (add).
+// application subscribed again) is parked, unacknowledged, until
+// Release (take).
 func (b *ClientBus) unrouted(_ paho.Client, m paho.Message) {
 	if b.clean {
 		m.Ack()
 		return
 	}
-	b.take(m, "")
+	b.take(m)
 }
 
-// take handles a message of a persistent session, which came for
-// filter's handlers (empty: paho had no route, those of every filter it
-// matches): to them now, unless none has subscribed yet or a message
-// parked before it goes to one of them (then it is parked behind it);
-// acknowledged at once if its filter was unsubscribed (a stray).
-func (b *ClientBus) take(m paho.Message, filter string) {
+// take handles a message of a persistent session, once however many of
+// its filters paho routed it to: to the handlers of every filter it
+// matches, unless a message parked before it goes to one of them (then it
+// is parked behind it); with no handler, parked until Release, and
+// acknowledged after it (a filter unsubscribed, or one the session kept
+// from an earlier process).
+func (b *ClientBus) take(m paho.Message) {
 	b.deliver.Lock()
 	defer b.deliver.Unlock()
+	if m == b.last {
+		return // routed again for another filter: taken already
+	}
+	b.last = m
 	b.mu.Lock()
-	fs := b.filtersLocked(m.Topic(), filter)
-	if len(fs) > 0 && !b.parkedAheadLocked(fs) {
+	fs := b.filtersLocked(m.Topic())
+	switch {
+	case len(fs) > 0 && !b.parkedAheadLocked(fs):
 		hs := b.handlersLocked(fs)
 		b.mu.Unlock()
 		b.handle(m, hs)
-		return
-	}
-	stray := false
-	if len(fs) == 0 {
-		for f := range b.dropped {
-			if topics.Match(f, m.Topic()) {
-				stray = true
-				break
-			}
-		}
-	}
-	if !stray && len(b.parked) < maxParked {
-		b.parked = append(b.parked, parkedMessage{m: m, filter: filter})
-	}
-	b.mu.Unlock()
-	if stray {
+	case len(fs) == 0 && (b.released || b.strayLocked(m.Topic())):
+		b.mu.Unlock()
 		m.Ack()
+	default:
+		if len(b.parked) < maxParked {
+			b.parked = append(b.parked, m)
+		}
+		b.mu.Unlock()
 	}
 }
 
-// filtersLocked returns the subscribed filters a message on topic goes
-// to: filter, if it has handlers, or (filter empty) every subscribed one
-// topic matches.
-func (b *ClientBus) filtersLocked(topic, filter string) []string {
-	if filter != "" {
-		if len(b.subs[filter]) > 0 {
-			return []string{filter}
+// strayLocked says whether topic is of a filter this bus unsubscribed.
+func (b *ClientBus) strayLocked(topic string) bool {
+	for f := range b.dropped {
+		if topics.Match(f, topic) {
+			return true
 		}
-		return nil
 	}
+	return false
+}
+
+// filtersLocked returns the subscribed filters topic matches.
+func (b *ClientBus) filtersLocked(topic string) []string {
 	var fs []string
 	for f, hs := range b.subs {
 		if len(hs) > 0 && topics.Match(f, topic) {
 			fs = append(fs, f)
 		}
 	}
+	slices.Sort(fs) // handlers in one order for every message
 	return fs
 }
 
@@ -380,8 +379,8 @@ func (b *ClientBus) handlersLocked(fs []string) []*handler {
 // goes first).
 func (b *ClientBus) parkedAheadLocked(fs []string) bool {
 	for _, p := range b.parked {
-		for _, pf := range b.filtersLocked(p.m.Topic(), p.filter) {
-			if slices.Contains(fs, pf) {
+		for _, f := range fs {
+			if topics.Match(f, p.Topic()) {
 				return true
 			}
 		}
@@ -389,30 +388,46 @@ func (b *ClientBus) parkedAheadLocked(fs []string) bool {
 	return false
 }
 
-// flush hands the parked messages that have a handler now to their
-// handlers, in arrival order, until none is left; it runs on a goroutine
-// of its own (add starts it, one at a time) and stops at Close.
+// Release says the process has made its subscriptions: what the
+// persistent session kept and sent before them is handed over, in
+// arrival order, each message to every handler of a filter it matches,
+// and what matches none is acknowledged and dropped (from then on, at
+// once). A clean session has nothing to release. Handing over runs on a
+// goroutine of its own, stopped by Close.
+func (b *ClientBus) Release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.clean || b.released || b.closed {
+		return
+	}
+	b.released = true
+	if len(b.parked) > 0 && !b.flushing {
+		b.flushing = true
+		go b.flush()
+	}
+}
+
+// flush hands the parked messages over, oldest first, until none is left
+// or the bus is closed.
 func (b *ClientBus) flush() {
 	for {
 		b.deliver.Lock()
 		b.mu.Lock()
-		var m paho.Message
-		var hs []*handler
-		for i, p := range b.parked {
-			if fs := b.filtersLocked(p.m.Topic(), p.filter); len(fs) > 0 {
-				m, hs = p.m, b.handlersLocked(fs)
-				b.parked = slices.Delete(b.parked, i, i+1)
-				break
-			}
-		}
-		if m == nil || b.closed {
+		if len(b.parked) == 0 || b.closed {
 			b.flushing = false
 			b.mu.Unlock()
 			b.deliver.Unlock()
 			return
 		}
+		m := b.parked[0]
+		b.parked = slices.Delete(b.parked, 0, 1)
+		hs := b.handlersLocked(b.filtersLocked(m.Topic()))
 		b.mu.Unlock()
-		b.handle(m, hs)
+		if len(hs) > 0 {
+			b.handle(m, hs)
+		} else {
+			m.Ack()
+		}
 		b.deliver.Unlock()
 	}
 }
@@ -436,7 +451,7 @@ func (b *ClientBus) handle(m paho.Message, hs []*handler) {
 func (b *ClientBus) dispatch(filter string) paho.MessageHandler {
 	return func(c paho.Client, m paho.Message) {
 		if !b.clean {
-			b.take(m, filter)
+			b.take(m)
 			return
 		}
 		b.mu.Lock()
@@ -489,10 +504,6 @@ func (b *ClientBus) add(filter string, h func(topic string, payload []byte) erro
 	b.subs[filter] = append(b.subs[filter], e)
 	delete(b.gone, filter)
 	delete(b.dropped, filter)
-	if !b.flushing && !b.closed && slices.ContainsFunc(b.parked, func(p parkedMessage) bool { return topics.Match(filter, p.m.Topic()) }) {
-		b.flushing = true
-		go b.flush()
-	}
 	b.mu.Unlock()
 	if !b.c.IsConnectionOpen() {
 		return e, nil // made at the next connection (resubscribe)

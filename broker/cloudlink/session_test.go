@@ -80,7 +80,7 @@ func TestConsumerStartedAgainTakesWhatItsSessionHeld(t *testing.T) {
 
 // A ClientBus of a persistent session, dialled again with messages
 // waiting in its session, gives each to the handler subscribed
-// afterwards, once, and then what is published after, in order (mochi
+// afterwards (and released), once, and then what is published after, in order (mochi
 // sends a session's stored messages again in no particular order).
 func TestClientBusDialledAgainTakesWhatItsSessionHeld(t *testing.T) {
 	const n = 30
@@ -115,6 +115,7 @@ func TestClientBusDialledAgainTakesWhatItsSessionHeld(t *testing.T) {
 	if err := bus.Subscribe("held/#", func(_ string, p []byte) error { got <- string(p); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	bus.Release()
 	publish(n, 2*n)
 	seen := map[string]int{}
 	last := n - 1

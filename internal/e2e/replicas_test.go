@@ -267,7 +267,7 @@ func (p *progress) ended(t testing.TB, ref topics.JobRef, within time.Duration) 
 // completes every round and registers its model.
 func TestCloudReplicasOnTheCluster(t *testing.T) {
 	t.Parallel() // long, and no bound a test beside it could make it miss (doc.go)
-	const rounds, perPhase, hollowEach, partitions = 150, 300, 5, 8
+	const rounds, perPhase, hollowEach, partitions = 100, 300, 5, 8
 	cl := rabbitCluster(t)
 	dir := t.TempDir()
 	id := fmt.Sprintf("replicas-%d", sessions.Add(1))

@@ -54,30 +54,44 @@ func TestSessionsStartedAgainOnRabbitMQ(t *testing.T) {
 
 	t.Run("ClientBus", func(t *testing.T) {
 		id := fmt.Sprintf("held-bus-%d", sessions.Add(1))
-		topic := fmt.Sprintf("held/%s/x", id)
-		dial := func() *cloudlink.ClientBus {
+		topic, old := fmt.Sprintf("held/%s/x/a", id), fmt.Sprintf("held/%s/old", id)
+		dial := func(clean bool) *cloudlink.ClientBus {
 			t.Helper()
-			bus, err := cloudlink.DialBus(cloudlink.ClientConfig{URL: url, ClientID: id, Username: "cloud", Password: password, FailFast: true})
+			bus, err := cloudlink.DialBus(cloudlink.ClientConfig{URL: url, ClientID: id, Username: "cloud", Password: password,
+				CleanSession: clean, FailFast: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return bus
 		}
-		bus := dial()
-		if err := bus.Subscribe(topic, func(string, []byte) error { return nil }); err != nil {
-			t.Fatal(err)
+		bus := dial(false)
+		for _, f := range []string{topic, old} {
+			if err := bus.Subscribe(f, func(string, []byte) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := bus.Close(); err != nil {
 			t.Fatal(err)
 		}
 		pub := client(t, url, id+"-pub", "cloud", true)
 		defer pub.Disconnect(50)
-		for i := range n {
-			if tok := pub.Publish(topic, 1, false, strconv.Itoa(i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Fatalf("publish: %v", tok.Error())
+		publish := func(topic string, from, to int) {
+			t.Helper()
+			for i := from; i < to; i++ {
+				if tok := pub.Publish(topic, 1, false, strconv.Itoa(i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					t.Fatalf("publish: %v", tok.Error())
+				}
 			}
 		}
-		bus = dial()
+		for i := range n {
+			publish(old, i, i+1)
+			publish(topic, i, i+1)
+		}
+		bus = dial(false)
+		defer func() {
+			_ = bus.Close()
+			dial(true).Close() // a clean session of the same ID: the queue goes
+		}()
 		// Subscribed once RabbitMQ has sent what its prefetch lets it: the
 		// messages that arrived before any handler.
 		queue := "mqtt-subscription-" + id + "qos1"
@@ -93,27 +107,33 @@ func TestSessionsStartedAgainOnRabbitMQ(t *testing.T) {
 				t.Fatalf("RabbitMQ sent the session dialled again nothing in 30 s:\n%s", out)
 			}
 		}
-		defer func() {
-			_ = bus.Unsubscribe(topic) // the session's queue goes with it
-			_ = bus.Close()
-		}()
-		got := make(chan string, 2*n)
-		if err := bus.Subscribe(topic, func(_ string, p []byte) error { got <- string(p); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		seen := map[string]int{}
-		deadline := time.After(30 * time.Second)
-		for len(seen) < n {
-			select {
-			case p := <-got:
-				seen[p]++
-			case <-deadline:
-				t.Fatalf("the bus dialled again had %d of the %d messages its session held", len(seen), n)
+		// Two overlapping filters of this process; old, which the session
+		// kept, is subscribed to no more.
+		got := map[string]chan string{topic: make(chan string, 4*n), fmt.Sprintf("held/%s/x/+", id): make(chan string, 4*n)}
+		for f, ch := range got {
+			if err := bus.Subscribe(f, func(_ string, p []byte) error { ch <- string(p); return nil }); err != nil {
+				t.Fatal(err)
 			}
 		}
-		for p, c := range seen {
-			if c != 1 {
-				t.Errorf("message %s handed over %d times", p, c)
+		bus.Release()
+		// Twenty more after them: they arrive only if the messages of old
+		// were acknowledged (else RabbitMQ's prefetch stays full).
+		publish(topic, n, n+20)
+		for f, ch := range got {
+			seen := map[string]int{}
+			deadline := time.After(30 * time.Second)
+			for len(seen) < n+20 {
+				select {
+				case p := <-ch:
+					seen[p]++
+				case <-deadline:
+					t.Fatalf("the handler of %s had %d of the %d messages its session held and the 20 after", f, len(seen), n)
+				}
+			}
+			for p, c := range seen {
+				if c != 1 {
+					t.Errorf("message %s handed to the handler of %s %d times", p, f, c)
+				}
 			}
 		}
 	})
