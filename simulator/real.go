@@ -992,21 +992,14 @@ func (r *realRun) drained() bool {
 }
 
 // device publishes at its rate to its node's broker. A publish that gets no
-// PUBACK (the node was killed) is not repeated: only acknowledged messages
-// are promised.
+// PUBACK (the node was killed) is not repeated and not counted: only
+// acknowledged messages are promised (devClient).
 func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec deviceSpec, stop <-chan struct{}) error {
-	o := paho.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(n.name + "-" + d.name).SetCleanSession(d.kind != "twin").
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
-		SetMaxReconnectInterval(500 * time.Millisecond).SetWriteTimeout(5 * time.Second).
-		SetConnectionLostHandler(func(paho.Client, error) {
-			if n.running() {
-				n.dropped.Add(1)
-			}
-		})
+	var onConnect paho.OnConnectHandler
 	if d.kind == "twin" {
 		// A persistent session: the node's broker keeps the subscription
 		// and the deltas that come while the device is away.
-		o.SetOnConnectHandler(func(c paho.Client) {
+		onConnect = func(c paho.Client) {
 			c.Subscribe(twinTopic(n.name, d.name, "/delta"), 1, func(_ paho.Client, m paho.Message) {
 				_, seq, sent, ok := eventSeq(m.Payload())
 				if !ok || seq >= int64(len(d.deltaSeen)) {
@@ -1016,10 +1009,13 @@ func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec dev
 				d.deltaSeen[seq].Add(1)
 				r.poke()
 			})
-		})
+		}
 	}
-	c := paho.NewClient(o)
-	c.Connect()
+	c := newDevClient(n.addr, n.name+"-"+d.name, d.kind != "twin", onConnect, func(paho.Client, error) {
+		if n.running() {
+			n.dropped.Add(1)
+		}
+	})
 	var acks sync.WaitGroup // the acknowledgements this device waits for
 	defer func() {
 		acks.Wait()
@@ -1046,7 +1042,7 @@ func (r *realRun) device(ctx context.Context, n *simNode, d *simDevice, spec dev
 		if seq >= int64(len(d.seen)) {
 			return nil
 		}
-		if !c.IsConnectionOpen() {
+		if !c.ready() {
 			continue // the node is down: the device waits, as a real one would
 		}
 		d.next.Add(1)
