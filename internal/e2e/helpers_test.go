@@ -306,20 +306,29 @@ func splitHostPort(addr string) (string, string, error) { return net.SplitHostPo
 // waitJoined waits until the cloud broker at url holds each node's online
 // status. The control plane's own subscription is told of it within the
 // same publish, before any later request of the test reaches it, so a job
-// applied after this sees the nodes joined.
+// applied after this sees the nodes joined. If it gives up, it says every
+// status it did get, per node.
 func waitJoined(t testing.TB, url string, nodes ...string) {
 	t.Helper()
 	online := make(chan string, 16)
+	var mu sync.Mutex
+	heard := map[string][]string{} // each node's statuses, in order
 	c := client(t, url, "join-watcher", "app", true)
 	for _, n := range nodes {
 		if tok := c.Subscribe(topics.NodeStatusTopic(n), 1, func(_ paho.Client, m paho.Message) {
 			env, err := topics.UnmarshalEnvelope(m.Payload(), topics.Limits{})
 			var st topics.NodeStatus
-			if err == nil && env.DecodeBody(&st) == nil && st.State == topics.NodeOnline {
+			if err == nil {
+				err = env.DecodeBody(&st)
+			}
+			mu.Lock()
+			heard[n] = append(heard[n], fmt.Sprintf("%s session %d retained %v reason %q error %v", st.State, st.Session, m.Retained(), st.Reason, err))
+			mu.Unlock()
+			if err == nil && st.State == topics.NodeOnline {
 				online <- st.Node
 			}
 		}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
+			t.Fatalf("subscribing to %s's status: %v", n, tok.Error())
 		}
 	}
 	seen := map[string]bool{}
@@ -333,7 +342,9 @@ func waitJoined(t testing.TB, url string, nodes ...string) {
 		case n := <-online:
 			seen[n] = true
 		case <-deadline:
-			t.Fatalf("nodes online: %v of %v", seen, nodes)
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("nodes online: %v of %v; statuses heard: %v", seen, nodes, heard)
 		}
 	}
 }
