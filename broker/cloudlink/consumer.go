@@ -150,6 +150,7 @@ func subscribe(c paho.Client, filter string, qos byte, h paho.MessageHandler) er
 // the message unacknowledged for all, so each must take a redelivery.
 type ClientBus struct {
 	c        paho.Client
+	store    *ackStore // paho's, telling PUBACKs (acked.go)
 	clean    bool
 	resubErr func(filter string, err error)
 
@@ -220,7 +221,7 @@ type handler struct {
 // DialBus connects (retrying in the background until Close).
 func DialBus(cfg ClientConfig) (*ClientBus, error) {
 	b := &ClientBus{subs: map[string][]*handler{}, gone: map[string]bool{}, dropped: map[string]bool{},
-		clean: cfg.CleanSession, resubErr: cfg.OnResubscribeError}
+		clean: cfg.CleanSession, resubErr: cfg.OnResubscribeError, store: newAckStore()}
 	if b.resubErr == nil {
 		b.resubErr = func(filter string, err error) {
 			slog.Default().Error("broker: a subscription was not made again after a reconnection; nothing arrives on it until the next one",
@@ -250,7 +251,7 @@ func DialBus(cfg ClientConfig) (*ClientBus, error) {
 		b.mu.Lock()
 		b.parked = nil
 		b.mu.Unlock()
-	}).SetDefaultPublishHandler(b.unrouted)
+	}).SetDefaultPublishHandler(b.unrouted).SetStore(b.store)
 	b.c = paho.NewClient(o)
 	tok := b.c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
@@ -465,15 +466,22 @@ func (b *ClientBus) dispatch(filter string) paho.MessageHandler {
 	}
 }
 
-// PublishAsync publishes and returns at once; the token says when the
-// broker acknowledged it.
+// PublishAsync publishes and returns at once; at QoS 1 the token
+// completes on the broker's acknowledgement (PUBACK), also across a
+// reconnection (acked.go), or fails with ErrNotAcknowledged if the bus is
+// closed first.
 func (b *ClientBus) PublishAsync(topic string, payload []byte, retain bool, qos byte) paho.Token {
-	return b.c.Publish(topic, qos, retain, payload)
+	t := b.c.Publish(topic, qos, retain, payload)
+	if qos == 0 {
+		return t
+	}
+	return &ackToken{pub: t, store: b.store, topic: topic, payload: payload}
 }
 
-// Publish publishes and waits for the broker's acknowledgement.
+// Publish publishes and waits for the broker's acknowledgement (as
+// PublishAsync's token), at most 30 s.
 func (b *ClientBus) Publish(topic string, payload []byte, retain bool, qos byte) error {
-	t := b.c.Publish(topic, qos, retain, payload)
+	t := b.PublishAsync(topic, payload, retain, qos)
 	if !t.WaitTimeout(30 * time.Second) {
 		return errors.New("broker: publish timed out")
 	}
