@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,11 +29,16 @@ import (
 var ErrNotAcknowledged = errors.New("broker: the connection ended before the broker acknowledged the publish")
 
 // ackStore is paho's in-memory store, telling when a publish leaves it.
+// It keeps its own index of the stored publishes (paho's MemoryStore
+// holds the same under its own lock), so that what it says and its
+// waiters change together, under mu.
 type ackStore struct {
 	*paho.MemoryStore
 	mu      sync.Mutex
+	out     map[string]*packets.PublishPacket // the stored outbound publishes, by key
 	waiters map[string][]*ackWait
-	closed  bool // by Close, until Open: what it held is not acknowledged
+	closed  bool          // by Close or shutdown: what it holds will not be acknowledged
+	shut    chan struct{} // closed with closed
 }
 
 // ackWait is told how a publish left the store: done is closed once acked
@@ -43,13 +49,25 @@ type ackWait struct {
 }
 
 func newAckStore() *ackStore {
-	return &ackStore{MemoryStore: paho.NewMemoryStore(), waiters: map[string][]*ackWait{}}
+	return &ackStore{MemoryStore: paho.NewMemoryStore(), out: map[string]*packets.PublishPacket{},
+		waiters: map[string][]*ackWait{}, shut: make(chan struct{})}
+}
+
+// Put stores a packet (paho: an outbound publish before it is sent).
+func (s *ackStore) Put(key string, m packets.ControlPacket) {
+	s.MemoryStore.Put(key, m)
+	if p, ok := m.(*packets.PublishPacket); ok && strings.HasPrefix(key, "o.") {
+		s.mu.Lock()
+		s.out[key] = p
+		s.mu.Unlock()
+	}
 }
 
 // Del deletes key (paho: a PUBACK came) and tells its waiters.
 func (s *ackStore) Del(key string) {
 	s.MemoryStore.Del(key)
 	s.mu.Lock()
+	delete(s.out, key)
 	for _, w := range s.waiters[key] {
 		w.acked = true
 		close(w.done)
@@ -58,59 +76,62 @@ func (s *ackStore) Del(key string) {
 	s.mu.Unlock()
 }
 
-// Reset empties the store (paho: a clean session's first connection).
+// Reset empties the store (paho: a clean session's first connection):
+// what it held is not acknowledged.
 func (s *ackStore) Reset() {
-	s.MemoryStore.Reset()
-	s.dropAll()
-}
-
-// Open opens the store (paho: at each Connect).
-func (s *ackStore) Open() {
-	s.MemoryStore.Open()
 	s.mu.Lock()
-	s.closed = false
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.MemoryStore.Reset()
+	clear(s.out)
+	s.dropWaiters()
 }
 
-// Close closes the store (paho: the client disconnects).
+// Close closes the store (paho: the client disconnects, if it was
+// connected).
 func (s *ackStore) Close() {
 	s.MemoryStore.Close()
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.dropAll()
+	s.shutdown()
 }
 
-func (s *ackStore) dropAll() {
+// shutdown says that nothing the store holds will be acknowledged any
+// more; the bus calls it when it closes, as paho does not close the store
+// if the connection was down.
+func (s *ackStore) shutdown() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.shut)
+	}
+	s.dropWaiters()
+}
+
+func (s *ackStore) dropWaiters() {
 	for _, ws := range s.waiters {
 		for _, w := range ws {
 			close(w.done)
 		}
 	}
 	clear(s.waiters)
-	s.mu.Unlock()
 }
 
 // pending returns what tells whether the publish of topic and payload
 // under packet id is acknowledged, or nil if the store no longer holds it
-// (acknowledged: its key is gone, or holds another publish since). A
-// closed store holds nothing that will be: its publishes are not
-// acknowledged.
+// (acknowledged: its key is gone, or holds another publish since). What a
+// closed store holds is not acknowledged.
 func (s *ackStore) pending(id uint16, topic string, payload []byte) *ackWait {
 	key := "o." + strconv.Itoa(int(id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		w := &ackWait{done: make(chan struct{})}
-		close(w.done) // not acknowledged
-		return w
-	}
-	p, ok := s.MemoryStore.Get(key).(*packets.PublishPacket)
-	if !ok || p.TopicName != topic || !bytes.Equal(p.Payload, payload) {
+	p := s.out[key]
+	if p == nil || p.TopicName != topic || !bytes.Equal(p.Payload, payload) {
 		return nil
 	}
 	w := &ackWait{done: make(chan struct{})}
+	if s.closed {
+		close(w.done)
+		return w
+	}
 	s.waiters[key] = append(s.waiters[key], w)
 	return w
 }
@@ -140,27 +161,54 @@ func (t *ackToken) Wait() bool {
 // WaitTimeout waits at most d for the acknowledgement (or an error); it
 // reports whether the token completed.
 func (t *ackToken) WaitTimeout(d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	if !t.pub.WaitTimeout(d) {
-		return false
+	expired := make(chan struct{})
+	timer := time.AfterFunc(d, func() { close(expired) })
+	defer timer.Stop()
+	select {
+	case <-t.pub.Done():
+	case <-t.store.shut:
+		// Closed: paho may never complete a publish it held while
+		// reconnecting.
+		select {
+		case <-t.pub.Done():
+		default:
+			t.resolve(ErrNotAcknowledged)
+			return true
+		}
+	case <-expired:
+		select {
+		case <-t.pub.Done():
+		default:
+			return false
+		}
 	}
 	w, ok := t.settle()
 	if ok {
 		return true
 	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
 	select {
 	case <-w.done:
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		t.resolved = true
-		if !w.acked {
-			t.err = ErrNotAcknowledged
+	case <-expired:
+		select {
+		case <-w.done:
+		default:
+			return false
 		}
-		return true
-	case <-timer.C:
-		return false
+	}
+	if w.acked {
+		t.resolve(nil)
+	} else {
+		t.resolve(ErrNotAcknowledged)
+	}
+	return true
+}
+
+// resolve completes the token with err, unless it completed already.
+func (t *ackToken) resolve(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.resolved {
+		t.resolved, t.err = true, err
 	}
 }
 

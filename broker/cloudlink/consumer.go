@@ -620,6 +620,7 @@ func (b *ClientBus) Close() error {
 	b.parked = nil
 	b.mu.Unlock()
 	b.c.Disconnect(250)
+	b.store.shutdown() // publishes still unacknowledged fail (paho leaves them if the connection was down)
 	return nil
 }
 
