@@ -296,12 +296,62 @@ func (s *Store) Write(b *store.Batch) error {
 	}
 	resp, err := txn.Then(ops...).Commit()
 	if err != nil {
+		if noSpace(err) && s.holds(b, last) {
+			return nil
+		}
 		return mapErr(err)
 	}
 	if !resp.Succeeded {
 		return ErrFenced
 	}
 	return nil
+}
+
+// noSpace reports whether err is etcd's "database space exceeded".
+func noSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace)
+}
+
+// holds reports whether the store reads as b wrote it: every key b puts
+// holds its value, every key it deletes is gone. etcd answers "database
+// space exceeded" also for the transaction that crossed the quota, which
+// it has applied (the entry was committed to its log; it raises the alarm
+// as it applies it): a Write taken for refused there had written
+// everything (CI: the key of a write that returned ErrFull was there). A
+// transaction applies whole or not at all, so if every key reads as b
+// wrote it (and the fence, if any, holds), the store holds b (or held it
+// already); if the keys cannot be read, the write counts as refused.
+func (s *Store) holds(b *store.Batch, last map[string]int) bool {
+	gets := make([]clientv3.Op, 0, len(last))
+	want := make([]*store.Op, 0, len(last))
+	for i, op := range b.Ops() {
+		if last[string(op.Key)] != i {
+			continue
+		}
+		gets = append(gets, clientv3.OpGet(s.data+string(op.Key)))
+		want = append(want, &b.Ops()[i])
+	}
+	ctx, cancel := s.reqCtx()
+	defer cancel()
+	txn := s.o.Client.Txn(ctx)
+	if s.o.Fence != nil {
+		txn = txn.If(s.o.Fence()...) // and the writer still holds what its writes require
+	}
+	resp, err := txn.Then(gets...).Commit()
+	if err != nil || !resp.Succeeded || len(resp.Responses) != len(want) {
+		return false
+	}
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().GetKvs()
+		if want[i].Delete {
+			if len(kvs) != 0 {
+				return false
+			}
+		} else if len(kvs) != 1 || !bytes.Equal(kvs[0].Value, want[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // Close ends the store's requests; later calls return store.ErrClosed.

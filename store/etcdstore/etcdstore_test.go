@@ -186,8 +186,9 @@ func TestTooLargeWritesNothing(t *testing.T) {
 }
 
 // TestFullQuotaIsErrFull: when etcd's space quota is exhausted a Write
-// returns store.ErrFull and writes nothing, and what was written before
-// stays readable.
+// returns store.ErrFull and writes nothing, and every write that returned
+// nil before stays readable (etcd applies the transaction that crosses the
+// quota and still answers "space exceeded" for it: that Write returns nil).
 func TestFullQuotaIsErrFull(t *testing.T) {
 	e, err := testcluster.StartEtcd(t.TempDir(), "--quota-backend-bytes", fmt.Sprint(8<<20))
 	if err != nil {
@@ -209,8 +210,10 @@ func TestFullQuotaIsErrFull(t *testing.T) {
 	if _, err := s.Get(fmt.Appendf(nil, "big/%03d", written)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused write's key: %v, want ErrNotFound", err)
 	}
-	if v, err := s.Get([]byte("big/000")); err != nil || len(v) != len(val) {
-		t.Fatalf("the first write after the quota filled: %d bytes, %v", len(v), err)
+	for i := range written {
+		if v, err := s.Get(fmt.Appendf(nil, "big/%03d", i)); err != nil || len(v) != len(val) {
+			t.Fatalf("write %d, after the quota filled: %d bytes, %v", i, len(v), err)
+		}
 	}
 	t.Logf("ErrFull after %d writes of 512 KiB: %v", written, err)
 }
