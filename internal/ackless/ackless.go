@@ -27,6 +27,7 @@ import (
 // Broker is a running test broker.
 type Broker struct {
 	srv  *mqtt.Server
+	ln   net.Listener
 	hook *hook
 	addr string
 }
@@ -49,14 +50,19 @@ func Start(addr string, silent func(Publish) bool) (*Broker, error) {
 	if err := s.AddHook(h, nil); err != nil {
 		return nil, err
 	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "ackless", Address: addr})); err != nil {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.AddListener(listeners.NewNet("ackless", ln)); err != nil {
+		_ = ln.Close()
 		return nil, err
 	}
 	if err := s.Serve(); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
-	return &Broker{srv: s, hook: h, addr: addr}, nil
+	return &Broker{srv: s, ln: ln, hook: h, addr: addr}, nil
 }
 
 // Addr is the broker's address (host:port).
@@ -76,8 +82,14 @@ func (b *Broker) Seen() []Publish {
 // time a publish arrives.
 func (b *Broker) Arrived() <-chan struct{} { return b.hook.seen }
 
-// Close stops the broker and drops its clients' connections.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the broker and drops its clients' connections. The
+// listener closes first: mochi drops the clients before it closes its
+// listener, and a client that reconnected in between waited for a CONNACK
+// that never came (paho: 30 s).
+func (b *Broker) Close() error {
+	_ = b.ln.Close()
+	return b.srv.Close()
+}
 
 // Publish is a publish the broker saw.
 type Publish struct {
